@@ -1,0 +1,47 @@
+/**
+ * What a generation is, as the engine, the history store, the host and the renderer all see it.
+ * Pure types and constants: no node, electron or DOM imports.
+ */
+
+export const SAMPLERS = [
+  'euler',
+  'euler_a',
+  'ddim',
+  'pndm',
+  'dpmpp_2m',
+  'dpmpp_2m_karras',
+  'lcm',
+] as const;
+export type SamplerName = (typeof SAMPLERS)[number];
+
+export const GENERATION_MODES = ['txt2img', 'img2img', 'inpaint'] as const;
+export type GenerationMode = (typeof GENERATION_MODES)[number];
+
+/** Parameters of one generation, everything needed to reproduce it with the same model. */
+export interface GenerationParams {
+  mode: GenerationMode;
+  prompt: string;
+  negativePrompt: string;
+  seed: number;
+  steps: number;
+  cfg: number;
+  sampler: SamplerName;
+  width: number;
+  height: number;
+  /** img2img / inpaint: how much of the schedule runs (1 = from pure noise). */
+  strength: number;
+  /** inpaint: Gaussian feather radius of the mask edge, in image pixels. */
+  maskBlur: number;
+}
+
+/** Timings of one run, in milliseconds. */
+export interface GenerationTimings {
+  totalMs: number;
+  textEncodeMs: number;
+  vaeEncodeMs: number;
+  denoiseMs: number;
+  vaeDecodeMs: number;
+  stepsRun: number;
+}
+
+export type ExecutionProviderName = 'webgpu' | 'cuda' | 'dml' | 'coreml' | 'cpu';
