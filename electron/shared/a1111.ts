@@ -1,0 +1,196 @@
+/**
+ * The AUTOMATIC1111 "infotext": the `parameters` text that A1111 (and Forge, SD.Next, Civitai…) write
+ * into PNGs and read back. Pure TS, so the renderer can show and paste it too.
+ *
+ *   <prompt, any number of lines>
+ *   Negative prompt: <negative prompt, any number of lines>
+ *   Steps: 20, Sampler: Euler a, CFG scale: 7, Seed: 123, Size: 512x512, Model hash: abcd1234, Model: name
+ *
+ * The format and the parser follow A1111's modules/infotext_utils.py (`create_infotext`, `quote`,
+ * `parse_generation_parameters`): values with a comma, colon or newline are JSON-quoted; the last line
+ * holds the settings only if at least 3 `Key: value` pairs are found in it; the "Negative prompt:" line
+ * is left out when the negative prompt is empty.
+ */
+import type { GenerationMode, GenerationParams, SamplerName } from './generation.js';
+
+/** Our sampler names as A1111 shows them (its `samplers_k_diffusion` / `samplers_data_compvis` labels). */
+export const A1111_SAMPLER_NAMES: Readonly<Record<SamplerName, string>> = {
+  euler: 'Euler',
+  euler_a: 'Euler a',
+  ddim: 'DDIM',
+  pndm: 'PLMS',
+  dpmpp_2m: 'DPM++ 2M',
+  dpmpp_2m_karras: 'DPM++ 2M Karras',
+  lcm: 'LCM',
+};
+
+/** A1111's "Model hash" is the first 10 hex digits of the sha256 of the weights (its "AutoV2" hash). */
+export const A1111_MODEL_HASH_LENGTH = 10;
+
+const NEGATIVE_PROMPT_PREFIX = 'Negative prompt:';
+/** A1111's `re_param`: `Key: value` or `Key: "json string"`, separated by commas. */
+const SETTING_PATTERN = /\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)/g;
+/** A1111 treats the last line as settings only when it holds at least this many pairs. */
+const MIN_SETTINGS_ON_LAST_LINE = 3;
+const SIZE_PATTERN = /^(\d+)x(\d+)$/;
+
+/** A1111's `quote`: a value containing a comma, newline or colon is written as a JSON string. */
+function quote(value: string): string {
+  if (!value.includes(',') && !value.includes('\n') && !value.includes(':')) return value;
+  return JSON.stringify(value);
+}
+
+function unquote(value: string): string {
+  if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) {
+    try {
+      const parsed: unknown = JSON.parse(value);
+      if (typeof parsed === 'string') return parsed;
+    } catch {
+      // not valid JSON after all: A1111 keeps such a value as written
+    }
+  }
+  return value;
+}
+
+export interface A1111Model {
+  /** Shown as "Model" (A1111 shows the checkpoint's file name without extension). */
+  name?: string;
+  /** Our content hash (hex); shortened to A1111's 10 digits. */
+  hash?: string;
+}
+
+/**
+ * Formats parameters as an A1111 infotext. `extra` settings are appended in order (e.g. a Version).
+ * Denoising strength is written for img2img and inpaint, Mask blur for inpaint, as A1111 does.
+ */
+export function formatA1111Parameters(
+  params: GenerationParams,
+  model: A1111Model = {},
+  extra: Record<string, string | number> = {},
+): string {
+  const settings: Array<[string, string | number]> = [
+    ['Steps', params.steps],
+    ['Sampler', A1111_SAMPLER_NAMES[params.sampler]],
+    ['CFG scale', params.cfg],
+    ['Seed', params.seed],
+    ['Size', `${params.width}x${params.height}`],
+  ];
+  if (model.hash) settings.push(['Model hash', model.hash.slice(0, A1111_MODEL_HASH_LENGTH)]);
+  if (model.name) settings.push(['Model', model.name]);
+  if (params.mode !== 'txt2img') settings.push(['Denoising strength', params.strength]);
+  if (params.mode === 'inpaint') settings.push(['Mask blur', params.maskBlur]);
+  for (const [k, v] of Object.entries(extra)) settings.push([k, v]);
+
+  const settingsLine = settings.map(([k, v]) => `${k}: ${quote(String(v))}`).join(', ');
+  const negative = params.negativePrompt === '' ? '' : `\n${NEGATIVE_PROMPT_PREFIX} ${params.negativePrompt}`;
+  return `${params.prompt}${negative}\n${settingsLine}`;
+}
+
+export interface ParsedA1111Parameters {
+  prompt: string;
+  negativePrompt: string;
+  /** Every `Key: value` of the settings line, unquoted, in order; unknown keys are kept. */
+  settings: Record<string, string>;
+  /** The values we understand, mapped to our names; absent when the text doesn't say (or says something we can't use). */
+  params: Partial<GenerationParams>;
+  /** The mode as far as the settings tell: inpaint with a Mask blur, img2img with a Denoising strength (and no hires fix). */
+  mode: GenerationMode;
+  model: { name?: string; hash?: string };
+  /** The sampler as written, also when it has no counterpart among ours. */
+  samplerLabel?: string;
+}
+
+const SAMPLERS_BY_LABEL: ReadonlyMap<string, SamplerName> = new Map(
+  Object.entries(A1111_SAMPLER_NAMES).map(([ours, label]) => [label.toLowerCase(), ours as SamplerName]),
+);
+
+function toInteger(v: string | undefined): number | undefined {
+  if (v === undefined || !/^-?\d+$/.test(v.trim())) return undefined;
+  const n = Number(v.trim());
+  return Number.isSafeInteger(n) ? n : undefined;
+}
+
+function toNumber(v: string | undefined): number | undefined {
+  if (v === undefined || v.trim() === '') return undefined;
+  const n = Number(v.trim());
+  return Number.isFinite(n) ? n : undefined;
+}
+
+/** A1111's newer versions split "DPM++ 2M Karras" into "Sampler: DPM++ 2M" + "Schedule type: Karras". */
+function mapSampler(label: string, scheduleType: string | undefined): SamplerName | undefined {
+  const key = label.trim().toLowerCase();
+  if (key === 'dpm++ 2m' && scheduleType?.trim().toLowerCase() === 'karras') return 'dpmpp_2m_karras';
+  return SAMPLERS_BY_LABEL.get(key);
+}
+
+/** Parses an A1111 infotext, as A1111's own `parse_generation_parameters` does. */
+export function parseA1111Parameters(text: string): ParsedA1111Parameters {
+  const lines = text.trim().replace(/\r\n?/g, '\n').split('\n');
+  let lastLine = lines.pop() ?? '';
+  if ([...lastLine.matchAll(SETTING_PATTERN)].length < MIN_SETTINGS_ON_LAST_LINE) {
+    lines.push(lastLine);
+    lastLine = '';
+  }
+
+  const promptLines: string[] = [];
+  const negativeLines: string[] = [];
+  let inNegative = false;
+  for (const raw of lines) {
+    let line = raw.trim();
+    if (line.startsWith(NEGATIVE_PROMPT_PREFIX)) {
+      inNegative = true;
+      line = line.slice(NEGATIVE_PROMPT_PREFIX.length).trim();
+    }
+    (inNegative ? negativeLines : promptLines).push(line);
+  }
+
+  const settings: Record<string, string> = {};
+  for (const match of lastLine.matchAll(SETTING_PATTERN)) {
+    const key = match[1]!.trim();
+    settings[key] = unquote(match[2]!.trim());
+  }
+
+  const params: Partial<GenerationParams> = {
+    prompt: promptLines.join('\n'),
+    negativePrompt: negativeLines.join('\n'),
+  };
+  const steps = toInteger(settings['Steps']);
+  if (steps !== undefined) params.steps = steps;
+  const cfg = toNumber(settings['CFG scale']);
+  if (cfg !== undefined) params.cfg = cfg;
+  const seed = toInteger(settings['Seed']);
+  if (seed !== undefined) params.seed = seed;
+  const size = SIZE_PATTERN.exec(settings['Size'] ?? '');
+  if (size) {
+    params.width = Number(size[1]);
+    params.height = Number(size[2]);
+  }
+  const strength = toNumber(settings['Denoising strength']);
+  if (strength !== undefined) params.strength = strength;
+  const maskBlur = toNumber(settings['Mask blur']);
+  if (maskBlur !== undefined) params.maskBlur = maskBlur;
+  const samplerLabel = settings['Sampler'];
+  if (samplerLabel !== undefined) {
+    const sampler = mapSampler(samplerLabel, settings['Schedule type']);
+    if (sampler !== undefined) params.sampler = sampler;
+  }
+
+  // Hires fix writes a Denoising strength in txt2img too; its "Hires upscale"/"Hires steps" give it away.
+  const hires = Object.keys(settings).some((k) => k.startsWith('Hires'));
+  const mode: GenerationMode =
+    settings['Mask blur'] !== undefined ? 'inpaint' : strength !== undefined && !hires ? 'img2img' : 'txt2img';
+  params.mode = mode;
+
+  const result: ParsedA1111Parameters = {
+    prompt: params.prompt ?? '',
+    negativePrompt: params.negativePrompt ?? '',
+    settings,
+    params,
+    mode,
+    model: {},
+  };
+  if (settings['Model'] !== undefined) result.model.name = settings['Model'];
+  if (settings['Model hash'] !== undefined) result.model.hash = settings['Model hash'];
+  if (samplerLabel !== undefined) result.samplerLabel = samplerLabel;
+  return result;
+}

@@ -1,0 +1,105 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { formatA1111Parameters, parseA1111Parameters } from '../../../electron/shared/a1111.js';
+import type { GenerationParams } from '../../../electron/shared/generation.js';
+
+const base: GenerationParams = {
+  mode: 'txt2img',
+  prompt: 'a cat',
+  negativePrompt: 'blurry',
+  seed: 123,
+  steps: 20,
+  cfg: 7,
+  sampler: 'euler_a',
+  width: 512,
+  height: 512,
+  strength: 1,
+  maskBlur: 4,
+};
+
+test('formats the A1111 infotext layout', () => {
+  assert.equal(
+    formatA1111Parameters(base, { name: 'name', hash: 'abcd1234ef5678' }),
+    'a cat\nNegative prompt: blurry\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 123, Size: 512x512, Model hash: abcd1234ef, Model: name',
+  );
+  assert.equal(
+    formatA1111Parameters({ ...base, mode: 'inpaint', negativePrompt: '', strength: 0.75, sampler: 'pndm' }),
+    'a cat\nSteps: 20, Sampler: PLMS, CFG scale: 7, Seed: 123, Size: 512x512, Denoising strength: 0.75, Mask blur: 4',
+  );
+});
+
+test('every sampler name round-trips', () => {
+  for (const sampler of ['euler', 'euler_a', 'ddim', 'pndm', 'dpmpp_2m', 'dpmpp_2m_karras', 'lcm'] as const) {
+    assert.equal(parseA1111Parameters(formatA1111Parameters({ ...base, sampler })).params.sampler, sampler);
+  }
+});
+
+test('multi-line prompts, multi-line negatives and values that need quotes round-trip', () => {
+  const params: GenerationParams = {
+    ...base,
+    mode: 'inpaint',
+    prompt: 'line one, with commas\n(line two:1.3)\nthird: line',
+    negativePrompt: 'bad hands\nextra fingers, lowres',
+    strength: 0.55,
+    maskBlur: 8,
+  };
+  const text = formatA1111Parameters(params, { name: 'my: model, v2' }, { Version: 'Latent Studio 0.1.0' });
+  assert.match(text, /Model: "my: model, v2"/);
+  const parsed = parseA1111Parameters(text);
+  assert.deepEqual({ ...parsed.params }, params);
+  assert.equal(parsed.model.name, 'my: model, v2');
+  assert.equal(parsed.settings['Version'], 'Latent Studio 0.1.0');
+  assert.equal(parsed.mode, 'inpaint');
+});
+
+test('parses a real-world A1111 v1.10 string: schedule type, quoted hashes, unknown keys kept', () => {
+  const text =
+    'masterpiece, best quality, 1girl, <lora:add_detail:0.5>\n' +
+    'Negative prompt: (worst quality:1.4), easynegative\n' +
+    'Steps: 30, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 5.5, Seed: 2715487264, Size: 512x768, ' +
+    'Model hash: 7f96a1a9ca, Model: AnythingV5, VAE hash: 735e4c3a44, VAE: kl-f8-anime2.safetensors, ' +
+    'Denoising strength: 0.45, Clip skip: 2, Hires upscale: 2, Hires steps: 15, Hires upscaler: R-ESRGAN 4x+ Anime6B, ' +
+    'Lora hashes: "add_detail: 7c6bdd4b4b9a", TI hashes: "easynegative: c74b4e810b03", Version: v1.10.1';
+  const p = parseA1111Parameters(text);
+  assert.equal(p.prompt, 'masterpiece, best quality, 1girl, <lora:add_detail:0.5>');
+  assert.equal(p.negativePrompt, '(worst quality:1.4), easynegative');
+  assert.equal(p.params.sampler, 'dpmpp_2m_karras');
+  assert.equal(p.samplerLabel, 'DPM++ 2M');
+  assert.equal(p.params.seed, 2715487264);
+  assert.equal(p.params.cfg, 5.5);
+  assert.equal(p.params.width, 512);
+  assert.equal(p.params.height, 768);
+  assert.equal(p.mode, 'txt2img', 'a Denoising strength from hires fix is not img2img');
+  assert.deepEqual(p.model, { name: 'AnythingV5', hash: '7f96a1a9ca' });
+  assert.equal(p.settings['Lora hashes'], 'add_detail: 7c6bdd4b4b9a');
+  assert.equal(p.settings['Hires upscaler'], 'R-ESRGAN 4x+ Anime6B');
+  assert.equal(p.settings['Clip skip'], '2');
+});
+
+test('an unknown sampler keeps its label and maps to nothing', () => {
+  const p = parseA1111Parameters('x\nSteps: 20, Sampler: DPM++ SDE Karras, CFG scale: 7, Seed: 1, Size: 64x64');
+  assert.equal(p.params.sampler, undefined);
+  assert.equal(p.samplerLabel, 'DPM++ SDE Karras');
+});
+
+test('no negative prompt, and a prompt with no settings line at all', () => {
+  const p = parseA1111Parameters('a house\nSteps: 12, Sampler: Euler, CFG scale: 3, Seed: -1, Size: 64x32, Denoising strength: 0.3');
+  assert.equal(p.negativePrompt, '');
+  assert.equal(p.params.steps, 12);
+  assert.equal(p.params.seed, -1);
+  assert.equal(p.mode, 'img2img');
+
+  // fewer than 3 settings on the last line: it is part of the prompt, as in A1111
+  const q = parseA1111Parameters('portrait of a knight\nstyle: oil, detail: high');
+  assert.equal(q.prompt, 'portrait of a knight\nstyle: oil, detail: high');
+  assert.deepEqual(q.settings, {});
+  assert.equal(q.params.steps, undefined);
+});
+
+test('Windows line endings and surrounding whitespace are tolerated', () => {
+  const p = parseA1111Parameters('  a tree\r\nNegative prompt: fog\r\nSteps: 5, Sampler: DDIM, CFG scale: 2, Seed: 9, Size: 8x8 \r\n');
+  assert.equal(p.prompt, 'a tree');
+  assert.equal(p.negativePrompt, 'fog');
+  assert.equal(p.params.sampler, 'ddim');
+  assert.equal(p.params.width, 8);
+});
