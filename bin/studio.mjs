@@ -1,0 +1,11 @@
+#!/usr/bin/env node
+// The `studio` command. Runs the TypeScript sources through tsx (a runtime dependency), so the CLI and
+// `studio serve` work from a fresh install without a build step.
+import { register } from 'tsx/esm/api';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+
+register();
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const { main } = await import(join(root, 'electron/host/cli.ts'));
+process.exitCode = await main(process.argv.slice(2));

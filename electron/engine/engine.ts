@@ -1,0 +1,144 @@
+/**
+ * The diffusion engine: opens model folders (sessions cached per model), runs one job at a time per
+ * device, and reports progress and cancellation. Plain Node; never imports electron.
+ */
+import { resolve } from 'node:path';
+import { InvalidRequestError } from '../shared/errors.js';
+import type { ExecutionProviderName } from '../shared/generation.js';
+import type { ModelInfo, SessionReport } from '../shared/model.js';
+import { openModelFolder, type LoadedModel } from './model/model-folder.js';
+import type { SessionSettings } from './model/onnx-module.js';
+import { throwIfAborted } from './pipelines/components.js';
+import { emptyTimings, type Job } from './pipelines/job.js';
+import { imageToImage } from './pipelines/img2img.js';
+import { inpaint } from './pipelines/inpaint.js';
+import { resolveParams } from './pipelines/resolve.js';
+import { textToImage } from './pipelines/txt2img.js';
+import type { GenerateOptions, GenerateRequest, GenerateResult } from './pipelines/types.js';
+import { decodeImage, decodeMask } from './tensor/image.js';
+import { SeededRng } from './tensor/rng.js';
+
+export const DEFAULT_PROVIDERS: readonly ExecutionProviderName[] = ['webgpu', 'cuda', 'dml', 'coreml', 'cpu'];
+const PROVIDERS_BY_PLATFORM: Record<string, readonly ExecutionProviderName[]> = {
+  // onnxruntime-node bundles cpu + webgpu on Linux (cuda only with its optional install), dml on
+  // Windows, coreml on macOS. Trying one that isn't in the build costs only a failed create.
+  linux: ['webgpu', 'cuda', 'cpu'],
+  win32: ['dml', 'webgpu', 'cuda', 'cpu'],
+  darwin: ['coreml', 'webgpu', 'cpu'],
+};
+
+export interface EngineSettings {
+  /** Execution providers in the order to try; default: the platform's GPU providers, then cpu. */
+  providers?: readonly ExecutionProviderName[];
+  /** CPU intra-op threads (0 = onnxruntime decides). */
+  threads?: number;
+}
+
+export class Engine {
+  private readonly models = new Map<string, Promise<LoadedModel>>();
+  /** One job per device at a time: jobs chain on this promise. */
+  private queue: Promise<unknown> = Promise.resolve();
+  private settings: SessionSettings;
+
+  constructor(settings: EngineSettings = {}) {
+    this.settings = {
+      providers: settings.providers ?? PROVIDERS_BY_PLATFORM[process.platform] ?? DEFAULT_PROVIDERS,
+      threads: settings.threads ?? 0,
+    };
+  }
+
+  get sessionSettings(): Readonly<SessionSettings> {
+    return this.settings;
+  }
+
+  /** Changing providers or threads unloads every model so the next job opens fresh sessions. */
+  async configure(settings: EngineSettings): Promise<void> {
+    this.settings = {
+      providers: settings.providers ?? this.settings.providers,
+      threads: settings.threads ?? this.settings.threads,
+    };
+    await this.unloadAll();
+  }
+
+  /** Opens (or returns the cached) model. A failed open is not cached. */
+  loadModel(dir: string): Promise<LoadedModel> {
+    const key = resolve(dir);
+    let p = this.models.get(key);
+    if (!p) {
+      p = openModelFolder(key, this.settings);
+      this.models.set(key, p);
+      p.catch(() => this.models.delete(key));
+    }
+    return p;
+  }
+
+  async info(dir: string): Promise<{ info: ModelInfo; sessions: SessionReport }> {
+    const m = await this.loadModel(dir);
+    return { info: m.info, sessions: m.sessions };
+  }
+
+  /** Frees a model's sessions (memory is returned when onnxruntime releases them). */
+  async unload(dir: string): Promise<boolean> {
+    const key = resolve(dir);
+    const p = this.models.get(key);
+    if (!p) return false;
+    this.models.delete(key);
+    // Wait for running work so a session isn't released under a job.
+    await this.queue.catch(() => undefined);
+    const m = await p.catch(() => null);
+    await m?.release();
+    return true;
+  }
+
+  async unloadAll(): Promise<void> {
+    for (const key of [...this.models.keys()]) await this.unload(key);
+  }
+
+  loadedModels(): string[] {
+    return [...this.models.keys()];
+  }
+
+  /** Runs one generation; jobs run one at a time in call order. */
+  generate(modelDir: string, request: GenerateRequest, options: GenerateOptions = {}): Promise<GenerateResult> {
+    const run = this.queue.then(() => this.run(modelDir, request, options));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async run(modelDir: string, request: GenerateRequest, options: GenerateOptions): Promise<GenerateResult> {
+    throwIfAborted(options.signal);
+    const started = performance.now();
+    const model = await this.loadModel(modelDir);
+    const params = resolveParams(model, request);
+    const f = model.info.vaeScaleFactor;
+    const shape = { channels: model.info.latentChannels, height: params.height / f, width: params.width / f };
+    const rng = new SeededRng(params.seed);
+    const noise = request.latents ? new Float32Array(request.latents) : rng.randn(shape.channels * shape.height * shape.width);
+    const size = { width: params.width, height: params.height };
+    const initImage = request.initImage ? await decodeImage(request.initImage, 'init image', size) : null;
+    const mask = params.mode === 'inpaint' && request.mask ? await decodeMask(request.mask, size) : null;
+    const job: Job = { model, params, rng, noise, shape, initImage, mask, options, timings: emptyTimings() };
+
+    let image;
+    if (params.mode === 'txt2img' && model.info.kind === 'inpaint') {
+      // A 9-channel model draws from text with everything masked (the masked image is then all zero).
+      const blank = { width: params.width, height: params.height, rgb: new Uint8Array(params.width * params.height * 3).fill(128) };
+      image = await inpaint({ ...job, initImage: blank, mask: null });
+    } else if (params.mode === 'txt2img') image = await textToImage(job);
+    else if (params.mode === 'img2img' && model.info.kind === 'txt2img') image = await imageToImage(job);
+    else if (params.mode === 'img2img') {
+      // A 9-channel model has no plain img2img: repaint everything (full mask) from the init image.
+      image = await inpaint({ ...job, mask: null });
+    } else if (params.mode === 'inpaint') image = await inpaint(job);
+    else throw new InvalidRequestError(`unknown mode ${String(params.mode)}`);
+
+    job.timings.totalMs = performance.now() - started;
+    return {
+      image,
+      params,
+      timings: job.timings,
+      provider: model.sessions.providers['unet'] ?? 'cpu',
+      providers: model.sessions.providers,
+    };
+  }
+}

@@ -1,0 +1,235 @@
+/**
+ * One ONNX submodel (text_encoder, unet, vae_encoder, vae_decoder) opened with onnxruntime-node.
+ *
+ * - Sessions are created from the file path, so external weights (`weights.pb`, `model.onnx_data`)
+ *   resolve relative to the model's folder (sd-onnx-reference §1).
+ * - Execution providers are tried in the configured order; each failure is kept as a reason and the
+ *   provider that actually runs the session is reported.
+ * - Host code works in float32. Inputs are converted at the boundary to whatever the session declares
+ *   (float16 as Uint16Array bit patterns, int64 as BigInt64Array) and float outputs come back as float32.
+ */
+import { existsSync, openSync, readSync, closeSync, statSync } from 'node:fs';
+import * as ort from 'onnxruntime-node';
+import { ModelFolderError, StudioError } from '../../shared/errors.js';
+import type { ExecutionProviderName } from '../../shared/generation.js';
+import { fromFloat16Array, toFloat16Array } from '../tensor/fp16.js';
+
+export interface IoSpec {
+  name: string;
+  type: string;
+  /** Each dim is a number (static) or a string (symbolic); an empty array means rank 0 (or unknown). */
+  shape: ReadonlyArray<number | string>;
+}
+
+export interface ProviderAttempt {
+  provider: ExecutionProviderName;
+  error: string;
+}
+
+/** Host-side tensor: float data is always float32 here. */
+export interface HostTensor {
+  data: Float32Array | Int32Array | BigInt64Array;
+  dims: readonly number[];
+}
+
+export interface SessionSettings {
+  providers: readonly ExecutionProviderName[];
+  /** Intra-op threads for the CPU provider; 0 lets onnxruntime decide. */
+  threads: number;
+}
+
+const ORT_PROVIDER_IDS: Record<ExecutionProviderName, string> = {
+  webgpu: 'webgpu',
+  cuda: 'cuda',
+  dml: 'dml',
+  coreml: 'coreml',
+  cpu: 'cpu',
+};
+
+/** ONNX files start with a protobuf field tag: ir_version (field 1, varint) = 0x08. */
+function looksLikeOnnx(file: string): boolean {
+  const fd = openSync(file, 'r');
+  try {
+    const head = Buffer.alloc(2);
+    readSync(fd, head, 0, 2, 0);
+    return head[0] === 0x08 && head[1]! > 0 && head[1]! < 0x40;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export class OnnxModule {
+  private constructor(
+    readonly file: string,
+    /** Folder-relative name for messages, e.g. "unet/model.onnx". */
+    readonly label: string,
+    private readonly session: ort.InferenceSession,
+    readonly provider: ExecutionProviderName,
+    readonly fallbacks: readonly ProviderAttempt[],
+    readonly inputs: ReadonlyMap<string, IoSpec>,
+    readonly outputs: ReadonlyMap<string, IoSpec>,
+  ) {}
+
+  static async open(file: string, label: string, settings: SessionSettings): Promise<OnnxModule> {
+    if (!existsSync(file)) throw new ModelFolderError('file is missing', label);
+    if (statSync(file).size === 0) throw new ModelFolderError('file is empty', label);
+    if (!looksLikeOnnx(file)) throw new ModelFolderError('not an ONNX model (bad header)', label);
+    const fallbacks: ProviderAttempt[] = [];
+    const providers = settings.providers.length > 0 ? settings.providers : (['cpu'] as const);
+    for (const provider of providers) {
+      try {
+        const session = await ort.InferenceSession.create(file, {
+          executionProviders: [ORT_PROVIDER_IDS[provider]],
+          graphOptimizationLevel: 'all',
+          ...(settings.threads > 0 ? { intraOpNumThreads: settings.threads } : {}),
+          logSeverityLevel: 3,
+        });
+        return new OnnxModule(
+          file,
+          label,
+          session,
+          provider,
+          fallbacks,
+          toSpecMap(session.inputMetadata),
+          toSpecMap(session.outputMetadata),
+        );
+      } catch (err) {
+        const message = err instanceof Error ? err.message : String(err);
+        if (provider === 'cpu' || isModelDefect(message)) {
+          throw new ModelFolderError(`onnxruntime could not load it: ${firstLine(message)}`, label, { cause: err });
+        }
+        fallbacks.push({ provider, error: firstLine(message) });
+      }
+    }
+    const reasons = fallbacks.map((f) => `${f.provider}: ${f.error}`).join('; ');
+    throw new StudioError('E_MODEL_RUNTIME', `${label}: no execution provider could run it (${reasons})`);
+  }
+
+  input(name: string): IoSpec | undefined {
+    return this.inputs.get(name);
+  }
+
+  requireInput(name: string): IoSpec {
+    const spec = this.inputs.get(name);
+    if (!spec) {
+      throw new ModelFolderError(
+        `expected an input named "${name}", found ${[...this.inputs.keys()].map((n) => `"${n}"`).join(', ')}`,
+        this.label,
+      );
+    }
+    return spec;
+  }
+
+  /** The named output, else the first one (diffusers exports name them; a few tools don't). */
+  outputName(preferred: readonly string[]): string {
+    for (const name of preferred) if (this.outputs.has(name)) return name;
+    const first = this.outputs.keys().next();
+    if (first.done) throw new ModelFolderError('the model has no outputs', this.label);
+    return first.value;
+  }
+
+  /** Runs the session. Float inputs are converted to the declared dtype; float outputs return as float32. */
+  async run(feeds: Record<string, HostTensor>, outputNames: readonly string[]): Promise<Record<string, HostTensor>> {
+    const ortFeeds: Record<string, ort.Tensor> = {};
+    for (const [name, tensor] of Object.entries(feeds)) {
+      const spec = this.requireInput(name);
+      ortFeeds[name] = toOrtTensor(tensor, spec, this.label);
+    }
+    let results: ort.InferenceSession.ReturnType;
+    try {
+      results = await this.session.run(ortFeeds, [...outputNames]);
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      throw new StudioError('E_MODEL_RUNTIME', `${this.label}: inference failed: ${firstLine(message)}`, { cause: err });
+    }
+    const out: Record<string, HostTensor> = {};
+    for (const name of outputNames) {
+      const value = results[name];
+      if (!value) throw new StudioError('E_MODEL_RUNTIME', `${this.label}: no output "${name}"`);
+      out[name] = fromOrtTensor(value, this.label);
+      value.dispose();
+    }
+    return out;
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}
+
+function toSpecMap(meta: readonly ort.InferenceSession.ValueMetadata[]): Map<string, IoSpec> {
+  const map = new Map<string, IoSpec>();
+  for (const m of meta) {
+    if (m.isTensor) map.set(m.name, { name: m.name, type: m.type, shape: m.shape });
+    else map.set(m.name, { name: m.name, type: 'non-tensor', shape: [] });
+  }
+  return map;
+}
+
+function firstLine(message: string): string {
+  return message.split('\n')[0]!.slice(0, 500);
+}
+
+/** Errors that no other provider would fix: the file itself is bad. */
+function isModelDefect(message: string): boolean {
+  return /protobuf parsing failed|invalid model|load model|external data|no such file|model_path|ModelProto|not a valid/i.test(
+    message,
+  );
+}
+
+export function toOrtTensor(tensor: HostTensor, spec: IoSpec, label: string): ort.Tensor {
+  const dims = [...tensor.dims];
+  const { data } = tensor;
+  switch (spec.type) {
+    case 'float32':
+      return new ort.Tensor('float32', asFloat32(data), dims);
+    case 'float16':
+      return new ort.Tensor('float16', toFloat16Array(asFloat32(data)), dims);
+    case 'float64':
+      return new ort.Tensor('float64', Float64Array.from(asFloat32(data)), dims);
+    case 'int32':
+      return new ort.Tensor('int32', data instanceof Int32Array ? data : Int32Array.from(asNumbers(data)), dims);
+    case 'int64': {
+      if (data instanceof BigInt64Array) return new ort.Tensor('int64', data, dims);
+      const out = new BigInt64Array(data.length);
+      // Truncation toward zero, as numpy's astype(int64) does for a float Euler timestep (§2.2).
+      for (let i = 0; i < data.length; i++) out[i] = BigInt(Math.trunc(data[i]!));
+      return new ort.Tensor('int64', out, dims);
+    }
+    default:
+      throw new ModelFolderError(`input "${spec.name}" has unsupported type ${spec.type}`, label);
+  }
+}
+
+function asFloat32(data: HostTensor['data']): Float32Array {
+  if (data instanceof Float32Array) return data;
+  if (data instanceof BigInt64Array) return Float32Array.from(data, (v) => Number(v));
+  return Float32Array.from(data);
+}
+
+function asNumbers(data: HostTensor['data']): ArrayLike<number> {
+  if (data instanceof BigInt64Array) return Array.from(data, (v) => Number(v));
+  return data;
+}
+
+export function fromOrtTensor(value: ort.Tensor, label: string): HostTensor {
+  const dims = [...value.dims];
+  switch (value.type) {
+    case 'float32':
+      // Copy: the output buffer belongs to onnxruntime and is released by dispose().
+      return { data: new Float32Array(value.data as Float32Array), dims };
+    case 'float16': {
+      const raw = value.data as unknown;
+      if (raw instanceof Uint16Array) return { data: fromFloat16Array(raw), dims };
+      return { data: Float32Array.from(raw as ArrayLike<number>), dims };
+    }
+    case 'float64':
+      return { data: Float32Array.from(value.data as Float64Array), dims };
+    case 'int32':
+      return { data: new Int32Array(value.data as Int32Array), dims };
+    case 'int64':
+      return { data: new BigInt64Array(value.data as BigInt64Array), dims };
+    default:
+      throw new StudioError('E_MODEL_RUNTIME', `${label}: unsupported output type ${value.type}`);
+  }
+}

@@ -1,0 +1,227 @@
+/**
+ * The building blocks every pipeline shares: prompt encoding, one guided U-Net prediction, VAE encode and
+ * decode, progress. The loops themselves live in txt2img.ts, img2img.ts and inpaint.ts so each reads
+ * top to bottom like the diffusers pipeline it mirrors (sd-onnx-reference §3).
+ */
+import { CancelledError } from '../../shared/errors.js';
+import type { LoadedModel } from '../model/model-folder.js';
+import { timestepTensor } from '../model/model-folder.js';
+import type { HostTensor } from '../model/onnx-module.js';
+import type { GaussianSource } from '../tensor/rng.js';
+import { latentPreview } from '../tensor/preview.js';
+import { tensorToImage, type RgbImage } from '../tensor/image.js';
+import type { GenerateOptions } from './types.js';
+
+/** `logvar` clamp of diffusers `DiagonalGaussianDistribution`. */
+const LOGVAR_MIN = -30;
+const LOGVAR_MAX = 20;
+
+export interface LatentShape {
+  channels: number;
+  height: number;
+  width: number;
+}
+
+export function latentSize(s: LatentShape): number {
+  return s.channels * s.height * s.width;
+}
+
+export function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new CancelledError();
+}
+
+/** Text embeddings for one job: `cond` always, `uncond` when classifier-free guidance is on. */
+export interface PromptEmbeddings {
+  cond: Float32Array;
+  uncond: Float32Array | null;
+  tokens: number;
+  hidden: number;
+}
+
+/**
+ * Tokenizes and encodes the prompt (and the negative prompt when guidance is on). Batched as
+ * [uncond, cond] in one call when the text encoder's batch axis is dynamic, two calls otherwise.
+ */
+export async function encodePrompts(
+  model: LoadedModel,
+  prompt: string,
+  negative: string,
+  withUncond: boolean,
+): Promise<PromptEmbeddings> {
+  const te = model.modules.textEncoder;
+  const outName = te.outputName(['last_hidden_state']);
+  const len = model.tokenizer.maxLength;
+  const texts = withUncond ? [negative, prompt] : [prompt];
+  const idRows = texts.map((t) => model.tokenizer.encode(t).ids);
+  const run = async (rows: number[][]): Promise<Float32Array> => {
+    const ids = new Int32Array(rows.length * len);
+    rows.forEach((r, i) => ids.set(r, i * len));
+    const out = await te.run({ input_ids: { data: ids, dims: [rows.length, len] } }, [outName]);
+    return out[outName]!.data as Float32Array;
+  };
+  let all: Float32Array;
+  if (model.info.textEncoder.batchDynamic || idRows.length === 1) {
+    all = await run(idRows);
+  } else {
+    const parts = await Promise.all(idRows.map((r) => run([r])));
+    all = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+    let o = 0;
+    for (const p of parts) {
+      all.set(p, o);
+      o += p.length;
+    }
+  }
+  const per = all.length / texts.length;
+  const hidden = per / len;
+  return withUncond
+    ? { uncond: all.subarray(0, per), cond: all.subarray(per), tokens: len, hidden }
+    : { uncond: null, cond: all, tokens: len, hidden };
+}
+
+/**
+ * LCM guidance embedding (`get_guidance_scale_embedding`, sd-onnx-reference §3.7):
+ * w·1000, sinusoidal with log(10000)/(half−1) frequency spacing, [sin | cos], zero-padded if dim is odd.
+ */
+export function guidanceEmbedding(guidanceScale: number, dim: number): Float32Array {
+  const w = (guidanceScale - 1) * 1000;
+  const half = Math.floor(dim / 2);
+  const e = Math.log(10000) / (half - 1);
+  const out = new Float32Array(dim);
+  for (let i = 0; i < half; i++) {
+    const freq = Math.exp(i * -e);
+    out[i] = Math.sin(w * freq);
+    out[half + i] = Math.cos(w * freq);
+  }
+  return out;
+}
+
+/**
+ * One noise prediction with classifier-free guidance: `uncond + g·(cond − uncond)`.
+ * `input` is the already-scaled model input for one image, [Cin, h, w] (Cin includes the inpainting
+ * mask and masked-image latents). Guidance runs as one batch-2 call when the U-Net's batch axis is
+ * dynamic, as two calls otherwise, and not at all when `embeddings.uncond` is null.
+ */
+export async function predictNoise(
+  model: LoadedModel,
+  input: Float32Array,
+  inChannels: number,
+  shape: LatentShape,
+  t: number,
+  embeddings: PromptEmbeddings,
+  cfg: number,
+  timestepCond: Float32Array | null,
+): Promise<Float32Array> {
+  const unet = model.modules.unet;
+  const outName = unet.outputName(['out_sample']);
+  const { height: h, width: w } = shape;
+  const { tokens, hidden } = embeddings;
+  const call = async (batch: number, sample: Float32Array, states: Float32Array): Promise<Float32Array> => {
+    const feeds: Record<string, HostTensor> = {
+      sample: { data: sample, dims: [batch, inChannels, h, w] },
+      timestep: timestepTensor(t, model.info.unet.timestepRank),
+      encoder_hidden_states: { data: states, dims: [batch, tokens, hidden] },
+    };
+    if (timestepCond) {
+      const dim = timestepCond.length;
+      const cond = new Float32Array(batch * dim);
+      for (let b = 0; b < batch; b++) cond.set(timestepCond, b * dim);
+      feeds['timestep_cond'] = { data: cond, dims: [batch, dim] };
+    }
+    const out = await unet.run(feeds, [outName]);
+    return out[outName]!.data as Float32Array;
+  };
+  if (!embeddings.uncond) return call(1, input, embeddings.cond);
+
+  let uncondOut: Float32Array;
+  let condOut: Float32Array;
+  if (model.info.unet.batchDynamic) {
+    const sample = new Float32Array(input.length * 2);
+    sample.set(input, 0);
+    sample.set(input, input.length);
+    const states = new Float32Array(embeddings.uncond.length * 2);
+    states.set(embeddings.uncond, 0);
+    states.set(embeddings.cond, embeddings.uncond.length);
+    const both = await call(2, sample, states);
+    const half = both.length / 2;
+    uncondOut = both.subarray(0, half);
+    condOut = both.subarray(half);
+  } else {
+    uncondOut = await call(1, input, embeddings.uncond);
+    condOut = await call(1, input, embeddings.cond);
+  }
+  const guided = new Float32Array(condOut.length);
+  for (let i = 0; i < guided.length; i++) guided[i] = uncondOut[i]! + cfg * (condOut[i]! - uncondOut[i]!);
+  return guided;
+}
+
+/** Decodes `latents / scaling_factor` with the VAE decoder to RGB (§3.1 step 6). */
+export async function decodeLatents(model: LoadedModel, latents: Float32Array, shape: LatentShape): Promise<RgbImage> {
+  const dec = model.modules.vaeDecoder;
+  const outName = dec.outputName(['sample']);
+  const scaled = new Float32Array(latents.length);
+  const inv = 1 / model.info.vaeScalingFactor;
+  for (let i = 0; i < scaled.length; i++) scaled[i] = latents[i]! * inv;
+  const out = await dec.run({ latent_sample: { data: scaled, dims: [1, shape.channels, shape.height, shape.width] } }, [outName]);
+  const t = out[outName]!;
+  return tensorToImage(t.data as Float32Array, t.dims[3]!, t.dims[2]!);
+}
+
+/**
+ * Encodes an image tensor [3, H, W] in [-1, 1] to scaled latents. A `latent_parameters` encoder
+ * (optimum) gives mean ‖ logvar and we sample `mean + exp(½·clamp(logvar))·z` with the job's RNG, as
+ * the torch pipelines' `latent_dist.sample()` does; a `latent_sample` encoder (diffusers script) samples
+ * inside its graph. Either way the result is multiplied by the scaling factor (§8.7).
+ */
+export async function encodeImage(
+  model: LoadedModel,
+  image: Float32Array,
+  width: number,
+  height: number,
+  rng: GaussianSource,
+): Promise<Float32Array> {
+  const enc = model.modules.vaeEncoder;
+  if (!enc || !model.info.vaeEncoder) throw new Error('encodeImage called on a model without a VAE encoder');
+  const outName = model.info.vaeEncoder.output;
+  const out = await enc.run({ sample: { data: image, dims: [1, 3, height, width] } }, [outName]);
+  const t = out[outName]!;
+  const data = t.data as Float32Array;
+  const scaling = model.info.vaeScalingFactor;
+  if (outName === 'latent_sample') {
+    const latents = new Float32Array(data.length);
+    for (let i = 0; i < data.length; i++) latents[i] = data[i]! * scaling;
+    return latents;
+  }
+  const half = data.length / 2;
+  const z = rng.randn(half);
+  const latents = new Float32Array(half);
+  for (let i = 0; i < half; i++) {
+    const mean = data[i]!;
+    const logvar = Math.min(LOGVAR_MAX, Math.max(LOGVAR_MIN, data[half + i]!));
+    latents[i] = (mean + Math.exp(0.5 * logvar) * z[i]!) * scaling;
+  }
+  return latents;
+}
+
+/** Step timing, ETA and previews for the progress callback. */
+export class ProgressReporter {
+  private readonly start = performance.now();
+  private readonly every: number;
+
+  constructor(
+    private readonly total: number,
+    private readonly shape: LatentShape,
+    private readonly options: GenerateOptions,
+  ) {
+    this.every = options.previewEvery ?? 1;
+  }
+
+  report(step: number, latents: Float32Array): void {
+    const cb = this.options.onProgress;
+    if (!cb) return;
+    const elapsedMs = performance.now() - this.start;
+    const etaMs = step > 0 ? (elapsedMs / step) * (this.total - step) : 0;
+    const wantPreview = this.every > 0 && (step % this.every === 0 || step === this.total);
+    const preview = wantPreview ? latentPreview(latents, this.shape.channels, this.shape.width, this.shape.height) : undefined;
+    cb({ step, total: this.total, elapsedMs, etaMs, ...(preview ? { preview } : {}) });
+  }
+}

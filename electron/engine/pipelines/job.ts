@@ -1,0 +1,40 @@
+/** One generation in flight: the model, checked parameters, RNG, latent shape, inputs and timings. */
+import type { GenerationParams, GenerationTimings } from '../../shared/generation.js';
+import type { LoadedModel } from '../model/model-folder.js';
+import type { GrayImage, RgbImage } from '../tensor/image.js';
+import type { SeededRng } from '../tensor/rng.js';
+import type { LatentShape } from './components.js';
+import type { GenerateOptions } from './types.js';
+
+export interface Job {
+  model: LoadedModel;
+  params: GenerationParams;
+  /**
+   * The job's RNG. Draw order is fixed and documented so a seed means the same thing in every version:
+   * 1. the initial noise (unless the request supplied `latents`);
+   * 2. VAE posterior samples for the init image, then for the masked image (latent_parameters encoders);
+   * 3. ancestral / LCM scheduler noise, one latent-sized draw per step.
+   */
+  rng: SeededRng;
+  /** The initial noise ε ~ N(0, I), [1, C, h, w]: from the request's `latents` or drawn first from `rng`. */
+  noise: Float32Array;
+  shape: LatentShape;
+  initImage: RgbImage | null;
+  mask: GrayImage | null;
+  options: GenerateOptions;
+  timings: GenerationTimings;
+}
+
+export function emptyTimings(): GenerationTimings {
+  return { totalMs: 0, textEncodeMs: 0, vaeEncodeMs: 0, denoiseMs: 0, vaeDecodeMs: 0, stepsRun: 0 };
+}
+
+/** Measures an async stage into one of the timing fields. */
+export async function timed<T>(job: Job, field: keyof Omit<GenerationTimings, 'stepsRun'>, fn: () => Promise<T>): Promise<T> {
+  const t0 = performance.now();
+  try {
+    return await fn();
+  } finally {
+    job.timings[field] += performance.now() - t0;
+  }
+}

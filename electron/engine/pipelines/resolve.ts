@@ -1,0 +1,107 @@
+/**
+ * Turns a request into complete, checked parameters for one model, before any session runs.
+ * "Raising concise error messages is preferred to silently correcting erroneous input" (diffusers).
+ */
+import { InvalidRequestError } from '../../shared/errors.js';
+import { GENERATION_MODES, SAMPLERS, type GenerationParams } from '../../shared/generation.js';
+import type { LoadedModel } from '../model/model-folder.js';
+import { MAX_SEED } from '../tensor/rng.js';
+import type { GenerateRequest } from './types.js';
+
+export const MAX_STEPS = 1000;
+export const MAX_CFG = 50;
+export const MAX_PROMPT_CHARS = 10_000;
+export const MAX_SIDE = 4096;
+export const MAX_MASK_BLUR = 256;
+export const DEFAULT_IMG2IMG_STRENGTH = 0.75;
+export const DEFAULT_MASK_BLUR = 4;
+
+function checkInt(name: string, v: number, min: number, max: number): void {
+  if (!Number.isInteger(v) || v < min || v > max) {
+    throw new InvalidRequestError(`${name} must be an integer from ${min} to ${max}, got ${v}`);
+  }
+}
+
+function checkNumber(name: string, v: number, min: number, max: number): void {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) {
+    throw new InvalidRequestError(`${name} must be a number from ${min} to ${max}, got ${v}`);
+  }
+}
+
+export function resolveParams(model: LoadedModel, req: GenerateRequest): GenerationParams {
+  const info = model.info;
+  if (!GENERATION_MODES.includes(req.mode)) {
+    throw new InvalidRequestError(`mode must be one of ${GENERATION_MODES.join(', ')}, got ${String(req.mode)}`);
+  }
+  if (!info.supports.includes(req.mode)) {
+    throw new InvalidRequestError(`${info.name} cannot do ${req.mode} (it supports ${info.supports.join(', ')})`);
+  }
+  if (typeof req.prompt !== 'string') throw new InvalidRequestError('prompt must be a string');
+  const negativePrompt = req.negativePrompt ?? '';
+  if (typeof negativePrompt !== 'string') throw new InvalidRequestError('negativePrompt must be a string');
+  if (req.prompt.length > MAX_PROMPT_CHARS || negativePrompt.length > MAX_PROMPT_CHARS) {
+    throw new InvalidRequestError(`prompts are limited to ${MAX_PROMPT_CHARS} characters`);
+  }
+  checkInt('seed', req.seed, 0, MAX_SEED);
+  const sampler = req.sampler ?? info.defaults.sampler;
+  if (!SAMPLERS.includes(sampler)) throw new InvalidRequestError(`unknown sampler "${String(sampler)}"; choose one of ${SAMPLERS.join(', ')}`);
+  if (sampler === 'lcm' && info.family !== 'lcm') {
+    // The LCM scheduler only makes sense for a consistency-distilled U-Net.
+    throw new InvalidRequestError(`the lcm sampler needs an LCM model; ${info.name} is ${info.family}`);
+  }
+  const steps = req.steps ?? info.defaults.steps;
+  checkInt('steps', steps, 1, MAX_STEPS);
+  const cfg = req.cfg ?? info.defaults.cfg;
+  checkNumber('cfg', cfg, 0, MAX_CFG);
+
+  const width = req.width ?? info.defaults.width;
+  const height = req.height ?? info.defaults.height;
+  checkInt('width', width, 8, MAX_SIDE);
+  checkInt('height', height, 8, MAX_SIDE);
+  if (width % 8 !== 0 || height % 8 !== 0) {
+    throw new InvalidRequestError(`width and height must be multiples of 8, got ${width}×${height}`);
+  }
+  if (width % info.sizeMultiple !== 0 || height % info.sizeMultiple !== 0) {
+    throw new InvalidRequestError(`${info.name} needs width and height that are multiples of ${info.sizeMultiple}, got ${width}×${height}`);
+  }
+  if (info.fixedSize && (info.fixedSize.width !== width || info.fixedSize.height !== height)) {
+    throw new InvalidRequestError(`${info.name} only accepts ${info.fixedSize.width}×${info.fixedSize.height}, got ${width}×${height}`);
+  }
+
+  const needsImage = req.mode !== 'txt2img';
+  if (needsImage && !(req.initImage instanceof Uint8Array && req.initImage.length > 0)) {
+    throw new InvalidRequestError(`${req.mode} needs an init image`);
+  }
+  if (req.mode === 'inpaint' && !(req.mask instanceof Uint8Array && req.mask.length > 0)) {
+    throw new InvalidRequestError('inpaint needs a mask (white = repaint)');
+  }
+  const strength = req.strength ?? (req.mode === 'img2img' ? DEFAULT_IMG2IMG_STRENGTH : 1);
+  checkNumber('strength', strength, 0, 1);
+  if (needsImage && Math.floor(steps * strength) < 1) {
+    throw new InvalidRequestError(`strength × steps must be at least 1 step (got ${strength} × ${steps})`);
+  }
+  const maskBlur = req.maskBlur ?? DEFAULT_MASK_BLUR;
+  checkNumber('maskBlur', maskBlur, 0, MAX_MASK_BLUR);
+
+  if (req.latents !== undefined) {
+    const expected = info.latentChannels * (height / info.vaeScaleFactor) * (width / info.vaeScaleFactor);
+    if (!(req.latents instanceof Float32Array) || req.latents.length !== expected) {
+      throw new InvalidRequestError(
+        `latents must be float32 [1, ${info.latentChannels}, ${height / info.vaeScaleFactor}, ${width / info.vaeScaleFactor}] (${expected} values), got ${req.latents instanceof Float32Array ? req.latents.length : typeof req.latents}`,
+      );
+    }
+  }
+  return {
+    mode: req.mode,
+    prompt: req.prompt,
+    negativePrompt,
+    seed: req.seed,
+    steps,
+    cfg,
+    sampler,
+    width,
+    height,
+    strength: needsImage ? strength : 1,
+    maskBlur: req.mode === 'inpaint' ? maskBlur : 0,
+  };
+}

@@ -1,0 +1,55 @@
+/** The engine's request, result and progress types (plain data; the host maps IPC payloads onto these). */
+import type { ExecutionProviderName, GenerationMode, GenerationParams, GenerationTimings, SamplerName } from '../../shared/generation.js';
+import type { RgbImage } from '../tensor/image.js';
+
+export interface GenerateRequest {
+  mode: GenerationMode;
+  prompt: string;
+  negativePrompt?: string;
+  /** Integer in [0, 2^53). */
+  seed: number;
+  steps?: number;
+  cfg?: number;
+  sampler?: SamplerName;
+  width?: number;
+  height?: number;
+  /** img2img / inpaint: 0 < strength ≤ 1 (default 0.75 for img2img, 1 for inpaint). */
+  strength?: number;
+  /** inpaint: inward feather of the mask edge in pixels (default 4). */
+  maskBlur?: number;
+  /** img2img / inpaint: the input image, encoded (PNG, JPEG, WebP). */
+  initImage?: Uint8Array;
+  /** inpaint: the mask, encoded; white = repaint. */
+  mask?: Uint8Array;
+  /**
+   * Caller-supplied initial noise, like diffusers' `latents=`: float32, shape [1, C, H/f, W/f].
+   * Used instead of drawing from the seed, so a run can be compared with the reference implementation.
+   */
+  latents?: Float32Array;
+}
+
+export interface GenerateProgress {
+  step: number;
+  total: number;
+  elapsedMs: number;
+  etaMs: number;
+  /** A small RGB preview (one pixel per latent cell), projected from the latents without the VAE. */
+  preview?: RgbImage;
+}
+
+export interface GenerateOptions {
+  signal?: AbortSignal;
+  onProgress?: (p: GenerateProgress) => void;
+  /** Emit a preview every n steps (0 = never). Default 1. */
+  previewEvery?: number;
+}
+
+export interface GenerateResult {
+  image: RgbImage;
+  params: GenerationParams;
+  timings: GenerationTimings;
+  /** The provider the U-Net ran on. */
+  provider: ExecutionProviderName;
+  /** Per-submodel providers. */
+  providers: Record<string, ExecutionProviderName>;
+}

@@ -1,0 +1,212 @@
+/**
+ * The `studio` command line: generate, tokenize, info. The first real user of the engine.
+ * Every command prints JSON on stdout; errors go to stderr as `{ error: {name, code, message} }` with exit 1.
+ */
+import { randomInt } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { formatA1111Parameters } from '../shared/a1111.js';
+import { InvalidRequestError, serializeError } from '../shared/errors.js';
+import { SAMPLERS, type ExecutionProviderName, type SamplerName } from '../shared/generation.js';
+import { Engine } from '../engine/engine.js';
+import type { GenerateRequest } from '../engine/pipelines/types.js';
+import { readNpyFloat32 } from '../engine/tensor/npy.js';
+import { ClipTokenizer } from '../engine/tokenizer/clip-tokenizer.js';
+import { encodePng } from '../history/png.js';
+
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** The model that ships with the app (native-models/), used when no other is chosen. */
+export const BUNDLED_MODEL_DIR = join(REPO_ROOT, 'native-models', 'emoji-ldm');
+const PROVIDER_NAMES: readonly ExecutionProviderName[] = ['webgpu', 'cuda', 'dml', 'coreml', 'cpu'];
+
+const USAGE = `Usage:
+  studio generate [--model DIR] --prompt TEXT [--negative TEXT] [--init IMG --strength S] [--mask PNG]
+                  [--mask-blur PX] [--steps N] [--cfg G] [--sampler NAME] [--seed N] [--width W --height H]
+                  [--latents FILE.npy] [--providers cpu,webgpu,…] [--threads N] --out FILE.png
+  studio tokenize [--model DIR] TEXT
+  studio info [--model DIR]
+
+Without --model, the bundled model (native-models/emoji-ldm) is used.
+Samplers: ${SAMPLERS.join(', ')}.`;
+
+export function resolveModelDir(dir: string | undefined): string {
+  if (dir) return resolve(dir);
+  if (existsSync(join(BUNDLED_MODEL_DIR, 'model_index.json'))) return BUNDLED_MODEL_DIR;
+  throw new InvalidRequestError(`no model given and the bundled model is missing (${BUNDLED_MODEL_DIR}); pass --model DIR`);
+}
+
+function parse(argv: string[], options: ParseArgsConfig['options']): ReturnType<typeof parseArgs> {
+  try {
+    return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+  } catch (err) {
+    throw new InvalidRequestError(`${(err as Error).message}\n\n${USAGE}`);
+  }
+}
+
+function numberArg(values: Record<string, unknown>, name: string): number | undefined {
+  const v = values[name];
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (typeof v !== 'string' || v.trim() === '' || !Number.isFinite(n)) throw new InvalidRequestError(`--${name} must be a number, got "${String(v)}"`);
+  return n;
+}
+
+function readInput(path: string, what: string): Uint8Array {
+  if (!existsSync(path)) throw new InvalidRequestError(`${what} not found: ${path}`);
+  return readFileSync(path);
+}
+
+function engineFrom(values: Record<string, unknown>): Engine {
+  const providers = typeof values['providers'] === 'string' ? values['providers'].split(',').map((p) => p.trim()) : undefined;
+  for (const p of providers ?? []) {
+    if (!PROVIDER_NAMES.includes(p as ExecutionProviderName)) {
+      throw new InvalidRequestError(`unknown execution provider "${p}"; choose from ${PROVIDER_NAMES.join(', ')}`);
+    }
+  }
+  return new Engine({
+    ...(providers ? { providers: providers as ExecutionProviderName[] } : {}),
+    ...(values['threads'] !== undefined ? { threads: numberArg(values, 'threads')! } : {}),
+  });
+}
+
+async function generate(argv: string[]): Promise<unknown> {
+  const { values } = parse(argv, {
+    model: { type: 'string' },
+    prompt: { type: 'string' },
+    negative: { type: 'string' },
+    init: { type: 'string' },
+    strength: { type: 'string' },
+    mask: { type: 'string' },
+    'mask-blur': { type: 'string' },
+    steps: { type: 'string' },
+    cfg: { type: 'string' },
+    sampler: { type: 'string' },
+    seed: { type: 'string' },
+    width: { type: 'string' },
+    height: { type: 'string' },
+    latents: { type: 'string' },
+    providers: { type: 'string' },
+    threads: { type: 'string' },
+    out: { type: 'string' },
+  });
+  if (typeof values['prompt'] !== 'string') throw new InvalidRequestError(`--prompt is required\n\n${USAGE}`);
+  if (typeof values['out'] !== 'string') throw new InvalidRequestError(`--out is required\n\n${USAGE}`);
+  const modelDir = resolveModelDir(values['model'] as string | undefined);
+  const init = values['init'] as string | undefined;
+  const mask = values['mask'] as string | undefined;
+  if (mask && !init) throw new InvalidRequestError('--mask needs --init (the image to repaint)');
+  const seed = numberArg(values, 'seed') ?? randomInt(0, 2 ** 32);
+  const request: GenerateRequest = {
+    mode: mask ? 'inpaint' : init ? 'img2img' : 'txt2img',
+    prompt: values['prompt'],
+    negativePrompt: (values['negative'] as string | undefined) ?? '',
+    seed,
+  };
+  const optional: Array<[keyof GenerateRequest, string]> = [
+    ['steps', 'steps'],
+    ['cfg', 'cfg'],
+    ['width', 'width'],
+    ['height', 'height'],
+    ['strength', 'strength'],
+    ['maskBlur', 'mask-blur'],
+  ];
+  for (const [key, flag] of optional) {
+    const n = numberArg(values, flag);
+    if (n !== undefined) (request as unknown as Record<string, number>)[key] = n;
+  }
+  if (typeof values['sampler'] === 'string') request.sampler = values['sampler'] as SamplerName;
+  if (init) request.initImage = readInput(init, 'init image');
+  if (mask) request.mask = readInput(mask, 'mask');
+  if (typeof values['latents'] === 'string') {
+    request.latents = readNpyFloat32(readInput(values['latents'], 'latents file'), values['latents']).data;
+  }
+
+  const engine = engineFrom(values);
+  try {
+    const { info } = await engine.info(modelDir);
+    // An init image without explicit size keeps its own size (rounded down to what the model accepts).
+    if (request.initImage && request.width === undefined && request.height === undefined) {
+      const { default: sharp } = await import('sharp');
+      const meta = await sharp(request.initImage).metadata().catch(() => null);
+      if (meta?.width && meta.height) {
+        const m = info.sizeMultiple;
+        request.width = Math.max(m, Math.floor(meta.width / m) * m);
+        request.height = Math.max(m, Math.floor(meta.height / m) * m);
+      }
+    }
+    const result = await engine.generate(modelDir, request);
+    const png = await encodePng(result.image, {
+      parameters: formatA1111Parameters(result.params, { name: info.name }),
+      request: { params: result.params, model: info.name },
+    });
+    const out = resolve(values['out']);
+    await mkdir(dirname(out), { recursive: true });
+    const tmp = `${out}.tmp-${process.pid}`;
+    await writeFile(tmp, png);
+    await rename(tmp, out);
+    return {
+      path: out,
+      seed: result.params.seed,
+      width: result.params.width,
+      height: result.params.height,
+      mode: result.params.mode,
+      sampler: result.params.sampler,
+      steps: result.params.steps,
+      provider: result.provider,
+      timings: roundTimings(result.timings),
+    };
+  } finally {
+    await engine.unloadAll();
+  }
+}
+
+function roundTimings<T extends object>(t: T): T {
+  return Object.fromEntries(Object.entries(t).map(([k, v]) => [k, typeof v === 'number' ? Math.round(v * 10) / 10 : v])) as T;
+}
+
+async function tokenize(argv: string[]): Promise<unknown> {
+  const { values, positionals } = parse(argv, { model: { type: 'string' } });
+  if (positionals.length === 0) throw new InvalidRequestError(`tokenize needs a text\n\n${USAGE}`);
+  const modelDir = resolveModelDir(values['model'] as string | undefined);
+  const tokenizer = await ClipTokenizer.fromFolder(join(modelDir, 'tokenizer'));
+  const { ids, count, truncated } = tokenizer.encode(positionals.join(' '));
+  return { ids, count, truncated };
+}
+
+async function info(argv: string[]): Promise<unknown> {
+  const { values } = parse(argv, { model: { type: 'string' }, providers: { type: 'string' }, threads: { type: 'string' } });
+  const engine = engineFrom(values);
+  try {
+    const { info, sessions } = await engine.info(resolveModelDir(values['model'] as string | undefined));
+    return { ...info, sessions };
+  } finally {
+    await engine.unloadAll();
+  }
+}
+
+const COMMANDS: Record<string, (argv: string[]) => Promise<unknown>> = { generate, tokenize, info };
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command || command === '--help' || command === '-h' || command === 'help') {
+    process.stdout.write(`${USAGE}\n`);
+    return command ? 0 : 1;
+  }
+  const fn = COMMANDS[command];
+  if (!fn) {
+    process.stderr.write(`${JSON.stringify({ error: serializeError(new InvalidRequestError(`unknown command "${command}"`)) })}\n${USAGE}\n`);
+    return 1;
+  }
+  try {
+    const out = await fn(rest);
+    process.stdout.write(`${JSON.stringify(out)}\n`);
+    return 0;
+  } catch (err) {
+    process.stderr.write(`${JSON.stringify({ error: serializeError(err) })}\n`);
+    if (!(err instanceof Error && 'code' in err)) process.stderr.write(`${(err as Error)?.stack ?? ''}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,54 @@
+/** What the engine detected about a model folder. Serializable: printed by `studio info` and sent over IPC. */
+import type { ExecutionProviderName, GenerationMode, SamplerName } from './generation.js';
+
+export type PredictionType = 'epsilon' | 'v_prediction' | 'sample';
+export type ModelKind = 'txt2img' | 'inpaint';
+export type ModelFamily = 'sd1' | 'sd2' | 'lcm' | 'custom';
+export type Precision = 'fp32' | 'fp16' | 'mixed';
+
+export interface ModelInfo {
+  dir: string;
+  name: string;
+  /** Which exporter's layout: diffusers' convert script / Olive, or optimum (config.json per submodel). */
+  layout: 'diffusers' | 'optimum';
+  kind: ModelKind;
+  family: ModelFamily;
+  predictionType: PredictionType;
+  precision: Precision;
+  /** The size the model was trained at. */
+  nativeResolution: { width: number; height: number };
+  /** Width and height must be multiples of this. */
+  sizeMultiple: number;
+  /** Set when the U-Net has static spatial dims: then this is the only size it accepts. */
+  fixedSize: { width: number; height: number } | null;
+  unetInChannels: number;
+  latentChannels: number;
+  vaeScaleFactor: number;
+  vaeScalingFactor: number;
+  textHiddenSize: number;
+  maxTokens: number;
+  padToken: string;
+  padId: number;
+  scheduler: { className: string; defaultSampler: SamplerName };
+  textEncoder: { inputIdsType: 'int32' | 'int64'; batchDynamic: boolean };
+  unet: {
+    sampleType: string;
+    timestepType: string;
+    timestepRank: 0 | 1;
+    batchDynamic: boolean;
+    timestepCondDim: number | null;
+    externalData: string | null;
+  };
+  vaeEncoder: { output: 'latent_sample' | 'latent_parameters'; inputType: string } | null;
+  vaeDecoder: { inputType: string };
+  supports: GenerationMode[];
+  defaults: { steps: number; cfg: number; sampler: SamplerName; width: number; height: number };
+  warnings: string[];
+}
+
+export interface SessionReport {
+  /** The provider each submodel actually runs on. */
+  providers: Record<string, ExecutionProviderName>;
+  /** Providers that were tried first and failed, with the reason. */
+  fallbacks: Array<{ submodel: string; provider: ExecutionProviderName; error: string }>;
+}
