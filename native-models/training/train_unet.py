@@ -1,0 +1,291 @@
+"""Stages 3 and 4: train the text encoder + U-Net (text-to-image), then the 9-channel inpainting U-Net.
+
+  python -m training.train_unet --stage text2img   # CLIPTextModel + UNet2DConditionModel (4 in-channels)
+  python -m training.train_unet --stage inpaint    # UNet with [latents 4 | mask 1 | masked-image latents 4],
+                                                   # initialised from the text-to-image U-Net (extra input
+                                                   # channels zeroed), text encoder frozen and shared
+
+Recipe (as Stable Diffusion): DDPM forward process with SD's betas (scaled_linear 0.00085 → 0.012,
+1000 steps), epsilon prediction, MSE loss weighted by min-SNR-γ (Hang et al. 2023, γ = 5), captions
+dropped to "" with probability p so classifier-free guidance works, EMA weights exported. Latents are
+VAE posterior samples × scaling_factor (from the VAE stage). Resumes from <work>/runs/<stage>/state.pt.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+from tqdm import tqdm
+from transformers import CLIPTextModel, CLIPTokenizer
+
+from .build_tokenizer import TOKENIZER_DIR
+from .common import EMA, RunState, atomic_save, load_images, restore_rng, rng_state, seed_everything, to_model_range
+from .config import Config, add_common_args, load_config
+from .masks import random_mask
+from .models import build_text_encoder, build_unet, build_vae, count_parameters, limit_threads, vae_downscale
+
+STAGE_DIRS = {"text2img": "unet", "inpaint": "inpaint"}
+
+
+def make_noise_scheduler(cfg: Config) -> DDPMScheduler:
+    s = cfg["noise_schedule"]
+    return DDPMScheduler(num_train_timesteps=s["num_train_timesteps"], beta_start=s["beta_start"], beta_end=s["beta_end"],
+                         beta_schedule=s["beta_schedule"], prediction_type=s["prediction_type"], clip_sample=False)
+
+
+def load_tokenizer(cfg: Config) -> CLIPTokenizer:
+    return CLIPTokenizer.from_pretrained(str(TOKENIZER_DIR / cfg.name))
+
+
+def load_trained_vae(cfg: Config) -> tuple[AutoencoderKL, float, str]:
+    path = cfg.runs_dir / "vae" / "vae.pt"
+    if not path.exists():
+        raise SystemExit(f"the VAE stage has not finished: {path} is missing (run python -m training.train_vae)")
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    vae = build_vae(saved["config"])
+    vae.load_state_dict(saved["model"])
+    vae.eval().requires_grad_(False)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    return vae, float(saved["config"]["scaling_factor"]), digest
+
+
+@torch.no_grad()
+def posterior_parameters(cfg: Config, vae: AutoencoderKL, vae_digest: str, images: torch.Tensor) -> torch.Tensor:
+    """[N, 2·C, h, w] posterior mean ‖ logvar of every image, cached per VAE version."""
+    cache = cfg.runs_dir / f"latents-{vae_digest}.pt"
+    if cache.exists():
+        return torch.load(cache)
+    params = torch.cat([vae.encode(images[s:s + 64]).latent_dist.parameters for s in range(0, len(images), 64)])
+    atomic_save(params, cache)
+    return params
+
+
+def sample_latents(params: torch.Tensor, scaling_factor: float, generator: torch.Generator) -> torch.Tensor:
+    mean, logvar = params.chunk(2, dim=1)
+    std = torch.exp(0.5 * logvar.clamp(-30, 20))
+    return (mean + std * torch.randn(mean.shape, generator=generator)) * scaling_factor
+
+
+def sample_caption(parts: dict, rng: np.random.Generator, caption_cfg: dict) -> str:
+    if rng.random() < caption_cfg["drop_probability"]:
+        return ""
+    pieces = [parts["name"], *parts["skin"]]
+    if parts["short_names"] and rng.random() < caption_cfg["short_name_probability"]:
+        pieces.append(parts["short_names"][int(rng.integers(len(parts["short_names"])))])
+    if rng.random() < caption_cfg["category_probability"]:
+        pieces.append(parts["category"])
+    if rng.random() < caption_cfg["subcategory_probability"]:
+        pieces.append(parts["subcategory"])
+    return ", ".join(pieces)
+
+
+class TokenCache:
+    def __init__(self, tokenizer: CLIPTokenizer):
+        self.tokenizer = tokenizer
+        self.cache: dict[str, list[int]] = {}
+
+    def __call__(self, captions: list[str]) -> torch.Tensor:
+        for caption in captions:
+            if caption not in self.cache:
+                self.cache[caption] = self.tokenizer(caption, padding="max_length", max_length=self.tokenizer.model_max_length,
+                                                     truncation=True).input_ids
+        return torch.tensor([self.cache[c] for c in captions], dtype=torch.long)
+
+
+def inpaint_unet_from(text_unet: UNet2DConditionModel, in_channels: int) -> UNet2DConditionModel:
+    """Copies a text-to-image U-Net into one with more input channels; the new channels start at zero
+    (as SD's inpainting checkpoints were initialised from the text-to-image weights)."""
+    config = dict(text_unet.config)
+    config["in_channels"] = in_channels
+    unet = UNet2DConditionModel.from_config(config)
+    state = text_unet.state_dict()
+    old_weight = state["conv_in.weight"]
+    new_weight = torch.zeros(old_weight.shape[0], in_channels, *old_weight.shape[2:])
+    new_weight[:, :old_weight.shape[1]] = old_weight
+    state["conv_in.weight"] = new_weight
+    unet.load_state_dict(state)
+    return unet
+
+
+def mask_batch(n: int, size: int, rng: np.random.Generator, probabilities: dict) -> torch.Tensor:
+    return torch.from_numpy(np.stack([random_mask(size, rng, probabilities) for _ in range(n)]))[:, None]
+
+
+def latent_mask(mask: torch.Tensor, latent_size: int) -> torch.Tensor:
+    # torch inpaint pipeline: F.interpolate(mask, size=(H//f, W//f)) with the default 'nearest' mode.
+    return F.interpolate(mask, size=(latent_size, latent_size))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    add_common_args(parser)
+    parser.add_argument("--stage", choices=sorted(STAGE_DIRS), required=True)
+    parser.add_argument("--max-minutes", type=float, default=None, help="stop (with a checkpoint) after this long")
+    parser.add_argument("--finalize", action="store_true", help="end training at the checkpoint's step and write the weights")
+    args = parser.parse_args()
+    cfg = load_config(args)
+    inpaint = args.stage == "inpaint"
+    train_cfg = cfg["train_inpaint" if inpaint else "train_unet"]
+    limit_threads(train_cfg.get("threads", 1))
+    run = RunState(cfg.stage_dir(STAGE_DIRS[args.stage]), train_cfg["save_every_minutes"], args.max_minutes)
+    if run.done:
+        print(f"{args.stage}: already done", flush=True)
+        return
+
+    generator = seed_everything(cfg["seed"] + (1 if inpaint else 0))
+    rng = np.random.default_rng(cfg["seed"])
+    images_u8, records = load_images(cfg.data_dir)
+    train_idx = np.array([r["index"] for r in records if r["split"] == "train"])
+    heldout_idx = np.array([r["index"] for r in records if r["split"] == "heldout"]) if any(
+        r["split"] == "heldout" for r in records) else train_idx[:8]
+    images = to_model_range(images_u8)
+    vae, scaling_factor, vae_digest = load_trained_vae(cfg)
+    params = posterior_parameters(cfg, vae, vae_digest, images)
+    latent_size = params.shape[-1]
+    latent_channels = params.shape[1] // 2
+    tokens = TokenCache(load_tokenizer(cfg))
+    vocab = tokens.tokenizer.get_vocab()
+    noise_scheduler = make_noise_scheduler(cfg)
+    alphas_cumprod = noise_scheduler.alphas_cumprod
+
+    if inpaint:
+        source = cfg.runs_dir / "unet" / "unet.pt"
+        if not source.exists():
+            raise SystemExit(f"the text-to-image stage has not finished: {source} is missing")
+        saved = torch.load(source, map_location="cpu", weights_only=False)
+        text_unet = UNet2DConditionModel.from_config(saved["unet_config"])
+        text_unet.load_state_dict(saved["unet"])
+        unet = inpaint_unet_from(text_unet, 2 * latent_channels + 1)
+        text_encoder = CLIPTextModel(CLIPTextModel.config_class.from_dict(saved["text_encoder_config"]))
+        text_encoder.load_state_dict(saved["text_encoder"])
+        text_encoder.requires_grad_(False).eval()
+        trainable = list(unet.parameters())
+    else:
+        te_cfg = cfg["text_encoder"]
+        text_encoder = build_text_encoder(te_cfg, len(vocab), vocab["<|startoftext|>"], vocab["<|endoftext|>"],
+                                          vocab[tokens.tokenizer.pad_token])
+        unet = build_unet(cfg["unet"], latent_channels, latent_size, te_cfg["hidden_size"])
+        trainable = list(unet.parameters()) + list(text_encoder.parameters())
+    optimizer = torch.optim.AdamW(trainable, lr=train_cfg["lr"], weight_decay=train_cfg["weight_decay"])
+    unet_ema = EMA(unet, train_cfg["ema_decay"])
+    te_ema = EMA(text_encoder, train_cfg["ema_decay"])
+    step = 0
+    state = run.load()
+    if state:
+        unet.load_state_dict(state["unet"])
+        text_encoder.load_state_dict(state["text_encoder"])
+        optimizer.load_state_dict(state["optimizer"])
+        unet_ema.load_state_dict(state["unet_ema"])
+        te_ema.load_state_dict(state["te_ema"])
+        restore_rng(state["rng"], generator)
+        rng.bit_generator.state = state["np_rng"]
+        step = state["step"]
+        print(f"{args.stage}: resumed at step {step}", flush=True)
+    print(f"{args.stage}: U-Net {count_parameters(unet) / 1e6:.2f}M, text encoder {count_parameters(text_encoder) / 1e6:.2f}M "
+          f"parameters; latents {latent_channels}×{latent_size}×{latent_size}, scaling factor {scaling_factor:.4f}", flush=True)
+
+    def checkpoint() -> None:
+        run.save({"unet": unet.state_dict(), "text_encoder": text_encoder.state_dict(), "optimizer": optimizer.state_dict(),
+                  "unet_ema": unet_ema.state_dict(), "te_ema": te_ema.state_dict(), "rng": rng_state(generator),
+                  "np_rng": rng.bit_generator.state, "step": step, "vae_digest": vae_digest})
+
+    def model_input(noisy: torch.Tensor, pick: torch.Tensor, batch_rng: np.random.Generator) -> torch.Tensor:
+        if not inpaint:
+            return noisy
+        mask = mask_batch(len(pick), images.shape[-1], batch_rng, train_cfg["mask_probabilities"])
+        masked = images[pick] * (mask < 0.5)
+        with torch.no_grad():
+            masked_latents = vae.encode(masked).latent_dist.sample() * scaling_factor
+        return torch.cat([noisy, latent_mask(mask, latent_size), masked_latents], dim=1)
+
+    # A fixed held-out batch (noise, timesteps, masks) so the logged validation loss is comparable over time.
+    val_gen = torch.Generator().manual_seed(cfg["seed"] + 99)
+    val_rng = np.random.default_rng(cfg["seed"] + 99)
+    val_pick = torch.from_numpy(heldout_idx[: train_cfg["val_images"]])
+    val_latents = sample_latents(params[val_pick], scaling_factor, val_gen)
+    val_noise = torch.randn(val_latents.shape, generator=val_gen)
+    val_t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(val_pick),), generator=val_gen)
+    val_ids = tokens([records[i]["caption"] for i in val_pick.tolist()])
+    val_extra = model_input(noise_scheduler.add_noise(val_latents, val_noise, val_t), val_pick, val_rng)
+
+    @torch.no_grad()
+    def validation_loss() -> float:
+        unet.eval()
+        text_encoder.eval()
+        hidden = text_encoder(val_ids).last_hidden_state
+        pred = unet(val_extra, val_t, hidden).sample
+        unet.train()
+        if not inpaint:
+            text_encoder.train()
+        return float((pred - val_noise).pow(2).mean())
+
+    total = step if args.finalize else train_cfg["steps"]
+    warmup = train_cfg["warmup_steps"]
+    gamma = train_cfg["min_snr_gamma"]
+    unet.train()
+    if not inpaint:
+        text_encoder.train()
+    bar = tqdm(total=total, initial=step, desc=args.stage, dynamic_ncols=True, mininterval=5)
+    window: list[float] = []
+    started = time.monotonic()
+    while step < total and not run.should_stop():
+        lr = train_cfg["lr"] * min(1.0, (step + 1) / warmup)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        batch_size = train_cfg["batch_size"]
+        pick = torch.from_numpy(train_idx)[torch.randint(0, len(train_idx), (batch_size,), generator=generator)]
+        captions = [sample_caption(records[i]["parts"], rng, train_cfg["captions"]) for i in pick.tolist()]
+        latents = sample_latents(params[pick], scaling_factor, generator)
+        noise = torch.randn(latents.shape, generator=generator)
+        timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (batch_size,), generator=generator)
+        noisy = noise_scheduler.add_noise(latents, noise, timesteps)
+        hidden = text_encoder(tokens(captions)).last_hidden_state
+        pred = unet(model_input(noisy, pick, rng), timesteps, hidden).sample
+        snr = alphas_cumprod[timesteps] / (1 - alphas_cumprod[timesteps])
+        weight = snr.clamp(max=gamma) / snr  # min-SNR-γ for epsilon prediction
+        loss = (weight * (pred - noise).pow(2).flatten(1).mean(1)).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(trainable, train_cfg["grad_clip"])
+        optimizer.step()
+        step += 1
+        unet_ema.update(unet, step)
+        if not inpaint:
+            te_ema.update(text_encoder, step)
+        window.append(loss.item())
+        bar.update(1)
+        if step % train_cfg["log_every_steps"] == 0:
+            record = {"step": step, "loss": float(np.mean(window)), "lr": lr, "elapsed_s": round(time.monotonic() - started, 1)}
+            window.clear()
+            if step % train_cfg["eval_every_steps"] == 0:
+                record["val_mse"] = validation_loss()
+            run.log(record)
+            bar.set_postfix(loss=f"{record['loss']:.4f}", val=record.get("val_mse", ""))
+        if run.save_due():
+            checkpoint()
+    bar.close()
+    checkpoint()
+    if step < total:
+        print(f"{args.stage}: stopped at step {step}/{total}; rerun the same command to resume", flush=True)
+        return
+    atomic_save({"unet": unet_ema.shadow, "unet_config": dict(unet.config),
+                 "text_encoder": te_ema.shadow if not inpaint else text_encoder.state_dict(),
+                 "text_encoder_config": text_encoder.config.to_dict(), "scaling_factor": scaling_factor,
+                 "vae_digest": vae_digest, "steps": step}, run.dir / "unet.pt")
+    unet.load_state_dict(unet_ema.shadow)
+    if not inpaint:
+        text_encoder.load_state_dict(te_ema.shadow)
+    summary = {"steps": step, "val_mse_ema": validation_loss()}
+    run.mark_done(summary)
+    print(f"{args.stage}: done {json.dumps(summary)}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
