@@ -32,13 +32,13 @@ function errorCode(err: unknown): string | undefined {
 
 /**
  * Turns a file-system or SQLite error into a HistoryError that names what was being done.
- * A HistoryError passes through unchanged.
+ * A HistoryError passes through unchanged; anything that isn't an I/O error (a bug) is rethrown as is.
  */
 export function toHistoryError(err: unknown, doing: string): HistoryError {
   if (err instanceof HistoryError) return err;
   const code = errorCode(err) ?? '';
   const detail = err instanceof Error ? err.message : String(err);
-  if (READ_ONLY_CODES.has(code) || code.startsWith('SQLITE_READONLY') || code === 'SQLITE_CANTOPEN') {
+  if (READ_ONLY_CODES.has(code) || code.startsWith('SQLITE_READONLY')) {
     return new HistoryError('E_READ_ONLY', `Can't ${doing}: the history folder is read-only (${detail}).`, { cause: err });
   }
   if (DISK_FULL_CODES.has(code) || code === 'SQLITE_FULL') {

@@ -1,0 +1,109 @@
+/**
+ * Reading a PNG made elsewhere (or exported by us) into a history record: validation first, then its
+ * parameters, from our own `latent-studio` chunk when present and valid, else from A1111 `parameters`.
+ */
+import { z } from 'zod';
+import sharp from 'sharp';
+import { GENERATION_MODES, SAMPLERS } from '../shared/generation.js';
+import type { GenerationParams } from '../shared/generation.js';
+import { parseA1111Parameters } from '../shared/a1111.js';
+import type { RecordedParams } from '../shared/history.js';
+import { HistoryError } from './errors.js';
+import { readPngMetadata } from './png.js';
+
+/** Strict shape of GenerationParams: what `add` accepts from the queue. */
+export const generationParamsSchema = z.object({
+  mode: z.enum(GENERATION_MODES),
+  prompt: z.string(),
+  negativePrompt: z.string(),
+  seed: z.number().int().safe(),
+  steps: z.number().int().positive(),
+  cfg: z.number().finite(),
+  sampler: z.enum(SAMPLERS),
+  width: z.number().int().positive(),
+  height: z.number().int().positive(),
+  strength: z.number().finite().min(0).max(1),
+  maskBlur: z.number().finite().min(0),
+});
+
+/**
+ * Lenient shape of our embedded request (also what `studio generate` writes): the params either under
+ * `params` or at the top level; fields it doesn't have are null.
+ */
+const embeddedParamsSchema = generationParamsSchema.partial().extend({ prompt: z.string() });
+const embeddedSchema = z.union([
+  z.object({
+    params: embeddedParamsSchema,
+    model: z.union([z.object({ id: z.string().optional(), hash: z.string().optional() }), z.string()]).optional(),
+  }),
+  embeddedParamsSchema.extend({ model: z.string().optional(), modelId: z.string().optional(), modelHash: z.string().optional() }),
+]);
+
+export interface ImportedRecord {
+  params: RecordedParams;
+  model: { id: string | null; hash: string | null };
+  parameters: string | null;
+  width: number;
+  height: number;
+}
+
+/**
+ * Validates a PNG and reads its parameters. Throws HistoryError E_NOT_PNG, E_CORRUPT_IMAGE (bad CRC,
+ * truncated, undecodable pixels) or E_NO_METADATA.
+ */
+export async function readImportablePng(bytes: Buffer, fileName: string): Promise<ImportedRecord> {
+  const meta = readPngMetadata(bytes);
+  let width: number;
+  let height: number;
+  try {
+    // Decode every pixel: a PNG whose chunks are intact can still hold damaged image data.
+    const { info } = await sharp(bytes, { failOn: 'warning' }).raw().toBuffer({ resolveWithObject: true });
+    width = info.width;
+    height = info.height;
+  } catch (err) {
+    throw new HistoryError('E_CORRUPT_IMAGE', `${fileName}: the PNG's image data can't be decoded (${(err as Error).message}).`, { cause: err });
+  }
+
+  const embedded = meta.request === undefined ? undefined : embeddedSchema.safeParse(meta.request);
+  if (embedded?.success) {
+    const e = embedded.data;
+    const p = 'params' in e ? e.params : e;
+    let model: { id: string | null; hash: string | null };
+    if ('params' in e) {
+      model = typeof e.model === 'string' ? { id: e.model, hash: null } : { id: e.model?.id ?? null, hash: e.model?.hash ?? null };
+    } else {
+      model = { id: e.modelId ?? e.model ?? null, hash: e.modelHash ?? null };
+    }
+    return { params: recorded(p, width, height), model, parameters: meta.parameters ?? null, width, height };
+  }
+  if (meta.parameters !== undefined) {
+    const a = parseA1111Parameters(meta.parameters);
+    return {
+      params: recorded({ ...a.params, prompt: a.prompt, negativePrompt: a.negativePrompt, mode: a.mode }, width, height),
+      model: { id: a.model.name ?? null, hash: a.model.hash ?? null },
+      parameters: meta.parameters,
+      width,
+      height,
+    };
+  }
+  throw new HistoryError(
+    'E_NO_METADATA',
+    `${fileName}: the PNG carries no generation parameters (no A1111 "parameters" text and no Latent Studio chunk).`,
+  );
+}
+
+function recorded(p: Partial<GenerationParams> & { prompt: string }, width: number, height: number): RecordedParams {
+  return {
+    mode: p.mode ?? 'txt2img',
+    prompt: p.prompt,
+    negativePrompt: p.negativePrompt ?? '',
+    seed: p.seed ?? null,
+    steps: p.steps ?? null,
+    cfg: p.cfg ?? null,
+    sampler: p.sampler ?? null,
+    width: p.width ?? width,
+    height: p.height ?? height,
+    strength: p.strength ?? null,
+    maskBlur: p.maskBlur ?? null,
+  };
+}

@@ -1,0 +1,369 @@
+/**
+ * The SQL of the history store: every statement prepared once (the filter combinations of pages and
+ * searches are prepared on first use and cached), rows mapped to HistoryItem. Synchronous, as
+ * better-sqlite3 is; no file-system access here.
+ */
+import type { Statement } from 'better-sqlite3';
+import type { ExecutionProviderName, GenerationMode, GenerationTimings, SamplerName } from '../shared/generation.js';
+import type {
+  GenerationSource,
+  GenerationStatus,
+  HistoryCounts,
+  HistoryFilter,
+  HistoryItem,
+  ImageRef,
+} from '../shared/history.js';
+import type { SqliteDatabase } from './database.js';
+
+/** What an insert into `generations` needs (the image rows it references must exist). */
+export interface GenerationRecord {
+  createdAt: number;
+  source: GenerationSource;
+  status: GenerationStatus;
+  mode: GenerationMode;
+  modelId: string | null;
+  modelHash: string | null;
+  prompt: string;
+  negativePrompt: string;
+  seed: number | null;
+  steps: number | null;
+  cfg: number | null;
+  sampler: SamplerName | null;
+  width: number;
+  height: number;
+  strength: number | null;
+  maskBlur: number | null;
+  initImageHash: string | null;
+  maskHash: string | null;
+  outputHash: string | null;
+  parentId: number | null;
+  executionProvider: ExecutionProviderName | null;
+  timings: GenerationTimings | null;
+  error: string | null;
+  favorite: boolean;
+  tags: string[];
+  sourceFile: string | null;
+  sourceParameters: string | null;
+}
+
+export interface ImageRecord {
+  hash: string;
+  width: number;
+  height: number;
+  byteSize: number;
+  createdAt: number;
+}
+
+interface ItemRow {
+  id: number;
+  created_at: number;
+  source: GenerationSource;
+  status: GenerationStatus;
+  mode: GenerationMode;
+  model_id: string | null;
+  model_hash: string | null;
+  prompt: string;
+  negative_prompt: string;
+  seed: number | null;
+  steps: number | null;
+  cfg: number | null;
+  sampler: SamplerName | null;
+  width: number;
+  height: number;
+  strength: number | null;
+  mask_blur: number | null;
+  parent_id: number | null;
+  execution_provider: ExecutionProviderName | null;
+  timings_json: string | null;
+  error: string | null;
+  favorite: number;
+  tags: string;
+  deleted_at: number | null;
+  source_file: string | null;
+  source_parameters: string | null;
+  o_hash: string | null; o_width: number | null; o_height: number | null; o_missing: number | null;
+  i_hash: string | null; i_width: number | null; i_height: number | null; i_missing: number | null;
+  m_hash: string | null; m_width: number | null; m_height: number | null; m_missing: number | null;
+}
+
+/** The columns and joins every item query selects (`g` is generations). */
+const ITEM_SELECT = `
+  SELECT g.id, g.created_at, g.source, g.status, g.mode, g.model_id, g.model_hash, g.prompt, g.negative_prompt,
+         g.seed, g.steps, g.cfg, g.sampler, g.width, g.height, g.strength, g.mask_blur, g.parent_id,
+         g.execution_provider, g.timings_json, g.error, g.favorite, g.tags, g.deleted_at, g.source_file,
+         g.source_parameters,
+         o.hash AS o_hash, o.width AS o_width, o.height AS o_height, o.file_missing AS o_missing,
+         i.hash AS i_hash, i.width AS i_width, i.height AS i_height, i.file_missing AS i_missing,
+         m.hash AS m_hash, m.width AS m_width, m.height AS m_height, m.file_missing AS m_missing`;
+const ITEM_JOINS = `
+  LEFT JOIN images o ON o.hash = g.output_hash
+  LEFT JOIN images i ON i.hash = g.init_image_hash
+  LEFT JOIN images m ON m.hash = g.mask_hash`;
+
+/** Tags are stored newline-separated (a tag never holds a newline), which FTS5 tokenizes as words. */
+const TAG_SEPARATOR = '\n';
+/** Lineage walks stop here; a chain this deep is a data problem, not a user's history. */
+export const MAX_LINEAGE_DEPTH = 10_000;
+
+function imageRef(hash: string | null, width: number | null, height: number | null, missing: number | null): ImageRef | null {
+  if (hash === null) return null;
+  return { hash, width: width ?? 0, height: height ?? 0, fileMissing: missing === 1 };
+}
+
+export function rowToItem(r: ItemRow): HistoryItem {
+  return {
+    id: r.id,
+    createdAt: r.created_at,
+    source: r.source,
+    status: r.status,
+    mode: r.mode,
+    model: { id: r.model_id, hash: r.model_hash },
+    params: {
+      mode: r.mode,
+      prompt: r.prompt,
+      negativePrompt: r.negative_prompt,
+      seed: r.seed,
+      steps: r.steps,
+      cfg: r.cfg,
+      sampler: r.sampler,
+      width: r.width,
+      height: r.height,
+      strength: r.strength,
+      maskBlur: r.mask_blur,
+    },
+    output: imageRef(r.o_hash, r.o_width, r.o_height, r.o_missing),
+    initImage: imageRef(r.i_hash, r.i_width, r.i_height, r.i_missing),
+    mask: imageRef(r.m_hash, r.m_width, r.m_height, r.m_missing),
+    parentId: r.parent_id,
+    executionProvider: r.execution_provider,
+    timings: r.timings_json === null ? null : (JSON.parse(r.timings_json) as GenerationTimings),
+    error: r.error,
+    favorite: r.favorite === 1,
+    tags: r.tags === '' ? [] : r.tags.split(TAG_SEPARATOR),
+    deletedAt: r.deleted_at,
+    imported: r.source === 'imported' ? { fileName: r.source_file ?? '', parameters: r.source_parameters } : null,
+  };
+}
+
+export class HistoryRepository {
+  private readonly insertImageStmt: Statement;
+  private readonly insertGenerationStmt: Statement;
+  private readonly getStmt: Statement<[number], ItemRow>;
+  private readonly existsStmt: Statement<[number], { id: number; deleted_at: number | null }>;
+  private readonly imageStmt: Statement<[string], { hash: string; width: number; height: number; file_missing: number }>;
+  private readonly byOutputStmt: Statement<[string], { id: number; deleted_at: number | null }>;
+  private readonly ancestorsStmt: Statement<[{ id: number; maxDepth: number }], ItemRow>;
+  private readonly descendantsStmt: Statement<[{ id: number; maxDepth: number; limit: number }], ItemRow & { depth: number }>;
+  private readonly setFavoriteStmt: Statement;
+  private readonly setTagsStmt: Statement;
+  private readonly trashStmt: Statement;
+  private readonly restoreStmt: Statement;
+  private readonly purgeRowStmt: Statement;
+  private readonly imageHashesOfStmt: Statement<[number], { output_hash: string | null; init_image_hash: string | null; mask_hash: string | null }>;
+  private readonly deleteUnreferencedImageStmt: Statement;
+  private readonly imageRowExistsStmt: Statement<[string], { hash: string }>;
+  private readonly trashIdsStmt: Statement<[number], { id: number }>;
+  private readonly countsStmt: Statement<[], Record<string, number | null>>;
+  private readonly allImagesStmt: Statement<[], { hash: string; file_missing: number }>;
+  private readonly setImageMissingStmt: Statement;
+  private readonly itemsWithOutputStmt: Statement<[string], { id: number }>;
+  private readonly filteredStatements = new Map<string, Statement>();
+
+  constructor(readonly db: SqliteDatabase) {
+    this.insertImageStmt = db.prepare(`
+      INSERT INTO images (hash, width, height, byte_size, created_at) VALUES (@hash, @width, @height, @byteSize, @createdAt)
+      ON CONFLICT (hash) DO UPDATE SET file_missing = 0`);
+    this.insertGenerationStmt = db.prepare(`
+      INSERT INTO generations (created_at, source, status, mode, model_id, model_hash, prompt, negative_prompt, seed, steps,
+        cfg, sampler, width, height, strength, mask_blur, init_image_hash, mask_hash, output_hash, parent_id,
+        execution_provider, timings_json, error, favorite, tags, source_file, source_parameters)
+      VALUES (@createdAt, @source, @status, @mode, @modelId, @modelHash, @prompt, @negativePrompt, @seed, @steps,
+        @cfg, @sampler, @width, @height, @strength, @maskBlur, @initImageHash, @maskHash, @outputHash, @parentId,
+        @executionProvider, @timingsJson, @error, @favorite, @tags, @sourceFile, @sourceParameters)`);
+    this.getStmt = db.prepare(`${ITEM_SELECT} FROM generations g ${ITEM_JOINS} WHERE g.id = ?`);
+    this.existsStmt = db.prepare('SELECT id, deleted_at FROM generations WHERE id = ?');
+    this.imageStmt = db.prepare('SELECT hash, width, height, file_missing FROM images WHERE hash = ?');
+    this.byOutputStmt = db.prepare('SELECT id, deleted_at FROM generations WHERE output_hash = ? ORDER BY id LIMIT 1');
+    this.ancestorsStmt = db.prepare(`
+      WITH RECURSIVE ancestors (id, depth) AS (
+        SELECT parent_id, 1 FROM generations WHERE id = @id AND parent_id IS NOT NULL
+        UNION ALL
+        SELECT g.parent_id, a.depth + 1 FROM generations g JOIN ancestors a ON g.id = a.id
+        WHERE g.parent_id IS NOT NULL AND a.depth < @maxDepth
+      )
+      ${ITEM_SELECT} FROM ancestors a JOIN generations g ON g.id = a.id ${ITEM_JOINS} ORDER BY a.depth`);
+    this.descendantsStmt = db.prepare(`
+      WITH RECURSIVE descendants (id, depth) AS (
+        SELECT id, 1 FROM generations WHERE parent_id = @id
+        UNION ALL
+        SELECT g.id, d.depth + 1 FROM generations g JOIN descendants d ON g.parent_id = d.id WHERE d.depth < @maxDepth
+      )
+      ${ITEM_SELECT}, d.depth AS depth FROM descendants d JOIN generations g ON g.id = d.id ${ITEM_JOINS}
+      ORDER BY d.depth, g.id LIMIT @limit`);
+    this.setFavoriteStmt = db.prepare('UPDATE generations SET favorite = ? WHERE id = ?');
+    this.setTagsStmt = db.prepare('UPDATE generations SET tags = ? WHERE id = ?');
+    this.trashStmt = db.prepare('UPDATE generations SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL');
+    this.restoreStmt = db.prepare('UPDATE generations SET deleted_at = NULL WHERE id = ?');
+    this.purgeRowStmt = db.prepare('DELETE FROM generations WHERE id = ? AND deleted_at IS NOT NULL');
+    this.imageHashesOfStmt = db.prepare('SELECT output_hash, init_image_hash, mask_hash FROM generations WHERE id = ?');
+    this.deleteUnreferencedImageStmt = db.prepare(`
+      DELETE FROM images WHERE hash = @hash
+        AND NOT EXISTS (SELECT 1 FROM generations WHERE output_hash = @hash)
+        AND NOT EXISTS (SELECT 1 FROM generations WHERE init_image_hash = @hash)
+        AND NOT EXISTS (SELECT 1 FROM generations WHERE mask_hash = @hash)`);
+    this.imageRowExistsStmt = db.prepare('SELECT hash FROM images WHERE hash = ?');
+    this.trashIdsStmt = db.prepare('SELECT id FROM generations WHERE deleted_at IS NOT NULL AND deleted_at < ? ORDER BY id');
+    this.countsStmt = db.prepare(`
+      SELECT count(*) FILTER (WHERE g.deleted_at IS NULL) AS total,
+             count(*) FILTER (WHERE g.deleted_at IS NULL AND g.favorite = 1) AS favorites,
+             count(*) FILTER (WHERE g.deleted_at IS NOT NULL) AS trash,
+             count(*) FILTER (WHERE g.deleted_at IS NULL AND g.mode = 'txt2img') AS txt2img,
+             count(*) FILTER (WHERE g.deleted_at IS NULL AND g.mode = 'img2img') AS img2img,
+             count(*) FILTER (WHERE g.deleted_at IS NULL AND g.mode = 'inpaint') AS inpaint,
+             count(*) FILTER (WHERE o.file_missing = 1) AS missing
+      FROM generations g LEFT JOIN images o ON o.hash = g.output_hash`);
+    this.allImagesStmt = db.prepare('SELECT hash, file_missing FROM images');
+    this.setImageMissingStmt = db.prepare('UPDATE images SET file_missing = ? WHERE hash = ?');
+    this.itemsWithOutputStmt = db.prepare('SELECT id FROM generations WHERE output_hash = ? ORDER BY id');
+  }
+
+  insertImage(image: ImageRecord): void {
+    this.insertImageStmt.run(image);
+  }
+
+  insertGeneration(r: GenerationRecord): number {
+    const info = this.insertGenerationStmt.run({
+      ...r,
+      favorite: r.favorite ? 1 : 0,
+      tags: r.tags.join(TAG_SEPARATOR),
+      timingsJson: r.timings === null ? null : JSON.stringify(r.timings),
+    });
+    return Number(info.lastInsertRowid);
+  }
+
+  get(id: number): HistoryItem | undefined {
+    const row = this.getStmt.get(id);
+    return row === undefined ? undefined : rowToItem(row);
+  }
+
+  /** Whether the item exists, and whether it is in the trash. */
+  state(id: number): { exists: boolean; inTrash: boolean } {
+    const row = this.existsStmt.get(id);
+    return { exists: row !== undefined, inTrash: row?.deleted_at != null };
+  }
+
+  image(hash: string): ImageRef | undefined {
+    const row = this.imageStmt.get(hash);
+    return row && { hash: row.hash, width: row.width, height: row.height, fileMissing: row.file_missing === 1 };
+  }
+
+  /** The oldest item whose output is this image (how duplicate imports are found). */
+  itemWithOutput(hash: string): { id: number; inTrash: boolean } | undefined {
+    const row = this.byOutputStmt.get(hash);
+    return row && { id: row.id, inTrash: row.deleted_at !== null };
+  }
+
+  itemsWithOutput(hash: string): number[] {
+    return this.itemsWithOutputStmt.all(hash).map((r) => r.id);
+  }
+
+  /**
+   * Newest first, keyset-paginated on id (ids grow with time, and id order is exact where clocks are
+   * not). With `match`, only items matching the FTS5 expression.
+   */
+  page(filter: HistoryFilter, beforeId: number | null, limit: number, match: string | null): HistoryItem[] {
+    const where: string[] = [filter.view === 'trash' ? 'g.deleted_at IS NOT NULL' : 'g.deleted_at IS NULL'];
+    const params: Record<string, unknown> = { limit };
+    // Literal tests where an index is partial (favorite = 1), bound values elsewhere.
+    if (filter.favorite === true) where.push('g.favorite = 1');
+    if (filter.favorite === false) where.push('g.favorite = 0');
+    if (filter.modelId !== undefined) { where.push('g.model_id = @modelId'); params['modelId'] = filter.modelId; }
+    if (filter.mode !== undefined) { where.push('g.mode = @mode'); params['mode'] = filter.mode; }
+    if (filter.createdFrom !== undefined) { where.push('g.created_at >= @createdFrom'); params['createdFrom'] = filter.createdFrom; }
+    if (filter.createdTo !== undefined) { where.push('g.created_at < @createdTo'); params['createdTo'] = filter.createdTo; }
+    let sql: string;
+    if (match === null) {
+      if (beforeId !== null) { where.push('g.id < @beforeId'); params['beforeId'] = beforeId; }
+      sql = `${ITEM_SELECT} FROM generations g ${ITEM_JOINS} WHERE ${where.join(' AND ')} ORDER BY g.id DESC LIMIT @limit`;
+    } else {
+      // The FTS table drives the loop, walking its rowids backwards, so a common word stops after one page.
+      where.unshift('generations_fts MATCH @match');
+      params['match'] = match;
+      if (beforeId !== null) { where.push('f.rowid < @beforeId'); params['beforeId'] = beforeId; }
+      sql = `${ITEM_SELECT} FROM generations_fts f CROSS JOIN generations g ON g.id = f.rowid ${ITEM_JOINS}
+             WHERE ${where.join(' AND ')} ORDER BY f.rowid DESC LIMIT @limit`;
+    }
+    let stmt = this.filteredStatements.get(sql);
+    if (stmt === undefined) {
+      stmt = this.db.prepare(sql);
+      this.filteredStatements.set(sql, stmt);
+    }
+    return (stmt.all(params) as ItemRow[]).map(rowToItem);
+  }
+
+  ancestors(id: number): HistoryItem[] {
+    return this.ancestorsStmt.all({ id, maxDepth: MAX_LINEAGE_DEPTH }).map(rowToItem);
+  }
+
+  descendants(id: number, limit: number): Array<{ depth: number; item: HistoryItem }> {
+    return this.descendantsStmt.all({ id, maxDepth: MAX_LINEAGE_DEPTH, limit }).map((r) => ({ depth: r.depth, item: rowToItem(r) }));
+  }
+
+  setFavorite(id: number, favorite: boolean): void {
+    this.setFavoriteStmt.run(favorite ? 1 : 0, id);
+  }
+
+  setTags(id: number, tags: string[]): void {
+    this.setTagsStmt.run(tags.join(TAG_SEPARATOR), id);
+  }
+
+  trash(id: number, at: number): boolean {
+    return this.trashStmt.run(at, id).changes === 1;
+  }
+
+  restore(id: number): boolean {
+    return this.restoreStmt.run(id).changes === 1;
+  }
+
+  trashedBefore(time: number): number[] {
+    return this.trashIdsStmt.all(time).map((r) => r.id);
+  }
+
+  /**
+   * Deletes a trashed item's row, then the rows of its images that nothing else references.
+   * Returns the hashes whose image rows went (their files are now unreferenced).
+   */
+  purgeRow(id: number): string[] {
+    const refs = this.imageHashesOfStmt.get(id);
+    if (refs === undefined || this.purgeRowStmt.run(id).changes === 0) return [];
+    const freed: string[] = [];
+    for (const hash of new Set([refs.output_hash, refs.init_image_hash, refs.mask_hash])) {
+      if (hash !== null && this.deleteUnreferencedImageStmt.run({ hash }).changes === 1) freed.push(hash);
+    }
+    return freed;
+  }
+
+  hasImageRow(hash: string): boolean {
+    return this.imageRowExistsStmt.get(hash) !== undefined;
+  }
+
+  allImages(): Array<{ hash: string; fileMissing: boolean }> {
+    return this.allImagesStmt.all().map((r) => ({ hash: r.hash, fileMissing: r.file_missing === 1 }));
+  }
+
+  setImageMissing(hash: string, missing: boolean): void {
+    this.setImageMissingStmt.run(missing ? 1 : 0, hash);
+  }
+
+  counts(): HistoryCounts {
+    const r = this.countsStmt.get()!;
+    const n = (k: string): number => r[k] ?? 0;
+    return {
+      total: n('total'),
+      favorites: n('favorites'),
+      trash: n('trash'),
+      byMode: { txt2img: n('txt2img'), img2img: n('img2img'), inpaint: n('inpaint') },
+      missingFiles: n('missing'),
+    };
+  }
+}
