@@ -49,7 +49,10 @@ export function params(overrides: Partial<GenerationParams> = {}): GenerationPar
   };
 }
 
-export function generation(seed: number, overrides: Partial<NewGeneration> & { params?: Partial<GenerationParams> } = {}): NewGeneration {
+export function generation(
+  seed: number,
+  overrides: Omit<Partial<NewGeneration>, 'params'> & { params?: Partial<GenerationParams> } = {},
+): NewGeneration {
   const { params: p, ...rest } = overrides;
   return {
     params: params({ seed, ...p }),
