@@ -1,0 +1,68 @@
+"""Runs the whole chain: prepare data → train VAE → train text encoder + U-Net → train inpainting
+U-Net → export ONNX (verified with onnxruntime) → evaluate.
+
+  python -m training.build            # full size; every stage resumes where it stopped
+  python -m training.build --toy      # toy size in a fresh work folder (CI smoke test, a few minutes)
+
+Each stage is its own process (python -m training.<stage>), so a stop at any point (Ctrl-C, SIGTERM,
+--max-minutes) leaves a checkpoint and rerunning the same command carries on.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import time
+
+from .build_tokenizer import TOKENIZER_DIR
+from .config import NATIVE_MODELS_DIR, add_common_args, load_config
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    add_common_args(parser)
+    parser.add_argument("--max-minutes", type=float, default=None,
+                        help="time budget per training stage for this invocation (resume later)")
+    parser.add_argument("--keep-toy", action="store_true", help="with --toy: reuse the toy work folder")
+    args = parser.parse_args()
+    cfg = load_config(args)
+    if cfg.toy and not args.keep_toy:
+        shutil.rmtree(cfg.work_dir, ignore_errors=True)
+    common = ["--config", str(args.config)] + (["--toy"] if args.toy else []) + \
+             (["--work-dir", str(args.work_dir)] if args.work_dir else [])
+    budget = ["--max-minutes", str(args.max_minutes)] if args.max_minutes else []
+    if not (TOKENIZER_DIR / cfg.name / "vocab.json").exists():
+        raise SystemExit(f"missing tokenizer files in {TOKENIZER_DIR / cfg.name}; build them with "
+                         "python -m training.build_tokenizer --clip-dir <folder with CLIP's vocab.json and merges.txt>")
+    stages = [
+        ("prepare data", ["training.prepare_data"], (cfg.data_dir / "records.json").exists()),
+        ("train VAE", ["training.train_vae", *budget], (cfg.runs_dir / "vae" / "done.json").exists()),
+        ("train text encoder + U-Net", ["training.train_unet", "--stage", "text2img", *budget],
+         (cfg.runs_dir / "unet" / "done.json").exists()),
+        ("train inpainting U-Net", ["training.train_unet", "--stage", "inpaint", *budget],
+         (cfg.runs_dir / "inpaint" / "done.json").exists()),
+        ("export ONNX", ["training.export_onnx"], False),
+        ("evaluate", ["training.evaluate"], False),
+    ]
+    started = time.monotonic()
+    for name, module_args, done in stages:
+        if done:
+            print(f"== {name}: done already", flush=True)
+            continue
+        print(f"== {name}", flush=True)
+        result = subprocess.run([sys.executable, "-m", *module_args, *common], cwd=NATIVE_MODELS_DIR)
+        if result.returncode != 0:
+            raise SystemExit(f"stage '{name}' failed with exit code {result.returncode}")
+        stage_done = {"train VAE": cfg.runs_dir / "vae" / "done.json",
+                      "train text encoder + U-Net": cfg.runs_dir / "unet" / "done.json",
+                      "train inpainting U-Net": cfg.runs_dir / "inpaint" / "done.json"}.get(name)
+        if stage_done is not None and not stage_done.exists():
+            print(f"== {name}: stopped before the end (time budget or signal); rerun to resume", flush=True)
+            return
+    print(f"== chain finished in {time.monotonic() - started:.0f} s; models in {cfg.export_dir} and {cfg.inpaint_export_dir}",
+          flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,220 @@
+"""Stage 6: evaluate the exported ONNX folders (what ships) and write the numbers as JSON.
+
+- vae_psnr_db: reconstruction PSNR (8-bit, posterior mean) on the held-out images.
+- text_fidelity: prompts = canonical captions of training and held-out images; 20 steps, fixed seeds.
+  Each output's nearest images are found in a fixed feature space (16×16 area-downsampled RGB, L2)
+  over the whole gallery (training + held-out images). A hit = the prompted emoji or one of its
+  skin-tone variants (same base code point sequence) among the top 1 / top 5. Chance ≈ 5 · group / N.
+- inpaint: held-out images with seeded random masks (brush / box / whole); paste-back keeps the unmasked
+  pixels; PSNR of the masked region against the original for the 9-channel model, a blur fill and the
+  4-channel latent blend with the text-to-image model.
+- speed_s: wall time of one 64×64, 20-step, CFG text-to-image run with Python onnxruntime
+  (2 threads), median of several runs. (The shipping number comes from the engine benchmark.)
+- samples.png: a grid of generations for fixed prompts (listed in the JSON).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from tqdm import tqdm
+
+from .common import load_images
+from .config import add_common_args, load_config
+from .masks import random_mask
+from .models import limit_threads
+from .onnx_pipeline import OnnxLdm
+
+GRID_PROMPTS = ["red apple", "grinning face", "dog face", "pizza", "rocket", "red heart", "sun", "cat face",
+                "green apple", "ghost", "thumbs up sign", "birthday cake", "snowman", "rainbow", "tiger face", "house"]
+
+
+def features(images_u8: np.ndarray, side: int = 16) -> np.ndarray:
+    n, h, w, c = images_u8.shape
+    f = h // side
+    pooled = images_u8.reshape(n, side, f, side, f, c).astype(np.float32).mean(axis=(2, 4)) / 255.0
+    return pooled.reshape(n, -1)
+
+
+def nearest(query: np.ndarray, gallery: np.ndarray, k: int) -> np.ndarray:
+    d = (query ** 2).sum(1)[:, None] - 2 * query @ gallery.T + (gallery ** 2).sum(1)[None]
+    return np.argsort(d, axis=1)[:, :k]
+
+
+def psnr_u8(a: np.ndarray, b: np.ndarray, where: np.ndarray | None = None) -> float:
+    diff = (a.astype(np.float64) - b.astype(np.float64)) / 255.0
+    if where is not None:
+        diff = diff[where.astype(bool)]
+    mse = max(float((diff ** 2).mean()), 1e-10)
+    return float(-10 * np.log10(mse))
+
+
+def gaussian_filter(plane: np.ndarray, sigma: float) -> np.ndarray:
+    """2-D Gaussian blur with zero padding (separable, truncated at 3σ)."""
+    radius = max(1, int(3 * sigma))
+    x = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    kernel = torch.exp(-0.5 * (x / sigma) ** 2)
+    kernel /= kernel.sum()
+    t = torch.from_numpy(plane)[None, None]
+    t = F.conv2d(t, kernel.view(1, 1, 1, -1), padding=(0, radius))
+    t = F.conv2d(t, kernel.view(1, 1, -1, 1), padding=(radius, 0))
+    return t[0, 0].numpy()
+
+
+def blur_fill(image_u8: np.ndarray, mask: np.ndarray, sigma: float = 3.0) -> np.ndarray:
+    """Fills the masked region by normalized convolution (Gaussian-weighted mean of known pixels), repeated
+    with a growing kernel until every pixel has support; the classic 'blur fill' baseline."""
+    known = (mask < 0.5).astype(np.float64)
+    img = image_u8.astype(np.float64) * known[..., None]
+    out = image_u8.astype(np.float64).copy()
+    s = sigma
+    todo = mask >= 0.5
+    if known.sum() == 0:
+        out[:] = 255.0  # nothing known: the dataset background (white)
+        return out.round().astype(np.uint8)
+    while todo.any():
+        weight = gaussian_filter(known, s)
+        filled = np.stack([gaussian_filter(img[..., ch], s) for ch in range(3)], -1)
+        ok = todo & (weight > 1e-6)
+        out[ok] = filled[ok] / weight[ok, None]
+        todo &= ~ok
+        s *= 2
+    return out.round().clip(0, 255).astype(np.uint8)
+
+
+def paste_back(original: np.ndarray, generated: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    m = masks[..., None] >= 0.5
+    return np.where(m, generated, original)
+
+
+def text_fidelity(model: OnnxLdm, images_u8, records, eval_cfg, seed) -> dict:
+    rng = np.random.default_rng(seed)
+    train = [r for r in records if r["split"] == "train"]
+    heldout = [r for r in records if r["split"] == "heldout"]
+    picks = {"train": [train[i] for i in rng.choice(len(train), min(eval_cfg["train_prompts"], len(train)), replace=False)],
+             "heldout": [heldout[i] for i in rng.choice(len(heldout), min(eval_cfg["heldout_prompts"], len(heldout)), replace=False)]}
+    gallery = features(images_u8)
+    groups = np.array([r["base_unified"] for r in records])
+    result = {"feature_space": "16x16 area-downsampled RGB, L2", "gallery_images": len(records),
+              "steps": eval_cfg["steps"], "guidance_scale": eval_cfg["guidance_scale"]}
+    group_sizes = {g: int((groups == g).sum()) for g in set(groups)}
+    for split, chosen in picks.items():
+        if not chosen:
+            continue
+        prompts = [r["caption"] for r in chosen]
+        outputs = []
+        batch = eval_cfg["batch_size"]
+        for start in tqdm(range(0, len(prompts), batch), desc=f"text fidelity ({split})", mininterval=5):
+            seeds = [seed + start + i for i in range(len(prompts[start:start + batch]))]
+            outputs.append(model.text_to_image(prompts[start:start + batch], eval_cfg["steps"], eval_cfg["guidance_scale"], seeds))
+        top = nearest(features(np.concatenate(outputs)), gallery, 5)
+        want = np.array([r["base_unified"] for r in chosen])
+        hit1 = groups[top[:, 0]] == want
+        hit5 = (groups[top] == want[:, None]).any(1)
+        chance = float(np.mean([min(1.0, 5 * group_sizes[g] / len(records)) for g in want]))
+        result[split] = {"prompts": len(chosen), "top1": float(hit1.mean()), "top5": float(hit5.mean()), "chance_top5": chance}
+    return result
+
+
+def inpaint_eval(text_model: OnnxLdm, inpaint_model: OnnxLdm | None, images_u8, records, eval_cfg, mask_probabilities, seed) -> dict:
+    heldout = [r for r in records if r["split"] == "heldout"][: eval_cfg["inpaint_images"]]
+    if not heldout:
+        return {}
+    rng = np.random.default_rng(seed)
+    idx = np.array([r["index"] for r in heldout])
+    originals = images_u8[idx]
+    masks = np.stack([random_mask(originals.shape[1], rng, mask_probabilities) for _ in idx])
+    prompts = [r["caption"] for r in heldout]
+    steps, guidance, batch = eval_cfg["steps"], eval_cfg["guidance_scale"], eval_cfg["batch_size"]
+    seeds = [seed + i for i in range(len(idx))]
+
+    def run(fn) -> np.ndarray:
+        out = [fn(originals[s:s + batch], masks[s:s + batch], prompts[s:s + batch], steps, guidance, seeds[s:s + batch])
+               for s in range(0, len(idx), batch)]
+        return paste_back(originals, np.concatenate(out), masks)
+
+    methods = {"blur_fill": paste_back(originals, np.stack([blur_fill(o, m) for o, m in zip(originals, masks)]), masks),
+               "latent_blend_4ch": run(text_model.blend_inpaint)}
+    if inpaint_model is not None:
+        methods["inpaint_9ch"] = run(inpaint_model.inpaint)
+    keep = masks < 0.5
+    result = {"images": len(idx), "mask_mix": mask_probabilities, "masked_fraction": float(masks.mean())}
+    for name, out in methods.items():
+        exact = bool(np.array_equal(out[np.broadcast_to(keep[..., None], out.shape)],
+                                    originals[np.broadcast_to(keep[..., None], out.shape)]))
+        masked = np.broadcast_to((masks >= 0.5)[..., None], out.shape)
+        result[name] = {"masked_psnr_db": psnr_u8(out, originals, masked), "unmasked_exact": exact}
+    return result
+
+
+def speed(model: OnnxLdm, runs: int) -> dict:
+    times = []
+    for i in range(runs + 1):
+        start = time.perf_counter()
+        model.text_to_image(["red apple"], 20, 5.0, [i])
+        times.append(time.perf_counter() - start)
+    return {"median_s": float(np.median(times[1:])), "min_s": float(min(times[1:])), "runs": runs,
+            "setting": "64x64, 20 Euler steps, CFG (U-Net batch 2), Python onnxruntime, 2 threads"}
+
+
+def sample_grid(model: OnnxLdm, prompts: list[str], path: Path, steps: int, guidance: float, seed: int, scale: int = 2) -> None:
+    images = model.text_to_image(prompts, steps, guidance, [seed + i for i in range(len(prompts))])
+    cols = 8 if len(prompts) >= 8 else len(prompts)
+    rows = (len(prompts) + cols - 1) // cols
+    side = images.shape[1] * scale
+    grid = Image.new("RGB", (cols * side, rows * side), (255, 255, 255))
+    for i, image in enumerate(images):
+        grid.paste(Image.fromarray(image).resize((side, side), Image.Resampling.NEAREST), ((i % cols) * side, (i // cols) * side))
+    grid.save(path, optimize=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    add_common_args(parser)
+    parser.add_argument("--skip", nargs="*", default=[], choices=["vae", "text", "inpaint", "speed", "grid"])
+    args = parser.parse_args()
+    cfg = load_config(args)
+    eval_cfg = cfg["eval"]
+    limit_threads(eval_cfg.get("threads", 1))
+    images_u8, records = load_images(cfg.data_dir)
+    text_model = OnnxLdm(cfg.export_dir, threads=eval_cfg.get("threads", 1))
+    inpaint_model = OnnxLdm(cfg.inpaint_export_dir, threads=eval_cfg.get("threads", 1)) if cfg.inpaint_export_dir.exists() else None
+    seed = cfg["seed"]
+    report: dict = {"model": cfg.name, "toy": cfg.toy}
+    heldout_idx = np.array([r["index"] for r in records if r["split"] == "heldout"])
+    if "vae" not in args.skip:
+        x = images_u8[heldout_idx].transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1
+        recon = np.concatenate([text_model.decode(text_model.encode_image(x[s:s + 32])) for s in range(0, len(x), 32)])
+        per_image = [psnr_u8(a, b) for a, b in zip(recon, images_u8[heldout_idx])]
+        report["vae_psnr_db"] = {"heldout_mean": float(np.mean(per_image)), "heldout_images": len(per_image),
+                                 "heldout_pooled": psnr_u8(recon, images_u8[heldout_idx])}
+        print(json.dumps({"vae_psnr_db": report["vae_psnr_db"]}), flush=True)
+    if "text" not in args.skip:
+        report["text_fidelity"] = text_fidelity(text_model, images_u8, records, eval_cfg, seed)
+        print(json.dumps({"text_fidelity": report["text_fidelity"]}), flush=True)
+    if "inpaint" not in args.skip:
+        report["inpaint"] = inpaint_eval(text_model, inpaint_model, images_u8, records, eval_cfg,
+                                         cfg["train_inpaint"]["mask_probabilities"], seed)
+        print(json.dumps({"inpaint": report["inpaint"]}), flush=True)
+    if "speed" not in args.skip:
+        fast = OnnxLdm(cfg.export_dir, threads=2)
+        report["speed"] = speed(fast, eval_cfg["speed_runs"])
+        print(json.dumps({"speed": report["speed"]}), flush=True)
+    if "grid" not in args.skip:
+        grid_path = cfg.export_dir / "samples.png"
+        sample_grid(text_model, GRID_PROMPTS, grid_path, eval_cfg["steps"], eval_cfg["guidance_scale"], seed)
+        report["sample_grid"] = {"file": grid_path.name, "prompts": GRID_PROMPTS, "layout": "8 per row, left to right",
+                                 "steps": eval_cfg["steps"], "guidance_scale": eval_cfg["guidance_scale"], "seeds": f"{seed}+i"}
+    out = cfg.export_dir / "eval.json"
+    out.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"evaluate: wrote {out}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

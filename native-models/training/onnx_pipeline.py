@@ -1,0 +1,123 @@
+"""A small numpy + onnxruntime Stable Diffusion pipeline over an exported folder (the optimum
+layout). It mirrors the torch pipelines' maths (docs/sd-onnx-reference.md §3.1, §3.5b, §3.6b) and is
+used by the evaluation, the sample grid and the speed measurement, so they measure what ships."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+from diffusers import EulerDiscreteScheduler
+from transformers import CLIPTokenizer
+
+
+class OnnxLdm:
+    def __init__(self, folder: Path, threads: int = 1):
+        self.folder = Path(folder)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+
+        def session(name: str) -> ort.InferenceSession | None:
+            path = self.folder / name / "model.onnx"
+            return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"]) if path.exists() else None
+
+        self.text_encoder = session("text_encoder")
+        self.unet = session("unet")
+        self.vae_encoder = session("vae_encoder")
+        self.vae_decoder = session("vae_decoder")
+        self.tokenizer = CLIPTokenizer.from_pretrained(str(self.folder / "tokenizer"))
+        vae_config = json.loads((self.folder / "vae_decoder" / "config.json").read_text())
+        self.scaling_factor = float(vae_config["scaling_factor"])
+        unet_config = json.loads((self.folder / "unet" / "config.json").read_text())
+        self.unet_in_channels = int(unet_config["in_channels"])
+        self.latent_channels = int(vae_config["latent_channels"])
+        self.latent_size = int(unet_config["sample_size"])
+        self.scheduler_config = EulerDiscreteScheduler.load_config(str(self.folder / "scheduler"))
+
+    def new_scheduler(self, steps: int) -> EulerDiscreteScheduler:
+        scheduler = EulerDiscreteScheduler.from_config(self.scheduler_config)
+        scheduler.set_timesteps(steps)
+        return scheduler
+
+    def encode_text(self, prompts: list[str]) -> np.ndarray:
+        ids = self.tokenizer(prompts, padding="max_length", max_length=self.tokenizer.model_max_length,
+                             truncation=True, return_tensors="np").input_ids.astype(np.int64)
+        return self.text_encoder.run(["last_hidden_state"], {"input_ids": ids})[0]
+
+    def run_unet(self, sample: np.ndarray, t: float, hidden: np.ndarray) -> np.ndarray:
+        return self.unet.run(["out_sample"], {"sample": sample.astype(np.float32), "timestep": np.array(t, dtype=np.float32),
+                                              "encoder_hidden_states": hidden})[0]
+
+    def encode_image(self, images: np.ndarray) -> np.ndarray:
+        """[-1, 1] NCHW images → scaled latents from the posterior mean (deterministic)."""
+        params = self.vae_encoder.run(["latent_parameters"], {"sample": images.astype(np.float32)})[0]
+        return params[:, : self.latent_channels] * self.scaling_factor
+
+    def decode(self, latents: np.ndarray) -> np.ndarray:
+        """Scaled latents → uint8 NHWC, decoded one image at a time as the ONNX pipelines do."""
+        out = [self.vae_decoder.run(["sample"], {"latent_sample": (l[None] / self.scaling_factor).astype(np.float32)})[0]
+               for l in latents]
+        image = np.clip(np.concatenate(out) / 2 + 0.5, 0, 1)
+        return (image.transpose(0, 2, 3, 1) * 255).round().astype(np.uint8)
+
+    def initial_noise(self, n: int, seeds: list[int]) -> np.ndarray:
+        shape = (self.latent_channels, self.latent_size, self.latent_size)
+        return np.stack([np.random.RandomState(s).standard_normal(shape) for s in seeds[:n]]).astype(np.float32)
+
+    def denoise(self, prompts: list[str], steps: int, guidance: float, seeds: list[int], extra=None, blend=None) -> np.ndarray:
+        """The sampling loop. `extra` (mask, masked-image latents) makes a 9-channel input; `blend`
+        (image latents, mask, noise) applies the 4-channel latent-blend inpainting of §3.6b."""
+        scheduler = self.new_scheduler(steps)
+        cond = self.encode_text(prompts)
+        use_cfg = guidance > 1.0
+        hidden = np.concatenate([self.encode_text([""] * len(prompts)), cond]) if use_cfg else cond
+        latents = torch.from_numpy(self.initial_noise(len(prompts), seeds)) * scheduler.init_noise_sigma
+        timesteps = scheduler.timesteps
+        for i, t in enumerate(timesteps):
+            model_in = torch.cat([latents, latents]) if use_cfg else latents
+            model_in = scheduler.scale_model_input(model_in, t).numpy()
+            if extra is not None:
+                mask, masked_latents = extra
+                if use_cfg:
+                    mask, masked_latents = np.concatenate([mask, mask]), np.concatenate([masked_latents, masked_latents])
+                model_in = np.concatenate([model_in, mask, masked_latents], axis=1)
+            noise_pred = self.run_unet(model_in, float(t), hidden)
+            if use_cfg:
+                uncond, text = np.split(noise_pred, 2)
+                noise_pred = uncond + guidance * (text - uncond)
+            latents = scheduler.step(torch.from_numpy(noise_pred), t, latents).prev_sample
+            if blend is not None:
+                image_latents, mask, noise = blend
+                proper = torch.from_numpy(image_latents)
+                if i < len(timesteps) - 1:
+                    proper = scheduler.add_noise(proper, torch.from_numpy(noise), timesteps[i + 1: i + 2])
+                latents = (1 - torch.from_numpy(mask)) * proper + torch.from_numpy(mask) * latents
+        return latents.numpy()
+
+    def text_to_image(self, prompts: list[str], steps: int, guidance: float, seeds: list[int]) -> np.ndarray:
+        return self.decode(self.denoise(prompts, steps, guidance, seeds))
+
+    def latent_mask(self, masks: np.ndarray) -> np.ndarray:
+        # torch pipeline: F.interpolate(mask, size=(H//f, W//f)) ('nearest' → source pixel floor(i·f)).
+        f = masks.shape[-1] // self.latent_size
+        return np.ascontiguousarray(masks[:, None, ::f, ::f]).astype(np.float32)
+
+    def inpaint(self, images_u8: np.ndarray, masks: np.ndarray, prompts: list[str], steps: int, guidance: float,
+                seeds: list[int]) -> np.ndarray:
+        """9-channel inpainting (§3.5b). masks: [N, H, W] in {0, 1}, 1 = repaint."""
+        images = images_u8.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1
+        masked = images * (masks[:, None] < 0.5)
+        extra = (self.latent_mask(masks), self.encode_image(masked))
+        return self.decode(self.denoise(prompts, steps, guidance, seeds, extra=extra))
+
+    def blend_inpaint(self, images_u8: np.ndarray, masks: np.ndarray, prompts: list[str], steps: int, guidance: float,
+                      seeds: list[int]) -> np.ndarray:
+        """4-channel latent-blend inpainting with the text-to-image U-Net (§3.6b)."""
+        images = images_u8.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1
+        image_latents = self.encode_image(images)
+        noise = self.initial_noise(len(prompts), [s + 7_919 for s in seeds])
+        blend = (image_latents, np.repeat(self.latent_mask(masks), self.latent_channels, axis=1), noise)
+        return self.decode(self.denoise(prompts, steps, guidance, seeds, blend=blend))
