@@ -25,6 +25,8 @@ def main() -> None:
     parser.add_argument("--max-minutes", type=float, default=None,
                         help="time budget per training stage for this invocation (resume later)")
     parser.add_argument("--keep-toy", action="store_true", help="with --toy: reuse the toy work folder")
+    parser.add_argument("--from-scratch", action="store_true",
+                        help="ignore the committed checkpoints (native-models/checkpoints/) and train every stage anew")
     args = parser.parse_args()
     cfg = load_config(args)
     if cfg.toy and not args.keep_toy:
@@ -35,6 +37,9 @@ def main() -> None:
     if not (TOKENIZER_DIR / cfg.name / "vocab.json").exists():
         raise SystemExit(f"missing tokenizer files in {TOKENIZER_DIR / cfg.name}; build them with "
                          "python -m training.build_tokenizer --clip-dir <folder with CLIP's vocab.json and merges.txt>")
+    if not args.toy and not args.from_scratch:
+        # Carry on from the committed checkpoints when the work folder lacks them (a fresh clone).
+        subprocess.run([sys.executable, "-m", "training.checkpoints", "unpack", *common], cwd=NATIVE_MODELS_DIR, check=True)
     stages = [
         ("prepare data", ["training.prepare_data"], (cfg.data_dir / "records.json").exists()),
         ("train VAE", ["training.train_vae", *budget], (cfg.runs_dir / "vae" / "done.json").exists()),

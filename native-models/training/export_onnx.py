@@ -29,6 +29,7 @@ from transformers import CLIPTextModel
 from .build_tokenizer import TOKENIZER_DIR
 from .config import Config, add_common_args, load_config
 from .models import build_vae, limit_threads
+from .train_unet import load_text2img
 
 OPSET = 17
 # Initializers smaller than this stay float32 (biases and norms: tiny, and exact matters more there).
@@ -208,13 +209,19 @@ def export_unet(out: Path, unet: UNet2DConditionModel, hidden_size: int) -> floa
     return check(path, graph, feeds, (sample, timestep, hidden), 2e-3)
 
 
-def load_unet_stage(path: Path) -> tuple[UNet2DConditionModel, CLIPTextModel]:
+def load_inpaint_stage(path: Path) -> tuple[UNet2DConditionModel, dict]:
+    """EMA weights of the inpainting U-Net: unet.pt when finished, else the running stage's state.pt."""
     saved = torch.load(path, map_location="cpu", weights_only=False)
-    unet = UNet2DConditionModel.from_config(saved["unet_config"])
-    unet.load_state_dict(saved["unet"])
-    text_encoder = CLIPTextModel(CLIPTextModel.config_class.from_dict(saved["text_encoder_config"]))
-    text_encoder.load_state_dict(saved["text_encoder"])
-    return unet.eval(), text_encoder.eval()
+    if path.name == "unet.pt":
+        state, info = saved["unet"], {"step": saved["steps"], "snapshot": False, "text2img_source": saved.get("text2img_source")}
+        config = saved["unet_config"]
+    else:
+        state, info = saved["unet_ema"]["shadow"], {"step": saved["step"], "snapshot": True,
+                                                    "text2img_source": saved.get("text2img_source")}
+        config = saved["unet_config"]
+    unet = UNet2DConditionModel.from_config(config)
+    unet.load_state_dict(state)
+    return unet.eval(), info
 
 
 def main() -> None:
@@ -228,7 +235,7 @@ def main() -> None:
     vae.load_state_dict(saved_vae["model"])
     vae.eval()
     round_to_fp16(vae)
-    unet, text_encoder = load_unet_stage(cfg.runs_dir / "unet" / "unet.pt")
+    unet, text_encoder, text2img_info = load_text2img(cfg, allow_snapshot=True)
     round_to_fp16(unet)
     round_to_fp16(text_encoder)
     hidden = text_encoder.config.hidden_size
@@ -243,8 +250,11 @@ def main() -> None:
     write_json(out / "model_index.json", model_index("StableDiffusionPipeline", scheduler_class))
 
     inpaint_path = cfg.runs_dir / "inpaint" / "unet.pt"
+    inpaint_info = None
+    if not inpaint_path.exists() and (cfg.runs_dir / "inpaint" / "state.pt").exists():
+        inpaint_path = cfg.runs_dir / "inpaint" / "state.pt"
     if inpaint_path.exists():
-        inpaint_unet, inpaint_te = load_unet_stage(inpaint_path)
+        inpaint_unet, inpaint_info = load_inpaint_stage(inpaint_path)
         round_to_fp16(inpaint_unet)
         dst = cfg.inpaint_export_dir
         for sub in ("text_encoder", "unet", "vae_encoder", "vae_decoder", "tokenizer", "scheduler"):
@@ -258,7 +268,7 @@ def main() -> None:
         print(f"export: no inpainting U-Net yet ({inpaint_path} missing); exported text-to-image only", flush=True)
     sizes = {p.relative_to(cfg.export_root).as_posix(): p.stat().st_size
              for d in (cfg.export_dir, cfg.inpaint_export_dir) if d.exists() for p in d.rglob("*.onnx")}
-    summary = {"max_abs_diff_vs_torch": report, "onnx_bytes": sizes, "onnx_bytes_total": sum(sizes.values())}
+    summary = {"text2img_step": text2img_info, "inpaint_step": inpaint_info, "max_abs_diff_vs_torch": report, "onnx_bytes": sizes, "onnx_bytes_total": sum(sizes.values())}
     (cfg.work_dir / "export_report.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary, indent=1), flush=True)
 

@@ -52,8 +52,16 @@ def load_trained_vae(cfg: Config) -> tuple[AutoencoderKL, float, str]:
     vae = build_vae(saved["config"])
     vae.load_state_dict(saved["model"])
     vae.eval().requires_grad_(False)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-    return vae, float(saved["config"]["scaling_factor"]), digest
+    return vae, float(saved["config"]["scaling_factor"]), weights_digest(saved["model"])
+
+
+def weights_digest(state: dict[str, torch.Tensor]) -> str:
+    """Identifies a VAE by its weights (not file bytes), so a VAE restored from a checkpoint matches."""
+    digest = hashlib.sha256()
+    for key in sorted(state):
+        digest.update(key.encode())
+        digest.update(state[key].float().numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 @torch.no_grad()
@@ -99,6 +107,31 @@ class TokenCache:
         return torch.tensor([self.cache[c] for c in captions], dtype=torch.long)
 
 
+def load_text2img(cfg: Config, allow_snapshot: bool) -> tuple[UNet2DConditionModel, CLIPTextModel, dict]:
+    """The text-to-image stage's EMA weights: from unet.pt when the stage is finished, else (if allowed)
+    from the running stage's state.pt (a snapshot, so the inpainting stage and exports can go ahead)."""
+    stage = cfg.runs_dir / "unet"
+    if (stage / "unet.pt").exists():
+        saved = torch.load(stage / "unet.pt", map_location="cpu", weights_only=False)
+        unet_state, te_state, info = saved["unet"], saved["text_encoder"], {"step": saved["steps"], "snapshot": False}
+    elif allow_snapshot and (stage / "state.pt").exists():
+        saved = torch.load(stage / "state.pt", map_location="cpu", weights_only=False)
+        unet_state, te_state = saved["unet_ema"]["shadow"], saved["te_ema"]["shadow"]
+        info = {"step": saved["step"], "snapshot": True}
+    else:
+        raise SystemExit(f"the text-to-image stage has not finished: {stage / 'unet.pt'} is missing "
+                         "(finish it, or pass --allow-snapshot to use its latest checkpoint)")
+    latent_channels = cfg["vae"]["latent_channels"]
+    te_cfg = cfg["text_encoder"]
+    vocab = load_tokenizer(cfg).get_vocab()
+    text_encoder = build_text_encoder(te_cfg, len(vocab), vocab["<|startoftext|>"], vocab["<|endoftext|>"], vocab["<|endoftext|>"])
+    text_encoder.load_state_dict(te_state)
+    latent_size = cfg["data"]["image_size"] // vae_downscale(cfg["vae"])
+    unet = build_unet(cfg["unet"], latent_channels, latent_size, te_cfg["hidden_size"])
+    unet.load_state_dict(unet_state)
+    return unet.eval(), text_encoder.eval(), info
+
+
 def inpaint_unet_from(text_unet: UNet2DConditionModel, in_channels: int) -> UNet2DConditionModel:
     """Copies a text-to-image U-Net into one with more input channels; the new channels start at zero
     (as SD's inpainting checkpoints were initialised from the text-to-image weights)."""
@@ -129,6 +162,8 @@ def main() -> None:
     parser.add_argument("--stage", choices=sorted(STAGE_DIRS), required=True)
     parser.add_argument("--max-minutes", type=float, default=None, help="stop (with a checkpoint) after this long")
     parser.add_argument("--finalize", action="store_true", help="end training at the checkpoint's step and write the weights")
+    parser.add_argument("--allow-snapshot", action="store_true",
+                        help="inpaint: start from the text-to-image stage's latest checkpoint if it has not finished")
     args = parser.parse_args()
     cfg = load_config(args)
     inpaint = args.stage == "inpaint"
@@ -140,6 +175,7 @@ def main() -> None:
         return
 
     generator = seed_everything(cfg["seed"] + (1 if inpaint else 0))
+    source_info = None
     rng = np.random.default_rng(cfg["seed"])
     images_u8, records = load_images(cfg.data_dir)
     train_idx = np.array([r["index"] for r in records if r["split"] == "train"])
@@ -156,15 +192,10 @@ def main() -> None:
     alphas_cumprod = noise_scheduler.alphas_cumprod
 
     if inpaint:
-        source = cfg.runs_dir / "unet" / "unet.pt"
-        if not source.exists():
-            raise SystemExit(f"the text-to-image stage has not finished: {source} is missing")
-        saved = torch.load(source, map_location="cpu", weights_only=False)
-        text_unet = UNet2DConditionModel.from_config(saved["unet_config"])
-        text_unet.load_state_dict(saved["unet"])
+        text_unet, text_encoder, source_info = load_text2img(cfg, args.allow_snapshot)
+        print(f"inpaint: initialised from the text-to-image stage at step {source_info['step']}"
+              f"{' (snapshot)' if source_info['snapshot'] else ''}", flush=True)
         unet = inpaint_unet_from(text_unet, 2 * latent_channels + 1)
-        text_encoder = CLIPTextModel(CLIPTextModel.config_class.from_dict(saved["text_encoder_config"]))
-        text_encoder.load_state_dict(saved["text_encoder"])
         text_encoder.requires_grad_(False).eval()
         trainable = list(unet.parameters())
     else:
@@ -177,24 +208,33 @@ def main() -> None:
     unet_ema = EMA(unet, train_cfg["ema_decay"])
     te_ema = EMA(text_encoder, train_cfg["ema_decay"])
     step = 0
+    restart_step = 0
     state = run.load()
     if state:
         unet.load_state_dict(state["unet"])
         text_encoder.load_state_dict(state["text_encoder"])
-        optimizer.load_state_dict(state["optimizer"])
         unet_ema.load_state_dict(state["unet_ema"])
         te_ema.load_state_dict(state["te_ema"])
-        restore_rng(state["rng"], generator)
-        rng.bit_generator.state = state["np_rng"]
         step = state["step"]
-        print(f"{args.stage}: resumed at step {step}", flush=True)
+        if state["optimizer"] is not None:
+            optimizer.load_state_dict(state["optimizer"])
+            restore_rng(state["rng"], generator)
+            rng.bit_generator.state = state["np_rng"]
+            print(f"{args.stage}: resumed at step {step}", flush=True)
+        else:
+            # Restored from a compact checkpoint (weights only): fresh optimizer, re-warm-up, new data order.
+            restart_step = step
+            generator = seed_everything(cfg["seed"] + step)
+            rng = np.random.default_rng(cfg["seed"] + step)
+            print(f"{args.stage}: restored weights at step {step} (no optimizer state; warming up again)", flush=True)
     print(f"{args.stage}: U-Net {count_parameters(unet) / 1e6:.2f}M, text encoder {count_parameters(text_encoder) / 1e6:.2f}M "
           f"parameters; latents {latent_channels}×{latent_size}×{latent_size}, scaling factor {scaling_factor:.4f}", flush=True)
 
     def checkpoint() -> None:
         run.save({"unet": unet.state_dict(), "text_encoder": text_encoder.state_dict(), "optimizer": optimizer.state_dict(),
                   "unet_ema": unet_ema.state_dict(), "te_ema": te_ema.state_dict(), "rng": rng_state(generator),
-                  "np_rng": rng.bit_generator.state, "step": step, "vae_digest": vae_digest})
+                  "np_rng": rng.bit_generator.state, "step": step, "vae_digest": vae_digest,
+                  "unet_config": dict(unet.config), "text2img_source": source_info})
 
     def model_input(noisy: torch.Tensor, pick: torch.Tensor, batch_rng: np.random.Generator) -> torch.Tensor:
         if not inpaint:
@@ -236,7 +276,7 @@ def main() -> None:
     window: list[float] = []
     started = time.monotonic()
     while step < total and not run.should_stop():
-        lr = train_cfg["lr"] * min(1.0, (step + 1) / warmup)
+        lr = train_cfg["lr"] * min(1.0, (step - restart_step + 1) / warmup)
         for group in optimizer.param_groups:
             group["lr"] = lr
         batch_size = train_cfg["batch_size"]
@@ -278,7 +318,7 @@ def main() -> None:
     atomic_save({"unet": unet_ema.shadow, "unet_config": dict(unet.config),
                  "text_encoder": te_ema.shadow if not inpaint else text_encoder.state_dict(),
                  "text_encoder_config": text_encoder.config.to_dict(), "scaling_factor": scaling_factor,
-                 "vae_digest": vae_digest, "steps": step}, run.dir / "unet.pt")
+                 "vae_digest": vae_digest, "steps": step, "text2img_source": source_info}, run.dir / "unet.pt")
     unet.load_state_dict(unet_ema.shadow)
     if not inpaint:
         text_encoder.load_state_dict(te_ema.shadow)

@@ -145,7 +145,13 @@ def main() -> None:
     ema_psnr = evaluate_psnr(vae, heldout)
     if raw_psnr > ema_psnr:
         vae.load_state_dict(raw_state)
-    best_psnr = max(raw_psnr, ema_psnr)
+    # Round to fp16 once here: the committed checkpoint and the ONNX export store fp16 weights, and the
+    # U-Net stages must see exactly the VAE that ships.
+    with torch.no_grad():
+        for tensor in vae.state_dict().values():
+            if tensor.dtype == torch.float32:
+                tensor.copy_(tensor.half().float())
+    best_psnr = evaluate_psnr(vae, heldout)
     std = latent_std(vae, images[train_idx])
     scaling_factor = 1.0 / std
     vae_config = dict(cfg["vae"], scaling_factor=scaling_factor)
