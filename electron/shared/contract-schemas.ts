@@ -1,0 +1,233 @@
+/**
+ * Runtime schemas for every request of the IPC contract (electron/shared/contract.ts): one zod schema
+ * per channel. The host parses each payload with `parseRequest` before any handler runs, so a handler
+ * only ever sees a well-typed request. Every object is strict: an unknown key is an error, not ignored.
+ *
+ * Encoding on the wire: images cross the contract as base64 strings of the encoded file bytes (PNG,
+ * JPEG or WebP in; PNG or WebP out), because JSON over WebSocket carries no bytes and Electron's
+ * structured clone would otherwise be the only door with a different shape. File paths must be
+ * absolute, normalized (no `..` segment) and free of NUL bytes.
+ */
+import { z } from 'zod';
+import { InvalidRequestError } from './errors.js';
+import { GENERATION_MODES, SAMPLERS } from './generation.js';
+import type { ExecutionProviderName } from './generation.js';
+import { HISTORY_PAGE_MAX } from './history.js';
+
+// Limits. The engine checks the same bounds again (electron/engine/pipelines/resolve.ts); they are
+// repeated here because shared/ may not import the engine.
+export const MAX_PROMPT_CHARS = 10_000;
+export const MAX_STEPS = 1000;
+export const MAX_CFG = 50;
+export const MIN_SIDE = 8;
+export const MAX_SIDE = 4096;
+export const MAX_MASK_BLUR = 256;
+/** Seeds are integers in [0, 2^53 − 1] (the engine's MAX_SEED). */
+export const MAX_SEED = Number.MAX_SAFE_INTEGER;
+/** Longest file path we accept: PATH_MAX on Linux. */
+export const MAX_PATH_CHARS = 4096;
+/** Base64 of one input image: 64 MiB of text ≈ 48 MiB of file, more than a 4096² PNG needs. */
+export const MAX_IMAGE_BASE64_CHARS = 64 * 1024 * 1024;
+/** Most ids one request may name (bulk favourite, delete, export, reorder). */
+export const MAX_IDS_PER_REQUEST = 10_000;
+export const MAX_IMPORT_PATHS = 1000;
+export const MAX_SEARCH_CHARS = 1000;
+export const MAX_TAGS = 64;
+export const MAX_TAG_CHARS = 64;
+/** CPU intra-op threads: 0 lets onnxruntime decide. */
+export const MAX_THREADS = 256;
+
+export const EXECUTION_PROVIDERS = ['webgpu', 'cuda', 'dml', 'coreml', 'cpu'] as const satisfies readonly ExecutionProviderName[];
+
+/** Marks a string schema as a file path so the contract fuzz test knows to try traversal there. */
+export const FILE_PATH_META = { kind: 'file-path' } as const;
+
+// ── field schemas ─────────────────────────────────────────────────────────────────────────────────
+
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+/** A model id is its registry key (usually the folder name): never joined onto a path. */
+const MODEL_ID = /^[\p{L}\p{N}_][\p{L}\p{N}._ -]{0,127}$/u;
+/** POSIX absolute (`/x`), Windows drive (`C:\x`, `C:/x`) or UNC (`\\server\share`). */
+const ABSOLUTE_PATH = /^(\/|[A-Za-z]:[\\/]|\\\\)/;
+
+export const historyIdSchema = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
+export const jobIdSchema = z.uuid();
+export const imageHashSchema = z.string().regex(SHA256_HEX, 'must be a sha256 hex digest (64 lowercase hex digits)');
+export const modelIdSchema = z.string().regex(MODEL_ID, 'must be a model id (letters, digits, ". _ -", at most 128)');
+export const base64ImageSchema = z
+  .string()
+  .min(1, 'must not be empty')
+  .max(MAX_IMAGE_BASE64_CHARS, `must be at most ${MAX_IMAGE_BASE64_CHARS} base64 characters`)
+  .regex(BASE64, 'must be base64 (the encoded PNG, JPEG or WebP bytes)');
+
+/** Why a path is unsafe, or null when it is fine. Pure string checks: shared/ has no node:path. */
+export function filePathProblem(path: string): string | null {
+  if (path.includes('\0')) return 'must not contain NUL bytes';
+  if (!ABSOLUTE_PATH.test(path)) return 'must be an absolute path';
+  const segments = path.split(/[\\/]+/);
+  if (segments.includes('..')) return 'must not contain ".." segments (path traversal)';
+  return null;
+}
+
+export const filePathSchema = z
+  .string()
+  .min(1, 'must not be empty')
+  .max(MAX_PATH_CHARS, `must be at most ${MAX_PATH_CHARS} characters`)
+  .superRefine((path, ctx) => {
+    const problem = filePathProblem(path);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  })
+  .meta(FILE_PATH_META);
+
+const idListSchema = z.array(historyIdSchema).min(1).max(MAX_IDS_PER_REQUEST);
+const emptySchema = z.strictObject({});
+
+// ── generation ────────────────────────────────────────────────────────────────────────────────────
+
+const side = z.number().int().min(MIN_SIDE).max(MAX_SIDE).multipleOf(8);
+
+export const generateRequestSchema = z
+  .strictObject({
+    mode: z.enum(GENERATION_MODES),
+    prompt: z.string().max(MAX_PROMPT_CHARS),
+    negativePrompt: z.string().max(MAX_PROMPT_CHARS).optional(),
+    /** Absent: the host draws a random seed (and records it). */
+    seed: z.number().int().min(0).max(MAX_SEED).optional(),
+    steps: z.number().int().min(1).max(MAX_STEPS).optional(),
+    cfg: z.number().min(0).max(MAX_CFG).optional(),
+    sampler: z.enum(SAMPLERS).optional(),
+    width: side.optional(),
+    height: side.optional(),
+    strength: z.number().min(0).max(1).optional(),
+    maskBlur: z.number().min(0).max(MAX_MASK_BLUR).optional(),
+    /** img2img / inpaint: the input image, base64 of its file bytes… */
+    initImage: base64ImageSchema.optional(),
+    /** …or an image already in history (for example the parent's output in an inpaint chain). */
+    initImageHash: imageHashSchema.optional(),
+    /** inpaint: the mask, base64 of its file bytes; white = repaint. */
+    mask: base64ImageSchema.optional(),
+    /** The history item this generation was made from. */
+    parentId: historyIdSchema.optional(),
+    /** Default: the selected model. */
+    modelId: modelIdSchema.optional(),
+  })
+  .superRefine((req, ctx) => {
+    if (req.initImage !== undefined && req.initImageHash !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['initImageHash'], message: 'give initImage or initImageHash, not both' });
+    }
+    const hasImage = req.initImage !== undefined || req.initImageHash !== undefined;
+    if (req.mode !== 'txt2img' && !hasImage) {
+      ctx.addIssue({ code: 'custom', path: ['initImage'], message: `${req.mode} needs an init image (initImage or initImageHash)` });
+    }
+    if (req.mode === 'inpaint' && req.mask === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['mask'], message: 'inpaint needs a mask (white = repaint)' });
+    }
+    if (req.mode !== 'inpaint' && req.mask !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['mask'], message: `a mask is only for inpaint, not ${req.mode}` });
+    }
+  });
+
+// ── history ───────────────────────────────────────────────────────────────────────────────────────
+
+const historyFilterSchema = z.strictObject({
+  favorite: z.boolean().optional(),
+  modelId: z.string().max(256).optional(),
+  mode: z.enum(GENERATION_MODES).optional(),
+  createdFrom: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+  createdTo: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+  view: z.enum(['active', 'trash']).optional(),
+});
+
+const pageFields = {
+  filter: historyFilterSchema.optional(),
+  cursor: z.string().max(512).nullable().optional(),
+  limit: z.number().int().min(1).max(HISTORY_PAGE_MAX).optional(),
+};
+
+const tagSchema = z.string().min(1).max(MAX_TAG_CHARS);
+
+// ── the table ─────────────────────────────────────────────────────────────────────────────────────
+
+/** One schema per channel. The channel list of the contract is this object's keys. */
+export const requestSchemas = {
+  generate: generateRequestSchema,
+  cancel: z.strictObject({ jobId: jobIdSchema }),
+  'queue.list': emptySchema,
+  /** The queued jobs named move to the front in this order; the rest keep theirs after them. */
+  'queue.reorder': z.strictObject({ jobIds: z.array(jobIdSchema).min(1).max(MAX_IDS_PER_REQUEST) }),
+  /** Cancels every queued job; with `includeRunning`, the running one too. */
+  'queue.clear': z.strictObject({ includeRunning: z.boolean().optional() }),
+
+  'history.page': z.strictObject(pageFields),
+  'history.search': z.strictObject({ ...pageFields, text: z.string().max(MAX_SEARCH_CHARS) }),
+  'history.get': z.strictObject({ id: historyIdSchema }),
+  'history.lineage': z.strictObject({ id: historyIdSchema }),
+  'history.counts': emptySchema,
+  'history.setFavorite': z.strictObject({ ids: idListSchema, favorite: z.boolean() }),
+  'history.setTags': z.strictObject({ id: historyIdSchema, tags: z.array(tagSchema).max(MAX_TAGS) }),
+  'history.delete': z.strictObject({ ids: idListSchema }),
+  'history.restore': z.strictObject({ ids: idListSchema }),
+  'history.purge': z.strictObject({
+    ids: idListSchema.optional(),
+    deletedBefore: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+  }),
+  'history.import': z.strictObject({ paths: z.array(filePathSchema).min(1).max(MAX_IMPORT_PATHS) }),
+  'history.export': z.strictObject({ ids: idListSchema, folder: filePathSchema }),
+  /** A stored image (output, init image, mask) or its thumbnail, by content hash. */
+  'history.image': z.strictObject({ hash: imageHashSchema, thumbnail: z.boolean().optional() }),
+
+  'models.list': emptySchema,
+  'models.info': z.strictObject({ modelId: modelIdSchema }),
+  /** Registers a model folder after the engine has opened it successfully. */
+  'models.import': z.strictObject({ path: filePathSchema }),
+  'models.select': z.strictObject({ modelId: modelIdSchema }),
+
+  'settings.get': emptySchema,
+  'settings.set': z.strictObject({
+    providers: z
+      .array(z.enum(EXECUTION_PROVIDERS))
+      .min(1)
+      .max(EXECUTION_PROVIDERS.length)
+      .refine((list) => new Set(list).size === list.length, 'must not name a provider twice')
+      .optional(),
+    threads: z.number().int().min(0).max(MAX_THREADS).optional(),
+    /** Where each result is also written as a PNG; null: only the history folder. */
+    outputFolder: filePathSchema.nullable().optional(),
+  }),
+
+  'app.info': emptySchema,
+  /** Counts a prompt's CLIP tokens (the prompt panel's n/75). */
+  tokenize: z.strictObject({ text: z.string().max(MAX_PROMPT_CHARS), modelId: modelIdSchema.optional() }),
+} as const;
+
+export type RequestSchemas = typeof requestSchemas;
+export type SchemaChannel = keyof RequestSchemas;
+
+export function isChannel(name: unknown): name is SchemaChannel {
+  return typeof name === 'string' && Object.prototype.hasOwnProperty.call(requestSchemas, name);
+}
+
+/** How many problems one rejection lists, and how long each part may be: a huge bad key or value must not come back whole. */
+const MAX_ISSUE_MESSAGES = 5;
+const MAX_ISSUE_PART_CHARS = 200;
+
+function clip(text: string): string {
+  return text.length <= MAX_ISSUE_PART_CHARS ? text : `${text.slice(0, MAX_ISSUE_PART_CHARS)}…`;
+}
+
+/**
+ * Parses one request. Throws InvalidRequestError (code E_INVALID_REQUEST) naming the channel and each
+ * bad field: `generate: steps: Too big: expected number to be <=1000`.
+ */
+export function parseRequest<C extends SchemaChannel>(channel: C, payload: unknown): z.output<RequestSchemas[C]> {
+  const schema: z.ZodType = requestSchemas[channel];
+  const result = schema.safeParse(payload);
+  if (result.success) return result.data as z.output<RequestSchemas[C]>;
+  const issues = result.error.issues.slice(0, MAX_ISSUE_MESSAGES).map((issue) => {
+    const field = issue.path.length > 0 ? issue.path.map(String).join('.') : '(request)';
+    return `${clip(field)}: ${clip(issue.message)}`;
+  });
+  const more = result.error.issues.length > MAX_ISSUE_MESSAGES ? ` (and ${result.error.issues.length - MAX_ISSUE_MESSAGES} more)` : '';
+  throw new InvalidRequestError(`${channel}: ${issues.join('; ')}${more}`);
+}

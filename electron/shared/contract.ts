@@ -1,0 +1,217 @@
+/**
+ * The IPC contract: every channel (invoke: request → response) and every event the host pushes, in
+ * one place. Both front doors serve exactly this: Electron IPC (electron/main + electron/preload) and
+ * browser mode (`studio serve`, HTTP + WebSocket). The handler table in electron/host/handlers.ts is
+ * checked against it, and so is the preload's `window.studio`.
+ *
+ * Requests are the zod schemas' output types (electron/shared/contract-schemas.ts), so a request type
+ * is never written twice. The schemas are imported as types only: a renderer that imports this file
+ * for its types pulls no zod at run time.
+ *
+ * Wire encoding: images are base64 strings of their file bytes (see contract-schemas.ts); every
+ * response and event is plain JSON data; errors are `SerializedError` `{name, code, message}`.
+ */
+import type { z } from 'zod';
+import type { RequestSchemas } from './contract-schemas.js';
+import type { SerializedError } from './errors.js';
+import type { ExecutionProviderName, GenerationMode } from './generation.js';
+import type {
+  ExportReport,
+  HistoryCounts,
+  HistoryItem,
+  HistoryLineage,
+  HistoryPage,
+  ImportReport,
+} from './history.js';
+import type { ModelInfo, SessionReport } from './model.js';
+
+/** Every invoke channel, in the order a reader meets them. A test checks this equals the schema table. */
+export const CHANNELS = [
+  'generate',
+  'cancel',
+  'queue.list',
+  'queue.reorder',
+  'queue.clear',
+  'history.page',
+  'history.search',
+  'history.get',
+  'history.lineage',
+  'history.counts',
+  'history.setFavorite',
+  'history.setTags',
+  'history.delete',
+  'history.restore',
+  'history.purge',
+  'history.import',
+  'history.export',
+  'history.image',
+  'models.list',
+  'models.info',
+  'models.import',
+  'models.select',
+  'settings.get',
+  'settings.set',
+  'app.info',
+  'tokenize',
+] as const;
+export type ChannelName = (typeof CHANNELS)[number];
+
+/** Every event the host pushes to subscribers. */
+export const EVENTS = ['job.progress', 'job.preview', 'queue.changed', 'history.changed', 'engine.status'] as const;
+export type EventName = (typeof EVENTS)[number];
+
+// ── shapes that responses and events share ───────────────────────────────────────────────────────
+
+export const JOB_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
+export type JobStatus = (typeof JOB_STATUSES)[number];
+
+export interface JobSummary {
+  id: string;
+  status: JobStatus;
+  mode: GenerationMode;
+  prompt: string;
+  modelId: string;
+  /** Milliseconds since the epoch. */
+  createdAt: number;
+  startedAt: number | null;
+  finishedAt: number | null;
+  /** Latest progress of a running job. */
+  progress: { step: number; total: number } | null;
+  /** The history item of a finished job (succeeded, or failed/cancelled after it started). */
+  historyId: number | null;
+  /** Why a job failed or was cancelled. */
+  error: SerializedError | null;
+}
+
+export interface QueueSnapshot {
+  running: JobSummary | null;
+  /** In the order they will run. */
+  queued: JobSummary[];
+  /** The latest finished jobs, newest first. */
+  recent: JobSummary[];
+}
+
+export const ENGINE_STATES = ['stopped', 'starting', 'ready', 'busy', 'crashed'] as const;
+export type EngineState = (typeof ENGINE_STATES)[number];
+
+export interface EngineStatus {
+  state: EngineState;
+  /** The engine process's id while it runs. */
+  pid: number | null;
+  /** How many times the engine process was restarted after dying. */
+  restarts: number;
+  /** Why it crashed, for `crashed`. */
+  message: string | null;
+}
+
+export interface ModelEntry {
+  id: string;
+  dir: string;
+  /** The model that ships with the app. */
+  bundled: boolean;
+  addedAt: number;
+}
+
+export interface StudioSettings {
+  /** Execution providers in the order to try. */
+  providers: ExecutionProviderName[];
+  /** CPU intra-op threads; 0 lets onnxruntime decide. */
+  threads: number;
+  /** Where each result is also written as a PNG; null: only the history folder. */
+  outputFolder: string | null;
+  selectedModelId: string | null;
+}
+
+export interface AppInfo {
+  name: string;
+  version: string;
+  /** 'electron': the desktop app; 'serve': `studio serve` (browser mode); 'embedded': tests and tools. */
+  frontDoor: 'electron' | 'serve' | 'embedded';
+  dataDir: string;
+  platform: string;
+  arch: string;
+  versions: { node: string; electron: string | null };
+  engine: EngineStatus;
+}
+
+// ── requests and responses ───────────────────────────────────────────────────────────────────────
+
+/** What each channel accepts (after parsing: defaults applied). */
+export type Requests = { [C in ChannelName]: z.output<RequestSchemas[C]> };
+/** What a caller may send (before parsing). */
+export type RequestInputs = { [C in ChannelName]: z.input<RequestSchemas[C]> };
+
+/** What each channel answers. */
+export interface Responses {
+  generate: { jobId: string; seed: number; position: number };
+  cancel: { jobId: string; status: JobStatus };
+  'queue.list': QueueSnapshot;
+  'queue.reorder': QueueSnapshot;
+  'queue.clear': { cancelled: string[] };
+  'history.page': HistoryPage;
+  'history.search': HistoryPage;
+  'history.get': HistoryItem;
+  'history.lineage': HistoryLineage;
+  'history.counts': HistoryCounts;
+  'history.setFavorite': { updated: number };
+  'history.setTags': HistoryItem;
+  'history.delete': { deleted: number };
+  'history.restore': { restored: number };
+  'history.purge': { purged: number[]; filesRemoved: number };
+  'history.import': ImportReport;
+  'history.export': ExportReport;
+  'history.image': { hash: string; mime: 'image/png' | 'image/webp'; data: string };
+  'models.list': { models: ModelEntry[]; selectedId: string | null };
+  'models.info': { model: ModelEntry; info: ModelInfo; sessions: SessionReport };
+  'models.import': ModelEntry;
+  'models.select': { selectedId: string };
+  'settings.get': StudioSettings;
+  'settings.set': StudioSettings;
+  'app.info': AppInfo;
+  tokenize: { count: number; maxTokens: number; truncated: boolean };
+}
+
+/** The answer to every invoke, at both front doors: errors are data, never a thrown Error. */
+export type InvokeResult<C extends ChannelName> =
+  | { ok: true; result: Responses[C] }
+  | { ok: false; error: SerializedError };
+
+// ── events ───────────────────────────────────────────────────────────────────────────────────────
+
+export interface Events {
+  'job.progress': { jobId: string; step: number; total: number; elapsedMs: number; etaMs: number };
+  /** A small preview of the current latents (one pixel per latent cell), as base64 PNG. */
+  'job.preview': { jobId: string; step: number; width: number; height: number; png: string };
+  'queue.changed': QueueSnapshot;
+  'history.changed': { kind: 'added' | 'updated' | 'deleted' | 'restored' | 'purged' | 'imported'; ids: number[] };
+  'engine.status': EngineStatus;
+}
+
+export interface StudioEvent<E extends EventName = EventName> {
+  event: E;
+  payload: Events[E];
+}
+
+export type EventListener = (event: { [E in EventName]: StudioEvent<E> }[EventName]) => void;
+
+/** A handler table: exactly one async handler per channel (a missing or extra key is a type error). */
+export type Handlers = { [C in ChannelName]: (request: Requests[C]) => Promise<Responses[C]> };
+
+/**
+ * The API the renderer sees (`window.studio` in Electron, the WebSocket client in a browser): one
+ * method per channel, and `on` for events, which returns its unsubscribe.
+ */
+export interface StudioApi {
+  invoke<C extends ChannelName>(channel: C, request: RequestInputs[C]): Promise<InvokeResult<C>>;
+  on<E extends EventName>(event: E, listener: (payload: Events[E]) => void): () => void;
+}
+
+// ── compile-time checks: the lists above and the type maps agree ─────────────────────────────────
+
+type Exactly<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+/** Fails to compile when CHANNELS and the schema table name different channels. */
+export const CHANNELS_MATCH_SCHEMAS: Exactly<ChannelName, keyof RequestSchemas> = true;
+/** Fails to compile when Responses has a channel too many or too few. */
+export const RESPONSES_MATCH_CHANNELS: Exactly<keyof Responses, ChannelName> = true;
+/** Fails to compile when Events and EVENTS disagree. */
+export const EVENTS_MATCH: Exactly<keyof Events, EventName> = true;
