@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -81,7 +80,6 @@ def main() -> None:
 
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
     merges_path, full_vocab = _merges_source(args.clip_merges)
     # Read the merges before the output folders (which may hold the only copy) are rebuilt.

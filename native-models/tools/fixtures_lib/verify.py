@@ -3,7 +3,6 @@ agreement, decoder output not saturated, diffusers ONNX pipelines run."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +15,8 @@ from .tiny_models import LATENT_CHANNELS, LATENT_SIZE
 
 ANY = "*"  # an exporter-generated symbolic dimension name (e.g. "Addlast_hidden_state_dim_0")
 
-# name -> (dtype, shape); a str dim is the exact symbolic name, ANY any symbol, an int a static size.
-Signature = dict[str, tuple[str, list]]
+# EXPECTED[folder][model] = {"inputs"|"outputs": {name: (dtype, shape)}}; a str dim is the exact
+# symbolic name, ANY any symbol, an int a static size.
 
 _SCRIPT_TEXT = {
     "inputs": {"input_ids": ("int32", ["batch", "sequence"])},
@@ -330,7 +329,3 @@ def check_inpaint_pipeline(folder: BuiltFolder) -> None:
     if result.shape != (1, 64, 64, 3) or not np.isfinite(result).all():
         raise AssertionError(f"inpaint pipeline output {result.shape} is wrong")
     print(f"OnnxStableDiffusionInpaintPipeline on {folder.name}: ran, output {result.shape}, std {result.std() * 255:.1f}/255")
-
-
-def model_index(folder: BuiltFolder) -> dict:
-    return json.loads((folder.root / "model_index.json").read_text())
