@@ -1,0 +1,227 @@
+/**
+ * The host's handle on the engine process: starts it, sends requests and matches replies, forwards
+ * progress, cancels through AbortSignal, and restarts the process when it dies. A request that was in
+ * flight when the process died fails with EngineCrashedError (E_ENGINE_CRASHED); the next one runs on
+ * a fresh process.
+ */
+import type { EngineStatus } from '../../shared/contract.js';
+import { StudioError } from '../../shared/errors.js';
+import type { ExecutionProviderName } from '../../shared/generation.js';
+import type { GenerateOptions, GenerateRequest, GenerateResult } from '../../engine/pipelines/types.js';
+import { forkEngine, type EngineExit, type EngineLauncher, type EngineProcess } from './launcher.js';
+import type { EngineMessage, EngineProcessSettings, EngineReplies, HostMessage } from './protocol.js';
+
+/** The engine process died (native crash, out of memory, killed) while a request was in flight. */
+export class EngineCrashedError extends StudioError {
+  override name = 'EngineCrashedError';
+  constructor(message: string) {
+    super('E_ENGINE_CRASHED', message);
+  }
+}
+
+/** The client was closed (the app is shutting down). */
+export class EngineClosedError extends StudioError {
+  override name = 'EngineClosedError';
+  constructor() {
+    super('E_ENGINE_CLOSED', 'The engine has been shut down.');
+  }
+}
+
+export interface EngineClientOptions {
+  launcher?: EngineLauncher;
+  settings?: EngineProcessSettings;
+  onStatus?: (status: EngineStatus) => void;
+}
+
+interface Pending {
+  resolve: (value: unknown) => void;
+  reject: (err: unknown) => void;
+  onProgress?: GenerateOptions['onProgress'];
+}
+
+type RequestMessage = Extract<HostMessage, { id: number }>;
+type RequestType = Exclude<RequestMessage['type'], 'cancel'>;
+/** Distributes Omit over the union so each variant keeps its own fields. */
+type WithoutId<M> = M extends unknown ? Omit<M, 'id'> : never;
+
+function describeExit(exit: EngineExit): string {
+  if (exit.signal) return `killed by ${exit.signal}`;
+  if (exit.code !== null) return `exit code ${exit.code}`;
+  return 'it could not be started';
+}
+
+export class EngineClient {
+  private readonly launcher: EngineLauncher;
+  private settings: EngineProcessSettings;
+  private readonly onStatus: (status: EngineStatus) => void;
+  private proc: EngineProcess | null = null;
+  private starting: Promise<void> | null = null;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private generating = 0;
+  private closed = false;
+  private current: EngineStatus = { state: 'stopped', pid: null, restarts: 0, message: null };
+  /** What the engine process reported it uses (its defaults fill what settings leave out). */
+  private effective: { providers: ExecutionProviderName[]; threads: number } | null = null;
+  private readonly exited = new Set<Promise<void>>();
+
+  constructor(options: EngineClientOptions = {}) {
+    this.launcher = options.launcher ?? forkEngine;
+    this.settings = { ...(options.settings ?? {}) };
+    this.onStatus = options.onStatus ?? (() => undefined);
+  }
+
+  get status(): EngineStatus {
+    return { ...this.current };
+  }
+
+  /** The engine process's id, while one runs. */
+  get pid(): number | null {
+    return this.current.pid;
+  }
+
+  /** Starts the engine process (once; again after a crash). Resolves when it is ready. */
+  start(): Promise<void> {
+    if (this.closed) return Promise.reject(new EngineClosedError());
+    this.starting ??= this.spawn();
+    return this.starting;
+  }
+
+  /** The providers and threads in effect (starting the engine if needed). */
+  async effectiveSettings(): Promise<{ providers: ExecutionProviderName[]; threads: number }> {
+    await this.start();
+    if (!this.effective) throw new EngineClosedError();
+    return { providers: [...this.effective.providers], threads: this.effective.threads };
+  }
+
+  private setStatus(patch: Partial<EngineStatus>): void {
+    this.current = { ...this.current, ...patch };
+    this.onStatus(this.status);
+  }
+
+  private spawn(): Promise<void> {
+    this.setStatus({ state: 'starting', pid: null });
+    const proc = this.launcher();
+    this.proc = proc;
+    let exitDone!: () => void;
+    const exitPromise = new Promise<void>((resolve) => (exitDone = resolve));
+    this.exited.add(exitPromise);
+    return new Promise<void>((resolve, reject) => {
+      let ready = false;
+      proc.onMessage((message) => {
+        if (message.type === 'ready') {
+          ready = true;
+          this.effective = message.settings;
+          this.setStatus({ state: this.generating > 0 ? 'busy' : 'ready', pid: message.pid, message: null });
+          resolve();
+          return;
+        }
+        this.dispatch(message);
+      });
+      proc.onExit((exit) => {
+        this.exited.delete(exitPromise);
+        exitDone();
+        if (this.proc !== proc) return;
+        this.proc = null;
+        this.starting = null;
+        const reason = describeExit(exit);
+        const error = this.closed
+          ? new EngineClosedError()
+          : new EngineCrashedError(`The engine process stopped unexpectedly (${reason}); it is being restarted.`);
+        for (const pending of this.pending.values()) pending.reject(error);
+        this.pending.clear();
+        if (!ready) reject(this.closed ? error : new EngineCrashedError(`The engine process failed to start (${reason}).`));
+        if (this.closed) {
+          this.setStatus({ state: 'stopped', pid: null });
+          return;
+        }
+        this.setStatus({ state: 'crashed', pid: null, restarts: this.current.restarts + 1, message: error.message });
+        // Restart now so the next job doesn't wait; a process that never got ready isn't retried in a
+        // loop: the next request tries again.
+        if (ready) this.start().catch(() => undefined);
+      });
+      proc.send({ type: 'init', settings: this.settings });
+    });
+  }
+
+  private dispatch(message: EngineMessage): void {
+    if (message.type === 'ready') return;
+    const pending = this.pending.get(message.id);
+    if (!pending) return;
+    if (message.type === 'progress') {
+      const { type: _type, id: _id, ...progress } = message;
+      pending.onProgress?.(progress);
+      return;
+    }
+    this.pending.delete(message.id);
+    if (message.type === 'result') pending.resolve(message.value);
+    else pending.reject(message.error);
+  }
+
+  private async request<T extends RequestType>(
+    message: WithoutId<Extract<RequestMessage, { type: T }>>,
+    onProgress?: GenerateOptions['onProgress'],
+    onSent?: (id: number) => void,
+  ): Promise<EngineReplies[T]> {
+    await this.start();
+    const proc = this.proc;
+    if (!proc) throw new EngineCrashedError('The engine process stopped before the request could be sent.');
+    const id = this.nextId++;
+    return new Promise<EngineReplies[T]>((resolve, reject) => {
+      this.pending.set(id, { resolve: resolve as (value: unknown) => void, reject, ...(onProgress ? { onProgress } : {}) });
+      proc.send({ ...message, id } as HostMessage);
+      onSent?.(id);
+    });
+  }
+
+  /** Runs one generation in the engine process. The signal cancels it between steps. */
+  async generate(modelDir: string, request: GenerateRequest, options: GenerateOptions = {}): Promise<GenerateResult> {
+    const { signal } = options;
+    signal?.throwIfAborted();
+    this.generating++;
+    if (this.current.state === 'ready') this.setStatus({ state: 'busy' });
+    let sentId: number | null = null;
+    const onAbort = (): void => {
+      if (sentId !== null) this.proc?.send({ type: 'cancel', id: sentId });
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      return await this.request<'generate'>(
+        { type: 'generate', modelDir, request, previewEvery: options.previewEvery ?? 1 },
+        options.onProgress,
+        (id) => {
+          sentId = id;
+          if (signal?.aborted) onAbort();
+        },
+      );
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+      this.generating--;
+      if (this.generating === 0 && this.current.state === 'busy') this.setStatus({ state: 'ready' });
+    }
+  }
+
+  info(modelDir: string): Promise<EngineReplies['info']> {
+    return this.request<'info'>({ type: 'info', modelDir });
+  }
+
+  /** Changes providers/threads; remembered, so a restarted engine gets them too. */
+  async configure(settings: EngineProcessSettings): Promise<EngineReplies['configure']> {
+    this.settings = { ...this.settings, ...settings };
+    const applied = await this.request<'configure'>({ type: 'configure', settings });
+    this.effective = applied;
+    return applied;
+  }
+
+  unload(modelDir: string | null): Promise<EngineReplies['unload']> {
+    return this.request<'unload'>({ type: 'unload', modelDir });
+  }
+
+  /** Stops the engine process; pending requests fail with EngineClosedError. */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.proc?.kill();
+    await Promise.all([...this.exited]);
+    if (this.current.state !== 'stopped') this.setStatus({ state: 'stopped', pid: null });
+  }
+}

@@ -1,0 +1,67 @@
+/**
+ * How the host starts the engine process. Everything the engine client needs from a process is the
+ * small `EngineProcess` interface, so Electron's utilityProcess can replace Node's `fork` with one
+ * adapter (electron/main) and nothing else changes.
+ */
+import { fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { EngineMessage, HostMessage } from './protocol.js';
+
+export interface EngineExit {
+  code: number | null;
+  signal: string | null;
+}
+
+export interface EngineProcess {
+  readonly pid: number | undefined;
+  send(message: HostMessage): void;
+  onMessage(listener: (message: EngineMessage) => void): void;
+  /** Called once, when the process has exited (or failed to start). */
+  onExit(listener: (exit: EngineExit) => void): void;
+  /** Ends the process now. */
+  kill(): void;
+}
+
+export type EngineLauncher = () => EngineProcess;
+
+/** The engine process's entry module. */
+export const ENGINE_CHILD_ENTRY = fileURLToPath(new URL('./engine-child.ts', import.meta.url));
+
+/** Plain Node: a child process running the TypeScript entry through tsx. */
+export const forkEngine: EngineLauncher = () => {
+  const child = fork(ENGINE_CHILD_ENTRY, [], {
+    execArgv: ['--import', 'tsx'],
+    // Structured clone instead of JSON: typed arrays (images, latents) cross as bytes.
+    serialization: 'advanced',
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  let exited = false;
+  const exitListeners: Array<(exit: EngineExit) => void> = [];
+  const finish = (exit: EngineExit): void => {
+    if (exited) return;
+    exited = true;
+    for (const listener of exitListeners) listener(exit);
+  };
+  child.on('exit', (code, signal) => finish({ code, signal }));
+  child.on('error', () => {
+    // A failed spawn emits 'error' without 'exit'; a failed send after death emits it too (then 'exit' follows).
+    if (child.exitCode === null && child.signalCode === null && child.pid === undefined) finish({ code: null, signal: null });
+  });
+  return {
+    get pid() {
+      return child.pid;
+    },
+    send(message) {
+      if (child.connected) child.send(message);
+    },
+    onMessage(listener) {
+      child.on('message', (message) => listener(message as EngineMessage));
+    },
+    onExit(listener) {
+      exitListeners.push(listener);
+    },
+    kill() {
+      child.kill('SIGKILL');
+    },
+  };
+};

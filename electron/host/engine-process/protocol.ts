@@ -1,0 +1,38 @@
+/**
+ * Messages between the host and the engine process. Both Node's `fork` (with `serialization:
+ * 'advanced'`) and Electron's utilityProcess carry them by structured clone, so typed arrays (image
+ * bytes, pixels, latents) cross without base64.
+ */
+import type { SerializedError } from '../../shared/errors.js';
+import type { ExecutionProviderName } from '../../shared/generation.js';
+import type { ModelInfo, SessionReport } from '../../shared/model.js';
+import type { GenerateProgress, GenerateRequest, GenerateResult } from '../../engine/pipelines/types.js';
+
+export interface EngineProcessSettings {
+  providers?: readonly ExecutionProviderName[];
+  threads?: number;
+}
+
+/** Host → engine. Every message but `init` and `cancel` is answered by `result` or `error` with its id. */
+export type HostMessage =
+  | { type: 'init'; settings: EngineProcessSettings }
+  | { type: 'generate'; id: number; modelDir: string; request: GenerateRequest; previewEvery: number }
+  | { type: 'cancel'; id: number }
+  | { type: 'info'; id: number; modelDir: string }
+  | { type: 'configure'; id: number; settings: EngineProcessSettings }
+  | { type: 'unload'; id: number; modelDir: string | null };
+
+/** What each request message answers with. */
+export interface EngineReplies {
+  generate: GenerateResult;
+  info: { info: ModelInfo; sessions: SessionReport };
+  configure: { providers: ExecutionProviderName[]; threads: number };
+  unload: { unloaded: boolean };
+}
+
+/** Engine → host. */
+export type EngineMessage =
+  | { type: 'ready'; pid: number; settings: { providers: ExecutionProviderName[]; threads: number } }
+  | ({ type: 'progress'; id: number } & GenerateProgress)
+  | { type: 'result'; id: number; value: EngineReplies[keyof EngineReplies] }
+  | { type: 'error'; id: number; error: SerializedError };
