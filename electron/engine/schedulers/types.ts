@@ -1,0 +1,43 @@
+import type { SamplerName } from '../../shared/generation.js';
+import type { GaussianSource } from '../tensor/rng.js';
+
+/** What the UNet predicts (diffusers `prediction_type`). */
+export type PredictionType = 'epsilon' | 'v_prediction' | 'sample';
+
+export interface SetTimestepsOptions {
+  /**
+   * img2img / inpaint: the fraction of the schedule to run, in (0, 1]. Implements the torch img2img
+   * pipeline's `get_timesteps` (LCM: its own `set_timesteps(strength=)`), so `timesteps[0]` is the
+   * timestep at which the pipeline noises the init latents with `addNoise`.
+   */
+  strength?: number;
+}
+
+export interface StepResult {
+  prevSample: Float32Array;
+  /** The model's estimate of the clean latents (diffusers `pred_original_sample`; LCM `denoised`). */
+  predOriginal?: Float32Array;
+}
+
+/**
+ * A diffusion scheduler, mirroring diffusers so reference values carry over. The pipeline owns the loop:
+ * `scaleModelInput → UNet → guidance → step`. One object per job: it holds the multistep state.
+ * Tensors are flat Float32Arrays (the maths is element-wise, so any shape works).
+ */
+export interface Scheduler {
+  readonly name: SamplerName;
+  readonly predictionType: PredictionType;
+  /** diffusers `scheduler.order` (1 for every scheduler here). */
+  readonly order: number;
+  /** After setTimesteps: the timesteps the pipeline runs, in order. */
+  readonly timesteps: readonly number[];
+  /** Multiply the initial Gaussian latents by this (text-to-image). */
+  readonly initNoiseSigma: number;
+  setTimesteps(steps: number, opts?: SetTimestepsOptions): void;
+  /** The UNet input for timestep t. May return `sample` itself when the scaling is the identity. */
+  scaleModelInput(sample: Float32Array, t: number): Float32Array;
+  /** One denoising step from t. `rng` is required by the ancestral samplers (euler_a, lcm). */
+  step(modelOutput: Float32Array, t: number, sample: Float32Array, rng?: GaussianSource): StepResult;
+  /** The forward process: clean latents x0 noised to timestep t. */
+  addNoise(x0: Float32Array, noise: Float32Array, t: number): Float32Array;
+}
