@@ -56,9 +56,10 @@ def load_trained_vae(cfg: Config) -> tuple[AutoencoderKL, float, str]:
 
 
 def weights_digest(state: dict[str, torch.Tensor]) -> str:
-    """Identifies a VAE by its weights (not file bytes), so a VAE restored from a checkpoint matches."""
+    """Identifies the latent space by the VAE encoder's weights (not file bytes, so a VAE restored from a
+    checkpoint matches; not the decoder, which can be fine-tuned later without invalidating the U-Net)."""
     digest = hashlib.sha256()
-    for key in sorted(state):
+    for key in sorted(k for k in state if k.startswith(("encoder.", "quant_conv."))):
         digest.update(key.encode())
         digest.update(state[key].float().numpy().tobytes())
     return digest.hexdigest()[:16]
@@ -211,6 +212,9 @@ def main() -> None:
     restart_step = 0
     state = run.load()
     if state:
+        if state.get("vae_digest") not in (None, vae_digest):
+            raise SystemExit(f"{run.state_path} was trained on another VAE latent space ({state['vae_digest']} ≠ {vae_digest}); "
+                             "delete it to start this stage again")
         unet.load_state_dict(state["unet"])
         text_encoder.load_state_dict(state["text_encoder"])
         unet_ema.load_state_dict(state["unet_ema"])
