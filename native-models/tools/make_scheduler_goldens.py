@@ -112,7 +112,16 @@ CONFIGS: dict[str, dict] = {
     },
     # PNDM with its Runge-Kutta warm-up (skip_prk_steps false, the class default).
     "sd15_prk": {**SD15, "skip_prk_steps": False},
-    # Euler with Karras sigmas from the folder config (SDXL-style leading spacing).
+    # Cosine schedule with DPM-Solver's lambda_min_clipped (the diffusers docs' setting for cosine schedules):
+    # the clip shortens the range the timesteps are spread over.
+    "cosine_clipped": {
+        "_class_name": "DPMSolverMultistepScheduler",
+        "beta_schedule": "squaredcos_cap_v2",
+        "num_train_timesteps": 1000,
+        "lambda_min_clipped": -5.1,
+        "timestep_spacing": "linspace",
+    },
+    # Euler with Karras sigmas from the folder config (SDXL-style leading spacing), ending at sigma_min.
     "euler_karras": {
         "_class_name": "EulerDiscreteScheduler",
         "beta_end": 0.012,
@@ -123,6 +132,7 @@ CONFIGS: dict[str, dict] = {
         "steps_offset": 1,
         "timestep_spacing": "leading",
         "use_karras_sigmas": True,
+        "final_sigmas_type": "sigma_min",
     },
     # DPM-Solver++ options: heun solver, sigma_min final sigma, no lower-order final, dynamic thresholding.
     # (Not run with Karras sigmas: those end at sigma_min, so with sigma_min appended the last step has h = 0,
@@ -160,6 +170,7 @@ PLAN = [
     ("cosine", ["ddim", "dpmpp_2m", "dpmpp_2m_karras"], ["epsilon"], [10]),
     ("sd15_prk", ["pndm"], ["epsilon"], [10]),
     ("euler_karras", ["euler"], ["epsilon"], [10]),
+    ("cosine_clipped", ["dpmpp_2m"], ["epsilon"], [10]),
     ("dpm_variants", ["dpmpp_2m"], ["epsilon"], [10]),
     ("dpm_variants_karras", ["dpmpp_2m_karras"], ["epsilon"], [10]),
 ]
