@@ -5,10 +5,11 @@
  *
  * Precision rule (sd-onnx-reference §4.0): diffusers keeps betas, ᾱ, sigmas and tensors in float32, and does
  * its timestep / sigma bookkeeping in numpy float64. Here scalars are float64 JS numbers, and `f32()` marks
- * each place where torch rounds to float32: every element-wise torch op on a float32 tensor (and every
- * op on a 0-d float32 tensor) is one correctly rounded float32 operation, so writing the same sequence of
- * operations with `f32()` around each reproduces torch's result (exp and log excepted: torch's are not
- * always correctly rounded, JS's nearly always are).
+ * each place where torch rounds to float32 (a Float32Array store rounds too): torch's +, −, ×, ÷ on float32
+ * tensors and 0-d tensors are each one correctly rounded float32 operation, so the same sequence of
+ * operations reproduces them bit for bit. torch's CPU sqrt, exp and log (and numpy's float32 log) are not
+ * always correctly rounded (about 1 in 6 torch float32 square roots is 1 ulp off); ours are, so results
+ * can differ from diffusers by a few float32 ulps.
  */
 
 import type { SchedulerConfigReader } from './config.js';
