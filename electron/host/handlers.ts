@@ -1,0 +1,159 @@
+/**
+ * The handler table: one async handler per channel of the contract. `satisfies Handlers` makes a
+ * missing or extra channel a compile error. Requests arrive already parsed by the contract's schemas.
+ */
+import { randomInt } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import type { Handlers } from '../shared/contract.js';
+import { StudioError } from '../shared/errors.js';
+import type { Host } from './host.js';
+
+/** A seed drawn for a request without one: 32 bits, like A1111's random seeds. */
+const RANDOM_SEED_LIMIT = 2 ** 32;
+
+export function createHandlers(host: Host) {
+  const { history, queue, models, settings, engine } = host;
+
+  const handlers = {
+    async generate(req) {
+      const modelId = req.modelId ?? host.defaultModelId();
+      models.get(modelId);
+      if (req.parentId !== undefined) history.get(req.parentId);
+      if (req.initImageHash !== undefined && !existsSync(history.imagePath(req.initImageHash))) {
+        throw new StudioError('E_NOT_FOUND', `initImageHash: no image ${req.initImageHash} in history.`);
+      }
+      const seed = req.seed ?? randomInt(0, RANDOM_SEED_LIMIT);
+      const job = queue.enqueue(modelId, { ...req, seed });
+      return { jobId: job.id, seed, position: queue.positionOf(job.id) };
+    },
+    async cancel({ jobId }) {
+      return { jobId, status: await queue.cancel(jobId) };
+    },
+    async 'queue.list'() {
+      return queue.snapshot();
+    },
+    async 'queue.reorder'({ jobIds }) {
+      return queue.reorder(jobIds);
+    },
+    async 'queue.clear'({ includeRunning }) {
+      return { cancelled: await queue.clear(includeRunning ?? false) };
+    },
+
+    async 'history.page'(query) {
+      return history.page(query);
+    },
+    async 'history.search'(query) {
+      return history.search(query);
+    },
+    async 'history.get'({ id }) {
+      return history.get(id);
+    },
+    async 'history.lineage'({ id }) {
+      return history.lineage(id);
+    },
+    async 'history.counts'() {
+      return history.counts();
+    },
+    async 'history.setFavorite'({ ids, favorite }) {
+      history.setFavorite(ids, favorite);
+      host.emit('history.changed', { kind: 'updated', ids });
+      return { updated: ids.length };
+    },
+    async 'history.setTags'({ id, tags }) {
+      const item = history.setTags(id, tags);
+      host.emit('history.changed', { kind: 'updated', ids: [id] });
+      return item;
+    },
+    async 'history.delete'({ ids }) {
+      const deleted = history.delete(ids);
+      host.emit('history.changed', { kind: 'deleted', ids });
+      return { deleted };
+    },
+    async 'history.restore'({ ids }) {
+      const restored = history.restore(ids);
+      host.emit('history.changed', { kind: 'restored', ids });
+      return { restored };
+    },
+    async 'history.purge'(select) {
+      const result = history.purge(select);
+      if (result.purged.length > 0) host.emit('history.changed', { kind: 'purged', ids: result.purged });
+      return result;
+    },
+    async 'history.import'({ paths }) {
+      const report = await history.import(paths);
+      const ids = report.results.flatMap((r) => (r.status === 'imported' ? [r.id] : []));
+      if (ids.length > 0) host.emit('history.changed', { kind: 'imported', ids });
+      return report;
+    },
+    async 'history.export'({ ids, folder }) {
+      return history.export(ids, folder);
+    },
+    async 'history.image'({ hash, thumbnail }) {
+      const path = thumbnail ? history.thumbnailPath(hash) : history.imagePath(hash);
+      let bytes: Buffer;
+      try {
+        bytes = await readFile(path);
+      } catch {
+        throw new StudioError('E_NOT_FOUND', `No ${thumbnail ? 'thumbnail' : 'image'} ${hash} in history.`);
+      }
+      return { hash, mime: thumbnail ? 'image/webp' : 'image/png', data: bytes.toString('base64') } as const;
+    },
+
+    async 'models.list'() {
+      const list = models.list();
+      const selected = settings.read().selectedModelId;
+      return { models: list, selectedId: selected && models.find(selected) ? selected : (list[0]?.id ?? null) };
+    },
+    async 'models.info'({ modelId }) {
+      const model = models.get(modelId);
+      const { info, sessions } = await engine.info(model.dir);
+      return { model, info, sessions };
+    },
+    async 'models.import'({ path }) {
+      if (!existsSync(path)) throw new StudioError('E_NOT_FOUND', `path: no folder ${path}.`);
+      // The engine opens it first: a folder it can't run is never registered.
+      await engine.info(path);
+      return models.add(path);
+    },
+    async 'models.select'({ modelId }) {
+      models.get(modelId);
+      settings.write({ selectedModelId: modelId });
+      return { selectedId: modelId };
+    },
+
+    async 'settings.get'() {
+      const stored = settings.read();
+      const effective = await engine.effectiveSettings();
+      return { ...effective, outputFolder: stored.outputFolder, selectedModelId: stored.selectedModelId };
+    },
+    async 'settings.set'(patch) {
+      const stored = settings.write({
+        ...(patch.providers !== undefined ? { providers: patch.providers } : {}),
+        ...(patch.threads !== undefined ? { threads: patch.threads } : {}),
+        ...(patch.outputFolder !== undefined ? { outputFolder: patch.outputFolder } : {}),
+      });
+      if (patch.providers !== undefined || patch.threads !== undefined) {
+        await engine.configure({
+          ...(patch.providers !== undefined ? { providers: patch.providers } : {}),
+          ...(patch.threads !== undefined ? { threads: patch.threads } : {}),
+        });
+      }
+      const effective = await engine.effectiveSettings();
+      return { ...effective, outputFolder: stored.outputFolder, selectedModelId: stored.selectedModelId };
+    },
+
+    async 'app.info'() {
+      return { ...host.appInfo, engine: engine.status };
+    },
+    async tokenize({ text, modelId }) {
+      const model = models.get(modelId ?? host.defaultModelId());
+      const tokenizer = await host.tokenizer(model.dir);
+      const { count, truncated } = tokenizer.encode(text);
+      // BOS and EOS take two of the sequence's positions.
+      return { count, maxTokens: tokenizer.maxLength - 2, truncated };
+    },
+  } satisfies Handlers;
+
+  return handlers;
+}
