@@ -191,14 +191,14 @@ export class HistoryRepository {
         SELECT g.parent_id, a.depth + 1 FROM generations g JOIN ancestors a ON g.id = a.id
         WHERE g.parent_id IS NOT NULL AND a.depth < @maxDepth
       )
-      ${ITEM_SELECT} FROM ancestors a JOIN generations g ON g.id = a.id ${ITEM_JOINS} ORDER BY a.depth`);
+      ${ITEM_SELECT} FROM ancestors a CROSS JOIN generations g ON g.id = a.id ${ITEM_JOINS} ORDER BY a.depth`);
     this.descendantsStmt = db.prepare(`
       WITH RECURSIVE descendants (id, depth) AS (
         SELECT id, 1 FROM generations WHERE parent_id = @id
         UNION ALL
         SELECT g.id, d.depth + 1 FROM generations g JOIN descendants d ON g.parent_id = d.id WHERE d.depth < @maxDepth
       )
-      ${ITEM_SELECT}, d.depth AS depth FROM descendants d JOIN generations g ON g.id = d.id ${ITEM_JOINS}
+      ${ITEM_SELECT}, d.depth AS depth FROM descendants d CROSS JOIN generations g ON g.id = d.id ${ITEM_JOINS}
       ORDER BY d.depth, g.id LIMIT @limit`);
     this.setFavoriteStmt = db.prepare('UPDATE generations SET favorite = ? WHERE id = ?');
     this.setTagsStmt = db.prepare('UPDATE generations SET tags = ? WHERE id = ?');
@@ -213,15 +213,16 @@ export class HistoryRepository {
         AND NOT EXISTS (SELECT 1 FROM generations WHERE mask_hash = @hash)`);
     this.imageRowExistsStmt = db.prepare('SELECT hash FROM images WHERE hash = ?');
     this.trashIdsStmt = db.prepare('SELECT id FROM generations WHERE deleted_at IS NOT NULL AND deleted_at < ? ORDER BY id');
+    // Reads only the small generations_for_counts index, and the few images marked missing.
     this.countsStmt = db.prepare(`
-      SELECT count(*) FILTER (WHERE g.deleted_at IS NULL) AS total,
-             count(*) FILTER (WHERE g.deleted_at IS NULL AND g.favorite = 1) AS favorites,
-             count(*) FILTER (WHERE g.deleted_at IS NOT NULL) AS trash,
-             count(*) FILTER (WHERE g.deleted_at IS NULL AND g.mode = 'txt2img') AS txt2img,
-             count(*) FILTER (WHERE g.deleted_at IS NULL AND g.mode = 'img2img') AS img2img,
-             count(*) FILTER (WHERE g.deleted_at IS NULL AND g.mode = 'inpaint') AS inpaint,
-             count(*) FILTER (WHERE o.file_missing = 1) AS missing
-      FROM generations g LEFT JOIN images o ON o.hash = g.output_hash`);
+      SELECT count(*) FILTER (WHERE deleted_at IS NULL) AS total,
+             count(*) FILTER (WHERE deleted_at IS NULL AND favorite = 1) AS favorites,
+             count(*) FILTER (WHERE deleted_at IS NOT NULL) AS trash,
+             count(*) FILTER (WHERE deleted_at IS NULL AND mode = 'txt2img') AS txt2img,
+             count(*) FILTER (WHERE deleted_at IS NULL AND mode = 'img2img') AS img2img,
+             count(*) FILTER (WHERE deleted_at IS NULL AND mode = 'inpaint') AS inpaint,
+             (SELECT count(*) FROM images o CROSS JOIN generations g ON g.output_hash = o.hash WHERE o.file_missing = 1) AS missing
+      FROM generations INDEXED BY generations_for_counts`);
     this.allImagesStmt = db.prepare('SELECT hash, file_missing FROM images');
     this.setImageMissingStmt = db.prepare('UPDATE images SET file_missing = ? WHERE hash = ?');
     this.itemsWithOutputStmt = db.prepare('SELECT id FROM generations WHERE output_hash = ? ORDER BY id');
@@ -272,7 +273,9 @@ export class HistoryRepository {
    * not). With `match`, only items matching the FTS5 expression.
    */
   page(filter: HistoryFilter, beforeId: number | null, limit: number, match: string | null): HistoryItem[] {
-    const where: string[] = [filter.view === 'trash' ? 'g.deleted_at IS NOT NULL' : 'g.deleted_at IS NULL'];
+    // `+g.deleted_at`: the unary plus keeps the planner off indexes led by deleted_at (almost every
+    // row matches), so a plain page walks the rowid backwards and stops after `limit` rows.
+    const where: string[] = [filter.view === 'trash' ? '+g.deleted_at IS NOT NULL' : '+g.deleted_at IS NULL'];
     const params: Record<string, unknown> = { limit };
     // Literal tests where an index is partial (favorite = 1), bound values elsewhere.
     if (filter.favorite === true) where.push('g.favorite = 1');
