@@ -5,10 +5,15 @@ convolutional, so crops cost a fraction of full images and evaluation uses full 
 Resumes from <work>/runs/vae/state.pt. On completion writes vae.pt (weights, config, latent scaling
 factor = 1 / std of the posterior means over the training images, as in the SD recipe where 0.18215
 made the latents roughly unit-variance).
+
+--decoder-only fine-tunes the decoder of the finished VAE with the encoder frozen (stage folder
+runs/vae_decoder/, config "train_vae_decoder" over "train_vae"), as SD's ft-MSE VAE did. The latent
+space stays the same, so U-Nets trained on it stay valid; on completion vae.pt gets the new decoder.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import time
 
 import numpy as np
@@ -17,7 +22,8 @@ from tqdm import tqdm
 
 from .common import (EMA, RunState, atomic_save, load_images, psnr, restore_rng, rng_state,
                      seed_everything, to_model_range)
-from .config import add_common_args, load_config
+from .common import DONE_FILE
+from .config import add_common_args, deep_merge, load_config
 from .models import build_vae, count_parameters, limit_threads
 
 
@@ -58,14 +64,23 @@ def main() -> None:
     parser.add_argument("--max-minutes", type=float, default=None, help="stop (with a checkpoint) after this long")
     parser.add_argument("--finalize", action="store_true",
                         help="end training at the checkpoint's step and write vae.pt (use when PSNR is already good)")
+    parser.add_argument("--decoder-only", action="store_true", help="fine-tune the finished VAE's decoder (encoder frozen)")
     args = parser.parse_args()
     cfg = load_config(args)
-    train_cfg = cfg["train_vae"]
+    decoder_only = args.decoder_only
+    name = "vae_decoder" if decoder_only else "vae"
+    train_cfg = deep_merge(cfg["train_vae"], cfg.raw.get("train_vae_decoder", {})) if decoder_only else cfg["train_vae"]
     limit_threads(train_cfg.get("threads", 1))
-    run = RunState(cfg.stage_dir("vae"), train_cfg["save_every_minutes"], args.max_minutes)
+    run = RunState(cfg.stage_dir(name), train_cfg["save_every_minutes"], args.max_minutes)
     if run.done:
-        print("vae: already done", flush=True)
+        print(f"{name}: already done", flush=True)
         return
+    base = None
+    if decoder_only:
+        base_path = cfg.runs_dir / "vae" / "vae.pt"
+        if not base_path.exists():
+            raise SystemExit(f"--decoder-only needs the finished VAE: {base_path} is missing")
+        base = torch.load(base_path, map_location="cpu", weights_only=False)
 
     generator = seed_everything(cfg["seed"])
     images_u8, records = load_images(cfg.data_dir)
@@ -74,8 +89,13 @@ def main() -> None:
     images = to_model_range(images_u8)
     heldout = images[heldout_idx] if len(heldout_idx) else images[:8]
 
-    vae = build_vae(cfg["vae"])
-    optimizer = torch.optim.AdamW(vae.parameters(), lr=train_cfg["lr"], weight_decay=train_cfg["weight_decay"])
+    vae = build_vae(base["config"] if base else cfg["vae"])
+    if base:
+        vae.load_state_dict(base["model"])
+        vae.encoder.requires_grad_(False)
+        vae.quant_conv.requires_grad_(False)
+    trainable = [p for p in vae.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=train_cfg["lr"], weight_decay=train_cfg["weight_decay"])
     ema = EMA(vae, train_cfg["ema_decay"])
     step = 0
     state = run.load()
@@ -85,8 +105,8 @@ def main() -> None:
         ema.load_state_dict(state["ema"])
         restore_rng(state["rng"], generator)
         step = state["step"]
-        print(f"vae: resumed at step {step}", flush=True)
-    print(f"vae: {count_parameters(vae) / 1e6:.2f}M parameters, {len(train_idx)} train / {len(heldout_idx)} held-out images",
+        print(f"{name}: resumed at step {step}", flush=True)
+    print(f"{name}: {count_parameters(vae) / 1e6:.2f}M parameters, {len(train_idx)} train / {len(heldout_idx)} held-out images",
           flush=True)
 
     def checkpoint() -> None:
@@ -95,7 +115,7 @@ def main() -> None:
 
     total = step if args.finalize else train_cfg["steps"]
     warmup = train_cfg["warmup_steps"]
-    bar = tqdm(total=total, initial=step, desc="vae", dynamic_ncols=True, mininterval=5)
+    bar = tqdm(total=total, initial=step, desc=name, dynamic_ncols=True, mininterval=5)
     vae.train()
     window: list[float] = []
     started = time.monotonic()
@@ -116,7 +136,7 @@ def main() -> None:
         loss = train_cfg["l1_weight"] * l1 + train_cfg["mse_weight"] * mse + train_cfg["kl_weight"] * kl
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(vae.parameters(), train_cfg["grad_clip"])
+        torch.nn.utils.clip_grad_norm_(trainable, train_cfg["grad_clip"])
         optimizer.step()
         step += 1
         ema.update(vae, step)
@@ -135,7 +155,7 @@ def main() -> None:
     bar.close()
     checkpoint()
     if step < total:
-        print(f"vae: stopped at step {step}/{total}; rerun the same command to resume", flush=True)
+        print(f"{name}: stopped at step {step}/{total}; rerun the same command to resume", flush=True)
         return
 
     # Export the EMA weights if they reconstruct better than the raw weights.
@@ -151,15 +171,26 @@ def main() -> None:
         for tensor in vae.state_dict().values():
             if tensor.dtype == torch.float32:
                 tensor.copy_(tensor.half().float())
+    if base:
+        # Keep the encoder bit-exact (EMA arithmetic can flip low bits): the latent space must not move.
+        vae.encoder.load_state_dict({k[len("encoder."):]: v for k, v in base["model"].items() if k.startswith("encoder.")})
+        vae.quant_conv.load_state_dict({k[len("quant_conv."):]: v for k, v in base["model"].items() if k.startswith("quant_conv.")})
     best_psnr = evaluate_psnr(vae, heldout)
-    std = latent_std(vae, images[train_idx])
-    scaling_factor = 1.0 / std
-    vae_config = dict(cfg["vae"], scaling_factor=scaling_factor)
-    atomic_save({"model": vae.state_dict(), "config": vae_config}, run.dir / "vae.pt")
     summary = {"steps": step, "heldout_psnr": best_psnr, "raw_psnr": raw_psnr, "ema_psnr": ema_psnr,
-               "weights": "ema" if ema_psnr >= raw_psnr else "raw", "latent_std": std, "scaling_factor": scaling_factor}
+               "weights": "ema" if ema_psnr >= raw_psnr else "raw"}
+    if base:
+        vae_dir = cfg.runs_dir / "vae"
+        atomic_save({"model": vae.state_dict(), "config": base["config"]}, vae_dir / "vae.pt")
+        vae_done = json.loads((vae_dir / DONE_FILE).read_text())
+        vae_done["decoder_finetune"] = summary
+        vae_done["heldout_psnr"] = best_psnr
+        (vae_dir / DONE_FILE).write_text(json.dumps(vae_done, indent=1))
+    else:
+        std = latent_std(vae, images[train_idx])
+        summary.update(latent_std=std, scaling_factor=1.0 / std)
+        atomic_save({"model": vae.state_dict(), "config": dict(cfg["vae"], scaling_factor=1.0 / std)}, run.dir / "vae.pt")
     run.mark_done(summary)
-    print(f"vae: done {summary}", flush=True)
+    print(f"{name}: done {summary}", flush=True)
 
 
 if __name__ == "__main__":
