@@ -52,7 +52,7 @@ export function migrate(db: SqliteDatabase, migrations: Migration[], upTo = migr
   if (current > migrations.length) {
     throw new HistoryError(
       'E_SCHEMA_TOO_NEW',
-      `The history database has schema version ${current}, newer than this app's ${migrations.length}: it was written by a newer Latent Studio.`,
+      `The database ${db.name} has schema version ${current}, newer than this app's ${migrations.length}: it was written by a newer Latent Studio.`,
     );
   }
   const applied: number[] = [];
@@ -84,6 +84,6 @@ export function openDatabase(file: string, migrations: Migration[] = loadMigrati
     return db;
   } catch (err) {
     db?.close();
-    throw toHistoryError(err, `open the history database ${file}`);
+    throw toHistoryError(err, `open the database ${file}`);
   }
 }

@@ -107,6 +107,15 @@ describe('import', () => {
     }
   });
 
+  test('a PNG written by `studio generate` (request {params, model: name}) imports with its model name', async () => {
+    const p = generation(8).params;
+    const file = join(dir, 'cli.png');
+    writeFileSync(file, await encodePng(noiseImage(8), { request: { params: p, model: 'tiny-sd' } }));
+    const item = await store.importFile(file);
+    assert.deepEqual(item.params, p);
+    assert.deepEqual(item.model, { id: 'tiny-sd', hash: null });
+  });
+
   test('a folder imports recursively; duplicates and bad files are reported per file, with no partial rows', async () => {
     const folder = join(dir, 'outputs');
     mkdirSync(join(folder, 'sub'), { recursive: true });
