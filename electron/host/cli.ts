@@ -28,6 +28,7 @@ const USAGE = `Usage:
                   [--latents FILE.npy] [--providers cpu,webgpu,…] [--threads N] --out FILE.png
   studio tokenize [--model DIR] TEXT
   studio info [--model DIR]
+  studio serve [--port N] [--host 127.0.0.1] [--data-dir DIR] [--static-root DIR] [--max-upload-mb N]
 
 Without --model, the bundled model (native-models/emoji-ldm) is used.
 Samplers: ${SAMPLERS.join(', ')}.`;
@@ -187,7 +188,13 @@ async function info(argv: string[]): Promise<unknown> {
   }
 }
 
-const COMMANDS: Record<string, (argv: string[]) => Promise<unknown>> = { generate, tokenize, info };
+/** `studio serve`: browser mode (electron/host/serve.ts); runs until SIGINT/SIGTERM. */
+async function serve(argv: string[]): Promise<unknown> {
+  const { runServe } = await import('./serve.js');
+  return runServe(argv, existsSync(join(BUNDLED_MODEL_DIR, 'model_index.json')) ? BUNDLED_MODEL_DIR : null);
+}
+
+const COMMANDS: Record<string, (argv: string[]) => Promise<unknown>> = { generate, tokenize, info, serve };
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;

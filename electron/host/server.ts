@@ -1,0 +1,385 @@
+/**
+ * Browser mode: the contract over HTTP + WebSocket, plus the built renderer, for `studio serve`.
+ *
+ * Security (the server can start a GPU job and read history; a web page must not be able to):
+ * - loopback by default: binding anywhere else happens only when asked for (`--host`);
+ * - a random token, printed at start, is required on every request (header, `?token=` or the cookie
+ *   set when a page is opened with `?token=`), compared in constant time; 401 without;
+ * - the Host header must name this server (a loopback name, or what was asked for), which defeats DNS
+ *   rebinding; a cross-origin Origin is rejected (CSRF, cross-site WebSocket hijacking); 403;
+ * - request bodies and WebSocket messages are limited in size; 413 (WebSocket: close 1009).
+ *
+ * Wire protocol:
+ * - `POST /api/invoke/<channel>` with the JSON request: answers the `InvokeResult` JSON.
+ * - `GET /api/images/<hash>` (`?thumbnail=1`): the stored image bytes, for `<img src>`.
+ * - `GET /api/ws` (WebSocket): send `{type:'invoke', id, channel, payload}`, receive
+ *   `{type:'result', id, result}`; every event arrives as `{type:'event', event, payload}`.
+ * - any other GET: the renderer's files from the static root (index.html for unknown routes), or a
+ *   placeholder page when no renderer is built.
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { isIP, type AddressInfo } from 'node:net';
+import { extname, join, resolve, sep } from 'node:path';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { StudioEvent } from '../shared/contract.js';
+import type { SerializedError } from '../shared/errors.js';
+import type { Host } from './host.js';
+
+export const DEFAULT_SERVE_HOST = '127.0.0.1';
+export const DEFAULT_SERVE_PORT = 7870;
+/**
+ * Largest request body or WebSocket message: two base64 images (init + mask) at the contract's limit
+ * would be 128 MiB; 80 MiB covers a 4096² PNG pair with room to spare.
+ */
+export const DEFAULT_MAX_UPLOAD_BYTES = 80 * 1024 * 1024;
+/** A slow client that has this much unsent data gets no more previews (they are the bulky events). */
+const MAX_BUFFERED_FOR_PREVIEW = 8 * 1024 * 1024;
+const TOKEN_COOKIE = 'studio_token';
+/** 24 random bytes: 192 bits, base64url (32 characters). */
+const TOKEN_BYTES = 24;
+
+export interface ServeOptions {
+  /** Address to bind; default 127.0.0.1. Anything but loopback must be asked for. */
+  host?: string;
+  /** Default 7870; 0 picks a free port. */
+  port?: number;
+  /** Default: a fresh random token. */
+  token?: string;
+  /** The built renderer (renderer/dist); a placeholder page is served when it is missing. */
+  staticRoot?: string | null;
+  maxUploadBytes?: number;
+  /** More Host names to accept (for a server reached by name on a LAN). */
+  allowedHosts?: string[];
+}
+
+export interface RunningServer {
+  /** The address to open in a browser, token included. */
+  url: string;
+  host: string;
+  port: number;
+  token: string;
+  close(): Promise<void>;
+}
+
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h);
+}
+
+function isWildcard(host: string): boolean {
+  return host === '0.0.0.0' || host === '::' || host === '[::]';
+}
+
+export function newToken(): string {
+  return randomBytes(TOKEN_BYTES).toString('base64url');
+}
+
+/** Constant-time comparison (both sides hashed first, so lengths don't leak either). */
+function tokenMatches(given: string | null, token: string): boolean {
+  if (given === null) return false;
+  const a = createHash('sha256').update(given).digest();
+  const b = createHash('sha256').update(token).digest();
+  return timingSafeEqual(a, b);
+}
+
+function parseCookies(header: string | undefined): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const part of (header ?? '').split(';')) {
+    const i = part.indexOf('=');
+    if (i > 0) out.set(part.slice(0, i).trim(), part.slice(i + 1).trim());
+  }
+  return out;
+}
+
+/** Splits a Host header (`name:port`, `[v6]:port`) into a lowercase name and a port. */
+function parseHostHeader(value: string | undefined): { name: string; port: number | null } | null {
+  if (!value) return null;
+  const m = /^(\[[0-9a-fA-F:.]+\]|[^:[\]]+)(?::(\d{1,5}))?$/.exec(value.trim());
+  if (!m) return null;
+  return { name: m[1]!.toLowerCase(), port: m[2] === undefined ? null : Number(m[2]) };
+}
+
+const MIME: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.json': 'application/json; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.webp': 'image/webp',
+  '.jpg': 'image/jpeg',
+  '.ico': 'image/x-icon',
+  '.woff2': 'font/woff2',
+  '.wasm': 'application/wasm',
+  '.map': 'application/json',
+};
+
+const PLACEHOLDER_PAGE = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Latent Studio</title></head>
+<body><h1>Latent Studio</h1>
+<p>The studio host is running, but no renderer is built. Build it (<code>npm run build:renderer</code>)
+or talk to the contract directly: <code>POST /api/invoke/&lt;channel&gt;</code>, WebSocket <code>/api/ws</code>.</p>
+</body></html>
+`;
+
+/** Headers on every response: no sniffing, no framing, no referrer (the token is in the URL once). */
+const BASE_HEADERS = {
+  'X-Content-Type-Options': 'nosniff',
+  'X-Frame-Options': 'DENY',
+  'Referrer-Policy': 'no-referrer',
+  'Cache-Control': 'no-store',
+};
+
+/**
+ * The renderer's Content-Security-Policy in browser mode: same as the Electron window's, plus the
+ * WebSocket back to this server.
+ */
+const CONTENT_SECURITY_POLICY =
+  "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'";
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { ...BASE_HEADERS, 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function sendError(res: ServerResponse, status: number, name: string, code: string, message: string): void {
+  const error: SerializedError = { name, code, message };
+  sendJson(res, status, { ok: false, error });
+}
+
+function httpStatusFor(error: SerializedError): number {
+  switch (error.code) {
+    case 'E_INVALID_REQUEST':
+      return 400;
+    case 'E_NOT_FOUND':
+      return 404;
+    case 'E_INTERNAL':
+      return 500;
+    default:
+      return 422;
+  }
+}
+
+class PayloadTooLargeError extends Error {}
+
+/** Reads a request body up to `limit` bytes; throws PayloadTooLargeError beyond it. */
+async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > limit) throw new PayloadTooLargeError();
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > limit) throw new PayloadTooLargeError();
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+export async function startServer(host: Host, options: ServeOptions = {}): Promise<RunningServer> {
+  const bindHost = options.host ?? DEFAULT_SERVE_HOST;
+  const token = options.token ?? newToken();
+  const maxUpload = options.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES;
+  const staticRoot = options.staticRoot ? resolve(options.staticRoot) : null;
+  const extraHosts = new Set((options.allowedHosts ?? []).map((h) => h.toLowerCase()));
+  let port = options.port ?? DEFAULT_SERVE_PORT;
+
+  /** DNS rebinding defence: the Host header must name this server. */
+  function hostAllowed(req: IncomingMessage): boolean {
+    const h = parseHostHeader(req.headers.host);
+    if (!h || (h.port ?? 80) !== port) return false;
+    if (isLoopbackHost(h.name) || extraHosts.has(h.name)) return true;
+    const bare = h.name.replace(/^\[|\]$/g, '');
+    if (!isWildcard(bindHost) && bare === bindHost.replace(/^\[|\]$/g, '').toLowerCase()) return true;
+    // Bound to every interface: any IP literal is this machine; a DNS name could be a rebinding.
+    return isWildcard(bindHost) && isIP(bare) !== 0;
+  }
+
+  /** CSRF and cross-site WebSocket defence: a browser's Origin must be this server. */
+  function originAllowed(req: IncomingMessage): boolean {
+    const origin = req.headers.origin;
+    if (origin === undefined) return true; // not a browser (curl, the ws package): the token still applies
+    try {
+      const url = new URL(origin);
+      return url.protocol === 'http:' && url.host.toLowerCase() === (req.headers.host ?? '').toLowerCase();
+    } catch {
+      return false;
+    }
+  }
+
+  function tokenOf(req: IncomingMessage, url: URL): string | null {
+    const auth = req.headers.authorization;
+    if (auth?.startsWith('Bearer ')) return auth.slice('Bearer '.length).trim();
+    const query = url.searchParams.get('token');
+    if (query !== null) return query;
+    return parseCookies(req.headers.cookie).get(TOKEN_COOKIE) ?? null;
+  }
+
+  /** Host, Origin and token checks shared by HTTP and the WebSocket upgrade; returns the refusal, if any. */
+  function refusal(req: IncomingMessage, url: URL): { status: 401 | 403; message: string } | null {
+    if (!hostAllowed(req)) return { status: 403, message: `Host "${String(req.headers.host).slice(0, 100)}" is not this server (DNS rebinding protection).` };
+    if (!originAllowed(req)) return { status: 403, message: `Origin "${String(req.headers.origin).slice(0, 100)}" may not use this server.` };
+    if (!tokenMatches(tokenOf(req, url), token)) return { status: 401, message: 'A valid token is required (printed by `studio serve` at start).' };
+    return null;
+  }
+
+  async function serveStatic(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const headers = { ...BASE_HEADERS, 'Content-Security-Policy': CONTENT_SECURITY_POLICY } as Record<string, string>;
+    // Opened with ?token=: keep it in a cookie so the page's own requests and WebSocket carry it.
+    if (url.searchParams.has('token')) headers['Set-Cookie'] = `${TOKEN_COOKIE}=${token}; HttpOnly; SameSite=Strict; Path=/`;
+    const indexFile = staticRoot ? join(staticRoot, 'index.html') : null;
+    if (!staticRoot || !indexFile || !existsSync(indexFile)) {
+      res.writeHead(200, { ...headers, 'Content-Type': 'text/html; charset=utf-8' });
+      res.end(req.method === 'HEAD' ? undefined : PLACEHOLDER_PAGE);
+      return;
+    }
+    let relativePath: string;
+    try {
+      relativePath = decodeURIComponent(url.pathname);
+    } catch {
+      sendError(res, 400, 'InvalidRequestError', 'E_INVALID_REQUEST', 'Malformed path.');
+      return;
+    }
+    let file = resolve(staticRoot, `.${relativePath}`);
+    if (relativePath.includes('\0') || (file !== staticRoot && !file.startsWith(staticRoot + sep))) {
+      sendError(res, 403, 'ForbiddenError', 'E_FORBIDDEN', 'Path outside the renderer folder.');
+      return;
+    }
+    const st = await stat(file).catch(() => null);
+    if (!st || st.isDirectory()) file = st?.isDirectory() && existsSync(join(file, 'index.html')) ? join(file, 'index.html') : indexFile;
+    const body = await readFile(file);
+    res.writeHead(200, { ...headers, 'Content-Type': MIME[extname(file)] ?? 'application/octet-stream', 'Content-Length': body.length });
+    res.end(req.method === 'HEAD' ? undefined : body);
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const refused = refusal(req, url);
+    if (refused) {
+      sendError(res, refused.status, refused.status === 401 ? 'UnauthorizedError' : 'ForbiddenError', refused.status === 401 ? 'E_UNAUTHORIZED' : 'E_FORBIDDEN', refused.message);
+      req.resume();
+      return;
+    }
+    const invoke = /^\/api\/invoke\/([\w.]+)$/.exec(url.pathname);
+    if (invoke) {
+      if (req.method !== 'POST') return sendError(res, 405, 'MethodNotAllowedError', 'E_METHOD', 'Use POST for /api/invoke.');
+      if (!/^application\/json\b/.test(req.headers['content-type'] ?? '')) {
+        // A cross-site form can't send application/json without a preflight: one more CSRF guard.
+        return sendError(res, 415, 'InvalidRequestError', 'E_INVALID_REQUEST', 'The body must be application/json.');
+      }
+      let payload: unknown;
+      try {
+        const body = await readBody(req, maxUpload);
+        payload = body.length === 0 ? {} : JSON.parse(body.toString('utf8'));
+      } catch (err) {
+        if (err instanceof PayloadTooLargeError) {
+          res.setHeader('Connection', 'close');
+          sendError(res, 413, 'PayloadTooLargeError', 'E_TOO_LARGE', `The request is larger than the upload limit of ${maxUpload} bytes.`);
+          req.destroy();
+          return;
+        }
+        return sendError(res, 400, 'InvalidRequestError', 'E_INVALID_REQUEST', 'The body is not valid JSON.');
+      }
+      const result = await host.invoke(invoke[1], payload);
+      return sendJson(res, result.ok ? 200 : httpStatusFor(result.error), result);
+    }
+    const image = /^\/api\/images\/([0-9a-f]{64})(?:\.(?:png|webp))?$/.exec(url.pathname);
+    if (image && (req.method === 'GET' || req.method === 'HEAD')) {
+      const thumbnail = url.searchParams.get('thumbnail') === '1';
+      const path = thumbnail ? host.history.thumbnailPath(image[1]!) : host.history.imagePath(image[1]!);
+      const body = await readFile(path).catch(() => null);
+      if (!body) return sendError(res, 404, 'StudioError', 'E_NOT_FOUND', `No image ${image[1]}.`);
+      res.writeHead(200, { ...BASE_HEADERS, 'Cache-Control': 'private, max-age=31536000, immutable', 'Content-Type': thumbnail ? 'image/webp' : 'image/png', 'Content-Length': body.length });
+      res.end(req.method === 'HEAD' ? undefined : body);
+      return;
+    }
+    if (url.pathname.startsWith('/api/')) return sendError(res, 404, 'StudioError', 'E_NOT_FOUND', `No route ${url.pathname}.`);
+    if (req.method !== 'GET' && req.method !== 'HEAD') return sendError(res, 405, 'MethodNotAllowedError', 'E_METHOD', `${req.method} is not allowed here.`);
+    await serveStatic(req, res, url);
+  }
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      console.error('studio serve: request failed with a bug:', err);
+      if (!res.headersSent) sendError(res, 500, 'InternalError', 'E_INTERNAL', 'Internal error.');
+      else res.destroy();
+    });
+  });
+  // Bound the time a client may take to send headers and body (slowloris).
+  server.headersTimeout = 30_000;
+  server.requestTimeout = 300_000;
+
+  const wss = new WebSocketServer({ noServer: true, maxPayload: maxUpload });
+  const sockets = new Set<WebSocket>();
+  const unsubscribe = host.subscribe((event: StudioEvent) => {
+    const text = JSON.stringify({ type: 'event', event: event.event, payload: event.payload });
+    for (const ws of sockets) {
+      if (ws.readyState !== ws.OPEN) continue;
+      if (event.event === 'job.preview' && ws.bufferedAmount > MAX_BUFFERED_FOR_PREVIEW) continue;
+      ws.send(text);
+    }
+  });
+
+  server.on('upgrade', (req, socket, head) => {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const refused = url.pathname === '/api/ws' ? refusal(req, url) : { status: 404 as const, message: 'No WebSocket here.' };
+    if (refused) {
+      const reason = refused.status === 401 ? 'Unauthorized' : refused.status === 403 ? 'Forbidden' : 'Not Found';
+      socket.end(`HTTP/1.1 ${refused.status} ${reason}\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\n${refused.message}\n`);
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      sockets.add(ws);
+      ws.on('close', () => sockets.delete(ws));
+      ws.on('error', () => sockets.delete(ws));
+      ws.on('message', (data, isBinary) => {
+        let message: { type?: unknown; id?: unknown; channel?: unknown; payload?: unknown };
+        try {
+          if (isBinary) throw new Error('binary');
+          message = JSON.parse(data.toString()) as typeof message;
+          if (typeof message !== 'object' || message === null) throw new Error('not an object');
+        } catch {
+          ws.send(JSON.stringify({ type: 'error', error: { name: 'InvalidRequestError', code: 'E_INVALID_REQUEST', message: 'Messages must be JSON objects {type, id, channel, payload}.' } }));
+          return;
+        }
+        if (message.type !== 'invoke') {
+          ws.send(JSON.stringify({ type: 'error', error: { name: 'InvalidRequestError', code: 'E_INVALID_REQUEST', message: 'Unknown message type; send {type:"invoke", id, channel, payload}.' } }));
+          return;
+        }
+        const id = typeof message.id === 'string' || typeof message.id === 'number' ? message.id : null;
+        void host.invoke(message.channel, message.payload).then((result) => {
+          if (ws.readyState === ws.OPEN) ws.send(JSON.stringify({ type: 'result', id, result }));
+        });
+      });
+    });
+  });
+
+  await new Promise<void>((resolveListen, reject) => {
+    server.once('error', reject);
+    server.listen(port, bindHost, () => {
+      server.off('error', reject);
+      resolveListen();
+    });
+  });
+  port = (server.address() as AddressInfo).port;
+  const urlHost = isWildcard(bindHost) ? '127.0.0.1' : bindHost.includes(':') && !bindHost.startsWith('[') ? `[${bindHost}]` : bindHost;
+
+  return {
+    url: `http://${urlHost}:${port}/?token=${token}`,
+    host: bindHost,
+    port,
+    token,
+    async close() {
+      unsubscribe();
+      for (const ws of sockets) ws.terminate();
+      wss.close();
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
