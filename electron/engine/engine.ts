@@ -10,13 +10,14 @@ import { openModelFolder, type LoadedModel } from './model/model-folder.js';
 import type { SessionSettings } from './model/onnx-module.js';
 import { throwIfAborted } from './pipelines/components.js';
 import { emptyTimings, type Job } from './pipelines/job.js';
+import type { RgbImage } from './tensor/image.js';
 import { imageToImage } from './pipelines/img2img.js';
 import { inpaint } from './pipelines/inpaint.js';
 import { resolveParams } from './pipelines/resolve.js';
 import { textToImage } from './pipelines/txt2img.js';
 import type { GenerateOptions, GenerateRequest, GenerateResult } from './pipelines/types.js';
 import { decodeImage, decodeMask } from './tensor/image.js';
-import { SeededRng } from './tensor/rng.js';
+import { SeededRng, type GaussianSource } from './tensor/rng.js';
 
 export const DEFAULT_PROVIDERS: readonly ExecutionProviderName[] = ['webgpu', 'cuda', 'dml', 'coreml', 'cpu'];
 const PROVIDERS_BY_PLATFORM: Record<string, readonly ExecutionProviderName[]> = {
@@ -109,36 +110,60 @@ export class Engine {
     throwIfAborted(options.signal);
     const started = performance.now();
     const model = await this.loadModel(modelDir);
-    const params = resolveParams(model, request);
-    const f = model.info.vaeScaleFactor;
-    const shape = { channels: model.info.latentChannels, height: params.height / f, width: params.width / f };
-    const rng = new SeededRng(params.seed);
-    const noise = request.latents ? new Float32Array(request.latents) : rng.randn(shape.channels * shape.height * shape.width);
-    const size = { width: params.width, height: params.height };
-    const initImage = request.initImage ? await decodeImage(request.initImage, 'init image', size) : null;
-    const mask = params.mode === 'inpaint' && request.mask ? await decodeMask(request.mask, size) : null;
-    const job: Job = { model, params, rng, noise, shape, initImage, mask, options, timings: emptyTimings() };
-
-    let image;
-    if (params.mode === 'txt2img' && model.info.kind === 'inpaint') {
-      // A 9-channel model draws from text with everything masked (the masked image is then all zero).
-      const blank = { width: params.width, height: params.height, rgb: new Uint8Array(params.width * params.height * 3).fill(128) };
-      image = await inpaint({ ...job, initImage: blank, mask: null });
-    } else if (params.mode === 'txt2img') image = await textToImage(job);
-    else if (params.mode === 'img2img' && model.info.kind === 'txt2img') image = await imageToImage(job);
-    else if (params.mode === 'img2img') {
-      // A 9-channel model has no plain img2img: repaint everything (full mask) from the init image.
-      image = await inpaint({ ...job, mask: null });
-    } else if (params.mode === 'inpaint') image = await inpaint(job);
-    else throw new InvalidRequestError(`unknown mode ${String(params.mode)}`);
-
+    const job = await prepareJob(model, request, options);
+    const image = await runJob(job);
     job.timings.totalMs = performance.now() - started;
     return {
       image,
-      params,
+      params: job.params,
       timings: job.timings,
       provider: model.sessions.providers['unet'] ?? 'cpu',
       providers: model.sessions.providers,
     };
   }
+}
+
+/**
+ * Checks the request against the model and builds the job: parameters, RNG, initial noise (drawn first,
+ * unless the request supplies `latents`), decoded init image and mask. `rng` may be replaced to replay
+ * a reference implementation's noise.
+ */
+export async function prepareJob(
+  model: LoadedModel,
+  request: GenerateRequest,
+  options: GenerateOptions = {},
+  rng: GaussianSource = new SeededRng(request.seed),
+): Promise<Job> {
+  const params = resolveParams(model, request);
+  const f = model.info.vaeScaleFactor;
+  const shape = { channels: model.info.latentChannels, height: params.height / f, width: params.width / f };
+  const noise = request.latents ? new Float32Array(request.latents) : rng.randn(shape.channels * shape.height * shape.width);
+  const size = { width: params.width, height: params.height };
+  const initImage = request.initImage ? await decodeImage(request.initImage, 'init image', size) : null;
+  const mask = params.mode === 'inpaint' && request.mask ? await decodeMask(request.mask, size) : null;
+  return { model, params, rng, noise, shape, initImage, mask, options, timings: emptyTimings() };
+}
+
+/** Runs the pipeline that fits the mode and the model (4- or 9-channel U-Net). */
+export async function runJob(job: Job): Promise<RgbImage> {
+  const { model, params } = job;
+  const nineChannel = model.info.kind === 'inpaint';
+  switch (params.mode) {
+    case 'txt2img':
+      if (!nineChannel) return textToImage(job);
+      // A 9-channel model draws from text with everything masked (the masked image is then all zero).
+      return inpaint({ ...job, initImage: blankImage(params.width, params.height), mask: null });
+    case 'img2img':
+      if (!nineChannel) return imageToImage(job);
+      // A 9-channel model has no plain img2img: repaint everything (full mask) from the init image.
+      return inpaint({ ...job, mask: null });
+    case 'inpaint':
+      return inpaint(job);
+    default:
+      throw new InvalidRequestError(`unknown mode ${String(params.mode)}`);
+  }
+}
+
+function blankImage(width: number, height: number): RgbImage {
+  return { width, height, rgb: new Uint8Array(width * height * 3).fill(128) };
 }

@@ -39,7 +39,12 @@ export interface ModelInfo {
     timestepCondDim: number | null;
     externalData: string | null;
   };
-  vaeEncoder: { output: 'latent_sample' | 'latent_parameters'; inputType: string } | null;
+  vaeEncoder: {
+    output: 'latent_sample' | 'latent_parameters';
+    inputType: string;
+    /** 'seeded': the posterior noise comes from the job's seed; 'in-graph': the graph draws it (not reproducible). */
+    posteriorNoise: 'seeded' | 'in-graph';
+  } | null;
   vaeDecoder: { inputType: string };
   supports: GenerationMode[];
   defaults: { steps: number; cfg: number; sampler: SamplerName; width: number; height: number };

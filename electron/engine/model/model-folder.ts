@@ -11,6 +11,7 @@ import type { SamplerName } from '../../shared/generation.js';
 import type { ModelInfo, PredictionType, Precision, SessionReport } from '../../shared/model.js';
 import { ClipTokenizer } from '../tokenizer/clip-tokenizer.js';
 import { createScheduler } from '../schedulers/index.js';
+import { exposePosteriorNoise, POSTERIOR_NOISE_INPUT, type NoisePatch } from './onnx-graph.js';
 import { OnnxModule, type HostTensor, type SessionSettings } from './onnx-module.js';
 
 /** VAE latent scaling for SD 1.x / 2.x (diffusers `AutoencoderKL` default `scaling_factor`). */
@@ -190,7 +191,8 @@ export async function openModelFolder(dirIn: string, settings: SessionSettings):
     const textEncoder = await open('text_encoder');
     const unet = await open('unet');
     const vaeDecoder = await open('vae_decoder');
-    const vaeEncoder = existsSync(join(dir, 'vae_encoder', 'model.onnx')) ? await open('vae_encoder') : null;
+    const vaeEncoder = existsSync(join(dir, 'vae_encoder', 'model.onnx')) ? await openVaeEncoder(dir, settings, warnings) : null;
+    if (vaeEncoder) opened.push(vaeEncoder);
     if (!vaeEncoder) warnings.push('no vae_encoder: only text-to-image is possible');
     const modules: ModelSubmodules = { textEncoder, unet, vaeEncoder, vaeDecoder };
 
@@ -286,7 +288,11 @@ export async function openModelFolder(dirIn: string, settings: SessionSettings):
           vaeEncoder.label,
         );
       }
-      vaeEncoderInfo = { output, inputType: encIn.type };
+      const posteriorNoise = vaeEncoder.input(POSTERIOR_NOISE_INPUT) ? 'seeded' : output === 'latent_parameters' ? 'seeded' : 'in-graph';
+      if (posteriorNoise === 'in-graph') {
+        warnings.push('vae_encoder samples its posterior inside the graph: img2img and inpaint results vary run to run');
+      }
+      vaeEncoderInfo = { output, inputType: encIn.type, posteriorNoise };
     }
 
     // In-channels: config, else a static channel dim, else probe (diffusers-script exports: symbolic).
@@ -383,6 +389,27 @@ export async function openModelFolder(dirIn: string, settings: SessionSettings):
     await Promise.all(opened.map((m) => m.release().catch(() => undefined)));
     throw err;
   }
+}
+
+/**
+ * The VAE encoder. A diffusers-script export samples its posterior with RandomNormalLike inside the
+ * graph; we patch that node into an input so the noise comes from the job's seed (onnx-graph.ts).
+ */
+async function openVaeEncoder(dir: string, settings: SessionSettings, warnings: string[]): Promise<OnnxModule> {
+  const file = join(dir, 'vae_encoder', 'model.onnx');
+  const label = 'vae_encoder/model.onnx';
+  const plain = await OnnxModule.open(file, label, settings);
+  if (!plain.outputs.has('latent_sample') || plain.outputs.has('latent_parameters')) return plain;
+  let patch: NoisePatch | null = null;
+  try {
+    patch = exposePosteriorNoise(readFileSync(file));
+  } catch (err) {
+    warnings.push(`vae_encoder: could not make its sampling seedable (${(err as Error).message})`);
+  }
+  if (!patch || patch.mean !== 0 || patch.scale !== 1) return plain;
+  const patched = await OnnxModule.open(file, label, settings, patch.bytes);
+  await plain.release();
+  return patched;
 }
 
 /** Runs the U-Net once on a tiny input with each plausible channel count; the one it accepts is the answer. */

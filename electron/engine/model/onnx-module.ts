@@ -46,6 +46,15 @@ const ORT_PROVIDER_IDS: Record<ExecutionProviderName, string> = {
   cpu: 'cpu',
 };
 
+/**
+ * Providers that failed for reasons of this machine (library missing, no GPU adapter) are not tried
+ * again for every submodel of every model: the first reason is remembered for the process.
+ */
+const unavailableProviders = new Map<ExecutionProviderName, string>();
+
+// Errors reach us as exceptions with their message; onnxruntime's own logger would repeat them on stderr.
+ort.env.logLevel = 'fatal';
+
 /** ONNX files start with a protobuf field tag: ir_version (field 1, varint) = 0x08. */
 function looksLikeOnnx(file: string): boolean {
   const fd = openSync(file, 'r');
@@ -70,20 +79,32 @@ export class OnnxModule {
     readonly outputs: ReadonlyMap<string, IoSpec>,
   ) {}
 
-  static async open(file: string, label: string, settings: SessionSettings): Promise<OnnxModule> {
-    if (!existsSync(file)) throw new ModelFolderError('file is missing', label);
-    if (statSync(file).size === 0) throw new ModelFolderError('file is empty', label);
-    if (!looksLikeOnnx(file)) throw new ModelFolderError('not an ONNX model (bad header)', label);
+  /**
+   * Opens a session from the file (so external weights resolve next to it), or from `bytes` when the
+   * graph was patched in memory (see onnx-graph.ts; only for models without external data).
+   */
+  static async open(file: string, label: string, settings: SessionSettings, bytes?: Uint8Array): Promise<OnnxModule> {
+    if (!bytes) {
+      if (!existsSync(file)) throw new ModelFolderError('file is missing', label);
+      if (statSync(file).size === 0) throw new ModelFolderError('file is empty', label);
+      if (!looksLikeOnnx(file)) throw new ModelFolderError('not an ONNX model (bad header)', label);
+    }
     const fallbacks: ProviderAttempt[] = [];
     const providers = settings.providers.length > 0 ? settings.providers : (['cpu'] as const);
     for (const provider of providers) {
+      const known = unavailableProviders.get(provider);
+      if (known !== undefined && provider !== 'cpu') {
+        fallbacks.push({ provider, error: known });
+        continue;
+      }
       try {
-        const session = await ort.InferenceSession.create(file, {
+        const options: ort.InferenceSession.SessionOptions = {
           executionProviders: [ORT_PROVIDER_IDS[provider]],
           graphOptimizationLevel: 'all',
           ...(settings.threads > 0 ? { intraOpNumThreads: settings.threads } : {}),
-          logSeverityLevel: 3,
-        });
+          logSeverityLevel: 4, // errors reach us as exceptions; a probe run must not print to stderr
+        };
+        const session = bytes ? await ort.InferenceSession.create(bytes, options) : await ort.InferenceSession.create(file, options);
         return new OnnxModule(
           file,
           label,
@@ -99,6 +120,7 @@ export class OnnxModule {
           throw new ModelFolderError(`onnxruntime could not load it: ${firstLine(message)}`, label, { cause: err });
         }
         fallbacks.push({ provider, error: firstLine(message) });
+        unavailableProviders.set(provider, firstLine(message));
       }
     }
     const reasons = fallbacks.map((f) => `${f.provider}: ${f.error}`).join('; ');

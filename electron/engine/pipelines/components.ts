@@ -7,6 +7,7 @@ import { CancelledError } from '../../shared/errors.js';
 import type { LoadedModel } from '../model/model-folder.js';
 import { timestepTensor } from '../model/model-folder.js';
 import type { HostTensor } from '../model/onnx-module.js';
+import { POSTERIOR_NOISE_INPUT } from '../model/onnx-graph.js';
 import type { GaussianSource } from '../tensor/rng.js';
 import { latentPreview } from '../tensor/preview.js';
 import { tensorToImage, type RgbImage } from '../tensor/image.js';
@@ -182,7 +183,14 @@ export async function encodeImage(
   const enc = model.modules.vaeEncoder;
   if (!enc || !model.info.vaeEncoder) throw new Error('encodeImage called on a model without a VAE encoder');
   const outName = model.info.vaeEncoder.output;
-  const out = await enc.run({ sample: { data: image, dims: [1, 3, height, width] } }, [outName]);
+  const feeds: Record<string, HostTensor> = { sample: { data: image, dims: [1, 3, height, width] } };
+  if (enc.input(POSTERIOR_NOISE_INPUT)) {
+    // The patched diffusers-script encoder: z comes from the job's RNG (draw order: see job.ts).
+    const f = model.info.vaeScaleFactor;
+    const dims = [1, model.info.latentChannels, height / f, width / f];
+    feeds[POSTERIOR_NOISE_INPUT] = { data: rng.randn(dims.reduce((a, b) => a * b, 1)), dims };
+  }
+  const out = await enc.run(feeds, [outName]);
   const t = out[outName]!;
   const data = t.data as Float32Array;
   const scaling = model.info.vaeScalingFactor;

@@ -36,7 +36,7 @@ export async function imageToImage(job: Job): Promise<RgbImage> {
   const scheduler = createScheduler(params.sampler, model.schedulerConfig);
   scheduler.setTimesteps(params.steps, { strength: params.strength });
   const t0 = scheduler.timesteps[0]!;
-  let latents = scheduler.addNoise(initLatents, job.noise, t0);
+  let latents: Float32Array = scheduler.addNoise(initLatents, job.noise, t0);
 
   // 3. Denoising loop (the same body as text-to-image).
   const progress = new ProgressReporter(scheduler.timesteps.length, shape, options);

@@ -2,7 +2,7 @@
 import type { GenerationParams, GenerationTimings } from '../../shared/generation.js';
 import type { LoadedModel } from '../model/model-folder.js';
 import type { GrayImage, RgbImage } from '../tensor/image.js';
-import type { SeededRng } from '../tensor/rng.js';
+import type { GaussianSource } from '../tensor/rng.js';
 import type { LatentShape } from './components.js';
 import type { GenerateOptions } from './types.js';
 
@@ -15,7 +15,7 @@ export interface Job {
    * 2. VAE posterior samples for the init image, then for the masked image (latent_parameters encoders);
    * 3. ancestral / LCM scheduler noise, one latent-sized draw per step.
    */
-  rng: SeededRng;
+  rng: GaussianSource;
   /** The initial noise ε ~ N(0, I), [1, C, h, w]: from the request's `latents` or drawn first from `rng`. */
   noise: Float32Array;
   shape: LatentShape;

@@ -77,7 +77,8 @@ export function resolveParams(model: LoadedModel, req: GenerateRequest): Generat
   }
   const strength = req.strength ?? (req.mode === 'img2img' ? DEFAULT_IMG2IMG_STRENGTH : 1);
   checkNumber('strength', strength, 0, 1);
-  if (needsImage && Math.floor(steps * strength) < 1) {
+  // LCM applies strength to its distillation schedule instead (the scheduler checks that case).
+  if (needsImage && sampler !== 'lcm' && Math.floor(steps * strength) < 1) {
     throw new InvalidRequestError(`strength × steps must be at least 1 step (got ${strength} × ${steps})`);
   }
   const maskBlur = req.maskBlur ?? DEFAULT_MASK_BLUR;

@@ -30,7 +30,7 @@ export async function textToImage(job: Job): Promise<RgbImage> {
   // 3. Timesteps and initial latents z_T = ε · init_noise_sigma.
   const scheduler = createScheduler(params.sampler, model.schedulerConfig);
   scheduler.setTimesteps(params.steps);
-  let latents = new Float32Array(job.noise.length);
+  let latents: Float32Array = new Float32Array(job.noise.length);
   for (let i = 0; i < latents.length; i++) latents[i] = job.noise[i]! * scheduler.initNoiseSigma;
 
   // 4. Denoising loop.

@@ -1,0 +1,130 @@
+/** The `studio` CLI as a user runs it: a real process, real files, JSON on stdout. */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { readPngMetadata } from '../../../electron/history/png.js';
+import { writeNpyFloat32 } from '../../../electron/engine/tensor/npy.js';
+import { SeededRng } from '../../../electron/engine/tensor/rng.js';
+import { REPO_ROOT, modelDir, readRgb, testPicture, toPng } from '../../support/engine-fixtures.js';
+
+const run = promisify(execFile);
+const STUDIO = join(REPO_ROOT, 'bin', 'studio.mjs');
+
+async function studio(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [STUDIO, ...args], { cwd: REPO_ROOT, timeout: 120_000 });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof e.code === 'number' ? e.code : 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
+}
+
+/** The error JSON is the last line on stderr (a GPU provider that can't start may print before it). */
+function lastJsonLine(text: string): { error: { code: string; message: string } } {
+  const lines = text.trim().split('\n').filter((l) => l.startsWith('{'));
+  return JSON.parse(lines[lines.length - 1]!);
+}
+
+describe('studio CLI', () => {
+  let dir: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'studio-cli-'));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('generate writes a PNG with A1111 parameters and prints the path and timings', async () => {
+    const out = join(dir, 'a.png');
+    const r = await studio('generate', '--model', modelDir('tiny-sd1'), '--prompt', 'a red apple', '--negative', 'blurry',
+      '--steps', '4', '--cfg', '5', '--sampler', 'euler_a', '--seed', '42', '--width', '64', '--height', '64', '--out', out);
+    assert.equal(r.code, 0, r.stderr);
+    const printed = JSON.parse(r.stdout) as { path: string; seed: number; timings: { totalMs: number; stepsRun: number } };
+    assert.equal(printed.path, out);
+    assert.equal(printed.seed, 42);
+    assert.equal(printed.timings.stepsRun, 4);
+    assert.ok(printed.timings.totalMs > 0);
+    const meta = readPngMetadata(readFileSync(out));
+    assert.equal(meta.width, 64);
+    assert.match(meta.parameters ?? '', /^a red apple\nNegative prompt: blurry\nSteps: 4, Sampler: Euler a, CFG scale: 5, Seed: 42, Size: 64x64/);
+  });
+
+  test('the same command twice gives byte-identical files', async () => {
+    const args = ['generate', '--model', modelDir('tiny-optimum'), '--prompt', 'cat', '--steps', '3', '--seed', '7', '--width', '64', '--height', '64'];
+    assert.equal((await studio(...args, '--out', join(dir, 'x.png'))).code, 0);
+    assert.equal((await studio(...args, '--out', join(dir, 'y.png'))).code, 0);
+    assert.ok(readFileSync(join(dir, 'x.png')).equals(readFileSync(join(dir, 'y.png'))));
+  });
+
+  test('--latents feeds caller-supplied initial latents (the seed no longer matters)', async () => {
+    const latents = join(dir, 'l.npy');
+    writeFileSync(latents, writeNpyFloat32(new SeededRng(99).randn(4 * 8 * 8), [1, 4, 8, 8]));
+    const common = ['generate', '--model', modelDir('tiny-sd1'), '--prompt', 'cat', '--steps', '3', '--width', '64', '--height', '64', '--latents', latents];
+    assert.equal((await studio(...common, '--seed', '1', '--out', join(dir, 'l1.png'))).code, 0);
+    assert.equal((await studio(...common, '--seed', '2', '--out', join(dir, 'l2.png'))).code, 0);
+    const [a, b] = await Promise.all([readRgb(join(dir, 'l1.png')), readRgb(join(dir, 'l2.png'))]);
+    assert.deepEqual(a.rgb, b.rgb);
+  });
+
+  test('inpaint with --init and --mask keeps the unmasked half', async () => {
+    const pic = testPicture(64, 64);
+    writeFileSync(join(dir, 'init.png'), await toPng(pic));
+    const mask = new Uint8Array(64 * 64 * 3);
+    for (let y = 32; y < 64; y++) mask.fill(255, y * 64 * 3, (y + 1) * 64 * 3); // bottom half
+    writeFileSync(join(dir, 'mask.png'), await toPng({ width: 64, height: 64, rgb: mask }));
+    const out = join(dir, 'inpainted.png');
+    const r = await studio('generate', '--model', modelDir('tiny-sd1-inpaint'), '--prompt', 'grass', '--init', join(dir, 'init.png'),
+      '--mask', join(dir, 'mask.png'), '--steps', '3', '--seed', '5', '--out', out);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(JSON.parse(r.stdout).mode, 'inpaint');
+    const img = await readRgb(out);
+    assert.deepEqual(img.rgb.subarray(0, 32 * 64 * 3), pic.rgb.subarray(0, 32 * 64 * 3));
+  });
+
+  test('tokenize prints ids, count and truncation', async () => {
+    const r = await studio('tokenize', '--model', modelDir('tiny-sd1'), 'a red apple');
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout) as { ids: number[]; count: number; truncated: boolean };
+    assert.equal(out.ids.length, 77);
+    assert.deepEqual(out.ids.slice(0, 6), [1012, 320, 736, 882, 579, 1013]);
+    assert.equal(out.count, 4);
+    assert.equal(out.truncated, false);
+    const long = await studio('tokenize', '--model', modelDir('tiny-sd1'), 'apple '.repeat(100));
+    assert.equal(JSON.parse(long.stdout).truncated, true);
+  });
+
+  test('info prints what was detected', async () => {
+    const r = await studio('info', '--model', modelDir('tiny-sd2-v'));
+    assert.equal(r.code, 0, r.stderr);
+    const info = JSON.parse(r.stdout);
+    assert.equal(info.predictionType, 'v_prediction');
+    assert.equal(info.padId, 0);
+    assert.equal(info.sessions.providers.unet, 'cpu');
+  });
+
+  test('bad input: exit 1 and a JSON error naming the problem, no output file', async () => {
+    const out = join(dir, 'never.png');
+    const bad: Array<[string[], RegExp]> = [
+      [['generate', '--model', modelDir('tiny-sd1'), '--prompt', 'x', '--width', '60', '--out', out], /multiples of 8/],
+      [['generate', '--model', modelDir('tiny-sd1'), '--prompt', 'x', '--sampler', 'nope', '--out', out], /unknown sampler/],
+      [['generate', '--model', join(dir, 'no-model'), '--prompt', 'x', '--out', out], /model folder not found/],
+      [['generate', '--model', modelDir('tiny-sd1'), '--prompt', 'x', '--init', join(dir, 'mask.png'), '--mask', join(dir, 'missing.png'), '--out', out], /mask not found/],
+      [['generate', '--model', modelDir('tiny-sd1'), '--prompt', 'x', '--steps', 'many', '--out', out], /--steps must be a number/],
+      [['frobnicate'], /unknown command/],
+    ];
+    for (const [args, message] of bad) {
+      const r = await studio(...args);
+      assert.equal(r.code, 1, args.join(' '));
+      const err = lastJsonLine(r.stderr).error as { code: string; message: string };
+      assert.match(err.message, message);
+    }
+    writeFileSync(join(dir, 'corrupt.png'), Buffer.from('\x89PNG\r\n\x1a\nnot really'));
+    const r = await studio('generate', '--model', modelDir('tiny-sd1'), '--prompt', 'x', '--init', join(dir, 'corrupt.png'), '--width', '64', '--height', '64', '--out', out);
+    assert.equal(r.code, 1);
+    assert.equal(lastJsonLine(r.stderr).error.code, 'E_BAD_IMAGE');
+    assert.equal(existsSync(out), false);
+  });
+});
