@@ -133,7 +133,8 @@ function badValuesFor(field: Shape, example: unknown): unknown[] {
       if (c.maxLength !== undefined && c.maxLength < HUGE_STRING.length) out.push(HUGE_STRING);
       if (c.minLength !== undefined && c.minLength > 0) out.push('');
       const format = (base.def as { format?: string }).format;
-      const hasPattern = format !== undefined || ((base.def as { checks?: unknown[] }).checks ?? []).length > 0;
+      const checks = (base.def as { checks?: Array<{ _zod: { def: { check: string } } }> }).checks ?? [];
+      const hasPattern = format !== undefined || checks.some((check) => check._zod.def.check === 'string_format');
       if (isFilePath(base)) {
         out.push('../../etc/passwd', 'relative/path.png', '/tmp/../../etc/passwd', '/tmp/a\0b', 'C:\\models\\..\\..\\Windows', '\\\\server\\share\\..\\x');
       } else if (hasPattern && c.maxLength === undefined) {
