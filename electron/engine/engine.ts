@@ -125,16 +125,17 @@ export class Engine {
 
 /**
  * Checks the request against the model and builds the job: parameters, RNG, initial noise (drawn first,
- * unless the request supplies `latents`), decoded init image and mask. `rng` may be replaced to replay
+ * unless the request supplies `latents`), decoded init image and mask. `replayRng` may replace the RNG to replay
  * a reference implementation's noise.
  */
 export async function prepareJob(
   model: LoadedModel,
   request: GenerateRequest,
   options: GenerateOptions = {},
-  rng: GaussianSource = new SeededRng(request.seed),
+  replayRng?: GaussianSource,
 ): Promise<Job> {
   const params = resolveParams(model, request);
+  const rng = replayRng ?? new SeededRng(params.seed);
   const f = model.info.vaeScaleFactor;
   const shape = { channels: model.info.latentChannels, height: params.height / f, width: params.width / f };
   const noise = request.latents ? new Float32Array(request.latents) : rng.randn(shape.channels * shape.height * shape.width);

@@ -1,0 +1,138 @@
+/**
+ * Engine benchmark: prints one JSON object.
+ *   npm run bench:engine -- [--model DIR] [--steps N] [--size PX] [--runs N] [--sampler NAME] [--threads N]
+ * For one model, steps and seed it measures
+ * - pipeline_ms_per_step: the denoising loop of a full txt2img run (CFG on) divided by its steps;
+ * - bare_unet_ms_per_step: onnxruntime session.run of the U-Net alone with the same inputs (batch 2
+ *   under CFG), one call per step, the floor the pipeline can reach;
+ * - their ratio (target ≤ 1.05), end-to-end ms (median of runs, model already loaded), cold start ms
+ *   (open the model + first run), and peak RSS.
+ * Defaults: the bundled model if present, else the tiny-sd1 fixture.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Engine } from '../electron/engine/engine.js';
+import { timestepTensor } from '../electron/engine/model/model-folder.js';
+import type { HostTensor } from '../electron/engine/model/onnx-module.js';
+import { SeededRng } from '../electron/engine/tensor/rng.js';
+import { BUNDLED_MODEL_DIR, REPO_ROOT } from '../electron/host/cli.js';
+import type { SamplerName } from '../electron/shared/generation.js';
+
+const { values } = parseArgs({
+  options: {
+    model: { type: 'string' },
+    steps: { type: 'string', default: '20' },
+    size: { type: 'string' },
+    runs: { type: 'string', default: '5' },
+    sampler: { type: 'string' },
+    threads: { type: 'string', default: '0' },
+    cfg: { type: 'string', default: '7.5' },
+  },
+});
+const modelDir =
+  values.model ?? (existsSync(join(BUNDLED_MODEL_DIR, 'model_index.json')) ? BUNDLED_MODEL_DIR : join(REPO_ROOT, 'test/fixtures/models/tiny-sd1'));
+const steps = Number(values.steps);
+const runs = Number(values.runs);
+const cfg = Number(values.cfg);
+
+let peakRss = process.memoryUsage().rss;
+const sampleRss = setInterval(() => {
+  peakRss = Math.max(peakRss, process.memoryUsage().rss);
+}, 5);
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+const engine = new Engine({ providers: ['cpu'], threads: Number(values.threads) });
+const coldStart = performance.now();
+const model = await engine.loadModel(modelDir);
+const { info } = model;
+const side = values.size ? Number(values.size) : info.defaults.width;
+const request = {
+  mode: 'txt2img' as const,
+  prompt: 'red apple, food, fruit',
+  negativePrompt: '',
+  seed: 1,
+  steps,
+  cfg,
+  width: side,
+  height: side,
+  ...(values.sampler ? { sampler: values.sampler as SamplerName } : {}),
+};
+await engine.generate(modelDir, request);
+const coldStartMs = performance.now() - coldStart;
+
+// 1. The whole pipeline, as the app runs it (with progress and previews).
+const endToEnd: number[] = [];
+const perStep: number[] = [];
+let stepsRun = 0;
+for (let i = 0; i < runs; i++) {
+  const r = await engine.generate(modelDir, request, { onProgress: () => undefined });
+  endToEnd.push(r.timings.totalMs);
+  perStep.push(r.timings.denoiseMs / r.timings.stepsRun);
+  stepsRun = r.timings.stepsRun;
+}
+
+// 2. The bare U-Net: the same inputs, session.run only, once per step.
+const unet = model.modules.unet;
+const f = info.vaeScaleFactor;
+const doCfg = cfg > 1 && info.family !== 'lcm';
+const batch = doCfg && info.unet.batchDynamic ? 2 : 1;
+const callsPerStep = doCfg && !info.unet.batchDynamic ? 2 : 1;
+const h = side / f;
+const w = side / f;
+const rng = new SeededRng(2);
+const feeds: Record<string, HostTensor> = {
+  sample: { data: rng.randn(batch * info.unetInChannels * h * w), dims: [batch, info.unetInChannels, h, w] },
+  timestep: timestepTensor(500, info.unet.timestepRank),
+  encoder_hidden_states: { data: rng.randn(batch * info.maxTokens * info.textHiddenSize), dims: [batch, info.maxTokens, info.textHiddenSize] },
+};
+if (info.unet.timestepCondDim !== null) {
+  feeds['timestep_cond'] = { data: rng.randn(batch * info.unet.timestepCondDim), dims: [batch, info.unet.timestepCondDim] };
+}
+const out = unet.outputName(['out_sample']);
+const bare: number[] = [];
+for (let r = 0; r < runs; r++) {
+  const t0 = performance.now();
+  for (let s = 0; s < stepsRun * callsPerStep; s++) await unet.run(feeds, [out]);
+  bare.push((performance.now() - t0) / stepsRun);
+}
+clearInterval(sampleRss);
+await engine.unloadAll();
+
+const pipelineMsPerStep = median(perStep);
+const bareUnetMsPerStep = median(bare);
+console.log(
+  JSON.stringify(
+    {
+      bench: 'engine',
+      model: info.name,
+      model_dir: modelDir,
+      provider: model.sessions.providers['unet'],
+      size: `${side}x${side}`,
+      steps,
+      steps_run: stepsRun,
+      sampler: request.sampler ?? info.defaults.sampler,
+      cfg,
+      cfg_batched: doCfg && info.unet.batchDynamic,
+      runs,
+      pipeline_ms_per_step: round(pipelineMsPerStep),
+      bare_unet_ms_per_step: round(bareUnetMsPerStep),
+      pipeline_to_bare_ratio: round(pipelineMsPerStep / bareUnetMsPerStep, 3),
+      end_to_end_ms: round(median(endToEnd)),
+      end_to_end_ms_runs: endToEnd.map((x) => round(x)),
+      cold_start_ms: round(coldStartMs),
+      peak_rss_mb: round(peakRss / 2 ** 20),
+    },
+    null,
+    2,
+  ),
+);
+
+function round(x: number, digits = 2): number {
+  const k = 10 ** digits;
+  return Math.round(x * k) / k;
+}
