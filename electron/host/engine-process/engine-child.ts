@@ -30,7 +30,9 @@ function parentChannel(): ParentChannel {
   }
   if (!process.send) throw new Error('engine-child must be started by the host (no IPC channel)');
   return {
-    send: (message) => process.send?.(message),
+    send: (message) => {
+      if (process.connected) process.send?.(message);
+    },
     onMessage: (listener) => process.on('message', (message) => listener(message as HostMessage)),
   };
 }
@@ -104,5 +106,10 @@ channel.onMessage((message) => {
   }
 });
 
-// The host went away (it crashed or closed the channel): nothing is left to serve.
+// The host went away (it crashed or closed the channel): nothing is left to serve. A reply sent just
+// as it died fails with EPIPE on `process` (Node's fork): that is the same news.
 process.on('disconnect', () => process.exit(0));
+process.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE' || err.code === 'ERR_IPC_CHANNEL_CLOSED') process.exit(0);
+  throw err;
+});
