@@ -11,6 +11,7 @@ import { POSTERIOR_NOISE_INPUT } from '../model/onnx-graph.js';
 import type { GaussianSource } from '../tensor/rng.js';
 import { latentPreview } from '../tensor/preview.js';
 import { tensorToImage, type RgbImage } from '../tensor/image.js';
+import { timed, type Job } from './job.js';
 import type { GenerateOptions } from './types.js';
 
 /** `logvar` clamp of diffusers `DiagonalGaussianDistribution`. */
@@ -79,6 +80,29 @@ export async function encodePrompts(
     : { uncond: null, cond: all, tokens: len, hidden };
 }
 
+/** Everything that steers the U-Net besides the latents: text embeddings and guidance. */
+export interface Conditioning {
+  embeddings: PromptEmbeddings;
+  /** The guidance scale; classifier-free guidance is on when `embeddings.uncond` is set. */
+  cfg: number;
+  /** LCM: the guidance-scale embedding fed as `timestep_cond`. */
+  timestepCond: Float32Array | null;
+}
+
+/**
+ * Encodes the prompt and sets up guidance: classifier-free when cfg > 1, except LCM, which embeds the
+ * guidance scale instead (sd-onnx-reference §3.7, §8.4).
+ */
+export async function encodeConditioning(job: Job): Promise<Conditioning> {
+  const { model, params } = job;
+  const doCfg = params.cfg > 1 && params.sampler !== 'lcm';
+  const condDim = model.info.unet.timestepCondDim;
+  const timestepCond = condDim !== null ? guidanceEmbedding(params.cfg, condDim) : null;
+  const embeddings = await timed(job, 'textEncodeMs', () => encodePrompts(model, params.prompt, params.negativePrompt, doCfg));
+  throwIfAborted(job.options.signal);
+  return { embeddings, cfg: params.cfg, timestepCond };
+}
+
 /**
  * LCM guidance embedding (`get_guidance_scale_embedding`, sd-onnx-reference §3.7):
  * w·1000, sinusoidal with log(10000)/(half−1) frequency spacing, [sin | cos], zero-padded if dim is odd.
@@ -108,10 +132,9 @@ export async function predictNoise(
   inChannels: number,
   shape: LatentShape,
   t: number,
-  embeddings: PromptEmbeddings,
-  cfg: number,
-  timestepCond: Float32Array | null,
+  conditioning: Conditioning,
 ): Promise<Float32Array> {
+  const { embeddings, cfg, timestepCond } = conditioning;
   const unet = model.modules.unet;
   const outName = unet.outputName(['out_sample']);
   const { height: h, width: w } = shape;

@@ -7,8 +7,7 @@ import { imageToTensor, type RgbImage } from '../tensor/image.js';
 import {
   decodeLatents,
   encodeImage,
-  encodePrompts,
-  guidanceEmbedding,
+  encodeConditioning,
   predictNoise,
   ProgressReporter,
   throwIfAborted,
@@ -20,13 +19,9 @@ export async function imageToImage(job: Job): Promise<RgbImage> {
   const { signal } = options;
   const image = job.initImage!;
   const isLcm = params.sampler === 'lcm';
-  const doCfg = params.cfg > 1 && !isLcm;
-  const condDim = model.info.unet.timestepCondDim;
-  const timestepCond = condDim !== null ? guidanceEmbedding(params.cfg, condDim) : null;
 
   // 1. Prompt and init image latents.
-  const embeddings = await timed(job, 'textEncodeMs', () => encodePrompts(model, params.prompt, params.negativePrompt, doCfg));
-  throwIfAborted(signal);
+  const conditioning = await encodeConditioning(job);
   const initLatents = await timed(job, 'vaeEncodeMs', () =>
     encodeImage(model, imageToTensor(image), params.width, params.height, job.rng),
   );
@@ -45,7 +40,7 @@ export async function imageToImage(job: Job): Promise<RgbImage> {
     for (const [i, t] of scheduler.timesteps.entries()) {
       throwIfAborted(signal);
       const input = scheduler.scaleModelInput(latents, t);
-      const noisePred = await predictNoise(model, input, shape.channels, shape, t, embeddings, params.cfg, timestepCond);
+      const noisePred = await predictNoise(model, input, shape.channels, shape, t, conditioning);
       const out = scheduler.step(noisePred, t, latents, job.rng);
       latents = out.prevSample;
       denoised = out.predOriginal;

@@ -19,8 +19,7 @@ import {
 import {
   decodeLatents,
   encodeImage,
-  encodePrompts,
-  guidanceEmbedding,
+  encodeConditioning,
   latentSize,
   predictNoise,
   ProgressReporter,
@@ -34,9 +33,6 @@ export async function inpaint(job: Job): Promise<RgbImage> {
   const image = job.initImage!;
   const { width, height } = params;
   const isLcm = params.sampler === 'lcm';
-  const doCfg = params.cfg > 1 && !isLcm;
-  const condDim = model.info.unet.timestepCondDim;
-  const timestepCond = condDim !== null ? guidanceEmbedding(params.cfg, condDim) : null;
   const nineChannel = model.info.kind === 'inpaint';
 
   // 1. Mask: binarized at ½, and at latent resolution by nearest sampling.
@@ -44,8 +40,7 @@ export async function inpaint(job: Job): Promise<RgbImage> {
   const latentMask = maskToLatent(binary, width, height, model.info.vaeScaleFactor);
 
   // 2. Prompt, init latents z_0 (needed unless a 9-channel model starts from pure noise), masked-image latents.
-  const embeddings = await timed(job, 'textEncodeMs', () => encodePrompts(model, params.prompt, params.negativePrompt, doCfg));
-  throwIfAborted(signal);
+  const conditioning = await encodeConditioning(job);
   const imageTensor = imageToTensor(image);
   const needInitLatents = !nineChannel || params.strength < 1;
   const initLatents = needInitLatents
@@ -89,7 +84,7 @@ export async function inpaint(job: Job): Promise<RgbImage> {
         unetInput.set(scaled, 0);
         input = unetInput;
       }
-      const noisePred = await predictNoise(model, input, inChannels, shape, t, embeddings, params.cfg, timestepCond);
+      const noisePred = await predictNoise(model, input, inChannels, shape, t, conditioning);
       const out = scheduler.step(noisePred, t, latents, job.rng);
       latents = out.prevSample;
       denoised = out.predOriginal;

@@ -6,8 +6,7 @@ import { createScheduler } from '../schedulers/index.js';
 import type { RgbImage } from '../tensor/image.js';
 import {
   decodeLatents,
-  encodePrompts,
-  guidanceEmbedding,
+  encodeConditioning,
   predictNoise,
   ProgressReporter,
   throwIfAborted,
@@ -18,29 +17,24 @@ export async function textToImage(job: Job): Promise<RgbImage> {
   const { model, params, shape, options } = job;
   const { signal } = options;
   const isLcm = params.sampler === 'lcm';
-  // 1. Guidance: classifier-free when cfg > 1, except LCM, which embeds the guidance scale instead.
-  const doCfg = params.cfg > 1 && !isLcm;
-  const condDim = model.info.unet.timestepCondDim;
-  const timestepCond = condDim !== null ? guidanceEmbedding(params.cfg, condDim) : null;
 
-  // 2. Encode the prompt ([uncond, cond] under guidance).
-  const embeddings = await timed(job, 'textEncodeMs', () => encodePrompts(model, params.prompt, params.negativePrompt, doCfg));
-  throwIfAborted(signal);
+  // 1. Encode the prompt ([uncond, cond] under classifier-free guidance; LCM embeds the scale instead).
+  const conditioning = await encodeConditioning(job);
 
-  // 3. Timesteps and initial latents z_T = ε · init_noise_sigma.
+  // 2. Timesteps and initial latents z_T = ε · init_noise_sigma.
   const scheduler = createScheduler(params.sampler, model.schedulerConfig);
   scheduler.setTimesteps(params.steps);
   let latents: Float32Array = new Float32Array(job.noise.length);
   for (let i = 0; i < latents.length; i++) latents[i] = job.noise[i]! * scheduler.initNoiseSigma;
 
-  // 4. Denoising loop.
+  // 3. Denoising loop.
   const progress = new ProgressReporter(scheduler.timesteps.length, shape, options);
   let denoised: Float32Array | undefined;
   await timed(job, 'denoiseMs', async () => {
     for (const [i, t] of scheduler.timesteps.entries()) {
       throwIfAborted(signal);
       const input = scheduler.scaleModelInput(latents, t);
-      const noisePred = await predictNoise(model, input, shape.channels, shape, t, embeddings, params.cfg, timestepCond);
+      const noisePred = await predictNoise(model, input, shape.channels, shape, t, conditioning);
       const out = scheduler.step(noisePred, t, latents, job.rng);
       latents = out.prevSample;
       denoised = out.predOriginal;
@@ -50,7 +44,7 @@ export async function textToImage(job: Job): Promise<RgbImage> {
   });
   throwIfAborted(signal);
 
-  // 5. Decode. LCM decodes its last `denoised` (§3.7), which equals prevSample on the final step.
+  // 4. Decode. LCM decodes its last `denoised` (§3.7), which equals prevSample on the final step.
   const final = isLcm && denoised ? denoised : latents;
   return timed(job, 'vaeDecodeMs', () => decodeLatents(model, final, shape));
 }
