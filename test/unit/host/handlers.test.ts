@@ -1,0 +1,124 @@
+/**
+ * The handler table through Host.invoke: settings, the model registry, tokenize, history channels and
+ * their change events, and the output folder. Real host, real engine process, tiny-sd1 fixture.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Events } from '../../../electron/shared/contract.js';
+import { Host } from '../../../electron/host/host.js';
+import { FIXTURE_SIZE, jobFinished, ok, tempDir, TEST_ENGINE_SETTINGS, TINY_SD1 } from './support/host-fixtures.js';
+
+const data = tempDir('handlers');
+const dataDir = join(data.dir, 'data');
+let host: Host;
+const historyEvents: Array<Events['history.changed']> = [];
+
+before(async () => {
+  host = await Host.open({ dataDir, engineSettings: TEST_ENGINE_SETTINGS });
+  host.subscribe((e) => {
+    if (e.event === 'history.changed') historyEvents.push(e.payload);
+  });
+});
+
+after(async () => {
+  await host?.close();
+  data.remove();
+});
+
+test('without a model, generate and tokenize say how to get one', async () => {
+  const r = await host.invoke('generate', { mode: 'txt2img', prompt: 'x' });
+  assert.equal(r.ok, false);
+  if (!r.ok) {
+    assert.equal(r.error.code, 'E_NOT_FOUND');
+    assert.match(r.error.message, /models\.import/);
+  }
+  assert.deepEqual(ok('models.list', await host.invoke('models.list', {})), { models: [], selectedId: null });
+});
+
+test('models.import registers a folder the engine can open, and refuses one it cannot', async () => {
+  const notAModel = join(data.dir, 'not-a-model');
+  mkdirSync(notAModel);
+  writeFileSync(join(notAModel, 'model_index.json'), '{"_class_name": "StableDiffusionPipeline"}');
+  const refused = await host.invoke('models.import', { path: notAModel });
+  assert.equal(refused.ok, false);
+  if (!refused.ok) assert.equal(refused.error.code, 'E_MODEL_FOLDER', refused.error.message);
+  const missing = await host.invoke('models.import', { path: join(data.dir, 'nowhere') });
+  assert.equal(missing.ok, false);
+
+  const entry = ok('models.import', await host.invoke('models.import', { path: TINY_SD1 }));
+  assert.deepEqual([entry.id, entry.dir, entry.bundled], ['tiny-sd1', TINY_SD1, false]);
+  const again = ok('models.import', await host.invoke('models.import', { path: `${TINY_SD1}/` }));
+  assert.equal(again.id, 'tiny-sd1', 'the same folder keeps its entry');
+  const list = ok('models.list', await host.invoke('models.list', {}));
+  assert.deepEqual(list.models.map((m) => m.id), ['tiny-sd1']);
+  assert.equal(list.selectedId, 'tiny-sd1');
+
+  const info = ok('models.info', await host.invoke('models.info', { modelId: 'tiny-sd1' }));
+  assert.equal(info.info.kind, 'txt2img');
+  assert.equal(info.sessions.providers['unet'], 'cpu');
+  const unknown = await host.invoke('models.select', { modelId: 'nope' });
+  assert.equal(unknown.ok, false);
+  assert.deepEqual(ok('models.select', await host.invoke('models.select', { modelId: 'tiny-sd1' })), { selectedId: 'tiny-sd1' });
+});
+
+test('tokenize counts a prompt with the model tokenizer', async () => {
+  const short = ok('tokenize', await host.invoke('tokenize', { text: 'a fox' }));
+  assert.equal(short.maxTokens, 75);
+  assert.equal(short.truncated, false);
+  assert.ok(short.count >= 2);
+  const long = ok('tokenize', await host.invoke('tokenize', { text: 'fox '.repeat(100) }));
+  assert.ok(long.count >= 100);
+  assert.equal(long.truncated, true);
+});
+
+test('settings: providers and threads reach the engine; the output folder gets a copy of each result', async () => {
+  const outputFolder = join(data.dir, 'outputs');
+  const set = ok('settings.set', await host.invoke('settings.set', { providers: ['cpu'], threads: 2, outputFolder }));
+  assert.deepEqual(set, { providers: ['cpu'], threads: 2, outputFolder, selectedModelId: 'tiny-sd1' });
+  assert.deepEqual(ok('settings.get', await host.invoke('settings.get', {})), set);
+
+  const { jobId } = ok('generate', await host.invoke('generate', { mode: 'txt2img', prompt: 'a fox', steps: 2, sampler: 'euler', width: FIXTURE_SIZE, height: FIXTURE_SIZE, seed: 11 }));
+  const job = await jobFinished(host, jobId);
+  assert.equal(job.status, 'succeeded', JSON.stringify(job.error));
+  assert.deepEqual(readdirSync(outputFolder), [`${job.historyId}-11.png`]);
+  assert.ok(historyEvents.some((e) => e.kind === 'added' && e.ids.includes(job.historyId!)));
+});
+
+test('history channels pass through to the store and announce their changes', async () => {
+  const [first] = ok('history.page', await host.invoke('history.page', {})).items;
+  assert.ok(first);
+  const id = first.id;
+  historyEvents.length = 0;
+  assert.deepEqual(ok('history.setFavorite', await host.invoke('history.setFavorite', { ids: [id], favorite: true })), { updated: 1 });
+  assert.deepEqual(ok('history.setTags', await host.invoke('history.setTags', { id, tags: ['fox'] })).tags, ['fox']);
+  assert.equal(ok('history.page', await host.invoke('history.page', { filter: { favorite: true } })).items.length, 1);
+  assert.equal(ok('history.search', await host.invoke('history.search', { text: 'tag:fox' })).items.length, 1);
+  assert.deepEqual(ok('history.delete', await host.invoke('history.delete', { ids: [id] })), { deleted: 1 });
+  assert.equal(ok('history.counts', await host.invoke('history.counts', {})).trash, 1);
+  assert.deepEqual(ok('history.restore', await host.invoke('history.restore', { ids: [id] })), { restored: 1 });
+  assert.deepEqual(historyEvents.map((e) => e.kind), ['updated', 'updated', 'deleted', 'restored']);
+
+  const folder = join(data.dir, 'export');
+  const report = ok('history.export', await host.invoke('history.export', { ids: [id], folder }));
+  assert.equal(report.files.length, 1);
+  assert.ok(existsSync(report.manifest));
+  const thumb = ok('history.image', await host.invoke('history.image', { hash: first.output!.hash, thumbnail: true }));
+  assert.equal(thumb.mime, 'image/webp');
+  const gone = await host.invoke('history.image', { hash: 'f'.repeat(64) });
+  assert.equal(gone.ok, false);
+  if (!gone.ok) assert.equal(gone.error.code, 'E_NOT_FOUND');
+});
+
+test('settings, models and the selection survive a restart', async () => {
+  await host.close();
+  host = await Host.open({ dataDir, engineSettings: TEST_ENGINE_SETTINGS });
+  const settings = ok('settings.get', await host.invoke('settings.get', {}));
+  assert.equal(settings.selectedModelId, 'tiny-sd1');
+  assert.equal(settings.outputFolder, join(data.dir, 'outputs'));
+  assert.deepEqual(ok('models.list', await host.invoke('models.list', {})).models.map((m) => m.id), ['tiny-sd1']);
+  const app = ok('app.info', await host.invoke('app.info', {}));
+  assert.equal(app.dataDir, dataDir);
+  assert.equal(app.name, 'Latent Studio');
+});
