@@ -36,6 +36,15 @@ def random_crops(batch: torch.Tensor, size: int, generator: torch.Generator) -> 
     return torch.stack([batch[i, :, y:y + size, x:x + size] for i, (y, x) in enumerate(zip(ys.tolist(), xs.tolist()))])
 
 
+def lr_at(train_cfg: dict, step: int) -> float:
+    """Piecewise-constant learning rate: "lr_drops" lists [step, lr] pairs that take over from "lr"."""
+    lr = train_cfg["lr"]
+    for boundary, value in train_cfg.get("lr_drops", []):
+        if step >= boundary:
+            lr = value
+    return lr
+
+
 @torch.no_grad()
 def evaluate_psnr(vae, images: torch.Tensor, batch_size: int = 64) -> float:
     """Mean PSNR (dB) of 8-bit reconstructions from the posterior mean."""
@@ -120,7 +129,7 @@ def main() -> None:
     window: list[float] = []
     started = time.monotonic()
     while step < total and not run.should_stop():
-        lr = train_cfg["lr"] * min(1.0, (step + 1) / warmup)
+        lr = lr_at(train_cfg, step) * min(1.0, (step + 1) / warmup)
         for group in optimizer.param_groups:
             group["lr"] = lr
         pick = torch.from_numpy(train_idx)[torch.randint(0, len(train_idx), (train_cfg["batch_size"],), generator=generator)]
