@@ -8,6 +8,7 @@ const LAYERS = {
   'electron/engine': ['electron/shared'],
   'electron/history': ['electron/shared'],
   'electron/host': ['electron/shared', 'electron/engine', 'electron/history'],
+  'electron/model-library': ['electron/shared', 'electron/engine', 'electron/history'],
   'electron/main': ['electron/shared', 'electron/host', 'electron/engine', 'electron/history'],
   'electron/preload': ['electron/shared'],
 };
