@@ -1,0 +1,186 @@
+/**
+ * The only code in the renderer that talks to the host. In Electron the preload exposes the contract as
+ * `window.studio`; in a browser (`studio serve`) the same contract runs over the page's WebSocket
+ * (`/api/ws`), authenticated by the cookie the server set when the page was opened with `?token=`.
+ *
+ * Every call answers `InvokeResult` (errors are data). `call` unwraps it and throws `StudioCallError`,
+ * which keeps the host's `{name, code, message}` so the UI can show the message in plain words.
+ */
+import type {
+  ChannelName,
+  EventName,
+  Events,
+  InvokeResult,
+  RequestInputs,
+  Responses,
+  StudioApi,
+} from '../../../electron/shared/contract.js';
+import type { SerializedError } from '../../../electron/shared/errors.js';
+
+declare global {
+  interface Window {
+    studio?: StudioApi;
+  }
+}
+
+/** A host answer with `ok: false`, as an Error the UI can catch; `code` is the host's error code. */
+export class StudioCallError extends Error {
+  override name = 'StudioCallError';
+  readonly code: string;
+  constructor(
+    readonly channel: ChannelName,
+    readonly error: SerializedError,
+  ) {
+    super(error.message);
+    this.code = error.code;
+  }
+}
+
+/** How long to wait before reconnecting a dropped WebSocket, doubling up to the cap. */
+const RECONNECT_FIRST_MS = 250;
+const RECONNECT_MAX_MS = 4000;
+
+type Pending = { resolve: (value: InvokeResult<ChannelName>) => void };
+type AnyListener = (payload: unknown) => void;
+
+/** The contract over the page's WebSocket: requests carry an id and are answered out of order. */
+export class WebSocketStudioApi implements StudioApi {
+  private socket: WebSocket | null = null;
+  private opened: Promise<WebSocket> | null = null;
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
+  private readonly listeners = new Map<EventName, Set<AnyListener>>();
+  private reconnectMs = RECONNECT_FIRST_MS;
+  private readonly connectionListeners = new Set<(connected: boolean) => void>();
+
+  constructor(private readonly url: string) {}
+
+  private connect(): Promise<WebSocket> {
+    if (this.opened) return this.opened;
+    this.opened = new Promise<WebSocket>((resolve, reject) => {
+      const ws = new WebSocket(this.url);
+      ws.addEventListener('open', () => {
+        this.socket = ws;
+        this.reconnectMs = RECONNECT_FIRST_MS;
+        for (const l of this.connectionListeners) l(true);
+        resolve(ws);
+      });
+      ws.addEventListener('message', (e) => this.onMessage(String(e.data)));
+      ws.addEventListener('close', () => {
+        const wasOpen = this.socket === ws;
+        this.socket = null;
+        this.opened = null;
+        // Requests in flight on a dead socket will never be answered: fail them in plain words.
+        for (const [id, p] of this.pending) {
+          p.resolve({ ok: false, error: { name: 'ConnectionError', code: 'E_DISCONNECTED', message: 'Lost the connection to the studio host.' } });
+          this.pending.delete(id);
+        }
+        if (wasOpen) for (const l of this.connectionListeners) l(false);
+        else reject(new Error(`Could not connect to the studio host at ${this.url}.`));
+        // Keep event subscriptions alive across host restarts.
+        if (this.listeners.size > 0) {
+          setTimeout(() => void this.connect().catch(() => undefined), this.reconnectMs);
+          this.reconnectMs = Math.min(this.reconnectMs * 2, RECONNECT_MAX_MS);
+        }
+      });
+    });
+    return this.opened;
+  }
+
+  private onMessage(text: string): void {
+    let message: { type?: string; id?: number; result?: InvokeResult<ChannelName>; event?: EventName; payload?: unknown };
+    try {
+      message = JSON.parse(text) as typeof message;
+    } catch {
+      return;
+    }
+    if (message.type === 'result' && typeof message.id === 'number' && message.result) {
+      const p = this.pending.get(message.id);
+      this.pending.delete(message.id);
+      p?.resolve(message.result);
+    } else if (message.type === 'event' && message.event) {
+      for (const l of this.listeners.get(message.event) ?? []) l(message.payload);
+    }
+  }
+
+  async invoke<C extends ChannelName>(channel: C, request: RequestInputs[C]): Promise<InvokeResult<C>> {
+    let ws: WebSocket;
+    try {
+      ws = await this.connect();
+    } catch (err) {
+      return { ok: false, error: { name: 'ConnectionError', code: 'E_DISCONNECTED', message: (err as Error).message } };
+    }
+    const id = this.nextId++;
+    return new Promise<InvokeResult<C>>((resolve) => {
+      this.pending.set(id, { resolve: resolve as Pending['resolve'] });
+      ws.send(JSON.stringify({ type: 'invoke', id, channel, payload: request }));
+    });
+  }
+
+  on<E extends EventName>(event: E, listener: (payload: Events[E]) => void): () => void {
+    let set = this.listeners.get(event);
+    if (!set) this.listeners.set(event, (set = new Set()));
+    set.add(listener as AnyListener);
+    void this.connect().catch(() => undefined);
+    return () => {
+      set.delete(listener as AnyListener);
+      if (set.size === 0) this.listeners.delete(event);
+    };
+  }
+
+  onConnection(listener: (connected: boolean) => void): () => void {
+    this.connectionListeners.add(listener);
+    return () => this.connectionListeners.delete(listener);
+  }
+}
+
+function browserSocketUrl(): string {
+  const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  return `${scheme}//${location.host}/api/ws`;
+}
+
+/** The typed front door the features use. */
+export class StudioClient {
+  constructor(
+    readonly api: StudioApi,
+    /** Where `<img src>` finds stored images; null in Electron, where images come through `history.image`. */
+    readonly imageBaseUrl: string | null,
+  ) {}
+
+  /** Calls a channel and returns its result, or throws StudioCallError with the host's message. */
+  async call<C extends ChannelName>(channel: C, request: RequestInputs[C]): Promise<Responses[C]> {
+    const answer = await this.api.invoke(channel, request);
+    if (!answer.ok) throw new StudioCallError(channel, answer.error);
+    return answer.result;
+  }
+
+  on<E extends EventName>(event: E, listener: (payload: Events[E]) => void): () => void {
+    return this.api.on(event, listener);
+  }
+
+  /** A URL for a stored image (or its thumbnail): served directly in browser mode, else fetched once as a blob. */
+  async imageUrl(hash: string, thumbnail = false): Promise<string> {
+    if (this.imageBaseUrl !== null) return `${this.imageBaseUrl}/${hash}${thumbnail ? '?thumbnail=1' : ''}`;
+    const { mime, data } = await this.call('history.image', { hash, thumbnail });
+    return `data:${mime};base64,${data}`;
+  }
+
+  /** Synchronous form for browser mode (null in Electron, where `imageUrl` must be awaited). */
+  imageUrlSync(hash: string, thumbnail = false): string | null {
+    return this.imageBaseUrl === null ? null : `${this.imageBaseUrl}/${hash}${thumbnail ? '?thumbnail=1' : ''}`;
+  }
+}
+
+let client: StudioClient | null = null;
+
+/** The one client of this page: the preload's API in Electron, else the WebSocket of browser mode. */
+export function studioClient(): StudioClient {
+  if (client) return client;
+  if (window.studio) client = new StudioClient(window.studio, null);
+  else {
+    // Drop the token from the address bar: the server has put it in an HttpOnly cookie.
+    if (new URLSearchParams(location.search).has('token')) history.replaceState(null, '', location.pathname);
+    client = new StudioClient(new WebSocketStudioApi(browserSocketUrl()), `${location.origin}/api/images`);
+  }
+  return client;
+}
