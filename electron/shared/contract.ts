@@ -56,6 +56,16 @@ export const CHANNELS = [
 ] as const;
 export type ChannelName = (typeof CHANNELS)[number];
 
+/**
+ * The raw Electron IPC channels behind the contract: the preload sends every invoke on one channel
+ * (after checking the contract channel name) and receives every event on another. Nothing else
+ * crosses between the renderer and main.
+ */
+export const ELECTRON_IPC = {
+  invoke: 'studio:invoke',
+  event: 'studio:event',
+} as const;
+
 /** Every event the host pushes to subscribers. */
 export const EVENTS = ['job.progress', 'job.preview', 'queue.changed', 'history.changed', 'engine.status'] as const;
 export type EventName = (typeof EVENTS)[number];

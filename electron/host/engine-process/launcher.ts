@@ -27,16 +27,12 @@ export type EngineLauncher = () => EngineProcess;
 /** The engine process's entry module. */
 export const ENGINE_CHILD_ENTRY = fileURLToPath(new URL('./engine-child.ts', import.meta.url));
 
-/**
- * tsx's loader, resolved from this module: `--import tsx` alone would be resolved from the child's
- * working directory, which need not be the app's.
- */
-const TSX_LOADER = import.meta.resolve('tsx');
-
 /** Plain Node: a child process running the TypeScript entry through tsx. */
 export const forkEngine: EngineLauncher = () => {
   const child = fork(ENGINE_CHILD_ENTRY, [], {
-    execArgv: ['--import', TSX_LOADER],
+    // tsx's loader resolved from this module: `--import tsx` alone would be resolved from the child's
+    // working directory, which need not be the app's.
+    execArgv: ['--import', import.meta.resolve('tsx')],
     // Structured clone instead of JSON: typed arrays (images, latents) cross as bytes.
     serialization: 'advanced',
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
