@@ -14,6 +14,7 @@ import type { RgbImage } from './tensor/image.js';
 import { imageToImage } from './pipelines/img2img.js';
 import { inpaint } from './pipelines/inpaint.js';
 import { resolveParams } from './pipelines/resolve.js';
+import { cropForInpaint, cropRegion, pasteCrop } from './pipelines/only-masked.js';
 import { textToImage } from './pipelines/txt2img.js';
 import type { GenerateOptions, GenerateRequest, GenerateResult } from './pipelines/types.js';
 import { decodeImage, decodeMask } from './tensor/image.js';
@@ -140,9 +141,18 @@ export async function prepareJob(
   const shape = { channels: model.info.latentChannels, height: params.height / f, width: params.width / f };
   const noise = request.latents ? new Float32Array(request.latents) : rng.randn(shape.channels * shape.height * shape.width);
   const size = { width: params.width, height: params.height };
-  const initImage = request.initImage ? await decodeImage(request.initImage, 'init image', size) : null;
-  const mask = params.mode === 'inpaint' && request.mask ? await decodeMask(request.mask, size) : null;
-  return { model, params, rng, noise, shape, initImage, mask, options, timings: emptyTimings() };
+  const job: Job = { model, params, rng, noise, shape, initImage: null, mask: null, options, timings: emptyTimings(), region: null };
+  if (params.inpaintArea === 'masked' && request.initImage && request.mask) {
+    // Only masked: keep the picture at its own size and repaint a crop of it at width×height.
+    const picture = await decodeImage(request.initImage, 'init image');
+    const pictureMask = await decodeMask(request.mask, picture);
+    const crop = cropRegion(pictureMask, params.maskPadding ?? 0, params.width, params.height);
+    const cut = await cropForInpaint(picture, pictureMask, crop, size);
+    return { ...job, initImage: cut.image, mask: cut.mask, region: { picture, pictureMask, crop } };
+  }
+  job.initImage = request.initImage ? await decodeImage(request.initImage, 'init image', size) : null;
+  job.mask = params.mode === 'inpaint' && request.mask ? await decodeMask(request.mask, size) : null;
+  return job;
 }
 
 /** Runs the pipeline that fits the mode and the model (4- or 9-channel U-Net). */
@@ -158,8 +168,12 @@ export async function runJob(job: Job): Promise<RgbImage> {
       if (!nineChannel) return imageToImage(job);
       // A 9-channel model has no plain img2img: repaint everything (full mask) from the init image.
       return inpaint({ ...job, mask: null });
-    case 'inpaint':
-      return inpaint(job);
+    case 'inpaint': {
+      const repainted = await inpaint(job);
+      if (!job.region) return repainted;
+      const { picture, pictureMask, crop } = job.region;
+      return pasteCrop(picture, pictureMask, crop, repainted, params.maskBlur);
+    }
     default:
       throw new InvalidRequestError(`unknown mode ${String(params.mode)}`);
   }

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { formatA1111Parameters } from '../shared/a1111.js';
 import { InvalidRequestError, serializeError } from '../shared/errors.js';
-import { SAMPLERS, type ExecutionProviderName, type SamplerName } from '../shared/generation.js';
+import { SAMPLERS, type ExecutionProviderName, type InpaintArea, type SamplerName } from '../shared/generation.js';
 import { Engine } from '../engine/engine.js';
 import type { GenerateRequest } from '../engine/pipelines/types.js';
 import { readNpyFloat32 } from '../engine/tensor/npy.js';
@@ -24,7 +24,7 @@ const PROVIDER_NAMES: readonly ExecutionProviderName[] = ['webgpu', 'cuda', 'dml
 
 const USAGE = `Usage:
   studio generate [--model DIR] --prompt TEXT [--negative TEXT] [--init IMG --strength S] [--mask PNG]
-                  [--mask-blur PX] [--steps N] [--cfg G] [--sampler NAME] [--seed N] [--width W --height H]
+                  [--mask-blur PX] [--inpaint-area whole|masked] [--mask-padding PX] [--steps N] [--cfg G] [--sampler NAME] [--seed N] [--width W --height H]
                   [--latents FILE.npy] [--providers cpu,webgpu,…] [--threads N] --out FILE.png
   studio tokenize [--model DIR] TEXT
   studio info [--model DIR]
@@ -82,6 +82,8 @@ async function generate(argv: string[]): Promise<unknown> {
     strength: { type: 'string' },
     mask: { type: 'string' },
     'mask-blur': { type: 'string' },
+    'inpaint-area': { type: 'string' },
+    'mask-padding': { type: 'string' },
     steps: { type: 'string' },
     cfg: { type: 'string' },
     sampler: { type: 'string' },
@@ -113,12 +115,14 @@ async function generate(argv: string[]): Promise<unknown> {
     ['height', 'height'],
     ['strength', 'strength'],
     ['maskBlur', 'mask-blur'],
+    ['maskPadding', 'mask-padding'],
   ];
   for (const [key, flag] of optional) {
     const n = numberArg(values, flag);
     if (n !== undefined) (request as unknown as Record<string, number>)[key] = n;
   }
   if (typeof values['sampler'] === 'string') request.sampler = values['sampler'] as SamplerName;
+  if (typeof values['inpaint-area'] === 'string') request.inpaintArea = values['inpaint-area'] as InpaintArea;
   if (init) request.initImage = readInput(init, 'init image');
   if (mask) request.mask = readInput(mask, 'mask');
   if (typeof values['latents'] === 'string') {
@@ -129,7 +133,7 @@ async function generate(argv: string[]): Promise<unknown> {
   try {
     const { info } = await engine.info(modelDir);
     // An init image without explicit size keeps its own size (rounded down to what the model accepts).
-    if (request.initImage && request.width === undefined && request.height === undefined) {
+    if (request.initImage && request.width === undefined && request.height === undefined && request.inpaintArea !== 'masked') {
       const { default: sharp } = await import('sharp');
       const meta = await sharp(request.initImage).metadata().catch(() => null);
       if (meta?.width && meta.height) {

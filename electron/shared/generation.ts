@@ -32,7 +32,18 @@ export interface GenerationParams {
   strength: number;
   /** inpaint: Gaussian feather radius of the mask edge, in image pixels. */
   maskBlur: number;
+  /**
+   * inpaint: 'whole' repaints at width×height over the whole picture; 'masked' (A1111's "only masked")
+   * crops around the mask plus `maskPadding`, repaints that crop at width×height and pastes it back into
+   * the picture at its own resolution. Absent = 'whole'.
+   */
+  inpaintArea?: InpaintArea;
+  /** inpaint, 'masked' area: pixels of context kept around the mask's bounding box. */
+  maskPadding?: number;
 }
+
+export const INPAINT_AREAS = ['whole', 'masked'] as const;
+export type InpaintArea = (typeof INPAINT_AREAS)[number];
 
 /** Timings of one run, in milliseconds. */
 export interface GenerationTimings {

@@ -4,6 +4,7 @@ import type { LoadedModel } from '../model/model-folder.js';
 import type { GrayImage, RgbImage } from '../tensor/image.js';
 import type { GaussianSource } from '../tensor/rng.js';
 import type { LatentShape } from './components.js';
+import type { CropRegion } from './only-masked.js';
 import type { GenerateOptions } from './types.js';
 
 export interface Job {
@@ -23,6 +24,11 @@ export interface Job {
   mask: GrayImage | null;
   options: GenerateOptions;
   timings: GenerationTimings;
+  /**
+   * 'masked' inpaint area: the whole picture and mask at their own resolution, and the crop that
+   * `initImage`/`mask` (at width×height) were cut from. Null for whole-picture jobs.
+   */
+  region: { picture: RgbImage; pictureMask: GrayImage; crop: CropRegion } | null;
 }
 
 export function emptyTimings(): GenerationTimings {

@@ -3,7 +3,7 @@
  * "Raising concise error messages is preferred to silently correcting erroneous input" (diffusers).
  */
 import { InvalidRequestError } from '../../shared/errors.js';
-import { GENERATION_MODES, SAMPLERS, type GenerationParams } from '../../shared/generation.js';
+import { GENERATION_MODES, INPAINT_AREAS, SAMPLERS, type GenerationParams } from '../../shared/generation.js';
 import type { LoadedModel } from '../model/model-folder.js';
 import { MAX_SEED } from '../tensor/rng.js';
 import type { GenerateRequest } from './types.js';
@@ -15,6 +15,9 @@ export const MAX_SIDE = 4096;
 export const MAX_MASK_BLUR = 256;
 export const DEFAULT_IMG2IMG_STRENGTH = 0.75;
 export const DEFAULT_MASK_BLUR = 4;
+/** A1111's default "Only masked padding, pixels". */
+export const DEFAULT_MASK_PADDING = 32;
+export const MAX_MASK_PADDING = 1024;
 
 function checkInt(name: string, v: number, min: number, max: number): void {
   if (!Number.isInteger(v) || v < min || v > max) {
@@ -84,6 +87,13 @@ export function resolveParams(model: LoadedModel, req: GenerateRequest): Generat
   const maskBlur = req.maskBlur ?? DEFAULT_MASK_BLUR;
   checkNumber('maskBlur', maskBlur, 0, MAX_MASK_BLUR);
 
+  const inpaintArea = req.inpaintArea ?? 'whole';
+  if (!INPAINT_AREAS.includes(inpaintArea)) {
+    throw new InvalidRequestError(`inpaintArea must be one of ${INPAINT_AREAS.join(', ')}, got ${String(inpaintArea)}`);
+  }
+  const maskPadding = req.maskPadding ?? DEFAULT_MASK_PADDING;
+  checkInt('maskPadding', maskPadding, 0, MAX_MASK_PADDING);
+
   if (req.latents !== undefined) {
     const expected = info.latentChannels * (height / info.vaeScaleFactor) * (width / info.vaeScaleFactor);
     if (!(req.latents instanceof Float32Array) || req.latents.length !== expected) {
@@ -104,5 +114,6 @@ export function resolveParams(model: LoadedModel, req: GenerateRequest): Generat
     height,
     strength: needsImage ? strength : 1,
     maskBlur: req.mode === 'inpaint' ? maskBlur : 0,
+    ...(req.mode === 'inpaint' && inpaintArea === 'masked' ? { inpaintArea, maskPadding } : {}),
   };
 }

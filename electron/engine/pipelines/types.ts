@@ -1,5 +1,5 @@
 /** The engine's request, result and progress types (plain data; the host maps IPC payloads onto these). */
-import type { ExecutionProviderName, GenerationMode, GenerationParams, GenerationTimings, SamplerName } from '../../shared/generation.js';
+import type { ExecutionProviderName, GenerationMode, InpaintArea, GenerationParams, GenerationTimings, SamplerName } from '../../shared/generation.js';
 import type { RgbImage } from '../tensor/image.js';
 
 export interface GenerateRequest {
@@ -17,6 +17,10 @@ export interface GenerateRequest {
   strength?: number;
   /** inpaint: inward feather of the mask edge in pixels (default 4). */
   maskBlur?: number;
+  /** inpaint: 'whole' (default) or 'masked' — repaint only a crop around the mask (see only-masked.ts). */
+  inpaintArea?: InpaintArea;
+  /** inpaint, 'masked' area: context pixels around the mask (default 32). */
+  maskPadding?: number;
   /** img2img / inpaint: the input image, encoded (PNG, JPEG, WebP). */
   initImage?: Uint8Array;
   /** inpaint: the mask, encoded; white = repaint. */

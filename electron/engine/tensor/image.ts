@@ -38,8 +38,9 @@ export async function decodeMask(bytes: Uint8Array, size: { width: number; heigh
     const meta = await sharp(bytes, { failOn: 'error' }).metadata();
     let img = sharp(bytes, { failOn: 'error' }).rotate();
     if (meta.hasAlpha) {
-      const stats = await sharp(bytes).removeAlpha().stats();
-      const flat = stats.channels.every((c) => c.max === c.min);
+      const stats = await sharp(bytes).stats();
+      const colour = stats.channels.slice(0, Math.max(1, (meta.channels ?? 4) - 1));
+      const flat = colour.every((c) => c.max === c.min);
       img = flat ? img.extractChannel('alpha') : img.flatten({ background: '#000000' }).grayscale();
     } else {
       img = img.grayscale();
@@ -131,6 +132,7 @@ export async function featherMask(binary: Uint8Array, width: number, height: num
   // visible falloff within the radius.
   const blurred = await sharp(src, { raw: { width, height, channels: 1 } })
     .blur(Math.max(0.3, blur / 2))
+    .extractChannel(0) // libvips may hand a one-band image back as three bands
     .raw()
     .toBuffer();
   for (let i = 0; i < alpha.length; i++) alpha[i] = binary[i] ? Math.min(1, blurred[i]! / 255) : 0;

@@ -1,0 +1,119 @@
+/**
+ * Inpainting of the masked area only (AUTOMATIC1111's "Inpaint area: Only masked"): the model repaints a
+ * crop around the mask at its working size, so a small edit on a large picture gets full detail, and the
+ * result is pasted back into the picture at its own resolution. Pixels outside the mask never change.
+ *
+ * The crop is the mask's bounding box plus `padding` pixels of context, widened to the working size's
+ * aspect ratio and kept inside the picture.
+ */
+import sharp from 'sharp';
+import { InvalidRequestError } from '../../shared/errors.js';
+import { binarizeMask, featherMask, type GrayImage, type RgbImage } from '../tensor/image.js';
+
+export interface CropRegion {
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+
+/** Bounding box of the mask (pixels ≥ ½), or null when nothing is masked. */
+export function maskBounds(mask: GrayImage): CropRegion | null {
+  let x0 = mask.width;
+  let y0 = mask.height;
+  let x1 = -1;
+  let y1 = -1;
+  for (let y = 0; y < mask.height; y++) {
+    const row = y * mask.width;
+    for (let x = 0; x < mask.width; x++) {
+      if (mask.data[row + x]! >= 128) {
+        if (x < x0) x0 = x;
+        if (x > x1) x1 = x;
+        if (y < y0) y0 = y;
+        if (y > y1) y1 = y;
+      }
+    }
+  }
+  return x1 < 0 ? null : { x: x0, y: y0, width: x1 - x0 + 1, height: y1 - y0 + 1 };
+}
+
+/** Grows [start, start+size) to `want` around its centre, shifted to stay within [0, limit). */
+function grow(start: number, size: number, want: number, limit: number): [number, number] {
+  const target = Math.min(limit, Math.max(size, want));
+  let s = Math.round(start + size / 2 - target / 2);
+  s = Math.max(0, Math.min(s, limit - target));
+  return [s, target];
+}
+
+/** The crop to repaint: bounds + padding, widened to the aspect ratio of width×height, inside the picture. */
+export function cropRegion(mask: GrayImage, padding: number, width: number, height: number): CropRegion {
+  const bounds = maskBounds(mask);
+  if (!bounds) throw new InvalidRequestError('the mask is empty: paint the area to repaint (white = repaint)');
+  let [x, w] = grow(bounds.x, bounds.width, bounds.width + 2 * padding, mask.width);
+  let [y, h] = grow(bounds.y, bounds.height, bounds.height + 2 * padding, mask.height);
+  const aspect = width / height;
+  if (w / h < aspect) [x, w] = grow(x, w, Math.ceil(h * aspect), mask.width);
+  else [y, h] = grow(y, h, Math.ceil(w / aspect), mask.height);
+  return { x, y, width: w, height: h };
+}
+
+async function resizeRaw(
+  data: Uint8Array,
+  from: { width: number; height: number },
+  channels: 1 | 3,
+  region: CropRegion | null,
+  to: { width: number; height: number },
+): Promise<Uint8Array> {
+  const raw = { width: from.width, height: from.height, channels };
+  let img = sharp(Buffer.from(data.buffer, data.byteOffset, data.byteLength), { raw });
+  if (region) img = img.extract({ left: region.x, top: region.y, width: region.width, height: region.height });
+  img = img.resize(to.width, to.height, { fit: 'fill', kernel: 'lanczos3' });
+  // libvips may hand a one-band image back as three bands.
+  if (channels === 1) img = img.extractChannel(0);
+  const out = await img.raw().toBuffer();
+  if (out.length !== to.width * to.height * channels) throw new Error(`resize gave ${out.length} bytes, expected ${to.width * to.height * channels}`);
+  return new Uint8Array(out.buffer, out.byteOffset, out.length);
+}
+
+/** The picture and mask cut to the region and scaled to the working size. */
+export async function cropForInpaint(
+  image: RgbImage,
+  mask: GrayImage,
+  region: CropRegion,
+  size: { width: number; height: number },
+): Promise<{ image: RgbImage; mask: GrayImage }> {
+  const [rgb, data] = await Promise.all([
+    resizeRaw(image.rgb, image, 3, region, size),
+    resizeRaw(mask.data, mask, 1, region, size),
+  ]);
+  return { image: { ...size, rgb }, mask: { ...size, data } };
+}
+
+/**
+ * Scales the repainted crop back to the region's size and pastes it into the picture with the
+ * inward-feathered full-resolution mask, so pixels outside the mask stay byte-identical.
+ */
+export async function pasteCrop(
+  image: RgbImage,
+  mask: GrayImage,
+  region: CropRegion,
+  repainted: RgbImage,
+  maskBlur: number,
+): Promise<RgbImage> {
+  const scaled = await resizeRaw(repainted.rgb, repainted, 3, null, region);
+  const regionMask = await resizeRaw(mask.data, mask, 1, region, region);
+  const alpha = await featherMask(binarizeMask({ ...region, data: regionMask }), region.width, region.height, maskBlur);
+  const rgb = new Uint8Array(image.rgb);
+  for (let y = 0; y < region.height; y++) {
+    for (let x = 0; x < region.width; x++) {
+      const a = alpha[y * region.width + x]!;
+      if (a <= 0) continue;
+      const src = (y * region.width + x) * 3;
+      const dst = ((region.y + y) * image.width + region.x + x) * 3;
+      for (let c = 0; c < 3; c++) {
+        rgb[dst + c] = a >= 1 ? scaled[src + c]! : Math.round(image.rgb[dst + c]! * (1 - a) + scaled[src + c]! * a);
+      }
+    }
+  }
+  return { width: image.width, height: image.height, rgb };
+}

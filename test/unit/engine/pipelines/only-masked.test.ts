@@ -1,0 +1,75 @@
+/** "Only masked" inpainting: crop geometry, and a full run on a picture larger than the working size. */
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Engine } from '../../../../electron/engine/engine.js';
+import { cropRegion, maskBounds } from '../../../../electron/engine/pipelines/only-masked.js';
+import type { GrayImage } from '../../../../electron/engine/tensor/image.js';
+import { modelDir, testPicture, toPng } from '../../../support/engine-fixtures.js';
+
+function rectMask(width: number, height: number, x0: number, y0: number, x1: number, y1: number): GrayImage {
+  const data = new Uint8Array(width * height);
+  for (let y = y0; y < y1; y++) data.fill(255, y * width + x0, y * width + x1);
+  return { width, height, data };
+}
+
+describe('crop region', () => {
+  test('is the mask bounds plus padding, widened to the working aspect ratio', () => {
+    const mask = rectMask(400, 300, 100, 100, 140, 120); // 40×20 at (100,100)
+    assert.deepEqual(maskBounds(mask), { x: 100, y: 100, width: 40, height: 20 });
+    const r = cropRegion(mask, 10, 64, 64); // 60×40 padded → square 60×60
+    assert.deepEqual(r, { x: 90, y: 80, width: 60, height: 60 });
+    const wide = cropRegion(mask, 0, 128, 64); // 40×20 is already 2:1
+    assert.deepEqual(wide, { x: 100, y: 100, width: 40, height: 20 });
+  });
+
+  test('stays inside the picture near an edge and never exceeds it', () => {
+    const corner = cropRegion(rectMask(200, 150, 0, 0, 10, 10), 32, 64, 64);
+    // The same amount of context is kept, shifted inside the picture (A1111 would cut it to 42).
+    assert.deepEqual(corner, { x: 0, y: 0, width: 74, height: 74 });
+    const huge = cropRegion(rectMask(200, 150, 0, 0, 200, 150), 32, 64, 64);
+    assert.deepEqual(huge, { x: 0, y: 0, width: 200, height: 150 });
+  });
+
+  test('an empty mask is refused with a clear message', () => {
+    assert.throws(() => cropRegion(rectMask(50, 50, 0, 0, 0, 0), 8, 64, 64), /the mask is empty/);
+  });
+});
+
+describe('inpaint area "masked" end to end', () => {
+  const engine = new Engine({ providers: ['cpu'] });
+  after(() => engine.unloadAll());
+
+  for (const name of ['tiny-sd1-inpaint', 'tiny-sd1'] as const) {
+    test(`${name}: a 200×150 picture keeps its size and every pixel outside the mask`, async () => {
+      const picture = testPicture(200, 150);
+      const mask = rectMask(200, 150, 150, 20, 180, 60);
+      const maskRgb = new Uint8Array(200 * 150 * 3);
+      mask.data.forEach((v, i) => maskRgb.fill(v, i * 3, i * 3 + 3));
+      const r = await engine.generate(modelDir(name), {
+        mode: 'inpaint',
+        prompt: 'a red apple',
+        seed: 9,
+        steps: 4,
+        width: 64,
+        height: 64,
+        maskBlur: 2,
+        inpaintArea: 'masked',
+        maskPadding: 16,
+        initImage: await toPng(picture),
+        mask: await toPng({ width: 200, height: 150, rgb: maskRgb }),
+      });
+      assert.equal(r.image.width, 200);
+      assert.equal(r.image.height, 150);
+      assert.equal(r.params.inpaintArea, 'masked');
+      let changedInside = 0;
+      for (let p = 0; p < 200 * 150; p++) {
+        for (let c = 0; c < 3; c++) {
+          const i = p * 3 + c;
+          if (mask.data[p] === 0) assert.equal(r.image.rgb[i], picture.rgb[i], `pixel ${p % 200},${Math.floor(p / 200)} outside the mask changed`);
+          else if (r.image.rgb[i] !== picture.rgb[i]) changedInside++;
+        }
+      }
+      assert.ok(changedInside > 30 * 40 * 3 * 0.5, `only ${changedInside} values changed inside the mask`);
+    });
+  }
+});
