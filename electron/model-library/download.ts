@@ -210,15 +210,20 @@ export async function fetchFiles(options: FetchFilesOptions): Promise<void> {
       if (signal.aborted) throw abortReason(signal);
       const have = (await sizeOnDisk(partPath)) ?? 0;
       try {
-        const result = await fetchInto(f, partPath, have, validators, signal, (n) => {
-          received += n;
-          meter.add(received);
-          emit('downloading', f.path);
+        const result = await fetchInto(f, partPath, have, validators, signal, {
+          onValidator: (validator) => {
+            // Saved before the body is read, so a resume after a drop (or a restart) can send If-Range.
+            if (validator && JSON.stringify(validator) !== JSON.stringify(validators[f.path])) {
+              validators[f.path] = validator;
+              options.saveValidators({ ...validators });
+            }
+          },
+          onBytes: (n) => {
+            received += n;
+            meter.add(received);
+            emit('downloading', f.path);
+          },
         });
-        if (result.validator) {
-          validators[f.path] = result.validator;
-          options.saveValidators({ ...validators });
-        }
         if (result.contentLength !== null && !sizes.has(f.path)) {
           sizes.set(f.path, result.contentLength);
           if (files.every((x) => sizes.has(x.path))) total = files.reduce((s, x) => s + sizes.get(x.path)!, 0);
@@ -258,21 +263,24 @@ export async function fetchFiles(options: FetchFilesOptions): Promise<void> {
 }
 
 interface FetchResult {
-  validator: Validator | null;
   contentLength: number | null;
 }
 
-/**
- * One GET of one file, appended to its part file; `onBytes` is told of every chunk written (and of a
- * negative count when the server ignored the Range and the part starts over).
- */
+interface FetchCallbacks {
+  /** The response's validator (ETag, else Last-Modified), as soon as the headers arrive. */
+  onValidator: (validator: Validator | null) => void;
+  /** Bytes written (negative when the server ignored the Range and the part starts over). */
+  onBytes: (n: number) => void;
+}
+
+/** One GET of one file, appended to its part file. */
 async function fetchInto(
   f: DownloadFileSpec,
   partPath: string,
   have: number,
   validators: Record<string, Validator>,
   signal: AbortSignal,
-  onBytes: (n: number) => void,
+  { onValidator, onBytes }: FetchCallbacks,
 ): Promise<FetchResult> {
   const headers: Record<string, string> = {};
   const known = validators[f.path];
@@ -290,7 +298,7 @@ async function fetchInto(
   }
   if (res.status === 416 && have > 0 && f.size === have) {
     await res.body?.cancel();
-    return { validator: null, contentLength: have };
+    return { contentLength: have };
   }
   if (res.status >= 500 || res.status === 408 || res.status === 429) {
     await res.body?.cancel();
@@ -318,7 +326,7 @@ async function fetchInto(
   const etag = res.headers.get('etag');
   const lastModified = res.headers.get('last-modified');
   // A weak ETag may not be used in If-Range (RFC 9110 §13.1.5).
-  const validator = etag && !etag.startsWith('W/') ? { etag } : lastModified ? { lastModified } : null;
+  onValidator(etag && !etag.startsWith('W/') ? { etag } : lastModified ? { lastModified } : null);
 
   const out = await open(partPath, offset === 0 ? 'w' : 'a');
   try {
@@ -337,5 +345,5 @@ async function fetchInto(
   } finally {
     await out.close();
   }
-  return { validator, contentLength };
+  return { contentLength };
 }

@@ -149,7 +149,8 @@ export async function serveModel(dir: string, behaviour: ServerBehaviour = {}): 
     const drop = server.behaviour.dropOnce;
     if (drop && drop.path === path && !dropped) {
       dropped = true;
-      res.write(slice.subarray(0, drop.afterBytes), () => res.socket?.destroy());
+      // A clean close (FIN) after the bytes, so the client has them all before it sees the body end early.
+      res.write(slice.subarray(0, drop.afterBytes), () => res.socket?.end());
       return;
     }
     const stall = server.behaviour.stall;
