@@ -276,7 +276,8 @@ export class JobQueue {
       (historyId) => this.finish(job.id, 'succeeded', historyId, null),
       (err: unknown) => {
         const error = serializeError(err);
-        if (isCancelled(err) || (controller.signal.aborted && active.abortReason !== null && error.code === 'E_CANCELLED')) {
+        if (isCancelled(err)) {
+          // The queue's reason (user, clear, shutdown) says more than the engine's "cancelled".
           this.finish(job.id, 'cancelled', null, { ...error, message: active.abortReason ?? error.message });
         } else {
           this.finish(job.id, 'failed', null, error);

@@ -87,7 +87,7 @@ export interface JobSummary {
   finishedAt: number | null;
   /** Latest progress of a running job. */
   progress: { step: number; total: number } | null;
-  /** The history item of a finished job (succeeded, or failed/cancelled after it started). */
+  /** The history item of a succeeded job (failed and cancelled jobs are kept here, not in history). */
   historyId: number | null;
   /** Why a job failed or was cancelled. */
   error: SerializedError | null;

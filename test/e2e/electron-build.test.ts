@@ -5,13 +5,12 @@
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, fork } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EngineClient } from '../../electron/host/engine-process/engine-client.js';
-import type { EngineExit, EngineLauncher } from '../../electron/host/engine-process/launcher.js';
-import type { EngineMessage } from '../../electron/host/engine-process/protocol.js';
+import { forkLauncher } from '../../electron/host/engine-process/launcher.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const TINY_SD1 = join(ROOT, 'test/fixtures/models/tiny-sd1');
@@ -20,26 +19,6 @@ const TINY_SD1 = join(ROOT, 'test/fixtures/models/tiny-sd1');
 mkdirSync(join(ROOT, '.cache'), { recursive: true });
 const out = mkdtempSync(join(ROOT, '.cache', 'electron-build-'));
 after(() => rmSync(out, { recursive: true, force: true }));
-
-/** Runs an entry with plain Node (no tsx): what utilityProcess does with it in the app. */
-function plainNodeLauncher(entry: string): EngineLauncher {
-  return () => {
-    const child = fork(entry, [], { serialization: 'advanced', execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    const exits: Array<(e: EngineExit) => void> = [];
-    child.on('exit', (code, signal) => exits.forEach((l) => l({ code, signal })));
-    return {
-      get pid() {
-        return child.pid;
-      },
-      send: (m) => {
-        if (child.connected) child.send(m);
-      },
-      onMessage: (l) => child.on('message', (m) => l(m as EngineMessage)),
-      onExit: (l) => exits.push(l),
-      kill: () => child.kill('SIGKILL'),
-    };
-  };
-}
 
 test('build/build-electron.mjs bundles main, preload and the engine entry', () => {
   execFileSync(process.execPath, [join(ROOT, 'build/build-electron.mjs'), '--out', out], { stdio: 'pipe' });
@@ -54,8 +33,9 @@ test('build/build-electron.mjs bundles main, preload and the engine entry', () =
   assert.doesNotMatch(main, /from "onnxruntime-node"/, 'inference stays out of the main process');
 });
 
+// Plain Node without tsx: what utilityProcess does with the bundle in the app.
 test('the bundled engine entry generates an image when run as a plain child process', async () => {
-  const client = new EngineClient({ launcher: plainNodeLauncher(join(out, 'engine-child.mjs')), settings: { providers: ['cpu'], threads: 1 } });
+  const client = new EngineClient({ launcher: forkLauncher(join(out, 'engine-child.mjs')), settings: { providers: ['cpu'], threads: 1 } });
   try {
     const result = await client.generate(TINY_SD1, { mode: 'txt2img', prompt: 'a fox', seed: 1, steps: 2, sampler: 'euler', width: 64, height: 64 });
     assert.deepEqual([result.image.width, result.image.height, result.image.rgb.length], [64, 64, 64 * 64 * 3]);

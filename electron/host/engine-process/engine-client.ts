@@ -5,7 +5,7 @@
  * a fresh process.
  */
 import type { EngineStatus } from '../../shared/contract.js';
-import { StudioError } from '../../shared/errors.js';
+import { CancelledError, StudioError } from '../../shared/errors.js';
 import type { ExecutionProviderName } from '../../shared/generation.js';
 import type { GenerateOptions, GenerateRequest, GenerateResult } from '../../engine/pipelines/types.js';
 import { forkEngine, type EngineExit, type EngineLauncher, type EngineProcess } from './launcher.js';
@@ -27,8 +27,13 @@ export class EngineClosedError extends StudioError {
   }
 }
 
+/** How long a cancelled generation may take to stop before its engine process is ended. */
+export const DEFAULT_CANCEL_GRACE_MS = 15_000;
+
 export interface EngineClientOptions {
   launcher?: EngineLauncher;
+  /** See DEFAULT_CANCEL_GRACE_MS. */
+  cancelGraceMs?: number;
   settings?: EngineProcessSettings;
   onStatus?: (status: EngineStatus) => void;
 }
@@ -54,6 +59,7 @@ export class EngineClient {
   private readonly launcher: EngineLauncher;
   private settings: EngineProcessSettings;
   private readonly onStatus: (status: EngineStatus) => void;
+  private readonly cancelGraceMs: number;
   private proc: EngineProcess | null = null;
   private starting: Promise<void> | null = null;
   private readonly pending = new Map<number, Pending>();
@@ -69,6 +75,7 @@ export class EngineClient {
     this.launcher = options.launcher ?? forkEngine;
     this.settings = { ...(options.settings ?? {}) };
     this.onStatus = options.onStatus ?? (() => undefined);
+    this.cancelGraceMs = options.cancelGraceMs ?? DEFAULT_CANCEL_GRACE_MS;
   }
 
   get status(): EngineStatus {
@@ -181,8 +188,18 @@ export class EngineClient {
     this.generating++;
     if (this.current.state === 'ready') this.setStatus({ state: 'busy' });
     let sentId: number | null = null;
+    let forced = false;
+    let graceTimer: ReturnType<typeof setTimeout> | undefined;
     const onAbort = (): void => {
-      if (sentId !== null) this.proc?.send({ type: 'cancel', id: sentId });
+      if (sentId === null || graceTimer !== undefined) return;
+      const proc = this.proc;
+      proc?.send({ type: 'cancel', id: sentId });
+      // The engine checks for cancellation between steps; a stage that doesn't come back (a huge VAE
+      // decode, a hung provider) is ended with its process, which then restarts.
+      graceTimer = setTimeout(() => {
+        forced = true;
+        proc?.kill();
+      }, this.cancelGraceMs);
     };
     signal?.addEventListener('abort', onAbort, { once: true });
     try {
@@ -194,7 +211,11 @@ export class EngineClient {
           if (signal?.aborted) onAbort();
         },
       );
+    } catch (err) {
+      if (forced) throw new CancelledError(`The job was cancelled; the engine did not stop within ${this.cancelGraceMs} ms and was restarted.`);
+      throw err;
     } finally {
+      clearTimeout(graceTimer);
       signal?.removeEventListener('abort', onAbort);
       this.generating--;
       if (this.generating === 0 && this.current.state === 'busy') this.setStatus({ state: 'ready' });

@@ -27,43 +27,52 @@ export type EngineLauncher = () => EngineProcess;
 /** The engine process's entry module. */
 export const ENGINE_CHILD_ENTRY = fileURLToPath(new URL('./engine-child.ts', import.meta.url));
 
-/** Plain Node: a child process running the TypeScript entry through tsx. */
-export const forkEngine: EngineLauncher = () => {
-  const child = fork(ENGINE_CHILD_ENTRY, [], {
-    // tsx's loader resolved from this module: `--import tsx` alone would be resolved from the child's
-    // working directory, which need not be the app's.
-    execArgv: ['--import', import.meta.resolve('tsx')],
-    // Structured clone instead of JSON: typed arrays (images, latents) cross as bytes.
-    serialization: 'advanced',
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  let exited = false;
-  const exitListeners: Array<(exit: EngineExit) => void> = [];
-  const finish = (exit: EngineExit): void => {
-    if (exited) return;
-    exited = true;
-    for (const listener of exitListeners) listener(exit);
+/**
+ * Plain Node: `entry` in a child process (`fork`), with `execArgv` for the child's Node (a loader).
+ * Messages use structured clone ("advanced" serialization), like utilityProcess.
+ */
+export function forkLauncher(entry: string, execArgv: string[] = []): EngineLauncher {
+  return () => {
+    const child = fork(entry, [], {
+      execArgv,
+      // Structured clone instead of JSON: typed arrays (images, latents) cross as bytes.
+      serialization: 'advanced',
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    let exited = false;
+    const exitListeners: Array<(exit: EngineExit) => void> = [];
+    const finish = (exit: EngineExit): void => {
+      if (exited) return;
+      exited = true;
+      for (const listener of exitListeners) listener(exit);
+    };
+    child.on('exit', (code, signal) => finish({ code, signal }));
+    child.on('error', () => {
+      // A failed spawn emits 'error' without 'exit'; a failed send after death emits it too (then 'exit' follows).
+      if (child.exitCode === null && child.signalCode === null && child.pid === undefined) finish({ code: null, signal: null });
+    });
+    return {
+      get pid() {
+        return child.pid;
+      },
+      send(message) {
+        if (child.connected) child.send(message);
+      },
+      onMessage(listener) {
+        child.on('message', (message) => listener(message as EngineMessage));
+      },
+      onExit(listener) {
+        exitListeners.push(listener);
+      },
+      kill() {
+        child.kill('SIGKILL');
+      },
+    };
   };
-  child.on('exit', (code, signal) => finish({ code, signal }));
-  child.on('error', () => {
-    // A failed spawn emits 'error' without 'exit'; a failed send after death emits it too (then 'exit' follows).
-    if (child.exitCode === null && child.signalCode === null && child.pid === undefined) finish({ code: null, signal: null });
-  });
-  return {
-    get pid() {
-      return child.pid;
-    },
-    send(message) {
-      if (child.connected) child.send(message);
-    },
-    onMessage(listener) {
-      child.on('message', (message) => listener(message as EngineMessage));
-    },
-    onExit(listener) {
-      exitListeners.push(listener);
-    },
-    kill() {
-      child.kill('SIGKILL');
-    },
-  };
-};
+}
+
+/**
+ * The default under plain Node: the TypeScript engine entry through tsx's loader, resolved from this
+ * module (`--import tsx` alone would be resolved from the child's working directory).
+ */
+export const forkEngine: EngineLauncher = () => forkLauncher(ENGINE_CHILD_ENTRY, ['--import', import.meta.resolve('tsx')])();
