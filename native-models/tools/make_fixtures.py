@@ -25,6 +25,7 @@ REPO = HERE.parents[1]
 sys.path.insert(0, HERE.as_posix())
 
 from fixtures_lib import verify  # noqa: E402
+from fixtures_lib.controlnet import build_controlnet_folder, make_controlnet_parity  # noqa: E402
 from fixtures_lib.folders import build_all  # noqa: E402
 from fixtures_lib.parity import make_parity  # noqa: E402
 from fixtures_lib.tokenizer_files import build_tiny_vocabulary, check_against_full_vocabulary  # noqa: E402
@@ -76,6 +77,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=FIXTURES, help="fixtures root (default: test/fixtures)")
     parser.add_argument("--clip-merges", type=Path, default=None, help="CLIP BPE merges.txt to take merges from")
     parser.add_argument("--skip-parity", action="store_true", help="only build and check the model folders")
+    parser.add_argument(
+        "--controlnet-only",
+        action="store_true",
+        help="only rebuild models/tiny-controlnet and its parity files (needs an existing parity/latents.npy)",
+    )
     args = parser.parse_args()
 
     torch.set_num_threads(1)
@@ -92,6 +98,13 @@ def main() -> None:
     print(f"tokenizer: {vocab.size} tokens ({MERGE_COUNT} merges), BOS {vocab.bos_id}, EOS {vocab.eos_id}")
 
     models_dir = args.out / "models"
+    parity_dir = args.out / "parity"
+    if args.controlnet_only:
+        controlnet = build_controlnet_folder(models_dir, vocab)
+        if not args.skip_parity:
+            make_controlnet_parity(controlnet, parity_dir, args.out)
+        _sizes(models_dir, parity_dir)
+        return
     built = build_all(models_dir, vocab)
 
     verify.check_files(built)
@@ -100,9 +113,11 @@ def main() -> None:
     verify.check_decoders(built)
     verify.check_inpaint_pipeline(built["tiny-sd1-inpaint"])
 
-    parity_dir = args.out / "parity"
+    # Built after the others, so their folders and references are the same bytes as without it.
+    controlnet = build_controlnet_folder(models_dir, vocab)
     if not args.skip_parity:
         make_parity(built, parity_dir, args.out)
+        make_controlnet_parity(controlnet, parity_dir, args.out)
 
     _sizes(models_dir, parity_dir)
     digest = hashlib.sha256(repr(_digest(models_dir)).encode()).hexdigest()[:16]
