@@ -4,13 +4,24 @@
  */
 import { randomInt } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, mkdir, readFile } from 'node:fs/promises';
 import type { Handlers } from '../shared/contract.js';
 import { StudioError } from '../shared/errors.js';
 import type { Host } from './host.js';
 
 /** A seed drawn for a request without one: 32 bits, like A1111's random seeds. */
 const RANDOM_SEED_LIMIT = 2 ** 32;
+
+/** An output folder is created if needed and must be writable, checked when it is set rather than at the first result. */
+async function assertWritableFolder(folder: string): Promise<void> {
+  try {
+    await mkdir(folder, { recursive: true });
+    await access(folder, constants.W_OK);
+  } catch (err) {
+    throw new StudioError('E_IO', `outputFolder: can't write to ${folder} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}).`);
+  }
+}
 
 export function createHandlers(host: Host) {
   const { history, queue, models, settings, engine } = host;
@@ -128,6 +139,7 @@ export function createHandlers(host: Host) {
       return { ...effective, outputFolder: stored.outputFolder, selectedModelId: stored.selectedModelId };
     },
     async 'settings.set'(patch) {
+      if (patch.outputFolder) await assertWritableFolder(patch.outputFolder);
       const stored = settings.write({
         ...(patch.providers !== undefined ? { providers: patch.providers } : {}),
         ...(patch.threads !== undefined ? { threads: patch.threads } : {}),

@@ -12,6 +12,7 @@ import { FIXTURE_SIZE, jobFinished, ok, tempDir, TEST_ENGINE_SETTINGS, TINY_SD1 
 
 const data = tempDir('handlers');
 const dataDir = join(data.dir, 'data');
+writeFileSync(join(data.dir, 'a-file'), 'not a folder');
 let host: Host;
 const historyEvents: Array<Events['history.changed']> = [];
 
@@ -63,6 +64,16 @@ test('models.import registers a folder the engine can open, and refuses one it c
   assert.deepEqual(ok('models.select', await host.invoke('models.select', { modelId: 'tiny-sd1' })), { selectedId: 'tiny-sd1' });
 });
 
+test('generate checks what it refers to before queueing: the parent and a stored init image', async () => {
+  const noParent = await host.invoke('generate', { mode: 'txt2img', prompt: 'x', parentId: 999 });
+  assert.equal(noParent.ok, false);
+  if (!noParent.ok) assert.equal(noParent.error.code, 'E_NOT_FOUND');
+  const noImage = await host.invoke('generate', { mode: 'img2img', prompt: 'x', initImageHash: 'c'.repeat(64) });
+  assert.equal(noImage.ok, false);
+  if (!noImage.ok) assert.match(noImage.error.message, /initImageHash: no image/);
+  assert.equal(ok('queue.list', await host.invoke('queue.list', {})).queued.length, 0);
+});
+
 test('tokenize counts a prompt with the model tokenizer', async () => {
   const short = ok('tokenize', await host.invoke('tokenize', { text: 'a fox' }));
   assert.equal(short.maxTokens, 75);
@@ -78,6 +89,11 @@ test('settings: providers and threads reach the engine; the output folder gets a
   const set = ok('settings.set', await host.invoke('settings.set', { providers: ['cpu'], threads: 2, outputFolder }));
   assert.deepEqual(set, { providers: ['cpu'], threads: 2, outputFolder, selectedModelId: 'tiny-sd1' });
   assert.deepEqual(ok('settings.get', await host.invoke('settings.get', {})), set);
+
+  const unwritable = await host.invoke('settings.set', { outputFolder: join(data.dir, 'a-file', 'outputs') });
+  assert.equal(unwritable.ok, false);
+  if (!unwritable.ok) assert.match(unwritable.error.message, /outputFolder: can't write to/);
+  assert.equal(ok('settings.get', await host.invoke('settings.get', {})).outputFolder, outputFolder, 'a refused folder is not stored');
 
   const { jobId } = ok('generate', await host.invoke('generate', { mode: 'txt2img', prompt: 'a fox', steps: 2, sampler: 'euler', width: FIXTURE_SIZE, height: FIXTURE_SIZE, seed: 11 }));
   const job = await jobFinished(host, jobId);
