@@ -1,0 +1,164 @@
+import { useEffect, useState } from 'react';
+import { stepBrushSize } from '../editor/tool-state.js';
+import { EditorPanel } from '../editor/EditorPanel.js';
+import { viewCommands } from '../editor/CanvasView.js';
+import { HistoryBrowser } from '../features/HistoryBrowser.js';
+import { PromptPanel } from '../features/PromptPanel.js';
+import { acceptStaged, connect, connectionStore, discardStaged, doc, flipStaged, generate, toolStore } from './session.js';
+import { noticesStore, stagingStore, useStore } from './store.js';
+
+export const SHORTCUTS: Array<[string, string]> = [
+  ['Ctrl+Enter', 'Generate'],
+  ['B / E', 'Brush / eraser'],
+  ['[ / ]', 'Smaller / larger brush'],
+  ['Ctrl+Z', 'Undo (one stroke)'],
+  ['Ctrl+Shift+Z, Ctrl+Y', 'Redo'],
+  ['Esc', 'Cancel the stroke in progress; close this sheet'],
+  ['Space + drag', 'Pan'],
+  ['Wheel, Ctrl+wheel', 'Zoom at the pointer'],
+  ['F / 1', 'Fit to screen / 100 %'],
+  ['I', 'Invert mask'],
+  ['H', 'Show or hide the mask'],
+  ['Enter / Delete', 'Accept / discard the staged result'],
+  ['← / →', 'Previous / next result of a batch'],
+  ['?', 'This sheet'],
+];
+
+function isTyping(target: EventTarget | null): boolean {
+  return target instanceof HTMLElement && (target.isContentEditable || ['INPUT', 'TEXTAREA', 'SELECT'].includes(target.tagName));
+}
+
+function ShortcutSheet({ onClose }: { onClose: () => void }) {
+  return (
+    <div className="modal-backdrop" onClick={onClose}>
+      <div className="modal" role="dialog" aria-modal="true" aria-label="Keyboard shortcuts" onClick={(e) => e.stopPropagation()}>
+        <h2>Keyboard shortcuts</h2>
+        <table>
+          <tbody>
+            {SHORTCUTS.map(([k, v]) => (
+              <tr key={k}>
+                <td><kbd>{k}</kbd></td>
+                <td>{v}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+        <button type="button" onClick={onClose} autoFocus>Close</button>
+      </div>
+    </div>
+  );
+}
+
+export function App() {
+  const [sheet, setSheet] = useState(false);
+  const notices = useStore(noticesStore);
+  const conn = useStore(connectionStore);
+
+  useEffect(() => connect(), []);
+
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      const mod = e.ctrlKey || e.metaKey;
+      if (mod && e.key === 'Enter') {
+        e.preventDefault();
+        void generate();
+        return;
+      }
+      if (e.key === 'Escape') {
+        if (sheet) setSheet(false);
+        else if (doc.cancelStroke()) e.preventDefault();
+        return;
+      }
+      if (isTyping(e.target)) return;
+      const key = e.key.toLowerCase();
+      if (mod && key === 'z') {
+        e.preventDefault();
+        if (e.shiftKey) doc.redo();
+        else doc.undo();
+        return;
+      }
+      if (mod && key === 'y') {
+        e.preventDefault();
+        doc.redo();
+        return;
+      }
+      if (mod || e.altKey) return;
+      const staged = stagingStore.get().items.length > 0;
+      switch (e.key) {
+        case '?':
+          setSheet((s) => !s);
+          break;
+        case 'b':
+        case 'B':
+          toolStore.update({ tool: 'brush' });
+          break;
+        case 'e':
+        case 'E':
+          toolStore.update({ tool: 'eraser' });
+          break;
+        case '[':
+          toolStore.update({ size: stepBrushSize(toolStore.get().size, -1) });
+          break;
+        case ']':
+          toolStore.update({ size: stepBrushSize(toolStore.get().size, 1) });
+          break;
+        case 'f':
+        case 'F':
+          viewCommands.current?.fit();
+          break;
+        case '1':
+          viewCommands.current?.actual();
+          break;
+        case 'i':
+        case 'I':
+          doc.invertMask();
+          break;
+        case 'h':
+        case 'H':
+          toolStore.update({ maskVisible: !toolStore.get().maskVisible });
+          break;
+        case 'Enter':
+          if (staged) acceptStaged();
+          break;
+        case 'Delete':
+        case 'Backspace':
+          if (staged) discardStaged();
+          break;
+        case 'ArrowLeft':
+          if (staged) flipStaged(-1);
+          break;
+        case 'ArrowRight':
+          if (staged) flipStaged(1);
+          break;
+        default:
+          return;
+      }
+      e.preventDefault();
+    };
+    window.addEventListener('keydown', onKey);
+    return () => window.removeEventListener('keydown', onKey);
+  }, [sheet]);
+
+  return (
+    <div className="app">
+      <header className="topbar">
+        <span className="brand">Latent Studio</span>
+        <span className={`engine-state state-${conn.connected ? conn.engine : 'offline'}`} title="Engine status">
+          {conn.connected ? `engine ${conn.engine}` : 'host offline'}
+        </span>
+        <button type="button" className="ghost" aria-label="Keyboard shortcuts" onClick={() => setSheet(true)} title="Keyboard shortcuts (?)">?</button>
+      </header>
+      <PromptPanel />
+      <EditorPanel />
+      <HistoryBrowser />
+      <div className="notices" role="status" aria-live="polite">
+        {notices.map((n) => (
+          <div key={n.id} className={`notice ${n.kind}`} role={n.kind === 'error' ? 'alert' : undefined}>
+            {n.text}
+          </div>
+        ))}
+      </div>
+      {sheet && <ShortcutSheet onClose={() => setSheet(false)} />}
+    </div>
+  );
+}

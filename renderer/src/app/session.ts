@@ -1,0 +1,374 @@
+/**
+ * The studio session: the one editor document, the tool state, and the actions that cross panels
+ * (generate, cancel, accept, discard, open an image, reuse parameters). Panels call these; they talk to
+ * the host only through the studio client.
+ */
+import type { JobSummary, ModelEntry, QueueSnapshot, RequestInputs } from '../../../electron/shared/contract.js';
+import type { ModelInfo } from '../../../electron/shared/model.js';
+import type { HistoryItem } from '../../../electron/shared/history.js';
+import { EditorDocument, exportMaskPng } from '../editor/document.js';
+import { pngSize, type ZlibCompress } from '../editor/png.js';
+import { DEFAULT_TOOL_STATE, type ToolState } from '../editor/tool-state.js';
+import { StudioCallError, studioClient, type StudioClient } from '../ipc/studio-client.js';
+import {
+  lastSeedStore,
+  liveJobStore,
+  notify,
+  selectedHistoryStore,
+  settingsStore,
+  stagingStore,
+  Store,
+  type GenerationSettings,
+} from './store.js';
+
+export const doc = new EditorDocument(512, 512);
+export const toolStore = new Store<ToolState>(DEFAULT_TOOL_STATE);
+
+export interface ModelsState {
+  models: ModelEntry[];
+  selectedId: string | null;
+  /** Engine-detected info per model id (kind, size multiple, defaults). */
+  info: Record<string, ModelInfo>;
+  loading: boolean;
+  error: string | null;
+}
+export const modelsStore = new Store<ModelsState>({ models: [], selectedId: null, info: {}, loading: true, error: null });
+export const queueStore = new Store<QueueSnapshot>({ running: null, queued: [], recent: [] });
+export const connectionStore = new Store<{ connected: boolean; engine: string }>({ connected: true, engine: 'starting' });
+
+/** Bumped when history changes, so the browser reloads what it shows. */
+export const historyRevisionStore = new Store<number>(0);
+
+let client: StudioClient | null = null;
+export function studio(): StudioClient {
+  return (client ??= studioClient());
+}
+
+/** Plain words for an error from the host or the network. */
+export function describeError(err: unknown): string {
+  if (err instanceof StudioCallError) {
+    if (err.code === 'E_DISCONNECTED') return 'The studio host is not reachable. Is `studio serve` still running?';
+    return err.message;
+  }
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** The browser's zlib, so exported masks are compressed PNGs. */
+export const browserDeflate: ZlibCompress = async (raw) => {
+  const stream = new Blob([raw as Uint8Array<ArrayBuffer>]).stream().pipeThrough(new CompressionStream('deflate'));
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+};
+
+function toBase64(bytes: Uint8Array): string {
+  let s = '';
+  const CHUNK = 0x8000;
+  for (let i = 0; i < bytes.length; i += CHUNK) s += String.fromCharCode(...bytes.subarray(i, i + CHUNK));
+  return btoa(s);
+}
+
+// ── models ─────────────────────────────────────────────────────────────────────────────────────
+
+export async function loadModels(): Promise<void> {
+  try {
+    const { models, selectedId } = await studio().call('models.list', {});
+    modelsStore.update({ models, selectedId, loading: false, error: null });
+    const info = { ...modelsStore.get().info };
+    await Promise.all(
+      models.map(async (m) => {
+        try {
+          info[m.id] = (await studio().call('models.info', { modelId: m.id })).info;
+        } catch {
+          // A model that can't be opened stays listed; generating with it explains why.
+        }
+      }),
+    );
+    modelsStore.update({ info });
+    const selected = selectedId ? info[selectedId] : undefined;
+    if (selected) applyModelDefaults(selected, false);
+  } catch (err) {
+    modelsStore.update({ loading: false, error: describeError(err) });
+  }
+}
+
+/** Picks sizes valid for the model (and its default steps/sampler on first load). */
+function applyModelDefaults(info: ModelInfo, force: boolean): void {
+  const s = settingsStore.get();
+  const sizes = sizePresets(info);
+  const valid = sizes.some((p) => p.width === s.width && p.height === s.height);
+  if (!valid || force) {
+    const native = sizes.find((p) => p.width === info.defaults.width && p.height === info.defaults.height) ?? sizes[0];
+    if (native) settingsStore.update({ width: native.width, height: native.height });
+  }
+  if (force) settingsStore.update({ steps: info.defaults.steps, cfg: info.defaults.cfg, sampler: info.defaults.sampler });
+  if (!doc.image && (doc.width !== settingsStore.get().width || doc.height !== settingsStore.get().height) && doc.undoDepth === 0) {
+    doc.newBlank(settingsStore.get().width, settingsStore.get().height);
+  }
+}
+
+export async function selectModel(modelId: string): Promise<void> {
+  try {
+    await studio().call('models.select', { modelId });
+    modelsStore.update({ selectedId: modelId });
+    const info = modelsStore.get().info[modelId];
+    if (info) applyModelDefaults(info, false);
+  } catch (err) {
+    notify('error', describeError(err));
+  }
+}
+
+/** Sizes the model accepts, from its size multiple around its native resolution. */
+export function sizePresets(info: ModelInfo | undefined): Array<{ width: number; height: number; label: string }> {
+  if (!info) return [512, 768].map((s) => ({ width: s, height: s, label: `${s} × ${s}` }));
+  if (info.fixedSize) return [{ ...info.fixedSize, label: `${info.fixedSize.width} × ${info.fixedSize.height} (fixed)` }];
+  const base = info.nativeResolution.width;
+  const m = info.sizeMultiple;
+  const round = (v: number): number => Math.max(m, Math.round(v / m) * m);
+  const shapes: Array<[number, number, string]> = [
+    [1, 1, 'square'],
+    [4 / 3, 3 / 4, '4:3'],
+    [3 / 4, 4 / 3, '3:4'],
+    [16 / 9, 9 / 16, '16:9'],
+  ];
+  const out: Array<{ width: number; height: number; label: string }> = [];
+  // The tiny test models train at 512 but run fast at one latent tile: offer the small sizes too.
+  for (const side of [m, base / 2, base, base * 1.5]) {
+    if (side < m) continue;
+    for (const [wr, hr, name] of shapes) {
+      const width = round(side * Math.sqrt(wr / hr));
+      const height = round(side * Math.sqrt(hr / wr));
+      if (out.some((p) => p.width === width && p.height === height)) continue;
+      out.push({ width, height, label: `${width} × ${height}${name === 'square' ? '' : ` (${name})`}` });
+    }
+  }
+  return out;
+}
+
+// ── generation ─────────────────────────────────────────────────────────────────────────────────
+
+export function effectiveMode(s: GenerationSettings = settingsStore.get()): 'txt2img' | 'img2img' | 'inpaint' {
+  return s.modeChoice === 'auto' ? doc.inferredMode() : s.modeChoice;
+}
+
+/** Why Generate can't run now, in plain words; null when it can. */
+export function generateProblem(s: GenerationSettings = settingsStore.get()): string | null {
+  const models = modelsStore.get();
+  const modelId = models.selectedId;
+  if (!modelId) return models.loading ? 'Loading models…' : 'No model is installed. Import a model folder first.';
+  const info = models.info[modelId];
+  const mode = effectiveMode(s);
+  if (info && !info.supports.includes(mode)) return `${modelId} cannot do ${mode}.`;
+  if (mode !== 'txt2img' && !doc.image) return `${mode} needs an image: open one, or accept a result.`;
+  if (mode === 'inpaint' && doc.mask.isEmpty()) return 'Paint a mask first: inpaint repaints the white area.';
+  const width = mode === 'txt2img' ? s.width : doc.width;
+  const height = mode === 'txt2img' ? s.height : doc.height;
+  const multiple = info?.sizeMultiple ?? 8;
+  if (info?.fixedSize && (width !== info.fixedSize.width || height !== info.fixedSize.height)) {
+    return `${modelId} only runs at ${info.fixedSize.width} × ${info.fixedSize.height}; this is ${width} × ${height}.`;
+  }
+  if (width % multiple !== 0 || height % multiple !== 0) {
+    return `The image is ${width} × ${height}; ${modelId} needs sides that are multiples of ${multiple}.`;
+  }
+  if (!Number.isInteger(s.steps) || s.steps < 1 || s.steps > 1000) return 'Steps must be a whole number from 1 to 1000.';
+  if (!(s.cfg >= 0 && s.cfg <= 50)) return 'CFG must be from 0 to 50.';
+  if (s.seedMode === 'fixed' && !(Number.isInteger(s.seed) && s.seed >= 0)) return 'The seed must be a whole number ≥ 0.';
+  if (!(s.batchCount >= 1 && s.batchCount <= 16)) return 'Batch count must be from 1 to 16.';
+  return null;
+}
+
+let generating = false;
+
+/** Sends the batch: one job per image, seeds consecutive from the first when fixed. */
+export async function generate(): Promise<void> {
+  if (generating) return;
+  const s = settingsStore.get();
+  const problem = generateProblem(s);
+  if (problem) {
+    notify('error', problem);
+    return;
+  }
+  generating = true;
+  try {
+    const mode = effectiveMode(s);
+    const base: RequestInputs['generate'] = {
+      mode,
+      prompt: s.prompt,
+      negativePrompt: s.negativePrompt,
+      steps: s.steps,
+      cfg: s.cfg,
+      sampler: s.sampler,
+      width: mode === 'txt2img' ? s.width : doc.width,
+      height: mode === 'txt2img' ? s.height : doc.height,
+      ...(modelsStore.get().selectedId ? { modelId: modelsStore.get().selectedId! } : {}),
+    };
+    const image = doc.image;
+    if (mode !== 'txt2img' && image) {
+      base.strength = s.strength;
+      if (image.source.kind === 'history') {
+        base.initImageHash = image.source.hash;
+        base.parentId = image.source.historyId;
+      } else base.initImage = toBase64(image.source.bytes);
+    }
+    if (mode === 'inpaint') {
+      base.mask = toBase64(await exportMaskPng(doc, browserDeflate));
+      base.maskBlur = s.maskBlur;
+    }
+    stagingStore.set({ jobIds: [], items: [], index: 0 });
+    const jobIds: string[] = [];
+    for (let i = 0; i < s.batchCount; i++) {
+      const request = { ...base, ...(s.seedMode === 'fixed' ? { seed: s.seed + i } : {}) };
+      const { jobId } = await studio().call('generate', request);
+      jobIds.push(jobId);
+      stagingStore.update({ jobIds: [...jobIds] });
+    }
+  } catch (err) {
+    notify('error', describeError(err));
+  } finally {
+    generating = false;
+  }
+}
+
+/** Cancels the running job of this batch and every queued one. */
+export async function cancelGeneration(): Promise<void> {
+  const { jobIds } = stagingStore.get();
+  const q = queueStore.get();
+  const active = [q.running, ...q.queued].filter((j): j is JobSummary => j !== null && jobIds.includes(j.id));
+  const targets = active.length > 0 ? active : q.running ? [q.running] : [];
+  for (const job of targets) {
+    try {
+      await studio().call('cancel', { jobId: job.id });
+    } catch (err) {
+      notify('error', describeError(err));
+    }
+  }
+}
+
+/** Follows the queue: finished jobs of the current batch land in the staging area. */
+export function onQueueChanged(snapshot: QueueSnapshot): void {
+  queueStore.set(snapshot);
+  const staging = stagingStore.get();
+  for (const job of snapshot.recent) {
+    if (!staging.jobIds.includes(job.id)) continue;
+    if (job.status === 'succeeded' && job.historyId !== null && !staging.items.some((it) => it.id === job.historyId)) {
+      const historyId = job.historyId;
+      void studio()
+        .call('history.get', { id: historyId })
+        .then((item) => {
+          stagingStore.set((prev) => {
+            if (!prev.jobIds.includes(job.id) || prev.items.some((it) => it.id === item.id)) return prev;
+            const items = [...prev.items, item].sort((a, b) => prev.jobIds.indexOf(jobOf(a, snapshot)) - prev.jobIds.indexOf(jobOf(b, snapshot)));
+            return { ...prev, items, index: items.indexOf(item) };
+          });
+          if (item.params.seed !== null) lastSeedStore.set(item.params.seed);
+        })
+        .catch((err: unknown) => notify('error', describeError(err)));
+    } else if (job.status === 'failed' && job.error && !failedShown.has(job.id)) {
+      failedShown.add(job.id);
+      notify('error', `Generation failed: ${job.error.message}`);
+    }
+  }
+  // A batch that ended without a result (cancelled, failed) leaves nothing to wait for.
+  const open = [snapshot.running, ...snapshot.queued].some((j) => j !== null && staging.jobIds.includes(j.id));
+  const finished = staging.jobIds.every((id) => snapshot.recent.some((j) => j.id === id));
+  if (staging.jobIds.length > 0 && !open && finished && staging.items.length === 0 && snapshot.recent.filter((j) => staging.jobIds.includes(j.id)).every((j) => j.status !== 'succeeded')) {
+    stagingStore.set({ jobIds: [], items: [], index: 0 });
+  }
+  const live = liveJobStore.get();
+  if (live && snapshot.running?.id !== live.jobId) liveJobStore.set(null);
+}
+const failedShown = new Set<string>();
+
+function jobOf(item: HistoryItem, snapshot: QueueSnapshot): string {
+  return snapshot.recent.find((j) => j.historyId === item.id)?.id ?? '';
+}
+
+/** Accept: the staged result becomes the base image (it is already a child of the image it came from). */
+export function acceptStaged(): void {
+  const { items, index } = stagingStore.get();
+  const item = items[index];
+  if (!item?.output) return;
+  doc.setImage({ width: item.output.width, height: item.output.height, source: { kind: 'history', historyId: item.id, hash: item.output.hash } }, 'Accept result');
+  stagingStore.set({ jobIds: [], items: [], index: 0 });
+  selectedHistoryStore.set(item.id);
+}
+
+export function discardStaged(): void {
+  stagingStore.set((prev) => {
+    const items = prev.items.filter((_, i) => i !== prev.index);
+    return { jobIds: items.length > 0 ? prev.jobIds : [], items, index: Math.min(prev.index, Math.max(0, items.length - 1)) };
+  });
+}
+
+export function flipStaged(delta: 1 | -1): void {
+  stagingStore.set((prev) => (prev.items.length === 0 ? prev : { ...prev, index: (prev.index + delta + prev.items.length) % prev.items.length }));
+}
+
+// ── images and reuse ───────────────────────────────────────────────────────────────────────────
+
+/** Opens a file (dialog, drop or paste) as the base image. */
+export async function openImageFile(file: Blob, name: string): Promise<void> {
+  try {
+    const bytes = new Uint8Array(await file.arrayBuffer());
+    const size = pngSize(bytes) ?? (await (async () => {
+      const bitmap = await createImageBitmap(file);
+      const out = { width: bitmap.width, height: bitmap.height };
+      bitmap.close();
+      return out;
+    })());
+    doc.setImage({ width: size.width, height: size.height, source: { kind: 'file', name, bytes, mime: file.type || 'image/png' } });
+  } catch {
+    notify('error', `Could not open ${name}: it is not an image this browser can read (PNG, JPEG or WebP).`);
+  }
+}
+
+/** Continue editing a history item: it becomes the base image, and the next result is its child. */
+export function openInCanvas(item: HistoryItem): void {
+  if (!item.output) return;
+  doc.setImage({ width: item.output.width, height: item.output.height, source: { kind: 'history', historyId: item.id, hash: item.output.hash } }, 'Open from history');
+}
+
+/** Puts an item's parameters back into the prompt panel. */
+export function reuseParameters(item: HistoryItem): void {
+  const p = item.params;
+  settingsStore.update({
+    prompt: p.prompt,
+    negativePrompt: p.negativePrompt,
+    ...(p.steps !== null ? { steps: p.steps } : {}),
+    ...(p.cfg !== null ? { cfg: p.cfg } : {}),
+    ...(p.sampler !== null ? { sampler: p.sampler } : {}),
+    ...(p.seed !== null ? { seed: p.seed, seedMode: 'fixed' as const } : {}),
+    ...(p.strength !== null ? { strength: p.strength } : {}),
+    ...(p.maskBlur !== null ? { maskBlur: p.maskBlur } : {}),
+    width: p.width,
+    height: p.height,
+  });
+  if (item.model.id && modelsStore.get().models.some((m) => m.id === item.model.id) && item.model.id !== modelsStore.get().selectedId) {
+    void selectModel(item.model.id);
+  }
+  notify('info', `Parameters of #${item.id} are back in the prompt panel.`);
+}
+
+/** Wires host events to the stores; returns the unsubscribe. */
+export function connect(): () => void {
+  const c = studio();
+  const offs = [
+    c.on('queue.changed', onQueueChanged),
+    c.on('job.progress', (p) => {
+      const prev = liveJobStore.get();
+      liveJobStore.set({ jobId: p.jobId, step: p.step, total: p.total, etaMs: p.etaMs, elapsedMs: p.elapsedMs, preview: prev?.jobId === p.jobId ? prev.preview : null });
+    }),
+    c.on('job.preview', (p) => {
+      const prev = liveJobStore.get();
+      if (prev && prev.jobId !== p.jobId) return;
+      liveJobStore.set({ ...(prev ?? { jobId: p.jobId, step: p.step, total: p.step, etaMs: 0, elapsedMs: 0 }), preview: `data:image/png;base64,${p.png}` });
+    }),
+    c.on('history.changed', () => historyRevisionStore.set((n) => n + 1)),
+    c.on('engine.status', (s) => connectionStore.update({ engine: s.state })),
+  ];
+  void c.call('queue.list', {}).then(onQueueChanged, () => undefined);
+  void c.call('app.info', {}).then((info) => connectionStore.update({ engine: info.engine.state }), (err: unknown) => {
+    connectionStore.update({ connected: false });
+    notify('error', describeError(err));
+  });
+  void loadModels();
+  return () => offs.forEach((off) => off());
+}

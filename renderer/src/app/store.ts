@@ -1,0 +1,111 @@
+/**
+ * App state outside React: a small observable store per concern, read with `useStore`. The editor
+ * document has its own (editor/document.ts); these hold what the panels share.
+ */
+import { useSyncExternalStore } from 'react';
+import type { GenerationMode, SamplerName } from '../../../electron/shared/generation.js';
+import type { HistoryItem } from '../../../electron/shared/history.js';
+
+export class Store<T> {
+  private listeners = new Set<() => void>();
+  constructor(private value: T) {}
+  get(): T {
+    return this.value;
+  }
+  set(next: T | ((prev: T) => T)): void {
+    const value = typeof next === 'function' ? (next as (prev: T) => T)(this.value) : next;
+    if (Object.is(value, this.value)) return;
+    this.value = value;
+    for (const l of [...this.listeners]) l();
+  }
+  update(patch: Partial<T>): void {
+    this.set((prev) => ({ ...prev, ...patch }));
+  }
+  subscribe = (listener: () => void): (() => void) => {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  };
+}
+
+export function useStore<T>(store: Store<T>): T {
+  return useSyncExternalStore(store.subscribe, () => store.get());
+}
+
+export type SeedMode = 'random' | 'fixed';
+export type ModeChoice = 'auto' | GenerationMode;
+
+/** Everything the prompt panel edits; kept across generations so nothing typed is lost. */
+export interface GenerationSettings {
+  prompt: string;
+  negativePrompt: string;
+  modeChoice: ModeChoice;
+  sampler: SamplerName;
+  steps: number;
+  cfg: number;
+  seedMode: SeedMode;
+  seed: number;
+  width: number;
+  height: number;
+  strength: number;
+  maskBlur: number;
+  batchCount: number;
+}
+
+export const DEFAULT_SETTINGS: GenerationSettings = {
+  prompt: '',
+  negativePrompt: '',
+  modeChoice: 'auto',
+  sampler: 'euler_a',
+  steps: 20,
+  cfg: 7.5,
+  seedMode: 'random',
+  seed: 0,
+  width: 512,
+  height: 512,
+  strength: 0.75,
+  maskBlur: 4,
+  batchCount: 1,
+};
+
+export const settingsStore = new Store<GenerationSettings>(DEFAULT_SETTINGS);
+
+/** Results of the latest generate press, waiting on the canvas to be accepted or discarded. */
+export interface StagingState {
+  /** The jobs of this batch, in order. */
+  jobIds: string[];
+  items: HistoryItem[];
+  index: number;
+}
+export const stagingStore = new Store<StagingState>({ jobIds: [], items: [], index: 0 });
+
+/** A generation's live state while it runs, for the progress bar and the canvas preview. */
+export interface LiveJob {
+  jobId: string;
+  step: number;
+  total: number;
+  etaMs: number;
+  elapsedMs: number;
+  /** Object URL or data URL of the latest preview. */
+  preview: string | null;
+}
+export const liveJobStore = new Store<LiveJob | null>(null);
+
+/** The last seed a result used (for "reuse last"). */
+export const lastSeedStore = new Store<number | null>(null);
+
+/** A message for the person: what went wrong, in plain words. */
+export interface Notice {
+  id: number;
+  kind: 'error' | 'info';
+  text: string;
+}
+export const noticesStore = new Store<Notice[]>([]);
+let noticeId = 1;
+export function notify(kind: Notice['kind'], text: string): void {
+  const id = noticeId++;
+  noticesStore.set((list) => [...list.slice(-3), { id, kind, text }]);
+  setTimeout(() => noticesStore.set((list) => list.filter((n) => n.id !== id)), kind === 'error' ? 10_000 : 4000);
+}
+
+/** The history item shown in the detail panel. */
+export const selectedHistoryStore = new Store<number | null>(null);

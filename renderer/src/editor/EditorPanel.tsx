@@ -1,0 +1,149 @@
+/** The canvas region: toolbar, stage, staging bar and the empty state. */
+import { useEffect, useRef, useState, type ReactNode } from 'react';
+import { useDocumentShape } from '../app/hooks.js';
+import { acceptStaged, discardStaged, doc, flipStaged, openImageFile, toolStore } from '../app/session.js';
+import { settingsStore, stagingStore, useStore } from '../app/store.js';
+import { MAX_BRUSH_SIZE, MIN_BRUSH_SIZE } from './brush.js';
+import { CanvasView, viewCommands } from './CanvasView.js';
+
+function ToolButton(props: { label: string; pressed?: boolean; disabled?: boolean; onClick: () => void; title?: string; children: ReactNode }) {
+  return (
+    <button
+      type="button"
+      className={`tool-button ${props.pressed ? 'is-on' : ''}`}
+      aria-label={props.label}
+      aria-pressed={props.pressed}
+      disabled={props.disabled}
+      title={props.title ?? props.label}
+      onClick={props.onClick}
+    >
+      {props.children}
+    </button>
+  );
+}
+
+export function EditorPanel() {
+  useDocumentShape();
+  const tool = useStore(toolStore);
+  const staging = useStore(stagingStore);
+  const settings = useStore(settingsStore);
+  const fileInput = useRef<HTMLInputElement>(null);
+  const [dragging, setDragging] = useState(false);
+
+  useEffect(() => {
+    const paste = (e: ClipboardEvent) => {
+      const file = [...(e.clipboardData?.files ?? [])].find((f) => f.type.startsWith('image/'));
+      if (file) {
+        e.preventDefault();
+        void openImageFile(file, file.name || 'pasted image');
+      }
+    };
+    window.addEventListener('paste', paste);
+    return () => window.removeEventListener('paste', paste);
+  }, []);
+
+  const staged = staging.items.length > 0;
+  const waiting = staging.jobIds.length > 0 && !staged;
+  return (
+    <section
+      className={`editor ${dragging ? 'is-dropping' : ''}`}
+      aria-label="Canvas"
+      onDragOver={(e) => {
+        if ([...e.dataTransfer.items].some((i) => i.kind === 'file')) {
+          e.preventDefault();
+          setDragging(true);
+        }
+      }}
+      onDragLeave={() => setDragging(false)}
+      onDrop={(e) => {
+        e.preventDefault();
+        setDragging(false);
+        const file = [...e.dataTransfer.files].find((f) => f.type.startsWith('image/'));
+        if (file) void openImageFile(file, file.name);
+      }}
+    >
+      <div className="toolbar" role="toolbar" aria-label="Canvas tools">
+        <div className="group">
+          <ToolButton label="Open image" onClick={() => fileInput.current?.click()} title="Open an image (or drop / paste one)">Open</ToolButton>
+          <ToolButton label="New canvas" onClick={() => doc.newBlank(settings.width, settings.height)} title={`Blank ${settings.width} × ${settings.height} canvas (txt2img)`}>New</ToolButton>
+          <input
+            ref={fileInput}
+            type="file"
+            accept="image/png,image/jpeg,image/webp"
+            hidden
+            aria-label="Image file"
+            onChange={(e) => {
+              const f = e.target.files?.[0];
+              if (f) void openImageFile(f, f.name);
+              e.target.value = '';
+            }}
+          />
+        </div>
+        <div className="group">
+          <ToolButton label="Brush" pressed={tool.tool === 'brush'} onClick={() => toolStore.update({ tool: 'brush' })} title="Brush (B): paint the area to repaint">✎ Brush</ToolButton>
+          <ToolButton label="Eraser" pressed={tool.tool === 'eraser'} onClick={() => toolStore.update({ tool: 'eraser' })} title="Eraser (E)">⌫ Eraser</ToolButton>
+          <label className="slider" title="Brush size ([ and ])">
+            <span>Size</span>
+            <input type="range" aria-label="Brush size" min={MIN_BRUSH_SIZE} max={Math.min(MAX_BRUSH_SIZE, 512)} value={tool.size} onChange={(e) => toolStore.update({ size: Number(e.target.value) })} />
+            <output>{tool.size}</output>
+          </label>
+          <label className="slider" title="Hardness: soft edges feather the repaint">
+            <span>Hard</span>
+            <input type="range" aria-label="Brush hardness" min={0} max={100} value={Math.round(tool.hardness * 100)} onChange={(e) => toolStore.update({ hardness: Number(e.target.value) / 100 })} />
+          </label>
+          <label className="slider" title="Brush opacity">
+            <span>Flow</span>
+            <input type="range" aria-label="Brush opacity" min={5} max={100} value={Math.round(tool.opacity * 100)} onChange={(e) => toolStore.update({ opacity: Number(e.target.value) / 100 })} />
+          </label>
+        </div>
+        <div className="group">
+          <ToolButton label="Undo" disabled={!doc.canUndo} onClick={() => doc.undo()} title={`Undo${doc.undoLabel ? ` ${doc.undoLabel.toLowerCase()}` : ''} (Ctrl+Z)`}>↶</ToolButton>
+          <ToolButton label="Redo" disabled={!doc.canRedo} onClick={() => doc.redo()} title={`Redo${doc.redoLabel ? ` ${doc.redoLabel.toLowerCase()}` : ''} (Ctrl+Shift+Z)`}>↷</ToolButton>
+        </div>
+        <div className="group">
+          <ToolButton label="Invert mask" onClick={() => doc.invertMask()} title="Invert mask (I)">Invert</ToolButton>
+          <ToolButton label="Clear mask" onClick={() => doc.clearMask()} title="Clear mask">Clear</ToolButton>
+          <ToolButton label="Fill mask" onClick={() => doc.fillMask()} title="Mask everything">Fill</ToolButton>
+          <ToolButton label="Show mask" pressed={tool.maskVisible} onClick={() => toolStore.update({ maskVisible: !tool.maskVisible })} title="Show or hide the mask (H)">Mask</ToolButton>
+          <label className="slider" title="Mask overlay opacity">
+            <span>Tint</span>
+            <input type="range" aria-label="Mask opacity" min={10} max={100} value={Math.round(tool.maskOpacity * 100)} onChange={(e) => toolStore.update({ maskOpacity: Number(e.target.value) / 100 })} />
+          </label>
+        </div>
+        <div className="group push-right">
+          <ToolButton label="Fit to screen" onClick={() => viewCommands.current?.fit()} title="Fit to screen (F)">Fit</ToolButton>
+          <ToolButton label="Actual size" onClick={() => viewCommands.current?.actual()} title="100 % (1)">100%</ToolButton>
+        </div>
+      </div>
+      <div className="stage-wrap">
+        <CanvasView />
+        {!doc.image && !staged && !waiting && (
+          <div className="empty-state" aria-hidden="false">
+            <p className="empty-title">Blank {doc.width} × {doc.height} canvas</p>
+            <p>Write a prompt and press <kbd>Generate</kbd> to make an image, or <button type="button" className="link" onClick={() => fileInput.current?.click()}>open</button>, drop or paste one to repaint part of it.</p>
+          </div>
+        )}
+        {staged && (
+          <div className="staging-bar" role="group" aria-label="Staged result">
+            <span className="staging-count">
+              Result {staging.index + 1} / {staging.items.length}
+              {staging.jobIds.length > staging.items.length ? ` (${staging.jobIds.length - staging.items.length} more coming)` : ''}
+            </span>
+            {staging.items.length > 1 && (
+              <>
+                <button type="button" aria-label="Previous result" onClick={() => flipStaged(-1)}>‹</button>
+                <button type="button" aria-label="Next result" onClick={() => flipStaged(1)}>›</button>
+              </>
+            )}
+            <button type="button" className="primary" onClick={acceptStaged} title="Make this the new base image (Enter)">Accept</button>
+            <button type="button" onClick={discardStaged} title="Discard this result (Delete)">Discard</button>
+          </div>
+        )}
+        <div className="canvas-info" aria-live="polite">
+          {doc.width} × {doc.height}
+          {doc.image?.source.kind === 'history' ? ` · #${doc.image.source.historyId}` : doc.image?.source.kind === 'file' ? ` · ${doc.image.source.name}` : ' · blank'}
+        </div>
+      </div>
+    </section>
+  );
+}

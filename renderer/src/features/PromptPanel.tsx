@@ -1,0 +1,272 @@
+/** Prompt, settings, Generate/Cancel, progress and the queue. */
+import { useEffect, useState } from 'react';
+import type { SamplerName } from '../../../electron/shared/generation.js';
+import { useDocumentShape } from '../app/hooks.js';
+import {
+  cancelGeneration,
+  describeError,
+  effectiveMode,
+  generate,
+  generateProblem,
+  modelsStore,
+  queueStore,
+  selectModel,
+  sizePresets,
+  studio,
+} from '../app/session.js';
+import { lastSeedStore, liveJobStore, settingsStore, stagingStore, useStore, type ModeChoice } from '../app/store.js';
+
+/** The samplers the engine implements, with the names people know them by (A1111's). */
+const SAMPLER_LABELS: Record<SamplerName, string> = {
+  euler: 'Euler',
+  euler_a: 'Euler a',
+  ddim: 'DDIM',
+  pndm: 'PNDM',
+  dpmpp_2m: 'DPM++ 2M',
+  dpmpp_2m_karras: 'DPM++ 2M Karras',
+  lcm: 'LCM',
+};
+/** Wait this long after typing stops before asking the host to count tokens. */
+const TOKENIZE_DEBOUNCE_MS = 150;
+
+function useTokenCount(text: string, modelId: string | null): { count: number; max: number; truncated: boolean } | null {
+  const [state, setState] = useState<{ count: number; max: number; truncated: boolean } | null>(null);
+  useEffect(() => {
+    if (!modelId) return;
+    let alive = true;
+    const t = setTimeout(() => {
+      studio()
+        .call('tokenize', { text, modelId })
+        .then((r) => alive && setState({ count: r.count, max: r.maxTokens, truncated: r.truncated }), () => alive && setState(null));
+    }, TOKENIZE_DEBOUNCE_MS);
+    return () => {
+      alive = false;
+      clearTimeout(t);
+    };
+  }, [text, modelId]);
+  return state;
+}
+
+function TokenCounter({ text, modelId, id }: { text: string; modelId: string | null; id: string }) {
+  const c = useTokenCount(text, modelId);
+  if (!c) return <span className="token-count" id={id} />;
+  return (
+    <span className={`token-count ${c.truncated ? 'is-over' : ''}`} id={id} title={c.truncated ? 'Tokens past the limit are ignored by the text encoder.' : 'CLIP tokens used'}>
+      {c.count}/{c.max}
+    </span>
+  );
+}
+
+function formatMs(ms: number): string {
+  if (ms < 1000) return `${Math.max(0, Math.round(ms / 100) / 10)}s`;
+  const s = Math.round(ms / 1000);
+  return s < 60 ? `${s}s` : `${Math.floor(s / 60)}m ${s % 60}s`;
+}
+
+function NumberField(props: { label: string; value: number; min: number; max: number; step?: number; onChange: (v: number) => void; disabled?: boolean; hint?: string }) {
+  return (
+    <label className="field" title={props.hint}>
+      <span>{props.label}</span>
+      <input
+        type="number"
+        aria-label={props.label}
+        value={Number.isFinite(props.value) ? props.value : ''}
+        min={props.min}
+        max={props.max}
+        step={props.step ?? 1}
+        disabled={props.disabled}
+        onChange={(e) => props.onChange(e.target.value === '' ? NaN : Number(e.target.value))}
+      />
+    </label>
+  );
+}
+
+export function PromptPanel() {
+  const s = useStore(settingsStore);
+  const models = useStore(modelsStore);
+  const queue = useStore(queueStore);
+  const live = useStore(liveJobStore);
+  const staging = useStore(stagingStore);
+  const lastSeed = useStore(lastSeedStore);
+  useDocumentShape();
+  const info = models.selectedId ? models.info[models.selectedId] : undefined;
+  const mode = effectiveMode(s);
+  const problem = generateProblem(s);
+  const batchActive = staging.jobIds.some((id) => queue.running?.id === id || queue.queued.some((j) => j.id === id));
+  const anyRunning = queue.running !== null;
+  const presets = sizePresets(info);
+  const sizeKey = `${s.width}x${s.height}`;
+  const runningLive = live && queue.running && live.jobId === queue.running.id ? live : null;
+  const pct = runningLive ? Math.round((runningLive.step / Math.max(1, runningLive.total)) * 100) : 0;
+
+  return (
+    <aside className="prompt-panel" aria-label="Prompt panel">
+      <div className="model-row">
+        <label className="field grow">
+          <span>Model</span>
+          <select aria-label="Model" value={models.selectedId ?? ''} onChange={(e) => void selectModel(e.target.value)} disabled={models.models.length === 0}>
+            {models.models.length === 0 && <option value="">{models.loading ? 'Loading…' : 'No models installed'}</option>}
+            {models.models.map((m) => {
+              const kind = models.info[m.id]?.kind;
+              return (
+                <option key={m.id} value={m.id}>
+                  {m.id}
+                  {kind ? ` · ${kind}` : ''}
+                  {m.bundled ? ' · bundled' : ''}
+                </option>
+              );
+            })}
+          </select>
+        </label>
+      </div>
+      {models.error && <p className="error-text" role="alert">{models.error}</p>}
+
+      <div className="prompt-box">
+        <div className="label-row">
+          <label htmlFor="prompt">Prompt</label>
+          <TokenCounter text={s.prompt} modelId={models.selectedId} id="prompt-tokens" />
+        </div>
+        <textarea
+          id="prompt"
+          aria-label="Prompt"
+          aria-describedby="prompt-tokens"
+          rows={5}
+          placeholder="a watercolor fox in a snowy forest, soft light"
+          value={s.prompt}
+          onChange={(e) => settingsStore.update({ prompt: e.target.value })}
+        />
+        <div className="label-row">
+          <label htmlFor="negative-prompt">Negative prompt</label>
+          <TokenCounter text={s.negativePrompt} modelId={models.selectedId} id="negative-tokens" />
+        </div>
+        <textarea
+          id="negative-prompt"
+          aria-label="Negative prompt"
+          aria-describedby="negative-tokens"
+          rows={2}
+          placeholder="blurry, watermark"
+          value={s.negativePrompt}
+          onChange={(e) => settingsStore.update({ negativePrompt: e.target.value })}
+        />
+      </div>
+
+      <div className="grid-2">
+        <label className="field">
+          <span>Mode</span>
+          <select aria-label="Mode" value={s.modeChoice} onChange={(e) => settingsStore.update({ modeChoice: e.target.value as ModeChoice })}>
+            <option value="auto">Auto ({mode})</option>
+            <option value="txt2img">txt2img</option>
+            <option value="img2img">img2img</option>
+            <option value="inpaint">inpaint</option>
+          </select>
+        </label>
+        <label className="field">
+          <span>Sampler</span>
+          <select aria-label="Sampler" value={s.sampler} onChange={(e) => settingsStore.update({ sampler: e.target.value as SamplerName })}>
+            {(Object.keys(SAMPLER_LABELS) as SamplerName[]).map((k) => (
+              <option key={k} value={k}>
+                {SAMPLER_LABELS[k]}
+              </option>
+            ))}
+          </select>
+        </label>
+        <NumberField label="Steps" value={s.steps} min={1} max={1000} onChange={(v) => settingsStore.update({ steps: v })} />
+        <NumberField label="CFG" value={s.cfg} min={0} max={50} step={0.5} onChange={(v) => settingsStore.update({ cfg: v })} />
+        <label className="field">
+          <span>Size</span>
+          <select
+            aria-label="Size"
+            value={presets.some((p) => `${p.width}x${p.height}` === sizeKey) ? sizeKey : ''}
+            disabled={mode !== 'txt2img'}
+            title={mode !== 'txt2img' ? 'img2img and inpaint run at the image size' : undefined}
+            onChange={(e) => {
+              const [w, h] = e.target.value.split('x').map(Number);
+              if (w && h) settingsStore.update({ width: w, height: h });
+            }}
+          >
+            {!presets.some((p) => `${p.width}x${p.height}` === sizeKey) && <option value="">{s.width} × {s.height}</option>}
+            {presets.map((p) => (
+              <option key={`${p.width}x${p.height}`} value={`${p.width}x${p.height}`}>
+                {p.label}
+              </option>
+            ))}
+          </select>
+        </label>
+        <NumberField label="Batch count" value={s.batchCount} min={1} max={16} onChange={(v) => settingsStore.update({ batchCount: v })} />
+        <NumberField label="Strength" value={s.strength} min={0} max={1} step={0.05} disabled={mode === 'txt2img'} onChange={(v) => settingsStore.update({ strength: v })} hint="How much of the image is repainted (1 = from noise)" />
+        <NumberField label="Mask blur" value={s.maskBlur} min={0} max={256} disabled={mode !== 'inpaint'} onChange={(v) => settingsStore.update({ maskBlur: v })} hint="Feather radius of the mask edge, in pixels" />
+      </div>
+
+      <div className="seed-row">
+        <label className="field">
+          <span>Seed</span>
+          <select aria-label="Seed mode" value={s.seedMode} onChange={(e) => settingsStore.update({ seedMode: e.target.value as 'random' | 'fixed' })}>
+            <option value="random">Random</option>
+            <option value="fixed">Fixed</option>
+          </select>
+        </label>
+        <input type="number" aria-label="Seed" className="seed-input" min={0} value={s.seedMode === 'fixed' ? s.seed : ''} placeholder="random" disabled={s.seedMode !== 'fixed'} onChange={(e) => settingsStore.update({ seed: Number(e.target.value) })} />
+        <button type="button" aria-label="Reuse last seed" title={lastSeed !== null ? `Reuse ${lastSeed}` : 'No result yet'} disabled={lastSeed === null} onClick={() => lastSeed !== null && settingsStore.update({ seed: lastSeed, seedMode: 'fixed' })}>
+          ♻
+        </button>
+      </div>
+
+      <div className="actions">
+        <button type="button" className="primary generate" onClick={() => void generate()} disabled={problem !== null} aria-describedby="generate-problem" title="Generate (Ctrl+Enter)">
+          Generate
+        </button>
+        <button type="button" className="danger" onClick={() => void cancelGeneration()} disabled={!batchActive && !anyRunning} title="Cancel the running job">
+          Cancel
+        </button>
+      </div>
+      <p id="generate-problem" className="hint-text" aria-live="polite">
+        {problem ?? `${mode}${mode !== 'txt2img' ? ` · ${mode === 'inpaint' ? 'repaints the masked area' : 'reworks the whole image'}` : ''} · Ctrl+Enter`}
+      </p>
+
+      <div className="progress" hidden={!runningLive && !batchActive}>
+        <div className="progress-bar" role="progressbar" aria-label="Generation progress" aria-valuemin={0} aria-valuemax={100} aria-valuenow={pct}>
+          <div className="progress-fill" style={{ width: `${pct}%` }} />
+        </div>
+        <div className="progress-text">
+          {runningLive ? `Step ${runningLive.step}/${runningLive.total} · ${formatMs(runningLive.elapsedMs)} elapsed · ETA ${formatMs(runningLive.etaMs)}` : 'Waiting in the queue…'}
+        </div>
+      </div>
+
+      <QueueList />
+    </aside>
+  );
+}
+
+function QueueList() {
+  const q = useStore(queueStore);
+  const jobs = [...(q.running ? [q.running] : []), ...q.queued];
+  const [error, setError] = useState<string | null>(null);
+  if (jobs.length === 0) return null;
+  const moveToFront = async (jobId: string) => {
+    try {
+      await studio().call('queue.reorder', { jobIds: [jobId] });
+      setError(null);
+    } catch (err) {
+      setError(describeError(err));
+    }
+  };
+  return (
+    <section className="queue" aria-label="Queue">
+      <h3>Queue</h3>
+      {error && <p className="error-text">{error}</p>}
+      <ol>
+        {jobs.map((j, i) => (
+          <li key={j.id} className={j.status === 'running' ? 'is-running' : ''}>
+            <span className="queue-mode">{j.mode}</span>
+            <span className="queue-prompt" title={j.prompt}>{j.prompt || '(no prompt)'}</span>
+            <span className="queue-status">{j.status === 'running' && j.progress ? `${j.progress.step}/${j.progress.total}` : j.status}</span>
+            {j.status === 'queued' && i > 1 && (
+              <button type="button" aria-label={`Run next: ${j.prompt}`} title="Run next" onClick={() => void moveToFront(j.id)}>⤒</button>
+            )}
+            <button type="button" aria-label={`Cancel job: ${j.prompt}`} title="Cancel" onClick={() => void studio().call('cancel', { jobId: j.id }).catch((e: unknown) => setError(describeError(e)))}>✕</button>
+          </li>
+        ))}
+      </ol>
+    </section>
+  );
+}

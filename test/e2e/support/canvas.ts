@@ -1,0 +1,42 @@
+/** Helpers that act on the canvas the way a person does: real mouse drags, screenshots of the stage. */
+import type { Page } from 'playwright-core';
+
+/** Drags the mouse across the stage through the given points, each in [0,1] of the stage box. */
+export async function dragOnCanvas(page: Page, points: Array<[number, number]>, stepsPerSegment = 8): Promise<void> {
+  const box = await page.getByTestId('canvas-stage').boundingBox();
+  if (!box) throw new Error('the canvas stage is not on screen');
+  const at = ([fx, fy]: [number, number]) => ({ x: box.x + fx * box.width, y: box.y + fy * box.height });
+  const first = at(points[0]!);
+  await page.mouse.move(first.x, first.y);
+  await page.mouse.down();
+  for (const p of points.slice(1)) {
+    const q = at(p);
+    await page.mouse.move(q.x, q.y, { steps: stepsPerSegment });
+  }
+  await page.mouse.up();
+}
+
+/** Moves the pointer off the stage (hides the brush cursor) and screenshots the stage. */
+export async function stageSnapshot(page: Page): Promise<Buffer> {
+  await page.mouse.move(2, 2);
+  await page.waitForTimeout(100);
+  return page.getByTestId('canvas-stage').screenshot();
+}
+
+/**
+ * Records every progress text the page shows, so a fast job's progress is not missed between polls.
+ * (Page scripts are strings: the test program is type-checked without the DOM library.)
+ */
+export async function recordProgress(page: Page): Promise<void> {
+  await page.evaluate(`(() => {
+    window.__progressSeen = [];
+    new MutationObserver(() => {
+      const t = document.querySelector('.progress-text')?.textContent;
+      if (t && window.__progressSeen.at(-1) !== t) window.__progressSeen.push(t);
+    }).observe(document.body, { subtree: true, childList: true, characterData: true });
+  })()`);
+}
+
+export async function progressSeen(page: Page): Promise<string[]> {
+  return (await page.evaluate('window.__progressSeen')) as string[];
+}
