@@ -71,3 +71,17 @@ test('the icon exists and is large enough for every platform (512² at least)', 
     assert.ok((meta.width ?? 0) >= 512 && meta.width === meta.height, `${icon}: ${meta.width}×${meta.height}`);
   }
 });
+
+test("electron-builder's own schema validation accepts the config (and would reject a broken one)", async () => {
+  const { createRequire } = await import('node:module');
+  const require = createRequire(import.meta.url);
+  const { validateConfiguration } = require('app-builder-lib/out/util/config/config') as {
+    validateConfiguration(config: unknown, logger: unknown): Promise<void>;
+  };
+  const { DebugLogger } = require('builder-util/out/DebugLogger') as { DebugLogger: new (enabled: boolean) => unknown };
+  await validateConfiguration(structuredClone(config), new DebugLogger(false));
+  await assert.rejects(
+    validateConfiguration({ ...structuredClone(config), linux: { target: 42, notAnOption: true } }, new DebugLogger(false)),
+    /does not match the API schema/,
+  );
+});
