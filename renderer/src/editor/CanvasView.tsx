@@ -226,6 +226,7 @@ export function CanvasView() {
       ref={containerRef}
       className={`canvas-stage ${panning ? 'is-panning' : ''}`}
       data-zoom={view.scale.toFixed(4)}
+      data-pan={`${Math.round(view.x)},${Math.round(view.y)}`}
       data-testid="canvas-stage"
       onPointerLeave={() => moveCursor(0, 0, false)}
     >

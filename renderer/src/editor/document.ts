@@ -40,7 +40,7 @@ export type DocumentChange =
   | { kind: 'mask'; rect: PixelRect }
   /** The image, the size or the whole mask changed. */
   | { kind: 'document' }
-  /** Only the undo/redo availability changed. */
+  /** A step ended (stroke, undo, redo, whole-mask edit): undo availability and mask emptiness may differ. */
   | { kind: 'history' };
 
 export type ModeOverride = 'auto' | 'txt2img' | 'img2img' | 'inpaint';
@@ -213,6 +213,7 @@ export class EditorDocument {
     if (bytesEqual(before, after)) return;
     this.pushUndo({ kind: 'mask', label, rect, before, after });
     this.emit({ kind: 'mask', rect });
+    this.emit({ kind: 'history' });
   }
 
   invertMask(): void {
@@ -251,6 +252,7 @@ export class EditorDocument {
     if (!entry) return false;
     this.apply(entry, 'before');
     this.redoStack.push(entry);
+    this.emit({ kind: 'history' });
     return true;
   }
 
@@ -260,6 +262,7 @@ export class EditorDocument {
     if (!entry) return false;
     this.apply(entry, 'after');
     this.undoStack.push(entry);
+    this.emit({ kind: 'history' });
     return true;
   }
 

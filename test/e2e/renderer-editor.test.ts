@@ -1,0 +1,159 @@
+/**
+ * End to end in Chromium: the canvas editor with real mouse and keyboard input. Open an image, paint and
+ * undo/redo a stroke (compared as stage pixels), cancel a stroke with Esc, zoom with the wheel, pan with
+ * Space-drag, and the shortcut sheet. Screenshots go to test-results/renderer/.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import sharp from 'sharp';
+import { ensureRendererBuilt } from './support/renderer-build.js';
+import { startStudioServer, type StudioServer } from './support/studio-server.js';
+import { openStudio, type StudioBrowser } from './support/browser.js';
+import { dragOnCanvas, stageSnapshot } from './support/canvas.js';
+
+/** A 128×96 gradient, so a painted stroke shows against something. */
+async function gradientPng(): Promise<Buffer> {
+  const width = 128;
+  const height = 96;
+  const rgb = Buffer.alloc(width * height * 3);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const i = (y * width + x) * 3;
+      rgb[i] = Math.round((x / width) * 255);
+      rgb[i + 1] = Math.round((y / height) * 200);
+      rgb[i + 2] = 120;
+    }
+  }
+  return sharp(rgb, { raw: { width, height, channels: 3 } }).png().toBuffer();
+}
+
+describe('renderer end to end: canvas editor', { timeout: 180_000 }, () => {
+  let server: StudioServer;
+  let studio: StudioBrowser;
+
+  before(async () => {
+    ensureRendererBuilt();
+    server = await startStudioServer();
+    studio = await openStudio(server.url);
+  });
+  after(async () => {
+    await studio?.close();
+    await server?.stop();
+  });
+
+  it('starts with an empty state that says what to do, and opens an image from a file', async () => {
+    const { page } = studio;
+    await page.getByText(/Write a prompt and press/).waitFor();
+    await page.getByRole('region', { name: 'History' }).getByText('No results yet').waitFor();
+    await studio.screenshot('10-empty');
+    await page.getByLabel('Image file').setInputFiles({ name: 'gradient.png', mimeType: 'image/png', buffer: await gradientPng() });
+    await page.getByText('128 × 96 · gradient.png').waitFor();
+    await page.getByRole('option', { name: 'Auto (img2img)' }).waitFor({ state: 'attached' });
+    assert.equal(await page.getByRole('button', { name: 'Undo' }).isDisabled(), false, 'opening an image is undoable');
+  });
+
+  it('undo and redo a stroke restore the exact canvas pixels (buttons and Ctrl+Z / Ctrl+Shift+Z)', async () => {
+    const { page } = studio;
+    await page.getByRole('slider', { name: 'Brush size' }).fill('10');
+    await page.getByRole('button', { name: 'Brush' }).click();
+    const before = await stageSnapshot(page);
+    await dragOnCanvas(page, [[0.3, 0.3], [0.7, 0.35], [0.5, 0.7]]);
+    const painted = await stageSnapshot(page);
+    assert.notDeepEqual(painted, before, 'the stroke shows on the canvas');
+    await page.getByRole('option', { name: 'Auto (inpaint)' }).waitFor({ state: 'attached' });
+    await studio.screenshot('11-stroke');
+
+    await page.getByRole('button', { name: 'Undo' }).click();
+    assert.deepEqual(await stageSnapshot(page), before, 'Undo brings back every pixel');
+    await page.getByRole('option', { name: 'Auto (img2img)' }).waitFor({ state: 'attached' });
+    await page.getByRole('button', { name: 'Redo' }).click();
+    assert.deepEqual(await stageSnapshot(page), painted, 'Redo repaints exactly the stroke');
+
+    await page.keyboard.press('Control+z');
+    assert.deepEqual(await stageSnapshot(page), before);
+    await page.keyboard.press('Control+Shift+z');
+    assert.deepEqual(await stageSnapshot(page), painted);
+    assert.equal(await page.getByRole('button', { name: 'Redo' }).isDisabled(), true);
+  });
+
+  it('Esc cancels the stroke in progress and leaves no undo step', async () => {
+    const { page } = studio;
+    const before = await stageSnapshot(page);
+    const box = (await page.getByTestId('canvas-stage').boundingBox())!;
+    await page.mouse.move(box.x + box.width * 0.2, box.y + box.height * 0.8);
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.width * 0.8, box.y + box.height * 0.8, { steps: 10 });
+    await page.keyboard.press('Escape');
+    await page.mouse.move(box.x + box.width * 0.8, box.y + box.height * 0.2, { steps: 5 });
+    await page.mouse.up();
+    assert.deepEqual(await stageSnapshot(page), before);
+    // Undo now takes back the earlier stroke, not the cancelled one.
+    await page.getByRole('button', { name: 'Undo' }).click();
+    await page.getByRole('option', { name: 'Auto (img2img)' }).waitFor({ state: 'attached' });
+    await page.getByRole('button', { name: 'Redo' }).click();
+  });
+
+  it('invert mask and the eraser change the mask', async () => {
+    const { page } = studio;
+    const before = await stageSnapshot(page);
+    await page.getByRole('button', { name: 'Invert mask' }).click();
+    const inverted = await stageSnapshot(page);
+    assert.notDeepEqual(inverted, before);
+    await studio.screenshot('12-inverted');
+    await page.getByRole('button', { name: 'Invert mask' }).click();
+    assert.deepEqual(await stageSnapshot(page), before, 'inverting twice is the identity');
+    await page.getByRole('button', { name: 'Eraser' }).click();
+    assert.equal(await page.getByRole('button', { name: 'Eraser' }).getAttribute('aria-pressed'), 'true');
+    await dragOnCanvas(page, [[0.3, 0.3], [0.7, 0.35]]);
+    assert.notDeepEqual(await stageSnapshot(page), before, 'the eraser took mask away');
+    await page.keyboard.press('Control+z');
+    assert.deepEqual(await stageSnapshot(page), before);
+  });
+
+  it('zooms with the wheel at the pointer, pans with Space-drag, and fits again', async () => {
+    const { page } = studio;
+    const stage = page.getByTestId('canvas-stage');
+    const fitZoom = Number(await stage.getAttribute('data-zoom'));
+    const box = (await stage.boundingBox())!;
+    await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+    await page.mouse.wheel(0, -300);
+    await page.waitForFunction(`Number(document.querySelector('[data-testid=canvas-stage]')?.getAttribute('data-zoom')) > ${fitZoom}`);
+    const zoomed = Number(await stage.getAttribute('data-zoom'));
+    assert.ok(zoomed > fitZoom * 1.3, `wheel up zooms in (${fitZoom} → ${zoomed})`);
+
+    const undoDepthBefore = await page.getByRole('button', { name: 'Undo' }).getAttribute('title');
+    const panBefore = await stage.getAttribute('data-pan');
+    await page.keyboard.down('Space');
+    await dragOnCanvas(page, [[0.5, 0.5], [0.3, 0.4]]);
+    await page.keyboard.up('Space');
+    const panAfter = await stage.getAttribute('data-pan');
+    assert.notEqual(panAfter, panBefore, 'Space-drag moved the view');
+    assert.equal(await page.getByRole('button', { name: 'Undo' }).getAttribute('title'), undoDepthBefore, 'and painted nothing');
+    await studio.screenshot('13-zoomed-panned');
+
+    await page.getByRole('button', { name: 'Actual size' }).click();
+    assert.equal(await stage.getAttribute('data-zoom'), '1.0000');
+    await page.getByRole('button', { name: 'Fit to screen' }).click();
+    assert.equal(Number(await stage.getAttribute('data-zoom')), fitZoom);
+  });
+
+  it('brackets resize the brush, and ? opens the shortcut sheet', async () => {
+    const { page } = studio;
+    const size = page.getByRole('slider', { name: 'Brush size' });
+    const start = Number(await size.inputValue());
+    await page.mouse.click(5, 5);
+    await page.keyboard.press(']');
+    await page.keyboard.press(']');
+    assert.ok(Number(await size.inputValue()) > start);
+    await page.keyboard.press('[');
+    await page.keyboard.press('[');
+    await page.keyboard.press('[');
+    assert.ok(Number(await size.inputValue()) < start);
+    await page.keyboard.press('?');
+    const sheet = page.getByRole('dialog', { name: 'Keyboard shortcuts' });
+    await sheet.waitFor();
+    await studio.screenshot('14-shortcuts');
+    await page.keyboard.press('Escape');
+    await sheet.waitFor({ state: 'detached' });
+  });
+});
