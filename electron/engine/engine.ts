@@ -9,7 +9,7 @@ import type { ModelInfo, SessionReport } from '../shared/model.js';
 import { openModelFolder, type LoadedModel } from './model/model-folder.js';
 import type { SessionSettings } from './model/onnx-module.js';
 import { throwIfAborted } from './pipelines/components.js';
-import { emptyTimings, type Job } from './pipelines/job.js';
+import { emptyTimings, type Job, type JobControl } from './pipelines/job.js';
 import type { RgbImage } from './tensor/image.js';
 import { imageToImage } from './pipelines/img2img.js';
 import { inpaint } from './pipelines/inpaint.js';
@@ -141,18 +141,48 @@ export async function prepareJob(
   const shape = { channels: model.info.latentChannels, height: params.height / f, width: params.width / f };
   const noise = request.latents ? new Float32Array(request.latents) : rng.randn(shape.channels * shape.height * shape.width);
   const size = { width: params.width, height: params.height };
-  const job: Job = { model, params, rng, noise, shape, initImage: null, mask: null, options, timings: emptyTimings(), region: null };
+  const job: Job = {
+    model,
+    params,
+    rng,
+    noise,
+    shape,
+    initImage: null,
+    mask: null,
+    options,
+    timings: emptyTimings(),
+    region: null,
+    control: null,
+  };
   if (params.inpaintArea === 'masked' && request.initImage && request.mask) {
     // Only masked: keep the picture at its own size and repaint a crop of it at width×height.
     const picture = await decodeImage(request.initImage, 'init image');
     const pictureMask = await decodeMask(request.mask, picture);
     const crop = cropRegion(pictureMask, params.maskPadding ?? 0, params.width, params.height);
     const cut = await cropForInpaint(picture, pictureMask, crop, size);
-    return { ...job, initImage: cut.image, mask: cut.mask, region: { picture, pictureMask, crop } };
+    let control: JobControl | null = null;
+    if (request.control) {
+      // The control image covers the whole picture: cut the same crop out of it.
+      const full = await decodeImage(request.control.image, 'control image', { width: picture.width, height: picture.height });
+      control = await prepareControl(model, request.control, (await cropForInpaint(full, pictureMask, crop, size)).image);
+    }
+    return { ...job, initImage: cut.image, mask: cut.mask, region: { picture, pictureMask, crop }, control };
   }
   job.initImage = request.initImage ? await decodeImage(request.initImage, 'init image', size) : null;
   job.mask = params.mode === 'inpaint' && request.mask ? await decodeMask(request.mask, size) : null;
+  if (request.control) {
+    job.control = await prepareControl(model, request.control, await decodeImage(request.control.image, 'control image', size));
+  }
   return job;
+}
+
+/** Opens (or reuses) the ControlNet and turns the control image into [3, H, W] in [0, 1], as diffusers' control processor does (no [−1, 1] normalization). */
+async function prepareControl(model: LoadedModel, control: NonNullable<GenerateRequest['control']>, image: RgbImage): Promise<JobControl> {
+  const controlNet = await model.controlNetFor(control.model);
+  const plane = image.width * image.height;
+  const data = new Float32Array(3 * plane);
+  for (let p = 0; p < plane; p++) for (let c = 0; c < 3; c++) data[c * plane + p] = image.rgb[p * 3 + c]! / 255;
+  return { controlNet, image: { data, width: image.width, height: image.height }, scale: control.scale };
 }
 
 /** Runs the pipeline that fits the mode and the model (4- or 9-channel U-Net). */

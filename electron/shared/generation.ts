@@ -40,6 +40,8 @@ export interface GenerationParams {
   inpaintArea?: InpaintArea;
   /** inpaint, 'masked' area: pixels of context kept around the mask's bounding box. */
   maskPadding?: number;
+  /** Set when a ControlNet guided the run: its conditioning scale (0 to 2). */
+  controlScale?: number;
 }
 
 export const INPAINT_AREAS = ['whole', 'masked'] as const;

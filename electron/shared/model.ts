@@ -46,9 +46,25 @@ export interface ModelInfo {
     posteriorNoise: 'seeded' | 'in-graph';
   } | null;
   vaeDecoder: { inputType: string };
+  /**
+   * Set when the U-Net was exported to take ControlNet residuals (extra inputs); null for a plain U-Net.
+   * Such a U-Net runs with zero residuals when a request carries no control.
+   */
+  control: ControlInfo | null;
   supports: GenerationMode[];
   defaults: { steps: number; cfg: number; sampler: SamplerName; width: number; height: number };
   warnings: string[];
+}
+
+export interface ControlInfo {
+  /** The U-Net's down-block residual inputs, in block order (`down_block_0`…, `down_block_additional_residual_0`…). */
+  downInputs: string[];
+  /** The U-Net's mid-block residual input (`mid_block_additional_residual`). */
+  midInput: string;
+  /** The folder has its own `controlnet/model.onnx`, used when a request names no other ControlNet. */
+  folderControlNet: boolean;
+  /** The folder's ControlNet takes `conditioning_scale` (else the host scales its residuals). Null without one. */
+  folderControlNetScaleInput: boolean | null;
 }
 
 export interface SessionReport {

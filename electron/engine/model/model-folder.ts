@@ -6,11 +6,20 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import { ModelFolderError, StudioError } from '../../shared/errors.js';
+import { InvalidRequestError, ModelFolderError, StudioError } from '../../shared/errors.js';
 import type { SamplerName } from '../../shared/generation.js';
-import type { ModelInfo, PredictionType, Precision, SessionReport } from '../../shared/model.js';
+import type { ControlInfo, ModelInfo, PredictionType, Precision, SessionReport } from '../../shared/model.js';
 import { ClipTokenizer } from '../tokenizer/clip-tokenizer.js';
 import { createScheduler } from '../schedulers/index.js';
+import {
+  CONTROLNET_SUBFOLDER,
+  ControlNet,
+  controlNetFile,
+  detectUnetControl,
+  needsControlNetError,
+  residualShapesFromUnet,
+  zeroResiduals,
+} from './controlnet.js';
 import { exposePosteriorNoise, POSTERIOR_NOISE_INPUT, type NoisePatch } from './onnx-graph.js';
 import { OnnxModule, type HostTensor, type SessionSettings } from './onnx-module.js';
 
@@ -48,21 +57,94 @@ export interface ModelSubmodules {
   unet: OnnxModule;
   vaeEncoder: OnnxModule | null;
   vaeDecoder: OnnxModule;
+  /** The folder's own `controlnet/model.onnx`, opened when the U-Net takes residuals. */
+  controlNet: ControlNet | null;
 }
 
 /** An opened model folder: its sessions, tokenizer and scheduler config, and what was detected. */
 export class LoadedModel {
+  /** ControlNets named by requests (other folders), by resolved file path; released with the model. */
+  private readonly externalControlNets = new Map<string, Promise<ControlNet>>();
+  /** Zero-residual shapes (without batch) per latent size "h×w", for runs without control. */
+  private readonly residualShapes = new Map<string, number[][]>();
+
   constructor(
     readonly info: ModelInfo,
     readonly modules: ModelSubmodules,
     readonly tokenizer: ClipTokenizer,
     readonly schedulerConfig: Record<string, unknown>,
     readonly sessions: SessionReport,
+    private readonly settings: SessionSettings = { providers: ['cpu'], threads: 0 },
   ) {}
 
+  /**
+   * The ControlNet for a request: the one in `dir` (a folder with controlnet/model.onnx, or a ControlNet
+   * export folder with model.onnx), opened once and cached; without `dir`, the folder's own.
+   */
+  async controlNetFor(dir: string | undefined): Promise<ControlNet> {
+    const control = this.requireControl();
+    if (dir === undefined) {
+      if (!this.modules.controlNet) {
+        throw new InvalidRequestError(
+          `${this.info.name} has no ${CONTROLNET_SUBFOLDER}/model.onnx: name a ControlNet folder in the request (control.model)`,
+        );
+      }
+      return this.modules.controlNet;
+    }
+    const file = controlNetFile(resolve(dir));
+    if (!file) {
+      throw new InvalidRequestError(`control.model: no ${CONTROLNET_SUBFOLDER}/model.onnx or model.onnx in ${resolve(dir)}`);
+    }
+    let p = this.externalControlNets.get(file);
+    if (!p) {
+      p = ControlNet.open(file, file, this.settings, control);
+      this.externalControlNets.set(file, p);
+      p.catch(() => this.externalControlNets.delete(file));
+    }
+    return p;
+  }
+
+  /**
+   * Zero residuals for a control-ready U-Net run without control. Their shapes come from the folder's
+   * ControlNet (one run on zeros, cached per latent size), else from the U-Net's own description.
+   */
+  async zeroResiduals(latent: { height: number; width: number }, batch: number): Promise<HostTensor[]> {
+    const control = this.requireControl();
+    const key = `${latent.height}x${latent.width}`;
+    let shapes = this.residualShapes.get(key);
+    if (!shapes) {
+      const cn = this.modules.controlNet;
+      if (cn) {
+        const { latentChannels, vaeScaleFactor: f, maxTokens, textHiddenSize } = this.info;
+        const c = cn.sampleChannels ?? latentChannels;
+        const image = { data: new Float32Array(3 * latent.height * f * latent.width * f), width: latent.width * f, height: latent.height * f };
+        const out = await cn.run(
+          { data: new Float32Array(c * latent.height * latent.width), dims: [1, c, latent.height, latent.width] },
+          1,
+          { data: new Float32Array(maxTokens * textHiddenSize), dims: [1, maxTokens, textHiddenSize] },
+          image,
+          0,
+        );
+        shapes = out.map((t) => t.dims.slice(1));
+      } else {
+        shapes = residualShapesFromUnet(this.modules.unet, control, join(this.info.dir, 'unet'), latent) ?? undefined;
+        if (!shapes) throw needsControlNetError(this.info.name);
+      }
+      this.residualShapes.set(key, shapes);
+    }
+    return zeroResiduals(shapes, batch);
+  }
+
+  private requireControl(): ControlInfo {
+    if (!this.info.control) throw new InvalidRequestError(`${this.info.name}'s U-Net takes no ControlNet residuals`);
+    return this.info.control;
+  }
+
   async release(): Promise<void> {
-    const all = [this.modules.textEncoder, this.modules.unet, this.modules.vaeEncoder, this.modules.vaeDecoder];
-    await Promise.all(all.map((m) => m?.release()));
+    const all = [this.modules.textEncoder, this.modules.unet, this.modules.vaeEncoder, this.modules.vaeDecoder, this.modules.controlNet];
+    const external = await Promise.all([...this.externalControlNets.values()].map((p) => p.catch(() => null)));
+    this.externalControlNets.clear();
+    await Promise.all([...all, ...external].map((m) => m?.release()));
   }
 }
 
@@ -194,7 +276,21 @@ export async function openModelFolder(dirIn: string, settings: SessionSettings):
     const vaeEncoder = existsSync(join(dir, 'vae_encoder', 'model.onnx')) ? await openVaeEncoder(dir, settings, warnings) : null;
     if (vaeEncoder) opened.push(vaeEncoder);
     if (!vaeEncoder) warnings.push('no vae_encoder: only text-to-image is possible');
-    const modules: ModelSubmodules = { textEncoder, unet, vaeEncoder, vaeDecoder };
+    // --- ControlNet ---------------------------------------------------------------------------------
+    const unetControl = detectUnetControl(unet);
+    const ownControlNet = existsSync(join(dir, CONTROLNET_SUBFOLDER, 'model.onnx'));
+    let controlNet: ControlNet | null = null;
+    if (unetControl && ownControlNet) {
+      const label = `${CONTROLNET_SUBFOLDER}/model.onnx`;
+      controlNet = await ControlNet.open(join(dir, label), label, settings, unetControl);
+      opened.push(controlNet.module);
+    } else if (ownControlNet) {
+      warnings.push(`${CONTROLNET_SUBFOLDER}/ is ignored: the U-Net has no ControlNet residual inputs`);
+    }
+    const control: ControlInfo | null = unetControl
+      ? { ...unetControl, folderControlNet: controlNet !== null, folderControlNetScaleInput: controlNet ? controlNet.scalesInGraph : null }
+      : null;
+    const modules: ModelSubmodules = { textEncoder, unet, vaeEncoder, vaeDecoder, controlNet };
 
     // --- text encoder -------------------------------------------------------------------------------
     const ids = textEncoder.requireInput('input_ids');
@@ -298,7 +394,12 @@ export async function openModelFolder(dirIn: string, settings: SessionSettings):
     // In-channels: config, else a static channel dim, else probe (diffusers-script exports: symbolic).
     let unetInChannels = num(unetConfig, 'in_channels') ?? staticDim(sample.shape, 1);
     if (unetInChannels === undefined) {
-      unetInChannels = await probeUnetChannels(unet, latentChannels, textHiddenSize, timestepRank, timestepCondDim, fixedH, fixedW);
+      const residuals = unetControl ? residualShapesFromUnet(unet, unetControl, join(dir, 'unet'), { height: fixedH ?? 8, width: fixedW ?? 8 }) : null;
+      const residualFeeds: Record<string, HostTensor> = {};
+      if (unetControl && residuals) {
+        zeroResiduals(residuals, 1).forEach((t, i) => (residualFeeds[[...unetControl.downInputs, unetControl.midInput][i]!] = t));
+      }
+      unetInChannels = await probeUnetChannels(unet, latentChannels, textHiddenSize, timestepRank, timestepCondDim, fixedH, fixedW, residualFeeds);
     }
     const maskedChannels = 2 * latentChannels + 1;
     let kind: ModelInfo['kind'];
@@ -371,6 +472,7 @@ export async function openModelFolder(dirIn: string, settings: SessionSettings):
       },
       vaeEncoder: vaeEncoderInfo,
       vaeDecoder: { inputType: decIn.type },
+      control,
       supports,
       defaults:
         family === 'lcm'
@@ -379,12 +481,13 @@ export async function openModelFolder(dirIn: string, settings: SessionSettings):
       warnings,
     };
     const sessions: SessionReport = { providers: {}, fallbacks: [] };
-    for (const [sub, m] of Object.entries({ text_encoder: textEncoder, unet, vae_encoder: vaeEncoder, vae_decoder: vaeDecoder })) {
+    const submodules = { text_encoder: textEncoder, unet, vae_encoder: vaeEncoder, vae_decoder: vaeDecoder, controlnet: controlNet?.module ?? null };
+    for (const [sub, m] of Object.entries(submodules)) {
       if (!m) continue;
       sessions.providers[sub] = m.provider;
       for (const f of m.fallbacks) sessions.fallbacks.push({ submodel: sub, ...f });
     }
-    return new LoadedModel(info, modules, tokenizer, schedulerConfig, sessions);
+    return new LoadedModel(info, modules, tokenizer, schedulerConfig, sessions, settings);
   } catch (err) {
     await Promise.all(opened.map((m) => m.release().catch(() => undefined)));
     throw err;
@@ -421,6 +524,7 @@ async function probeUnetChannels(
   timestepCondDim: number | null,
   fixedH: number | undefined,
   fixedW: number | undefined,
+  residualFeeds: Record<string, HostTensor>,
 ): Promise<number> {
   const h = fixedH ?? 8;
   const w = fixedW ?? 8;
@@ -431,6 +535,7 @@ async function probeUnetChannels(
       sample: { data: zeros(c * h * w), dims: [1, c, h, w] },
       timestep: timestepTensor(1, timestepRank),
       encoder_hidden_states: { data: zeros(CLIP_MAX_LENGTH * hiddenSize), dims: [1, CLIP_MAX_LENGTH, hiddenSize] },
+      ...residualFeeds,
     };
     if (timestepCondDim !== null) feeds['timestep_cond'] = { data: zeros(timestepCondDim), dims: [1, timestepCondDim] };
     try {

@@ -4,6 +4,7 @@
  * top to bottom like the diffusers pipeline it mirrors (sd-onnx-reference §3).
  */
 import { CancelledError } from '../../shared/errors.js';
+import type { Residuals } from '../model/controlnet.js';
 import type { LoadedModel } from '../model/model-folder.js';
 import { timestepTensor } from '../model/model-folder.js';
 import type { HostTensor } from '../model/onnx-module.js';
@@ -87,7 +88,15 @@ export interface Conditioning {
   cfg: number;
   /** LCM: the guidance-scale embedding fed as `timestep_cond`. */
   timestepCond: Float32Array | null;
+  /** A control-ready U-Net: gives the residuals for each U-Net call. Null for a plain U-Net. */
+  residuals: ResidualSource | null;
 }
+
+/**
+ * The ControlNet residuals for one U-Net call, from the same `sample` (scaled latents, [batch, Cin, h, w])
+ * and `states` the U-Net gets, so under CFG the ControlNet runs on the same [uncond, cond] batch.
+ */
+export type ResidualSource = (sample: HostTensor, t: number, states: HostTensor) => Promise<Residuals>;
 
 /**
  * Encodes the prompt and sets up guidance: classifier-free when cfg > 1, except LCM, which embeds the
@@ -100,7 +109,30 @@ export async function encodeConditioning(job: Job): Promise<Conditioning> {
   const timestepCond = condDim !== null ? guidanceEmbedding(params.cfg, condDim) : null;
   const embeddings = await timed(job, 'textEncodeMs', () => encodePrompts(model, params.prompt, params.negativePrompt, doCfg));
   throwIfAborted(job.options.signal);
-  return { embeddings, cfg: params.cfg, timestepCond };
+  return { embeddings, cfg: params.cfg, timestepCond, residuals: residualSource(job) };
+}
+
+/**
+ * Where a control-ready U-Net's residuals come from: the job's ControlNet (one call per U-Net call, on the
+ * latent channels only, as diffusers' ControlNet inpaint pipeline feeds it), or zeros without control.
+ */
+function residualSource(job: Job): ResidualSource | null {
+  const { model, control } = job;
+  if (!model.info.control) return null;
+  if (!control) return (sample) => model.zeroResiduals({ height: sample.dims[2]!, width: sample.dims[3]! }, sample.dims[0]!);
+  const channels = control.controlNet.sampleChannels ?? model.info.latentChannels;
+  return (sample, t, states) =>
+    control.controlNet.run(leadingChannels(sample, channels), t, states, control.image, control.scale);
+}
+
+/** The first `channels` channels of each batch item of [batch, C, h, w] (the latents of a 9-channel input). */
+function leadingChannels(sample: HostTensor, channels: number): HostTensor {
+  const [batch, c, h, w] = sample.dims as [number, number, number, number];
+  if (c === channels) return sample;
+  const data = sample.data as Float32Array;
+  const out = new Float32Array(batch * channels * h * w);
+  for (let b = 0; b < batch; b++) out.set(data.subarray(b * c * h * w, (b * c + channels) * h * w), b * channels * h * w);
+  return { data: out, dims: [batch, channels, h, w] };
 }
 
 /**
@@ -134,7 +166,8 @@ export async function predictNoise(
   t: number,
   conditioning: Conditioning,
 ): Promise<Float32Array> {
-  const { embeddings, cfg, timestepCond } = conditioning;
+  const { embeddings, cfg, timestepCond, residuals } = conditioning;
+  const residualInputs = model.info.control ? [...model.info.control.downInputs, model.info.control.midInput] : [];
   const unet = model.modules.unet;
   const outName = unet.outputName(['out_sample']);
   const { height: h, width: w } = shape;
@@ -150,6 +183,10 @@ export async function predictNoise(
       const cond = new Float32Array(batch * dim);
       for (let b = 0; b < batch; b++) cond.set(timestepCond, b * dim);
       feeds['timestep_cond'] = { data: cond, dims: [batch, dim] };
+    }
+    if (residuals) {
+      const fromControl = await residuals(feeds['sample']!, t, feeds['encoder_hidden_states']!);
+      residualInputs.forEach((name, i) => (feeds[name] = fromControl[i]!));
     }
     const out = await unet.run(feeds, [outName]);
     return out[outName]!.data as Float32Array;

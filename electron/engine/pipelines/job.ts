@@ -1,5 +1,6 @@
 /** One generation in flight: the model, checked parameters, RNG, latent shape, inputs and timings. */
 import type { GenerationParams, GenerationTimings } from '../../shared/generation.js';
+import type { ControlNet } from '../model/controlnet.js';
 import type { LoadedModel } from '../model/model-folder.js';
 import type { GrayImage, RgbImage } from '../tensor/image.js';
 import type { GaussianSource } from '../tensor/rng.js';
@@ -29,6 +30,14 @@ export interface Job {
    * `initImage`/`mask` (at width×height) were cut from. Null for whole-picture jobs.
    */
   region: { picture: RgbImage; pictureMask: GrayImage; crop: CropRegion } | null;
+  /** The request's control: the ControlNet, its image as [3, H, W] in [0, 1] at width×height, and the scale. */
+  control: JobControl | null;
+}
+
+export interface JobControl {
+  controlNet: ControlNet;
+  image: { data: Float32Array; width: number; height: number };
+  scale: number;
 }
 
 export function emptyTimings(): GenerationTimings {

@@ -18,6 +18,8 @@ export const DEFAULT_MASK_BLUR = 4;
 /** A1111's default "Only masked padding, pixels". */
 export const DEFAULT_MASK_PADDING = 32;
 export const MAX_MASK_PADDING = 1024;
+/** The conditioning scale range of A1111's and diffusers' ControlNet UIs ("Control Weight" 0–2). */
+export const MAX_CONTROL_SCALE = 2;
 
 function checkInt(name: string, v: number, min: number, max: number): void {
   if (!Number.isInteger(v) || v < min || v > max) {
@@ -102,6 +104,7 @@ export function resolveParams(model: LoadedModel, req: GenerateRequest): Generat
       );
     }
   }
+  const controlScale = req.control !== undefined ? checkControl(model, req.control) : undefined;
   return {
     mode: req.mode,
     prompt: req.prompt,
@@ -115,5 +118,27 @@ export function resolveParams(model: LoadedModel, req: GenerateRequest): Generat
     strength: needsImage ? strength : 1,
     maskBlur: req.mode === 'inpaint' ? maskBlur : 0,
     ...(req.mode === 'inpaint' && inpaintArea === 'masked' ? { inpaintArea, maskPadding } : {}),
+    ...(controlScale !== undefined ? { controlScale } : {}),
   };
+}
+
+/** Checks a request's control against the model; returns the conditioning scale. */
+function checkControl(model: LoadedModel, control: GenerateRequest['control']): number {
+  const info = model.info;
+  if (typeof control !== 'object' || control === null) throw new InvalidRequestError('control must be an object { image, scale, model? }');
+  if (!info.control) {
+    throw new InvalidRequestError(
+      `${info.name} cannot use a ControlNet: its U-Net has no ControlNet residual inputs ` +
+        `(it needs a U-Net exported with down_block_* and mid_block_additional_residual inputs)`,
+    );
+  }
+  if (!(control.image instanceof Uint8Array) || control.image.length === 0) throw new InvalidRequestError('control needs an image');
+  checkNumber('control scale', control.scale, 0, MAX_CONTROL_SCALE);
+  if (control.model !== undefined && (typeof control.model !== 'string' || control.model.trim() === '')) {
+    throw new InvalidRequestError('control.model must be a folder path');
+  }
+  if (control.model === undefined && !info.control.folderControlNet) {
+    throw new InvalidRequestError(`${info.name} has no controlnet/ folder: name a ControlNet folder in control.model`);
+  }
+  return control.scale;
 }

@@ -30,6 +30,20 @@ export interface GenerateRequest {
    * Used instead of drawing from the seed, so a run can be compared with the reference implementation.
    */
   latents?: Float32Array;
+  /** ControlNet guidance; needs a U-Net exported with ControlNet residual inputs (ModelInfo.control). */
+  control?: ControlRequest;
+}
+
+export interface ControlRequest {
+  /** The control image, encoded (PNG, JPEG, WebP); resized to width×height and fed in [0, 1]. */
+  image: Uint8Array;
+  /** diffusers' `controlnet_conditioning_scale`, 0 to 2 (0 = the same image as without control). */
+  scale: number;
+  /**
+   * A folder with `controlnet/model.onnx`, or a ControlNet export folder with `model.onnx`.
+   * Default: the model folder's own `controlnet/`.
+   */
+  model?: string;
 }
 
 export interface GenerateProgress {

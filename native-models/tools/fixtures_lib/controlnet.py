@@ -50,10 +50,14 @@ NOSCALE_SUBFOLDER = "controlnet-noscale"
 # ControlNetModel default is (16, 32, 96, 256): ~0.3 M parameters in the conditioning embedding alone.
 # Four entries keep its 8x downsampling (three stride-2 convs) to latent resolution.
 CONDITIONING_EMBEDDING_CHANNELS = (8, 8, 16, 16)
-# The zero convs get random weights at this fraction of their default (kaiming-uniform) init. Measured:
-# at 1.0 the control changes the 8-bit image by a mean of ~20/255 but saturates more pixels; 0.5 keeps
-# the image like the other fixtures' and still moves it by several levels (printed by the script).
+# The zero convs get random weights at this fraction of their default (kaiming-uniform) init, so the
+# control moves the image by several levels without saturating it (the effect is printed and checked).
 ZERO_CONV_GAIN = 0.5
+# With torch's default init, the conditioning embedding (8 small convs) shrinks the image-dependent part
+# of its output ~3x per layer, and what reaches the ControlNet is mostly its biases: every control image
+# gave the same result. Its convs are re-initialized variance-preserving (He normal, zero bias), and its
+# output is scaled to this multiple of the std of the ControlNet's conv_in(sample) features it is added to.
+CONDITIONING_EMBEDDING_GAIN = 1.0
 
 # Parity case.
 CONTROL_IMAGE_FILE = "controlnet-seg-map.png"
@@ -67,6 +71,9 @@ REFERENCE_STEM = "tiny-controlnet-pndm"
 # The control must move the image at least this much (mean |difference| in 8-bit levels, scale 1 vs no
 # control), or the engine tests of "scale > 0 changes the image" would test little.
 MIN_CONTROL_EFFECT = 2.0
+# Nor may the result depend only on the presence of a control: the seg map vs a flat grey image must
+# differ by at least this much (mean, 8-bit levels).
+MIN_CONTENT_EFFECT = 1.0
 
 # ADE20K (SceneParsing 150) palette entries used by the map: sky, building, tree, grass, road.
 ADE20K_SKY = (6, 230, 230)
@@ -153,6 +160,15 @@ def _build_controlnet(unet) -> ControlNetModel:
         conv.reset_parameters()  # seeded kaiming-uniform, torch's Conv2d default
         conv.weight.mul_(ZERO_CONV_GAIN)
         conv.bias.mul_(ZERO_CONV_GAIN)
+    embedding = controlnet.controlnet_cond_embedding
+    for conv in [embedding.conv_in, *embedding.blocks, embedding.conv_out]:
+        torch.nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
+        torch.nn.init.zeros_(conv.bias)
+    generator = torch.Generator().manual_seed(SEED + 21)
+    image = torch.rand(2, 3, IMAGE_SIZE, IMAGE_SIZE, generator=generator)
+    sample = torch.randn(2, 4, LATENT_SIZE, LATENT_SIZE, generator=generator)
+    factor = CONDITIONING_EMBEDDING_GAIN * controlnet.conv_in(sample).std().item() / embedding(image).std().item()
+    embedding.conv_out.weight.mul_(factor)
     return controlnet
 
 
@@ -241,6 +257,7 @@ def build_controlnet_folder(out: Path, vocab: TinyVocabulary) -> ControlNetBuilt
     count = len(shapes) - 1
     generator = torch.Generator().manual_seed(SEED + 30)
     _export_unet(folder.root, models.unet, [*(f"down_block_{i}" for i in range(count)), "mid_block_additional_residual"], shapes, generator)
+    models.unet.save_config(folder.root / "unet")  # the re-save above leaves only the ONNX files
     _export_controlnet(
         folder.root / CONTROLNET_SUBFOLDER,
         controlnet,
@@ -347,11 +364,11 @@ def make_controlnet_parity(built: ControlNetBuilt, parity: Path, fixtures_root: 
     latents = np.load(parity / LATENTS_FILE)
     pipe = _torch_pipeline(built)
 
-    def run(scale: float) -> np.ndarray:
+    def run(scale: float, image: Image.Image = control) -> np.ndarray:
         return pipe(
             prompt=PROMPT,
             negative_prompt=NEGATIVE,
-            image=control,
+            image=image,
             height=IMAGE_SIZE,
             width=IMAGE_SIZE,
             num_inference_steps=STEPS,
@@ -363,10 +380,17 @@ def make_controlnet_parity(built: ControlNetBuilt, parity: Path, fixtures_root: 
 
     image = run(CONTROL_SCALE)
     png, npy = _save_image(parity, REFERENCE_STEM, image)
-    effect = float(np.abs(run(1.0) * 255 - run(0.0) * 255).mean())
-    print(f"parity {REFERENCE_STEM:28s} {_stats(image)}; control effect (scale 1 vs 0): mean {effect:.1f}/255")
+    with_map = run(1.0)
+    effect = float(np.abs(with_map * 255 - run(0.0) * 255).mean())
+    content = float(np.abs(with_map * 255 - run(1.0, Image.new("RGB", control.size, (128, 128, 128))) * 255).mean())
+    print(
+        f"parity {REFERENCE_STEM:28s} {_stats(image)}; control effect (scale 1 vs 0): mean {effect:.1f}/255, "
+        f"seg map vs flat grey: mean {content:.1f}/255"
+    )
     if effect < MIN_CONTROL_EFFECT:
         raise AssertionError(f"{FOLDER}: the control barely changes the image ({effect:.2f}/255)")
+    if content < MIN_CONTENT_EFFECT:
+        raise AssertionError(f"{FOLDER}: the control image's content barely matters ({content:.2f}/255)")
     case = {
         "name": REFERENCE_STEM,
         "model": built.folder.root.relative_to(fixtures_root).as_posix(),
