@@ -12,6 +12,7 @@ import { formatA1111Parameters } from '../shared/a1111.js';
 import { InvalidRequestError, serializeError } from '../shared/errors.js';
 import { SAMPLERS, type ExecutionProviderName, type InpaintArea, type SamplerName } from '../shared/generation.js';
 import { Engine } from '../engine/engine.js';
+import { DEFAULT_CONTROL_SCALE } from '../engine/pipelines/resolve.js';
 import type { GenerateRequest } from '../engine/pipelines/types.js';
 import { readNpyFloat32 } from '../engine/tensor/npy.js';
 import { ClipTokenizer } from '../engine/tokenizer/clip-tokenizer.js';
@@ -25,9 +26,11 @@ const PROVIDER_NAMES: readonly ExecutionProviderName[] = ['webgpu', 'cuda', 'dml
 const USAGE = `Usage:
   studio generate [--model DIR] --prompt TEXT [--negative TEXT] [--init IMG --strength S] [--mask PNG]
                   [--mask-blur PX] [--inpaint-area whole|masked] [--mask-padding PX] [--steps N] [--cfg G] [--sampler NAME] [--seed N] [--width W --height H]
-                  [--latents FILE.npy] [--providers cpu,webgpu,…] [--threads N] --out FILE.png
+                  [--latents FILE.npy] [--control IMG [--control-scale S] [--controlnet DIR]] [--providers cpu,webgpu,…] [--threads N] --out FILE.png
   studio tokenize [--model DIR] TEXT
   studio info [--model DIR]
+  studio history import PATH… [--data-dir DIR]
+  studio history export ID… --to DIR [--data-dir DIR]
   studio serve [--port N] [--host 127.0.0.1] [--data-dir DIR] [--static-root DIR] [--max-upload-mb N]
 
 Without --model, the bundled model (native-models/emoji-ldm) is used.
@@ -91,6 +94,9 @@ async function generate(argv: string[]): Promise<unknown> {
     width: { type: 'string' },
     height: { type: 'string' },
     latents: { type: 'string' },
+    control: { type: 'string' },
+    'control-scale': { type: 'string' },
+    controlnet: { type: 'string' },
     providers: { type: 'string' },
     threads: { type: 'string' },
     out: { type: 'string' },
@@ -128,6 +134,15 @@ async function generate(argv: string[]): Promise<unknown> {
   if (typeof values['latents'] === 'string') {
     request.latents = readNpyFloat32(readInput(values['latents'], 'latents file'), values['latents']).data;
   }
+  if (typeof values['control'] === 'string') {
+    request.control = {
+      image: readInput(values['control'], 'control image'),
+      scale: numberArg(values, 'control-scale') ?? DEFAULT_CONTROL_SCALE,
+      ...(typeof values['controlnet'] === 'string' ? { model: resolve(values['controlnet']) } : {}),
+    };
+  } else if (values['control-scale'] !== undefined || values['controlnet'] !== undefined) {
+    throw new InvalidRequestError('--control-scale and --controlnet need --control IMG (the control image)');
+  }
 
   const engine = engineFrom(values);
   try {
@@ -160,6 +175,7 @@ async function generate(argv: string[]): Promise<unknown> {
       mode: result.params.mode,
       sampler: result.params.sampler,
       steps: result.params.steps,
+      ...(result.params.controlScale !== undefined ? { controlScale: result.params.controlScale } : {}),
       provider: result.provider,
       timings: roundTimings(result.timings),
     };
@@ -198,7 +214,35 @@ async function serve(argv: string[]): Promise<unknown> {
   return runServe(argv, existsSync(join(BUNDLED_MODEL_DIR, 'model_index.json')) ? BUNDLED_MODEL_DIR : null);
 }
 
-const COMMANDS: Record<string, (argv: string[]) => Promise<unknown>> = { generate, tokenize, info, serve };
+/**
+ * `studio history import PATH…` (PNGs or folders of them, with A1111 or our metadata) and
+ * `studio history export ID… --to DIR`, on the same history the app and `studio serve` use.
+ * Close the app first: one process writes the history at a time.
+ */
+async function history(argv: string[]): Promise<unknown> {
+  const [action, ...rest] = argv;
+  const { values, positionals } = parse(rest, { 'data-dir': { type: 'string' }, to: { type: 'string' } });
+  const { defaultDataDir } = await import('./serve.js');
+  const { HistoryStore } = await import('../history/store.js');
+  const dataDir = resolve(typeof values['data-dir'] === 'string' ? values['data-dir'] : defaultDataDir());
+  if (action !== 'import' && action !== 'export') throw new InvalidRequestError(`history needs "import" or "export"\n\n${USAGE}`);
+  if (positionals.length === 0) throw new InvalidRequestError(`history ${action} needs ${action === 'import' ? 'files or folders' : 'item ids'}`);
+  const store = await HistoryStore.open(join(dataDir, 'history'));
+  try {
+    if (action === 'import') return await store.import(positionals.map((p) => resolve(p)));
+    if (typeof values['to'] !== 'string') throw new InvalidRequestError('history export needs --to DIR');
+    const ids = positionals.map((p) => {
+      const id = Number(p);
+      if (!Number.isSafeInteger(id) || id <= 0) throw new InvalidRequestError(`not a history item id: "${p}"`);
+      return id;
+    });
+    return store.export(ids, resolve(values['to']));
+  } finally {
+    store.close();
+  }
+}
+
+const COMMANDS: Record<string, (argv: string[]) => Promise<unknown>> = { generate, tokenize, info, serve, history };
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;

@@ -84,6 +84,30 @@ describe('studio CLI', () => {
     assert.deepEqual(img.rgb.subarray(0, 32 * 64 * 3), pic.rgb.subarray(0, 32 * 64 * 3));
   });
 
+  test('history import brings generated PNGs into the history, and history export writes them out again', async () => {
+    const png = join(dir, 'for-history.png');
+    const gen = await studio('generate', '--model', modelDir('tiny-sd1'), '--prompt', 'a blue bird', '--steps', '2', '--seed', '11',
+      '--width', '64', '--height', '64', '--out', png);
+    assert.equal(gen.code, 0, gen.stderr);
+    const dataDir = join(dir, 'data');
+    const imported = await studio('history', 'import', png, '--data-dir', dataDir);
+    assert.equal(imported.code, 0, imported.stderr);
+    const report = JSON.parse(imported.stdout) as { imported: number; results: Array<{ status: string; id: number }> };
+    assert.equal(report.imported, 1);
+    const id = report.results[0]!.id;
+    const again = JSON.parse((await studio('history', 'import', png, '--data-dir', dataDir)).stdout) as { imported: number; duplicates: number };
+    assert.equal(again.imported, 0);
+    assert.equal(again.duplicates, 1);
+    const out = join(dir, 'exported');
+    const exported = await studio('history', 'export', String(id), '--to', out, '--data-dir', dataDir);
+    assert.equal(exported.code, 0, exported.stderr);
+    const files = (JSON.parse(exported.stdout) as { files: Array<{ id: number; file: string }> }).files;
+    assert.deepEqual(files.map((f) => f.id), [id]);
+    assert.match(readPngMetadata(readFileSync(files[0]!.file)).parameters ?? '', /^a blue bird\n/);
+    const missing = await studio('history', 'export', '999', '--to', out, '--data-dir', dataDir);
+    assert.equal(missing.code, 1);
+  });
+
   test('tokenize prints ids, count and truncation', async () => {
     const r = await studio('tokenize', '--model', modelDir('tiny-sd1'), 'a red apple');
     assert.equal(r.code, 0, r.stderr);
