@@ -20,6 +20,8 @@ export const DEFAULT_MASK_PADDING = 32;
 export const MAX_MASK_PADDING = 1024;
 /** The conditioning scale range of A1111's and diffusers' ControlNet UIs ("Control Weight" 0–2). */
 export const MAX_CONTROL_SCALE = 2;
+/** diffusers' `controlnet_conditioning_scale` default. */
+export const DEFAULT_CONTROL_SCALE = 1;
 
 function checkInt(name: string, v: number, min: number, max: number): void {
   if (!Number.isInteger(v) || v < min || v > max) {
