@@ -5,15 +5,18 @@
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { Engine, prepareJob, runJob } from '../../../../electron/engine/engine.js';
 import type { GenerateRequest } from '../../../../electron/engine/pipelines/types.js';
 import { readNpyFloat32 } from '../../../../electron/engine/tensor/npy.js';
 import { encodePng } from '../../../../electron/history/png.js';
 import { BadImageError, InvalidRequestError } from '../../../../electron/shared/errors.js';
 import type { SamplerName } from '../../../../electron/shared/generation.js';
-import { FIXTURES, MODELS, maxAbsDiff, meanAbsDiff, modelDir, readRgb, testPicture, toPng } from '../../../support/engine-fixtures.js';
+import { FIXTURES, MODELS, REPO_ROOT, maxAbsDiff, meanAbsDiff, modelDir, readRgb, testPicture, toPng } from '../../../support/engine-fixtures.js';
 
 interface ControlNetCase {
   name: string;
@@ -160,5 +163,21 @@ describe('ControlNet', () => {
     // The engine is still usable afterwards.
     const ok = await engine.generate(DIR, { mode: 'txt2img', ...base, steps: 1, control });
     assert.equal(ok.image.width, W);
+  });
+
+  test('studio generate --control … --control-scale … --controlnet … gives the same image as the engine', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'studio-controlnet-cli-'));
+    try {
+      const out = join(dir, 'out.png');
+      const args = ['generate', '--model', DIR, '--prompt', base.prompt, '--negative', base.negativePrompt, '--seed', String(base.seed)];
+      args.push('--steps', String(base.steps), '--providers', 'cpu', '--control', join(PARITY, 'controlnet-seg-map.png'));
+      args.push('--control-scale', '0.6', '--controlnet', NOSCALE_DIR, '--out', out);
+      const { stdout } = await promisify(execFile)(process.execPath, [join(REPO_ROOT, 'bin', 'studio.mjs'), ...args], { cwd: REPO_ROOT });
+      assert.equal((JSON.parse(stdout) as { controlScale: number }).controlScale, 0.6);
+      const direct = await engine.generate(DIR, { mode: 'txt2img', ...base, control: { image: segMap, scale: 0.6, model: NOSCALE_DIR } });
+      assert.equal(maxAbsDiff(await readRgb(out), direct.image), 0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
