@@ -1,13 +1,14 @@
 /** ControlNet detection and loading: the U-Net's residual inputs, the ControlNet's outputs, and their shapes. */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { ControlNet, residualShapesFromUnet } from '../../../../electron/engine/model/controlnet.js';
 import { openModelFolder, type LoadedModel } from '../../../../electron/engine/model/model-folder.js';
-import { InvalidRequestError } from '../../../../electron/shared/errors.js';
-import { MODELS, modelDir } from '../../../support/engine-fixtures.js';
+import { Engine } from '../../../../electron/engine/engine.js';
+import { InvalidRequestError, ModelFolderError } from '../../../../electron/shared/errors.js';
+import { FIXTURES, MODELS, modelDir } from '../../../support/engine-fixtures.js';
 
 const settings = { providers: ['cpu'] as const, threads: 1 };
 const CONTROL_DIR = join(MODELS, 'tiny-controlnet');
@@ -124,6 +125,18 @@ describe('a ControlNet-ready folder', () => {
   });
 });
 
+test('a ControlNet that does not fit is refused with an error naming its file', async () => {
+  const file = join(CONTROL_DIR, 'controlnet', 'model.onnx');
+  await assert.rejects(
+    ControlNet.open(file, 'controlnet/model.onnx', settings, { downInputs: ['down_block_0', 'down_block_1'], midInput: 'mid_block_additional_residual' }),
+    (err) => err instanceof ModelFolderError && /controlnet\/model\.onnx/.test(err.message) && /gives 4 down-block residuals but the U-Net takes 2/.test(err.message),
+  );
+  await assert.rejects(
+    ControlNet.open(join(CONTROL_DIR, 'vae_decoder', 'model.onnx'), 'vae_decoder/model.onnx', settings, { downInputs: ['d'], midInput: 'm' }),
+    (err) => err instanceof ModelFolderError && /vae_decoder\/model\.onnx/.test(err.message) && /expected an input named "sample"/.test(err.message),
+  );
+});
+
 describe('a control-ready folder without its own ControlNet', () => {
   let dir: string;
   before(() => {
@@ -154,5 +167,29 @@ describe('a control-ready folder without its own ControlNet', () => {
     } finally {
       await model.release();
     }
+  });
+});
+
+describe('a control-ready folder with neither a ControlNet nor unet/config.json', () => {
+  let dir: string;
+  const engine = new Engine({ providers: ['cpu'] });
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'studio-controlnet-bare-'));
+    cpSync(CONTROL_DIR, dir, { recursive: true, filter: (src) => !basename(src).startsWith('controlnet') && !src.endsWith(join('unet', 'config.json')) });
+  });
+  after(async () => {
+    await engine.unloadAll();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('a run without control says the model needs a ControlNet; naming one works', async () => {
+    const request = { mode: 'txt2img', prompt: 'a red apple', seed: 3, steps: 2, width: 64, height: 64 } as const;
+    await assert.rejects(
+      engine.generate(dir, request),
+      (err) => err instanceof InvalidRequestError && /this model needs a ControlNet/.test(err.message),
+    );
+    const image = readFileSync(join(FIXTURES, 'parity', 'controlnet-seg-map.png'));
+    const r = await engine.generate(dir, { ...request, control: { image, scale: 1, model: CONTROL_DIR } });
+    assert.equal(r.image.width, 64);
   });
 });
