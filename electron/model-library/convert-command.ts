@@ -20,10 +20,12 @@ export interface ConvertCommandOptions {
   /** Output folder; default: beside the source, named after it with "-onnx" (or "-onnx-fp16"). */
   out?: string;
   /**
-   * For a .safetensors file: a diffusers-format folder of the same architecture (configs, tokenizer,
-   * scheduler). Offline conversion can't look the architecture up on the hub, so it must be given.
+   * A diffusers-format folder of the same architecture. Not needed for SD 1.x/2.x single files: the tool
+   * reads which one it is from the weights' shapes (native-models/tools/convert_lib/presets.py).
    */
   config?: string;
+  /** SD 2.x single files only: the weights don't say; the tool assumes 768-v (v_prediction). */
+  predictionType?: 'epsilon' | 'v_prediction';
   fp16?: boolean;
   platform?: NodeJS.Platform;
 }
@@ -34,8 +36,6 @@ export interface ConvertCommand {
   /** The same as one line to paste into a terminal, quoted for the platform's shell. */
   display: string;
   out: string;
-  /** What the person still has to supply (e.g. the config folder), in words; empty when complete. */
-  missing: string[];
 }
 
 /** POSIX sh: single quotes, with ' as '\''. Windows (PowerShell / cmd): double quotes. */
@@ -45,6 +45,7 @@ function quote(arg: string, platform: NodeJS.Platform): string {
   return `'${arg.replace(/'/g, `'\\''`)}'`;
 }
 
+/** The exact command line to convert `source`; show `display`, or run `argv`. */
 export function convertCommand(options: ConvertCommandOptions): ConvertCommand {
   const platform = options.platform ?? process.platform;
   const source = resolve(options.source);
@@ -52,12 +53,8 @@ export function convertCommand(options: ConvertCommandOptions): ConvertCommand {
   const stem = isFile ? basename(source, extname(source)) : basename(source);
   const out = resolve(options.out ?? join(dirname(source), `${stem}-onnx${options.fp16 ? '-fp16' : ''}`));
   const argv = [venvPython(platform), CONVERT_SCRIPT, source, out];
-  const missing: string[] = [];
   if (options.config) argv.push('--config', resolve(options.config));
-  else if (isFile) {
-    argv.push('--config', '<diffusers config folder>');
-    missing.push('--config: a diffusers-format folder of the same architecture (SD 1.x or 2.x, inpainting or not), whose configs, tokenizer and scheduler are used');
-  }
+  if (options.predictionType) argv.push('--prediction-type', options.predictionType);
   if (options.fp16) argv.push('--fp16');
-  return { argv, display: argv.map((a) => (a.startsWith('<') ? a : quote(a, platform))).join(' '), out, missing };
+  return { argv, display: argv.map((a) => quote(a, platform)).join(' '), out };
 }

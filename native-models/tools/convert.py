@@ -4,15 +4,21 @@
 Input, either:
   * a diffusers model folder (model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/ with
     torch weights), or
-  * a single-file .safetensors checkpoint (the CompVis/A1111 layout, as model sites share them), with
-    --config pointing at a diffusers-format folder of the same architecture (its configs, tokenizer and
-    scheduler are used; its weights, if any, are not). Conversion is offline: nothing is downloaded.
+  * a single-file .safetensors checkpoint (the CompVis/A1111 layout, as model sites share them). Its
+    architecture is read from the weights' shapes (SD 1.x or 2.x, inpainting or not; see
+    convert_lib/presets.py); SD 2.x is taken as 768-v unless --prediction-type epsilon. Anything else
+    needs --config: a diffusers-format folder of the same architecture (its configs, tokenizer and
+    scheduler are used; its weights, if any, are not).
+Conversion is offline: nothing is downloaded (HF_HUB_OFFLINE=1; see convert_lib/sources.py).
 
 Output: OUT, written to a temp folder beside it and renamed into place when complete and checked
 (every submodel is run in onnxruntime and compared with torch). Then import OUT in the studio.
 
 Usage (from the repo root; the venv is made by native-models/tools/setup-venv.sh):
   native-models/.venv/bin/python native-models/tools/convert.py SOURCE OUT [--fp16] [--config DIR]
+      [--prediction-type epsilon|v_prediction] [--dry-run]
+
+Prints one JSON line: what was done (or, with --dry-run, what would be done) and the ONNX-vs-torch check.
 
 Exit status: 0 done, 2 a problem with the input (one line on stderr), 1 anything else (a bug).
 """
@@ -29,7 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, Path(__file__).resolve().parent.as_posix())
 
-from convert_lib.sources import ConversionError, load_diffusers_folder, load_single_file  # noqa: E402
+from convert_lib.sources import ConversionError, load_diffusers_folder, load_single_file, plan_single_file  # noqa: E402
 
 
 def main() -> None:
@@ -37,6 +43,9 @@ def main() -> None:
     parser.add_argument("source", type=Path, help="a diffusers model folder or a .safetensors checkpoint")
     parser.add_argument("out", type=Path, help="the ONNX model folder to write (must not exist)")
     parser.add_argument("--config", type=Path, default=None, help="for a .safetensors file: a diffusers-format folder of the same architecture")
+    parser.add_argument("--prediction-type", choices=["epsilon", "v_prediction"], default=None,
+                        help="for an SD 2.x .safetensors file: epsilon (512-base) or v_prediction (768-v, the default)")
+    parser.add_argument("--dry-run", action="store_true", help="check the input and print the plan; convert nothing")
     parser.add_argument("--fp16", action="store_true", help="float16 text encoder, U-Net and VAE encoder (VAE decoder stays float32)")
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     parser.add_argument("--skip-check", action="store_true", help="don't compare each submodel with torch")
@@ -54,14 +63,25 @@ def main() -> None:
     if not source.exists():
         raise ConversionError(f"{source} not found")
     started = time.monotonic()
+    work = tempfile.TemporaryDirectory(prefix="convert-config-")
+    plan: dict = {"source": source.as_posix(), "out": out.as_posix()}
     if source.is_dir():
-        model = load_diffusers_folder(source)
+        plan["kind"] = "diffusers-folder"
     elif source.suffix.lower() == ".safetensors":
-        model = load_single_file(source, args.config.resolve() if args.config else None)
-    elif source.suffix.lower() in (".ckpt", ".pt", ".bin"):
+        config, plan["config"], note = plan_single_file(
+            source, args.config.resolve() if args.config else None, args.prediction_type, Path(work.name)
+        )
+        plan["kind"] = "single-file"
+        if note:
+            print(note, file=sys.stderr)
+    elif source.suffix.lower() in (".ckpt", ".pt", ".pth", ".bin"):
         raise ConversionError(f"{source.name}: pickled checkpoints can run code when loaded; only .safetensors is accepted")
     else:
         raise ConversionError(f"{source} is neither a diffusers folder nor a .safetensors file")
+    if args.dry_run:
+        print(json.dumps({**plan, "dry_run": True}))
+        return
+    model = load_diffusers_folder(source) if plan["kind"] == "diffusers-folder" else load_single_file(source, config)
 
     from convert_lib.export import export_model
 
@@ -73,7 +93,8 @@ def main() -> None:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    report.update({"source": source.as_posix(), "out": out.as_posix(), "seconds": round(time.monotonic() - started, 1)})
+    work.cleanup()
+    report.update({**plan, "seconds": round(time.monotonic() - started, 1)})
     print(json.dumps(report))
 
 

@@ -7,7 +7,8 @@ fails at once), every load passes `local_files_only=True`, and a single file is 
 architecture up on the hub (`fetch_diffusers_config` → a repo id → `_download_diffusers_model_config_from_hub`,
 and with `local_files_only=True` and no cache it *overrides* that to False and downloads anyway; see
 diffusers/loaders/single_file.py). With a local folder it reads model_index.json, <part>/config.json,
-tokenizer/ and scheduler/ from there and takes every weight from the checkpoint.
+tokenizer/ and scheduler/ from there and takes every weight from the checkpoint. Without --config, presets.py writes that folder for the SD 1.x/2.x variant the
+weights' shapes reveal.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ LDM_UNET_CONV_IN = "model.diffusion_model.input_blocks.0.0.weight"
 LDM_SD1_TEXT_KEY = "cond_stage_model.transformer.text_model.embeddings.position_embedding.weight"
 LDM_SD2_TEXT_KEY = "cond_stage_model.model.positional_embedding"
 SDXL_KEY = "conditioner.embedders.1.model.transformer.resblocks.0.attn.in_proj_weight"
+# A sane bound for the JSON header (real SD checkpoints: ~100-200 kB for ~1,100 tensors).
+MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024
 
 
 class ConversionError(Exception):
@@ -81,42 +84,63 @@ def load_diffusers_folder(folder: Path) -> SourceModel:
     )
 
 
-def _check_single_file(checkpoint: Path, config: Path) -> None:
-    from safetensors import safe_open
+def read_safetensors_header(checkpoint: Path) -> dict[str, list[int]]:
+    """Tensor name -> shape, from the file's JSON header (8-byte little-endian length, then JSON): no
+    weights are read and no framework is needed."""
+    try:
+        with checkpoint.open("rb") as f:
+            length = int.from_bytes(f.read(8), "little")
+            if not 2 <= length <= MAX_SAFETENSORS_HEADER:
+                raise ValueError(f"header length {length}")
+            header = json.loads(f.read(length))
+        return {k: list(v["shape"]) for k, v in header.items() if k != "__metadata__"}
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ConversionError(f"{checkpoint} is not a readable .safetensors file ({err})")
+
+
+def check_single_file(checkpoint: Path, shapes: dict[str, list[int]]) -> None:
+    if SDXL_KEY in shapes:
+        raise ConversionError(f"{checkpoint} is an SDXL checkpoint; only SD 1.x and 2.x are supported")
+    if LDM_UNET_CONV_IN not in shapes:
+        raise ConversionError(f"{checkpoint} has no {LDM_UNET_CONV_IN}: not a single-file Stable Diffusion checkpoint")
+    if LDM_SD1_TEXT_KEY not in shapes and LDM_SD2_TEXT_KEY not in shapes:
+        raise ConversionError(f"{checkpoint} has no CLIP text encoder (cond_stage_model.*): not an SD 1.x/2.x checkpoint")
+
+
+def plan_single_file(checkpoint: Path, config: Path | None, prediction_type: str | None, work_dir: Path) -> tuple[Path, str, str | None]:
+    """(config folder to load with, what it is: "--config" or a preset name, a note or None)."""
+    shapes = read_safetensors_header(checkpoint)
+    check_single_file(checkpoint, shapes)
+    if config is not None:
+        for rel in ("model_index.json", "unet/config.json", "vae/config.json", "text_encoder/config.json", "scheduler/scheduler_config.json"):
+            if not (config / rel).is_file():
+                raise ConversionError(f"--config {config}: {rel} is missing")
+        unet_config = _read_json(config / "unet" / "config.json")
+        channels = shapes[LDM_UNET_CONV_IN][1]
+        if unet_config.get("in_channels") != channels:
+            raise ConversionError(
+                f"the checkpoint's U-Net takes {channels} input channels but {config}/unet/config.json says "
+                f"{unet_config.get('in_channels')}: use a config folder of the same kind (inpainting models have 9)"
+            )
+        return config, "--config", None
+    from .presets import detect_preset, write_preset_config
 
     try:
-        with safe_open(checkpoint.as_posix(), framework="pt") as f:
-            keys = set(f.keys())
-            conv_in = f.get_slice(LDM_UNET_CONV_IN).get_shape() if LDM_UNET_CONV_IN in keys else None
-    except Exception as err:  # safetensors raises its own error types for a damaged header
-        raise ConversionError(f"{checkpoint} is not a readable .safetensors file ({err})")
-    if SDXL_KEY in keys:
-        raise ConversionError(f"{checkpoint} is an SDXL checkpoint; only SD 1.x and 2.x are supported")
-    if conv_in is None:
-        raise ConversionError(f"{checkpoint} has no {LDM_UNET_CONV_IN}: not a single-file Stable Diffusion checkpoint")
-    if LDM_SD1_TEXT_KEY not in keys and LDM_SD2_TEXT_KEY not in keys:
-        raise ConversionError(f"{checkpoint} has no CLIP text encoder (cond_stage_model.*): not an SD 1.x/2.x checkpoint")
-    unet_config = _read_json(config / "unet" / "config.json")
-    if unet_config.get("in_channels") != conv_in[1]:
+        preset, note = detect_preset(shapes, prediction_type)
+    except ValueError as err:
         raise ConversionError(
-            f"the checkpoint's U-Net takes {conv_in[1]} input channels but {config}/unet/config.json says "
-            f"{unet_config.get('in_channels')}: use a config folder of the same kind (inpainting models have 9)"
+            f"{checkpoint.name}: {err}. For other architectures pass --config DIR: a diffusers-format folder of the "
+            "same architecture (model_index.json, unet/config.json, vae/config.json, text_encoder/config.json, "
+            "tokenizer/, scheduler/; its weights, if any, are not used)"
         )
+    return write_preset_config(preset, work_dir / preset), preset, note
 
 
-def load_single_file(checkpoint: Path, config: Path | None) -> SourceModel:
-    if config is None:
-        raise ConversionError(
-            "a single-file checkpoint needs --config DIR: a diffusers-format folder of the same architecture "
-            "(model_index.json, unet/config.json, vae/config.json, text_encoder/config.json, tokenizer/, scheduler/; "
-            "its weights, if any, are not used). Converting offline, the architecture can't be looked up on the hub."
-        )
-    for rel in ("model_index.json", "unet/config.json", "vae/config.json", "text_encoder/config.json", "scheduler/scheduler_config.json"):
-        if not (config / rel).is_file():
-            raise ConversionError(f"--config {config}: {rel} is missing")
-    _check_single_file(checkpoint, config)
+def load_single_file(checkpoint: Path, config: Path) -> SourceModel:
+    """Loads with `config` (a diffusers-format config folder, e.g. from plan_single_file)."""
     import torch
     from diffusers import StableDiffusionPipeline
+    from diffusers.loaders.single_file_utils import SingleFileComponentError
 
     try:
         pipe = StableDiffusionPipeline.from_single_file(
@@ -126,7 +150,7 @@ def load_single_file(checkpoint: Path, config: Path | None) -> SourceModel:
             safety_checker=None,
             torch_dtype=torch.float32,
         )
-    except (OSError, ValueError, KeyError, RuntimeError) as err:
+    except (OSError, ValueError, KeyError, RuntimeError, SingleFileComponentError) as err:
         raise ConversionError(f"could not load {checkpoint} with the configs in {config}: {err}")
     return SourceModel(
         text_encoder=pipe.text_encoder,

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Engine } from '../../../electron/engine/engine.js';
 import { CONVERT_SCRIPT, convertCommand, venvPython } from '../../../electron/model-library/convert-command.js';
@@ -19,18 +19,78 @@ function python(args: string[]): { stdout: string; stderr: string; status: numbe
   return { stdout: r.stdout, stderr: r.stderr, status: r.status };
 }
 
+/**
+ * A .safetensors file holding only the named tensors (float16 zeros): enough for the tool to read the
+ * header and pick an architecture. Format: u64 little-endian header length, JSON header, data.
+ */
+function fakeCheckpoint(file: string, tensors: Record<string, number[]>): void {
+  const header: Record<string, unknown> = {};
+  let offset = 0;
+  for (const [name, shape] of Object.entries(tensors)) {
+    const bytes = shape.reduce((a, b) => a * b, 1) * 2;
+    header[name] = { dtype: 'F16', shape, data_offsets: [offset, offset + bytes] };
+    offset += bytes;
+  }
+  const json = Buffer.from(JSON.stringify(header));
+  const length = Buffer.alloc(8);
+  length.writeBigUInt64LE(BigInt(json.length));
+  writeFileSync(file, Buffer.concat([length, json, Buffer.alloc(offset)]));
+}
+
+const CONV_IN = 'model.diffusion_model.input_blocks.0.0.weight';
+const CROSS_K = 'model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight';
+const SD1_TEXT = 'cond_stage_model.transformer.text_model.embeddings.position_embedding.weight';
+const SD2_TEXT = 'cond_stage_model.model.positional_embedding';
+
 test('the command shown for a .safetensors file', () => {
   const cmd = convertCommand({ source: "/home/me/My Models/dream'v1.safetensors", fp16: true, platform: 'linux' });
   assert.equal(cmd.out, "/home/me/My Models/dream'v1-onnx-fp16");
-  assert.deepEqual(cmd.argv.slice(1), [CONVERT_SCRIPT, "/home/me/My Models/dream'v1.safetensors", "/home/me/My Models/dream'v1-onnx-fp16", '--config', '<diffusers config folder>', '--fp16']);
-  assert.equal(cmd.display, `${venvPython('linux')} ${CONVERT_SCRIPT} '/home/me/My Models/dream'\\''v1.safetensors' '/home/me/My Models/dream'\\''v1-onnx-fp16' --config <diffusers config folder> --fp16`);
-  assert.equal(cmd.missing.length, 1);
+  assert.deepEqual(cmd.argv.slice(1), [CONVERT_SCRIPT, "/home/me/My Models/dream'v1.safetensors", "/home/me/My Models/dream'v1-onnx-fp16", '--fp16']);
+  assert.equal(cmd.display, `${venvPython('linux')} ${CONVERT_SCRIPT} '/home/me/My Models/dream'\\''v1.safetensors' '/home/me/My Models/dream'\\''v1-onnx-fp16' --fp16`);
   const folder = convertCommand({ source: '/m/sd15-diffusers', out: '/m/sd15', platform: 'linux' });
   assert.deepEqual(folder.argv.slice(2), ['/m/sd15-diffusers', '/m/sd15']);
-  assert.deepEqual(folder.missing, []);
-  const withConfig = convertCommand({ source: '/m/a.safetensors', config: '/m/cfg', platform: 'linux' });
-  assert.deepEqual(withConfig.argv.slice(4), ['--config', '/m/cfg']);
-  assert.match(convertCommand({ source: 'C:\\x\\a b.safetensors', config: 'C:\\cfg', platform: 'win32' }).display, /python\.exe .*"/);
+  const sd2 = convertCommand({ source: '/m/a.safetensors', config: '/m/cfg', predictionType: 'epsilon', platform: 'linux' });
+  assert.deepEqual(sd2.argv.slice(4), ['--config', '/m/cfg', '--prediction-type', 'epsilon']);
+  assert.match(convertCommand({ source: 'C:\\x\\a b.safetensors', platform: 'win32' }).display, /python\.exe .*"/);
+});
+
+test('the architecture of an SD 1.x/2.x single file is read from its weights, offline (dry run)', { skip: noVenv }, () => {
+  const box = sandbox('model-convert-plan-');
+  try {
+    const plan = (tensors: Record<string, number[]>, extra: string[] = []): { status: number | null; plan?: { config: string }; stderr: string } => {
+      const file = join(box.dir, 'model.safetensors');
+      fakeCheckpoint(file, tensors);
+      const r = python([CONVERT_SCRIPT, file, join(box.dir, 'out'), '--dry-run', ...extra]);
+      return { status: r.status, plan: r.status === 0 ? JSON.parse(r.stdout) : undefined, stderr: r.stderr };
+    };
+    const sd1 = { [CONV_IN]: [320, 4, 3, 3], [CROSS_K]: [320, 768], [SD1_TEXT]: [77, 768] };
+    const sd2 = { [CONV_IN]: [320, 4, 3, 3], [CROSS_K]: [320, 1024], [SD2_TEXT]: [77, 1024] };
+    assert.equal(plan(sd1).plan?.config, 'sd15');
+    assert.equal(plan({ ...sd1, [CONV_IN]: [320, 9, 3, 3] }).plan?.config, 'sd15-inpainting');
+    const v = plan(sd2);
+    assert.equal(v.plan?.config, 'sd21');
+    assert.match(v.stderr, /assumed SD 2\.x 768-v .* pass --prediction-type epsilon/);
+    assert.equal(plan(sd2, ['--prediction-type', 'epsilon']).plan?.config, 'sd21-base');
+    assert.equal(plan({ ...sd2, [CONV_IN]: [320, 9, 3, 3] }).plan?.config, 'sd2-inpainting');
+    const refusals: Array<[Record<string, number[]>, RegExp]> = [
+      [{ ...sd1, 'conditioner.embedders.1.model.transformer.resblocks.0.attn.in_proj_weight': [3, 3] }, /SDXL checkpoint; only SD 1\.x and 2\.x/],
+      [{ [CONV_IN]: [320, 4, 3, 3], [CROSS_K]: [320, 768] }, /no CLIP text encoder/],
+      [{ [SD1_TEXT]: [77, 768] }, /not a single-file Stable Diffusion checkpoint/],
+      [{ ...sd1, [CROSS_K]: [320, 4096] }, /4096 wide: neither SD 1\.x \(768\) nor SD 2\.x \(1024\)\. For other architectures pass --config DIR/],
+    ];
+    for (const [tensors, message] of refusals) {
+      const r = plan(tensors);
+      assert.equal(r.status, 2, r.stderr);
+      assert.match(r.stderr, message);
+    }
+    writeFileSync(join(box.dir, 'model.ckpt'), 'pickle');
+    const pickled = python([CONVERT_SCRIPT, join(box.dir, 'model.ckpt'), join(box.dir, 'out')]);
+    assert.match(pickled.stderr, /pickled checkpoints can run code when loaded; only \.safetensors/);
+    writeFileSync(join(box.dir, 'model.safetensors'), 'not safetensors at all');
+    assert.match(python([CONVERT_SCRIPT, join(box.dir, 'model.safetensors'), join(box.dir, 'out')]).stderr, /not a readable \.safetensors file/);
+  } finally {
+    box.cleanup();
+  }
 });
 
 test('a tiny checkpoint, converted (single file --fp16, and a diffusers folder), generates in the engine', { skip: noVenv, timeout: CONVERSION_TIMEOUT_MS }, async () => {
@@ -40,10 +100,10 @@ test('a tiny checkpoint, converted (single file --fp16, and a diffusers folder),
     assert.equal(made.status, 0, made.stderr);
     const checkpoint = join(box.dir, 'tiny-sd1.safetensors');
 
-    // Without --config the tool refuses to guess (offline: no hub), naming what it needs.
+    // The tiny architecture is no SD preset: without --config the tool refuses (offline: no hub lookup).
     const refused = python([CONVERT_SCRIPT, checkpoint, join(box.dir, 'nope')]);
     assert.equal(refused.status, 2);
-    assert.match(refused.stderr, /error: a single-file checkpoint needs --config DIR/);
+    assert.match(refused.stderr, /error: tiny-sd1\.safetensors: the U-Net's cross-attention is 32 wide: .* pass --config DIR/);
     assert.equal(existsSync(join(box.dir, 'nope')), false);
 
     const cmd = convertCommand({ source: checkpoint, config: join(box.dir, 'config'), fp16: true });
