@@ -156,7 +156,8 @@ export function guidanceEmbedding(guidanceScale: number, dim: number): Float32Ar
  * One noise prediction with classifier-free guidance: `uncond + g·(cond − uncond)`.
  * `input` is the already-scaled model input for one image, [Cin, h, w] (Cin includes the inpainting
  * mask and masked-image latents). Guidance runs as one batch-2 call when the U-Net's batch axis is
- * dynamic, as two calls otherwise, and not at all when `embeddings.uncond` is null.
+ * dynamic, as two calls otherwise, and not at all when `embeddings.uncond` is null. A control-ready
+ * U-Net also gets its ControlNet residuals, computed for each U-Net call from that call's own batch.
  */
 export async function predictNoise(
   model: LoadedModel,
