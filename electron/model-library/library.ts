@@ -196,6 +196,11 @@ export class ModelLibrary {
     for (const name of await readdir(join(library.modelsDir, STAGING_FOLDER))) {
       await rm(join(library.modelsDir, STAGING_FOLDER, name), { recursive: true, force: true });
     }
+    // Partial downloads whose row is gone (cancelled or failed while the app was being killed).
+    const known = new Set((library.stmt.downloads.all() as DownloadRow[]).map((r) => r.id));
+    for (const name of await readdir(join(library.modelsDir, DOWNLOADS_FOLDER))) {
+      if (!known.has(name)) await rm(join(library.modelsDir, DOWNLOADS_FOLDER, name), { recursive: true, force: true });
+    }
     await library.syncBundled(options.bundledDirs ?? BUNDLED_MODEL_DIRS);
     return library;
   }
@@ -490,6 +495,7 @@ export class ModelLibrary {
    * already running returns the running one.
    */
   startDownload(request: ModelDownloadRequest, onProgress: ProgressListener = () => undefined): DownloadHandle {
+    if (this.closed) throw new ModelLibraryError('E_INVALID_REQUEST', 'The model library is closed.');
     const normalized = normalizeDownloadRequest(request);
     const running = this.active.get(normalized.id);
     if (running) return { downloadId: normalized.id, done: running.done };

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { hashModelFolder } from '../../../electron/model-library/content-hash.js';
 import { ModelLibrary } from '../../../electron/model-library/library.js';
@@ -240,6 +240,20 @@ test('a referenced folder that disappears is listed as unavailable, not dropped'
     await lib.importFolder({ path: folder, copy: false });
     rmSync(folder, { recursive: true });
     assert.deepEqual(lib.list().map((m) => [m.id, m.available]), [['usb-stick-model', false]]);
+  } finally {
+    await lib.close();
+  }
+}));
+
+test('leftovers of a crash (a half copy, a partial download with no row) are removed at open', withBox(async (box) => {
+  for (const leftover of [join(box.modelsDir, '.staging', 'half-copy', 'unet'), join(box.modelsDir, '.downloads', 'f'.repeat(64), 'unet')]) {
+    mkdirSync(leftover, { recursive: true });
+    writeFileSync(join(leftover, 'model.onnx.part'), 'partial');
+  }
+  const lib = await openLibrary(box);
+  try {
+    assert.deepEqual(readdirSync(join(box.modelsDir, '.staging')), []);
+    assert.deepEqual(readdirSync(join(box.modelsDir, '.downloads')), []);
   } finally {
     await lib.close();
   }

@@ -79,8 +79,13 @@ export interface ServedRequest {
 }
 
 export interface ServerBehaviour {
-  /** Drop the connection after this many body bytes of `path`, on its first GET only. */
-  dropOnce?: { path: string; afterBytes: number };
+  /**
+   * Drop the connection after this many body bytes of `path`, on its first GET only; `before` (if set)
+   * is awaited between sending the bytes and dropping (fetch discards bytes it received but had not
+   * yet handed over when the body errors, so a test that wants an exact resume point waits for them
+   * to reach the disk).
+   */
+  dropOnce?: { path: string; afterBytes: number; before?: () => Promise<void> };
   /** Serve these files with some bytes flipped (same size). */
   corrupt?: string[];
   /** Send this many body bytes of `path`, then hang (until the client goes away), on every GET. */
@@ -150,7 +155,9 @@ export async function serveModel(dir: string, behaviour: ServerBehaviour = {}): 
     if (drop && drop.path === path && !dropped) {
       dropped = true;
       // A clean close (FIN) after the bytes, so the client has them all before it sees the body end early.
-      res.write(slice.subarray(0, drop.afterBytes), () => res.socket?.end());
+      res.write(slice.subarray(0, drop.afterBytes), () => {
+        void (drop.before?.() ?? Promise.resolve()).finally(() => res.socket?.end());
+      });
       return;
     }
     const stall = server.behaviour.stall;
