@@ -95,6 +95,8 @@ export class LoadedModel {
     if (!file) {
       throw new InvalidRequestError(`control.model: no ${CONTROLNET_SUBFOLDER}/model.onnx or model.onnx in ${resolve(dir)}`);
     }
+    // This folder's own ControlNet, named by path: reuse its session.
+    if (this.modules.controlNet && file === this.modules.controlNet.module.file) return this.modules.controlNet;
     let p = this.externalControlNets.get(file);
     if (!p) {
       p = ControlNet.open(file, file, this.settings, control);

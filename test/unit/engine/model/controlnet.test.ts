@@ -50,6 +50,12 @@ describe('a ControlNet-ready folder', () => {
     assert.deepEqual(JSON.parse(JSON.stringify(model.info)), model.info);
   });
 
+  test('naming the folder itself (or its controlnet/) reuses the folder ControlNet session', async () => {
+    assert.equal(await model.controlNetFor(CONTROL_DIR), model.modules.controlNet);
+    assert.equal(await model.controlNetFor(join(CONTROL_DIR, 'controlnet')), model.modules.controlNet);
+    assert.equal(await model.controlNetFor(undefined), model.modules.controlNet);
+  });
+
   test('plain U-Nets have no control', async () => {
     const plain = await openModelFolder(modelDir('tiny-sd1'), settings);
     try {
