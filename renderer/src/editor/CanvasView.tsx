@@ -5,15 +5,13 @@
  */
 import type Konva from 'konva';
 import { useCallback, useEffect, useLayoutEffect, useRef, useState } from 'react';
-import { Circle, Image as KImage, Layer, Rect, Stage } from 'react-konva';
+import { Image as KImage, Layer, Rect, Shape, Stage } from 'react-konva';
 import { useDocumentShape, useImageElement, useSourceUrl, useHashUrl } from '../app/hooks.js';
 import { doc, toolStore } from '../app/session.js';
 import { liveJobStore, stagingStore, useStore } from '../app/store.js';
-import type { PixelRect } from './mask.js';
+import { unionRect, type PixelRect } from './mask.js';
+import { MaskOverlay } from './mask-overlay.js';
 import { actualSize, fitToView, screenToImage, wheelZoom, type Viewport } from './viewport.js';
-
-/** The mask tint (a warm red that reads on most photos and on the dark theme). */
-const MASK_RGB = [255, 64, 96] as const;
 
 export interface ViewCommands {
   fit(): void;
@@ -35,7 +33,9 @@ export function CanvasView() {
   const [spaceHeld, setSpaceHeld] = useState(false);
   const panRef = useRef<{ x: number; y: number; view: Viewport } | null>(null);
   const maskLayerRef = useRef<Konva.Layer>(null);
-  const cursorRef = useRef<Konva.Circle>(null);
+  /** Where the brush cursor is (image pixels), and the device-pixel box it was last drawn in. */
+  const cursorAt = useRef<{ x: number; y: number; visible: boolean }>({ x: 0, y: 0, visible: false });
+  const cursorDrawn = useRef<{ x: number; y: number; w: number; h: number } | null>(null);
   const cursorLayerRef = useRef<Konva.Layer>(null);
 
   // ── images ────────────────────────────────────────────────────────────────────────────────
@@ -47,38 +47,16 @@ export function CanvasView() {
   const running = live !== null && staging.jobIds.includes(live.jobId) ? live : null;
   const preview = useImageElement(running?.preview ?? null);
 
-  // ── mask overlay canvas, at image resolution ─────────────────────────────────────────────
-  const [maskCanvas, setMaskCanvas] = useState<HTMLCanvasElement | null>(null);
-  const maskPixels = useRef<{ ctx: CanvasRenderingContext2D; data: ImageData } | null>(null);
-
-  const recolour = useCallback((rect: PixelRect) => {
-    const m = maskPixels.current;
-    if (!m || rect.width === 0 || rect.height === 0) return;
-    const { data: mask, width } = doc.mask;
-    const rgba = m.data.data;
-    for (let y = rect.y; y < rect.y + rect.height; y++) {
-      let i = y * width + rect.x;
-      let o = i * 4;
-      for (let x = 0; x < rect.width; x++, i++, o += 4) rgba[o + 3] = mask[i]!;
-    }
-    m.ctx.putImageData(m.data, 0, 0, rect.x, rect.y, rect.width, rect.height);
-  }, []);
+  // ── mask overlay, at image resolution, in tiles ──────────────────────────────────────────
+  const [overlay, setOverlay] = useState<MaskOverlay | null>(null);
+  const overlayRef = useRef<MaskOverlay | null>(null);
 
   const rebuildMask = useCallback(() => {
-    const canvas = document.createElement('canvas');
-    canvas.width = doc.width;
-    canvas.height = doc.height;
-    const ctx = canvas.getContext('2d', { willReadFrequently: false })!;
-    const data = ctx.createImageData(doc.width, doc.height);
-    for (let o = 0; o < data.data.length; o += 4) {
-      data.data[o] = MASK_RGB[0];
-      data.data[o + 1] = MASK_RGB[1];
-      data.data[o + 2] = MASK_RGB[2];
-    }
-    maskPixels.current = { ctx, data };
-    recolour(doc.mask.fullRect);
-    setMaskCanvas(canvas);
-  }, [recolour]);
+    const o = new MaskOverlay(doc.width, doc.height);
+    o.update(doc.mask, doc.mask.fullRect);
+    overlayRef.current = o;
+    setOverlay(o);
+  }, []);
 
   const fit = useCallback(() => {
     setView(fitToView(size.width, size.height, doc.width, doc.height));
@@ -96,20 +74,76 @@ export function CanvasView() {
     // Fit again only when the document's size or the view's size changes.
   }, [docSizeKey, size.width, size.height]);
 
+  /**
+   * The part of the mask overlay to redraw on the next frame: a rect (image pixels) while painting, or
+   * null for everything (the view moved, the layer's props changed). Redrawing only what a dab touched
+   * keeps a frame cheap on a 2048² mask, where a full redraw resamples the whole overlay.
+   */
+  const pendingMaskRect = useRef<PixelRect | null>(null);
+  const partialRedraw = useRef(false);
+  const lastDrawKey = useRef('');
   useEffect(
     () =>
       doc.subscribe((change) => {
         if (change.kind === 'mask') {
-          recolour(change.rect);
+          overlayRef.current?.update(doc.mask, change.rect);
+          pendingMaskRect.current = partialRedraw.current ? unionRect(pendingMaskRect.current, change.rect) : change.rect;
+          partialRedraw.current = true;
           maskLayerRef.current?.batchDraw();
         } else if (change.kind === 'document') {
-          if (maskPixels.current && maskCanvas && maskCanvas.width === doc.width && maskCanvas.height === doc.height) {
-            recolour(doc.mask.fullRect);
+          const o = overlayRef.current;
+          if (o && o.width === doc.width && o.height === doc.height) {
+            o.update(doc.mask, doc.mask.fullRect);
+            partialRedraw.current = false;
             maskLayerRef.current?.batchDraw();
           }
         }
       }),
-    [recolour, maskCanvas],
+    [],
+  );
+
+  const drawMask = useCallback(
+    (ctx: Konva.Context) => {
+      const native = ctx._context;
+      const layerCanvas = native.canvas;
+      const v = viewRef.current;
+      const ratio = layerCanvas.width / Math.max(1, size.width);
+      // A partial redraw is only right when nothing but mask pixels changed since the last draw.
+      const key = `${v.scale},${v.x},${v.y},${layerCanvas.width},${layerCanvas.height},${native.globalAlpha}`;
+      const partial = partialRedraw.current && lastDrawKey.current === key ? pendingMaskRect.current : null;
+      lastDrawKey.current = key;
+      partialRedraw.current = false;
+      pendingMaskRect.current = null;
+      if (!overlay) return;
+      native.save();
+      native.setTransform(1, 0, 0, 1, 0, 0);
+      const device = { scale: v.scale * ratio, x: v.x * ratio, y: v.y * ratio };
+      if (!partial) {
+        native.clearRect(0, 0, layerCanvas.width, layerCanvas.height);
+        overlay.draw(native, device);
+      } else {
+        // The dirty rect on screen, widened to whole device pixels so that clearing and redrawing meet
+        // exactly; then every image pixel that reaches into that box is drawn again, clipped to it.
+        const pad = 1;
+        const sx0 = Math.max(0, Math.floor((partial.x - pad) * device.scale + device.x));
+        const sy0 = Math.max(0, Math.floor((partial.y - pad) * device.scale + device.y));
+        const sx1 = Math.min(layerCanvas.width, Math.ceil((partial.x + partial.width + pad) * device.scale + device.x));
+        const sy1 = Math.min(layerCanvas.height, Math.ceil((partial.y + partial.height + pad) * device.scale + device.y));
+        if (sx1 > sx0 && sy1 > sy0) {
+          native.beginPath();
+          native.rect(sx0, sy0, sx1 - sx0, sy1 - sy0);
+          native.clip();
+          native.clearRect(sx0, sy0, sx1 - sx0, sy1 - sy0);
+          const ix0 = Math.max(0, Math.floor((sx0 - device.x) / device.scale));
+          const iy0 = Math.max(0, Math.floor((sy0 - device.y) / device.scale));
+          const ix1 = Math.min(doc.width, Math.ceil((sx1 - device.x) / device.scale));
+          const iy1 = Math.min(doc.height, Math.ceil((sy1 - device.y) / device.scale));
+          overlay.draw(native, device, { x: ix0, y: iy0, width: ix1 - ix0, height: iy1 - iy0 });
+        }
+      }
+      native.restore();
+    },
+    [overlay, size.width],
   );
 
   // ── layout ───────────────────────────────────────────────────────────────────────────────
@@ -143,6 +177,42 @@ export function CanvasView() {
     };
   }, []);
 
+  const toolRef = useRef(tool);
+  toolRef.current = tool;
+  const drawCursor = useCallback(
+    (ctx: Konva.Context) => {
+      const native = ctx._context;
+      const layerCanvas = native.canvas;
+      const ratio = layerCanvas.width / Math.max(1, size.width);
+      native.save();
+      native.setTransform(1, 0, 0, 1, 0, 0);
+      const last = cursorDrawn.current;
+      if (last) native.clearRect(last.x, last.y, last.w, last.h);
+      else native.clearRect(0, 0, layerCanvas.width, layerCanvas.height);
+      cursorDrawn.current = null;
+      const at = cursorAt.current;
+      if (at.visible) {
+        const v = viewRef.current;
+        const t = toolRef.current;
+        const cx = (at.x * v.scale + v.x) * ratio;
+        const cy = (at.y * v.scale + v.y) * ratio;
+        const r = Math.max(1, (t.size / 2) * v.scale * ratio);
+        native.lineWidth = 3 * ratio;
+        native.strokeStyle = 'rgba(0,0,0,0.8)';
+        native.beginPath();
+        native.arc(cx, cy, r, 0, Math.PI * 2);
+        native.stroke();
+        native.lineWidth = 1.25 * ratio;
+        native.strokeStyle = t.tool === 'brush' ? '#ffffff' : '#7dd3fc';
+        native.stroke();
+        const pad = 3 * ratio;
+        cursorDrawn.current = { x: Math.floor(cx - r - pad), y: Math.floor(cy - r - pad), w: Math.ceil(2 * (r + pad)) + 1, h: Math.ceil(2 * (r + pad)) + 1 };
+      }
+      native.restore();
+    },
+    [size.width],
+  );
+
   // ── pointer ──────────────────────────────────────────────────────────────────────────────
   const pointerPoint = (stage: Konva.Stage, evt: PointerEvent) => {
     const p = stage.getPointerPosition() ?? { x: 0, y: 0 };
@@ -153,10 +223,7 @@ export function CanvasView() {
   };
 
   const moveCursor = (x: number, y: number, visible: boolean) => {
-    const c = cursorRef.current;
-    if (!c) return;
-    c.position({ x, y });
-    c.visible(visible);
+    cursorAt.current = { x, y, visible };
     cursorLayerRef.current?.batchDraw();
   };
 
@@ -246,28 +313,13 @@ export function CanvasView() {
           {shown && <KImage image={shown} x={0} y={0} width={doc.width} height={doc.height} />}
           {preview && !staged && <KImage image={preview} x={0} y={0} width={doc.width} height={doc.height} opacity={0.95} />}
         </Layer>
-        <Layer ref={maskLayerRef} listening={false} visible={tool.maskVisible && !staged} opacity={tool.maskOpacity} imageSmoothingEnabled={false}>
-          {maskCanvas && <KImage image={maskCanvas} x={0} y={0} width={doc.width} height={doc.height} />}
+        {/* Drawn by hand (drawMask) so painting redraws only the dirty rect; Konva must not clear it first. */}
+        <Layer ref={maskLayerRef} listening={false} visible={tool.maskVisible && !staged} opacity={tool.maskOpacity} clearBeforeDraw={false}>
+          <Shape sceneFunc={drawMask} perfectDrawEnabled={false} />
         </Layer>
-        <Layer ref={cursorLayerRef} listening={false}>
-          <Circle ref={cursorRef} visible={false} radius={tool.size / 2} stroke="rgba(0,0,0,0.8)" strokeWidth={3 / view.scale} />
-          <Circle
-            visible={false}
-            radius={tool.size / 2}
-            stroke={tool.tool === 'brush' ? '#ffffff' : '#7dd3fc'}
-            strokeWidth={1.25 / view.scale}
-            ref={(node) => {
-              // The light ring follows the dark one; one node moves, both are drawn.
-              if (node && cursorRef.current) {
-                const dark = cursorRef.current;
-                dark.off('xChange.ring yChange.ring visibleChange.ring');
-                dark.on('xChange.ring yChange.ring visibleChange.ring', () => {
-                  node.position(dark.position());
-                  node.visible(dark.visible());
-                });
-              }
-            }}
-          />
+        {/* The cursor clears only the box it drew last time, so a move damages two small rects, not the view. */}
+        <Layer ref={cursorLayerRef} listening={false} clearBeforeDraw={false}>
+          <Shape sceneFunc={drawCursor} perfectDrawEnabled={false} />
         </Layer>
       </Stage>
     </div>
