@@ -125,10 +125,6 @@ function isInside(parent: string, child: string): boolean {
   return rel !== '' && !rel.startsWith('..') && !rel.startsWith(sep) && !rel.includes(`..${sep}`);
 }
 
-function errorCode(err: unknown): string | undefined {
-  return (err as { code?: unknown } | null)?.code as string | undefined;
-}
-
 export class ModelLibrary {
   private readonly stmt: Record<
     | 'all' | 'byId' | 'byHash' | 'byDir' | 'insert' | 'remove' | 'clearDefault' | 'setDefault' | 'setProviders'
@@ -348,38 +344,36 @@ export class ModelLibrary {
   }, also?: () => void): LibraryModel {
     const { info, sessions } = row.inspection;
     let id = '';
-    try {
-      this.db.transaction(() => {
-        this.throwIfDuplicate(row.identity.contentHash);
-        id = this.uniqueId(row.name);
-        this.stmt.insert.run({
-          id,
-          name: row.name,
-          origin: row.origin,
-          source: row.source,
-          dir: row.dir,
-          info_json: JSON.stringify(info),
-          kind: info.kind,
-          family: info.family,
-          prediction_type: info.predictionType,
-          precision: info.precision,
-          native_width: info.nativeResolution.width,
-          native_height: info.nativeResolution.height,
-          providers_json: JSON.stringify([...new Set(Object.values(sessions.providers))]),
-          size_bytes: row.identity.sizeBytes,
-          content_hash: row.identity.contentHash,
-          fingerprint: row.identity.fingerprint,
-          added_at: this.clock(),
-        });
-        also?.();
-      }).immediate();
-    } catch (err) {
-      if (errorCode(err) === 'SQLITE_CONSTRAINT_UNIQUE' && String((err as Error).message).includes('models.dir')) {
-        const existing = this.stmt.byDir.get(row.dir) as ModelRow;
-        throw new ModelLibraryError('E_DUPLICATE', `The folder ${row.dir} is already in the library as "${existing.name}".`, { existingId: existing.id });
+    // Checked in the write transaction (BEGIN IMMEDIATE: writers are serialized), so two imports of the
+    // same model can't both pass; the schema has no unique indexes for these (see 002-models.sql).
+    this.db.transaction(() => {
+      this.throwIfDuplicate(row.identity.contentHash);
+      const sameDir = this.stmt.byDir.get(row.dir) as ModelRow | undefined;
+      if (sameDir) {
+        throw new ModelLibraryError('E_DUPLICATE', `The folder ${row.dir} is already in the library as "${sameDir.name}".`, { existingId: sameDir.id });
       }
-      throw err;
-    }
+      id = this.uniqueId(row.name);
+      this.stmt.insert.run({
+        id,
+        name: row.name,
+        origin: row.origin,
+        source: row.source,
+        dir: row.dir,
+        info_json: JSON.stringify(info),
+        kind: info.kind,
+        family: info.family,
+        prediction_type: info.predictionType,
+        precision: info.precision,
+        native_width: info.nativeResolution.width,
+        native_height: info.nativeResolution.height,
+        providers_json: JSON.stringify([...new Set(Object.values(sessions.providers))]),
+        size_bytes: row.identity.sizeBytes,
+        content_hash: row.identity.contentHash,
+        fingerprint: row.identity.fingerprint,
+        added_at: this.clock(),
+      });
+      also?.();
+    }).immediate();
     return this.get(id);
   }
 
