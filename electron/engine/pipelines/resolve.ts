@@ -5,6 +5,8 @@
 import { InvalidRequestError } from '../../shared/errors.js';
 import { GENERATION_MODES, INPAINT_AREAS, SAMPLERS, type GenerationParams } from '../../shared/generation.js';
 import type { LoadedModel } from '../model/model-folder.js';
+import { createScheduler } from '../schedulers/index.js';
+import { SchedulerConfigError, SchedulerInputError } from '../schedulers/errors.js';
 import { MAX_SEED } from '../tensor/rng.js';
 import type { GenerateRequest } from './types.js';
 
@@ -90,6 +92,17 @@ export function resolveParams(model: LoadedModel, req: GenerateRequest): Generat
   }
   const maskBlur = req.maskBlur ?? DEFAULT_MASK_BLUR;
   checkNumber('maskBlur', maskBlur, 0, MAX_MASK_BLUR);
+
+  // The schedule itself must be possible (e.g. PNDM's leading spacing with steps_offset 1 tops out
+  // below num_train_timesteps steps; LCM below its original_inference_steps).
+  try {
+    createScheduler(sampler, model.schedulerConfig).setTimesteps(steps, needsImage && strength < 1 ? { strength } : {});
+  } catch (err) {
+    if (err instanceof SchedulerInputError || err instanceof SchedulerConfigError) {
+      throw new InvalidRequestError(`${sampler} cannot run ${steps} steps${needsImage && strength < 1 ? ` at strength ${strength}` : ''}: ${err.message}`);
+    }
+    throw err;
+  }
 
   const inpaintArea = req.inpaintArea ?? 'whole';
   if (!INPAINT_AREAS.includes(inpaintArea)) {

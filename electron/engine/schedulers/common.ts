@@ -266,6 +266,21 @@ export function checkSteps(steps: number, numTrainTimesteps: number, className: 
   }
 }
 
+/**
+ * Every timestep must index ᾱ: "leading" spacing plus steps_offset can overshoot (SD's PNDM/DDIM config,
+ * offset 1, at 1000 steps gives timestep 1000). diffusers fails there with an IndexError mid-run; we
+ * refuse up front and say how many steps do fit.
+ */
+export function checkTimestepsInRange(timesteps: readonly number[], numTrainTimesteps: number, className: string, fits: (n: number) => boolean): void {
+  const max = Math.max(...timesteps);
+  if (max < numTrainTimesteps) return;
+  let most = timesteps.length;
+  while (most > 1 && !fits(most)) most--;
+  throw new SchedulerInputError(
+    `${className}: ${timesteps.length} steps reach timestep ${max}, past the ${numTrainTimesteps} training timesteps; use at most ${most} steps`,
+  );
+}
+
 /** Strength is in (0, 1]; it must leave at least one step to run. */
 export function checkStrength(strength: number, steps: number): void {
   if (!(typeof strength === 'number' && strength > 0 && strength <= 1)) {

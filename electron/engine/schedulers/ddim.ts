@@ -6,6 +6,7 @@
 import type { SamplerName } from '../../shared/generation.js';
 import type { SchedulerConfigReader } from './config.js';
 import {
+  checkTimestepsInRange,
   addNoiseWithAlpha,
   alphaAt,
   checkSameLength,
@@ -82,6 +83,7 @@ export class DdimScheduler implements Scheduler {
     } else {
       this.schedule = trailingTimesteps(T, T, steps);
     }
+    checkTimestepsInRange(this.schedule, T, 'DDIMScheduler', (n) => (n - 1) * Math.floor(T / n) + this.stepsOffset < T);
     const start = opts.strength === undefined ? 0 : img2imgStart(steps, opts.strength) * this.order;
     this.active = Object.freeze(this.schedule.slice(start));
   }

@@ -10,6 +10,7 @@ import type { SchedulerConfigReader } from './config.js';
 import { SchedulerInputError } from './errors.js';
 import {
   addNoiseWithAlpha,
+  checkTimestepsInRange,
   alphaAt,
   checkSameLength,
   checkStrength,
@@ -96,6 +97,7 @@ export class PndmScheduler implements Scheduler {
     } else {
       ascending = trailingTimesteps(T, T, steps).reverse();
     }
+    checkTimestepsInRange(ascending, T, 'PNDMScheduler', (n) => (n - 1) * Math.floor(T / n) + this.stepsOffset < T);
 
     let plms: number[];
     if (this.skipPrkSteps) {

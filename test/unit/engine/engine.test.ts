@@ -93,6 +93,8 @@ describe('Engine', () => {
     const bad: Array<[object, RegExp]> = [
       [{ width: 60 }, /multiples of 8/],
       [{ steps: 0 }, /steps must be an integer/],
+      // SD's PNDM config (leading, steps_offset 1) overshoots ᾱ at 1000 steps; diffusers fails mid-run.
+      [{ steps: 1000, sampler: 'pndm' }, /pndm cannot run 1000 steps: .*use at most 999 steps/],
       [{ cfg: Number.NaN }, /cfg must be a number/],
       [{ seed: -1 }, /seed must be an integer/],
       [{ sampler: 'lcm' }, /needs an LCM model/],
