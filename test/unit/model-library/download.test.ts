@@ -152,6 +152,31 @@ test('a download interrupted by an app restart resumes from disk in a new librar
   }
 }));
 
+test('a server that keeps failing leaves a resumable download; resuming later finishes it', withServer({ failGet: { path: WEIGHTS, status: 503 } }, async (box, server) => {
+  const lib = await openLibrary(box);
+  try {
+    const events: ModelDownloadProgress[] = [];
+    const first = lib.startDownload({ name: 'flaky', files: server.manifest() }, (p) => events.push(p));
+    await assert.rejects(first.done, (err: unknown) => {
+      assert.equal((err as { code?: string }).code, 'E_DOWNLOAD');
+      assert.match((err as Error).message, /unet\/weights\.pb: the download kept failing \(HTTP 503\); it can be resumed later/);
+      return true;
+    });
+    assert.equal(events.at(-1)!.phase, 'failed');
+    assert.equal(server.requests.filter((r) => r.method === 'GET' && r.path === WEIGHTS).length, 4, 'one try and 3 retries');
+    const [pending] = await lib.pendingDownloads();
+    assert.equal(pending?.downloadId, first.downloadId);
+    assert.ok(pending!.receivedBytes > 0, 'the files before it are kept');
+
+    server.behaviour.failGet = undefined;
+    const model = await lib.resumeDownload(first.downloadId).done;
+    assert.deepEqual(readFolder(model.dir), server.files);
+    assert.deepEqual(await lib.pendingDownloads(), []);
+  } finally {
+    await lib.close();
+  }
+}));
+
 test('a corrupt file (sha256 mismatch) is rejected and everything is cleaned up', withServer({ corrupt: [WEIGHTS] }, async (box, server) => {
   const lib = await openLibrary(box);
   try {

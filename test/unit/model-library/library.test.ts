@@ -7,6 +7,7 @@ import { ModelLibrary } from '../../../electron/model-library/library.js';
 import { HistoryStore } from '../../../electron/history/store.js';
 import { ModelLibraryError } from '../../../electron/shared/model-library.js';
 import { modelDir } from '../../support/engine-fixtures.js';
+import { canMount, mountSmallDisk } from '../../support/history-mounts.js';
 import { noiseImage, params } from '../../support/history-fixtures.js';
 import { copyFixture, openLibrary, readFolder, sandbox, TINY_SD1, type Sandbox } from './support.js';
 
@@ -256,5 +257,25 @@ test('leftovers of a crash (a half copy, a partial download with no row) are rem
     assert.deepEqual(readdirSync(join(box.modelsDir, '.downloads')), []);
   } finally {
     await lib.close();
+  }
+}));
+
+test('a copy that does not fit is refused up front with E_DISK_FULL, nothing left behind', { skip: canMount() ? false : 'needs `mount -t tmpfs` (CAP_SYS_ADMIN) to make a small disk' }, withBox(async (box) => {
+  const disk = mountSmallDisk(256 * 1024); // tiny-sd1 is 0.69 MB
+  const lib = await openLibrary(box, { modelsDir: disk.dir });
+  try {
+    await assert.rejects(lib.importFolder({ path: TINY_SD1, copy: true }), (err: unknown) => {
+      assert.equal((err as { code?: string }).code, 'E_DISK_FULL');
+      assert.match((err as Error).message, /needs 0\.7 MB more but only 0\.\d MB is free/);
+      return true;
+    });
+    assert.deepEqual(lib.list(), []);
+    assert.deepEqual(readdirSync(disk.dir).sort(), ['.downloads', '.staging']);
+    assert.deepEqual(readdirSync(join(disk.dir, '.staging')), []);
+    // Referencing in place needs no space.
+    assert.equal((await lib.importFolder({ path: TINY_SD1, copy: false })).origin, 'referenced');
+  } finally {
+    await lib.close();
+    disk.dispose();
   }
 }));

@@ -92,6 +92,8 @@ export interface ServerBehaviour {
   stall?: { path: string; afterBytes: number };
   /** Answer HEAD without Content-Length and GET without Content-Length (chunked). */
   hideLengths?: boolean;
+  /** Answer every GET of `path` with this HTTP status (e.g. 503: the server is down for a while). */
+  failGet?: { path: string; status: number };
 }
 
 export interface ModelServer {
@@ -143,6 +145,11 @@ export async function serveModel(dir: string, behaviour: ServerBehaviour = {}): 
       }
       status = 206;
       headers['content-range'] = `bytes ${start}-${body.length - 1}/${body.length}`;
+    }
+    const fail = server.behaviour.failGet;
+    if (fail && fail.path === path && req.method === 'GET') {
+      res.writeHead(fail.status).end();
+      return;
     }
     const slice = body.subarray(start);
     if (!server.behaviour.hideLengths) headers['content-length'] = slice.length;
