@@ -115,8 +115,9 @@ function slug(text: string): string {
   const cleaned = text
     .replace(/[^\p{L}\p{N}._ -]/gu, '-')
     .replace(/^[^\p{L}\p{N}_]+/u, '')
-    .trim()
-    .slice(0, MAX_ID_CHARS);
+    .slice(0, MAX_ID_CHARS)
+    // Also a folder name: Windows drops trailing dots and spaces.
+    .replace(/[. ]+$/u, '');
   return cleaned === '' ? 'model' : cleaned;
 }
 
@@ -448,7 +449,8 @@ export class ModelLibrary {
       const target = this.uniqueFolder(name);
       await rename(staging, target);
       try {
-        return this.insert({ name, origin: 'copied', source, dir: target, inspection, identity: await hashModelFolder(target) });
+        // A rename keeps names, sizes and mtimes: the copy's identity is the installed folder's.
+        return this.insert({ name, origin: 'copied', source, dir: target, inspection, identity: copied });
       } catch (err) {
         await rm(target, { recursive: true, force: true });
         throw err;
