@@ -219,8 +219,15 @@ export class Host {
         : undefined;
     const mask = req.mask !== undefined ? Buffer.from(req.mask, 'base64') : undefined;
     const engineRequest: GenerateRequest = { mode: req.mode, prompt: req.prompt, seed: req.seed };
-    for (const key of ['negativePrompt', 'steps', 'cfg', 'sampler', 'width', 'height', 'strength', 'maskBlur'] as const) {
+    for (const key of ['negativePrompt', 'steps', 'cfg', 'sampler', 'width', 'height', 'strength', 'maskBlur', 'inpaintArea', 'maskPadding'] as const) {
       if (req[key] !== undefined) (engineRequest as unknown as Record<string, unknown>)[key] = req[key];
+    }
+    if (req.control) {
+      engineRequest.control = {
+        image: Buffer.from(req.control.image, 'base64'),
+        scale: req.control.scale,
+        ...(req.control.controlnetPath !== undefined ? { model: req.control.controlnetPath } : {}),
+      };
     }
     if (initImage) engineRequest.initImage = initImage;
     if (mask) engineRequest.mask = mask;

@@ -10,7 +10,7 @@
  */
 import { z } from 'zod';
 import { InvalidRequestError } from './errors.js';
-import { GENERATION_MODES, SAMPLERS } from './generation.js';
+import { GENERATION_MODES, INPAINT_AREAS, SAMPLERS } from './generation.js';
 import type { ExecutionProviderName } from './generation.js';
 import { HISTORY_PAGE_MAX } from './history.js';
 
@@ -22,6 +22,8 @@ export const MAX_CFG = 50;
 export const MIN_SIDE = 8;
 export const MAX_SIDE = 4096;
 export const MAX_MASK_BLUR = 256;
+export const MAX_MASK_PADDING = 1024;
+export const MAX_CONTROL_SCALE = 2;
 /** Seeds are integers in [0, 2^53 − 1] (the engine's MAX_SEED). */
 export const MAX_SEED = Number.MAX_SAFE_INTEGER;
 /** Longest file path we accept: PATH_MAX on Linux. */
@@ -107,6 +109,21 @@ export const generateRequestSchema = z
     initImageHash: imageHashSchema.optional(),
     /** inpaint: the mask, base64 of its file bytes; white = repaint. */
     mask: base64ImageSchema.optional(),
+    /** inpaint: repaint the whole picture at width×height, or only a crop around the mask ("only masked"). */
+    inpaintArea: z.enum(INPAINT_AREAS).optional(),
+    /** inpaint, "masked" area: pixels of context around the mask. */
+    maskPadding: z.number().int().min(0).max(MAX_MASK_PADDING).optional(),
+    /**
+     * ControlNet: the control image (e.g. a segmentation map), its conditioning scale, and optionally a
+     * ControlNet folder (default: the model folder's own controlnet/).
+     */
+    control: z
+      .strictObject({
+        image: base64ImageSchema,
+        scale: z.number().min(0).max(MAX_CONTROL_SCALE),
+        controlnetPath: filePathSchema.optional(),
+      })
+      .optional(),
     /** The history item this generation was made from. */
     parentId: historyIdSchema.optional(),
     /** Default: the selected model. */
@@ -122,6 +139,9 @@ export const generateRequestSchema = z
     }
     if (req.mode === 'inpaint' && req.mask === undefined) {
       ctx.addIssue({ code: 'custom', path: ['mask'], message: 'inpaint needs a mask (white = repaint)' });
+    }
+    if (req.mode !== 'inpaint' && (req.inpaintArea !== undefined || req.maskPadding !== undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['inpaintArea'], message: `inpaintArea and maskPadding are only for inpaint, not ${req.mode}` });
     }
     if (req.mode !== 'inpaint' && req.mask !== undefined) {
       ctx.addIssue({ code: 'custom', path: ['mask'], message: `a mask is only for inpaint, not ${req.mode}` });
