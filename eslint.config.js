@@ -7,9 +7,9 @@ const LAYERS = {
   'electron/shared': [],
   'electron/engine': ['electron/shared'],
   'electron/history': ['electron/shared'],
-  'electron/host': ['electron/shared', 'electron/engine', 'electron/history'],
+  'electron/host': ['electron/shared', 'electron/engine', 'electron/history', 'electron/model-library'],
   'electron/model-library': ['electron/shared', 'electron/engine', 'electron/history'],
-  'electron/main': ['electron/shared', 'electron/host', 'electron/engine', 'electron/history'],
+  'electron/main': ['electron/shared', 'electron/host', 'electron/engine', 'electron/history', 'electron/model-library'],
   'electron/preload': ['electron/shared'],
 };
 const ALL = Object.keys(LAYERS);

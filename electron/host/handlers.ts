@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { constants } from 'node:fs';
 import { access, mkdir, readFile } from 'node:fs/promises';
 import type { Handlers } from '../shared/contract.js';
-import { StudioError } from '../shared/errors.js';
+import { serializeError, StudioError } from '../shared/errors.js';
 import type { Host } from './host.js';
 
 /** A seed drawn for a request without one: 32 bits, like A1111's random seeds. */
@@ -23,13 +23,17 @@ async function assertWritableFolder(folder: string): Promise<void> {
   }
 }
 
+/** Engine errors that mean there is no engine process to hold sessions (nothing to unload). */
+const ENGINE_GONE = new Set(['E_ENGINE_CRASHED', 'E_ENGINE_CLOSED']);
+
 export function createHandlers(host: Host) {
-  const { history, queue, models, settings, engine } = host;
+  const { history, queue, library, settings, engine } = host;
 
   const handlers = {
     async generate(req) {
       const modelId = req.modelId ?? host.defaultModelId();
-      models.get(modelId);
+      const model = library.get(modelId);
+      if (!model.available) throw new StudioError('E_NOT_FOUND', `The folder of the model "${model.name}" is missing (${model.dir}); import it again or pick another model.`);
       if (req.parentId !== undefined) history.get(req.parentId);
       if (req.initImageHash !== undefined && !existsSync(history.imagePath(req.initImageHash))) {
         throw new StudioError('E_NOT_FOUND', `initImageHash: no image ${req.initImageHash} in history.`);
@@ -112,31 +116,54 @@ export function createHandlers(host: Host) {
     },
 
     async 'models.list'() {
-      const list = models.list();
-      const selected = settings.read().selectedModelId;
-      return { models: list, selectedId: selected && models.find(selected) ? selected : (list[0]?.id ?? null) };
+      const models = library.list();
+      const defaultId = models.find((m) => m.isDefault)?.id ?? null;
+      return { models, defaultId, selectedId: defaultId, downloads: await host.downloads() };
     },
     async 'models.info'({ modelId }) {
-      const model = models.get(modelId);
-      const { info, sessions } = await engine.info(model.dir);
-      return { model, info, sessions };
+      return library.info(modelId);
     },
-    async 'models.import'({ path }) {
-      if (!existsSync(path)) throw new StudioError('E_NOT_FOUND', `path: no folder ${path}.`);
-      // The engine opens it first: a folder it can't run is never registered.
-      await engine.info(path);
-      return models.add(path);
+    async 'models.import'(request) {
+      // The engine opens the folder first (the library's validator): a folder it can't run is never added.
+      const model = await library.importFolder(request);
+      // A copy runs from the models folder: the sessions opened on the original are not needed.
+      if (model.dir !== model.source) host.releaseModel(model.source);
+      return model;
+    },
+    async 'models.download'(request) {
+      const { name, files, urls } = request;
+      return { downloadId: host.startDownload(files ? { name, files } : { name, urls: urls! }) };
+    },
+    async 'models.cancelDownload'({ downloadId }) {
+      if (!(await library.cancelDownload(downloadId))) throw new StudioError('E_NOT_FOUND', `No download ${downloadId} (it may have finished already).`);
+      return { downloadId, cancelled: true } as const;
+    },
+    async 'models.remove'({ modelId }) {
+      const model = library.get(modelId);
+      // Its sessions go first (after a job that is using them), so no file is deleted under the engine.
+      // A bundled model is refused by the library (E_READ_ONLY) and keeps its sessions.
+      if (!model.readOnly) {
+        try {
+          await engine.unload(model.dir);
+        } catch (err) {
+          if (!ENGINE_GONE.has(serializeError(err).code)) throw err;
+        }
+        host.releaseModel(model.dir);
+      }
+      await library.remove(modelId);
+      return { removed: modelId, defaultId: library.defaultModel()?.id ?? null };
+    },
+    async 'models.setDefault'({ modelId }) {
+      return { defaultId: library.setDefault(modelId).id };
     },
     async 'models.select'({ modelId }) {
-      models.get(modelId);
-      settings.write({ selectedModelId: modelId });
-      return { selectedId: modelId };
+      return { selectedId: library.setDefault(modelId).id };
     },
 
     async 'settings.get'() {
       const stored = settings.read();
       const effective = await engine.effectiveSettings();
-      return { ...effective, outputFolder: stored.outputFolder, selectedModelId: stored.selectedModelId };
+      return { ...effective, outputFolder: stored.outputFolder, selectedModelId: library.defaultModel()?.id ?? null };
     },
     async 'settings.set'(patch) {
       if (patch.outputFolder) await assertWritableFolder(patch.outputFolder);
@@ -152,14 +179,14 @@ export function createHandlers(host: Host) {
         });
       }
       const effective = await engine.effectiveSettings();
-      return { ...effective, outputFolder: stored.outputFolder, selectedModelId: stored.selectedModelId };
+      return { ...effective, outputFolder: stored.outputFolder, selectedModelId: library.defaultModel()?.id ?? null };
     },
 
     async 'app.info'() {
       return { ...host.appInfo, engine: engine.status };
     },
     async tokenize({ text, modelId }) {
-      const model = models.get(modelId ?? host.defaultModelId());
+      const model = library.get(modelId ?? host.defaultModelId());
       const tokenizer = await host.tokenizer(model.dir);
       const { count, truncated } = tokenizer.encode(text);
       // BOS and EOS take two of the sequence's positions.

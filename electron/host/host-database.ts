@@ -1,7 +1,8 @@
 /**
  * The host's own database, `host.sqlite` in the data folder, apart from the history store's: the job
- * queue (so queued jobs survive a restart), the settings, and the model registry. Same settings and
- * migration scheme as the history database (WAL, synchronous FULL, `user_version`).
+ * queue (so queued jobs survive a restart) and the settings. Same settings and migration scheme as the
+ * history database (WAL, synchronous FULL, `user_version`). The models live in the model library's
+ * tables of the history database (electron/model-library).
  */
 import { join } from 'node:path';
 import { openDatabase, type Migration, type SqliteDatabase } from '../history/database.js';
@@ -48,7 +49,22 @@ export const HOST_MIGRATIONS: Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: '002-models-to-library',
+    // The model library (history.sqlite) replaced the host's registry. The rows are kept under a new
+    // name until the host has imported each folder into the library (importLegacyModels in host.ts),
+    // which then drops the table: a crash before that finishes imports them at the next start. The
+    // library hashes folders itself, so the hash cache goes now.
+    sql: `
+      ALTER TABLE models RENAME TO legacy_models;
+      DROP TABLE model_hashes;
+    `,
+  },
 ];
+
+/** The pre-library registry's table, present until its rows are imported (migration 2). */
+export const LEGACY_MODELS_TABLE = 'legacy_models';
 
 export function openHostDatabase(dataDir: string): SqliteDatabase {
   return openDatabase(join(dataDir, HOST_DATABASE_FILE), HOST_MIGRATIONS);

@@ -1,12 +1,13 @@
 /**
- * The host: everything behind the contract. It owns the history store, the host database (job queue,
- * settings, models), and the engine process, and answers every channel through one handler table
+ * The host: everything behind the contract. It owns the history store, the model library (in the
+ * history database), the host database (job queue, settings), and the engine process, and answers
+ * every channel through one handler table
  * (handlers.ts). Both front doors (Electron IPC in electron/main, `studio serve` in server.ts) call
  * `invoke` and `subscribe`, and nothing else.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { copyFile, mkdir, readFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { dirname, join, relative, resolve, sep } from 'node:path';
 import sharp from 'sharp';
 import type {
   AppInfo,
@@ -15,11 +16,13 @@ import type {
   EventName,
   Events,
   InvokeResult,
+  ModelDownloadEntry,
   StudioEvent,
 } from '../shared/contract.js';
 import { isChannel, parseRequest } from '../shared/contract-schemas.js';
-import { InvalidRequestError, serializeError, StudioError } from '../shared/errors.js';
+import { InvalidRequestError, isSerializedError, ModelFolderError, serializeError, StudioError } from '../shared/errors.js';
 import type { HistoryItem } from '../shared/history.js';
+import type { ModelDownloadProgress, ModelDownloadRequest } from '../shared/model-library.js';
 import type { GenerateRequest } from '../engine/pipelines/types.js';
 import { ClipTokenizer } from '../engine/tokenizer/clip-tokenizer.js';
 import type { SqliteDatabase } from '../history/database.js';
@@ -28,17 +31,23 @@ import { HistoryStore } from '../history/store.js';
 import { EngineClient } from './engine-process/engine-client.js';
 import type { EngineLauncher } from './engine-process/launcher.js';
 import type { EngineProcessSettings } from './engine-process/protocol.js';
+import { ModelLibrary } from '../model-library/library.js';
+import type { ModelInspection } from '../model-library/inspect.js';
 import { createHandlers } from './handlers.js';
-import { openHostDatabase } from './host-database.js';
+import { LEGACY_MODELS_TABLE, openHostDatabase } from './host-database.js';
 import { JobQueue, type JobRunner } from './job-queue.js';
-import { ModelHashes, ModelRegistry } from './model-registry.js';
 import { SettingsStore } from './settings-store.js';
 
 export interface HostOptions {
   /** The data folder: history (images, database) and host.sqlite. Created if needed. */
   dataDir: string;
   frontDoor?: AppInfo['frontDoor'];
-  /** The model that ships with the app, if any (listed first, selected when nothing else is). */
+  /**
+   * The models that ship with the app (read-only in the library; absent folders are left out). Default:
+   * `bundledModelDir` and its `emoji-ldm-inpaint` sibling, or none.
+   */
+  bundledModelDirs?: readonly string[];
+  /** The main bundled model (native-models/emoji-ldm); see bundledModelDirs. */
   bundledModelDir?: string | null;
   /** How the engine process is started (default: Node fork with tsx; Electron passes utilityProcess). */
   engineLauncher?: EngineLauncher;
@@ -51,6 +60,28 @@ export interface HostOptions {
 }
 
 const APP_NAME = 'Latent Studio';
+/** The bundled inpainting model, shipped next to the main one in native-models/. */
+const BUNDLED_INPAINT_FOLDER = 'emoji-ldm-inpaint';
+
+function bundledDirsFrom(options: HostOptions): string[] {
+  if (options.bundledModelDirs) return [...options.bundledModelDirs];
+  if (!options.bundledModelDir) return [];
+  return [options.bundledModelDir, join(dirname(options.bundledModelDir), BUNDLED_INPAINT_FOLDER)];
+}
+
+/** Errors from the engine process arrive as plain data; the library and the handlers want StudioErrors. */
+function fromEngine(err: unknown): unknown {
+  if (err instanceof Error || !isSerializedError(err)) return err;
+  if (err.code === 'E_MODEL_FOLDER') return new ModelFolderError(err.message);
+  const revived = new StudioError(err.code, err.message);
+  revived.name = err.name;
+  return revived;
+}
+
+function isInside(parent: string, child: string): boolean {
+  const rel = relative(parent, child);
+  return rel !== '' && !rel.startsWith('..') && !rel.startsWith(sep);
+}
 
 function packageVersion(): string {
   try {
@@ -76,12 +107,16 @@ function rgbToPngBase64(image: { rgb: Uint8Array; width: number; height: number 
 export class Host {
   private readonly listeners = new Set<EventListener>();
   private readonly tokenizers = new Map<string, Promise<ClipTokenizer>>();
-  private readonly handlers: ReturnType<typeof createHandlers>;
+  private handlers!: ReturnType<typeof createHandlers>;
   private closed = false;
+  /** Downloads running in this session, with their latest progress (null before the first event). */
+  private readonly activeDownloads = new Map<string, { name: string; progress: ModelDownloadProgress | null }>();
   readonly queue: JobQueue;
   readonly engine: EngineClient;
-  readonly models: ModelRegistry;
-  readonly modelHashes: ModelHashes;
+  /** Set by open() before anything is served. */
+  library!: ModelLibrary;
+  /** Where the library keeps copied and downloaded models. */
+  readonly modelsDir: string;
   readonly settings: SettingsStore;
   readonly appInfo: Omit<AppInfo, 'engine'>;
   private readonly previewEvery: number;
@@ -92,9 +127,8 @@ export class Host {
     private readonly db: SqliteDatabase,
     options: HostOptions,
   ) {
-    this.models = new ModelRegistry(db, options.bundledModelDir && existsSync(options.bundledModelDir) ? options.bundledModelDir : null);
-    this.modelHashes = new ModelHashes(db);
     this.settings = new SettingsStore(db);
+    this.modelsDir = join(dataDir, 'models');
     this.previewEvery = options.previewEvery ?? 1;
     const stored = this.settings.read();
     const engineSettings: EngineProcessSettings = {
@@ -120,10 +154,12 @@ export class Host {
       arch: process.arch,
       versions: { node: process.versions.node, electron: options.electronVersion ?? null },
     };
-    this.handlers = createHandlers(this);
   }
 
-  /** Opens the data folder, starts the engine process and resumes the queue. */
+  /**
+   * Opens the data folder, starts the engine process, opens the model library (importing an older
+   * version's models once), resumes unfinished downloads and then the queue.
+   */
   static async open(options: HostOptions): Promise<Host> {
     const dataDir = resolve(options.dataDir);
     await mkdir(dataDir, { recursive: true });
@@ -137,8 +173,118 @@ export class Host {
     }
     const host = new Host(dataDir, history, db, options);
     host.engine.start().catch(() => undefined);
+    try {
+      host.library = await ModelLibrary.openInDataDir(join(dataDir, 'history'), {
+        modelsDir: host.modelsDir,
+        bundledDirs: bundledDirsFrom(options),
+        inspect: (dir) => host.inspectModel(dir),
+      });
+      for (const problem of host.library.bundledProblems) {
+        console.error(`studio host: the bundled model ${problem.dir} can't be used: ${problem.error}`);
+      }
+      await host.importLegacyModels();
+    } catch (err) {
+      await host.library?.close();
+      await host.engine.close();
+      db.close();
+      history.close();
+      throw err;
+    }
+    host.handlers = createHandlers(host);
+    await host.resumeDownloads();
     host.queue.start();
     return host;
+  }
+
+  /**
+   * The library's validator: the engine process opens the folder (where generation happens, so a
+   * referenced model's sessions are ready for its first job). A folder being assembled in the models
+   * folder (a download) is released again, since the model will run from where it is moved to.
+   */
+  private async inspectModel(dir: string): Promise<ModelInspection> {
+    let inspection: ModelInspection;
+    try {
+      inspection = await this.engine.info(dir);
+    } catch (err) {
+      throw fromEngine(err);
+    }
+    if (isInside(this.modelsDir, resolve(dir))) this.releaseModel(dir);
+    return inspection;
+  }
+
+  /** Frees a folder's engine sessions in the background (they wait for a running job to finish). */
+  releaseModel(dir: string): void {
+    this.tokenizers.delete(dir);
+    this.engine.unload(dir).catch(() => undefined);
+  }
+
+  /**
+   * Moves the models an older version registered in host.sqlite (migration 2 renamed the table) into
+   * the library, referenced in place, and its selected model to the library's default; then drops the
+   * old table. A folder that is gone or broken can't be imported: it is named in the log and left out.
+   */
+  private async importLegacyModels(): Promise<void> {
+    const hasTable = this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(LEGACY_MODELS_TABLE);
+    if (hasTable) {
+      const rows = this.db.prepare(`SELECT id, dir FROM ${LEGACY_MODELS_TABLE} ORDER BY added_at, id`).all() as Array<{ id: string; dir: string }>;
+      for (const row of rows) {
+        try {
+          const model = await this.library.importFolder({ path: row.dir, copy: false });
+          if (model.id !== row.id) console.error(`studio host: the model "${row.id}" is now "${model.id}" in the model library.`);
+        } catch (err) {
+          const error = serializeError(err);
+          if (error.code !== 'E_DUPLICATE') console.error(`studio host: the model "${row.id}" (${row.dir}) could not be moved to the model library: ${error.message}`);
+        }
+      }
+      this.db.exec(`DROP TABLE ${LEGACY_MODELS_TABLE}`);
+    }
+    const selected = this.settings.takeLegacySelectedModelId();
+    if (selected && this.library.find(selected)) this.library.setDefault(selected);
+  }
+
+  /** Downloads that an earlier run left unfinished continue now. */
+  private async resumeDownloads(): Promise<void> {
+    const pending = await this.library.pendingDownloads();
+    if (pending.length === 0) return;
+    console.error(`studio host: resuming ${pending.length} unfinished model download(s): ${pending.map((p) => `"${p.name}"`).join(', ')}`);
+    for (const p of pending) {
+      try {
+        this.library.resumeDownload(p.downloadId, this.onDownloadProgress);
+        this.activeDownloads.set(p.downloadId, { name: p.name, progress: null });
+      } catch (err) {
+        console.error(`studio host: the download "${p.name}" could not be resumed: ${serializeError(err).message}`);
+      }
+    }
+  }
+
+  /** Starts a download (or returns the running one for the same request). */
+  startDownload(request: ModelDownloadRequest): string {
+    const { downloadId } = this.library.startDownload(request, this.onDownloadProgress);
+    if (!this.activeDownloads.has(downloadId)) this.activeDownloads.set(downloadId, { name: request.name.trim(), progress: null });
+    return downloadId;
+  }
+
+  private readonly onDownloadProgress = (progress: ModelDownloadProgress): void => {
+    const final = progress.phase === 'done' || progress.phase === 'failed' || progress.phase === 'cancelled';
+    if (final) this.activeDownloads.delete(progress.downloadId);
+    else this.activeDownloads.set(progress.downloadId, { name: progress.name, progress });
+    this.emit('models.downloadProgress', progress);
+  };
+
+  /** Running downloads, then the stopped ones that can be resumed. */
+  async downloads(): Promise<ModelDownloadEntry[]> {
+    const running = [...this.activeDownloads.entries()].map(([downloadId, d]) => ({
+      downloadId,
+      name: d.name,
+      running: true,
+      receivedBytes: d.progress?.receivedBytes ?? 0,
+      totalBytes: d.progress?.totalBytes ?? null,
+      progress: d.progress,
+    }));
+    const stopped = (await this.library.pendingDownloads())
+      .filter((p) => !this.activeDownloads.has(p.downloadId))
+      .map((p) => ({ downloadId: p.downloadId, name: p.name, running: false, receivedBytes: p.receivedBytes, totalBytes: p.totalBytes, progress: null }));
+    return [...running, ...stopped];
   }
 
   /**
@@ -179,24 +325,28 @@ export class Host {
     }
   }
 
-  /** Graceful shutdown: cancel the running job (queued ones stay for next time), stop the engine, close the databases. */
+  /**
+   * Graceful shutdown: cancel the running job (queued ones stay for next time), pause the downloads
+   * (they resume at the next start), stop the engine, close the databases.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     await this.queue.close();
+    // Before the engine: a download being verified still needs it.
+    await this.library.close();
+    this.activeDownloads.clear();
     await this.engine.close();
     this.db.close();
     this.history.close();
     this.listeners.clear();
   }
 
-  /** The model a request without `modelId` uses: the selected one, else the first known. */
+  /** The model a request without `modelId` uses: the library's default. */
   defaultModelId(): string {
-    const selected = this.settings.read().selectedModelId;
-    if (selected && this.models.find(selected)) return selected;
-    const first = this.models.list()[0];
-    if (!first) throw new StudioError('E_NOT_FOUND', 'No model is available; import a model folder first (models.import).');
-    return first.id;
+    const model = this.library.defaultModel();
+    if (!model) throw new StudioError('E_NOT_FOUND', 'No model is available; import a model folder first (models.import).');
+    return model.id;
   }
 
   tokenizer(modelDir: string): Promise<ClipTokenizer> {
@@ -210,7 +360,7 @@ export class Host {
   }
 
   private readonly runJob: JobRunner = async (job, { signal, onProgress }) => {
-    const model = this.models.get(job.modelId);
+    const model = this.library.get(job.modelId);
     const req = job.request;
     const initImage = req.initImage !== undefined
       ? Buffer.from(req.initImage, 'base64')
@@ -232,27 +382,25 @@ export class Host {
     if (initImage) engineRequest.initImage = initImage;
     if (mask) engineRequest.mask = mask;
 
-    const [result, modelHash] = await Promise.all([
-      this.engine.generate(model.dir, engineRequest, {
-        signal,
-        previewEvery: this.previewEvery,
-        onProgress: (p) => {
-          onProgress({ step: p.step, total: p.total });
-          this.emit('job.progress', { jobId: job.id, step: p.step, total: p.total, elapsedMs: p.elapsedMs, etaMs: p.etaMs });
-          if (p.preview) {
-            const { width, height } = p.preview;
-            rgbToPngBase64(p.preview).then(
-              (png) => this.emit('job.preview', { jobId: job.id, step: p.step, width, height, png }),
-              () => undefined,
-            );
-          }
-        },
-      }),
-      this.modelHashes.hashOf(model.dir),
-    ]);
+    const result = await this.engine.generate(model.dir, engineRequest, {
+      signal,
+      previewEvery: this.previewEvery,
+      onProgress: (p) => {
+        onProgress({ step: p.step, total: p.total });
+        this.emit('job.progress', { jobId: job.id, step: p.step, total: p.total, elapsedMs: p.elapsedMs, etaMs: p.etaMs });
+        if (p.preview) {
+          const { width, height } = p.preview;
+          rgbToPngBase64(p.preview).then(
+            (png) => this.emit('job.preview', { jobId: job.id, step: p.step, width, height, png }),
+            () => undefined,
+          );
+        }
+      },
+    });
+    this.library.recordProviders(model.id, Object.values(result.providers));
     const item: HistoryItem = await this.history.add({
       params: result.params,
-      model: { id: model.id, hash: modelHash },
+      model: { id: model.id, hash: model.contentHash },
       output: result.image,
       ...(req.initImageHash !== undefined ? { initImage: { hash: req.initImageHash } } : initImage ? { initImage: { png: await asPng(initImage) } } : {}),
       ...(mask ? { mask: { png: await asPng(mask) } } : {}),

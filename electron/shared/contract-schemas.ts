@@ -38,6 +38,14 @@ export const MAX_TAGS = 64;
 export const MAX_TAG_CHARS = 64;
 /** CPU intra-op threads: 0 lets onnxruntime decide. */
 export const MAX_THREADS = 256;
+/** A model's display name: the model id's bound (the library derives ids from names). */
+export const MAX_MODEL_NAME_CHARS = 128;
+/** Files in one download manifest or URL list (an SD ONNX folder has about 20). */
+export const MAX_DOWNLOAD_FILES = 1000;
+/** Longest URL we accept: browsers' practical limit. */
+export const MAX_URL_CHARS = 8192;
+/** Longest relative file path inside a model folder in a manifest. */
+export const MAX_RELATIVE_PATH_CHARS = 1024;
 
 export const EXECUTION_PROVIDERS = ['webgpu', 'cuda', 'dml', 'coreml', 'cpu'] as const satisfies readonly ExecutionProviderName[];
 
@@ -57,6 +65,20 @@ export const historyIdSchema = z.number().int().min(1).max(Number.MAX_SAFE_INTEG
 export const jobIdSchema = z.uuid();
 export const imageHashSchema = z.string().regex(SHA256_HEX, 'must be a sha256 hex digest (64 lowercase hex digits)');
 export const modelIdSchema = z.string().regex(MODEL_ID, 'must be a model id (letters, digits, ". _ -", at most 128)');
+/** A download's id: the sha256 of its request (electron/model-library/download-request.ts). */
+export const downloadIdSchema = z.string().regex(SHA256_HEX, 'must be a download id (64 lowercase hex digits)');
+/** Only http and https are fetched; file:, data: and the rest are refused before the library sees them. */
+export const httpUrlSchema = z.url({ protocol: /^https?$/, error: 'must be an http or https URL' }).max(MAX_URL_CHARS);
+const modelNameSchema = z.string().trim().min(1, 'must not be empty').max(MAX_MODEL_NAME_CHARS);
+/**
+ * A file inside a model folder: relative, with "/", no empty, ".", ".." or hidden parts (the library
+ * checks again), and none of the characters Windows refuses in a file name.
+ */
+const RELATIVE_MODEL_PATH = /^(?!\.)[^/\\<>:"|?*\u0000-\u001f]+(\/(?!\.)[^/\\<>:"|?*\u0000-\u001f]+)*$/;
+const relativeModelPathSchema = z
+  .string()
+  .max(MAX_RELATIVE_PATH_CHARS)
+  .regex(RELATIVE_MODEL_PATH, 'must be a relative path inside the model folder ("/" separators, no "..", no hidden names)');
 export const base64ImageSchema = z
   .string()
   .min(1, 'must not be empty')
@@ -199,8 +221,47 @@ export const requestSchemas = {
 
   'models.list': emptySchema,
   'models.info': z.strictObject({ modelId: modelIdSchema }),
-  /** Registers a model folder after the engine has opened it successfully. */
-  'models.import': z.strictObject({ path: filePathSchema }),
+  /**
+   * Adds a model folder once the engine has opened it: in place (`copy: false`, the default) or copied
+   * into the app's models folder. The same content twice is E_DUPLICATE.
+   */
+  'models.import': z.strictObject({
+    path: filePathSchema,
+    copy: z.boolean().default(false),
+    name: modelNameSchema.optional(),
+  }),
+  /**
+   * Downloads a model folder: a manifest (`files`, with sizes and sha256 when known) or a plain list of
+   * file URLs (`urls`). Progress arrives as `models.downloadProgress` events.
+   */
+  'models.download': z
+    .strictObject({
+      name: modelNameSchema,
+      files: z
+        .array(
+          z.strictObject({
+            path: relativeModelPathSchema,
+            url: httpUrlSchema,
+            size: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+            sha256: imageHashSchema.optional(),
+          }),
+        )
+        .min(1)
+        .max(MAX_DOWNLOAD_FILES)
+        .optional(),
+      urls: z.array(httpUrlSchema).min(1).max(MAX_DOWNLOAD_FILES).optional(),
+    })
+    .superRefine((req, ctx) => {
+      if ((req.files === undefined) === (req.urls === undefined)) {
+        ctx.addIssue({ code: 'custom', path: ['files'], message: 'give files (a manifest) or urls, exactly one of them' });
+      }
+    }),
+  /** Stops a download and deletes what it fetched. */
+  'models.cancelDownload': z.strictObject({ downloadId: downloadIdSchema }),
+  /** Forgets a model (a copied or downloaded folder is deleted); history rows that used it are kept. */
+  'models.remove': z.strictObject({ modelId: modelIdSchema }),
+  'models.setDefault': z.strictObject({ modelId: modelIdSchema }),
+  /** @deprecated Same as models.setDefault; kept while the renderer's model picker still calls it. */
   'models.select': z.strictObject({ modelId: modelIdSchema }),
 
   'settings.get': emptySchema,

@@ -23,7 +23,8 @@ import type {
   HistoryPage,
   ImportReport,
 } from './history.js';
-import type { ModelInfo, SessionReport } from './model.js';
+import type { ModelInfo } from './model.js';
+import type { LibraryModel, ModelDownloadProgress } from './model-library.js';
 
 /** Every invoke channel, in the order a reader meets them. A test checks this equals the schema table. */
 export const CHANNELS = [
@@ -48,6 +49,10 @@ export const CHANNELS = [
   'models.list',
   'models.info',
   'models.import',
+  'models.download',
+  'models.cancelDownload',
+  'models.remove',
+  'models.setDefault',
   'models.select',
   'settings.get',
   'settings.set',
@@ -67,7 +72,7 @@ export const ELECTRON_IPC = {
 } as const;
 
 /** Every event the host pushes to subscribers. */
-export const EVENTS = ['job.progress', 'job.preview', 'queue.changed', 'history.changed', 'engine.status'] as const;
+export const EVENTS = ['job.progress', 'job.preview', 'queue.changed', 'history.changed', 'engine.status', 'models.downloadProgress'] as const;
 export type EventName = (typeof EVENTS)[number];
 
 // ── shapes that responses and events share ───────────────────────────────────────────────────────
@@ -114,12 +119,20 @@ export interface EngineStatus {
   message: string | null;
 }
 
-export interface ModelEntry {
-  id: string;
-  dir: string;
-  /** The model that ships with the app. */
-  bundled: boolean;
-  addedAt: number;
+/** @deprecated The library's `LibraryModel` replaced it (`bundled` is now `origin === 'bundled'`). */
+export type ModelEntry = LibraryModel;
+
+/** A download that is running, or stopped and resumable (it resumes at the next start). */
+export interface ModelDownloadEntry {
+  downloadId: string;
+  name: string;
+  /** False: interrupted (e.g. the server kept failing); the bytes so far are kept. */
+  running: boolean;
+  receivedBytes: number;
+  /** Null while some file's size is unknown. */
+  totalBytes: number | null;
+  /** The latest progress event of a running download (null before the first one, and when stopped). */
+  progress: ModelDownloadProgress | null;
 }
 
 export interface StudioSettings {
@@ -129,6 +142,7 @@ export interface StudioSettings {
   threads: number;
   /** Where each result is also written as a PNG; null: only the history folder. */
   outputFolder: string | null;
+  /** The library's default model (read-only here: set it with models.setDefault). */
   selectedModelId: string | null;
 }
 
@@ -171,9 +185,22 @@ export interface Responses {
   'history.import': ImportReport;
   'history.export': ExportReport;
   'history.image': { hash: string; mime: 'image/png' | 'image/webp'; data: string };
-  'models.list': { models: ModelEntry[]; selectedId: string | null };
-  'models.info': { model: ModelEntry; info: ModelInfo; sessions: SessionReport };
-  'models.import': ModelEntry;
+  'models.list': {
+    models: LibraryModel[];
+    /** The model a request without `modelId` uses; null when there is none. */
+    defaultId: string | null;
+    /** @deprecated Same as defaultId, while the renderer still reads it. */
+    selectedId: string | null;
+    downloads: ModelDownloadEntry[];
+  };
+  /** What the engine detected when the model was added (its `dir` is where the model is now). */
+  'models.info': { model: LibraryModel; info: ModelInfo };
+  'models.import': LibraryModel;
+  'models.download': { downloadId: string };
+  'models.cancelDownload': { downloadId: string; cancelled: true };
+  'models.remove': { removed: string; defaultId: string | null };
+  'models.setDefault': { defaultId: string };
+  /** @deprecated models.setDefault. */
   'models.select': { selectedId: string };
   'settings.get': StudioSettings;
   'settings.set': StudioSettings;
@@ -195,6 +222,8 @@ export interface Events {
   'queue.changed': QueueSnapshot;
   'history.changed': { kind: 'added' | 'updated' | 'deleted' | 'restored' | 'purged' | 'imported'; ids: number[] };
   'engine.status': EngineStatus;
+  /** A model download's progress (throttled), and once more with its final phase (done, failed, cancelled). */
+  'models.downloadProgress': ModelDownloadProgress;
 }
 
 export interface StudioEvent<E extends EventName = EventName> {

@@ -121,8 +121,11 @@ test('studio serve: a WebSocket client generates with the tiny-sd1 fixture, sees
     assert.equal(info.dataDir, dataDir);
 
     const model = await client.call('models.import', { path: TINY_SD1 });
-    assert.equal(model.id, 'tiny-sd1');
-    await client.call('models.select', { modelId: 'tiny-sd1' });
+    assert.deepEqual([model.id, model.origin, model.kind], ['tiny-sd1', 'referenced', 'txt2img']);
+    assert.deepEqual(await client.call('models.setDefault', { modelId: 'tiny-sd1' }), { defaultId: 'tiny-sd1' });
+    const { models, defaultId } = await client.call('models.list', {});
+    assert.equal(defaultId, 'tiny-sd1');
+    assert.ok(models.some((m) => m.id === 'tiny-sd1' && m.isDefault));
     const tokens = await client.call('tokenize', { text: 'a small red fox' });
     // The fixture's small BPE vocabulary splits words further than CLIP's: at least one token per word.
     assert.ok(tokens.count >= 4, `count ${tokens.count}`);
@@ -146,6 +149,7 @@ test('studio serve: a WebSocket client generates with the tiny-sd1 fixture, sees
     const item = page.items[0]!;
     assert.equal(item.id, job.historyId);
     assert.deepEqual([item.params.prompt, item.params.seed, item.params.steps, item.model.id], ['a small red fox', 42, steps, 'tiny-sd1']);
+    assert.equal(item.model.hash, model.contentHash, 'history records the library content hash');
 
     // The image itself, as a browser's <img> would load it.
     const res = await fetch(`http://127.0.0.1:${started.port}/api/images/${item.output!.hash}?token=${started.token}`);

@@ -35,7 +35,7 @@ test('without a model, generate and tokenize say how to get one', async () => {
     assert.equal(r.error.code, 'E_NOT_FOUND');
     assert.match(r.error.message, /models\.import/);
   }
-  assert.deepEqual(ok('models.list', await host.invoke('models.list', {})), { models: [], selectedId: null });
+  assert.deepEqual(ok('models.list', await host.invoke('models.list', {})), { models: [], defaultId: null, selectedId: null, downloads: [] });
 });
 
 test('models.import registers a folder the engine can open, and refuses one it cannot', async () => {
@@ -49,16 +49,19 @@ test('models.import registers a folder the engine can open, and refuses one it c
   assert.equal(missing.ok, false);
 
   const entry = ok('models.import', await host.invoke('models.import', { path: TINY_SD1 }));
-  assert.deepEqual([entry.id, entry.dir, entry.bundled], ['tiny-sd1', TINY_SD1, false]);
-  const again = ok('models.import', await host.invoke('models.import', { path: `${TINY_SD1}/` }));
-  assert.equal(again.id, 'tiny-sd1', 'the same folder keeps its entry');
+  assert.deepEqual([entry.id, entry.dir, entry.origin, entry.readOnly], ['tiny-sd1', TINY_SD1, 'referenced', false]);
+  assert.deepEqual(entry.providers, ['cpu'], 'the engine process opened it on the CPU');
+  const again = await host.invoke('models.import', { path: `${TINY_SD1}/` });
+  assert.equal(again.ok, false, 'the same folder is not added twice');
+  if (!again.ok) assert.equal(again.error.code, 'E_DUPLICATE');
   const list = ok('models.list', await host.invoke('models.list', {}));
   assert.deepEqual(list.models.map((m) => m.id), ['tiny-sd1']);
+  assert.equal(list.defaultId, 'tiny-sd1');
   assert.equal(list.selectedId, 'tiny-sd1');
 
   const info = ok('models.info', await host.invoke('models.info', { modelId: 'tiny-sd1' }));
   assert.equal(info.info.kind, 'txt2img');
-  assert.equal(info.sessions.providers['unet'], 'cpu');
+  assert.equal(info.model.contentHash, entry.contentHash);
   const unknown = await host.invoke('models.select', { modelId: 'nope' });
   assert.equal(unknown.ok, false);
   assert.deepEqual(ok('models.select', await host.invoke('models.select', { modelId: 'tiny-sd1' })), { selectedId: 'tiny-sd1' });
@@ -100,6 +103,9 @@ test('settings: providers and threads reach the engine; the output folder gets a
   assert.equal(job.status, 'succeeded', JSON.stringify(job.error));
   assert.deepEqual(readdirSync(outputFolder), [`${job.historyId}-11.png`]);
   assert.ok(historyEvents.some((e) => e.kind === 'added' && e.ids.includes(job.historyId!)));
+  const model = ok('models.info', await host.invoke('models.info', { modelId: 'tiny-sd1' })).model;
+  assert.deepEqual(ok('history.get', await host.invoke('history.get', { id: job.historyId! })).model, { id: 'tiny-sd1', hash: model.contentHash });
+  assert.deepEqual(model.providers, ['cpu']);
 });
 
 test('history channels pass through to the store and announce their changes', async () => {

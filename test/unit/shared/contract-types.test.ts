@@ -67,6 +67,23 @@ function typeCases(): void {
     }
   });
   const _response: Responses['generate'] = { jobId: 'x', seed: 1, position: 0 };
+
+  // @ts-expect-error a download is a manifest of files or a list of URLs, not a single URL string
+  void api.invoke('models.download', { name: 'm', urls: 'https://example.com/x' });
+  // @ts-expect-error import takes a path, not a model id
+  void api.invoke('models.import', { modelId: 'x' });
+  void api.invoke('models.import', { path: '/models/x' }).then((r) => {
+    if (r.ok) {
+      const _kind: 'txt2img' | 'inpaint' = r.result.kind;
+      // @ts-expect-error a library model says its origin, not "bundled"
+      void r.result.bundled;
+    }
+  });
+  api.on('models.downloadProgress', (p) => {
+    const _received: number = p.receivedBytes;
+    // @ts-expect-error the phase is one of the download phases
+    const _phase: 'paused' = p.phase;
+  });
 }
 void typeCases;
 

@@ -18,7 +18,7 @@ function rejection(channel: Parameters<typeof parseRequest>[0], payload: unknown
 test('the channel list and the schema table name the same channels', () => {
   assert.deepEqual([...CHANNELS].sort(), Object.keys(requestSchemas).sort());
   assert.equal(new Set(CHANNELS).size, CHANNELS.length);
-  assert.deepEqual([...EVENTS].sort(), ['engine.status', 'history.changed', 'job.preview', 'job.progress', 'queue.changed']);
+  assert.deepEqual([...EVENTS].sort(), ['engine.status', 'history.changed', 'job.preview', 'job.progress', 'models.downloadProgress', 'queue.changed']);
 });
 
 test('every channel accepts its example request', () => {
@@ -77,4 +77,38 @@ test('a huge value is reported without echoing it back', () => {
   assert.ok(err.message.length < 1000, `message is ${err.message.length} characters`);
   const keyErr = rejection('app.info', { [huge]: 1 });
   assert.ok(keyErr.message.length < 1000, `message is ${keyErr.message.length} characters`);
+});
+
+test('models.import: copy defaults to referencing the folder in place; names are trimmed and bounded', () => {
+  assert.deepEqual(parseRequest('models.import', { path: '/models/sd' }), { path: '/models/sd', copy: false });
+  assert.deepEqual(parseRequest('models.import', { path: '/models/sd', copy: true, name: '  My SD  ' }), { path: '/models/sd', copy: true, name: 'My SD' });
+  assert.match(rejection('models.import', { path: '/models/sd', name: '   ' }).message, /name: must not be empty/);
+  assert.match(rejection('models.import', { path: '/models/sd', name: 'x'.repeat(129) }).message, /name: /);
+});
+
+test('models.download: a manifest or a URL list (exactly one), http(s) only, paths that stay in the folder', () => {
+  const file = { path: 'unet/model.onnx', url: 'http://127.0.0.1:8080/unet/model.onnx' };
+  parseRequest('models.download', { name: 'm', files: [file] });
+  parseRequest('models.download', { name: 'm', urls: ['https://huggingface.co/x/resolve/onnx/unet/model.onnx'] });
+  assert.match(rejection('models.download', { name: 'm' }).message, /files: give files \(a manifest\) or urls, exactly one/);
+  assert.match(rejection('models.download', { name: 'm', files: [file], urls: [file.url] }).message, /exactly one/);
+  for (const url of ['file:///etc/passwd', 'ftp://host/x', 'data:text/plain,hi', 'javascript:alert(1)', '/relative', 'not a url']) {
+    assert.match(rejection('models.download', { name: 'm', urls: [url] }).message, /urls\.0: must be an http or https URL/, url);
+    assert.match(rejection('models.download', { name: 'm', files: [{ ...file, url }] }).message, /files\.0\.url: /, url);
+  }
+  for (const path of ['../x.onnx', 'unet/../../x', '/abs/x', 'unet\\model.onnx', '.hidden', 'unet/.git/x', 'a//b', 'unet/', 'a\0b', 'C:/x', '']) {
+    assert.match(rejection('models.download', { name: 'm', files: [{ ...file, path }] }).message, /files\.0\.path: /, JSON.stringify(path));
+  }
+  assert.match(rejection('models.download', { name: 'm', files: [{ ...file, sha256: 'ABC' }] }).message, /files\.0\.sha256: /);
+  assert.match(rejection('models.download', { name: 'm', files: [{ ...file, size: -1 }] }).message, /files\.0\.size: /);
+});
+
+test('download ids are 64 lowercase hex digits; model channels take model ids', () => {
+  parseRequest('models.cancelDownload', { downloadId: 'a'.repeat(64) });
+  for (const downloadId of ['a'.repeat(63), 'A'.repeat(64), '../'.repeat(22), 'g'.repeat(64)]) {
+    assert.match(rejection('models.cancelDownload', { downloadId }).message, /downloadId: must be a download id/);
+  }
+  for (const channel of ['models.remove', 'models.setDefault', 'models.select'] as const) {
+    assert.match(rejection(channel, { modelId: '../etc' }).message, new RegExp(`^${channel.replace('.', '\\.')}: modelId: `));
+  }
 });
