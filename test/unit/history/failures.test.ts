@@ -5,6 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import Database from 'better-sqlite3';
 import { closeSync, existsSync, openSync, readdirSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { HistoryStore } from '../../../electron/history/store.js';
@@ -89,7 +90,11 @@ test('a full disk: E_DISK_FULL for image writes and for database writes, nothing
     assert.equal(store.counts().total, saved, 'the failed generation left no row');
     assertConsistent(store, disk.dir);
 
-    // Fill what is left, so that SQLite itself can't grow its log.
+    // Empty the write-ahead log, so the next database write must grow it: then fill what is left, so
+    // that SQLite can't.
+    const side = new Database(join(disk.dir, 'history.sqlite'));
+    side.pragma('wal_checkpoint(TRUNCATE)');
+    side.close();
     const filler = join(disk.dir, 'filler');
     const fd = openSync(filler, 'w');
     try {
