@@ -113,8 +113,7 @@ export class Host {
   private readonly activeDownloads = new Map<string, { name: string; progress: ModelDownloadProgress | null }>();
   readonly queue: JobQueue;
   readonly engine: EngineClient;
-  /** Set by open() before anything is served. */
-  library!: ModelLibrary;
+  private openedLibrary: ModelLibrary | null = null;
   /** Where the library keeps copied and downloaded models. */
   readonly modelsDir: string;
   readonly settings: SettingsStore;
@@ -156,6 +155,12 @@ export class Host {
     };
   }
 
+  /** The model library (opened by open() before anything is served). */
+  get library(): ModelLibrary {
+    if (!this.openedLibrary) throw new Error('the model library is not open yet');
+    return this.openedLibrary;
+  }
+
   /**
    * Opens the data folder, starts the engine process, opens the model library (importing an older
    * version's models once), resumes unfinished downloads and then the queue.
@@ -174,7 +179,7 @@ export class Host {
     const host = new Host(dataDir, history, db, options);
     host.engine.start().catch(() => undefined);
     try {
-      host.library = await ModelLibrary.openInDataDir(join(dataDir, 'history'), {
+      host.openedLibrary = await ModelLibrary.openInDataDir(join(dataDir, 'history'), {
         modelsDir: host.modelsDir,
         bundledDirs: bundledDirsFrom(options),
         inspect: (dir) => host.inspectModel(dir),
@@ -184,7 +189,7 @@ export class Host {
       }
       await host.importLegacyModels();
     } catch (err) {
-      await host.library?.close();
+      await host.openedLibrary?.close();
       await host.engine.close();
       db.close();
       history.close();
@@ -227,15 +232,23 @@ export class Host {
     const hasTable = this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(LEGACY_MODELS_TABLE);
     if (hasTable) {
       const rows = this.db.prepare(`SELECT id, dir FROM ${LEGACY_MODELS_TABLE} ORDER BY added_at, id`).all() as Array<{ id: string; dir: string }>;
+      // A folder that is gone or broken (E_MODEL_FOLDER) will not get better; anything else (the
+      // engine process not starting, a read error) is tried again at the next start.
+      let retry = false;
       for (const row of rows) {
         try {
           const model = await this.library.importFolder({ path: row.dir, copy: false });
           if (model.id !== row.id) console.error(`studio host: the model "${row.id}" is now "${model.id}" in the model library.`);
         } catch (err) {
           const error = serializeError(err);
-          if (error.code !== 'E_DUPLICATE') console.error(`studio host: the model "${row.id}" (${row.dir}) could not be moved to the model library: ${error.message}`);
+          if (error.code === 'E_DUPLICATE') continue; // already moved (an earlier start stopped midway)
+          const transient = error.code !== 'E_MODEL_FOLDER';
+          retry ||= transient;
+          console.error(`studio host: the model "${row.id}" (${row.dir}) could not be moved to the model library${transient ? ' (tried again at the next start)' : ''}: ${error.message}`);
         }
       }
+      // The old selection waits with the table, so it can name a model that is only imported later.
+      if (retry) return;
       this.db.exec(`DROP TABLE ${LEGACY_MODELS_TABLE}`);
     }
     const selected = this.settings.takeLegacySelectedModelId();

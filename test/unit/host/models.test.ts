@@ -121,6 +121,22 @@ test('download through the contract from a local server: progress events to done
   assert.equal(badUrl.code, 'E_INVALID_REQUEST');
 });
 
+test('a corrupt download ends with a failed event naming the checksum problem, and leaves nothing behind', async () => {
+  const dir = scratch('models-corrupt');
+  const dataDir = join(dir, 'data');
+  const host = await openHost(dataDir);
+  const server = await serveModel(TINY_SD1, { corrupt: ['text_encoder/model.onnx'] });
+  cleanups.push(() => server.close());
+  const finished = nextEvent(host, 'models.downloadProgress', (p) => p.phase === 'done' || p.phase === 'failed');
+  const { downloadId } = ok('models.download', await host.invoke('models.download', { name: 'corrupt', files: server.manifest() }));
+  const final = await finished;
+  assert.deepEqual([final.downloadId, final.phase, final.error?.code], [downloadId, 'failed', 'E_CHECKSUM']);
+  assert.match(final.error?.message ?? '', /text_encoder\/model\.onnx/);
+  const list = ok('models.list', await host.invoke('models.list', {}));
+  assert.deepEqual([list.models, list.downloads], [[], []]);
+  assert.deepEqual(readdirSync(join(dataDir, 'models', '.downloads')), []);
+});
+
 test('a download the host closed on is resumed at the next start and completes', async () => {
   const dir = scratch('models-resume');
   const dataDir = join(dir, 'data');
