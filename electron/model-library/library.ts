@@ -40,7 +40,9 @@ import { openDatabase, type SqliteDatabase } from '../history/database.js';
 import { fingerprintOf, hashModelFolder, listModelFiles, type FolderIdentity } from './content-hash.js';
 import { checkDiskSpace, fetchFiles, InterruptedDownloadError, isDiskFull, PART_SUFFIX, type Validator } from './download.js';
 import { normalizeDownloadRequest, type NormalizedDownload } from './download-request.js';
-import { engineInspector, type ModelInspection, type ModelInspector } from './inspect.js';
+// Types only: the library must not load the engine (onnxruntime) into whatever process imports it —
+// the Electron main process validates models through the engine's utility process.
+import type { ModelInspection, ModelInspector } from './inspect.js';
 
 /** The models that ship with the app (they may not be built yet; absent ones are left out). */
 export const BUNDLED_MODEL_DIRS: readonly string[] = ['emoji-ldm', 'emoji-ldm-inpaint'].map((name) =>
@@ -59,8 +61,11 @@ export interface ModelLibraryOptions {
   modelsDir: string;
   /** Default: BUNDLED_MODEL_DIRS. */
   bundledDirs?: readonly string[];
-  /** Default: engineInspector() (opens the folder in-process with the CPU provider). */
-  inspect?: ModelInspector;
+  /**
+   * Validates a folder and says what it is: the host passes one that asks the engine process;
+   * `engineInspector()` (inspect.ts) opens it in-process on the CPU.
+   */
+  inspect: ModelInspector;
   clock?: () => number;
   /** Dropped-connection retries per file and the first retry delay (ms). */
   download?: { maxRetries?: number; retryDelayMs?: number };
@@ -146,7 +151,7 @@ export class ModelLibrary {
     private readonly options: ModelLibraryOptions,
   ) {
     this.modelsDir = resolve(options.modelsDir);
-    this.inspect = options.inspect ?? engineInspector();
+    this.inspect = options.inspect;
     this.clock = options.clock ?? Date.now;
     const cols = 'id, name, origin, source, dir, info_json, providers_json, size_bytes, content_hash, fingerprint, added_at, is_default';
     this.stmt = {

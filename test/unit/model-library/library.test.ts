@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:
 import { join } from 'node:path';
 import { hashModelFolder } from '../../../electron/model-library/content-hash.js';
 import { ModelLibrary } from '../../../electron/model-library/library.js';
+import { engineInspector } from '../../../electron/model-library/inspect.js';
 import { HistoryStore } from '../../../electron/history/store.js';
 import { ModelLibraryError } from '../../../electron/shared/model-library.js';
 import { modelDir } from '../../support/engine-fixtures.js';
@@ -202,7 +203,7 @@ test('providers a model has run on accumulate', withBox(async (box) => {
 
 test('removing models keeps the history rows that used them; they then show the model as missing', withBox(async (box) => {
   const store = await HistoryStore.open(box.historyDir);
-  const lib = await ModelLibrary.openInDataDir(box.historyDir, { modelsDir: box.modelsDir, bundledDirs: [] });
+  const lib = await ModelLibrary.openInDataDir(box.historyDir, { modelsDir: box.modelsDir, bundledDirs: [], inspect: engineInspector() });
   try {
     const copied = await lib.importFolder({ path: TINY_SD1, copy: true });
     const referenced = await lib.importFolder({ path: modelDir('tiny-optimum'), copy: false });

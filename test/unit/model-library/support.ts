@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { loadMigrations, openDatabase, type SqliteDatabase } from '../../../electron/history/database.js';
 import { ModelLibrary, type ModelLibraryOptions } from '../../../electron/model-library/library.js';
+import { engineInspector } from '../../../electron/model-library/inspect.js';
 import type { DownloadFileSpec } from '../../../electron/shared/model-library.js';
 import { modelDir } from '../../support/engine-fixtures.js';
 
@@ -41,6 +42,7 @@ export async function openLibrary(box: Sandbox, options: Partial<ModelLibraryOpt
   return ModelLibrary.openInDataDir(box.historyDir, {
     modelsDir: box.modelsDir,
     bundledDirs: [],
+    inspect: engineInspector(),
     download: { maxRetries: 3, retryDelayMs: 20 },
     ...options,
   });
