@@ -13,7 +13,7 @@ const LAYERS = {
   'electron/preload': ['electron/shared'],
 };
 const ALL = Object.keys(LAYERS);
-const NODE_ONLY = ['electron/engine', 'electron/history', 'electron/host'];
+const NODE_ONLY = ['electron/engine', 'electron/history', 'electron/model-library', 'electron/host'];
 
 function layerRule(layer) {
   const forbiddenLayers = ALL.filter((l) => l !== layer && !LAYERS[layer].includes(l));
@@ -35,7 +35,7 @@ function layerRule(layer) {
 }
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'dist/**', 'native-models/**', 'test/fixtures/**', 'renderer/dist/**', 'release/**'] },
+  { ignores: ['node_modules/**', 'dist/**', 'dist-electron/**', '.scratch/**', 'test-results/**', 'native-models/**', 'test/fixtures/**', 'renderer/dist/**', 'release/**'] },
   ...tseslint.configs.recommended,
   {
     rules: {
