@@ -112,7 +112,7 @@ export function PromptPanel() {
                 <option key={m.id} value={m.id}>
                   {m.id}
                   {kind ? ` · ${kind}` : ''}
-                  {m.bundled ? ' · bundled' : ''}
+                  {m.origin === 'bundled' ? ' · bundled' : ''}
                 </option>
               );
             })}
