@@ -9,7 +9,7 @@ import sharp from 'sharp';
 import { ensureRendererBuilt } from './support/renderer-build.js';
 import { startStudioServer, type StudioServer } from './support/studio-server.js';
 import { openStudio, type StudioBrowser } from './support/browser.js';
-import { dragOnCanvas, stageSnapshot } from './support/canvas.js';
+import { dragOnCanvas, stageSnapshot, waitForPageValue } from './support/canvas.js';
 
 /** A 128×96 gradient, so a painted stroke shows against something. */
 async function gradientPng(): Promise<Buffer> {
@@ -117,7 +117,7 @@ describe('renderer end to end: canvas editor', { timeout: 180_000 }, () => {
     const box = (await stage.boundingBox())!;
     await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
     await page.mouse.wheel(0, -300);
-    await page.waitForFunction(`Number(document.querySelector('[data-testid=canvas-stage]')?.getAttribute('data-zoom')) > ${fitZoom}`);
+    await waitForPageValue(page, `Number(document.querySelector('[data-testid=canvas-stage]')?.getAttribute('data-zoom')) > ${fitZoom}`);
     const zoomed = Number(await stage.getAttribute('data-zoom'));
     assert.ok(zoomed > fitZoom * 1.3, `wheel up zooms in (${fitZoom} → ${zoomed})`);
 
@@ -155,5 +155,17 @@ describe('renderer end to end: canvas editor', { timeout: 180_000 }, () => {
     await studio.screenshot('14-shortcuts');
     await page.keyboard.press('Escape');
     await sheet.waitFor({ state: 'detached' });
+  });
+
+  it('extends the canvas for outpainting: the new strip is masked, and Undo takes it back', async () => {
+    const { page } = studio;
+    await page.getByRole('button', { name: 'Clear mask' }).click();
+    await page.getByRole('option', { name: 'Auto (img2img)' }).waitFor({ state: 'attached' });
+    await page.getByRole('button', { name: 'Extend right' }).click();
+    await page.getByText('192 × 96 · gradient.png (extended)').waitFor();
+    await page.getByRole('option', { name: 'Auto (inpaint)' }).waitFor({ state: 'attached' });
+    await studio.screenshot('15-extended');
+    await page.getByRole('button', { name: 'Undo' }).click();
+    await page.getByText('128 × 96 · gradient.png').waitFor();
   });
 });

@@ -372,3 +372,46 @@ export function connect(): () => void {
   void loadModels();
   return () => offs.forEach((off) => off());
 }
+
+export type ExtendSide = 'left' | 'right' | 'top' | 'bottom';
+
+/**
+ * Outpainting: grows the canvas on one side by the model's size multiple (so the result stays a valid
+ * size), fills the new strip by stretching the edge pixels (a neutral start for the inpaint), and masks it.
+ */
+export async function extendCanvas(side: ExtendSide): Promise<void> {
+  const image = doc.image;
+  if (!image) {
+    notify('error', 'Open or generate an image first: outpainting extends an image.');
+    return;
+  }
+  const info = modelsStore.get().selectedId ? modelsStore.get().info[modelsStore.get().selectedId!] : undefined;
+  const amount = Math.max(info?.sizeMultiple ?? 64, 64);
+  try {
+    const url = image.source.kind === 'history' ? await studio().imageUrl(image.source.hash) : URL.createObjectURL(new Blob([image.source.bytes as Uint8Array<ArrayBuffer>], { type: image.source.mime }));
+    const img = new Image();
+    img.src = url;
+    await img.decode();
+    const horizontal = side === 'left' || side === 'right';
+    const width = image.width + (horizontal ? amount : 0);
+    const height = image.height + (horizontal ? 0 : amount);
+    const left = side === 'left' ? amount : 0;
+    const top = side === 'top' ? amount : 0;
+    const canvas = document.createElement('canvas');
+    canvas.width = width;
+    canvas.height = height;
+    const ctx = canvas.getContext('2d')!;
+    // Stretch the one-pixel edge across the new strip, then draw the image itself.
+    if (side === 'left') ctx.drawImage(img, 0, 0, 1, image.height, 0, 0, amount, image.height);
+    if (side === 'right') ctx.drawImage(img, image.width - 1, 0, 1, image.height, image.width, 0, amount, image.height);
+    if (side === 'top') ctx.drawImage(img, 0, 0, image.width, 1, 0, 0, image.width, amount);
+    if (side === 'bottom') ctx.drawImage(img, 0, image.height - 1, image.width, 1, 0, image.height, image.width, amount);
+    ctx.drawImage(img, left, top);
+    const blob = await new Promise<Blob | null>((resolve) => canvas.toBlob(resolve, 'image/png'));
+    if (!blob) throw new Error('the browser could not encode the extended canvas');
+    const name = image.source.kind === 'file' ? image.source.name : `#${image.source.historyId}`;
+    doc.extendCanvas({ width, height, source: { kind: 'file', name: `${name} (extended)`, bytes: new Uint8Array(await blob.arrayBuffer()), mime: 'image/png' } }, left, top);
+  } catch (err) {
+    notify('error', `Could not extend the canvas: ${describeError(err)}`);
+  }
+}

@@ -1,7 +1,7 @@
 /** The canvas region: toolbar, stage, staging bar and the empty state. */
 import { useEffect, useRef, useState, type ReactNode } from 'react';
 import { useDocumentShape } from '../app/hooks.js';
-import { acceptStaged, discardStaged, doc, flipStaged, openImageFile, toolStore } from '../app/session.js';
+import { acceptStaged, discardStaged, doc, extendCanvas, flipStaged, openImageFile, toolStore } from '../app/session.js';
 import { settingsStore, stagingStore, useStore } from '../app/store.js';
 import { MAX_BRUSH_SIZE, MIN_BRUSH_SIZE } from './brush.js';
 import { CanvasView, viewCommands } from './CanvasView.js';
@@ -109,6 +109,13 @@ export function EditorPanel() {
             <span>Tint</span>
             <input type="range" aria-label="Mask opacity" min={10} max={100} value={Math.round(tool.maskOpacity * 100)} onChange={(e) => toolStore.update({ maskOpacity: Number(e.target.value) / 100 })} />
           </label>
+        </div>
+        <div className="group" role="group" aria-label="Extend canvas (outpainting)">
+          <span className="group-label">Extend</span>
+          <ToolButton label="Extend left" disabled={!doc.image} onClick={() => void extendCanvas('left')}>←</ToolButton>
+          <ToolButton label="Extend up" disabled={!doc.image} onClick={() => void extendCanvas('top')}>↑</ToolButton>
+          <ToolButton label="Extend down" disabled={!doc.image} onClick={() => void extendCanvas('bottom')}>↓</ToolButton>
+          <ToolButton label="Extend right" disabled={!doc.image} onClick={() => void extendCanvas('right')}>→</ToolButton>
         </div>
         <div className="group push-right">
           <ToolButton label="Fit to screen" onClick={() => viewCommands.current?.fit()} title="Fit to screen (F)">Fit</ToolButton>

@@ -148,6 +148,21 @@ export class EditorDocument {
     });
   }
 
+  /**
+   * Outpainting: `image` is the grown canvas, with the old image's pixels at (`left`, `top`). The old
+   * mask moves with them and the new area is masked (white), so the next inpaint fills it. One undo step.
+   */
+  extendCanvas(image: ImageLayer, left: number, top: number): void {
+    const { width, height } = image;
+    if (left < 0 || top < 0 || left + this.width > width || top + this.height > height) {
+      throw new RangeError(`the old ${this.width}×${this.height} canvas does not fit at (${left}, ${top}) in ${width}×${height}`);
+    }
+    const mask = new Uint8Array(width * height).fill(255);
+    const old = this.maskLayer;
+    for (let y = 0; y < old.height; y++) mask.set(old.data.subarray(y * old.width, (y + 1) * old.width), (y + top) * width + left);
+    this.replaceDocument('Extend canvas', { image, width, height, mask });
+  }
+
   // ── strokes ──────────────────────────────────────────────────────────────────────────────────
 
   beginStroke(tool: BrushTool, brush: BrushSettings, point: StrokePoint): void {

@@ -40,3 +40,17 @@ export async function recordProgress(page: Page): Promise<void> {
 export async function progressSeen(page: Page): Promise<string[]> {
   return (await page.evaluate('window.__progressSeen')) as string[];
 }
+
+/**
+ * Polls a page expression until it is truthy. (page.waitForFunction with a string compiles it in the
+ * page, which the studio's Content-Security-Policy forbids; page.evaluate goes through the debugger.)
+ */
+export async function waitForPageValue(page: Page, expression: string, timeoutMs = 30_000): Promise<unknown> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value: unknown = await page.evaluate(expression);
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${expression}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

@@ -229,3 +229,28 @@ describe('editor document: whole-mask operations and export', () => {
     });
   }
 });
+
+describe('editor document: outpainting', () => {
+  it('extending the canvas keeps the old mask in place, masks the new area, and undoes in one step', () => {
+    const doc = new EditorDocument(32, 16);
+    doc.setImage({ width: 32, height: 16, source: { kind: 'file', name: 'a.png', bytes: new Uint8Array(1), mime: 'image/png' } });
+    doc.beginStroke('brush', { size: 3, hardness: 1, opacity: 1 }, at(5.5, 5.5));
+    doc.endStroke();
+    const old = doc.mask.data.slice();
+    doc.extendCanvas({ width: 48, height: 24, source: { kind: 'file', name: 'b.png', bytes: new Uint8Array(2), mime: 'image/png' } }, 16, 8);
+    assert.equal(doc.width, 48);
+    assert.equal(doc.height, 24);
+    for (let y = 0; y < 24; y++) {
+      for (let x = 0; x < 48; x++) {
+        const inside = x >= 16 && y >= 8;
+        const expected = inside ? old[(y - 8) * 32 + (x - 16)] : 255;
+        assert.equal(doc.mask.at(x, y), expected, `(${x}, ${y})`);
+      }
+    }
+    assert.equal(doc.inferredMode(), 'inpaint');
+    doc.undo();
+    assert.equal(doc.width, 32);
+    assert.deepEqual(doc.mask.data, old);
+    assert.throws(() => doc.extendCanvas({ width: 40, height: 16, source: { kind: 'file', name: 'c.png', bytes: new Uint8Array(1), mime: 'image/png' } }, 16, 0), /does not fit/);
+  });
+});
