@@ -168,4 +168,23 @@ describe('renderer end to end: canvas editor', { timeout: 180_000 }, () => {
     await page.getByRole('button', { name: 'Undo' }).click();
     await page.getByText('128 × 96 · gradient.png').waitFor();
   });
+
+  it('fits 1280×720 and 4K: Generate, the canvas and history stay on screen', async () => {
+    const { page } = studio;
+    for (const [width, height, name] of [[1280, 720, '16-1280x720'], [3840, 2160, '17-3840x2160']] as const) {
+      await page.setViewportSize({ width, height });
+      await page.waitForTimeout(300);
+      for (const target of [
+        page.getByRole('button', { name: 'Generate' }),
+        page.getByRole('region', { name: 'Canvas' }),
+        page.getByRole('region', { name: 'History' }),
+        page.getByRole('button', { name: 'Invert mask' }),
+      ]) {
+        const box = await target.boundingBox();
+        assert.ok(box && box.x >= 0 && box.y >= 0 && box.x + box.width <= width + 1 && box.y + box.height <= height + 1, `${name}: on screen ${JSON.stringify(box)}`);
+      }
+      await studio.screenshot(name);
+    }
+    await page.setViewportSize({ width: 1440, height: 900 });
+  });
 });

@@ -100,9 +100,7 @@ function applyModelDefaults(info: ModelInfo, force: boolean): void {
     if (native) settingsStore.update({ width: native.width, height: native.height });
   }
   if (force) settingsStore.update({ steps: info.defaults.steps, cfg: info.defaults.cfg, sampler: info.defaults.sampler });
-  if (!doc.image && (doc.width !== settingsStore.get().width || doc.height !== settingsStore.get().height) && doc.undoDepth === 0) {
-    doc.newBlank(settingsStore.get().width, settingsStore.get().height);
-  }
+  doc.resizeBlank(settingsStore.get().width, settingsStore.get().height);
 }
 
 export async function selectModel(modelId: string): Promise<void> {
@@ -341,6 +339,7 @@ export function reuseParameters(item: HistoryItem): void {
     width: p.width,
     height: p.height,
   });
+  doc.resizeBlank(p.width, p.height);
   if (item.model.id && modelsStore.get().models.some((m) => m.id === item.model.id) && item.model.id !== modelsStore.get().selectedId) {
     void selectModel(item.model.id);
   }

@@ -135,6 +135,17 @@ export class EditorDocument {
   }
 
   /**
+   * A blank canvas follows the txt2img size as it is chosen: nothing is lost by resizing it, so it takes
+   * no undo step. Does nothing when there is an image.
+   */
+  resizeBlank(width: number, height: number): void {
+    if (this.imageLayer || (width === this.width && height === this.height)) return;
+    this.cancelStroke();
+    this.restore({ image: null, width, height, mask: new Uint8Array(width * height) });
+    this.emit({ kind: 'document' });
+  }
+
+  /**
    * Sets the base image. The mask is kept when the size matches (an accepted inpaint result keeps its
    * mask, so the next run can refine it), and reset otherwise.
    */

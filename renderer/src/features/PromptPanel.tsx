@@ -4,6 +4,7 @@ import type { SamplerName } from '../../../electron/shared/generation.js';
 import { useDocumentShape } from '../app/hooks.js';
 import {
   cancelGeneration,
+  doc,
   describeError,
   effectiveMode,
   generate,
@@ -181,7 +182,10 @@ export function PromptPanel() {
             title={mode !== 'txt2img' ? 'img2img and inpaint run at the image size' : undefined}
             onChange={(e) => {
               const [w, h] = e.target.value.split('x').map(Number);
-              if (w && h) settingsStore.update({ width: w, height: h });
+              if (w && h) {
+                settingsStore.update({ width: w, height: h });
+                doc.resizeBlank(w, h);
+              }
             }}
           >
             {!presets.some((p) => `${p.width}x${p.height}` === sizeKey) && <option value="">{s.width} × {s.height}</option>}

@@ -254,3 +254,14 @@ describe('editor document: outpainting', () => {
     assert.throws(() => doc.extendCanvas({ width: 40, height: 16, source: { kind: 'file', name: 'c.png', bytes: new Uint8Array(1), mime: 'image/png' } }, 16, 0), /does not fit/);
   });
 });
+
+describe('editor document: blank canvas', () => {
+  it('a blank canvas follows the chosen size without an undo step; an image is never resized', () => {
+    const doc = new EditorDocument(64, 64);
+    doc.resizeBlank(128, 96);
+    assert.deepEqual([doc.width, doc.height, doc.undoDepth], [128, 96, 0]);
+    doc.setImage({ width: 64, height: 64, source: { kind: 'file', name: 'a.png', bytes: new Uint8Array(1), mime: 'image/png' } });
+    doc.resizeBlank(512, 512);
+    assert.deepEqual([doc.width, doc.height], [64, 64]);
+  });
+});
