@@ -5,9 +5,10 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import sharp from 'sharp';
 import { ensureRendererBuilt } from './support/renderer-build.js';
-import { startStudioServer, type StudioServer } from './support/studio-server.js';
+import { FIXTURE_MODELS, startStudioServer, type StudioServer } from './support/studio-server.js';
 import { openStudio, type StudioBrowser } from './support/browser.js';
 import { dragOnCanvas, stageSnapshot, waitForPageValue } from './support/canvas.js';
 
@@ -186,5 +187,20 @@ describe('renderer end to end: canvas editor', { timeout: 180_000 }, () => {
       await studio.screenshot(name);
     }
     await page.setViewportSize({ width: 1440, height: 900 });
+  });
+
+  it('adds a model folder by path; a wrong path is explained in plain words', async () => {
+    const { page } = studio;
+    await page.getByRole('button', { name: 'Add a model folder…' }).click();
+    const path = page.getByRole('textbox', { name: 'Model folder path' });
+    await path.fill(join(FIXTURE_MODELS, 'no-such-model'));
+    await page.getByRole('button', { name: 'Add model' }).click();
+    await page.getByRole('alert').filter({ hasText: /no-such-model/ }).waitFor();
+    await studio.screenshot('18-model-import-error');
+    await path.fill(join(FIXTURE_MODELS, 'tiny-sd1'));
+    await page.getByRole('button', { name: 'Add model' }).click();
+    await page.getByRole('option', { name: /^tiny-sd1 · txt2img/ }).waitFor({ state: 'attached' });
+    const picker = page.getByRole('combobox', { name: 'Model', exact: true });
+    assert.match(await picker.locator('option:checked').innerText(), /^tiny-sd1 · txt2img/);
   });
 });

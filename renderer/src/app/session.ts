@@ -414,3 +414,18 @@ export async function extendCanvas(side: ExtendSide): Promise<void> {
     notify('error', `Could not extend the canvas: ${describeError(err)}`);
   }
 }
+
+/** Adds a model folder (absolute path) to the library and selects it; returns an error to show, or null. */
+export async function importModelFolder(path: string): Promise<string | null> {
+  const trimmed = path.trim();
+  if (!trimmed) return 'Type the absolute path of a model folder (the one with model_index.json).';
+  try {
+    const model = await studio().call('models.import', { path: trimmed });
+    await loadModels();
+    await selectModel(model.id);
+    notify('info', `Added ${model.name} (${model.kind}).`);
+    return null;
+  } catch (err) {
+    return describeError(err);
+  }
+}

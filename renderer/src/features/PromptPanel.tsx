@@ -9,6 +9,7 @@ import {
   effectiveMode,
   generate,
   generateProblem,
+  importModelFolder,
   modelsStore,
   queueStore,
   selectModel,
@@ -121,6 +122,7 @@ export function PromptPanel() {
         </label>
       </div>
       {models.error && <p className="error-text" role="alert">{models.error}</p>}
+      <ModelImport open={!models.loading && models.models.length === 0} />
 
       <div className="prompt-box">
         <div className="label-row">
@@ -238,6 +240,47 @@ export function PromptPanel() {
 
       <QueueList />
     </aside>
+  );
+}
+
+/** Adds a model folder by path (browser mode has no folder dialog that reveals a path). */
+function ModelImport({ open: startOpen }: { open: boolean }) {
+  const [open, setOpen] = useState(false);
+  const [path, setPath] = useState('');
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  if (!open && !startOpen) {
+    return (
+      <button type="button" className="link small-link" onClick={() => setOpen(true)}>
+        Add a model folder…
+      </button>
+    );
+  }
+  const submit = async () => {
+    setBusy(true);
+    const problem = await importModelFolder(path);
+    setBusy(false);
+    setError(problem);
+    if (!problem) {
+      setPath('');
+      setOpen(false);
+    }
+  };
+  return (
+    <form
+      className="model-import"
+      onSubmit={(e) => {
+        e.preventDefault();
+        void submit();
+      }}
+    >
+      {startOpen && <p className="hint-text">No model yet. Add an ONNX Stable Diffusion folder (the one with model_index.json):</p>}
+      <div className="model-import-row">
+        <input aria-label="Model folder path" placeholder="/path/to/model-folder" value={path} onChange={(e) => setPath(e.target.value)} spellCheck={false} />
+        <button type="submit" disabled={busy}>{busy ? 'Checking…' : 'Add model'}</button>
+      </div>
+      {error && <p className="error-text" role="alert">{error}</p>}
+    </form>
   );
 }
 
