@@ -114,6 +114,13 @@ describe('renderer end to end: generate, inpaint, history', { timeout: 240_000 }
     await search.fill('fox');
     await history.locator(`[data-history-id="${childId}"]`).waitFor();
     await history.locator(`[data-history-id="${originalId}"]`).waitFor();
+    // Tags typed in the detail panel are searchable with tag:.
+    await history.locator(`[data-history-id="${childId}"]`).click();
+    await page.getByRole('region', { name: `Details of #${childId}` }).getByRole('textbox', { name: 'Tags' }).fill('keeper, winter');
+    await page.keyboard.press('Enter');
+    await search.fill('tag:keeper');
+    await history.locator(`[data-history-id="${originalId}"]`).waitFor({ state: 'detached' });
+    await history.locator(`[data-history-id="${childId}"]`).waitFor();
     await search.fill('zebra');
     await history.getByText('Nothing matches').waitFor();
     assert.equal(await history.locator('[data-history-id]').count(), 0);

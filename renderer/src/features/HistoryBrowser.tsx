@@ -220,6 +220,31 @@ function LineageThumb({ item, relation }: { item: HistoryItem; relation: string 
   );
 }
 
+/** Tags as a comma-separated line; saved on Enter or when the field loses focus. */
+function TagEditor({ id, tags }: { id: number; tags: string[] }) {
+  const [text, setText] = useState(tags.join(', '));
+  const save = () => {
+    const next = [...new Set(text.split(',').map((t) => t.trim()).filter((t) => t.length > 0))];
+    if (next.join(',') === tags.join(',')) return;
+    studio()
+      .call('history.setTags', { id, tags: next })
+      .catch((err: unknown) => notify('error', describeError(err)));
+  };
+  return (
+    <label className="field">
+      <span>Tags</span>
+      <input
+        aria-label="Tags"
+        placeholder="comma, separated (searchable as tag:name)"
+        value={text}
+        onChange={(e) => setText(e.target.value)}
+        onBlur={save}
+        onKeyDown={(e) => e.key === 'Enter' && save()}
+      />
+    </label>
+  );
+}
+
 function HistoryDetail() {
   const id = useStore(selectedHistoryStore);
   const revision = useStore(historyRevisionStore);
@@ -276,6 +301,7 @@ function HistoryDetail() {
         ))}
       </dl>
       {item.error && <p className="error-text">{item.error}</p>}
+      <TagEditor key={item.id} id={item.id} tags={item.tags} />
       <div className="detail-actions">
         <button type="button" onClick={() => reuseParameters(item)}>Reuse parameters</button>
         <button type="button" onClick={() => openInCanvas(item)} disabled={!item.output}>Open in canvas</button>
