@@ -129,6 +129,25 @@ describe('renderer end to end: generate, inpaint, history', { timeout: 240_000 }
     await history.locator(`[data-history-id="${childId}"]`).waitFor();
   });
 
+  it('stages a batch: flip between the results, discard them one by one', async () => {
+    const { page } = studio;
+    await page.getByRole('spinbutton', { name: 'Steps' }).fill(FAST_STEPS);
+    await page.getByRole('spinbutton', { name: 'Batch count' }).fill('2');
+    await page.getByRole('button', { name: 'Generate' }).click();
+    await page.getByText('Result 1 / 2').or(page.getByText('Result 2 / 2')).waitFor();
+    await page.getByText(/^Result \d \/ 2$/).waitFor();
+    await page.getByRole('button', { name: 'Next result' }).click();
+    await studio.screenshot('08-batch');
+    const shown = await page.locator('.staging-count').innerText();
+    await page.getByRole('button', { name: 'Previous result' }).click();
+    assert.notEqual(await page.locator('.staging-count').innerText(), shown);
+    await page.getByRole('button', { name: 'Discard' }).click();
+    await page.getByText('Result 1 / 1').waitFor();
+    await page.getByRole('button', { name: 'Discard' }).click();
+    await page.getByRole('button', { name: 'Accept' }).waitFor({ state: 'detached' });
+    await page.getByRole('spinbutton', { name: 'Batch count' }).fill('1');
+  });
+
   it('cancels a running job', async () => {
     const { page } = studio;
     await page.getByRole('button', { name: 'New canvas' }).click();
@@ -138,7 +157,7 @@ describe('renderer end to end: generate, inpaint, history', { timeout: 240_000 }
     await page.getByRole('button', { name: 'Generate' }).click();
     const bar = page.getByRole('progressbar', { name: 'Generation progress' });
     await page.getByText(/^Step \d+\/1000/).waitFor();
-    await studio.screenshot('08-running');
+    await studio.screenshot('09-running');
     await page.getByRole('button', { name: 'Cancel', exact: true }).click();
     await bar.waitFor({ state: 'hidden' });
     const q = await server.invoke('queue.list', {});
@@ -147,6 +166,6 @@ describe('renderer end to end: generate, inpaint, history', { timeout: 240_000 }
     assert.equal(job?.status, 'cancelled');
     assert.ok((job?.progress?.step ?? 0) < 1000);
     assert.equal(await page.getByRole('button', { name: 'Accept' }).count(), 0, 'nothing is staged');
-    await studio.screenshot('09-cancelled');
+    await studio.screenshot('10-cancelled');
   });
 });

@@ -334,8 +334,9 @@ export function reuseParameters(item: HistoryItem): void {
     ...(p.cfg !== null ? { cfg: p.cfg } : {}),
     ...(p.sampler !== null ? { sampler: p.sampler } : {}),
     ...(p.seed !== null ? { seed: p.seed, seedMode: 'fixed' as const } : {}),
-    ...(p.strength !== null ? { strength: p.strength } : {}),
-    ...(p.maskBlur !== null ? { maskBlur: p.maskBlur } : {}),
+    // A txt2img item records strength 1 and no blur: they mean nothing for the next img2img/inpaint.
+    ...(p.strength !== null && item.mode !== 'txt2img' ? { strength: p.strength } : {}),
+    ...(p.maskBlur !== null && item.mode === 'inpaint' ? { maskBlur: p.maskBlur } : {}),
     width: p.width,
     height: p.height,
   });
