@@ -100,6 +100,8 @@ export class EditorDocument {
   }
 
   private emit(change: DocumentChange): void {
+    // Every pixel edit (dabs, whole-mask edits, undo) announces itself here.
+    if (change.kind !== 'history') this.maskLayer.changed();
     this.revision++;
     for (const l of [...this.listeners]) l(change);
   }

@@ -42,10 +42,26 @@ export class MaskLayer {
     return this.data[y * this.width + x] ?? 0;
   }
 
-  /** True when any pixel is marked for repainting. */
+  /** Cached answer of isEmpty; null after a change (the owner calls `changed()` after writing `data`). */
+  private emptyCache: boolean | null = null;
+
+  /** Forgets cached facts about the pixels; call after writing `data` directly. */
+  changed(): void {
+    this.emptyCache = null;
+  }
+
+  /** True when no pixel is marked for repainting (cached until the next change: panels ask on every render). */
   isEmpty(): boolean {
-    for (let i = 0; i < this.data.length; i++) if (this.data[i] !== 0) return false;
-    return true;
+    if (this.emptyCache !== null) return this.emptyCache;
+    let empty = true;
+    for (let i = 0; i < this.data.length; i++) {
+      if (this.data[i] !== 0) {
+        empty = false;
+        break;
+      }
+    }
+    this.emptyCache = empty;
+    return empty;
   }
 
   /** How many pixels are (at least partly) marked. */
@@ -67,6 +83,7 @@ export class MaskLayer {
 
   /** Writes `pixels` (from `read` of the same rect) back. */
   write(rect: PixelRect, pixels: Uint8Array): void {
+    this.emptyCache = null;
     for (let row = 0; row < rect.height; row++) {
       this.data.set(pixels.subarray(row * rect.width, (row + 1) * rect.width), (rect.y + row) * this.width + rect.x);
     }

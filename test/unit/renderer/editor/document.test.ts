@@ -265,3 +265,23 @@ describe('editor document: blank canvas', () => {
     assert.deepEqual([doc.width, doc.height], [64, 64]);
   });
 });
+
+describe('editor document: mask emptiness', () => {
+  it('isEmpty follows every kind of edit (it is cached between them)', () => {
+    const doc = new EditorDocument(16, 16);
+    assert.ok(doc.mask.isEmpty());
+    doc.beginStroke('brush', HARD, at(8, 8));
+    assert.equal(doc.mask.isEmpty(), false, 'during the stroke');
+    doc.cancelStroke();
+    assert.ok(doc.mask.isEmpty(), 'after Esc');
+    doc.fillMask();
+    assert.equal(doc.mask.isEmpty(), false);
+    doc.undo();
+    assert.ok(doc.mask.isEmpty(), 'after undo');
+    doc.redo();
+    assert.equal(doc.mask.isEmpty(), false, 'after redo');
+    doc.beginStroke('eraser', { size: 64, hardness: 1, opacity: 1 }, at(8, 8));
+    doc.endStroke();
+    assert.ok(doc.mask.isEmpty(), 'after erasing everything');
+  });
+});
