@@ -6,6 +6,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import sharp from 'sharp';
 import { ensureRendererBuilt } from './support/renderer-build.js';
 import { startStudioServer, type StudioServer } from './support/studio-server.js';
 import { openStudio, type StudioBrowser } from './support/browser.js';
@@ -14,6 +15,11 @@ import { dragOnCanvas, progressSeen, recordProgress } from './support/canvas.js'
 /** The fixture runs one 64 px latent tile in well under a second per step count used here. */
 const SIZE_OPTION = '64x64';
 const FAST_STEPS = '6';
+
+/** A flat 128×96 picture: larger than the 64 px the fixture runs at, so only-masked has to paste back. */
+async function largerPicturePng(): Promise<Buffer> {
+  return sharp({ create: { width: 128, height: 96, channels: 3, background: { r: 40, g: 90, b: 160 } } }).png().toBuffer();
+}
 
 describe('renderer end to end: generate, inpaint, history', { timeout: 240_000 }, () => {
   let server: StudioServer;
@@ -146,6 +152,35 @@ describe('renderer end to end: generate, inpaint, history', { timeout: 240_000 }
     await page.getByRole('button', { name: 'Discard' }).click();
     await page.getByRole('button', { name: 'Accept' }).waitFor({ state: 'detached' });
     await page.getByRole('spinbutton', { name: 'Batch count' }).fill('1');
+  });
+
+  it('inpaints only the masked area of a picture larger than the model size, keeping the picture size', async () => {
+    const { page } = studio;
+    await page.getByLabel('Image file').setInputFiles({ name: 'larger.png', mimeType: 'image/png', buffer: await largerPicturePng() });
+    await page.getByText('128 × 96 · larger.png').waitFor();
+    await page.getByRole('slider', { name: 'Brush size' }).fill('6');
+    await page.getByRole('button', { name: 'Brush' }).click();
+    await dragOnCanvas(page, [[0.45, 0.45], [0.55, 0.5]]);
+    await page.getByRole('option', { name: 'Auto (inpaint)' }).waitFor({ state: 'attached' });
+    const area = page.getByRole('combobox', { name: 'Inpaint area' });
+    assert.equal(await area.inputValue(), 'whole');
+    assert.equal(await page.getByRole('spinbutton', { name: 'Padding' }).count(), 0, 'padding shows only for only-masked');
+    await area.selectOption({ label: 'Only masked' });
+    await page.getByRole('spinbutton', { name: 'Padding' }).fill('8');
+    // Only masked repaints the crop at the panel's size, so the size picker is live again.
+    await page.getByRole('combobox', { name: 'Size' }).selectOption(SIZE_OPTION);
+    await page.getByRole('button', { name: 'Generate' }).click();
+    await page.getByRole('button', { name: 'Accept' }).waitFor();
+    await studio.screenshot('09-only-masked-staged');
+    await page.getByRole('button', { name: 'Accept' }).click();
+    await page.getByText(/128 × 96 · #\d+/).waitFor();
+    const id = Number(/#(\d+)/.exec((await page.locator('.canvas-info').textContent()) ?? '')?.[1]);
+    const item = await server.invoke('history.get', { id });
+    assert.equal(item.mode, 'inpaint');
+    assert.deepEqual([item.output?.width, item.output?.height], [128, 96], 'the accepted image keeps the picture size');
+    assert.deepEqual([item.params.width, item.params.height], [64, 64], 'the crop around the mask ran at the model size');
+    await area.selectOption({ label: 'Whole picture' });
+    await page.getByRole('spinbutton', { name: 'Padding' }).waitFor({ state: 'detached' });
   });
 
   it('cancels a running job', async () => {

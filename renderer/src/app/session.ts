@@ -4,8 +4,9 @@
  * the host only through the studio client.
  */
 import type { JobSummary, ModelEntry, QueueSnapshot, RequestInputs } from '../../../electron/shared/contract.js';
+import type { GenerationMode, GenerationParams } from '../../../electron/shared/generation.js';
 import type { ModelInfo } from '../../../electron/shared/model.js';
-import type { HistoryItem } from '../../../electron/shared/history.js';
+import type { HistoryItem, RecordedParams } from '../../../electron/shared/history.js';
 import { EditorDocument, exportMaskPng } from '../editor/document.js';
 import { pngSize, type ZlibCompress } from '../editor/png.js';
 import { DEFAULT_TOOL_STATE, type ToolState } from '../editor/tool-state.js';
@@ -148,6 +149,20 @@ export function effectiveMode(s: GenerationSettings = settingsStore.get()): 'txt
 }
 
 /** Why Generate can't run now, in plain words; null when it can. */
+/** Mirrors MAX_MASK_PADDING in electron/shared/contract-schemas.ts (the renderer imports only types from electron/shared). */
+export const MAX_MASK_PADDING = 1024;
+
+/**
+ * The size the model runs at: the prompt panel's size for txt2img and for only-masked inpaint (the crop
+ * around the mask is repainted at that size and pasted back, so the picture keeps its own), else the picture's.
+ */
+export function usesPanelSize(s: GenerationSettings, mode: GenerationMode): boolean {
+  return mode === 'txt2img' || (mode === 'inpaint' && s.inpaintArea === 'masked');
+}
+function repaintSize(s: GenerationSettings, mode: GenerationMode): { width: number; height: number } {
+  return usesPanelSize(s, mode) ? { width: s.width, height: s.height } : { width: doc.width, height: doc.height };
+}
+
 export function generateProblem(s: GenerationSettings = settingsStore.get()): string | null {
   const models = modelsStore.get();
   const modelId = models.selectedId;
@@ -157,8 +172,7 @@ export function generateProblem(s: GenerationSettings = settingsStore.get()): st
   if (info && !info.supports.includes(mode)) return `${modelId} cannot do ${mode}.`;
   if (mode !== 'txt2img' && !doc.image) return `${mode} needs an image: open one, or accept a result.`;
   if (mode === 'inpaint' && doc.mask.isEmpty()) return 'Paint a mask first: inpaint repaints the white area.';
-  const width = mode === 'txt2img' ? s.width : doc.width;
-  const height = mode === 'txt2img' ? s.height : doc.height;
+  const { width, height } = repaintSize(s, mode);
   const multiple = info?.sizeMultiple ?? 8;
   if (info?.fixedSize && (width !== info.fixedSize.width || height !== info.fixedSize.height)) {
     return `${modelId} only runs at ${info.fixedSize.width} × ${info.fixedSize.height}; this is ${width} × ${height}.`;
@@ -170,6 +184,9 @@ export function generateProblem(s: GenerationSettings = settingsStore.get()): st
   if (!(s.cfg >= 0 && s.cfg <= 50)) return 'CFG must be from 0 to 50.';
   if (s.seedMode === 'fixed' && !(Number.isInteger(s.seed) && s.seed >= 0)) return 'The seed must be a whole number ≥ 0.';
   if (!(s.batchCount >= 1 && s.batchCount <= 16)) return 'Batch count must be from 1 to 16.';
+  if (mode === 'inpaint' && s.inpaintArea === 'masked' && !(Number.isInteger(s.maskPadding) && s.maskPadding >= 0 && s.maskPadding <= MAX_MASK_PADDING)) {
+    return `Padding must be a whole number from 0 to ${MAX_MASK_PADDING}.`;
+  }
   return null;
 }
 
@@ -194,8 +211,7 @@ export async function generate(): Promise<void> {
       steps: s.steps,
       cfg: s.cfg,
       sampler: s.sampler,
-      width: mode === 'txt2img' ? s.width : doc.width,
-      height: mode === 'txt2img' ? s.height : doc.height,
+      ...repaintSize(s, mode),
       ...(modelsStore.get().selectedId ? { modelId: modelsStore.get().selectedId! } : {}),
     };
     const image = doc.image;
@@ -209,6 +225,10 @@ export async function generate(): Promise<void> {
     if (mode === 'inpaint') {
       base.mask = toBase64(await exportMaskPng(doc, browserDeflate));
       base.maskBlur = s.maskBlur;
+      if (s.inpaintArea === 'masked') {
+        base.inpaintArea = 'masked';
+        base.maskPadding = s.maskPadding;
+      }
     }
     stagingStore.set({ jobIds: [], items: [], index: 0 });
     const jobIds: string[] = [];
@@ -327,6 +347,7 @@ export function openInCanvas(item: HistoryItem): void {
 /** Puts an item's parameters back into the prompt panel. */
 export function reuseParameters(item: HistoryItem): void {
   const p = item.params;
+  const recorded = p as RecordedParams & Partial<Pick<GenerationParams, 'inpaintArea' | 'maskPadding'>>;
   settingsStore.update({
     prompt: p.prompt,
     negativePrompt: p.negativePrompt,
@@ -337,6 +358,9 @@ export function reuseParameters(item: HistoryItem): void {
     // A txt2img item records strength 1 and no blur: they mean nothing for the next img2img/inpaint.
     ...(p.strength !== null && item.mode !== 'txt2img' ? { strength: p.strength } : {}),
     ...(p.maskBlur !== null && item.mode === 'inpaint' ? { maskBlur: p.maskBlur } : {}),
+    // Older items (and hosts that record less) carry no inpaint area: leave the panel's choice then.
+    ...(item.mode === 'inpaint' && recorded.inpaintArea !== undefined ? { inpaintArea: recorded.inpaintArea } : {}),
+    ...(item.mode === 'inpaint' && recorded.maskPadding !== undefined ? { maskPadding: recorded.maskPadding } : {}),
     width: p.width,
     height: p.height,
   });

@@ -3,7 +3,7 @@
  * document has its own (editor/document.ts); these hold what the panels share.
  */
 import { useSyncExternalStore } from 'react';
-import type { GenerationMode, SamplerName } from '../../../electron/shared/generation.js';
+import type { GenerationMode, InpaintArea, SamplerName } from '../../../electron/shared/generation.js';
 import type { HistoryItem } from '../../../electron/shared/history.js';
 
 export class Store<T> {
@@ -48,6 +48,10 @@ export interface GenerationSettings {
   height: number;
   strength: number;
   maskBlur: number;
+  /** inpaint: repaint the whole picture, or only a crop around the mask ("only masked"). */
+  inpaintArea: InpaintArea;
+  /** inpaint, only masked: pixels of context kept around the mask. */
+  maskPadding: number;
   batchCount: number;
 }
 
@@ -64,6 +68,9 @@ export const DEFAULT_SETTINGS: GenerationSettings = {
   height: 512,
   strength: 0.75,
   maskBlur: 4,
+  inpaintArea: 'whole',
+  // A1111's default "only masked padding".
+  maskPadding: 32,
   batchCount: 1,
 };
 

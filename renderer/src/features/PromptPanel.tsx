@@ -1,6 +1,6 @@
 /** Prompt, settings, Generate/Cancel, progress and the queue. */
 import { useEffect, useState } from 'react';
-import type { SamplerName } from '../../../electron/shared/generation.js';
+import type { InpaintArea, SamplerName } from '../../../electron/shared/generation.js';
 import { useDocumentShape } from '../app/hooks.js';
 import {
   cancelGeneration,
@@ -10,11 +10,13 @@ import {
   generate,
   generateProblem,
   importModelFolder,
+  MAX_MASK_PADDING,
   modelsStore,
   queueStore,
   selectModel,
   sizePresets,
   studio,
+  usesPanelSize,
 } from '../app/session.js';
 import { lastSeedStore, liveJobStore, settingsStore, stagingStore, useStore, type ModeChoice } from '../app/store.js';
 
@@ -173,15 +175,13 @@ export function PromptPanel() {
             ))}
           </select>
         </label>
-        <NumberField label="Steps" value={s.steps} min={1} max={1000} onChange={(v) => settingsStore.update({ steps: v })} />
-        <NumberField label="CFG" value={s.cfg} min={0} max={50} step={0.5} onChange={(v) => settingsStore.update({ cfg: v })} />
         <label className="field">
           <span>Size</span>
           <select
             aria-label="Size"
             value={presets.some((p) => `${p.width}x${p.height}` === sizeKey) ? sizeKey : ''}
-            disabled={mode !== 'txt2img'}
-            title={mode !== 'txt2img' ? 'img2img and inpaint run at the image size' : undefined}
+            disabled={!usesPanelSize(s, mode)}
+            title={!usesPanelSize(s, mode) ? 'img2img and whole-picture inpaint run at the image size' : undefined}
             onChange={(e) => {
               const [w, h] = e.target.value.split('x').map(Number);
               if (w && h) {
@@ -198,9 +198,26 @@ export function PromptPanel() {
             ))}
           </select>
         </label>
+        <label className="field" title="Only masked repaints a crop around the mask at the model's size and pastes it back">
+          <span>Inpaint area</span>
+          <select aria-label="Inpaint area" value={s.inpaintArea} disabled={mode !== 'inpaint'} onChange={(e) => settingsStore.update({ inpaintArea: e.target.value as InpaintArea })}>
+            <option value="whole">Whole picture</option>
+            <option value="masked">Only masked</option>
+          </select>
+        </label>
+      </div>
+      {/* Numbers in three columns: the panel keeps Generate on screen at 1280×720. */}
+      <div className="grid-3">
+        <NumberField label="Steps" value={s.steps} min={1} max={1000} onChange={(v) => settingsStore.update({ steps: v })} />
+        <NumberField label="CFG" value={s.cfg} min={0} max={50} step={0.5} onChange={(v) => settingsStore.update({ cfg: v })} />
         <NumberField label="Batch count" value={s.batchCount} min={1} max={16} onChange={(v) => settingsStore.update({ batchCount: v })} />
         <NumberField label="Strength" value={s.strength} min={0} max={1} step={0.05} disabled={mode === 'txt2img'} onChange={(v) => settingsStore.update({ strength: v })} hint="How much of the image is repainted (1 = from noise)" />
         <NumberField label="Mask blur" value={s.maskBlur} min={0} max={256} disabled={mode !== 'inpaint'} onChange={(v) => settingsStore.update({ maskBlur: v })} hint="Feather radius of the mask edge, in pixels" />
+        {s.inpaintArea === 'masked' ? (
+          <NumberField label="Padding" value={s.maskPadding} min={0} max={MAX_MASK_PADDING} disabled={mode !== 'inpaint'} onChange={(v) => settingsStore.update({ maskPadding: v })} hint="Pixels of context kept around the mask" />
+        ) : (
+          <span aria-hidden="true" />
+        )}
       </div>
 
       <div className="seed-row">
