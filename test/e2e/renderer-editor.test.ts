@@ -5,6 +5,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { ensureRendererBuilt } from './support/renderer-build.js';
@@ -202,5 +203,36 @@ describe('renderer end to end: canvas editor', { timeout: 180_000 }, () => {
     await page.getByRole('option', { name: /^tiny-sd1 · txt2img/ }).waitFor({ state: 'attached' });
     const picker = page.getByRole('combobox', { name: 'Model', exact: true });
     assert.match(await picker.locator('option:checked').innerText(), /^tiny-sd1 · txt2img/);
+  });
+  it('saves CPU threads and an output folder in Settings; an unwritable folder is explained; both survive a reload', async () => {
+    const { page } = studio;
+    const aFile = join(server.dataDir, 'not-a-folder.txt');
+    await writeFile(aFile, 'a file, so nothing can be made under it');
+    const outputFolder = join(server.dataDir, 'exports');
+
+    await page.getByRole('button', { name: 'Settings' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Settings' });
+    await dialog.getByRole('checkbox', { name: 'Use CPU' }).waitFor();
+    assert.equal(await dialog.getByRole('checkbox', { name: 'Use CPU' }).isChecked(), true, 'CPU is on by default');
+    await dialog.getByRole('spinbutton', { name: 'CPU threads' }).fill('2');
+    await dialog.getByRole('textbox', { name: 'Output folder' }).fill(join(aFile, 'sub'));
+    await dialog.getByRole('button', { name: 'Save settings' }).click();
+    await dialog.getByRole('alert').filter({ hasText: /can't write to/ }).waitFor();
+    await studio.screenshot('19-settings-error');
+    assert.equal((await server.invoke('settings.get', {})).outputFolder, null, 'nothing was saved');
+
+    await dialog.getByRole('textbox', { name: 'Output folder' }).fill(outputFolder);
+    await dialog.getByRole('button', { name: 'Save settings' }).click();
+    await dialog.waitFor({ state: 'detached' });
+
+    await page.reload();
+    const saved = await server.invoke('settings.get', {});
+    assert.equal(saved.threads, 2);
+    assert.equal(saved.outputFolder, outputFolder);
+    await page.getByRole('button', { name: 'Settings' }).click();
+    await page.getByRole('dialog', { name: 'Settings' }).getByRole('spinbutton', { name: 'CPU threads' }).waitFor();
+    await waitForPageValue(page, `document.querySelector('[aria-label="Output folder"]')?.value === ${JSON.stringify(outputFolder)}`);
+    assert.equal(await page.getByRole('spinbutton', { name: 'CPU threads' }).inputValue(), '2');
+    await page.getByRole('button', { name: 'Close', exact: true }).click();
   });
 });

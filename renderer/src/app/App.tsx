@@ -4,6 +4,7 @@ import { EditorPanel } from '../editor/EditorPanel.js';
 import { viewCommands } from '../editor/CanvasView.js';
 import { HistoryBrowser } from '../features/HistoryBrowser.js';
 import { PromptPanel } from '../features/PromptPanel.js';
+import { SettingsDialog } from '../features/SettingsDialog.js';
 import { acceptStaged, connect, connectionStore, discardStaged, doc, flipStaged, generate, toolStore } from './session.js';
 import { noticesStore, stagingStore, useStore } from './store.js';
 
@@ -51,6 +52,7 @@ function ShortcutSheet({ onClose }: { onClose: () => void }) {
 
 export function App() {
   const [sheet, setSheet] = useState(false);
+  const [settingsOpen, setSettingsOpen] = useState(false);
   const notices = useStore(noticesStore);
   const conn = useStore(connectionStore);
 
@@ -66,10 +68,11 @@ export function App() {
       }
       if (e.key === 'Escape') {
         if (sheet) setSheet(false);
+        else if (settingsOpen) setSettingsOpen(false);
         else if (doc.cancelStroke()) e.preventDefault();
         return;
       }
-      if (isTyping(e.target)) return;
+      if (isTyping(e.target) || settingsOpen) return;
       const key = e.key.toLowerCase();
       if (mod && key === 'z') {
         e.preventDefault();
@@ -137,7 +140,7 @@ export function App() {
     };
     window.addEventListener('keydown', onKey);
     return () => window.removeEventListener('keydown', onKey);
-  }, [sheet]);
+  }, [sheet, settingsOpen]);
 
   return (
     <div className="app">
@@ -146,6 +149,7 @@ export function App() {
         <span className={`engine-state state-${conn.connected ? conn.engine : 'offline'}`} title="Engine status">
           {conn.connected ? `engine ${conn.engine}` : 'host offline'}
         </span>
+        <button type="button" className="ghost" onClick={() => setSettingsOpen(true)} title="Execution providers, CPU threads, output folder">Settings</button>
         <button type="button" className="ghost" aria-label="Keyboard shortcuts" onClick={() => setSheet(true)} title="Keyboard shortcuts (?)">?</button>
       </header>
       <PromptPanel />
@@ -159,6 +163,7 @@ export function App() {
         ))}
       </div>
       {sheet && <ShortcutSheet onClose={() => setSheet(false)} />}
+      {settingsOpen && <SettingsDialog onClose={() => setSettingsOpen(false)} />}
     </div>
   );
 }
