@@ -4,6 +4,7 @@ import { EditorPanel } from '../editor/EditorPanel.js';
 import { viewCommands } from '../editor/CanvasView.js';
 import { HistoryBrowser } from '../features/HistoryBrowser.js';
 import { PromptPanel } from '../features/PromptPanel.js';
+import { ModelManager } from '../features/ModelManager.js';
 import { SettingsDialog } from '../features/SettingsDialog.js';
 import { acceptStaged, connect, connectionStore, discardStaged, doc, flipStaged, generate, toolStore } from './session.js';
 import { noticesStore, stagingStore, useStore } from './store.js';
@@ -53,6 +54,7 @@ function ShortcutSheet({ onClose }: { onClose: () => void }) {
 export function App() {
   const [sheet, setSheet] = useState(false);
   const [settingsOpen, setSettingsOpen] = useState(false);
+  const [modelsOpen, setModelsOpen] = useState(false);
   const notices = useStore(noticesStore);
   const conn = useStore(connectionStore);
 
@@ -69,10 +71,11 @@ export function App() {
       if (e.key === 'Escape') {
         if (sheet) setSheet(false);
         else if (settingsOpen) setSettingsOpen(false);
+        else if (modelsOpen) setModelsOpen(false);
         else if (doc.cancelStroke()) e.preventDefault();
         return;
       }
-      if (isTyping(e.target) || settingsOpen) return;
+      if (isTyping(e.target) || settingsOpen || modelsOpen) return;
       const key = e.key.toLowerCase();
       if (mod && key === 'z') {
         e.preventDefault();
@@ -140,7 +143,7 @@ export function App() {
     };
     window.addEventListener('keydown', onKey);
     return () => window.removeEventListener('keydown', onKey);
-  }, [sheet, settingsOpen]);
+  }, [sheet, settingsOpen, modelsOpen]);
 
   return (
     <div className="app">
@@ -149,6 +152,7 @@ export function App() {
         <span className={`engine-state state-${conn.connected ? conn.engine : 'offline'}`} title="Engine status">
           {conn.connected ? `engine ${conn.engine}` : 'host offline'}
         </span>
+        <button type="button" className="ghost" onClick={() => setModelsOpen(true)} title="Import, download, set the default, remove">Models</button>
         <button type="button" className="ghost" onClick={() => setSettingsOpen(true)} title="Execution providers, CPU threads, output folder">Settings</button>
         <button type="button" className="ghost" aria-label="Keyboard shortcuts" onClick={() => setSheet(true)} title="Keyboard shortcuts (?)">?</button>
       </header>
@@ -164,6 +168,7 @@ export function App() {
       </div>
       {sheet && <ShortcutSheet onClose={() => setSheet(false)} />}
       {settingsOpen && <SettingsDialog onClose={() => setSettingsOpen(false)} />}
+      {modelsOpen && <ModelManager onClose={() => setModelsOpen(false)} />}
     </div>
   );
 }

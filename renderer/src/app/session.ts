@@ -441,11 +441,11 @@ export async function extendCanvas(side: ExtendSide): Promise<void> {
 }
 
 /** Adds a model folder (absolute path) to the library and selects it; returns an error to show, or null. */
-export async function importModelFolder(path: string): Promise<string | null> {
+export async function importModelFolder(path: string, copy = false): Promise<string | null> {
   const trimmed = path.trim();
   if (!trimmed) return 'Type the absolute path of a model folder (the one with model_index.json).';
   try {
-    const model = await studio().call('models.import', { path: trimmed });
+    const model = await studio().call('models.import', { path: trimmed, copy });
     await loadModels();
     await selectModel(model.id);
     notify('info', `Added ${model.name} (${model.kind}).`);
