@@ -24,6 +24,13 @@ export const MIGRATIONS_DIR = fileURLToPath(new URL('./migrations/', import.meta
 const MIGRATION_FILE = /^(\d{3})-[\w-]+\.sql$/;
 /** SQLite's page cache (KiB; the default is 2 MiB): holds the hot part of a 100k-item history. */
 const PAGE_CACHE_KIB = 32 * 1024;
+/**
+ * Memory-mapped reads of the main database file (SQLite `mmap_size`; writes still go through the WAL).
+ * A page deep in a 100k-item history otherwise costs one pread per B-tree page missed in the page
+ * cache: measured with bench/history.bench.ts's 100,800 rows, a newest-first page at a random cursor
+ * went from p95 5.4 ms to 1.4 ms. The mapping is address space, not resident memory.
+ */
+const MMAP_BYTES = 256 * 1024 * 1024;
 /** How long a writer waits for another connection's lock before SQLITE_BUSY (ms). */
 const BUSY_TIMEOUT_MS = 5000;
 
@@ -71,6 +78,7 @@ export function migrate(db: SqliteDatabase, migrations: Migration[], upTo = migr
  * - WAL: readers don't block the writer, and a crash never leaves a half-written page in the main file.
  * - synchronous = FULL: each commit is fsynced, so a committed generation survives power loss too.
  * - foreign_keys: image references and parent links are enforced.
+ * - mmap_size: reads map the file instead of copying pages (see MMAP_BYTES).
  */
 export function openDatabase(file: string, migrations: Migration[] = loadMigrations()): SqliteDatabase {
   let db: SqliteDatabase | undefined;
@@ -80,6 +88,7 @@ export function openDatabase(file: string, migrations: Migration[] = loadMigrati
     db.pragma('synchronous = FULL');
     db.pragma('foreign_keys = ON');
     db.pragma(`cache_size = -${PAGE_CACHE_KIB}`);
+    db.pragma(`mmap_size = ${MMAP_BYTES}`);
     migrate(db, migrations);
     return db;
   } catch (err) {
