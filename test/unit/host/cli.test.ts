@@ -52,6 +52,15 @@ describe('studio CLI', () => {
     assert.match(meta.parameters ?? '', /^a red apple\nNegative prompt: blurry\nSteps: 4, Sampler: Euler a, CFG scale: 5, Seed: 42, Size: 64x64/);
   });
 
+  test('without --model, generate uses the bundled model (works offline on a fresh install)', async () => {
+    const out = join(dir, 'bundled.png');
+    const r = await studio('generate', '--prompt', 'red apple', '--out', out, '--providers', 'cpu');
+    assert.equal(r.code, 0, r.stderr);
+    const meta = readPngMetadata(readFileSync(out));
+    assert.match(meta.parameters ?? '', /Model: emoji-ldm/);
+    assert.equal(meta.width, 64);
+  });
+
   test('the same command twice gives byte-identical files', async () => {
     const args = ['generate', '--model', modelDir('tiny-optimum'), '--prompt', 'cat', '--steps', '3', '--seed', '7', '--width', '64', '--height', '64'];
     assert.equal((await studio(...args, '--out', join(dir, 'x.png'))).code, 0);
