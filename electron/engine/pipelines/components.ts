@@ -6,6 +6,7 @@
 import { CancelledError } from '../../shared/errors.js';
 import type { Residuals } from '../model/controlnet.js';
 import type { LoadedModel } from '../model/model-folder.js';
+import type { Scheduler } from '../schedulers/index.js';
 import { timestepTensor } from '../model/model-folder.js';
 import type { HostTensor } from '../model/onnx-module.js';
 import { POSTERIOR_NOISE_INPUT } from '../model/onnx-graph.js';
@@ -269,6 +270,34 @@ export async function encodeImage(
     latents[i] = (mean + Math.exp(0.5 * logvar) * z[i]!) * scaling;
   }
   return latents;
+}
+
+/**
+ * The denoising loop shared by text-to-image and image-to-image (§3.1 step 5):
+ *   for t in timesteps: z ← step(CFG(U-Net(scale(z), t, y)), t, z)
+ * with progress after each step and cancellation between steps. Returns what to decode: LCM's last
+ * `denoised` (§3.7, equal to the latents after the final step), else the final latents.
+ * Inpainting has its own loop (extra U-Net channels, latent blending).
+ */
+export async function denoise(job: Job, scheduler: Scheduler, start: Float32Array, conditioning: Conditioning): Promise<Float32Array> {
+  const { model, shape, options } = job;
+  const progress = new ProgressReporter(scheduler.timesteps.length, shape, options);
+  let latents = start;
+  let denoised: Float32Array | undefined;
+  await timed(job, 'denoiseMs', async () => {
+    for (const [i, t] of scheduler.timesteps.entries()) {
+      throwIfAborted(options.signal);
+      const input = scheduler.scaleModelInput(latents, t);
+      const noisePred = await predictNoise(model, input, shape.channels, shape, t, conditioning);
+      const out = scheduler.step(noisePred, t, latents, job.rng);
+      latents = out.prevSample;
+      denoised = out.predOriginal;
+      job.timings.stepsRun = i + 1;
+      progress.report(i + 1, denoised ?? latents);
+    }
+  });
+  throwIfAborted(options.signal);
+  return job.params.sampler === 'lcm' && denoised ? denoised : latents;
 }
 
 /** Step timing, ETA and previews for the progress callback. */

@@ -6,10 +6,9 @@ import { createScheduler } from '../schedulers/index.js';
 import { imageToTensor, type RgbImage } from '../tensor/image.js';
 import {
   decodeLatents,
-  encodeImage,
+  denoise,
   encodeConditioning,
-  predictNoise,
-  ProgressReporter,
+  encodeImage,
   throwIfAborted,
 } from './components.js';
 import { timed, type Job } from './job.js';
@@ -18,7 +17,6 @@ export async function imageToImage(job: Job): Promise<RgbImage> {
   const { model, params, shape, options } = job;
   const { signal } = options;
   const image = job.initImage!;
-  const isLcm = params.sampler === 'lcm';
 
   // 1. Prompt and init image latents.
   const conditioning = await encodeConditioning(job);
@@ -31,24 +29,9 @@ export async function imageToImage(job: Job): Promise<RgbImage> {
   const scheduler = createScheduler(params.sampler, model.schedulerConfig);
   scheduler.setTimesteps(params.steps, { strength: params.strength });
   const t0 = scheduler.timesteps[0]!;
-  let latents: Float32Array = scheduler.addNoise(initLatents, job.noise, t0);
+  const latents = scheduler.addNoise(initLatents, job.noise, t0);
 
-  // 3. Denoising loop (the same body as text-to-image).
-  const progress = new ProgressReporter(scheduler.timesteps.length, shape, options);
-  let denoised: Float32Array | undefined;
-  await timed(job, 'denoiseMs', async () => {
-    for (const [i, t] of scheduler.timesteps.entries()) {
-      throwIfAborted(signal);
-      const input = scheduler.scaleModelInput(latents, t);
-      const noisePred = await predictNoise(model, input, shape.channels, shape, t, conditioning);
-      const out = scheduler.step(noisePred, t, latents, job.rng);
-      latents = out.prevSample;
-      denoised = out.predOriginal;
-      job.timings.stepsRun = i + 1;
-      progress.report(i + 1, denoised ?? latents);
-    }
-  });
-  throwIfAborted(signal);
-  const final = isLcm && denoised ? denoised : latents;
+  // 3. Denoising loop (the same as text-to-image), then decode.
+  const final = await denoise(job, scheduler, latents, conditioning);
   return timed(job, 'vaeDecodeMs', () => decodeLatents(model, final, shape));
 }
