@@ -12,27 +12,17 @@ import type {
   HistoryFilter,
   HistoryItem,
   ImageRef,
+  RecordedParams,
 } from '../shared/history.js';
 import type { SqliteDatabase } from './database.js';
 
 /** What an insert into `generations` needs (the image rows it references must exist). */
-export interface GenerationRecord {
+export interface GenerationRecord extends RecordedParams {
   createdAt: number;
   source: GenerationSource;
   status: GenerationStatus;
-  mode: GenerationMode;
   modelId: string | null;
   modelHash: string | null;
-  prompt: string;
-  negativePrompt: string;
-  seed: number | null;
-  steps: number | null;
-  cfg: number | null;
-  sampler: SamplerName | null;
-  width: number;
-  height: number;
-  strength: number | null;
-  maskBlur: number | null;
   initImageHash: string | null;
   maskHash: string | null;
   outputHash: string | null;
