@@ -86,6 +86,20 @@ export function stampSegment(
   brush: BrushSettings,
   tool: BrushTool,
 ): { rect: PixelRect | null; carry: number } {
+  return walkSegment(from, to, carry, brush.size, (cx, cy, diameter) => stampDab(mask, cx, cy, diameter, brush, tool));
+}
+
+/**
+ * Walks a segment at the dab spacing and calls `stamp` at each dab (centre and pressure-scaled
+ * diameter); the mask brush and the layout's label brush share it, so both place dabs identically.
+ */
+export function walkSegment(
+  from: StrokePoint,
+  to: StrokePoint,
+  carry: number,
+  size: number,
+  stamp: (cx: number, cy: number, diameter: number) => PixelRect,
+): { rect: PixelRect | null; carry: number } {
   const dx = to.x - from.x;
   const dy = to.y - from.y;
   const length = Math.sqrt(dx * dx + dy * dy);
@@ -94,8 +108,8 @@ export function stampSegment(
   while (at <= length) {
     const t = length === 0 ? 1 : at / length;
     const pressure = from.pressure + (to.pressure - from.pressure) * t;
-    const diameter = Math.max(MIN_BRUSH_SIZE, brush.size * pressure);
-    const r = stampDab(mask, from.x + dx * t, from.y + dy * t, diameter, brush, tool);
+    const diameter = Math.max(MIN_BRUSH_SIZE, size * pressure);
+    const r = stamp(from.x + dx * t, from.y + dy * t, diameter);
     if (r.width > 0 && r.height > 0) rect = unionRect(rect, r);
     at += Math.max(0.5, diameter * DAB_SPACING);
     if (length === 0) break;

@@ -1,14 +1,15 @@
 /**
- * The editor document: a base image (or a blank canvas of a chosen size), the mask at image resolution,
- * and the undo history. No React, no Konva, no DOM: the view subscribes to changes and redraws.
+ * The editor document: a base image (or a blank canvas of a chosen size), the mask and the layout
+ * (a label id per pixel, for layout models) at image resolution, and the undo history. No React, no Konva, no DOM: the view subscribes to changes and redraws.
  *
  * Undo records inverse deltas (excalidraw's habit): a mask edit keeps the bytes of the rectangle it
  * changed, before and after, so a stroke on a 2048² mask costs only the area it touched. One stroke is
  * one undo step; Esc while painting puts the stroke's pixels back and leaves no undo entry.
  */
-import { stampSegment, type BrushSettings, type BrushTool, type StrokePoint } from './brush.js';
+import { stampSegment, walkSegment, type BrushSettings, type BrushTool, type StrokePoint } from './brush.js';
+import { BACKGROUND_LABEL, floodFillLabel, LayoutLayer, layoutToRgb, resampleLabels, stampLabelDab, type LayoutPalette } from './layout.js';
 import { MaskLayer, unionRect, type PixelRect } from './mask.js';
-import { encodeGreyPng, type ZlibCompress } from './png.js';
+import { encodeGreyPng, encodeRgbPng, type ZlibCompress } from './png.js';
 
 /** Where the base image came from; it decides how a generation sends it (hash or bytes). */
 export type ImageSource =
@@ -25,7 +26,7 @@ export interface ImageLayer {
 export const MAX_UNDO_STEPS = 200;
 
 type UndoEntry =
-  | { kind: 'mask'; label: string; rect: PixelRect; before: Uint8Array; after: Uint8Array }
+  | { kind: 'mask' | 'layout'; label: string; rect: PixelRect; before: Uint8Array; after: Uint8Array }
   | { kind: 'image'; label: string; before: DocumentState; after: DocumentState };
 
 interface DocumentState {
@@ -33,24 +34,29 @@ interface DocumentState {
   width: number;
   height: number;
   mask: Uint8Array;
+  layout: Uint8Array;
 }
 
 export type DocumentChange =
   /** Mask pixels inside `rect` changed. */
   | { kind: 'mask'; rect: PixelRect }
+  /** Layout labels inside `rect` changed. */
+  | { kind: 'layout'; rect: PixelRect }
   /** The image, the size or the whole mask changed. */
   | { kind: 'document' }
-  /** A step ended (stroke, undo, redo, whole-mask edit): undo availability and mask emptiness may differ. */
+  /** A step ended (stroke, undo, redo, whole-layer edit): undo availability and emptiness may differ. */
   | { kind: 'history' };
 
-export type ModeOverride = 'auto' | 'txt2img' | 'img2img' | 'inpaint';
+/** Which layer a stroke paints: the mask, or the layout with one label. */
+type StrokeTarget = { layer: 'mask' } | { layer: 'layout'; label: number };
 
 interface ActiveStroke {
   tool: BrushTool;
   brush: BrushSettings;
+  target: StrokeTarget;
   last: StrokePoint;
   carry: number;
-  /** The whole mask as it was when the stroke began (for Esc and for the undo delta). */
+  /** The whole target layer as it was when the stroke began (for Esc and for the undo delta). */
   before: Uint8Array;
   dirty: PixelRect | null;
 }
@@ -58,6 +64,7 @@ interface ActiveStroke {
 export class EditorDocument {
   private imageLayer: ImageLayer | null = null;
   private maskLayer: MaskLayer;
+  private layoutLayer: LayoutLayer;
   private readonly undoStack: UndoEntry[] = [];
   private readonly redoStack: UndoEntry[] = [];
   private stroke: ActiveStroke | null = null;
@@ -67,6 +74,7 @@ export class EditorDocument {
 
   constructor(width = 512, height = 512) {
     this.maskLayer = new MaskLayer(width, height);
+    this.layoutLayer = new LayoutLayer(width, height);
   }
 
   get image(): ImageLayer | null {
@@ -74,6 +82,9 @@ export class EditorDocument {
   }
   get mask(): MaskLayer {
     return this.maskLayer;
+  }
+  get layout(): LayoutLayer {
+    return this.layoutLayer;
   }
   get width(): number {
     return this.maskLayer.width;
@@ -101,13 +112,20 @@ export class EditorDocument {
 
   private emit(change: DocumentChange): void {
     // Every pixel edit (dabs, whole-mask edits, undo) announces itself here.
-    if (change.kind !== 'history') this.maskLayer.changed();
+    if (change.kind !== 'history') {
+      this.maskLayer.changed();
+      this.layoutLayer.changed();
+    }
     this.revision++;
     for (const l of [...this.listeners]) l(change);
   }
 
-  /** What a generation from this document would be, unless overridden. */
-  inferredMode(): 'txt2img' | 'img2img' | 'inpaint' {
+  /**
+   * What a generation from this document would be, unless overridden. A painted layout means layout
+   * mode, but only with a layout model (`layoutModel`): other models can't read it.
+   */
+  inferredMode(layoutModel = false): 'txt2img' | 'img2img' | 'inpaint' | 'layout' {
+    if (layoutModel && !this.layoutLayer.isEmpty()) return 'layout';
     if (!this.imageLayer) return 'txt2img';
     return this.maskLayer.isEmpty() ? 'img2img' : 'inpaint';
   }
@@ -115,12 +133,13 @@ export class EditorDocument {
   // ── image ────────────────────────────────────────────────────────────────────────────────────
 
   private snapshot(): DocumentState {
-    return { image: this.imageLayer, width: this.width, height: this.height, mask: this.maskLayer.data.slice() };
+    return { image: this.imageLayer, width: this.width, height: this.height, mask: this.maskLayer.data.slice(), layout: this.layoutLayer.data.slice() };
   }
 
   private restore(state: DocumentState): void {
     this.imageLayer = state.image;
     this.maskLayer = new MaskLayer(state.width, state.height, state.mask.slice());
+    this.layoutLayer = new LayoutLayer(state.width, state.height, state.layout.slice());
   }
 
   private replaceDocument(label: string, next: DocumentState): void {
@@ -133,37 +152,46 @@ export class EditorDocument {
 
   /** Starts over on a blank canvas (txt2img at this size); undoable. */
   newBlank(width: number, height: number): void {
-    this.replaceDocument('New canvas', { image: null, width, height, mask: new Uint8Array(width * height) });
+    this.replaceDocument('New canvas', { image: null, width, height, mask: new Uint8Array(width * height), layout: new Uint8Array(width * height) });
   }
 
   /**
    * A blank canvas follows the txt2img size as it is chosen: nothing is lost by resizing it, so it takes
-   * no undo step. Does nothing when there is an image.
+   * no undo step. A painted layout is stretched to the new size (nearest label) instead, and that is one
+   * undo step, since it is no longer pixel for pixel what was painted. Does nothing when there is an image.
    */
   resizeBlank(width: number, height: number): void {
     if (this.imageLayer || (width === this.width && height === this.height)) return;
     this.cancelStroke();
-    this.restore({ image: null, width, height, mask: new Uint8Array(width * height) });
+    const mask = new Uint8Array(width * height);
+    if (!this.layoutLayer.isEmpty()) {
+      const layout = resampleLabels(this.layoutLayer.data, this.width, this.height, width, height);
+      this.replaceDocument('Resize canvas', { image: null, width, height, mask, layout });
+      return;
+    }
+    this.restore({ image: null, width, height, mask, layout: new Uint8Array(width * height) });
     this.emit({ kind: 'document' });
   }
 
   /**
-   * Sets the base image. The mask is kept when the size matches (an accepted inpaint result keeps its
-   * mask, so the next run can refine it), and reset otherwise.
+   * Sets the base image. The mask and the layout are kept when the size matches (an accepted inpaint
+   * result keeps its mask, so the next run can refine it; a layout result keeps its layout), and reset otherwise.
    */
   setImage(image: ImageLayer, label = 'Open image'): void {
-    const keepMask = image.width === this.width && image.height === this.height;
+    const keep = image.width === this.width && image.height === this.height;
     this.replaceDocument(label, {
       image,
       width: image.width,
       height: image.height,
-      mask: keepMask ? this.maskLayer.data.slice() : new Uint8Array(image.width * image.height),
+      mask: keep ? this.maskLayer.data.slice() : new Uint8Array(image.width * image.height),
+      layout: keep ? this.layoutLayer.data.slice() : new Uint8Array(image.width * image.height),
     });
   }
 
   /**
    * Outpainting: `image` is the grown canvas, with the old image's pixels at (`left`, `top`). The old
-   * mask moves with them and the new area is masked (white), so the next inpaint fills it. One undo step.
+   * mask moves with them and the new area is masked (white), so the next inpaint fills it; the layout
+   * moves too, the new area background. One undo step.
    */
   extendCanvas(image: ImageLayer, left: number, top: number): void {
     const { width, height } = image;
@@ -171,17 +199,38 @@ export class EditorDocument {
       throw new RangeError(`the old ${this.width}×${this.height} canvas does not fit at (${left}, ${top}) in ${width}×${height}`);
     }
     const mask = new Uint8Array(width * height).fill(255);
+    const layout = new Uint8Array(width * height).fill(BACKGROUND_LABEL);
     const old = this.maskLayer;
-    for (let y = 0; y < old.height; y++) mask.set(old.data.subarray(y * old.width, (y + 1) * old.width), (y + top) * width + left);
-    this.replaceDocument('Extend canvas', { image, width, height, mask });
+    const oldLayout = this.layoutLayer;
+    for (let y = 0; y < old.height; y++) {
+      mask.set(old.data.subarray(y * old.width, (y + 1) * old.width), (y + top) * width + left);
+      layout.set(oldLayout.data.subarray(y * old.width, (y + 1) * old.width), (y + top) * width + left);
+    }
+    this.replaceDocument('Extend canvas', { image, width, height, mask, layout });
   }
 
   // ── strokes ──────────────────────────────────────────────────────────────────────────────────
 
   beginStroke(tool: BrushTool, brush: BrushSettings, point: StrokePoint): void {
     if (this.stroke) this.endStroke();
-    this.stroke = { tool, brush: { ...brush }, last: point, carry: 0, before: this.maskLayer.data.slice(), dirty: null };
+    this.stroke = { tool, brush: { ...brush }, target: { layer: 'mask' }, last: point, carry: 0, before: this.maskLayer.data.slice(), dirty: null };
     this.extend(point, true);
+  }
+
+  /**
+   * A stroke on the layout: the brush paints `label`, the eraser paints background. Hard-edged (labels
+   * don't blend); otherwise exactly a mask stroke: one undo step, Esc cancels.
+   */
+  beginLayoutStroke(tool: BrushTool, label: number, size: number, point: StrokePoint): void {
+    if (!Number.isInteger(label) || label < 0 || label > 255) throw new RangeError(`a label id is a whole number from 0 to 255, got ${label}`);
+    if (this.stroke) this.endStroke();
+    const target = { layer: 'layout' as const, label: tool === 'eraser' ? BACKGROUND_LABEL : label };
+    this.stroke = { tool, brush: { size, hardness: 1, opacity: 1 }, target, last: point, carry: 0, before: this.layoutLayer.data.slice(), dirty: null };
+    this.extend(point, true);
+  }
+
+  private strokeLayer(s: ActiveStroke): MaskLayer {
+    return s.target.layer === 'layout' ? this.layoutLayer : this.maskLayer;
   }
 
   /** Adds a pointer sample to the stroke in progress (no-op without one). */
@@ -192,12 +241,17 @@ export class EditorDocument {
   private extend(point: StrokePoint, first: boolean): void {
     const s = this.stroke!;
     const from = first ? point : s.last;
-    const { rect, carry } = stampSegment(this.maskLayer, from, point, first ? 0 : s.carry, s.brush, s.tool);
+    const carryIn = first ? 0 : s.carry;
+    const target = s.target;
+    const { rect, carry } =
+      target.layer === 'layout'
+        ? walkSegment(from, point, carryIn, s.brush.size, (cx, cy, d) => stampLabelDab(this.layoutLayer, cx, cy, d, target.label))
+        : stampSegment(this.maskLayer, from, point, carryIn, s.brush, s.tool);
     s.last = point;
     s.carry = carry;
     if (rect) {
       s.dirty = unionRect(s.dirty, rect);
-      this.emit({ kind: 'mask', rect });
+      this.emit({ kind: target.layer, rect });
     }
   }
 
@@ -209,9 +263,10 @@ export class EditorDocument {
     if (s.dirty) {
       const rect = s.dirty;
       const before = new MaskLayer(this.width, this.height, s.before).read(rect);
-      const after = this.maskLayer.read(rect);
+      const after = this.strokeLayer(s).read(rect);
       if (!bytesEqual(before, after)) {
-        this.pushUndo({ kind: 'mask', label: s.tool === 'brush' ? 'Brush stroke' : 'Eraser stroke', rect, before, after });
+        const label = `${s.target.layer === 'layout' ? 'Layout ' : ''}${s.tool === 'brush' ? 'brush' : 'eraser'} stroke`;
+        this.pushUndo({ kind: s.target.layer, label: label[0]!.toUpperCase() + label.slice(1), rect, before, after });
       }
     }
     this.emit({ kind: 'history' });
@@ -223,8 +278,8 @@ export class EditorDocument {
     if (!s) return false;
     this.stroke = null;
     if (s.dirty) {
-      this.maskLayer.write(s.dirty, new MaskLayer(this.width, this.height, s.before).read(s.dirty));
-      this.emit({ kind: 'mask', rect: s.dirty });
+      this.strokeLayer(s).write(s.dirty, new MaskLayer(this.width, this.height, s.before).read(s.dirty));
+      this.emit({ kind: s.target.layer, rect: s.dirty });
     }
     this.emit({ kind: 'history' });
     return true;
@@ -256,6 +311,53 @@ export class EditorDocument {
 
   fillMask(): void {
     this.editWholeMask('Fill mask', (d) => d.fill(255));
+  }
+
+  // ── layout operations ────────────────────────────────────────────────────────────────────────
+
+  /** Paint bucket: the connected region under (`x`, `y`) takes `label`. One undo step; false when nothing changed. */
+  fillLayoutRegion(x: number, y: number, label: number): boolean {
+    this.cancelStroke();
+    const before = this.layoutLayer.data.slice();
+    const rect = floodFillLabel(this.layoutLayer, x, y, label);
+    if (!rect) return false;
+    const old = new MaskLayer(this.width, this.height, before).read(rect);
+    this.pushUndo({ kind: 'layout', label: 'Layout fill', rect, before: old, after: this.layoutLayer.read(rect) });
+    this.emit({ kind: 'layout', rect });
+    this.emit({ kind: 'history' });
+    return true;
+  }
+
+  /** Everything back to background; one undo step. */
+  clearLayout(): void {
+    this.cancelStroke();
+    if (this.layoutLayer.isEmpty()) return;
+    const rect = this.layoutLayer.fullRect;
+    const before = this.layoutLayer.data.slice();
+    this.layoutLayer.data.fill(BACKGROUND_LABEL);
+    this.pushUndo({ kind: 'layout', label: 'Clear layout', rect, before, after: this.layoutLayer.data.slice() });
+    this.emit({ kind: 'layout', rect });
+    this.emit({ kind: 'history' });
+  }
+
+  /**
+   * Puts a stored label map (ids, `width`×`height`) into the layout: one undo step. A map of another
+   * size starts a blank canvas of its size (a layout generation runs at the map's size).
+   */
+  loadLayout(ids: Uint8Array, width: number, height: number, label = 'Reuse layout'): void {
+    if (ids.length !== width * height) throw new RangeError(`a ${width}×${height} layout has ${width * height} labels, got ${ids.length}`);
+    this.cancelStroke();
+    if (width !== this.width || height !== this.height) {
+      this.replaceDocument(label, { image: null, width, height, mask: new Uint8Array(width * height), layout: ids.slice() });
+      return;
+    }
+    const rect = this.layoutLayer.fullRect;
+    const before = this.layoutLayer.data.slice();
+    if (bytesEqual(before, ids)) return;
+    this.layoutLayer.data.set(ids);
+    this.pushUndo({ kind: 'layout', label, rect, before, after: ids.slice() });
+    this.emit({ kind: 'layout', rect });
+    this.emit({ kind: 'history' });
   }
 
   // ── undo ─────────────────────────────────────────────────────────────────────────────────────
@@ -295,12 +397,12 @@ export class EditorDocument {
   }
 
   private apply(entry: UndoEntry, side: 'before' | 'after'): void {
-    if (entry.kind === 'mask') {
-      this.maskLayer.write(entry.rect, entry[side]);
-      this.emit({ kind: 'mask', rect: entry.rect });
-    } else {
+    if (entry.kind === 'image') {
       this.restore(entry[side]);
       this.emit({ kind: 'document' });
+    } else {
+      (entry.kind === 'mask' ? this.maskLayer : this.layoutLayer).write(entry.rect, entry[side]);
+      this.emit({ kind: entry.kind, rect: entry.rect });
     }
   }
 }
@@ -314,4 +416,12 @@ function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
 /** The mask as a greyscale PNG at image resolution (white = repaint), as the contract's `mask` expects. */
 export function exportMaskPng(doc: EditorDocument, compress?: ZlibCompress): Promise<Uint8Array> {
   return encodeGreyPng(doc.width, doc.height, doc.mask.data, compress);
+}
+
+/**
+ * The layout as an RGB PNG of palette colours at image resolution, as the contract's `labelMap` expects.
+ * Throws LayoutPaletteError when the layout uses a label the palette doesn't have.
+ */
+export async function exportLayoutPng(doc: EditorDocument, palette: LayoutPalette, compress?: ZlibCompress): Promise<Uint8Array> {
+  return encodeRgbPng(doc.width, doc.height, layoutToRgb(doc.layout, palette), compress);
 }

@@ -1,5 +1,5 @@
 /**
- * A minimal PNG encoder for masks (8-bit greyscale) and RGBA images, in plain TS so the exported mask
+ * A minimal PNG encoder for masks (8-bit greyscale), label maps (RGB) and RGBA images, in plain TS so the exported mask
  * can be checked in unit tests without a browser. The zlib stream comes from `compress` when given (the
  * browser passes CompressionStream('deflate')); otherwise it is written with stored (uncompressed)
  * deflate blocks, which every decoder reads (RFC 1950/1951).
@@ -8,6 +8,7 @@
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 /** PNG colour types (PNG spec §11.2.2). */
 const COLOR_GREY = 0;
+const COLOR_RGB = 2;
 const COLOR_RGBA = 6;
 /** Largest payload of one stored deflate block (RFC 1951 §3.2.4: LEN is 16 bits). */
 const MAX_STORED_BLOCK = 65535;
@@ -81,7 +82,7 @@ function chunk(type: string, data: Uint8Array): Uint8Array {
 
 export type ZlibCompress = (raw: Uint8Array) => Promise<Uint8Array>;
 
-async function encode(width: number, height: number, channels: 1 | 4, pixels: Uint8Array, compress?: ZlibCompress): Promise<Uint8Array> {
+async function encode(width: number, height: number, channels: 1 | 3 | 4, pixels: Uint8Array, compress?: ZlibCompress): Promise<Uint8Array> {
   if (pixels.length !== width * height * channels) {
     throw new RangeError(`PNG pixels have ${pixels.length} bytes, expected ${width}×${height}×${channels}`);
   }
@@ -94,7 +95,7 @@ async function encode(width: number, height: number, channels: 1 | 4, pixels: Ui
   v.setUint32(0, width);
   v.setUint32(4, height);
   ihdr[8] = 8; // bit depth
-  ihdr[9] = channels === 1 ? COLOR_GREY : COLOR_RGBA;
+  ihdr[9] = channels === 1 ? COLOR_GREY : channels === 3 ? COLOR_RGB : COLOR_RGBA;
   const idat = compress ? await compress(raw) : zlibStored(raw);
   const parts = [new Uint8Array(PNG_SIGNATURE), chunk('IHDR', ihdr), chunk('IDAT', idat), chunk('IEND', new Uint8Array(0))];
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
@@ -109,6 +110,11 @@ async function encode(width: number, height: number, channels: 1 | 4, pixels: Ui
 /** An 8-bit greyscale PNG of the mask (white = repaint), at the mask's own resolution. */
 export function encodeGreyPng(width: number, height: number, grey: Uint8Array, compress?: ZlibCompress): Promise<Uint8Array> {
   return encode(width, height, 1, grey, compress);
+}
+
+/** An 8-bit RGB PNG (a layout's label map: palette colours, no alpha). */
+export function encodeRgbPng(width: number, height: number, rgb: Uint8Array, compress?: ZlibCompress): Promise<Uint8Array> {
+  return encode(width, height, 3, rgb, compress);
 }
 
 export function encodeRgbaPng(width: number, height: number, rgba: Uint8Array, compress?: ZlibCompress): Promise<Uint8Array> {
