@@ -7,7 +7,8 @@ import { existsSync } from 'node:fs';
 import { constants } from 'node:fs';
 import { access, mkdir, readFile } from 'node:fs/promises';
 import type { Handlers } from '../shared/contract.js';
-import { serializeError, StudioError } from '../shared/errors.js';
+import { serializeError, StudioError, type SerializedError } from '../shared/errors.js';
+import { convertCommand } from '../model-library/convert-command.js';
 import type { Host } from './host.js';
 
 /** A seed drawn for a request without one: 32 bits, like A1111's random seeds. */
@@ -26,8 +27,14 @@ async function assertWritableFolder(folder: string): Promise<void> {
 /** Engine errors that mean there is no engine process to hold sessions (nothing to unload). */
 const ENGINE_GONE = new Set(['E_ENGINE_CRASHED', 'E_ENGINE_CLOSED']);
 
+/** A checkpoint file, not a model folder: it has to be converted before it can be imported. */
+const CHECKPOINT_FILE = /\.safetensors$/i;
+
 export function createHandlers(host: Host) {
   const { history, queue, library, settings, engine } = host;
+  /** Tells every window that the library changed, with the default it has now. */
+  const modelsChanged = (kind: 'imported' | 'removed' | 'default', modelId: string): void =>
+    host.emit('models.changed', { kind, modelId, defaultId: library.defaultModel()?.id ?? null });
 
   const handlers = {
     async generate(req) {
@@ -114,6 +121,15 @@ export function createHandlers(host: Host) {
       }
       return { hash, mime: thumbnail ? 'image/webp' : 'image/png', data: bytes.toString('base64') } as const;
     },
+    async 'history.reveal'({ id }) {
+      const item = history.get(id);
+      if (!item.output) throw new StudioError('E_NOT_FOUND', `#${id} has no image file (the generation did not produce one).`);
+      const path = history.imagePath(item.output.hash);
+      if (!existsSync(path)) throw new StudioError('E_NOT_FOUND', `The image file of #${id} is missing from the history folder (${path}).`);
+      if (!host.platform.revealFile) return { path, revealed: false };
+      await host.platform.revealFile(path);
+      return { path, revealed: true };
+    },
 
     async 'models.list'() {
       const models = library.list();
@@ -124,10 +140,18 @@ export function createHandlers(host: Host) {
       return library.info(modelId);
     },
     async 'models.import'(request) {
+      if (CHECKPOINT_FILE.test(request.path)) {
+        const { display, out } = convertCommand({ source: request.path });
+        throw new StudioError(
+          'E_NEEDS_CONVERSION',
+          `${request.path} is a single-file checkpoint, not an ONNX model folder. Convert it first with the native-models tooling (the app bundles no Python): ${display} — then import ${out}.`,
+        );
+      }
       // The engine opens the folder first (the library's validator): a folder it can't run is never added.
       const model = await library.importFolder(request);
       // A copy runs from the models folder: the sessions opened on the original are not needed.
       if (model.dir !== model.source) host.releaseModel(model.source);
+      modelsChanged('imported', model.id);
       return model;
     },
     async 'models.download'(request) {
@@ -140,6 +164,14 @@ export function createHandlers(host: Host) {
     },
     async 'models.remove'({ modelId }) {
       const model = library.get(modelId);
+      // Queued jobs for it could never run: they fail now, in plain words, rather than when their turn
+      // comes (a bundled model is refused below and keeps them). The running job finishes first.
+      const removedError: SerializedError = {
+        name: 'ModelRemovedError',
+        code: 'E_MODEL_REMOVED',
+        message: `The model "${model.name}" was removed before this job started; pick another model and generate again.`,
+      };
+      const failedJobs = model.readOnly ? [] : queue.failQueuedForModel(model.id, removedError);
       // Its sessions go first (after a job that is using them), so no file is deleted under the engine.
       // A bundled model is refused by the library (E_READ_ONLY) and keeps its sessions.
       if (!model.readOnly) {
@@ -151,13 +183,22 @@ export function createHandlers(host: Host) {
         host.releaseModel(model.dir);
       }
       await library.remove(modelId);
-      return { removed: modelId, defaultId: library.defaultModel()?.id ?? null };
+      modelsChanged('removed', modelId);
+      return { removed: modelId, defaultId: library.defaultModel()?.id ?? null, failedJobs };
     },
     async 'models.setDefault'({ modelId }) {
-      return { defaultId: library.setDefault(modelId).id };
+      const defaultId = library.setDefault(modelId).id;
+      modelsChanged('default', defaultId);
+      return { defaultId };
     },
     async 'models.select'({ modelId }) {
-      return { selectedId: library.setDefault(modelId).id };
+      const selectedId = library.setDefault(modelId).id;
+      modelsChanged('default', selectedId);
+      return { selectedId };
+    },
+    async 'models.convertCommand'({ path, fp16 }) {
+      const { display, argv, out } = convertCommand({ source: path, ...(fp16 !== undefined ? { fp16 } : {}) });
+      return { command: display, argv, out };
     },
 
     async 'settings.get'() {

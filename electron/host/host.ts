@@ -57,6 +57,14 @@ export interface HostOptions {
   previewEvery?: number;
   version?: string;
   electronVersion?: string | null;
+  /** What only the desktop app can do (Electron main passes them; browser mode has none). */
+  platform?: PlatformActions;
+}
+
+/** Desktop-only actions the host calls when present; without one, a handler answers data the page can use instead. */
+export interface PlatformActions {
+  /** Shows a file in the OS file manager (Electron: shell.showItemInFolder). */
+  revealFile?: (path: string) => void | Promise<void>;
 }
 
 const APP_NAME = 'Latent Studio';
@@ -118,6 +126,7 @@ export class Host {
   readonly modelsDir: string;
   readonly settings: SettingsStore;
   readonly appInfo: Omit<AppInfo, 'engine'>;
+  readonly platform: PlatformActions;
   private readonly previewEvery: number;
 
   private constructor(
@@ -129,6 +138,7 @@ export class Host {
     this.settings = new SettingsStore(db);
     this.modelsDir = join(dataDir, 'models');
     this.previewEvery = options.previewEvery ?? 1;
+    this.platform = options.platform ?? {};
     const stored = this.settings.read();
     const engineSettings: EngineProcessSettings = {
       ...(stored.providers ? { providers: stored.providers } : {}),
@@ -282,6 +292,9 @@ export class Host {
     if (final) this.activeDownloads.delete(progress.downloadId);
     else this.activeDownloads.set(progress.downloadId, { name: progress.name, progress });
     this.emit('models.downloadProgress', progress);
+    if (progress.phase === 'done' && progress.modelId !== undefined) {
+      this.emit('models.changed', { kind: 'downloaded', modelId: progress.modelId, defaultId: this.library.defaultModel()?.id ?? null });
+    }
   };
 
   /** Running downloads, then the stopped ones that can be resumed. */

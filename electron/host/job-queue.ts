@@ -246,6 +246,19 @@ export class JobQueue {
     return ids;
   }
 
+  /**
+   * Fails every queued job of a model at once with `error` (the model was removed: they could never
+   * run). Returns their ids. A running job is left to finish with the sessions it already holds.
+   */
+  failQueuedForModel(modelId: string, error: SerializedError): string[] {
+    const ids = (this.stmt.queued.all() as JobRow[]).filter((r) => r.model_id === modelId).map((r) => r.id);
+    this.db.transaction(() => {
+      for (const id of ids) this.stmt.finish.run({ id, status: 'failed', finishedAt: this.clock(), historyId: null, error: JSON.stringify(error) });
+    })();
+    if (ids.length > 0) this.changed();
+    return ids;
+  }
+
   /** Stops taking jobs and aborts the running one (it ends `cancelled`); queued jobs stay queued for next time. */
   async close(): Promise<void> {
     this.closed = true;

@@ -12,7 +12,7 @@
  */
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { app, BrowserWindow, Menu, type WebContents } from 'electron';
+import { app, BrowserWindow, Menu, shell, type WebContents } from 'electron';
 import { Host } from '../host/host.js';
 import { handleAppProtocol, registerAppScheme } from './app-protocol.js';
 import { utilityEngineLauncher } from './engine-launcher.js';
@@ -87,6 +87,8 @@ async function start(): Promise<void> {
     engineLauncher: utilityEngineLauncher(join(BUILD_DIR, 'engine-child.mjs')),
     version: app.getVersion(),
     electronVersion: process.versions.electron ?? null,
+    // The host resolves and checks the file (history.reveal); only showing it needs Electron.
+    platform: { revealFile: (path) => shell.showItemInFolder(path) },
   });
   const origins = rendererOrigins(DEV_SERVER_URL);
   hardenSession();

@@ -218,6 +218,8 @@ export const requestSchemas = {
   'history.export': z.strictObject({ ids: idListSchema, folder: filePathSchema }),
   /** A stored image (output, init image, mask) or its thumbnail, by content hash. */
   'history.image': z.strictObject({ hash: imageHashSchema, thumbnail: z.boolean().optional() }),
+  /** Shows an item's image file in the file manager (desktop), or just answers its path (browser mode). */
+  'history.reveal': z.strictObject({ id: historyIdSchema }),
 
   'models.list': emptySchema,
   'models.info': z.strictObject({ modelId: modelIdSchema }),
@@ -263,6 +265,8 @@ export const requestSchemas = {
   'models.setDefault': z.strictObject({ modelId: modelIdSchema }),
   /** @deprecated Same as models.setDefault; kept while the renderer's model picker still calls it. */
   'models.select': z.strictObject({ modelId: modelIdSchema }),
+  /** The native-models command that converts a `.safetensors` checkpoint (or diffusers folder) to our ONNX layout. */
+  'models.convertCommand': z.strictObject({ path: filePathSchema, fp16: z.boolean().optional() }),
 
   'settings.get': emptySchema,
   'settings.set': z.strictObject({

@@ -46,6 +46,7 @@ export const CHANNELS = [
   'history.import',
   'history.export',
   'history.image',
+  'history.reveal',
   'models.list',
   'models.info',
   'models.import',
@@ -54,6 +55,7 @@ export const CHANNELS = [
   'models.remove',
   'models.setDefault',
   'models.select',
+  'models.convertCommand',
   'settings.get',
   'settings.set',
   'app.info',
@@ -72,7 +74,7 @@ export const ELECTRON_IPC = {
 } as const;
 
 /** Every event the host pushes to subscribers. */
-export const EVENTS = ['job.progress', 'job.preview', 'queue.changed', 'history.changed', 'engine.status', 'models.downloadProgress'] as const;
+export const EVENTS = ['job.progress', 'job.preview', 'queue.changed', 'history.changed', 'engine.status', 'models.downloadProgress', 'models.changed'] as const;
 export type EventName = (typeof EVENTS)[number];
 
 // ── shapes that responses and events share ───────────────────────────────────────────────────────
@@ -185,6 +187,11 @@ export interface Responses {
   'history.import': ImportReport;
   'history.export': ExportReport;
   'history.image': { hash: string; mime: 'image/png' | 'image/webp'; data: string };
+  /**
+   * The item's image file on disk (absolute). `revealed`: the desktop app showed it in the file manager;
+   * false in browser mode, which has none (the page shows the path to copy instead).
+   */
+  'history.reveal': { path: string; revealed: boolean };
   'models.list': {
     models: LibraryModel[];
     /** The model a request without `modelId` uses; null when there is none. */
@@ -198,10 +205,13 @@ export interface Responses {
   'models.import': LibraryModel;
   'models.download': { downloadId: string };
   'models.cancelDownload': { downloadId: string; cancelled: true };
-  'models.remove': { removed: string; defaultId: string | null };
+  /** `failedJobs`: the queued jobs of the model, failed at once with E_MODEL_REMOVED (they could never run). */
+  'models.remove': { removed: string; defaultId: string | null; failedJobs: string[] };
   'models.setDefault': { defaultId: string };
   /** @deprecated models.setDefault. */
   'models.select': { selectedId: string };
+  /** How to turn a single-file `.safetensors` checkpoint into a folder this app imports (it bundles no Python). */
+  'models.convertCommand': { command: string; argv: string[]; out: string };
   'settings.get': StudioSettings;
   'settings.set': StudioSettings;
   'app.info': AppInfo;
@@ -224,6 +234,8 @@ export interface Events {
   'engine.status': EngineStatus;
   /** A model download's progress (throttled), and once more with its final phase (done, failed, cancelled). */
   'models.downloadProgress': ModelDownloadProgress;
+  /** The library changed (import, remove, default, a finished download): model pickers reload models.list. */
+  'models.changed': { kind: 'imported' | 'removed' | 'default' | 'downloaded'; modelId: string; defaultId: string | null };
 }
 
 export interface StudioEvent<E extends EventName = EventName> {

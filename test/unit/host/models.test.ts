@@ -193,7 +193,7 @@ test('remove: the model leaves the list, its copy is deleted, and history rows k
   const job = await jobFinished(host, jobId);
   assert.equal(job.status, 'succeeded', JSON.stringify(job.error));
 
-  assert.deepEqual(ok('models.remove', await host.invoke('models.remove', { modelId: model.id })), { removed: model.id, defaultId: null });
+  assert.deepEqual(ok('models.remove', await host.invoke('models.remove', { modelId: model.id })), { removed: model.id, defaultId: null, failedJobs: [] });
   assert.equal(existsSync(model.dir), false, 'the copied folder is deleted');
   assert.deepEqual(ok('models.list', await host.invoke('models.list', {})).models, []);
   const item = ok('history.get', await host.invoke('history.get', { id: job.historyId! }));

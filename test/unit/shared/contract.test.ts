@@ -18,7 +18,7 @@ function rejection(channel: Parameters<typeof parseRequest>[0], payload: unknown
 test('the channel list and the schema table name the same channels', () => {
   assert.deepEqual([...CHANNELS].sort(), Object.keys(requestSchemas).sort());
   assert.equal(new Set(CHANNELS).size, CHANNELS.length);
-  assert.deepEqual([...EVENTS].sort(), ['engine.status', 'history.changed', 'job.preview', 'job.progress', 'models.downloadProgress', 'queue.changed']);
+  assert.deepEqual([...EVENTS].sort(), ['engine.status', 'history.changed', 'job.preview', 'job.progress', 'models.changed', 'models.downloadProgress', 'queue.changed']);
 });
 
 test('every channel accepts its example request', () => {
