@@ -44,7 +44,7 @@ export interface HostOptions {
   frontDoor?: AppInfo['frontDoor'];
   /**
    * The models that ship with the app (read-only in the library; absent folders are left out). Default:
-   * `bundledModelDir` and its `emoji-ldm-inpaint` sibling, or none.
+   * `bundledModelDir` and its `emoji-ldm-inpaint` and `emoji-ldm-layout` siblings, or none.
    */
   bundledModelDirs?: readonly string[];
   /** The main bundled model (native-models/emoji-ldm); see bundledModelDirs. */
@@ -68,13 +68,14 @@ export interface PlatformActions {
 }
 
 const APP_NAME = 'Latent Studio';
-/** The bundled inpainting model, shipped next to the main one in native-models/. */
-const BUNDLED_INPAINT_FOLDER = 'emoji-ldm-inpaint';
+/** The bundled inpainting and layout models, shipped next to the main one in native-models/. */
+const BUNDLED_SIBLING_FOLDERS = ['emoji-ldm-inpaint', 'emoji-ldm-layout'] as const;
 
 function bundledDirsFrom(options: HostOptions): string[] {
   if (options.bundledModelDirs) return [...options.bundledModelDirs];
   if (!options.bundledModelDir) return [];
-  return [options.bundledModelDir, join(dirname(options.bundledModelDir), BUNDLED_INPAINT_FOLDER)];
+  const parent = dirname(options.bundledModelDir);
+  return [options.bundledModelDir, ...BUNDLED_SIBLING_FOLDERS.map((name) => join(parent, name))];
 }
 
 /** Errors from the engine process arrive as plain data; the library and the handlers want StudioErrors. */

@@ -6,9 +6,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
+import { BUNDLED_MODEL_DIRS } from '../../electron/model-library/library.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CONFIG_FILE = join(ROOT, 'build/electron-builder.json');
@@ -57,8 +58,12 @@ test('main, the bundles and the resources it names exist or are made by a known 
   assert.ok(config.files.includes('dist-electron/**/*'));
   assert.ok(config.files.includes('renderer/dist/**/*'));
   // native-models/emoji-ldm is produced by the native-models chain (native-models/tools/build.sh).
-  const models = config.extraResources.find((r) => r.from === 'native-models/emoji-ldm');
-  assert.ok(models && models.to === 'native-models/emoji-ldm', 'the bundled model ships where electron/main looks for it');
+  // Every bundled model the library lists ships, each where the host looks for it (beside emoji-ldm).
+  for (const dir of BUNDLED_MODEL_DIRS) {
+    const name = `native-models/${basename(dir)}`;
+    const entry = config.extraResources.find((r) => r.from === name);
+    assert.ok(entry && entry.to === name, `${name} ships where electron/main and the host look for it`);
+  }
   assert.ok(existsSync(join(ROOT, 'native-models/tools/build.sh')));
   assert.match(readFileSync(join(ROOT, 'electron/main/main.ts'), 'utf8'), /join\(RESOURCES, 'native-models', 'emoji-ldm'\)/);
   assert.ok(existsSync(join(ROOT, config.directories.buildResources)));
