@@ -1,5 +1,5 @@
 """Runs the whole chain: prepare data → train VAE → train text encoder + U-Net → train inpainting
-U-Net → export ONNX (verified with onnxruntime) → evaluate.
+U-Net → train layout U-Net → export ONNX (verified with onnxruntime) → evaluate.
 
   python -m training.build            # full size; every stage resumes where it stopped
   python -m training.build --toy      # toy size in a fresh work folder (CI smoke test, a few minutes)
@@ -47,6 +47,8 @@ def main() -> None:
          (cfg.runs_dir / "unet" / "done.json").exists()),
         ("train inpainting U-Net", ["training.train_unet", "--stage", "inpaint", *budget],
          (cfg.runs_dir / "inpaint" / "done.json").exists()),
+        ("train layout U-Net", ["training.train_unet", "--stage", "layout", *budget],
+         (cfg.runs_dir / "layout" / "done.json").exists()),
         ("export ONNX", ["training.export_onnx"], False),
         ("evaluate", ["training.evaluate"], False),
     ]
@@ -61,12 +63,13 @@ def main() -> None:
             raise SystemExit(f"stage '{name}' failed with exit code {result.returncode}")
         stage_done = {"train VAE": cfg.runs_dir / "vae" / "done.json",
                       "train text encoder + U-Net": cfg.runs_dir / "unet" / "done.json",
-                      "train inpainting U-Net": cfg.runs_dir / "inpaint" / "done.json"}.get(name)
+                      "train inpainting U-Net": cfg.runs_dir / "inpaint" / "done.json",
+                      "train layout U-Net": cfg.runs_dir / "layout" / "done.json"}.get(name)
         if stage_done is not None and not stage_done.exists():
             print(f"== {name}: stopped before the end (time budget or signal); rerun to resume", flush=True)
             return
-    print(f"== chain finished in {time.monotonic() - started:.0f} s; models in {cfg.export_dir} and {cfg.inpaint_export_dir}",
-          flush=True)
+    print(f"== chain finished in {time.monotonic() - started:.0f} s; models in {cfg.export_dir}, {cfg.inpaint_export_dir} "
+          f"and {cfg.layout_export_dir}", flush=True)
 
 
 if __name__ == "__main__":

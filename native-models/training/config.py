@@ -58,6 +58,10 @@ class Config:
     def inpaint_export_dir(self) -> Path:
         return self.export_root / f"{self.name}-inpaint"
 
+    @property
+    def layout_export_dir(self) -> Path:
+        return self.export_root / f"{self.name}-layout"
+
     def stage_dir(self, stage: str) -> Path:
         path = self.runs_dir / stage
         path.mkdir(parents=True, exist_ok=True)

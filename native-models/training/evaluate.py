@@ -11,6 +11,16 @@
 - speed_s: wall time of one 64×64, 20-step, CFG text-to-image run with Python onnxruntime
   (2 threads), median of several runs. (The shipping number comes from the engine benchmark.)
 - samples.png: a grid of generations for fixed prompts (listed in the JSON).
+- layout (emoji-ldm-layout/eval.json, also under "layout" here): held-out images; the label map given is
+  the image's own (training/labels.py), the prompt its caption. The generated picture's labels are
+  recomputed by the same rule and compared with the map given: mean IoU over the labels present in the
+  map given (per image, then averaged), at latent-cell resolution (each cell's dominant label, what the
+  model was told) and at pixel resolution. Rows: "layout" (caption + own map); "layout_swapped" (caption
+  + the map of another held-out image, scored against that map: does the map win over the text?);
+  floors: "floor_other_map" (the layout outputs scored against another image's map: the agreement any
+  emoji-like picture gets, white around a centred blob) and "text2img_same_prompt" (the text-to-image
+  model, same caption and seed, no map: what the text alone reproduces). "Another image" is a fixed
+  derangement (cyclic shift by a seeded random offset). emoji-ldm-layout/samples.png: maps → outputs.
 """
 from __future__ import annotations
 
@@ -27,6 +37,7 @@ from tqdm import tqdm
 
 from .common import load_images
 from .config import add_common_args, load_config
+from .labels import NUM_LABELS, label_image, label_maps, labels_to_rgb
 from .masks import random_mask
 from .models import limit_threads
 from .onnx_pipeline import OnnxLdm
@@ -153,6 +164,76 @@ def inpaint_eval(text_model: OnnxLdm, inpaint_model: OnnxLdm | None, images_u8, 
     return result
 
 
+def mean_iou(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Per image: the mean over the labels present in `target` of |pred = k ∧ target = k| / |pred = k ∨ target = k|."""
+    scores = []
+    for p, t in zip(pred, target):
+        ious = [np.logical_and(p == k, t == k).sum() / np.logical_or(p == k, t == k).sum() for k in np.unique(t)]
+        scores.append(float(np.mean(ious)))
+    return np.array(scores)
+
+
+def layout_scores(outputs_u8: np.ndarray, target_cells: np.ndarray, target_pixels: np.ndarray, factor: int) -> dict:
+    cells = label_maps(outputs_u8, factor).argmax(1)  # each latent cell's dominant label (ties → lower id)
+    return {"cell_miou": float(mean_iou(cells, target_cells).mean()),
+            "pixel_miou": float(mean_iou(label_image(outputs_u8), target_pixels).mean())}
+
+
+def layout_eval(text_model: OnnxLdm, layout_model: OnnxLdm, images_u8, records, eval_cfg, seed: int) -> tuple[dict, dict]:
+    heldout = [r for r in records if r["split"] == "heldout"][: eval_cfg["layout_images"]]
+    if len(heldout) < 2:
+        return {"skipped": "fewer than 2 held-out images"}, {}
+    rng = np.random.default_rng(seed + 5)
+    idx = np.array([r["index"] for r in heldout])
+    n = len(idx)
+    other = (np.arange(n) + int(rng.integers(1, n))) % n  # a derangement: nobody keeps their own map
+    originals = images_u8[idx]
+    factor = originals.shape[1] // layout_model.latent_size
+    maps = label_maps(originals, factor)
+    target_cells, target_pixels = maps.argmax(1), label_image(originals)
+    prompts = [r["caption"] for r in heldout]
+    steps, guidance, batch = eval_cfg["steps"], eval_cfg["guidance_scale"], eval_cfg["batch_size"]
+    seeds = [seed + i for i in range(n)]
+
+    def batched(fn, prompt_list, map_array=None) -> np.ndarray:
+        out = []
+        for s in range(0, n, batch):
+            args = (prompt_list[s:s + batch],) + ((map_array[s:s + batch],) if map_array is not None else ())
+            out.append(fn(*args, steps, guidance, seeds[s:s + batch]))
+        return np.concatenate(out)
+
+    matched = batched(layout_model.layout_to_image, prompts, maps)
+    swapped = batched(layout_model.layout_to_image, prompts, maps[other])
+    text_only = batched(text_model.text_to_image, prompts)
+    result = {
+        "images": n, "labels": NUM_LABELS, "steps": steps, "guidance_scale": guidance,
+        "metric": "mean IoU over the labels present in the map given; cell = 16x16 dominant label, pixel = 64x64",
+        "layout": layout_scores(matched, target_cells, target_pixels, factor),
+        "layout_swapped": layout_scores(swapped, target_cells[other], target_pixels[other], factor),
+        "floor_other_map": layout_scores(matched, target_cells[other], target_pixels[other], factor),
+        "text2img_same_prompt": layout_scores(text_only, target_cells, target_pixels, factor),
+    }
+    grid_count = min(8, n)
+    empty = layout_model.layout_to_image([""] * grid_count, maps[:grid_count], steps, guidance, seeds[:grid_count])
+    rows = [labels_to_rgb(target_pixels[:grid_count]), matched[:grid_count], empty, labels_to_rgb(target_pixels[other][:grid_count]),
+            swapped[:grid_count]]
+    grid = {"rows": ["label map of a held-out image (display colours)", "output: its caption + that map",
+                     "output: empty prompt + that map", "the map of another held-out image",
+                     "output: the first row's caption + that other map"],
+            "prompts": prompts[:grid_count], "images": rows}
+    return result, grid
+
+
+def save_rows(rows: list[np.ndarray], path: Path, scale: int = 2) -> None:
+    side = rows[0].shape[1] * scale
+    cols = max(len(r) for r in rows)
+    grid = Image.new("RGB", (cols * side, len(rows) * side), (255, 255, 255))
+    for y, row in enumerate(rows):
+        for x, image in enumerate(row):
+            grid.paste(Image.fromarray(image).resize((side, side), Image.Resampling.NEAREST), (x * side, y * side))
+    grid.save(path, optimize=True)
+
+
 def speed(model: OnnxLdm, runs: int) -> dict:
     times = []
     for i in range(runs + 1):
@@ -177,7 +258,7 @@ def sample_grid(model: OnnxLdm, prompts: list[str], path: Path, steps: int, guid
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     add_common_args(parser)
-    parser.add_argument("--skip", nargs="*", default=[], choices=["vae", "text", "inpaint", "speed", "grid"])
+    parser.add_argument("--skip", nargs="*", default=[], choices=["vae", "text", "inpaint", "layout", "speed", "grid"])
     args = parser.parse_args()
     cfg = load_config(args)
     eval_cfg = cfg["eval"]
@@ -202,6 +283,16 @@ def main() -> None:
         report["inpaint"] = inpaint_eval(text_model, inpaint_model, images_u8, records, eval_cfg,
                                          cfg["train_inpaint"]["mask_probabilities"], seed)
         print(json.dumps({"inpaint": report["inpaint"]}), flush=True)
+    if "layout" not in args.skip and cfg.layout_export_dir.exists():
+        layout_model = OnnxLdm(cfg.layout_export_dir, threads=eval_cfg.get("threads", 1))
+        report["layout"], grid = layout_eval(text_model, layout_model, images_u8, records, eval_cfg, seed)
+        if grid:
+            save_rows(grid.pop("images"), cfg.layout_export_dir / "samples.png")
+            report["layout"]["sample_grid"] = {"file": "samples.png", **grid, "seeds": f"{seed}+i",
+                                               "steps": eval_cfg["steps"], "guidance_scale": eval_cfg["guidance_scale"]}
+        (cfg.layout_export_dir / "eval.json").write_text(json.dumps({"model": f"{cfg.name}-layout", "toy": cfg.toy,
+                                                                     "layout": report["layout"]}, indent=1) + "\n")
+        print(json.dumps({"layout": {k: v for k, v in report["layout"].items() if k != "sample_grid"}}), flush=True)
     if "speed" not in args.skip:
         fast = OnnxLdm(cfg.export_dir, threads=2)
         report["speed"] = speed(fast, eval_cfg["speed_runs"])

@@ -4,9 +4,13 @@
   <export_root>/emoji-ldm/          text-to-image (4-channel U-Net)
   <export_root>/emoji-ldm-inpaint/  inpainting (9-channel U-Net); text encoder, VAE, tokenizer and
                                     scheduler are byte-identical copies of the ones above
+  <export_root>/emoji-ldm-layout/   layout (U-Net with an extra input label_map [batch, K, h, w] that the
+                                    graph concatenates to sample; labels.json names the K labels);
+                                    the other parts are copies as for inpainting
 
 Submodel I/O: text_encoder input_ids int64 [batch, sequence] → last_hidden_state, pooler_output;
-unet sample [batch, C, h, w] (C static), timestep float32 scalar, encoder_hidden_states → out_sample;
+unet sample [batch, C, h, w] (C static), timestep float32 scalar, encoder_hidden_states (+ label_map for
+layout) → out_sample;
 vae_encoder sample → latent_parameters (mean ‖ logvar, deterministic); vae_decoder latent_sample → sample.
 Weights are stored as fp16 initializers followed by a Cast to float32, so files are half size while
 every graph input, output and op stays float32 (onnxruntime folds the Casts when it loads the model).
@@ -28,6 +32,7 @@ from transformers import CLIPTextModel
 
 from .build_tokenizer import TOKENIZER_DIR
 from .config import Config, add_common_args, load_config
+from .labels import NUM_LABELS, write_labels_json
 from .models import build_vae, limit_threads
 from .train_unet import load_text2img
 
@@ -54,6 +59,18 @@ class UNetGraph(torch.nn.Module):
 
     def forward(self, sample, timestep, encoder_hidden_states):
         return self.unet(sample, timestep, encoder_hidden_states, return_dict=False)[0]
+
+
+class LayoutUNetGraph(torch.nn.Module):
+    """The layout U-Net as the engine sees it: the text-to-image inputs plus `label_map`, concatenated to
+    `sample` inside the graph (conv_in takes latent + K channels)."""
+
+    def __init__(self, unet: UNet2DConditionModel):
+        super().__init__()
+        self.unet = unet
+
+    def forward(self, sample, timestep, encoder_hidden_states, label_map):
+        return self.unet(torch.cat([sample, label_map], dim=1), timestep, encoder_hidden_states, return_dict=False)[0]
 
 
 class VaeEncoderGraph(torch.nn.Module):
@@ -152,19 +169,22 @@ def scheduler_config(cfg: Config) -> tuple[str, dict]:
     return "EulerDiscreteScheduler", {"_class_name": "EulerDiscreteScheduler", "_diffusers_version": DIFFUSERS_VERSION, **config}
 
 
-def export_shared(cfg: Config, out: Path, vae: AutoencoderKL, vae_config: dict, text_encoder: CLIPTextModel) -> dict:
-    size = cfg["data"]["image_size"]
-    latent = vae_config["latent_channels"]
-    f = 2 ** (len(vae_config["block_out_channels"]) - 1)
-    report = {}
+def export_text_encoder(out: Path, text_encoder: CLIPTextModel) -> float:
     ids = torch.tensor([[text_encoder.config.bos_token_id, 5, 6, text_encoder.config.eos_token_id] + [text_encoder.config.eos_token_id] * 73] * 2)
     path = out / "text_encoder" / "model.onnx"
     graph = TextEncoderGraph(text_encoder)
     export(graph, (ids,), path, ["input_ids"], ["last_hidden_state", "pooler_output"],
            {"input_ids": {0: "batch_size", 1: "sequence_length"}, "last_hidden_state": {0: "batch_size", 1: "sequence_length"},
             "pooler_output": {0: "batch_size"}})
-    report["text_encoder"] = check(path, graph, {"input_ids": ids.numpy()}, (ids,), 1e-3)
     text_encoder.config.save_pretrained(out / "text_encoder")
+    return check(path, graph, {"input_ids": ids.numpy()}, (ids,), 1e-3)
+
+
+def export_shared(cfg: Config, out: Path, vae: AutoencoderKL, vae_config: dict, text_encoder: CLIPTextModel) -> dict:
+    size = cfg["data"]["image_size"]
+    latent = vae_config["latent_channels"]
+    f = 2 ** (len(vae_config["block_out_channels"]) - 1)
+    report = {"text_encoder": export_text_encoder(out, text_encoder)}
 
     image = torch.rand(1, 3, size, size) * 2 - 1
     path = out / "vae_encoder" / "model.onnx"
@@ -193,35 +213,84 @@ def export_shared(cfg: Config, out: Path, vae: AutoencoderKL, vae_config: dict, 
     return report
 
 
-def export_unet(out: Path, unet: UNet2DConditionModel, hidden_size: int) -> float:
+def export_unet(out: Path, unet: UNet2DConditionModel, hidden_size: int, label_channels: int = 0) -> float:
+    """Exports a U-Net; with label_channels > 0 it is a layout U-Net whose last label_channels input
+    channels come from the separate `label_map` input."""
     c = unet.config
-    sample = torch.randn(2, c.in_channels, c.sample_size, c.sample_size)
+    sample_channels = c.in_channels - label_channels
+    sample = torch.randn(2, sample_channels, c.sample_size, c.sample_size)
     timestep = torch.tensor(500.0)
     hidden = torch.randn(2, 77, hidden_size)
     path = out / "unet" / "model.onnx"
-    graph = UNetGraph(unet)
-    export(graph, (sample, timestep, hidden), path, ["sample", "timestep", "encoder_hidden_states"], ["out_sample"],
-           {"sample": {0: "batch_size", 2: "height", 3: "width"},
+    names = ["sample", "timestep", "encoder_hidden_states"]
+    axes = {"sample": {0: "batch_size", 2: "height", 3: "width"},
             "encoder_hidden_states": {0: "batch_size", 1: "sequence_length"},
-            "out_sample": {0: "batch_size", 2: "height", 3: "width"}})
+            "out_sample": {0: "batch_size", 2: "height", 3: "width"}}
+    args: tuple = (sample, timestep, hidden)
+    if label_channels:
+        # A soft map (rows of a Dirichlet-like mix) rather than a one-hot, so the check covers fractions too.
+        label_map = torch.rand(2, label_channels, c.sample_size, c.sample_size)
+        label_map /= label_map.sum(1, keepdim=True)
+        graph: torch.nn.Module = LayoutUNetGraph(unet)
+        names.append("label_map")
+        axes["label_map"] = {0: "batch_size", 2: "height", 3: "width"}
+        args = (*args, label_map)
+    else:
+        graph = UNetGraph(unet)
+    export(graph, args, path, names, ["out_sample"], axes)
     unet.save_config(out / "unet")
     feeds = {"sample": sample.numpy(), "timestep": np.array(500.0, dtype=np.float32), "encoder_hidden_states": hidden.numpy()}
-    return check(path, graph, feeds, (sample, timestep, hidden), 2e-3)
+    if label_channels:
+        feeds["label_map"] = args[3].numpy()
+    return check(path, graph, feeds, args, 2e-3)
 
 
-def load_inpaint_stage(path: Path) -> tuple[UNet2DConditionModel, dict]:
-    """EMA weights of the inpainting U-Net: unet.pt when finished, else the running stage's state.pt."""
+def load_derived_stage(stage_dir: Path) -> tuple[UNet2DConditionModel, dict, dict] | None:
+    """EMA weights of an inpaint / layout U-Net and its frozen text encoder's weights: unet.pt when the
+    stage is finished, else the running stage's state.pt; None when the stage has not started."""
+    path = stage_dir / "unet.pt"
+    if not path.exists():
+        path = stage_dir / "state.pt"
+    if not path.exists():
+        return None
     saved = torch.load(path, map_location="cpu", weights_only=False)
     if path.name == "unet.pt":
         state, info = saved["unet"], {"step": saved["steps"], "snapshot": False, "text2img_source": saved.get("text2img_source")}
-        config = saved["unet_config"]
     else:
         state, info = saved["unet_ema"]["shadow"], {"step": saved["step"], "snapshot": True,
                                                     "text2img_source": saved.get("text2img_source")}
-        config = saved["unet_config"]
-    unet = UNet2DConditionModel.from_config(config)
+    unet = UNet2DConditionModel.from_config(saved["unet_config"])
     unet.load_state_dict(state)
-    return unet.eval(), info
+    return unet.eval(), info, saved["text_encoder"]
+
+
+def same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def export_derived(cfg: Config, base: Path, dst: Path, unet: UNet2DConditionModel, text_encoder_state: dict,
+                   text_encoder: CLIPTextModel, class_name: str, label_channels: int = 0) -> dict:
+    """A folder that shares the VAE, tokenizer and scheduler with the text-to-image folder (copied). Its
+    text encoder is the frozen one the stage trained with: a copy when it is the exported one, else
+    exported from the stage's own weights (the stage started from an older text-to-image snapshot)."""
+    for sub in ("text_encoder", "unet", "vae_encoder", "vae_decoder", "tokenizer", "scheduler"):
+        shutil.rmtree(dst / sub, ignore_errors=True)
+    for sub in ("vae_encoder", "vae_decoder", "tokenizer", "scheduler"):
+        shutil.copytree(base / sub, dst / sub)
+    report: dict = {}
+    own = {k: v.clone() for k, v in text_encoder_state.items()}
+    stage_encoder = CLIPTextModel(text_encoder.config)
+    stage_encoder.load_state_dict(own)
+    stage_encoder.eval()
+    round_to_fp16(stage_encoder)
+    if same_weights(stage_encoder.state_dict(), text_encoder.state_dict()):
+        shutil.copytree(base / "text_encoder", dst / "text_encoder")
+        report["text_encoder"] = "copied from the text-to-image folder (same weights)"
+    else:
+        report["text_encoder"] = export_text_encoder(dst, stage_encoder)
+    report["unet"] = export_unet(dst, unet, text_encoder.config.hidden_size, label_channels)
+    write_json(dst / "model_index.json", model_index(class_name, scheduler_config(cfg)[0]))
+    return report
 
 
 def main() -> None:
@@ -249,26 +318,24 @@ def main() -> None:
     scheduler_class = scheduler_config(cfg)[0]
     write_json(out / "model_index.json", model_index("StableDiffusionPipeline", scheduler_class))
 
-    inpaint_path = cfg.runs_dir / "inpaint" / "unet.pt"
-    inpaint_info = None
-    if not inpaint_path.exists() and (cfg.runs_dir / "inpaint" / "state.pt").exists():
-        inpaint_path = cfg.runs_dir / "inpaint" / "state.pt"
-    if inpaint_path.exists():
-        inpaint_unet, inpaint_info = load_inpaint_stage(inpaint_path)
-        round_to_fp16(inpaint_unet)
-        dst = cfg.inpaint_export_dir
-        for sub in ("text_encoder", "unet", "vae_encoder", "vae_decoder", "tokenizer", "scheduler"):
-            shutil.rmtree(dst / sub, ignore_errors=True)
-        # The inpainting stage freezes the text encoder, so these are the same bytes as the text-to-image folder's.
-        for sub in ("text_encoder", "vae_encoder", "vae_decoder", "tokenizer", "scheduler"):
-            shutil.copytree(out / sub, dst / sub)
-        report[dst.name] = {"unet": export_unet(dst, inpaint_unet, hidden)}
-        write_json(dst / "model_index.json", model_index("StableDiffusionInpaintPipeline", scheduler_class))
-    else:
-        print(f"export: no inpainting U-Net yet ({inpaint_path} missing); exported text-to-image only", flush=True)
+    derived_info = {}
+    for stage, dst, class_name, label_channels in (
+            ("inpaint", cfg.inpaint_export_dir, "StableDiffusionInpaintPipeline", 0),
+            ("layout", cfg.layout_export_dir, "StableDiffusionPipeline", NUM_LABELS)):
+        loaded = load_derived_stage(cfg.runs_dir / stage)
+        if loaded is None:
+            print(f"export: no {stage} U-Net yet ({cfg.runs_dir / stage} has no unet.pt or state.pt); skipped {dst.name}", flush=True)
+            derived_info[stage] = None
+            continue
+        stage_unet, info, te_state = loaded
+        round_to_fp16(stage_unet)
+        report[dst.name] = export_derived(cfg, out, dst, stage_unet, te_state, text_encoder, class_name, label_channels)
+        if label_channels:
+            write_labels_json(dst / "labels.json")
+        derived_info[stage] = info
     sizes = {p.relative_to(cfg.export_root).as_posix(): p.stat().st_size
-             for d in (cfg.export_dir, cfg.inpaint_export_dir) if d.exists() for p in d.rglob("*.onnx")}
-    summary = {"text2img_step": text2img_info, "inpaint_step": inpaint_info, "max_abs_diff_vs_torch": report, "onnx_bytes": sizes, "onnx_bytes_total": sum(sizes.values())}
+             for d in (cfg.export_dir, cfg.inpaint_export_dir, cfg.layout_export_dir) if d.exists() for p in d.rglob("*.onnx")}
+    summary = {"text2img_step": text2img_info, "inpaint_step": derived_info["inpaint"], "layout_step": derived_info["layout"], "max_abs_diff_vs_torch": report, "onnx_bytes": sizes, "onnx_bytes_total": sum(sizes.values())}
     (cfg.work_dir / "export_report.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary, indent=1), flush=True)
 

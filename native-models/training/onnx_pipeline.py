@@ -36,6 +36,13 @@ class OnnxLdm:
         self.latent_channels = int(vae_config["latent_channels"])
         self.latent_size = int(unet_config["sample_size"])
         self.scheduler_config = EulerDiscreteScheduler.load_config(str(self.folder / "scheduler"))
+        # Feed what the graphs declare (int32 or int64 ids; a scalar or a [1] timestep), as the engine does.
+        ids_input = next(i for i in self.text_encoder.get_inputs() if i.name == "input_ids")
+        self.ids_dtype = np.int32 if ids_input.type == "tensor(int32)" else np.int64
+        timestep_input = next(i for i in self.unet.get_inputs() if i.name == "timestep")
+        self.timestep_shape: tuple[int, ...] = () if len(timestep_input.shape) == 0 else (1,)
+        label_input = next((i for i in self.unet.get_inputs() if i.name == "label_map"), None)
+        self.label_channels = int(label_input.shape[1]) if label_input is not None else 0
 
     def new_scheduler(self, steps: int) -> EulerDiscreteScheduler:
         scheduler = EulerDiscreteScheduler.from_config(self.scheduler_config)
@@ -44,12 +51,15 @@ class OnnxLdm:
 
     def encode_text(self, prompts: list[str]) -> np.ndarray:
         ids = self.tokenizer(prompts, padding="max_length", max_length=self.tokenizer.model_max_length,
-                             truncation=True, return_tensors="np").input_ids.astype(np.int64)
+                             truncation=True, return_tensors="np").input_ids.astype(self.ids_dtype)
         return self.text_encoder.run(["last_hidden_state"], {"input_ids": ids})[0]
 
-    def run_unet(self, sample: np.ndarray, t: float, hidden: np.ndarray) -> np.ndarray:
-        return self.unet.run(["out_sample"], {"sample": sample.astype(np.float32), "timestep": np.array(t, dtype=np.float32),
-                                              "encoder_hidden_states": hidden})[0]
+    def run_unet(self, sample: np.ndarray, t: float, hidden: np.ndarray, label_map: np.ndarray | None = None) -> np.ndarray:
+        feeds = {"sample": sample.astype(np.float32), "timestep": np.full(self.timestep_shape, t, dtype=np.float32),
+                 "encoder_hidden_states": hidden}
+        if label_map is not None:
+            feeds["label_map"] = label_map.astype(np.float32)
+        return self.unet.run(["out_sample"], feeds)[0]
 
     def encode_image(self, images: np.ndarray) -> np.ndarray:
         """[-1, 1] NCHW images → scaled latents from the posterior mean (deterministic)."""
@@ -67,9 +77,15 @@ class OnnxLdm:
         shape = (self.latent_channels, self.latent_size, self.latent_size)
         return np.stack([np.random.RandomState(s).standard_normal(shape) for s in seeds[:n]]).astype(np.float32)
 
-    def denoise(self, prompts: list[str], steps: int, guidance: float, seeds: list[int], extra=None, blend=None) -> np.ndarray:
+    def denoise(self, prompts: list[str], steps: int, guidance: float, seeds: list[int], extra=None, blend=None,
+                label_map: np.ndarray | None = None) -> np.ndarray:
         """The sampling loop. `extra` (mask, masked-image latents) makes a 9-channel input; `blend`
-        (image latents, mask, noise) applies the 4-channel latent-blend inpainting of §3.6b."""
+        (image latents, mask, noise) applies the 4-channel latent-blend inpainting of §3.6b; `label_map`
+        [N, K, h, w] feeds a layout U-Net (the same map in both CFG halves)."""
+        if (label_map is not None) != (self.label_channels > 0):
+            raise ValueError(f"{self.folder}: a layout U-Net needs a label map and other U-Nets take none")
+        if label_map is not None and guidance > 1.0:
+            label_map = np.concatenate([label_map, label_map])
         scheduler = self.new_scheduler(steps)
         cond = self.encode_text(prompts)
         use_cfg = guidance > 1.0
@@ -84,7 +100,7 @@ class OnnxLdm:
                 if use_cfg:
                     mask, masked_latents = np.concatenate([mask, mask]), np.concatenate([masked_latents, masked_latents])
                 model_in = np.concatenate([model_in, mask, masked_latents], axis=1)
-            noise_pred = self.run_unet(model_in, float(t), hidden)
+            noise_pred = self.run_unet(model_in, float(t), hidden, label_map)
             if use_cfg:
                 uncond, text = np.split(noise_pred, 2)
                 noise_pred = uncond + guidance * (text - uncond)
@@ -99,6 +115,11 @@ class OnnxLdm:
 
     def text_to_image(self, prompts: list[str], steps: int, guidance: float, seeds: list[int]) -> np.ndarray:
         return self.decode(self.denoise(prompts, steps, guidance, seeds))
+
+    def layout_to_image(self, prompts: list[str], label_maps: np.ndarray, steps: int, guidance: float,
+                        seeds: list[int]) -> np.ndarray:
+        """Layout generation: label_maps float32 [N, K, h, w] at latent resolution (training/labels.py)."""
+        return self.decode(self.denoise(prompts, steps, guidance, seeds, label_map=label_maps))
 
     def latent_mask(self, masks: np.ndarray) -> np.ndarray:
         # torch pipeline: F.interpolate(mask, size=(H//f, W//f)) ('nearest' → source pixel floor(i·f)).

@@ -1,9 +1,13 @@
-"""Stages 3 and 4: train the text encoder + U-Net (text-to-image), then the 9-channel inpainting U-Net.
+"""Stages 3–5: train the text encoder + U-Net (text-to-image), then the 9-channel inpainting U-Net and
+the layout U-Net.
 
   python -m training.train_unet --stage text2img   # CLIPTextModel + UNet2DConditionModel (4 in-channels)
   python -m training.train_unet --stage inpaint    # UNet with [latents 4 | mask 1 | masked-image latents 4],
                                                    # initialised from the text-to-image U-Net (extra input
                                                    # channels zeroed), text encoder frozen and shared
+  python -m training.train_unet --stage layout     # UNet with [latents 4 | label map K] (training/labels.py:
+                                                   # the picture's own colour labels, one-hot, area-pooled to
+                                                   # latent size), initialised and frozen like inpaint
 
 Recipe (as Stable Diffusion): DDPM forward process with SD's betas (scaled_linear 0.00085 → 0.012,
 1000 steps), epsilon prediction, MSE loss weighted by min-SNR-γ (Hang et al. 2023, γ = 5), captions
@@ -28,10 +32,14 @@ from transformers import CLIPTextModel, CLIPTokenizer
 from .build_tokenizer import TOKENIZER_DIR
 from .common import EMA, RunState, atomic_save, load_images, restore_rng, rng_state, seed_everything, to_model_range
 from .config import Config, add_common_args, load_config
+from .labels import NUM_LABELS, label_maps, labels_json
 from .masks import random_mask
 from .models import build_text_encoder, build_unet, build_vae, count_parameters, limit_threads, vae_downscale
 
-STAGE_DIRS = {"text2img": "unet", "inpaint": "inpaint"}
+STAGE_DIRS = {"text2img": "unet", "inpaint": "inpaint", "layout": "layout"}
+STAGE_CONFIGS = {"text2img": "train_unet", "inpaint": "train_inpaint", "layout": "train_layout"}
+# Seed offsets so the stages draw different noise and batches from the same config seed.
+STAGE_SEED_OFFSETS = {"text2img": 0, "inpaint": 1, "layout": 2}
 
 
 def make_noise_scheduler(cfg: Config) -> DDPMScheduler:
@@ -135,7 +143,8 @@ def load_text2img(cfg: Config, allow_snapshot: bool) -> tuple[UNet2DConditionMod
 
 def inpaint_unet_from(text_unet: UNet2DConditionModel, in_channels: int) -> UNet2DConditionModel:
     """Copies a text-to-image U-Net into one with more input channels; the new channels start at zero
-    (as SD's inpainting checkpoints were initialised from the text-to-image weights)."""
+    (as SD's inpainting checkpoints were initialised from the text-to-image weights), so at step 0 the
+    widened U-Net computes exactly what the text-to-image one does. Used by the inpaint and layout stages."""
     config = dict(text_unet.config)
     config["in_channels"] = in_channels
     unet = UNet2DConditionModel.from_config(config)
@@ -164,18 +173,20 @@ def main() -> None:
     parser.add_argument("--max-minutes", type=float, default=None, help="stop (with a checkpoint) after this long")
     parser.add_argument("--finalize", action="store_true", help="end training at the checkpoint's step and write the weights")
     parser.add_argument("--allow-snapshot", action="store_true",
-                        help="inpaint: start from the text-to-image stage's latest checkpoint if it has not finished")
+                        help="inpaint / layout: start from the text-to-image stage's latest checkpoint if it has not finished")
     args = parser.parse_args()
     cfg = load_config(args)
     inpaint = args.stage == "inpaint"
-    train_cfg = cfg["train_inpaint" if inpaint else "train_unet"]
+    layout = args.stage == "layout"
+    frozen_text = args.stage != "text2img"  # the derived stages keep the text-to-image text encoder as it is
+    train_cfg = cfg[STAGE_CONFIGS[args.stage]]
     limit_threads(train_cfg.get("threads", 1))
     run = RunState(cfg.stage_dir(STAGE_DIRS[args.stage]), train_cfg["save_every_minutes"], args.max_minutes)
     if run.done:
         print(f"{args.stage}: already done", flush=True)
         return
 
-    generator = seed_everything(cfg["seed"] + (1 if inpaint else 0))
+    generator = seed_everything(cfg["seed"] + STAGE_SEED_OFFSETS[args.stage])
     source_info = None
     rng = np.random.default_rng(cfg["seed"])
     images_u8, records = load_images(cfg.data_dir)
@@ -192,11 +203,21 @@ def main() -> None:
     noise_scheduler = make_noise_scheduler(cfg)
     alphas_cumprod = noise_scheduler.alphas_cumprod
 
-    if inpaint:
-        text_unet, text_encoder, source_info = load_text2img(cfg, args.allow_snapshot)
-        print(f"inpaint: initialised from the text-to-image stage at step {source_info['step']}"
-              f"{' (snapshot)' if source_info['snapshot'] else ''}", flush=True)
-        unet = inpaint_unet_from(text_unet, 2 * latent_channels + 1)
+    # Layout conditioning: every image's own label map at latent resolution, [N, K, h, w] (training/labels.py).
+    maps = torch.from_numpy(label_maps(images_u8, images.shape[-1] // latent_size)) if layout else None
+    state = run.load()
+    if frozen_text:
+        # On resume the weights (U-Net and the frozen text encoder) come from state.pt below; the
+        # text-to-image stage only supplies the architecture then, so it may have moved on meanwhile.
+        text_unet, text_encoder, source_info = load_text2img(cfg, args.allow_snapshot or state is not None)
+        if state is not None and state.get("text2img_source") is not None:
+            source_info = state["text2img_source"]
+        else:
+            print(f"{args.stage}: initialised from the text-to-image stage at step {source_info['step']}"
+                  f"{' (snapshot)' if source_info['snapshot'] else ''}", flush=True)
+        extra_channels = latent_channels + 1 if inpaint else NUM_LABELS
+        unet = inpaint_unet_from(text_unet, latent_channels + extra_channels)
+        del text_unet
         text_encoder.requires_grad_(False).eval()
         trainable = list(unet.parameters())
     else:
@@ -210,7 +231,6 @@ def main() -> None:
     te_ema = EMA(text_encoder, train_cfg["ema_decay"])
     step = 0
     restart_step = 0
-    state = run.load()
     if state:
         if state.get("vae_digest") not in (None, vae_digest):
             raise SystemExit(f"{run.state_path} was trained on another VAE latent space ({state['vae_digest']} ≠ {vae_digest}); "
@@ -238,9 +258,12 @@ def main() -> None:
         run.save({"unet": unet.state_dict(), "text_encoder": text_encoder.state_dict(), "optimizer": optimizer.state_dict(),
                   "unet_ema": unet_ema.state_dict(), "te_ema": te_ema.state_dict(), "rng": rng_state(generator),
                   "np_rng": rng.bit_generator.state, "step": step, "vae_digest": vae_digest,
-                  "unet_config": dict(unet.config), "text2img_source": source_info})
+                  "unet_config": dict(unet.config), "text2img_source": source_info,
+                  "labels": labels_json() if layout else None})
 
     def model_input(noisy: torch.Tensor, pick: torch.Tensor, batch_rng: np.random.Generator) -> torch.Tensor:
+        if layout:
+            return torch.cat([noisy, maps[pick]], dim=1)
         if not inpaint:
             return noisy
         mask = mask_batch(len(pick), images.shape[-1], batch_rng, train_cfg["mask_probabilities"])
@@ -266,7 +289,7 @@ def main() -> None:
         hidden = text_encoder(val_ids).last_hidden_state
         pred = unet(val_extra, val_t, hidden).sample
         unet.train()
-        if not inpaint:
+        if not frozen_text:
             text_encoder.train()
         return float((pred - val_noise).pow(2).mean())
 
@@ -274,7 +297,7 @@ def main() -> None:
     warmup = train_cfg["warmup_steps"]
     gamma = train_cfg["min_snr_gamma"]
     unet.train()
-    if not inpaint:
+    if not frozen_text:
         text_encoder.train()
     bar = tqdm(total=total, initial=step, desc=args.stage, dynamic_ncols=True, mininterval=5)
     window: list[float] = []
@@ -301,7 +324,7 @@ def main() -> None:
         optimizer.step()
         step += 1
         unet_ema.update(unet, step)
-        if not inpaint:
+        if not frozen_text:
             te_ema.update(text_encoder, step)
         window.append(loss.item())
         bar.update(1)
@@ -320,11 +343,12 @@ def main() -> None:
         print(f"{args.stage}: stopped at step {step}/{total}; rerun the same command to resume", flush=True)
         return
     atomic_save({"unet": unet_ema.shadow, "unet_config": dict(unet.config),
-                 "text_encoder": te_ema.shadow if not inpaint else text_encoder.state_dict(),
+                 "text_encoder": te_ema.shadow if not frozen_text else text_encoder.state_dict(),
                  "text_encoder_config": text_encoder.config.to_dict(), "scaling_factor": scaling_factor,
-                 "vae_digest": vae_digest, "steps": step, "text2img_source": source_info}, run.dir / "unet.pt")
+                 "vae_digest": vae_digest, "steps": step, "text2img_source": source_info,
+                 "labels": labels_json() if layout else None}, run.dir / "unet.pt")
     unet.load_state_dict(unet_ema.shadow)
-    if not inpaint:
+    if not frozen_text:
         text_encoder.load_state_dict(te_ema.shadow)
     summary = {"steps": step, "val_mse_ema": validation_loss()}
     run.mark_done(summary)
