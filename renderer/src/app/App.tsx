@@ -124,7 +124,9 @@ export function App() {
           toolStore.update({ maskVisible: !toolStore.get().maskVisible });
           break;
         case 'Enter':
-          if (staged) acceptStaged();
+          // A focused button keeps its own Enter (keyboard activation, e.g. the queue's Move up/down).
+          if (!staged || (e.target instanceof Element && e.target.closest('button, a[href], [role="button"]'))) return;
+          acceptStaged();
           break;
         case 'Delete':
         case 'Backspace':

@@ -220,7 +220,10 @@ export async function generate(): Promise<void> {
       if (image.source.kind === 'history') {
         base.initImageHash = image.source.hash;
         base.parentId = image.source.historyId;
-      } else base.initImage = toBase64(image.source.bytes);
+      } else {
+        base.initImage = toBase64(image.source.bytes);
+        if (image.source.parentId !== undefined) base.parentId = image.source.parentId;
+      }
     }
     if (mode === 'inpaint') {
       base.mask = toBase64(await exportMaskPng(doc, browserDeflate));
@@ -387,6 +390,8 @@ export function connect(): () => void {
     }),
     c.on('history.changed', () => historyRevisionStore.set((n) => n + 1)),
     c.on('engine.status', (s) => connectionStore.update({ engine: s.state })),
+    // Another window, the app menu or a finished download changed the library: the picker follows.
+    c.on('models.changed', () => void loadModels()),
   ];
   void c.call('queue.list', {}).then(onQueueChanged, () => undefined);
   void c.call('app.info', {}).then((info) => connectionStore.update({ engine: info.engine.state }), (err: unknown) => {
@@ -434,7 +439,10 @@ export async function extendCanvas(side: ExtendSide): Promise<void> {
     const blob = await new Promise<Blob | null>((resolve) => canvas.toBlob(resolve, 'image/png'));
     if (!blob) throw new Error('the browser could not encode the extended canvas');
     const name = image.source.kind === 'file' ? image.source.name : `#${image.source.historyId}`;
-    doc.extendCanvas({ width, height, source: { kind: 'file', name: `${name} (extended)`, bytes: new Uint8Array(await blob.arrayBuffer()), mime: 'image/png' } }, left, top);
+    // The extended picture is new bytes, but it is still that history item continued: keep the link.
+    const parentId = image.source.kind === 'history' ? image.source.historyId : image.source.parentId;
+    const bytes = new Uint8Array(await blob.arrayBuffer());
+    doc.extendCanvas({ width, height, source: { kind: 'file', name: `${name} (extended)`, bytes, mime: 'image/png', ...(parentId !== undefined ? { parentId } : {}) } }, left, top);
   } catch (err) {
     notify('error', `Could not extend the canvas: ${describeError(err)}`);
   }

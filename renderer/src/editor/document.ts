@@ -14,7 +14,8 @@ import { encodeGreyPng, encodeRgbPng, type ZlibCompress } from './png.js';
 /** Where the base image came from; it decides how a generation sends it (hash or bytes). */
 export type ImageSource =
   | { kind: 'history'; historyId: number; hash: string }
-  | { kind: 'file'; name: string; bytes: Uint8Array; mime: string };
+  /** `parentId`: the history item these bytes were made from (an outpainting extension of it), so results stay its children. */
+  | { kind: 'file'; name: string; bytes: Uint8Array; mime: string; parentId?: number };
 
 export interface ImageLayer {
   width: number;

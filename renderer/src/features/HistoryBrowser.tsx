@@ -245,6 +245,34 @@ function TagEditor({ id, tags }: { id: number; tags: string[] }) {
   );
 }
 
+/**
+ * Reveal file: the desktop app opens the file manager at the image; a browser has no file manager, so
+ * the path is shown (selected, with Copy) for the person to open it themselves.
+ */
+function RevealFile({ id, disabled }: { id: number; disabled: boolean }) {
+  const [path, setPath] = useState<string | null>(null);
+  const reveal = () =>
+    void studio()
+      .call('history.reveal', { id })
+      .then(({ path: file, revealed }) => (revealed ? setPath(null) : setPath(file)), (err: unknown) => notify('error', describeError(err)));
+  const copy = () =>
+    void navigator.clipboard.writeText(path ?? '').then(
+      () => notify('info', 'Path copied.'),
+      () => notify('error', 'The browser did not allow copying: select the path and copy it by hand.'),
+    );
+  return (
+    <>
+      <button type="button" disabled={disabled} onClick={reveal}>Reveal file</button>
+      {path !== null && (
+        <div className="reveal-path" role="group" aria-label="Image file">
+          <input aria-label="Image file path" readOnly value={path} onFocus={(e) => e.currentTarget.select()} spellCheck={false} />
+          <button type="button" onClick={copy}>Copy path</button>
+        </div>
+      )}
+    </>
+  );
+}
+
 function HistoryDetail() {
   const id = useStore(selectedHistoryStore);
   const revision = useStore(historyRevisionStore);
@@ -312,6 +340,7 @@ function HistoryDetail() {
         ) : (
           <button type="button" onClick={act(() => studio().call('history.restore', { ids: [item.id] }))}>Restore</button>
         )}
+        <RevealFile key={item.id} id={item.id} disabled={!item.output} />
       </div>
       {(lineage.ancestors.length > 0 || children.length > 0) && (
         <div className="lineage" role="group" aria-label="Lineage">

@@ -5,7 +5,6 @@ import { useDocumentShape } from '../app/hooks.js';
 import {
   cancelGeneration,
   doc,
-  describeError,
   effectiveMode,
   generate,
   generateProblem,
@@ -19,6 +18,7 @@ import {
   usesPanelSize,
 } from '../app/session.js';
 import { lastSeedStore, liveJobStore, settingsStore, stagingStore, useStore, type ModeChoice } from '../app/store.js';
+import { QueueList } from './QueueList.js';
 
 /** The samplers the engine implements, with the names people know them by (A1111's). */
 const SAMPLER_LABELS: Record<SamplerName, string> = {
@@ -298,39 +298,5 @@ function ModelImport({ open: startOpen }: { open: boolean }) {
       </div>
       {error && <p className="error-text" role="alert">{error}</p>}
     </form>
-  );
-}
-
-function QueueList() {
-  const q = useStore(queueStore);
-  const jobs = [...(q.running ? [q.running] : []), ...q.queued];
-  const [error, setError] = useState<string | null>(null);
-  if (jobs.length === 0) return null;
-  const moveToFront = async (jobId: string) => {
-    try {
-      await studio().call('queue.reorder', { jobIds: [jobId] });
-      setError(null);
-    } catch (err) {
-      setError(describeError(err));
-    }
-  };
-  return (
-    <section className="queue" aria-label="Queue">
-      <h3>Queue</h3>
-      {error && <p className="error-text">{error}</p>}
-      <ol>
-        {jobs.map((j, i) => (
-          <li key={j.id} className={j.status === 'running' ? 'is-running' : ''}>
-            <span className="queue-mode">{j.mode}</span>
-            <span className="queue-prompt" title={j.prompt}>{j.prompt || '(no prompt)'}</span>
-            <span className="queue-status">{j.status === 'running' && j.progress ? `${j.progress.step}/${j.progress.total}` : j.status}</span>
-            {j.status === 'queued' && i > 1 && (
-              <button type="button" aria-label={`Run next: ${j.prompt}`} title="Run next" onClick={() => void moveToFront(j.id)}>⤒</button>
-            )}
-            <button type="button" aria-label={`Cancel job: ${j.prompt}`} title="Cancel" onClick={() => void studio().call('cancel', { jobId: j.id }).catch((e: unknown) => setError(describeError(e)))}>✕</button>
-          </li>
-        ))}
-      </ol>
-    </section>
   );
 }
