@@ -107,6 +107,7 @@ function syntheticRecord(id: number, createdAt: number): GenerationRecord {
     maskBlur: 4,
     initImageHash: null,
     maskHash: null,
+    labelMapHash: null,
     outputHash: fakeHash(id),
     parentId,
     executionProvider: 'cuda',

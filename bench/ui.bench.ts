@@ -177,7 +177,7 @@ async function seedHistory(dataDir: string): Promise<void> {
         createdAt: start + n * 1000, source: 'generated', status: 'succeeded', mode, modelId: 'tiny-sd1-inpaint', modelHash: 'ab'.repeat(32),
         prompt: Array.from({ length: 6 }, () => words[Math.floor(random() * words.length)]).join(' '), negativePrompt: 'blurry',
         seed: Math.floor(random() * 2 ** 32), steps: 20, cfg: 7, sampler: SAMPLERS[n % SAMPLERS.length]!, width: 64, height: 64,
-        strength: mode === 'txt2img' ? 1 : 0.75, maskBlur: 4, initImageHash: null, maskHash: null, outputHash: hashes[n % hashes.length]!,
+        strength: mode === 'txt2img' ? 1 : 0.75, maskBlur: 4, initImageHash: null, maskHash: null, labelMapHash: null, outputHash: hashes[n % hashes.length]!,
         parentId: null, executionProvider: 'cpu', timings: null, error: null, favorite: random() < 0.05, tags: [], sourceFile: null, sourceParameters: null,
       });
     }

@@ -13,11 +13,13 @@ import { emptyTimings, type Job, type JobControl } from './pipelines/job.js';
 import type { RgbImage } from './tensor/image.js';
 import { imageToImage } from './pipelines/img2img.js';
 import { inpaint } from './pipelines/inpaint.js';
+import { layoutToImage } from './pipelines/layout.js';
 import { resolveParams } from './pipelines/resolve.js';
 import { cropForInpaint, cropRegion, pasteCrop } from './pipelines/only-masked.js';
 import { textToImage } from './pipelines/txt2img.js';
 import type { GenerateOptions, GenerateRequest, GenerateResult } from './pipelines/types.js';
 import { decodeImage, decodeMask } from './tensor/image.js';
+import { decodeLabelMap, labelMapTensor } from './tensor/label-map.js';
 import { SeededRng, type GaussianSource } from './tensor/rng.js';
 
 export const DEFAULT_PROVIDERS: readonly ExecutionProviderName[] = ['webgpu', 'cuda', 'dml', 'coreml', 'cpu'];
@@ -126,7 +128,7 @@ export class Engine {
 
 /**
  * Checks the request against the model and builds the job: parameters, RNG, initial noise (drawn first,
- * unless the request supplies `latents`), decoded init image and mask. `replayRng` may replace the RNG to replay
+ * unless the request supplies `latents`), decoded init image and mask, and a layout job's label map. `replayRng` may replace the RNG to replay
  * a reference implementation's noise.
  */
 export async function prepareJob(
@@ -153,6 +155,7 @@ export async function prepareJob(
     timings: emptyTimings(),
     region: null,
     control: null,
+    labelMap: null,
   };
   if (params.inpaintArea === 'masked' && request.initImage && request.mask) {
     // Only masked: keep the picture at its own size and repaint a crop of it at width×height.
@@ -167,6 +170,11 @@ export async function prepareJob(
       control = await prepareControl(model, request.control, (await cropForInpaint(full, pictureMask, crop, size)).image);
     }
     return { ...job, initImage: cut.image, mask: cut.mask, region: { picture, pictureMask, crop }, control };
+  }
+  if (params.mode === 'layout' && request.labelMap) {
+    const labels = model.info.layout?.labels;
+    if (!labels) throw new Error(`prepareJob: ${model.info.name} has no labels but was given a layout job`);
+    job.labelMap = labelMapTensor(await decodeLabelMap(request.labelMap, size), labels, f);
   }
   job.initImage = request.initImage ? await decodeImage(request.initImage, 'init image', size) : null;
   job.mask = params.mode === 'inpaint' && request.mask ? await decodeMask(request.mask, size) : null;
@@ -198,6 +206,8 @@ export async function runJob(job: Job): Promise<RgbImage> {
       if (!nineChannel) return imageToImage(job);
       // A 9-channel model has no plain img2img: repaint everything (full mask) from the init image.
       return inpaint({ ...job, mask: null });
+    case 'layout':
+      return layoutToImage(job);
     case 'inpaint': {
       const repainted = await inpaint(job);
       if (!job.region) return repainted;

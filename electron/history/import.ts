@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import sharp from 'sharp';
-import { GENERATION_MODES, SAMPLERS } from '../shared/generation.js';
+import { GENERATION_MODES, INPAINT_AREAS, SAMPLERS } from '../shared/generation.js';
 import type { GenerationParams } from '../shared/generation.js';
 import { parseA1111Parameters } from '../shared/a1111.js';
 import type { RecordedParams } from '../shared/history.js';
@@ -24,6 +24,9 @@ export const generationParamsSchema = z.object({
   height: z.number().int().positive(),
   strength: z.number().finite().min(0).max(1),
   maskBlur: z.number().finite().min(0),
+  inpaintArea: z.enum(INPAINT_AREAS).optional(),
+  maskPadding: z.number().int().min(0).optional(),
+  controlScale: z.number().finite().min(0).optional(),
 });
 
 /**
@@ -105,5 +108,8 @@ function recorded(p: Partial<GenerationParams> & { prompt: string }, width: numb
     height: p.height ?? height,
     strength: p.strength ?? null,
     maskBlur: p.maskBlur ?? null,
+    ...(p.inpaintArea !== undefined ? { inpaintArea: p.inpaintArea } : {}),
+    ...(p.maskPadding !== undefined ? { maskPadding: p.maskPadding } : {}),
+    ...(p.controlScale !== undefined ? { controlScale: p.controlScale } : {}),
   };
 }

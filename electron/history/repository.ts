@@ -4,7 +4,7 @@
  * better-sqlite3 is; no file-system access here.
  */
 import type { Statement } from 'better-sqlite3';
-import type { ExecutionProviderName, GenerationMode, GenerationTimings, SamplerName } from '../shared/generation.js';
+import type { ExecutionProviderName, GenerationMode, GenerationTimings, InpaintArea, SamplerName } from '../shared/generation.js';
 import type {
   GenerationSource,
   GenerationStatus,
@@ -25,6 +25,7 @@ export interface GenerationRecord extends RecordedParams {
   modelHash: string | null;
   initImageHash: string | null;
   maskHash: string | null;
+  labelMapHash: string | null;
   outputHash: string | null;
   parentId: number | null;
   executionProvider: ExecutionProviderName | null;
@@ -71,9 +72,13 @@ interface ItemRow {
   deleted_at: number | null;
   source_file: string | null;
   source_parameters: string | null;
+  inpaint_area: InpaintArea | null;
+  mask_padding: number | null;
+  control_scale: number | null;
   o_hash: string | null; o_width: number | null; o_height: number | null; o_missing: number | null;
   i_hash: string | null; i_width: number | null; i_height: number | null; i_missing: number | null;
   m_hash: string | null; m_width: number | null; m_height: number | null; m_missing: number | null;
+  l_hash: string | null; l_width: number | null; l_height: number | null; l_missing: number | null;
 }
 
 /** The columns and joins every item query selects (`g` is generations). */
@@ -81,14 +86,16 @@ const ITEM_SELECT = `
   SELECT g.id, g.created_at, g.source, g.status, g.mode, g.model_id, g.model_hash, g.prompt, g.negative_prompt,
          g.seed, g.steps, g.cfg, g.sampler, g.width, g.height, g.strength, g.mask_blur, g.parent_id,
          g.execution_provider, g.timings_json, g.error, g.favorite, g.tags, g.deleted_at, g.source_file,
-         g.source_parameters,
+         g.source_parameters, g.inpaint_area, g.mask_padding, g.control_scale,
          o.hash AS o_hash, o.width AS o_width, o.height AS o_height, o.file_missing AS o_missing,
          i.hash AS i_hash, i.width AS i_width, i.height AS i_height, i.file_missing AS i_missing,
-         m.hash AS m_hash, m.width AS m_width, m.height AS m_height, m.file_missing AS m_missing`;
+         m.hash AS m_hash, m.width AS m_width, m.height AS m_height, m.file_missing AS m_missing,
+         l.hash AS l_hash, l.width AS l_width, l.height AS l_height, l.file_missing AS l_missing`;
 const ITEM_JOINS = `
   LEFT JOIN images o ON o.hash = g.output_hash
   LEFT JOIN images i ON i.hash = g.init_image_hash
-  LEFT JOIN images m ON m.hash = g.mask_hash`;
+  LEFT JOIN images m ON m.hash = g.mask_hash
+  LEFT JOIN images l ON l.hash = g.label_map_hash`;
 
 /** Tags are stored newline-separated (a tag never holds a newline), which FTS5 tokenizes as words. */
 const TAG_SEPARATOR = '\n';
@@ -120,10 +127,15 @@ export function rowToItem(r: ItemRow): HistoryItem {
       height: r.height,
       strength: r.strength,
       maskBlur: r.mask_blur,
+      // Present only when recorded (migration 003 added them; GenerationParams has them optional).
+      ...(r.inpaint_area !== null ? { inpaintArea: r.inpaint_area } : {}),
+      ...(r.mask_padding !== null ? { maskPadding: r.mask_padding } : {}),
+      ...(r.control_scale !== null ? { controlScale: r.control_scale } : {}),
     },
     output: imageRef(r.o_hash, r.o_width, r.o_height, r.o_missing),
     initImage: imageRef(r.i_hash, r.i_width, r.i_height, r.i_missing),
     mask: imageRef(r.m_hash, r.m_width, r.m_height, r.m_missing),
+    labelMap: imageRef(r.l_hash, r.l_width, r.l_height, r.l_missing),
     parentId: r.parent_id,
     executionProvider: r.execution_provider,
     timings: r.timings_json === null ? null : (JSON.parse(r.timings_json) as GenerationTimings),
@@ -149,7 +161,10 @@ export class HistoryRepository {
   private readonly trashStmt: Statement;
   private readonly restoreStmt: Statement;
   private readonly purgeRowStmt: Statement;
-  private readonly imageHashesOfStmt: Statement<[number], { output_hash: string | null; init_image_hash: string | null; mask_hash: string | null }>;
+  private readonly imageHashesOfStmt: Statement<
+    [number],
+    { output_hash: string | null; init_image_hash: string | null; mask_hash: string | null; label_map_hash: string | null }
+  >;
   private readonly deleteUnreferencedImageStmt: Statement;
   private readonly imageRowExistsStmt: Statement<[string], { hash: string }>;
   private readonly trashIdsStmt: Statement<[number], { id: number }>;
@@ -166,10 +181,12 @@ export class HistoryRepository {
     this.insertGenerationStmt = db.prepare(`
       INSERT INTO generations (created_at, source, status, mode, model_id, model_hash, prompt, negative_prompt, seed, steps,
         cfg, sampler, width, height, strength, mask_blur, init_image_hash, mask_hash, output_hash, parent_id,
-        execution_provider, timings_json, error, favorite, tags, source_file, source_parameters)
+        execution_provider, timings_json, error, favorite, tags, source_file, source_parameters, label_map_hash,
+        inpaint_area, mask_padding, control_scale)
       VALUES (@createdAt, @source, @status, @mode, @modelId, @modelHash, @prompt, @negativePrompt, @seed, @steps,
         @cfg, @sampler, @width, @height, @strength, @maskBlur, @initImageHash, @maskHash, @outputHash, @parentId,
-        @executionProvider, @timingsJson, @error, @favorite, @tags, @sourceFile, @sourceParameters)`);
+        @executionProvider, @timingsJson, @error, @favorite, @tags, @sourceFile, @sourceParameters, @labelMapHash,
+        @inpaintArea, @maskPadding, @controlScale)`);
     this.getStmt = db.prepare(`${ITEM_SELECT} FROM generations g ${ITEM_JOINS} WHERE g.id = ?`);
     this.existsStmt = db.prepare('SELECT id, deleted_at FROM generations WHERE id = ?');
     this.imageStmt = db.prepare('SELECT hash, width, height, file_missing FROM images WHERE hash = ?');
@@ -195,12 +212,13 @@ export class HistoryRepository {
     this.trashStmt = db.prepare('UPDATE generations SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL');
     this.restoreStmt = db.prepare('UPDATE generations SET deleted_at = NULL WHERE id = ?');
     this.purgeRowStmt = db.prepare('DELETE FROM generations WHERE id = ? AND deleted_at IS NOT NULL');
-    this.imageHashesOfStmt = db.prepare('SELECT output_hash, init_image_hash, mask_hash FROM generations WHERE id = ?');
+    this.imageHashesOfStmt = db.prepare('SELECT output_hash, init_image_hash, mask_hash, label_map_hash FROM generations WHERE id = ?');
     this.deleteUnreferencedImageStmt = db.prepare(`
       DELETE FROM images WHERE hash = @hash
         AND NOT EXISTS (SELECT 1 FROM generations WHERE output_hash = @hash)
         AND NOT EXISTS (SELECT 1 FROM generations WHERE init_image_hash = @hash)
-        AND NOT EXISTS (SELECT 1 FROM generations WHERE mask_hash = @hash)`);
+        AND NOT EXISTS (SELECT 1 FROM generations WHERE mask_hash = @hash)
+        AND NOT EXISTS (SELECT 1 FROM generations WHERE label_map_hash = @hash)`);
     this.imageRowExistsStmt = db.prepare('SELECT hash FROM images WHERE hash = ?');
     this.trashIdsStmt = db.prepare('SELECT id FROM generations WHERE deleted_at IS NOT NULL AND deleted_at < ? ORDER BY id');
     // Reads only the small generations_for_counts index, and the few images marked missing.
@@ -211,6 +229,7 @@ export class HistoryRepository {
              count(*) FILTER (WHERE deleted_at IS NULL AND mode = 'txt2img') AS txt2img,
              count(*) FILTER (WHERE deleted_at IS NULL AND mode = 'img2img') AS img2img,
              count(*) FILTER (WHERE deleted_at IS NULL AND mode = 'inpaint') AS inpaint,
+             count(*) FILTER (WHERE deleted_at IS NULL AND mode = 'layout') AS layout,
              (SELECT count(*) FROM images o CROSS JOIN generations g ON g.output_hash = o.hash WHERE o.file_missing = 1) AS missing
       FROM generations INDEXED BY generations_for_counts`);
     this.allImagesStmt = db.prepare('SELECT hash, file_missing FROM images');
@@ -228,6 +247,9 @@ export class HistoryRepository {
       favorite: r.favorite ? 1 : 0,
       tags: r.tags.join(TAG_SEPARATOR),
       timingsJson: r.timings === null ? null : JSON.stringify(r.timings),
+      inpaintArea: r.inpaintArea ?? null,
+      maskPadding: r.maskPadding ?? null,
+      controlScale: r.controlScale ?? null,
     });
     return Number(info.lastInsertRowid);
   }
@@ -330,7 +352,7 @@ export class HistoryRepository {
     const refs = this.imageHashesOfStmt.get(id);
     if (refs === undefined || this.purgeRowStmt.run(id).changes === 0) return [];
     const freed: string[] = [];
-    for (const hash of new Set([refs.output_hash, refs.init_image_hash, refs.mask_hash])) {
+    for (const hash of new Set([refs.output_hash, refs.init_image_hash, refs.mask_hash, refs.label_map_hash])) {
       if (hash !== null && this.deleteUnreferencedImageStmt.run({ hash }).changes === 1) freed.push(hash);
     }
     return freed;
@@ -355,7 +377,7 @@ export class HistoryRepository {
       total: n('total'),
       favorites: n('favorites'),
       trash: n('trash'),
-      byMode: { txt2img: n('txt2img'), img2img: n('img2img'), inpaint: n('inpaint') },
+      byMode: { txt2img: n('txt2img'), img2img: n('img2img'), inpaint: n('inpaint'), layout: n('layout') },
       missingFiles: n('missing'),
     };
   }

@@ -153,13 +153,15 @@ export class HistoryStore {
 
     const init = input.initImage === undefined ? null : await this.stageInput(input.initImage, 'init image');
     const mask = input.mask === undefined ? null : await this.stageInput(input.mask, 'mask');
+    const labelMap = input.labelMap === undefined ? null : await this.stageInput(input.labelMap, 'label map');
     let output: StagedImage | null = null;
     if (input.output !== undefined) {
       const embedded: EmbeddedGeneration = { format: EMBEDDED_GENERATION_FORMAT, params, model: input.model };
       if (init) embedded.initImageHash = init.hash;
       if (mask) embedded.maskHash = mask.hash;
+      if (labelMap) embedded.labelMapHash = labelMap.hash;
       const png = await encodePng(input.output, {
-        parameters: formatA1111Parameters(params, { name: input.model.id, hash: input.model.hash }),
+        parameters: formatA1111Parameters(params, { name: input.model.id, hash: input.model.hash }, labelMap ? { 'Label map hash': labelMap.hash } : {}),
         request: input.request ?? embedded,
       });
       output = await stage(png, input.output.width, input.output.height);
@@ -174,6 +176,7 @@ export class HistoryStore {
       ...params,
       initImageHash: init?.hash ?? null,
       maskHash: mask?.hash ?? null,
+      labelMapHash: labelMap?.hash ?? null,
       outputHash: output?.hash ?? null,
       parentId,
       executionProvider: input.executionProvider ?? null,
@@ -184,7 +187,7 @@ export class HistoryStore {
       sourceFile: null,
       sourceParameters: null,
     };
-    const id = this.commit([init, mask, output], record, 'save the generation', () => {
+    const id = this.commit([init, mask, labelMap, output], record, 'save the generation', () => {
       if (parentId !== null) this.assertExists(parentId, 'parent generation');
     });
     return this.get(id);
@@ -432,6 +435,7 @@ export class HistoryStore {
         ...record.params,
         initImageHash: null,
         maskHash: null,
+        labelMapHash: null,
         outputHash: hash,
         parentId: null,
         executionProvider: null,

@@ -45,7 +45,7 @@ import { normalizeDownloadRequest, type NormalizedDownload } from './download-re
 import type { ModelInspection, ModelInspector } from './inspect.js';
 
 /** The models that ship with the app (they may not be built yet; absent ones are left out). */
-export const BUNDLED_MODEL_DIRS: readonly string[] = ['emoji-ldm', 'emoji-ldm-inpaint'].map((name) =>
+export const BUNDLED_MODEL_DIRS: readonly string[] = ['emoji-ldm', 'emoji-ldm-inpaint', 'emoji-ldm-layout'].map((name) =>
   fileURLToPath(new URL(`../../native-models/${name}/`, import.meta.url)),
 );
 /** The history database file name (electron/history/store.ts DATABASE_FILE). */
@@ -129,6 +129,16 @@ function slug(text: string): string {
 function isInside(parent: string, child: string): boolean {
   const rel = relative(parent, child);
   return rel !== '' && !rel.startsWith('..') && !rel.startsWith(sep) && !rel.includes(`..${sep}`);
+}
+
+/**
+ * A row's ModelInfo. Rows written before layout models existed name the exporter `layout` (a string)
+ * and have no labels: read as `exporter`, with `layout` null.
+ */
+function storedInfo(json: string): ModelInfo {
+  const info = JSON.parse(json) as ModelInfo & { layout?: unknown };
+  if (typeof info.layout === 'string') return { ...info, exporter: info.layout as ModelInfo['exporter'], layout: null };
+  return { ...info, layout: info.layout ?? null };
 }
 
 export class ModelLibrary {
@@ -256,7 +266,7 @@ export class ModelLibrary {
   info(id: string): { model: LibraryModel; info: ModelInfo } {
     const model = this.get(id);
     const row = this.stmt.byId.get(id) as ModelRow;
-    const info = JSON.parse(row.info_json) as ModelInfo;
+    const info = storedInfo(row.info_json);
     return { model, info: { ...info, dir: model.dir } };
   }
 
@@ -291,7 +301,7 @@ export class ModelLibrary {
   }
 
   private toModel(r: ModelRow, fallbackDefaultId: string | null): LibraryModel {
-    const info = JSON.parse(r.info_json) as ModelInfo;
+    const info = storedInfo(r.info_json);
     return {
       id: r.id,
       name: r.name,
@@ -305,7 +315,7 @@ export class ModelLibrary {
       family: info.family,
       predictionType: info.predictionType,
       precision: info.precision,
-      layout: info.layout,
+      exporter: info.exporter,
       nativeResolution: info.nativeResolution,
       supports: info.supports,
       providers: JSON.parse(r.providers_json) as ExecutionProviderName[],

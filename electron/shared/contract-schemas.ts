@@ -85,6 +85,27 @@ export const base64ImageSchema = z
   .max(MAX_IMAGE_BASE64_CHARS, `must be at most ${MAX_IMAGE_BASE64_CHARS} base64 characters`)
   .regex(BASE64, 'must be base64 (the encoded PNG, JPEG or WebP bytes)');
 
+/** The first 24 bytes of a PNG: signature (8), IHDR length (4) and type (4), width (4), height (4) (PNG spec §5.2, §11.2.2). */
+const PNG_HEADER_BYTES = 24;
+const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+
+/**
+ * A PNG's width and height from the start of its base64 (the IHDR chunk comes first), or null when the
+ * bytes are not a PNG. Reads 32 base64 characters, so a request's size can be checked without decoding.
+ */
+export function pngSizeFromBase64(base64: string): { width: number; height: number } | null {
+  let bytes: string;
+  try {
+    bytes = atob(base64.slice(0, (PNG_HEADER_BYTES / 3) * 4));
+  } catch {
+    return null;
+  }
+  if (bytes.length < PNG_HEADER_BYTES || PNG_SIGNATURE.some((b, i) => bytes.charCodeAt(i) !== b) || bytes.slice(12, 16) !== 'IHDR') return null;
+  const u32 = (at: number): number =>
+    ((bytes.charCodeAt(at) << 24) >>> 0) + (bytes.charCodeAt(at + 1) << 16) + (bytes.charCodeAt(at + 2) << 8) + bytes.charCodeAt(at + 3);
+  return { width: u32(16), height: u32(20) };
+}
+
 /** Why a path is unsafe, or null when it is fine. Pure string checks: shared/ has no node:path. */
 export function filePathProblem(path: string): string | null {
   if (path.includes('\0')) return 'must not contain NUL bytes';
@@ -146,6 +167,11 @@ export const generateRequestSchema = z
         controlnetPath: filePathSchema.optional(),
       })
       .optional(),
+    /**
+     * layout: the label map, base64 of an RGB PNG at width×height painted in the model's label colours
+     * (ModelInfo.layout.labels); required for layout, refused for the other modes.
+     */
+    labelMap: base64ImageSchema.optional(),
     /** The history item this generation was made from. */
     parentId: historyIdSchema.optional(),
     /** Default: the selected model. */
@@ -156,7 +182,7 @@ export const generateRequestSchema = z
       ctx.addIssue({ code: 'custom', path: ['initImageHash'], message: 'give initImage or initImageHash, not both' });
     }
     const hasImage = req.initImage !== undefined || req.initImageHash !== undefined;
-    if (req.mode !== 'txt2img' && !hasImage) {
+    if (req.mode !== 'txt2img' && req.mode !== 'layout' && !hasImage) {
       ctx.addIssue({ code: 'custom', path: ['initImage'], message: `${req.mode} needs an init image (initImage or initImageHash)` });
     }
     if (req.mode === 'inpaint' && req.mask === undefined) {
@@ -167,6 +193,26 @@ export const generateRequestSchema = z
     }
     if (req.mode !== 'inpaint' && req.mask !== undefined) {
       ctx.addIssue({ code: 'custom', path: ['mask'], message: `a mask is only for inpaint, not ${req.mode}` });
+    }
+    if (req.mode === 'layout') {
+      if (hasImage) ctx.addIssue({ code: 'custom', path: ['initImage'], message: 'layout draws from the label map: it takes no init image' });
+      if (req.labelMap === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['labelMap'], message: "layout needs a label map (an RGB PNG painted in the model's label colours)" });
+      }
+    } else if (req.labelMap !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['labelMap'], message: `a label map is only for layout, not ${req.mode}` });
+    }
+    if (req.labelMap !== undefined) {
+      const size = pngSizeFromBase64(req.labelMap);
+      if (!size) {
+        ctx.addIssue({ code: 'custom', path: ['labelMap'], message: 'must be a PNG (base64 of the file bytes)' });
+      } else if ((req.width !== undefined && size.width !== req.width) || (req.height !== undefined && size.height !== req.height)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['labelMap'],
+          message: `the label map is ${size.width}×${size.height}; it must be the picture's size ${req.width ?? size.width}×${req.height ?? size.height}`,
+        });
+      }
     }
   });
 

@@ -14,7 +14,8 @@ export const SAMPLERS = [
 ] as const;
 export type SamplerName = (typeof SAMPLERS)[number];
 
-export const GENERATION_MODES = ['txt2img', 'img2img', 'inpaint'] as const;
+/** 'layout': semantic synthesis from a label map (needs a layout model, ModelInfo.kind 'layout'). */
+export const GENERATION_MODES = ['txt2img', 'img2img', 'inpaint', 'layout'] as const;
 export type GenerationMode = (typeof GENERATION_MODES)[number];
 
 /** Parameters of one generation, everything needed to reproduce it with the same model. */

@@ -10,6 +10,7 @@ import type {
   GenerationMode,
   GenerationParams,
   GenerationTimings,
+  InpaintArea,
   SamplerName,
 } from './generation.js';
 
@@ -42,6 +43,8 @@ export interface NewGeneration {
   output?: RgbImage;
   initImage?: ImageInput;
   mask?: ImageInput;
+  /** layout: the label map the picture was drawn from (an RGB PNG in the model's label colours). */
+  labelMap?: ImageInput;
   /** The generation this one was made from (inpaint chains form a tree). */
   parentId?: number | null;
   executionProvider?: ExecutionProviderName | null;
@@ -61,6 +64,7 @@ export interface EmbeddedGeneration {
   model: { id: string; hash: string };
   initImageHash?: string;
   maskHash?: string;
+  labelMapHash?: string;
 }
 export const EMBEDDED_GENERATION_FORMAT = 'latent-studio/generation@1';
 
@@ -89,6 +93,12 @@ export interface RecordedParams {
   height: number;
   strength: number | null;
   maskBlur: number | null;
+  /** inpaint: set when the run said (GenerationParams.inpaintArea); absent for older items and imports. */
+  inpaintArea?: InpaintArea;
+  /** inpaint, 'masked' area: the context padding in pixels, when recorded. */
+  maskPadding?: number;
+  /** Set when a ControlNet guided the run: its conditioning scale. */
+  controlScale?: number;
 }
 
 export interface HistoryItem {
@@ -103,6 +113,8 @@ export interface HistoryItem {
   output: ImageRef | null;
   initImage: ImageRef | null;
   mask: ImageRef | null;
+  /** layout: the label map the picture was drawn from; null for other modes. */
+  labelMap: ImageRef | null;
   parentId: number | null;
   executionProvider: ExecutionProviderName | null;
   timings: GenerationTimings | null;

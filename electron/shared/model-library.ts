@@ -34,7 +34,7 @@ export interface LibraryModel {
   family: ModelFamily;
   predictionType: PredictionType;
   precision: Precision;
-  layout: ModelInfo['layout'];
+  exporter: ModelInfo['exporter'];
   nativeResolution: { width: number; height: number };
   supports: GenerationMode[];
   /** Execution providers the model's sessions have run on (from imports and generations). */

@@ -2,16 +2,19 @@
 import type { ExecutionProviderName, GenerationMode, SamplerName } from './generation.js';
 
 export type PredictionType = 'epsilon' | 'v_prediction' | 'sample';
-export type ModelKind = 'txt2img' | 'inpaint';
+/** 'layout': a text-to-image U-Net that also takes a label map (semantic synthesis, see LayoutInfo). */
+export type ModelKind = 'txt2img' | 'inpaint' | 'layout';
 export type ModelFamily = 'sd1' | 'sd2' | 'lcm' | 'custom';
 export type Precision = 'fp32' | 'fp16' | 'mixed';
 
 export interface ModelInfo {
   dir: string;
   name: string;
-  /** Which exporter's layout: diffusers' convert script / Olive, or optimum (config.json per submodel). */
-  layout: 'diffusers' | 'optimum';
+  /** Which exporter's folder layout: diffusers' convert script / Olive, or optimum (config.json per submodel). */
+  exporter: 'diffusers' | 'optimum';
   kind: ModelKind;
+  /** A layout model's labels (from its labels.json); null for every other kind. */
+  layout: LayoutInfo | null;
   family: ModelFamily;
   predictionType: PredictionType;
   precision: Precision;
@@ -54,6 +57,21 @@ export interface ModelInfo {
   supports: GenerationMode[];
   defaults: { steps: number; cfg: number; sampler: SamplerName; width: number; height: number };
   warnings: string[];
+}
+
+/**
+ * One label of a layout model (labels.json at the folder's root). A label map is an RGB PNG at the
+ * picture's size painted in these colours; ids run 0..K-1 in order and colours are distinct.
+ */
+export interface LayoutLabel {
+  id: number;
+  name: string;
+  color: [number, number, number];
+}
+
+export interface LayoutInfo {
+  /** K labels, in id order; the U-Net's `label_map` input has K channels. */
+  labels: LayoutLabel[];
 }
 
 export interface ControlInfo {

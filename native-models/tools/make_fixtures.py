@@ -27,6 +27,7 @@ sys.path.insert(0, HERE.as_posix())
 from fixtures_lib import verify  # noqa: E402
 from fixtures_lib.controlnet import build_controlnet_folder, make_controlnet_parity  # noqa: E402
 from fixtures_lib.folders import build_all  # noqa: E402
+from fixtures_lib.layout import build_layout_folder, make_layout_parity  # noqa: E402
 from fixtures_lib.parity import make_parity  # noqa: E402
 from fixtures_lib.tokenizer_files import build_tiny_vocabulary, check_against_full_vocabulary  # noqa: E402
 
@@ -82,6 +83,11 @@ def main() -> None:
         action="store_true",
         help="only rebuild models/tiny-controlnet and its parity files (needs an existing parity/latents.npy)",
     )
+    parser.add_argument(
+        "--layout-only",
+        action="store_true",
+        help="only rebuild models/tiny-sd1-layout and its parity files (needs an existing parity/latents.npy)",
+    )
     args = parser.parse_args()
 
     torch.set_num_threads(1)
@@ -105,6 +111,12 @@ def main() -> None:
             make_controlnet_parity(controlnet, parity_dir, args.out)
         _sizes(models_dir, parity_dir)
         return
+    if args.layout_only:
+        layout = build_layout_folder(models_dir, vocab)
+        if not args.skip_parity:
+            make_layout_parity(layout, parity_dir, args.out)
+        _sizes(models_dir, parity_dir)
+        return
     built = build_all(models_dir, vocab)
 
     verify.check_files(built)
@@ -113,11 +125,13 @@ def main() -> None:
     verify.check_decoders(built)
     verify.check_inpaint_pipeline(built["tiny-sd1-inpaint"])
 
-    # Built after the others, so their folders and references are the same bytes as without it.
+    # Built after the others, so their folders and references are the same bytes as without them.
     controlnet = build_controlnet_folder(models_dir, vocab)
+    layout = build_layout_folder(models_dir, vocab)
     if not args.skip_parity:
         make_parity(built, parity_dir, args.out)
         make_controlnet_parity(controlnet, parity_dir, args.out)
+        make_layout_parity(layout, parity_dir, args.out)
 
     _sizes(models_dir, parity_dir)
     digest = hashlib.sha256(repr(_digest(models_dir)).encode()).hexdigest()[:16]

@@ -8,7 +8,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { InvalidRequestError, ModelFolderError, StudioError } from '../../shared/errors.js';
 import type { SamplerName } from '../../shared/generation.js';
-import type { ControlInfo, ModelInfo, PredictionType, Precision, SessionReport } from '../../shared/model.js';
+import type { ControlInfo, LayoutLabel, ModelInfo, PredictionType, Precision, SessionReport } from '../../shared/model.js';
 import { ClipTokenizer } from '../tokenizer/clip-tokenizer.js';
 import { createScheduler } from '../schedulers/index.js';
 import {
@@ -20,6 +20,7 @@ import {
   residualShapesFromUnet,
   zeroResiduals,
 } from './controlnet.js';
+import { LABELS_FILE, readLabels } from './layout-labels.js';
 import { exposePosteriorNoise, POSTERIOR_NOISE_INPUT, type NoisePatch } from './onnx-graph.js';
 import { OnnxModule, type HostTensor, type SessionSettings } from './onnx-module.js';
 
@@ -29,6 +30,8 @@ export const SD_VAE_SCALING_FACTOR = 0.18215;
 export const SD_VAE_SCALE_FACTOR = 8;
 /** CLIP text encoders in SD take 77 tokens (tokenizer `model_max_length`). */
 export const CLIP_MAX_LENGTH = 77;
+/** A layout U-Net's extra input: the label map, [batch, K, h, w] (docs: tensor/label-map.ts). */
+export const LABEL_MAP_INPUT = 'label_map';
 
 /** diffusers scheduler classes we run natively, and the sampler each maps to. */
 const SCHEDULER_CLASSES: Record<string, SamplerName> = {
@@ -348,6 +351,26 @@ export async function openModelFolder(dirIn: string, settings: SessionSettings):
     const fixedH = staticDim(sample.shape, 2);
     const fixedW = staticDim(sample.shape, 3);
 
+    // --- layout (semantic synthesis): a `label_map` input [batch, K, h, w] and labels.json -----------
+    const labelMapInput = unet.input(LABEL_MAP_INPUT);
+    let labels: LayoutLabel[] | null = null;
+    if (labelMapInput) {
+      if (!isFloatType(labelMapInput.type)) throw new ModelFolderError(`${LABEL_MAP_INPUT} must be a float tensor, found ${labelMapInput.type}`, unet.label);
+      if (labelMapInput.shape.length !== 4) {
+        throw new ModelFolderError(`${LABEL_MAP_INPUT} must be rank 4 [batch, labels, height, width], found rank ${labelMapInput.shape.length}`, unet.label);
+      }
+      labels = readLabels(dir);
+      const channels = staticDim(labelMapInput.shape, 1);
+      if (channels !== undefined && channels !== labels.length) {
+        throw new ModelFolderError(
+          `${labels.length} labels, but the U-Net's ${LABEL_MAP_INPUT} input takes ${channels} channels: the labels must match the model`,
+          LABELS_FILE,
+        );
+      }
+    } else if (existsSync(join(dir, LABELS_FILE))) {
+      warnings.push(`${LABELS_FILE} is ignored: the U-Net has no ${LABEL_MAP_INPUT} input`);
+    }
+
     // --- VAE ----------------------------------------------------------------------------------------
     const decIn = vaeDecoder.requireInput('latent_sample');
     const decOut = vaeDecoder.outputName(['sample']);
@@ -393,19 +416,36 @@ export async function openModelFolder(dirIn: string, settings: SessionSettings):
       vaeEncoderInfo = { output, inputType: encIn.type, posteriorNoise };
     }
 
-    // In-channels: config, else a static channel dim, else probe (diffusers-script exports: symbolic).
-    let unetInChannels = num(unetConfig, 'in_channels') ?? staticDim(sample.shape, 1);
+    // In-channels (of `sample`): config, else a static channel dim, else probe (diffusers-script exports:
+    // symbolic). A layout U-Net's config.json is its inner U-Net's, whose conv_in also takes the K label
+    // channels that the graph concatenates to `sample`.
+    const configInChannels = num(unetConfig, 'in_channels');
+    let unetInChannels = labels
+      ? (staticDim(sample.shape, 1) ?? (configInChannels !== undefined ? configInChannels - labels.length : undefined))
+      : (configInChannels ?? staticDim(sample.shape, 1));
     if (unetInChannels === undefined) {
       const residuals = unetControl ? residualShapesFromUnet(unet, unetControl, join(dir, 'unet'), { height: fixedH ?? 8, width: fixedW ?? 8 }) : null;
-      const residualFeeds: Record<string, HostTensor> = {};
+      const extraFeeds: Record<string, HostTensor> = {};
       if (unetControl && residuals) {
-        zeroResiduals(residuals, 1).forEach((t, i) => (residualFeeds[[...unetControl.downInputs, unetControl.midInput][i]!] = t));
+        zeroResiduals(residuals, 1).forEach((t, i) => (extraFeeds[[...unetControl.downInputs, unetControl.midInput][i]!] = t));
       }
-      unetInChannels = await probeUnetChannels(unet, latentChannels, textHiddenSize, timestepRank, timestepCondDim, fixedH, fixedW, residualFeeds);
+      if (labels) {
+        const [h, w] = [fixedH ?? 8, fixedW ?? 8];
+        extraFeeds[LABEL_MAP_INPUT] = { data: zeros(labels.length * h * w), dims: [1, labels.length, h, w] };
+      }
+      unetInChannels = await probeUnetChannels(unet, latentChannels, textHiddenSize, timestepRank, timestepCondDim, fixedH, fixedW, extraFeeds);
     }
     const maskedChannels = 2 * latentChannels + 1;
     let kind: ModelInfo['kind'];
-    if (unetInChannels === latentChannels) kind = 'txt2img';
+    if (labels) {
+      if (unetInChannels !== latentChannels) {
+        throw new ModelFolderError(
+          `wrong shapes: a layout U-Net's sample takes the ${latentChannels} latent channels (the label map is its own input), found ${unetInChannels}`,
+          unet.label,
+        );
+      }
+      kind = 'layout';
+    } else if (unetInChannels === latentChannels) kind = 'txt2img';
     else if (unetInChannels === maskedChannels) kind = 'inpaint';
     else {
       throw new ModelFolderError(
@@ -439,15 +479,17 @@ export async function openModelFolder(dirIn: string, settings: SessionSettings):
         ? 'fp32'
         : 'mixed';
     const externalData = ['weights.pb', 'model.onnx_data'].find((f) => existsSync(join(dir, 'unet', f))) ?? null;
-    const layout: ModelInfo['layout'] = unetConfig || textConfig || vaeConfig ? 'optimum' : 'diffusers';
+    const exporter: ModelInfo['exporter'] = unetConfig || textConfig || vaeConfig ? 'optimum' : 'diffusers';
+    // A layout U-Net always wants a label map, so it draws only from one.
     const supports: ModelInfo['supports'] =
-      kind === 'inpaint' ? ['txt2img', 'img2img', 'inpaint'] : vaeEncoder ? ['txt2img', 'img2img', 'inpaint'] : ['txt2img'];
+      kind === 'layout' ? ['layout'] : kind === 'inpaint' || vaeEncoder ? ['txt2img', 'img2img', 'inpaint'] : ['txt2img'];
     const defaultSide = fixedSize ? fixedSize.width : nativeSide;
     const info: ModelInfo = {
       dir,
       name: typeof modelIndex['_name_or_path'] === 'string' ? basename(modelIndex['_name_or_path']) : basename(dir),
-      layout,
+      exporter,
       kind,
+      layout: labels ? { labels } : null,
       family,
       predictionType,
       precision,
@@ -526,7 +568,7 @@ async function probeUnetChannels(
   timestepCondDim: number | null,
   fixedH: number | undefined,
   fixedW: number | undefined,
-  residualFeeds: Record<string, HostTensor>,
+  extraFeeds: Record<string, HostTensor>,
 ): Promise<number> {
   const h = fixedH ?? 8;
   const w = fixedW ?? 8;
@@ -537,7 +579,7 @@ async function probeUnetChannels(
       sample: { data: zeros(c * h * w), dims: [1, c, h, w] },
       timestep: timestepTensor(1, timestepRank),
       encoder_hidden_states: { data: zeros(CLIP_MAX_LENGTH * hiddenSize), dims: [1, CLIP_MAX_LENGTH, hiddenSize] },
-      ...residualFeeds,
+      ...extraFeeds,
     };
     if (timestepCondDim !== null) feeds['timestep_cond'] = { data: zeros(timestepCondDim), dims: [1, timestepCondDim] };
     try {

@@ -7,7 +7,7 @@ import { CancelledError } from '../../shared/errors.js';
 import type { Residuals } from '../model/controlnet.js';
 import type { LoadedModel } from '../model/model-folder.js';
 import type { Scheduler } from '../schedulers/index.js';
-import { timestepTensor } from '../model/model-folder.js';
+import { LABEL_MAP_INPUT, timestepTensor } from '../model/model-folder.js';
 import type { HostTensor } from '../model/onnx-module.js';
 import { POSTERIOR_NOISE_INPUT } from '../model/onnx-graph.js';
 import type { GaussianSource } from '../tensor/rng.js';
@@ -91,6 +91,11 @@ export interface Conditioning {
   timestepCond: Float32Array | null;
   /** A control-ready U-Net: gives the residuals for each U-Net call. Null for a plain U-Net. */
   residuals: ResidualSource | null;
+  /**
+   * A layout U-Net: the label map for one image, [K, h, w], fed as `label_map` on every call and
+   * repeated over the batch (under CFG the same map goes into both halves). Null for other U-Nets.
+   */
+  labelMap: Float32Array | null;
 }
 
 /**
@@ -110,7 +115,7 @@ export async function encodeConditioning(job: Job): Promise<Conditioning> {
   const timestepCond = condDim !== null ? guidanceEmbedding(params.cfg, condDim) : null;
   const embeddings = await timed(job, 'textEncodeMs', () => encodePrompts(model, params.prompt, params.negativePrompt, doCfg));
   throwIfAborted(job.options.signal);
-  return { embeddings, cfg: params.cfg, timestepCond, residuals: residualSource(job) };
+  return { embeddings, cfg: params.cfg, timestepCond, residuals: residualSource(job), labelMap: job.labelMap };
 }
 
 /**
@@ -156,7 +161,7 @@ export function guidanceEmbedding(guidanceScale: number, dim: number): Float32Ar
 /**
  * One noise prediction with classifier-free guidance: `uncond + g·(cond − uncond)`.
  * `input` is the already-scaled model input for one image, [Cin, h, w] (Cin includes the inpainting
- * mask and masked-image latents). Guidance runs as one batch-2 call when the U-Net's batch axis is
+ * mask and masked-image latents; a layout U-Net's label map is its own input, from `conditioning`). Guidance runs as one batch-2 call when the U-Net's batch axis is
  * dynamic, as two calls otherwise, and not at all when `embeddings.uncond` is null. A control-ready
  * U-Net also gets its ControlNet residuals, computed for each U-Net call from that call's own batch.
  */
@@ -168,7 +173,7 @@ export async function predictNoise(
   t: number,
   conditioning: Conditioning,
 ): Promise<Float32Array> {
-  const { embeddings, cfg, timestepCond, residuals } = conditioning;
+  const { embeddings, cfg, timestepCond, residuals, labelMap } = conditioning;
   const residualInputs = model.info.control ? [...model.info.control.downInputs, model.info.control.midInput] : [];
   const unet = model.modules.unet;
   const outName = unet.outputName(['out_sample']);
@@ -185,6 +190,12 @@ export async function predictNoise(
       const cond = new Float32Array(batch * dim);
       for (let b = 0; b < batch; b++) cond.set(timestepCond, b * dim);
       feeds['timestep_cond'] = { data: cond, dims: [batch, dim] };
+    }
+    if (labelMap) {
+      const plane = labelMap.length;
+      const maps = new Float32Array(batch * plane);
+      for (let b = 0; b < batch; b++) maps.set(labelMap, b * plane);
+      feeds[LABEL_MAP_INPUT] = { data: maps, dims: [batch, plane / (h * w), h, w] };
     }
     if (residuals) {
       const fromControl = await residuals(feeds['sample']!, t, feeds['encoder_hidden_states']!);

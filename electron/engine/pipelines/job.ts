@@ -32,6 +32,8 @@ export interface Job {
   region: { picture: RgbImage; pictureMask: GrayImage; crop: CropRegion } | null;
   /** The request's control: the ControlNet, its image as [3, H, W] in [0, 1] at width×height, and the scale. */
   control: JobControl | null;
+  /** layout: the label map at latent resolution, [K, h, w] (tensor/label-map.ts). Null for other modes. */
+  labelMap: Float32Array | null;
 }
 
 export interface JobControl {

@@ -77,12 +77,20 @@ export function resolveParams(model: LoadedModel, req: GenerateRequest): Generat
     throw new InvalidRequestError(`${info.name} only accepts ${info.fixedSize.width}×${info.fixedSize.height}, got ${width}×${height}`);
   }
 
-  const needsImage = req.mode !== 'txt2img';
+  const needsImage = req.mode !== 'txt2img' && req.mode !== 'layout';
   if (needsImage && !(req.initImage instanceof Uint8Array && req.initImage.length > 0)) {
     throw new InvalidRequestError(`${req.mode} needs an init image`);
   }
   if (req.mode === 'inpaint' && !(req.mask instanceof Uint8Array && req.mask.length > 0)) {
     throw new InvalidRequestError('inpaint needs a mask (white = repaint)');
+  }
+  if (req.mode === 'layout') {
+    if (!(req.labelMap instanceof Uint8Array && req.labelMap.length > 0)) {
+      throw new InvalidRequestError(`layout needs a label map: an RGB PNG of ${width}×${height} painted in ${info.name}'s label colours`);
+    }
+    if (req.initImage !== undefined) throw new InvalidRequestError('layout draws from the label map: it takes no init image');
+  } else if (req.labelMap !== undefined) {
+    throw new InvalidRequestError(`a label map is only for layout, not ${req.mode}`);
   }
   const strength = req.strength ?? (req.mode === 'img2img' ? DEFAULT_IMG2IMG_STRENGTH : 1);
   checkNumber('strength', strength, 0, 1);

@@ -32,6 +32,11 @@ export interface GenerateRequest {
   latents?: Float32Array;
   /** ControlNet guidance; needs a U-Net exported with ControlNet residual inputs (ModelInfo.control). */
   control?: ControlRequest;
+  /**
+   * layout: the label map, an RGB PNG of exactly width×height painted in the model's label colours
+   * (ModelInfo.layout.labels); see tensor/label-map.ts for how it becomes the U-Net's `label_map`.
+   */
+  labelMap?: Uint8Array;
 }
 
 export interface ControlRequest {

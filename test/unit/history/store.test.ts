@@ -204,7 +204,7 @@ describe('HistoryStore', () => {
     assert.notEqual(store.get(a.id).deletedAt, null);
     assert.deepEqual(store.page().items.map((i) => i.id), [b.id]);
     assert.deepEqual(store.page({ filter: { view: 'trash' } }).items.map((i) => i.id), [a.id]);
-    assert.deepEqual(store.counts(), { total: 1, favorites: 0, trash: 1, byMode: { txt2img: 1, img2img: 0, inpaint: 0 }, missingFiles: 0 });
+    assert.deepEqual(store.counts(), { total: 1, favorites: 0, trash: 1, byMode: { txt2img: 1, img2img: 0, inpaint: 0, layout: 0 }, missingFiles: 0 });
     assert.ok(existsSync(aFile), 'the trash keeps the file');
 
     assert.equal(store.restore([a.id]), 1);

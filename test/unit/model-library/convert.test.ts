@@ -118,9 +118,9 @@ test('a tiny checkpoint, converted (single file --fp16, and a diffusers folder),
     const engine = new Engine({ providers: ['cpu'], threads: 1 });
     try {
       const fp16 = await lib.importFolder({ path: cmd.out, copy: false, name: 'tiny fp16' });
-      assert.deepEqual([fp16.kind, fp16.layout, fp16.precision], ['txt2img', 'optimum', 'mixed']);
+      assert.deepEqual([fp16.kind, fp16.exporter, fp16.precision], ['txt2img', 'optimum', 'mixed']);
       const fp32 = await lib.importFolder({ path: join(box.dir, 'onnx-from-folder'), copy: false, name: 'tiny fp32' });
-      assert.deepEqual([fp32.kind, fp32.layout, fp32.precision, fp32.nativeResolution.width], ['txt2img', 'optimum', 'fp32', 64]);
+      assert.deepEqual([fp32.kind, fp32.exporter, fp32.precision, fp32.nativeResolution.width], ['txt2img', 'optimum', 'fp32', 64]);
 
       const request = { mode: 'txt2img' as const, prompt: 'a red apple', negativePrompt: '', seed: 11, steps: 4, cfg: 7.5, width: 64, height: 64, sampler: 'ddim' as const };
       const a = await engine.generate(fp32.dir, request);

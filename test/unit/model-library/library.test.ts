@@ -41,7 +41,7 @@ test('importing a good folder in place records what the engine detected, its siz
     assert.equal(model.family, 'custom');
     assert.equal(model.predictionType, 'epsilon');
     assert.equal(model.precision, 'fp32');
-    assert.equal(model.layout, 'diffusers');
+    assert.equal(model.exporter, 'diffusers');
     assert.deepEqual(model.nativeResolution, { width: 512, height: 512 });
     assert.deepEqual(model.supports, ['txt2img', 'img2img', 'inpaint']);
     assert.deepEqual(model.providers, ['cpu']);
@@ -65,7 +65,7 @@ test('the kind comes from the engine: inpaint, v-prediction SD2, LCM, fp16', wit
     const inpaint = await lib.importFolder({ path: modelDir('tiny-sd1-inpaint'), copy: false });
     assert.equal(inpaint.kind, 'inpaint');
     const sd2 = await lib.importFolder({ path: modelDir('tiny-sd2-v'), copy: false });
-    assert.deepEqual([sd2.predictionType, sd2.layout, sd2.nativeResolution], ['v_prediction', 'optimum', { width: 64, height: 64 }]);
+    assert.deepEqual([sd2.predictionType, sd2.exporter, sd2.nativeResolution], ['v_prediction', 'optimum', { width: 64, height: 64 }]);
     const lcm = await lib.importFolder({ path: modelDir('tiny-lcm'), copy: false });
     assert.equal(lcm.family, 'lcm');
     const fp16 = await lib.importFolder({ path: modelDir('tiny-sd1-fp16'), copy: false });

@@ -24,7 +24,7 @@ describe('the toy chain export runs in the engine', { skip }, () => {
     const dir = join(EXPORT, 'emoji-ldm');
     const { info } = await engine.info(dir);
     assert.equal(info.kind, 'txt2img');
-    assert.equal(info.layout, 'optimum');
+    assert.equal(info.exporter, 'optimum');
     const r = await engine.generate(dir, { mode: 'txt2img', prompt: 'red apple', seed: 1, steps: 3 });
     assert.equal(r.image.width, info.defaults.width);
     assert.ok(new Set(r.image.rgb).size > 4);

@@ -74,7 +74,7 @@ function typeCases(): void {
   void api.invoke('models.import', { modelId: 'x' });
   void api.invoke('models.import', { path: '/models/x' }).then((r) => {
     if (r.ok) {
-      const _kind: 'txt2img' | 'inpaint' = r.result.kind;
+      const _kind: 'txt2img' | 'inpaint' | 'layout' = r.result.kind;
       // @ts-expect-error a library model says its origin, not "bundled"
       void r.result.bundled;
     }

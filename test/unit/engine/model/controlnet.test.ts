@@ -44,7 +44,7 @@ describe('a ControlNet-ready folder', () => {
       folderControlNetScaleInput: true,
     });
     assert.equal(model.info.kind, 'txt2img');
-    assert.equal(model.info.layout, 'optimum');
+    assert.equal(model.info.exporter, 'optimum');
     assert.equal(model.sessions.providers['controlnet'], 'cpu');
     // ModelInfo stays plain data (it crosses IPC and is stored by the model library).
     assert.deepEqual(JSON.parse(JSON.stringify(model.info)), model.info);

@@ -13,13 +13,13 @@ const settings = { providers: ['cpu'] as const, threads: 1 };
 type Expectation = Partial<Omit<ModelInfo, 'unet'>> & { unet: Partial<ModelInfo['unet']>; encoderOutput: string };
 const expected: Record<FixtureModel, Expectation> = {
   'tiny-sd1': {
-    layout: 'diffusers', kind: 'txt2img', unetInChannels: 4, latentChannels: 4, vaeScaleFactor: 8, vaeScalingFactor: 0.18215,
+    exporter: 'diffusers', kind: 'txt2img', unetInChannels: 4, latentChannels: 4, vaeScaleFactor: 8, vaeScalingFactor: 0.18215,
     textHiddenSize: 32, padToken: '<|endoftext|>', padId: 1013, predictionType: 'epsilon', precision: 'fp32',
     unet: { timestepType: 'float32', timestepRank: 1, batchDynamic: true, timestepCondDim: null, externalData: 'weights.pb' },
     encoderOutput: 'latent_sample',
   },
   'tiny-sd1-inpaint': {
-    layout: 'diffusers', kind: 'inpaint', unetInChannels: 9, latentChannels: 4, textHiddenSize: 32,
+    exporter: 'diffusers', kind: 'inpaint', unetInChannels: 9, latentChannels: 4, textHiddenSize: 32,
     unet: { timestepType: 'float32', timestepRank: 1, externalData: 'weights.pb' }, encoderOutput: 'latent_sample',
   },
   'tiny-sd1-fp16': {
@@ -27,15 +27,15 @@ const expected: Record<FixtureModel, Expectation> = {
     unet: { sampleType: 'float16', timestepType: 'float16', timestepRank: 1 }, encoderOutput: 'latent_sample',
   },
   'tiny-optimum': {
-    layout: 'optimum', kind: 'txt2img', unetInChannels: 4, vaeScalingFactor: 0.13025, textHiddenSize: 32,
+    exporter: 'optimum', kind: 'txt2img', unetInChannels: 4, vaeScalingFactor: 0.13025, textHiddenSize: 32,
     unet: { timestepType: 'float32', timestepRank: 0, externalData: 'model.onnx_data' }, encoderOutput: 'latent_parameters',
   },
   'tiny-sd2-v': {
-    layout: 'optimum', kind: 'txt2img', textHiddenSize: 48, padToken: '!', padId: 0, predictionType: 'v_prediction',
+    exporter: 'optimum', kind: 'txt2img', textHiddenSize: 48, padToken: '!', padId: 0, predictionType: 'v_prediction',
     unet: { timestepType: 'int64', timestepRank: 1, externalData: 'model.onnx_data' }, encoderOutput: 'latent_sample',
   },
   'tiny-lcm': {
-    layout: 'optimum', kind: 'txt2img', family: 'lcm', unet: { timestepCondDim: 24, timestepRank: 0 }, encoderOutput: 'latent_parameters',
+    exporter: 'optimum', kind: 'txt2img', family: 'lcm', unet: { timestepCondDim: 24, timestepRank: 0 }, encoderOutput: 'latent_parameters',
   },
 };
 
