@@ -1,17 +1,18 @@
 import { useEffect, useState } from 'react';
-import { stepBrushSize } from '../editor/tool-state.js';
+import { stepBrushSize, withTarget } from '../editor/tool-state.js';
 import { EditorPanel } from '../editor/EditorPanel.js';
 import { viewCommands } from '../editor/CanvasView.js';
 import { HistoryBrowser } from '../features/HistoryBrowser.js';
 import { PromptPanel } from '../features/PromptPanel.js';
 import { ModelManager } from '../features/ModelManager.js';
 import { SettingsDialog } from '../features/SettingsDialog.js';
-import { acceptStaged, connect, connectionStore, discardStaged, doc, flipStaged, generate, toolStore } from './session.js';
+import { acceptStaged, connect, connectionStore, discardStaged, doc, flipStaged, generate, selectedModelInfo, toolStore } from './session.js';
 import { noticesStore, stagingStore, useStore } from './store.js';
 
 export const SHORTCUTS: Array<[string, string]> = [
   ['Ctrl+Enter', 'Generate'],
   ['B / E', 'Brush / eraser'],
+  ['L', 'Paint the layout / the mask (layout models)'],
   ['[ / ]', 'Smaller / larger brush'],
   ['Ctrl+Z', 'Undo (one stroke)'],
   ['Ctrl+Shift+Z, Ctrl+Y', 'Redo'],
@@ -102,6 +103,13 @@ export function App() {
         case 'E':
           toolStore.update({ tool: 'eraser' });
           break;
+        case 'l':
+        case 'L': {
+          const t = toolStore.get();
+          if (t.target === 'layout') toolStore.update(withTarget(t, 'mask'));
+          else if (selectedModelInfo()?.layout) toolStore.update(withTarget(t, 'layout'));
+          break;
+        }
         case '[':
           toolStore.update({ size: stepBrushSize(toolStore.get().size, -1) });
           break;

@@ -10,17 +10,17 @@ export function useDocumentRevision(): number {
   );
 }
 
-/** Re-renders when the image, size or undo state change, but not on each painted dab. */
+/** Re-renders when the image, size or undo state change, but not on each painted dab (mask or layout). */
 export function useDocumentShape(): number {
   return useSyncExternalStore(
-    (cb) => doc.subscribe((c) => c.kind !== 'mask' && cb()),
+    (cb) => doc.subscribe((c) => c.kind !== 'mask' && c.kind !== 'layout' && cb()),
     () => shapeRevision(),
   );
 }
 let lastShape = 0;
 let lastKey = '';
 function shapeRevision(): number {
-  const key = `${doc.width}x${doc.height}:${doc.image ? sourceKey(doc.image.source) : ''}:${doc.canUndo}:${doc.canRedo}:${doc.undoDepth}:${doc.isPainting}:${doc.mask.isEmpty()}`;
+  const key = `${doc.width}x${doc.height}:${doc.image ? sourceKey(doc.image.source) : ''}:${doc.canUndo}:${doc.canRedo}:${doc.undoDepth}:${doc.isPainting}:${doc.mask.isEmpty()}:${doc.layout.isEmpty()}:${doc.layout.maxLabel()}`;
   if (key !== lastKey) {
     lastKey = key;
     lastShape++;

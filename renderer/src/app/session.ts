@@ -5,9 +5,10 @@
  */
 import type { JobSummary, ModelEntry, QueueSnapshot, RequestInputs } from '../../../electron/shared/contract.js';
 import type { GenerationMode, GenerationParams } from '../../../electron/shared/generation.js';
-import type { ModelInfo } from '../../../electron/shared/model.js';
-import type { HistoryItem, RecordedParams } from '../../../electron/shared/history.js';
-import { EditorDocument, exportMaskPng } from '../editor/document.js';
+import type { LayoutLabel, ModelInfo } from '../../../electron/shared/model.js';
+import type { HistoryItem, ImageRef, RecordedParams } from '../../../electron/shared/history.js';
+import { EditorDocument, exportLayoutPng, exportMaskPng } from '../editor/document.js';
+import { labelsFromPixels } from '../editor/layout.js';
 import { pngSize, type ZlibCompress } from '../editor/png.js';
 import { DEFAULT_TOOL_STATE, type ToolState } from '../editor/tool-state.js';
 import { StudioCallError, studioClient, type StudioClient } from '../ipc/studio-client.js';
@@ -144,8 +145,28 @@ export function sizePresets(info: ModelInfo | undefined): Array<{ width: number;
 
 // ── generation ─────────────────────────────────────────────────────────────────────────────────
 
-export function effectiveMode(s: GenerationSettings = settingsStore.get()): 'txt2img' | 'img2img' | 'inpaint' {
-  return s.modeChoice === 'auto' ? doc.inferredMode() : s.modeChoice;
+/** The chosen model's engine info, when known. */
+export function selectedModelInfo(): ModelInfo | undefined {
+  const { selectedId, info } = modelsStore.get();
+  return selectedId ? info[selectedId] : undefined;
+}
+
+/**
+ * The labels the layout layer is drawn and exported with: the chosen model's, or, when it is not a layout
+ * model, the first layout model's (so a painted layout keeps its colours while another model is picked).
+ */
+export function layoutPalette(models: ModelsState = modelsStore.get()): LayoutLabel[] {
+  const selected = models.selectedId ? models.info[models.selectedId] : undefined;
+  if (selected?.layout) return selected.layout.labels;
+  return Object.values(models.info).find((i) => i.layout)?.layout?.labels ?? [];
+}
+
+export function effectiveMode(s: GenerationSettings = settingsStore.get()): GenerationMode {
+  if (s.modeChoice !== 'auto') return s.modeChoice;
+  const info = selectedModelInfo();
+  const inferred = doc.inferredMode(Boolean(info?.layout));
+  // A layout model does nothing but layout: with nothing painted yet, say so rather than "cannot do txt2img".
+  return info?.layout && !info.supports.includes(inferred) ? 'layout' : inferred;
 }
 
 /** Why Generate can't run now, in plain words; null when it can. */
@@ -157,10 +178,12 @@ export const MAX_MASK_PADDING = 1024;
  * around the mask is repainted at that size and pasted back, so the picture keeps its own), else the picture's.
  */
 export function usesPanelSize(s: GenerationSettings, mode: GenerationMode): boolean {
+  // Layout runs at the layout's size; on a blank canvas that is the panel's size (the blank follows it).
+  if (mode === 'layout') return !doc.image;
   return mode === 'txt2img' || (mode === 'inpaint' && s.inpaintArea === 'masked');
 }
 function repaintSize(s: GenerationSettings, mode: GenerationMode): { width: number; height: number } {
-  return usesPanelSize(s, mode) ? { width: s.width, height: s.height } : { width: doc.width, height: doc.height };
+  return usesPanelSize(s, mode) && mode !== 'layout' ? { width: s.width, height: s.height } : { width: doc.width, height: doc.height };
 }
 
 export function generateProblem(s: GenerationSettings = settingsStore.get()): string | null {
@@ -169,8 +192,14 @@ export function generateProblem(s: GenerationSettings = settingsStore.get()): st
   if (!modelId) return models.loading ? 'Loading models…' : 'No model is installed. Import a model folder first.';
   const info = models.info[modelId];
   const mode = effectiveMode(s);
+  if (mode === 'layout') {
+    if (info && !info.layout) return `${modelId} is not a layout model: layout needs a model with labels (labels.json), such as emoji-ldm-layout.`;
+    if (doc.layout.isEmpty()) return 'Paint a layout first: pick a label under the canvas toolbar and paint where it goes.';
+    const labels = info?.layout?.labels.length ?? 0;
+    if (info && doc.layout.maxLabel() >= labels) return `The layout uses labels ${modelId} doesn't have (it has ${labels}); clear them or pick the model they came from.`;
+  }
   if (info && !info.supports.includes(mode)) return `${modelId} cannot do ${mode}.`;
-  if (mode !== 'txt2img' && !doc.image) return `${mode} needs an image: open one, or accept a result.`;
+  if (mode !== 'txt2img' && mode !== 'layout' && !doc.image) return `${mode} needs an image: open one, or accept a result.`;
   if (mode === 'inpaint' && doc.mask.isEmpty()) return 'Paint a mask first: inpaint repaints the white area.';
   const { width, height } = repaintSize(s, mode);
   const multiple = info?.sizeMultiple ?? 8;
@@ -215,7 +244,7 @@ export async function generate(): Promise<void> {
       ...(modelsStore.get().selectedId ? { modelId: modelsStore.get().selectedId! } : {}),
     };
     const image = doc.image;
-    if (mode !== 'txt2img' && image) {
+    if (mode !== 'txt2img' && mode !== 'layout' && image) {
       base.strength = s.strength;
       if (image.source.kind === 'history') {
         base.initImageHash = image.source.hash;
@@ -233,6 +262,7 @@ export async function generate(): Promise<void> {
         base.maskPadding = s.maskPadding;
       }
     }
+    if (mode === 'layout') base.labelMap = toBase64(await exportLayoutPng(doc, layoutPalette(), browserDeflate));
     stagingStore.set({ jobIds: [], items: [], index: 0 });
     const jobIds: string[] = [];
     for (let i = 0; i < s.batchCount; i++) {
@@ -358,8 +388,8 @@ export function reuseParameters(item: HistoryItem): void {
     ...(p.cfg !== null ? { cfg: p.cfg } : {}),
     ...(p.sampler !== null ? { sampler: p.sampler } : {}),
     ...(p.seed !== null ? { seed: p.seed, seedMode: 'fixed' as const } : {}),
-    // A txt2img item records strength 1 and no blur: they mean nothing for the next img2img/inpaint.
-    ...(p.strength !== null && item.mode !== 'txt2img' ? { strength: p.strength } : {}),
+    // A txt2img or layout item records strength 1 and no blur: they mean nothing for the next img2img/inpaint.
+    ...(p.strength !== null && item.mode !== 'txt2img' && item.mode !== 'layout' ? { strength: p.strength } : {}),
     ...(p.maskBlur !== null && item.mode === 'inpaint' ? { maskBlur: p.maskBlur } : {}),
     // Older items (and hosts that record less) carry no inpaint area: leave the panel's choice then.
     ...(item.mode === 'inpaint' && recorded.inpaintArea !== undefined ? { inpaintArea: recorded.inpaintArea } : {}),
@@ -371,7 +401,36 @@ export function reuseParameters(item: HistoryItem): void {
   if (item.model.id && modelsStore.get().models.some((m) => m.id === item.model.id) && item.model.id !== modelsStore.get().selectedId) {
     void selectModel(item.model.id);
   }
+  if (item.labelMap) void restoreLayout(item, item.labelMap);
   notify('info', `Parameters of #${item.id} are back in the prompt panel.`);
+}
+
+/** Decodes a stored image to RGBA pixels, exactly (no colour management: a label map's colours are ids). */
+async function decodeStoredImage(hash: string): Promise<{ rgba: Uint8ClampedArray; width: number; height: number }> {
+  const blob = await (await fetch(await studio().imageUrl(hash))).blob();
+  const bitmap = await createImageBitmap(blob, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
+  const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
+  const ctx = canvas.getContext('2d')!;
+  ctx.drawImage(bitmap, 0, 0);
+  bitmap.close();
+  return { rgba: ctx.getImageData(0, 0, canvas.width, canvas.height).data, width: canvas.width, height: canvas.height };
+}
+
+/** Reuse: the item's label map back into the layout layer (read with its model's labels), one undo step. */
+async function restoreLayout(item: HistoryItem, map: ImageRef): Promise<void> {
+  const models = modelsStore.get();
+  const labels = (item.model.id ? models.info[item.model.id]?.layout?.labels : undefined) ?? layoutPalette(models);
+  if (labels.length === 0) {
+    notify('error', `#${item.id} has a label map, but no layout model is installed to read its labels.`);
+    return;
+  }
+  try {
+    const { rgba, width, height } = await decodeStoredImage(map.hash);
+    doc.loadLayout(labelsFromPixels(rgba, width, height, 4, labels), width, height);
+    settingsStore.update({ width, height });
+  } catch (err) {
+    notify('error', `Could not restore the label map of #${item.id}: ${describeError(err)}`);
+  }
 }
 
 /** Wires host events to the stores; returns the unsubscribe. */

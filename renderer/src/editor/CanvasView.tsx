@@ -1,16 +1,17 @@
 /**
- * The canvas: a Konva stage with three layers split by update rate (excalidraw's habit): the image
- * (base, staged result or live preview), the mask overlay (redrawn per dab, only the dirty rect is
- * recoloured), and the brush cursor (moves with every pointer event, nothing else redraws).
+ * The canvas: a Konva stage with layers split by update rate (excalidraw's habit): the image (base,
+ * staged result or live preview), the layout and the mask overlays (redrawn per dab, only the dirty rect
+ * is recoloured), and the brush cursor (moves with every pointer event, nothing else redraws).
  */
 import type Konva from 'konva';
-import { useCallback, useEffect, useLayoutEffect, useRef, useState } from 'react';
+import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState, type RefObject } from 'react';
 import { Image as KImage, Layer, Rect, Shape, Stage } from 'react-konva';
 import { useDocumentShape, useImageElement, useSourceUrl, useHashUrl } from '../app/hooks.js';
-import { doc, toolStore } from '../app/session.js';
+import { doc, layoutPalette, modelsStore, toolStore } from '../app/session.js';
 import { liveJobStore, stagingStore, useStore } from '../app/store.js';
+import { LayoutOverlay } from './layout-overlay.js';
 import { unionRect, type PixelRect } from './mask.js';
-import { MaskOverlay } from './mask-overlay.js';
+import { MaskOverlay, type TiledOverlay } from './mask-overlay.js';
 import { actualSize, fitToView, screenToImage, wheelZoom, type Viewport } from './viewport.js';
 
 export interface ViewCommands {
@@ -19,6 +20,81 @@ export interface ViewCommands {
 }
 /** Set by the mounted view so the toolbar and shortcuts can fit / 100 %. */
 export const viewCommands: { current: ViewCommands | null } = { current: null };
+
+/** Screen radius (CSS px) of the fill tool's cursor ring. */
+const FILL_CURSOR_RADIUS = 4;
+
+interface TiledDraw {
+  layerRef: RefObject<Konva.Layer | null>;
+  sceneFunc: (ctx: Konva.Context) => void;
+  /** Redraw `rect` (image pixels) on the next frame, or everything (null). */
+  invalidate: (rect: PixelRect | null) => void;
+}
+
+/**
+ * Draws a tiled overlay on its own Konva layer, redrawing only what changed: a rect (image pixels) while
+ * painting, or everything when the view moved or the layer's props changed. Redrawing only what a dab
+ * touched keeps a frame cheap on a 2048² canvas, where a full redraw resamples the whole overlay.
+ */
+function useTiledDraw(overlay: TiledOverlay | null, viewRef: RefObject<Viewport>, stageWidth: number): TiledDraw {
+  const layerRef = useRef<Konva.Layer>(null);
+  const pendingRect = useRef<PixelRect | null>(null);
+  const partialRedraw = useRef(false);
+  const lastDrawKey = useRef('');
+
+  const invalidate = useCallback((rect: PixelRect | null) => {
+    if (rect) {
+      pendingRect.current = partialRedraw.current ? unionRect(pendingRect.current, rect) : rect;
+      partialRedraw.current = true;
+    } else partialRedraw.current = false;
+    layerRef.current?.batchDraw();
+  }, []);
+
+  const sceneFunc = useCallback(
+    (ctx: Konva.Context) => {
+      const native = ctx._context;
+      const layerCanvas = native.canvas;
+      const v = viewRef.current;
+      const ratio = layerCanvas.width / Math.max(1, stageWidth);
+      // A partial redraw is only right when nothing but overlay pixels changed since the last draw.
+      const key = `${v.scale},${v.x},${v.y},${layerCanvas.width},${layerCanvas.height},${native.globalAlpha}`;
+      const partial = partialRedraw.current && lastDrawKey.current === key ? pendingRect.current : null;
+      lastDrawKey.current = key;
+      partialRedraw.current = false;
+      pendingRect.current = null;
+      native.save();
+      native.setTransform(1, 0, 0, 1, 0, 0);
+      const device = { scale: v.scale * ratio, x: v.x * ratio, y: v.y * ratio };
+      if (!partial) {
+        native.clearRect(0, 0, layerCanvas.width, layerCanvas.height);
+        overlay?.draw(native, device);
+      } else if (overlay) {
+        // The dirty rect on screen, widened to whole device pixels so that clearing and redrawing meet
+        // exactly; then every image pixel that reaches into that box is drawn again, clipped to it.
+        const pad = 1;
+        const sx0 = Math.max(0, Math.floor((partial.x - pad) * device.scale + device.x));
+        const sy0 = Math.max(0, Math.floor((partial.y - pad) * device.scale + device.y));
+        const sx1 = Math.min(layerCanvas.width, Math.ceil((partial.x + partial.width + pad) * device.scale + device.x));
+        const sy1 = Math.min(layerCanvas.height, Math.ceil((partial.y + partial.height + pad) * device.scale + device.y));
+        if (sx1 > sx0 && sy1 > sy0) {
+          native.beginPath();
+          native.rect(sx0, sy0, sx1 - sx0, sy1 - sy0);
+          native.clip();
+          native.clearRect(sx0, sy0, sx1 - sx0, sy1 - sy0);
+          const ix0 = Math.max(0, Math.floor((sx0 - device.x) / device.scale));
+          const iy0 = Math.max(0, Math.floor((sy0 - device.y) / device.scale));
+          const ix1 = Math.min(overlay.width, Math.ceil((sx1 - device.x) / device.scale));
+          const iy1 = Math.min(overlay.height, Math.ceil((sy1 - device.y) / device.scale));
+          overlay.draw(native, device, { x: ix0, y: iy0, width: ix1 - ix0, height: iy1 - iy0 });
+        }
+      }
+      native.restore();
+    },
+    [overlay, stageWidth, viewRef],
+  );
+
+  return useMemo(() => ({ layerRef, sceneFunc, invalidate }), [sceneFunc, invalidate]);
+}
 
 export function CanvasView() {
   const containerRef = useRef<HTMLDivElement>(null);
@@ -32,7 +108,6 @@ export function CanvasView() {
   const live = useStore(liveJobStore);
   const [spaceHeld, setSpaceHeld] = useState(false);
   const panRef = useRef<{ x: number; y: number; view: Viewport } | null>(null);
-  const maskLayerRef = useRef<Konva.Layer>(null);
   /** Where the brush cursor is (image pixels), and the device-pixel box it was last drawn in. */
   const cursorAt = useRef<{ x: number; y: number; visible: boolean }>({ x: 0, y: 0, visible: false });
   const cursorDrawn = useRef<{ x: number; y: number; w: number; h: number } | null>(null);
@@ -47,9 +122,13 @@ export function CanvasView() {
   const running = live !== null && staging.jobIds.includes(live.jobId) ? live : null;
   const preview = useImageElement(running?.preview ?? null);
 
-  // ── mask overlay, at image resolution, in tiles ──────────────────────────────────────────
+  // ── mask and layout overlays, at image resolution, in tiles ──────────────────────────────
   const [overlay, setOverlay] = useState<MaskOverlay | null>(null);
   const overlayRef = useRef<MaskOverlay | null>(null);
+  const models = useStore(modelsStore);
+  const palette = useMemo(() => layoutPalette(models), [models]);
+  const [layoutOverlay, setLayoutOverlay] = useState<LayoutOverlay | null>(null);
+  const layoutOverlayRef = useRef<LayoutOverlay | null>(null);
 
   const rebuildMask = useCallback(() => {
     const o = new MaskOverlay(doc.width, doc.height);
@@ -70,80 +149,41 @@ export function CanvasView() {
     rebuildMask();
   }, [docSizeKey, rebuildMask]);
   useEffect(() => {
+    const o = new LayoutOverlay(doc.width, doc.height, palette);
+    o.update(doc.layout, doc.layout.fullRect);
+    layoutOverlayRef.current = o;
+    setLayoutOverlay(o);
+  }, [docSizeKey, palette]);
+  useEffect(() => {
     fit();
     // Fit again only when the document's size or the view's size changes.
   }, [docSizeKey, size.width, size.height]);
 
-  /**
-   * The part of the mask overlay to redraw on the next frame: a rect (image pixels) while painting, or
-   * null for everything (the view moved, the layer's props changed). Redrawing only what a dab touched
-   * keeps a frame cheap on a 2048² mask, where a full redraw resamples the whole overlay.
-   */
-  const pendingMaskRect = useRef<PixelRect | null>(null);
-  const partialRedraw = useRef(false);
-  const lastDrawKey = useRef('');
+  const maskDraw = useTiledDraw(overlay, viewRef, size.width);
+  const layoutDraw = useTiledDraw(layoutOverlay, viewRef, size.width);
   useEffect(
     () =>
       doc.subscribe((change) => {
         if (change.kind === 'mask') {
           overlayRef.current?.update(doc.mask, change.rect);
-          pendingMaskRect.current = partialRedraw.current ? unionRect(pendingMaskRect.current, change.rect) : change.rect;
-          partialRedraw.current = true;
-          maskLayerRef.current?.batchDraw();
+          maskDraw.invalidate(change.rect);
+        } else if (change.kind === 'layout') {
+          layoutOverlayRef.current?.update(doc.layout, change.rect);
+          layoutDraw.invalidate(change.rect);
         } else if (change.kind === 'document') {
           const o = overlayRef.current;
           if (o && o.width === doc.width && o.height === doc.height) {
             o.update(doc.mask, doc.mask.fullRect);
-            partialRedraw.current = false;
-            maskLayerRef.current?.batchDraw();
+            maskDraw.invalidate(null);
+          }
+          const l = layoutOverlayRef.current;
+          if (l && l.width === doc.width && l.height === doc.height) {
+            l.update(doc.layout, doc.layout.fullRect);
+            layoutDraw.invalidate(null);
           }
         }
       }),
-    [],
-  );
-
-  const drawMask = useCallback(
-    (ctx: Konva.Context) => {
-      const native = ctx._context;
-      const layerCanvas = native.canvas;
-      const v = viewRef.current;
-      const ratio = layerCanvas.width / Math.max(1, size.width);
-      // A partial redraw is only right when nothing but mask pixels changed since the last draw.
-      const key = `${v.scale},${v.x},${v.y},${layerCanvas.width},${layerCanvas.height},${native.globalAlpha}`;
-      const partial = partialRedraw.current && lastDrawKey.current === key ? pendingMaskRect.current : null;
-      lastDrawKey.current = key;
-      partialRedraw.current = false;
-      pendingMaskRect.current = null;
-      if (!overlay) return;
-      native.save();
-      native.setTransform(1, 0, 0, 1, 0, 0);
-      const device = { scale: v.scale * ratio, x: v.x * ratio, y: v.y * ratio };
-      if (!partial) {
-        native.clearRect(0, 0, layerCanvas.width, layerCanvas.height);
-        overlay.draw(native, device);
-      } else {
-        // The dirty rect on screen, widened to whole device pixels so that clearing and redrawing meet
-        // exactly; then every image pixel that reaches into that box is drawn again, clipped to it.
-        const pad = 1;
-        const sx0 = Math.max(0, Math.floor((partial.x - pad) * device.scale + device.x));
-        const sy0 = Math.max(0, Math.floor((partial.y - pad) * device.scale + device.y));
-        const sx1 = Math.min(layerCanvas.width, Math.ceil((partial.x + partial.width + pad) * device.scale + device.x));
-        const sy1 = Math.min(layerCanvas.height, Math.ceil((partial.y + partial.height + pad) * device.scale + device.y));
-        if (sx1 > sx0 && sy1 > sy0) {
-          native.beginPath();
-          native.rect(sx0, sy0, sx1 - sx0, sy1 - sy0);
-          native.clip();
-          native.clearRect(sx0, sy0, sx1 - sx0, sy1 - sy0);
-          const ix0 = Math.max(0, Math.floor((sx0 - device.x) / device.scale));
-          const iy0 = Math.max(0, Math.floor((sy0 - device.y) / device.scale));
-          const ix1 = Math.min(doc.width, Math.ceil((sx1 - device.x) / device.scale));
-          const iy1 = Math.min(doc.height, Math.ceil((sy1 - device.y) / device.scale));
-          overlay.draw(native, device, { x: ix0, y: iy0, width: ix1 - ix0, height: iy1 - iy0 });
-        }
-      }
-      native.restore();
-    },
-    [overlay, size.width],
+    [maskDraw.invalidate, layoutDraw.invalidate],
   );
 
   // ── layout ───────────────────────────────────────────────────────────────────────────────
@@ -196,14 +236,15 @@ export function CanvasView() {
         const t = toolRef.current;
         const cx = (at.x * v.scale + v.x) * ratio;
         const cy = (at.y * v.scale + v.y) * ratio;
-        const r = Math.max(1, (t.size / 2) * v.scale * ratio);
+        // The fill tool has no size: a small fixed ring marks the pixel it fills from.
+        const r = t.tool === 'fill' ? FILL_CURSOR_RADIUS * ratio : Math.max(1, (t.size / 2) * v.scale * ratio);
         native.lineWidth = 3 * ratio;
         native.strokeStyle = 'rgba(0,0,0,0.8)';
         native.beginPath();
         native.arc(cx, cy, r, 0, Math.PI * 2);
         native.stroke();
         native.lineWidth = 1.25 * ratio;
-        native.strokeStyle = t.tool === 'brush' ? '#ffffff' : '#7dd3fc';
+        native.strokeStyle = t.tool === 'eraser' ? '#7dd3fc' : '#ffffff';
         native.stroke();
         const pad = 3 * ratio;
         cursorDrawn.current = { x: Math.floor(cx - r - pad), y: Math.floor(cy - r - pad), w: Math.ceil(2 * (r + pad)) + 1, h: Math.ceil(2 * (r + pad)) + 1 };
@@ -238,7 +279,10 @@ export function CanvasView() {
     }
     if (evt.button !== 0 || staging.items.length > 0) return;
     const t = toolStore.get();
-    doc.beginStroke(t.tool, { size: t.size, hardness: t.hardness, opacity: t.opacity }, p);
+    if (t.target === 'layout') {
+      if (t.tool === 'fill') doc.fillLayoutRegion(p.x, p.y, t.layoutLabel);
+      else doc.beginLayoutStroke(t.tool, t.layoutLabel, t.size, p);
+    } else if (t.tool !== 'fill') doc.beginStroke(t.tool, { size: t.size, hardness: t.hardness, opacity: t.opacity }, p);
     (evt.target as Element | null)?.setPointerCapture?.(evt.pointerId);
   };
 
@@ -313,9 +357,12 @@ export function CanvasView() {
           {shown && <KImage image={shown} x={0} y={0} width={doc.width} height={doc.height} />}
           {preview && !staged && <KImage image={preview} x={0} y={0} width={doc.width} height={doc.height} opacity={0.95} />}
         </Layer>
-        {/* Drawn by hand (drawMask) so painting redraws only the dirty rect; Konva must not clear it first. */}
-        <Layer ref={maskLayerRef} listening={false} visible={tool.maskVisible && !staged} opacity={tool.maskOpacity} clearBeforeDraw={false}>
-          <Shape sceneFunc={drawMask} perfectDrawEnabled={false} />
+        {/* Drawn by hand (useTiledDraw) so painting redraws only the dirty rect; Konva must not clear them first. */}
+        <Layer ref={layoutDraw.layerRef} listening={false} visible={tool.layoutVisible && !staged} opacity={tool.layoutOpacity} clearBeforeDraw={false}>
+          <Shape sceneFunc={layoutDraw.sceneFunc} perfectDrawEnabled={false} />
+        </Layer>
+        <Layer ref={maskDraw.layerRef} listening={false} visible={tool.maskVisible && !staged} opacity={tool.maskOpacity} clearBeforeDraw={false}>
+          <Shape sceneFunc={maskDraw.sceneFunc} perfectDrawEnabled={false} />
         </Layer>
         {/* The cursor clears only the box it drew last time, so a move damages two small rects, not the view. */}
         <Layer ref={cursorLayerRef} listening={false} clearBeforeDraw={false}>

@@ -1,10 +1,12 @@
 /** The canvas region: toolbar, stage, staging bar and the empty state. */
 import { useEffect, useRef, useState, type ReactNode } from 'react';
 import { useDocumentShape } from '../app/hooks.js';
-import { acceptStaged, discardStaged, doc, extendCanvas, flipStaged, openImageFile, toolStore } from '../app/session.js';
+import { acceptStaged, discardStaged, doc, extendCanvas, flipStaged, layoutPalette, modelsStore, openImageFile, toolStore } from '../app/session.js';
 import { settingsStore, stagingStore, useStore } from '../app/store.js';
 import { MAX_BRUSH_SIZE, MIN_BRUSH_SIZE } from './brush.js';
 import { CanvasView, viewCommands } from './CanvasView.js';
+import type { LayoutPalette } from './layout.js';
+import { withTarget } from './tool-state.js';
 
 function ToolButton(props: { label: string; pressed?: boolean; disabled?: boolean; onClick: () => void; title?: string; children: ReactNode }) {
   return (
@@ -22,11 +24,46 @@ function ToolButton(props: { label: string; pressed?: boolean; disabled?: boolea
   );
 }
 
+function rgb(color: readonly [number, number, number]): string {
+  return `rgb(${color[0]}, ${color[1]}, ${color[2]})`;
+}
+
+/** The layout model's labels as buttons: picking one sets what the layout brush and fill paint. */
+function LabelPalette({ palette, selected }: { palette: LayoutPalette; selected: number }) {
+  return (
+    <div className="label-palette" role="group" aria-label="Layout labels">
+      <span className="group-label">Labels</span>
+      {palette.map((l) => (
+        <button
+          key={l.id}
+          type="button"
+          className={`label-chip ${l.id === selected ? 'is-on' : ''}`}
+          aria-label={l.name}
+          aria-pressed={l.id === selected}
+          title={`Paint “${l.name}” (label ${l.id})`}
+          onClick={() => toolStore.update({ layoutLabel: l.id, ...(toolStore.get().tool === 'eraser' ? { tool: 'brush' as const } : {}) })}
+        >
+          <span className="label-swatch" style={{ background: rgb(l.color) }} aria-hidden="true" />
+          {l.name}
+        </button>
+      ))}
+    </div>
+  );
+}
+
 export function EditorPanel() {
   useDocumentShape();
   const tool = useStore(toolStore);
   const staging = useStore(stagingStore);
   const settings = useStore(settingsStore);
+  const models = useStore(modelsStore);
+  const selectedInfo = models.selectedId ? models.info[models.selectedId] : undefined;
+  const palette = layoutPalette(models);
+  const onLayout = tool.target === 'layout';
+  // A model with fewer labels was picked: paint a label it has.
+  useEffect(() => {
+    if (palette.length > 0 && tool.layoutLabel >= palette.length) toolStore.update({ layoutLabel: Math.min(1, palette.length - 1) });
+  }, [palette.length, tool.layoutLabel]);
   const fileInput = useRef<HTMLInputElement>(null);
   const [dragging, setDragging] = useState(false);
 
@@ -80,8 +117,20 @@ export function EditorPanel() {
           />
         </div>
         <div className="group">
-          <ToolButton label="Brush" pressed={tool.tool === 'brush'} onClick={() => toolStore.update({ tool: 'brush' })} title="Brush (B): paint the area to repaint">✎ Brush</ToolButton>
-          <ToolButton label="Eraser" pressed={tool.tool === 'eraser'} onClick={() => toolStore.update({ tool: 'eraser' })} title="Eraser (E)">⌫ Eraser</ToolButton>
+          <ToolButton
+            label="Layout"
+            pressed={onLayout}
+            disabled={!onLayout && !selectedInfo?.layout}
+            onClick={() => toolStore.update(withTarget(tool, onLayout ? 'mask' : 'layout'))}
+            title={onLayout || selectedInfo?.layout ? 'Paint the layout: labels a layout model turns into a picture (L)' : 'Layout needs a layout model (one with labels.json): pick one in the model list'}
+          >
+            ▦ Layout
+          </ToolButton>
+          <ToolButton label="Brush" pressed={tool.tool === 'brush'} onClick={() => toolStore.update({ tool: 'brush' })} title={onLayout ? 'Brush (B): paint the chosen label' : 'Brush (B): paint the area to repaint'}>✎ Brush</ToolButton>
+          <ToolButton label="Eraser" pressed={tool.tool === 'eraser'} onClick={() => toolStore.update({ tool: 'eraser' })} title={onLayout ? 'Eraser (E): back to background' : 'Eraser (E)'}>⌫ Eraser</ToolButton>
+          {onLayout && (
+            <ToolButton label="Fill region" pressed={tool.tool === 'fill'} onClick={() => toolStore.update({ tool: 'fill' })} title="Fill: the connected area under the click takes the chosen label">◧ Fill</ToolButton>
+          )}
           <label className="slider" title="Brush size ([ and ])">
             <span>Size</span>
             <input type="range" aria-label="Brush size" min={MIN_BRUSH_SIZE} max={Math.min(MAX_BRUSH_SIZE, 512)} value={tool.size} onChange={(e) => toolStore.update({ size: Number(e.target.value) })} />
@@ -89,27 +138,38 @@ export function EditorPanel() {
           </label>
           <label className="slider" title="Hardness: soft edges feather the repaint">
             <span>Hard</span>
-            <input type="range" aria-label="Brush hardness" min={0} max={100} value={Math.round(tool.hardness * 100)} onChange={(e) => toolStore.update({ hardness: Number(e.target.value) / 100 })} />
+            <input type="range" aria-label="Brush hardness" disabled={onLayout} min={0} max={100} value={Math.round(tool.hardness * 100)} onChange={(e) => toolStore.update({ hardness: Number(e.target.value) / 100 })} />
           </label>
           <label className="slider" title="Brush opacity">
             <span>Flow</span>
-            <input type="range" aria-label="Brush opacity" min={5} max={100} value={Math.round(tool.opacity * 100)} onChange={(e) => toolStore.update({ opacity: Number(e.target.value) / 100 })} />
+            <input type="range" aria-label="Brush opacity" disabled={onLayout} min={5} max={100} value={Math.round(tool.opacity * 100)} onChange={(e) => toolStore.update({ opacity: Number(e.target.value) / 100 })} />
           </label>
         </div>
         <div className="group">
           <ToolButton label="Undo" disabled={!doc.canUndo} onClick={() => doc.undo()} title={`Undo${doc.undoLabel ? ` ${doc.undoLabel.toLowerCase()}` : ''} (Ctrl+Z)`}>↶</ToolButton>
           <ToolButton label="Redo" disabled={!doc.canRedo} onClick={() => doc.redo()} title={`Redo${doc.redoLabel ? ` ${doc.redoLabel.toLowerCase()}` : ''} (Ctrl+Shift+Z)`}>↷</ToolButton>
         </div>
-        <div className="group">
-          <ToolButton label="Invert mask" onClick={() => doc.invertMask()} title="Invert mask (I)">Invert</ToolButton>
-          <ToolButton label="Clear mask" onClick={() => doc.clearMask()} title="Clear mask">Clear</ToolButton>
-          <ToolButton label="Fill mask" onClick={() => doc.fillMask()} title="Mask everything">Fill</ToolButton>
-          <ToolButton label="Show mask" pressed={tool.maskVisible} onClick={() => toolStore.update({ maskVisible: !tool.maskVisible })} title="Show or hide the mask (H)">Mask</ToolButton>
-          <label className="slider" title="Mask overlay opacity">
-            <span>Tint</span>
-            <input type="range" aria-label="Mask opacity" min={10} max={100} value={Math.round(tool.maskOpacity * 100)} onChange={(e) => toolStore.update({ maskOpacity: Number(e.target.value) / 100 })} />
-          </label>
-        </div>
+        {onLayout ? (
+          <div className="group" role="group" aria-label="Layout layer">
+            <ToolButton label="Clear layout" disabled={doc.layout.isEmpty()} onClick={() => doc.clearLayout()} title="Everything back to background">Clear</ToolButton>
+            <ToolButton label="Show layout" pressed={tool.layoutVisible} onClick={() => toolStore.update({ layoutVisible: !tool.layoutVisible })} title="Show or hide the layout">Show</ToolButton>
+            <label className="slider" title="Layout colours over the image">
+              <span>Opacity</span>
+              <input type="range" aria-label="Layout opacity" min={10} max={100} value={Math.round(tool.layoutOpacity * 100)} onChange={(e) => toolStore.update({ layoutOpacity: Number(e.target.value) / 100 })} />
+            </label>
+          </div>
+        ) : (
+          <div className="group">
+            <ToolButton label="Invert mask" onClick={() => doc.invertMask()} title="Invert mask (I)">Invert</ToolButton>
+            <ToolButton label="Clear mask" onClick={() => doc.clearMask()} title="Clear mask">Clear</ToolButton>
+            <ToolButton label="Fill mask" onClick={() => doc.fillMask()} title="Mask everything">Fill</ToolButton>
+            <ToolButton label="Show mask" pressed={tool.maskVisible} onClick={() => toolStore.update({ maskVisible: !tool.maskVisible })} title="Show or hide the mask (H)">Mask</ToolButton>
+            <label className="slider" title="Mask overlay opacity">
+              <span>Tint</span>
+              <input type="range" aria-label="Mask opacity" min={10} max={100} value={Math.round(tool.maskOpacity * 100)} onChange={(e) => toolStore.update({ maskOpacity: Number(e.target.value) / 100 })} />
+            </label>
+          </div>
+        )}
         <div className="group" role="group" aria-label="Extend canvas (outpainting)">
           <span className="group-label">Extend</span>
           <ToolButton label="Extend left" disabled={!doc.image} onClick={() => void extendCanvas('left')}>←</ToolButton>
@@ -122,6 +182,7 @@ export function EditorPanel() {
           <ToolButton label="Actual size" onClick={() => viewCommands.current?.actual()} title="100 % (1)">100%</ToolButton>
         </div>
       </div>
+      {onLayout && <LabelPalette palette={palette} selected={tool.layoutLabel} />}
       <div className="stage-wrap">
         <CanvasView />
         {!doc.image && !staged && !waiting && (

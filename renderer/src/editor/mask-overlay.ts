@@ -1,7 +1,7 @@
 /**
- * The mask's coloured overlay, kept in 256² tiles. Chromium snapshots a whole source canvas when it is
- * drawn after a change, so one 2048² overlay canvas would copy 16 MiB per painted frame; with tiles a
- * dab copies only the few tiles it touched.
+ * The mask's coloured overlay (and, through the same base, the layout's), kept in 256² tiles. Chromium
+ * snapshots a whole source canvas when it is drawn after a change, so one 2048² overlay canvas would copy
+ * 16 MiB per painted frame; with tiles a dab copies only the few tiles it touched.
  */
 import type { MaskLayer, PixelRect } from './mask.js';
 
@@ -24,7 +24,8 @@ export interface DeviceMapping {
   y: number;
 }
 
-export class MaskOverlay {
+/** A per-pixel overlay in tiles; subclasses say how one layer byte becomes RGBA. */
+export abstract class TiledOverlay {
   private readonly tiles: Tile[] = [];
   private readonly columns: number;
 
@@ -40,15 +41,13 @@ export class MaskOverlay {
         canvas.height = Math.min(OVERLAY_TILE, height - y);
         const ctx = canvas.getContext('2d')!;
         const pixels = ctx.createImageData(canvas.width, canvas.height);
-        for (let o = 0; o < pixels.data.length; o += 4) {
-          pixels.data[o] = MASK_RGB[0];
-          pixels.data[o + 1] = MASK_RGB[1];
-          pixels.data[o + 2] = MASK_RGB[2];
-        }
         this.tiles.push({ x, y, canvas, ctx, pixels });
       }
     }
   }
+
+  /** Writes the RGBA of one pixel whose layer byte is `value` at `rgba[o..o+3]`. */
+  protected abstract paint(rgba: Uint8ClampedArray, o: number, value: number): void;
 
   private *tilesIn(rect: PixelRect): Generator<Tile> {
     const c0 = Math.max(0, Math.floor(rect.x / OVERLAY_TILE));
@@ -58,8 +57,8 @@ export class MaskOverlay {
     for (let r = r0; r <= r1; r++) for (let c = c0; c <= c1; c++) yield this.tiles[r * this.columns + c]!;
   }
 
-  /** Copies the mask values inside `rect` into the tiles' alpha. */
-  update(mask: MaskLayer, rect: PixelRect): void {
+  /** Recolours the pixels inside `rect` from the layer's bytes. */
+  update(layer: MaskLayer, rect: PixelRect): void {
     if (rect.width <= 0 || rect.height <= 0) return;
     for (const t of this.tilesIn(rect)) {
       const x0 = Math.max(rect.x, t.x);
@@ -69,9 +68,9 @@ export class MaskOverlay {
       if (x1 <= x0 || y1 <= y0) continue;
       const rgba = t.pixels.data;
       for (let y = y0; y < y1; y++) {
-        let i = y * mask.width + x0;
-        let o = ((y - t.y) * t.canvas.width + (x0 - t.x)) * 4 + 3;
-        for (let x = x0; x < x1; x++, i++, o += 4) rgba[o] = mask.data[i]!;
+        let i = y * layer.width + x0;
+        let o = ((y - t.y) * t.canvas.width + (x0 - t.x)) * 4;
+        for (let x = x0; x < x1; x++, i++, o += 4) this.paint(rgba, o, layer.data[i]!);
       }
       t.ctx.putImageData(t.pixels, 0, 0, x0 - t.x, y0 - t.y, x1 - x0, y1 - y0);
     }
@@ -88,5 +87,15 @@ export class MaskOverlay {
       if (x1 <= x0 || y1 <= y0) continue;
       ctx.drawImage(t.canvas, x0 - t.x, y0 - t.y, x1 - x0, y1 - y0, x0 * m.scale + m.x, y0 * m.scale + m.y, (x1 - x0) * m.scale, (y1 - y0) * m.scale);
     }
+  }
+}
+
+/** The mask tint, its alpha the mask value. */
+export class MaskOverlay extends TiledOverlay {
+  protected paint(rgba: Uint8ClampedArray, o: number, value: number): void {
+    rgba[o] = MASK_RGB[0];
+    rgba[o + 1] = MASK_RGB[1];
+    rgba[o + 2] = MASK_RGB[2];
+    rgba[o + 3] = value;
   }
 }

@@ -1,20 +1,47 @@
 /** The editor's tool settings (not part of the document, not undoable). */
 import { MAX_BRUSH_SIZE, MIN_BRUSH_SIZE, type BrushTool } from './brush.js';
 
+/** The brush and eraser paint either layer; fill (a paint bucket) is for the layout only. */
+export type ToolName = BrushTool | 'fill';
+/** Which layer the tools edit: the inpaint mask, or the layout (labels for a layout model). */
+export type PaintTarget = 'mask' | 'layout';
+
 export interface ToolState {
-  tool: BrushTool;
+  tool: ToolName;
+  target: PaintTarget;
   size: number;
   hardness: number;
   opacity: number;
   maskVisible: boolean;
   /** How strongly the mask overlay tints the image, 0..1. */
   maskOpacity: number;
+  /** The label the layout brush and fill paint (an id of the model's labels). */
+  layoutLabel: number;
+  layoutVisible: boolean;
+  /** Opacity of the layout's palette colours over the image, 0..1. */
+  layoutOpacity: number;
 }
 
-export const DEFAULT_TOOL_STATE: ToolState = { tool: 'brush', size: 32, hardness: 0.8, opacity: 1, maskVisible: true, maskOpacity: 0.55 };
+export const DEFAULT_TOOL_STATE: ToolState = {
+  tool: 'brush',
+  target: 'mask',
+  size: 32,
+  hardness: 0.8,
+  opacity: 1,
+  maskVisible: true,
+  maskOpacity: 0.55,
+  layoutLabel: 1,
+  layoutVisible: true,
+  layoutOpacity: 0.7,
+};
 
 /** `[` and `]` step the brush size by about 10 %, at least one pixel, as in Photoshop. */
 export function stepBrushSize(size: number, direction: 1 | -1): number {
   const step = Math.max(1, Math.round(size * 0.1));
   return Math.min(MAX_BRUSH_SIZE, Math.max(MIN_BRUSH_SIZE, size + direction * step));
+}
+
+/** Switching layers: the fill tool exists only on the layout, so the mask gets the brush back. */
+export function withTarget(state: ToolState, target: PaintTarget): Partial<ToolState> {
+  return target === 'mask' && state.tool === 'fill' ? { target, tool: 'brush' } : { target };
 }

@@ -175,6 +175,7 @@ export function HistoryBrowser() {
             <option value="txt2img">txt2img</option>
             <option value="img2img">img2img</option>
             <option value="inpaint">inpaint</option>
+            <option value="layout">layout</option>
           </select>
           <select aria-label="Filter by model" value={modelId} onChange={(e) => setModelId(e.target.value)}>
             <option value="">All models</option>
@@ -290,6 +291,8 @@ function HistoryDetail() {
   }, [id, revision]);
   const item = lineage?.item;
   const url = useHashUrl(item?.output?.hash, true);
+  const labelMap = item?.labelMap ?? null;
+  const mapUrl = useHashUrl(labelMap?.hash, false);
   if (id === null) return <div className="history-detail empty"><p>Select a result to see its parameters.</p></div>;
   if (error) return <div className="history-detail"><p className="error-text">{error}</p></div>;
   if (!item) return <div className="history-detail" />;
@@ -303,7 +306,7 @@ function HistoryDetail() {
     ['CFG', p.cfg === null ? '—' : String(p.cfg)],
     ['Sampler', p.sampler ?? '—'],
     ['Size', `${p.width} × ${p.height}`],
-    ...(item.mode !== 'txt2img' ? ([['Strength', p.strength === null ? '—' : String(p.strength)]] as Array<[string, string]>) : []),
+    ...(item.mode !== 'txt2img' && item.mode !== 'layout' ? ([['Strength', p.strength === null ? '—' : String(p.strength)]] as Array<[string, string]>) : []),
     ...(item.mode === 'inpaint' ? ([['Mask blur', p.maskBlur === null ? '—' : String(p.maskBlur)]] as Array<[string, string]>) : []),
     ['Created', new Date(item.createdAt).toLocaleString()],
     ...(item.timings ? ([['Time', `${(item.timings.totalMs / 1000).toFixed(2)} s`]] as Array<[string, string]>) : []),
@@ -314,6 +317,7 @@ function HistoryDetail() {
     <div className="history-detail" aria-label={`Details of #${item.id}`} role="region">
       <div className="detail-head">
         {url && <img className="detail-thumb" src={url} alt={`Result #${item.id}`} />}
+        {mapUrl && <img className="detail-thumb detail-label-map" src={mapUrl} alt={`Label map of #${item.id}`} title={`The layout it was drawn from (${labelMap?.width} × ${labelMap?.height})`} />}
         <div className="detail-title">
           <strong>#{item.id}</strong> <span className={`badge ${item.status}`}>{item.status}</span>
           <p className="detail-prompt">{p.prompt || <em>(no prompt)</em>}</p>

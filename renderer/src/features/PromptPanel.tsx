@@ -1,6 +1,6 @@
 /** Prompt, settings, Generate/Cancel, progress and the queue. */
 import { useEffect, useState } from 'react';
-import type { InpaintArea, SamplerName } from '../../../electron/shared/generation.js';
+import type { GenerationMode, InpaintArea, SamplerName } from '../../../electron/shared/generation.js';
 import { useDocumentShape } from '../app/hooks.js';
 import {
   cancelGeneration,
@@ -29,6 +29,12 @@ const SAMPLER_LABELS: Record<SamplerName, string> = {
   dpmpp_2m: 'DPM++ 2M',
   dpmpp_2m_karras: 'DPM++ 2M Karras',
   lcm: 'LCM',
+};
+/** What a mode does, under the Generate button. */
+const MODE_HINTS: Record<Exclude<GenerationMode, 'txt2img'>, string> = {
+  img2img: 'reworks the whole image',
+  inpaint: 'repaints the masked area',
+  layout: 'draws the painted labels',
 };
 /** Wait this long after typing stops before asking the host to count tokens. */
 const TOKENIZE_DEBOUNCE_MS = 150;
@@ -163,6 +169,9 @@ export function PromptPanel() {
             <option value="txt2img">txt2img</option>
             <option value="img2img">img2img</option>
             <option value="inpaint">inpaint</option>
+            <option value="layout" disabled={!info?.layout} title={info?.layout ? 'Paint labels on the canvas (Layout tool); the model draws them' : 'Needs a layout model (one with labels.json)'}>
+              {info?.layout ? 'layout' : 'layout (needs a layout model)'}
+            </option>
           </select>
         </label>
         <label className="field">
@@ -181,7 +190,7 @@ export function PromptPanel() {
             aria-label="Size"
             value={presets.some((p) => `${p.width}x${p.height}` === sizeKey) ? sizeKey : ''}
             disabled={!usesPanelSize(s, mode)}
-            title={!usesPanelSize(s, mode) ? 'img2img and whole-picture inpaint run at the image size' : undefined}
+            title={!usesPanelSize(s, mode) ? `${mode === 'layout' ? 'layout over an image' : 'img2img and whole-picture inpaint'} run at the image size` : undefined}
             onChange={(e) => {
               const [w, h] = e.target.value.split('x').map(Number);
               if (w && h) {
@@ -211,7 +220,7 @@ export function PromptPanel() {
         <NumberField label="Steps" value={s.steps} min={1} max={1000} onChange={(v) => settingsStore.update({ steps: v })} />
         <NumberField label="CFG" value={s.cfg} min={0} max={50} step={0.5} onChange={(v) => settingsStore.update({ cfg: v })} />
         <NumberField label="Batch count" value={s.batchCount} min={1} max={16} onChange={(v) => settingsStore.update({ batchCount: v })} />
-        <NumberField label="Strength" value={s.strength} min={0} max={1} step={0.05} disabled={mode === 'txt2img'} onChange={(v) => settingsStore.update({ strength: v })} hint="How much of the image is repainted (1 = from noise)" />
+        <NumberField label="Strength" value={s.strength} min={0} max={1} step={0.05} disabled={mode === 'txt2img' || mode === 'layout'} onChange={(v) => settingsStore.update({ strength: v })} hint="How much of the image is repainted (1 = from noise)" />
         <NumberField label="Mask blur" value={s.maskBlur} min={0} max={256} disabled={mode !== 'inpaint'} onChange={(v) => settingsStore.update({ maskBlur: v })} hint="Feather radius of the mask edge, in pixels" />
         {s.inpaintArea === 'masked' ? (
           <NumberField label="Padding" value={s.maskPadding} min={0} max={MAX_MASK_PADDING} disabled={mode !== 'inpaint'} onChange={(v) => settingsStore.update({ maskPadding: v })} hint="Pixels of context kept around the mask" />
@@ -243,7 +252,7 @@ export function PromptPanel() {
         </button>
       </div>
       <p id="generate-problem" className="hint-text" aria-live="polite">
-        {problem ?? `${mode}${mode !== 'txt2img' ? ` · ${mode === 'inpaint' ? 'repaints the masked area' : 'reworks the whole image'}` : ''} · Ctrl+Enter`}
+        {problem ?? `${mode}${mode !== 'txt2img' ? ` · ${MODE_HINTS[mode]}` : ''} · Ctrl+Enter`}
       </p>
 
       <div className="progress" hidden={!runningLive && !batchActive}>
