@@ -1,9 +1,10 @@
 /**
  * The model manager: every model in the library (kind, origin, size, providers, default, missing), import
  * a folder by path (in place or copied), set the default, remove, and download a folder from URLs with
- * live progress and Cancel.
+ * live progress and Cancel. A `.safetensors` path shows the command that converts it instead of an
+ * import. The list follows `models.changed`, so a model added from the app menu shows up here too.
  */
-import { useCallback, useEffect, useState } from 'react';
+import { useCallback, useEffect, useState, type DragEvent } from 'react';
 import type { Responses } from '../../../electron/shared/contract.js';
 import type { ModelDownloadProgress } from '../../../electron/shared/model-library.js';
 import { describeError, importModelFolder, loadModels, studio } from '../app/session.js';
@@ -12,6 +13,10 @@ import { notify } from '../app/store.js';
 type ModelList = Responses['models.list'];
 
 const FINAL_PHASES = new Set<ModelDownloadProgress['phase']>(['done', 'failed', 'cancelled']);
+/** A single-file checkpoint: it is converted to an ONNX folder first (the app bundles no Python). */
+const CHECKPOINT_FILE = /\.safetensors$/i;
+
+type ConvertCommand = Responses['models.convertCommand'] & { source: string; fp16: boolean };
 
 function formatBytes(bytes: number): string {
   if (bytes < 1024) return `${bytes} B`;
@@ -34,6 +39,7 @@ export function ModelManager({ onClose }: { onClose: () => void }) {
   const [downloadName, setDownloadName] = useState('');
   const [downloadUrls, setDownloadUrls] = useState('');
   const [progress, setProgress] = useState<Record<string, ModelDownloadProgress>>({});
+  const [convert, setConvert] = useState<ConvertCommand | null>(null);
 
   const refresh = useCallback(async (): Promise<void> => {
     try {
@@ -42,6 +48,9 @@ export function ModelManager({ onClose }: { onClose: () => void }) {
       setError(`Could not list the models: ${describeError(err)}`);
     }
   }, []);
+
+  // The library changed elsewhere too (the app menu, another window, a finished download): list it again.
+  useEffect(() => studio().on('models.changed', () => void refresh()), [refresh]);
 
   useEffect(() => {
     void refresh();
@@ -71,12 +80,38 @@ export function ModelManager({ onClose }: { onClose: () => void }) {
     }
   };
 
-  const importFolder = (): Promise<void> =>
-    act(async () => {
+  /** Shows the command that converts a checkpoint, instead of an import that can't work. */
+  const showConvertCommand = async (source: string, fp16: boolean): Promise<void> => {
+    try {
+      setConvert({ ...(await studio().call('models.convertCommand', { path: source, fp16 })), source, fp16 });
+      setError(null);
+    } catch (err) {
+      setError(describeError(err));
+    }
+  };
+
+  const importFolder = (): Promise<void> => {
+    if (CHECKPOINT_FILE.test(path.trim())) return showConvertCommand(path.trim(), convert?.fp16 ?? false);
+    setConvert(null);
+    return act(async () => {
       const problem = await importModelFolder(path, copy);
       if (problem) throw new Error(problem);
       setPath('');
     });
+  };
+
+  /** A dropped folder or file: a browser tells the page only its name, so the path is completed by hand. */
+  const onDrop = (e: DragEvent<HTMLFieldSetElement>): void => {
+    const file = e.dataTransfer.files[0];
+    if (!file) return;
+    e.preventDefault();
+    setPath(file.name);
+    setError(
+      CHECKPOINT_FILE.test(file.name)
+        ? `Type the folder in front of ${file.name} (the browser does not tell the page where the file is), then press Import to see the command that converts it.`
+        : `Type the folder in front of ${file.name} (the browser does not tell the page where it is), then press Import.`,
+    );
+  };
 
   const startDownload = (): Promise<void> =>
     act(async () => {
@@ -141,7 +176,7 @@ export function ModelManager({ onClose }: { onClose: () => void }) {
           </table>
         )}
 
-        <fieldset className="model-form">
+        <fieldset className="model-form" onDragOver={(e) => e.preventDefault()} onDrop={onDrop}>
           <legend>Import a folder</legend>
           <input type="text" aria-label="Folder to import" placeholder="/path/to/model (with model_index.json)" value={path} onChange={(e) => setPath(e.target.value)} />
           <label>
@@ -150,6 +185,48 @@ export function ModelManager({ onClose }: { onClose: () => void }) {
           <button type="button" disabled={busy} onClick={() => void importFolder()}>
             Import
           </button>
+          {convert && (
+            <div className="convert-command" role="group" aria-label="Convert the checkpoint">
+              <p className="hint-text">
+                {convert.source} is a single-file checkpoint, not an ONNX model folder. The app bundles no Python: run this with the native-models tooling
+                (native-models/tools/setup-venv.sh makes its venv), then import the folder it writes.
+              </p>
+              <textarea aria-label="Convert command" readOnly rows={3} value={convert.command} onFocus={(e) => e.currentTarget.select()} spellCheck={false} />
+              <label>
+                <input
+                  type="checkbox"
+                  aria-label="Half precision (fp16)"
+                  checked={convert.fp16}
+                  onChange={(e) => {
+                    const fp16 = e.target.checked;
+                    setConvert({ ...convert, fp16 });
+                    void showConvertCommand(convert.source, fp16);
+                  }}
+                />{' '}
+                Half precision (fp16)
+              </label>
+              <button
+                type="button"
+                onClick={() =>
+                  void navigator.clipboard.writeText(convert.command).then(
+                    () => notify('info', 'Command copied.'),
+                    () => notify('error', 'The browser did not allow copying: select the command and copy it by hand.'),
+                  )
+                }
+              >
+                Copy command
+              </button>
+              <button
+                type="button"
+                onClick={() => {
+                  setPath(convert.out);
+                  setConvert(null);
+                }}
+              >
+                Import {convert.out} next
+              </button>
+            </div>
+          )}
         </fieldset>
 
         <fieldset className="model-form">

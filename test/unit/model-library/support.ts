@@ -92,6 +92,11 @@ export interface ServerBehaviour {
   corrupt?: string[];
   /** Send this many body bytes of `path`, then hang (until the client goes away), on every GET. */
   stall?: { path: string; afterBytes: number };
+  /**
+   * Send this many body bytes of `path`, then wait for `until` and send the rest (every GET): a download
+   * that is visibly in progress for as long as a test needs. `stalled` resolves when the bytes are out.
+   */
+  hold?: { path: string; afterBytes: number; until: Promise<void> };
   /** Answer HEAD without Content-Length and GET without Content-Length (chunked). */
   hideLengths?: boolean;
   /** Answer every GET of `path` with this HTTP status (e.g. 503: the server is down for a while). */
@@ -173,6 +178,15 @@ export async function serveModel(dir: string, behaviour: ServerBehaviour = {}): 
     if (stall && stall.path === path) {
       res.write(slice.subarray(0, Math.max(0, stall.afterBytes - start)), () => markStalled());
       return; // never ends; the client aborts
+    }
+    const hold = server.behaviour.hold;
+    if (hold && hold.path === path) {
+      const split = Math.max(0, hold.afterBytes - start);
+      res.write(slice.subarray(0, split), () => {
+        markStalled();
+        void hold.until.then(() => res.end(slice.subarray(split)));
+      });
+      return;
     }
     res.end(slice);
   };
