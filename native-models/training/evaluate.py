@@ -21,6 +21,9 @@
   emoji-like picture gets, white around a centred blob) and "text2img_same_prompt" (the text-to-image
   model, same caption and seed, no map: what the text alone reproduces). "Another image" is a fixed
   derangement (cyclic shift by a seeded random offset). emoji-ldm-layout/samples.png: maps → outputs.
+- diffusers: the text-to-image and inpainting folders loaded with diffusers' OnnxStableDiffusionPipeline /
+  OnnxStableDiffusionInpaintPipeline.from_pretrained, one picture each from the same initial latents as
+  this evaluation's pipeline, max |difference| in 8-bit values (training/diffusers_check.py).
 """
 from __future__ import annotations
 
@@ -37,6 +40,7 @@ from tqdm import tqdm
 
 from .common import load_images
 from .config import add_common_args, load_config
+from .diffusers_check import check_folders
 from .labels import NUM_LABELS, label_image, label_maps, labels_to_rgb
 from .masks import random_mask
 from .models import limit_threads
@@ -241,7 +245,7 @@ def speed(model: OnnxLdm, runs: int) -> dict:
         model.text_to_image(["red apple"], 20, 5.0, [i])
         times.append(time.perf_counter() - start)
     return {"median_s": float(np.median(times[1:])), "min_s": float(min(times[1:])), "runs": runs,
-            "setting": "64x64, 20 Euler steps, CFG (U-Net batch 2), Python onnxruntime, 2 threads"}
+            "setting": f"64x64 (as trained), 20 steps of the folder's sampler ({model.scheduler_class.__name__}), CFG (U-Net batch 2), Python onnxruntime, 2 threads"}
 
 
 def sample_grid(model: OnnxLdm, prompts: list[str], path: Path, steps: int, guidance: float, seed: int, scale: int = 2) -> None:
@@ -258,7 +262,7 @@ def sample_grid(model: OnnxLdm, prompts: list[str], path: Path, steps: int, guid
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     add_common_args(parser)
-    parser.add_argument("--skip", nargs="*", default=[], choices=["vae", "text", "inpaint", "layout", "speed", "grid"])
+    parser.add_argument("--skip", nargs="*", default=[], choices=["vae", "text", "inpaint", "layout", "diffusers", "speed", "grid"])
     args = parser.parse_args()
     cfg = load_config(args)
     eval_cfg = cfg["eval"]
@@ -293,6 +297,12 @@ def main() -> None:
         (cfg.layout_export_dir / "eval.json").write_text(json.dumps({"model": f"{cfg.name}-layout", "toy": cfg.toy,
                                                                      "layout": report["layout"]}, indent=1) + "\n")
         print(json.dumps({"layout": {k: v for k, v in report["layout"].items() if k != "sample_grid"}}), flush=True)
+    if "diffusers" not in args.skip:
+        record = next((r for r in records if r["split"] == "heldout"), records[0])
+        report["diffusers"] = check_folders(cfg.export_dir, cfg.inpaint_export_dir if inpaint_model else None,
+                                            images_u8[record["index"]], record["caption"], eval_cfg["steps"],
+                                            eval_cfg["guidance_scale"], seed, eval_cfg.get("threads", 1))
+        print(json.dumps({"diffusers": report["diffusers"]}), flush=True)
     if "speed" not in args.skip:
         fast = OnnxLdm(cfg.export_dir, threads=2)
         report["speed"] = speed(fast, eval_cfg["speed_runs"])

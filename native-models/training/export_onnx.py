@@ -1,5 +1,6 @@
-"""Stage 5: export the trained networks to the diffusers ONNX folder layout that optimum writes
-(docs/sd-onnx-reference.md §1.2, §2.2) and check every submodel against torch with onnxruntime.
+"""Stage 6: export the trained networks to the diffusers ONNX folder layout that optimum writes
+(docs/sd-onnx-reference.md §1.2, §2.2), in a form that diffusers' legacy OnnxStableDiffusion*Pipeline
+classes run as well (§2.1, §3.1), and check every submodel against torch with onnxruntime.
 
   <export_root>/emoji-ldm/          text-to-image (4-channel U-Net)
   <export_root>/emoji-ldm-inpaint/  inpainting (9-channel U-Net); text encoder, VAE, tokenizer and
@@ -8,25 +9,44 @@
                                     graph concatenates to sample; labels.json names the K labels);
                                     the other parts are copies as for inpainting
 
-Submodel I/O: text_encoder input_ids int64 [batch, sequence] → last_hidden_state, pooler_output;
-unet sample [batch, C, h, w] (C static), timestep float32 scalar, encoder_hidden_states (+ label_map for
-layout) → out_sample;
-vae_encoder sample → latent_parameters (mean ‖ logvar, deterministic); vae_decoder latent_sample → sample.
-Weights are stored as fp16 initializers followed by a Cast to float32, so files are half size while
-every graph input, output and op stays float32 (onnxruntime folds the Casts when it loads the model).
+Submodel I/O: text_encoder input_ids int32 [batch, sequence] → last_hidden_state, pooler_output;
+unet sample [batch, C, h, w] (C static), timestep float32 [1] (or [batch]), encoder_hidden_states
+(+ label_map for layout) → out_sample; vae_encoder sample → latent_sample (the posterior mean, 4
+channels, first) and latent_parameters (mean ‖ logvar); vae_decoder latent_sample → sample.
+
+What diffusers' ONNX pipelines need, and how the export gives it (each also runs in the engine, which
+reads input types and ranks from the graph):
+- they feed input_ids as int32 (`astype(np.int32)`) → the text encoder declares int32;
+- they feed the timestep as `np.array([t])`, shape [1] → the U-Net declares a rank-1 timestep;
+- they take the VAE encoder's first output as 4-channel latents → `latent_sample` (posterior mean) comes
+  first; `latent_parameters` stays for the engine, which samples from it with the job's seed;
+- they hard-code the latent scaling factor 0.18215 and a VAE factor of 8. The trained VAE has its own
+  scaling factor s (fitted to unit variance) and a factor of 4 at 64×64. So the graphs fold s/0.18215
+  into the encoder output and the decoder input, and config.json says 0.18215 (the U-Net sees exactly
+  the latents it was trained on, through either door); and with export.pixel_repeat = 2 the encoder
+  graph starts with a 2×2 average pool and the decoder graph ends with a 2× nearest upscale, so the
+  exported model is a 128×128 ↔ 16×16 model (factor 8) whose pictures are the 64×64 ones with every
+  pixel doubled (exact both ways: pooling a doubled picture gives the original back).
+Weights are stored as fp16 initializers followed by a Cast to float32 (export.fp16_weights), so files
+are half size while every graph input, output and op stays float32 (onnxruntime folds the Casts when
+it loads the model).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
-from diffusers import AutoencoderKL, EulerDiscreteScheduler, UNet2DConditionModel
+import torch.nn.functional as F
+import diffusers
+from diffusers import AutoencoderKL, UNet2DConditionModel
 from onnx import helper, numpy_helper
 from transformers import CLIPTextModel
 
@@ -40,6 +60,25 @@ OPSET = 17
 # Initializers smaller than this stay float32 (biases and norms: tiny, and exact matters more there).
 FP16_MIN_ELEMENTS = 1024
 DIFFUSERS_VERSION = "0.42.1"
+# The latent scaling factor diffusers' ONNX pipelines hard-code (pipeline_onnx_stable_diffusion*.py).
+DIFFUSERS_ONNX_SCALING_FACTOR = 0.18215
+# ... and their VAE factor (latents are height // 8 × width // 8).
+DIFFUSERS_ONNX_VAE_FACTOR = 8
+SUBMODELS = ("text_encoder", "unet", "vae_encoder", "vae_decoder", "tokenizer", "scheduler")
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    fp16_weights: bool  # store large initializers as fp16 + Cast (config export.fp16_weights)
+    pixel_repeat: int  # exported pixels per trained pixel along each side (config export.pixel_repeat)
+    latent_gain: float  # trained scaling factor / 0.18215, folded into the VAE graphs
+
+    @staticmethod
+    def from_config(cfg: Config, trained_scaling_factor: float, fp32_override: bool = False) -> "ExportSettings":
+        export_cfg = cfg["export"]
+        return ExportSettings(fp16_weights=bool(export_cfg.get("fp16_weights", True)) and not fp32_override,
+                              pixel_repeat=int(export_cfg.get("pixel_repeat", 1)),
+                              latent_gain=trained_scaling_factor / DIFFUSERS_ONNX_SCALING_FACTOR)
 
 
 class TextEncoderGraph(torch.nn.Module):
@@ -74,26 +113,45 @@ class LayoutUNetGraph(torch.nn.Module):
 
 
 class VaeEncoderGraph(torch.nn.Module):
-    def __init__(self, vae: AutoencoderKL):
+    """Exported latents z' = g·z with g = s / 0.18215, so 0.18215·z' = s·z (the U-Net's latents); logvar
+    shifts by 2·ln g (Var(g·z) = g²·Var(z)). With pixel_repeat r the picture is r×r average-pooled first."""
+
+    def __init__(self, vae: AutoencoderKL, settings: ExportSettings):
         super().__init__()
         self.vae = vae
+        self.gain = settings.latent_gain
+        self.repeat = settings.pixel_repeat
 
     def forward(self, sample):
-        # optimum ≥ 1.23: latent_dist.parameters (mean ‖ logvar); sampling is left to the caller.
-        return self.vae.encode(sample).latent_dist.parameters
+        if self.repeat > 1:
+            sample = F.avg_pool2d(sample, self.repeat)
+        mean, logvar = self.vae.encode(sample).latent_dist.parameters.chunk(2, dim=1)
+        mean = mean * self.gain
+        # latent_sample first (diffusers' pipelines read output 0 as the latents; the mean, deterministic);
+        # latent_parameters as optimum ≥ 1.23 names it (mean ‖ logvar; the engine samples from it).
+        return mean, torch.cat([mean, logvar + 2 * math.log(self.gain)], dim=1)
 
 
 class VaeDecoderGraph(torch.nn.Module):
-    def __init__(self, vae: AutoencoderKL):
+    """Takes z' = latents / 0.18215 = g·z, decodes z = z' / g; with pixel_repeat r it upscales r× (nearest)."""
+
+    def __init__(self, vae: AutoencoderKL, settings: ExportSettings):
         super().__init__()
         self.vae = vae
+        self.gain = settings.latent_gain
+        self.repeat = settings.pixel_repeat
 
     def forward(self, latent_sample):
-        return self.vae.decode(latent_sample).sample
+        image = self.vae.decode(latent_sample / self.gain).sample
+        if self.repeat > 1:
+            image = F.interpolate(image, scale_factor=float(self.repeat), mode="nearest")
+        return image
 
 
-def round_to_fp16(module: torch.nn.Module) -> None:
+def round_to_fp16(module: torch.nn.Module, settings: ExportSettings) -> None:
     """Rounds weights to fp16 precision so the fp16-stored export computes exactly what torch checks."""
+    if not settings.fp16_weights:
+        return
     with torch.no_grad():
         for name, tensor in module.state_dict().items():
             if tensor.dtype == torch.float32 and tensor.numel() >= FP16_MIN_ELEMENTS:
@@ -101,6 +159,8 @@ def round_to_fp16(module: torch.nn.Module) -> None:
 
 
 def store_weights_fp16(path: Path) -> None:
+    """Every float32 initializer of at least FP16_MIN_ELEMENTS becomes an fp16 initializer + a Cast node
+    that recreates the original name, so the rest of the graph is untouched and computes in float32."""
     model = onnx.load(str(path))
     graph = model.graph
     casts = []
@@ -123,13 +183,14 @@ def store_weights_fp16(path: Path) -> None:
 
 
 def export(module: torch.nn.Module, args: tuple, path: Path, input_names: list[str], output_names: list[str],
-           dynamic_axes: dict) -> None:
+           dynamic_axes: dict, settings: ExportSettings) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     module.eval()
     with torch.no_grad():
         torch.onnx.export(module, args, str(path), input_names=input_names, output_names=output_names,
                           dynamic_axes=dynamic_axes, opset_version=OPSET, do_constant_folding=True, dynamo=False)
-    store_weights_fp16(path)
+    if settings.fp16_weights:
+        store_weights_fp16(path)
 
 
 def check(path: Path, module: torch.nn.Module, feeds: dict[str, np.ndarray], torch_args: tuple, tolerance: float) -> float:
@@ -146,63 +207,99 @@ def check(path: Path, module: torch.nn.Module, feeds: dict[str, np.ndarray], tor
 
 def write_json(path: Path, value: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
+    path.write_text(json.dumps(value, indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
 def model_index(class_name: str, scheduler_class: str) -> dict:
-    # The torch pipeline's config, as optimum-cli export writes it (§1.2).
+    # As DiffusionPipeline.save_pretrained writes it for diffusers' ONNX pipelines (§1.1), so
+    # OnnxStableDiffusion*Pipeline.from_pretrained(folder) loads each part as an OnnxRuntimeModel. The
+    # engine finds the parts by folder and ignores these entries.
+    onnx_part = ["diffusers", "OnnxRuntimeModel"]
     return {"_class_name": class_name, "_diffusers_version": DIFFUSERS_VERSION,
-            "feature_extractor": [None, None], "image_encoder": [None, None], "requires_safety_checker": False,
+            "feature_extractor": [None, None], "requires_safety_checker": False,
             "safety_checker": [None, None], "scheduler": ["diffusers", scheduler_class],
-            "text_encoder": ["transformers", "CLIPTextModel"], "tokenizer": ["transformers", "CLIPTokenizer"],
-            "unet": ["diffusers", "UNet2DConditionModel"], "vae": ["diffusers", "AutoencoderKL"]}
+            "text_encoder": onnx_part, "tokenizer": ["transformers", "CLIPTokenizer"],
+            "unet": onnx_part, "vae_decoder": onnx_part, "vae_encoder": onnx_part}
 
 
 def scheduler_config(cfg: Config) -> tuple[str, dict]:
+    """The training noise schedule with the configured sampler class (export.scheduler.class). Its
+    init_noise_sigma must be a plain number: diffusers 0.42's ONNX text-to-image pipeline multiplies its
+    numpy latents by it, which fails for the Euler / LMS / Heun classes (a torch tensor there)."""
     s = cfg["noise_schedule"]
     inference = cfg["export"]["scheduler"]
-    scheduler = EulerDiscreteScheduler(num_train_timesteps=s["num_train_timesteps"], beta_start=s["beta_start"],
-                                       beta_end=s["beta_end"], beta_schedule=s["beta_schedule"],
-                                       prediction_type=s["prediction_type"], timestep_spacing=inference["timestep_spacing"],
-                                       steps_offset=inference["steps_offset"])
-    config = {k: v for k, v in dict(scheduler.config).items() if not k.startswith("_")}
-    return "EulerDiscreteScheduler", {"_class_name": "EulerDiscreteScheduler", "_diffusers_version": DIFFUSERS_VERSION, **config}
+    class_name = inference.get("class", "EulerDiscreteScheduler")
+    scheduler_class = getattr(diffusers, class_name)
+    scheduler = scheduler_class(num_train_timesteps=s["num_train_timesteps"], beta_start=s["beta_start"],
+                                beta_end=s["beta_end"], beta_schedule=s["beta_schedule"],
+                                prediction_type=s["prediction_type"], timestep_spacing=inference["timestep_spacing"],
+                                steps_offset=inference["steps_offset"])
+    # Non-finite defaults (DPM-Solver's lambda_min_clipped = -inf) are left out: Python would write
+    # -Infinity, which is not JSON, and the class default is the same value when the key is missing.
+    config = {k: v for k, v in dict(scheduler.config).items()
+              if not k.startswith("_") and not (isinstance(v, float) and not math.isfinite(v))}
+    return class_name, {"_class_name": class_name, "_diffusers_version": DIFFUSERS_VERSION, **config}
 
 
-def export_text_encoder(out: Path, text_encoder: CLIPTextModel) -> float:
-    ids = torch.tensor([[text_encoder.config.bos_token_id, 5, 6, text_encoder.config.eos_token_id] + [text_encoder.config.eos_token_id] * 73] * 2)
+def export_text_encoder(out: Path, text_encoder: CLIPTextModel, settings: ExportSettings) -> float:
+    # int32 ids, as diffusers' ONNX pipelines feed them (§2.1).
+    ids = torch.tensor([[text_encoder.config.bos_token_id, 5, 6, text_encoder.config.eos_token_id] + [text_encoder.config.eos_token_id] * 73] * 2,
+                       dtype=torch.int32)
     path = out / "text_encoder" / "model.onnx"
     graph = TextEncoderGraph(text_encoder)
     export(graph, (ids,), path, ["input_ids"], ["last_hidden_state", "pooler_output"],
            {"input_ids": {0: "batch_size", 1: "sequence_length"}, "last_hidden_state": {0: "batch_size", 1: "sequence_length"},
-            "pooler_output": {0: "batch_size"}})
+            "pooler_output": {0: "batch_size"}}, settings)
     text_encoder.config.save_pretrained(out / "text_encoder")
     return check(path, graph, {"input_ids": ids.numpy()}, (ids,), 1e-3)
 
 
-def export_shared(cfg: Config, out: Path, vae: AutoencoderKL, vae_config: dict, text_encoder: CLIPTextModel) -> dict:
-    size = cfg["data"]["image_size"]
+def exported_vae_config(vae: AutoencoderKL, settings: ExportSettings) -> dict:
+    """The VAE's diffusers config as the exported graphs behave: scaling factor 0.18215 and, with
+    pixel_repeat r, log2(r) more levels (the engine and optimum derive the VAE factor from
+    len(block_out_channels)) and r× the sample size. The trained values are kept under a private key
+    (diffusers drops keys that start with "_")."""
+    config = {"_class_name": "AutoencoderKL", "_diffusers_version": DIFFUSERS_VERSION,
+              **{k: (list(v) if isinstance(v, tuple) else v) for k, v in dict(vae.config).items() if not k.startswith("_")}}
+    trained = {k: config[k] for k in ("scaling_factor", "block_out_channels", "sample_size", "down_block_types", "up_block_types")}
+    extra_levels = int(math.log2(settings.pixel_repeat))
+    config["scaling_factor"] = DIFFUSERS_ONNX_SCALING_FACTOR
+    config["sample_size"] = trained["sample_size"] * settings.pixel_repeat
+    for key in ("block_out_channels", "down_block_types", "up_block_types"):
+        values = list(trained[key])
+        config[key] = values + [values[-1]] * extra_levels
+    config["_latent_studio_export"] = {
+        "pixel_repeat": settings.pixel_repeat, "latent_gain": settings.latent_gain, "trained": trained,
+        "note": "graphs: encoder = avg-pool by pixel_repeat, then the trained encoder, mean x latent_gain; "
+                "decoder = input / latent_gain, the trained decoder, nearest upscale by pixel_repeat"}
+    return config
+
+
+def export_shared(cfg: Config, out: Path, vae: AutoencoderKL, text_encoder: CLIPTextModel, settings: ExportSettings) -> dict:
+    size = cfg["data"]["image_size"] * settings.pixel_repeat
+    vae_config = exported_vae_config(vae, settings)
     latent = vae_config["latent_channels"]
     f = 2 ** (len(vae_config["block_out_channels"]) - 1)
-    report = {"text_encoder": export_text_encoder(out, text_encoder)}
+    report = {"text_encoder": export_text_encoder(out, text_encoder, settings)}
 
     image = torch.rand(1, 3, size, size) * 2 - 1
     path = out / "vae_encoder" / "model.onnx"
-    graph = VaeEncoderGraph(vae)
-    export(graph, (image,), path, ["sample"], ["latent_parameters"],
+    graph = VaeEncoderGraph(vae, settings)
+    export(graph, (image,), path, ["sample"], ["latent_sample", "latent_parameters"],
            {"sample": {0: "batch_size", 2: "sample_height", 3: "sample_width"},
-            "latent_parameters": {0: "batch_size", 2: "latent_height", 3: "latent_width"}})
+            "latent_sample": {0: "batch_size", 2: "latent_height", 3: "latent_width"},
+            "latent_parameters": {0: "batch_size", 2: "latent_height", 3: "latent_width"}}, settings)
     report["vae_encoder"] = check(path, graph, {"sample": image.numpy()}, (image,), 1e-3)
-    vae.save_config(out / "vae_encoder")
+    write_json(out / "vae_encoder" / "config.json", vae_config)
 
     latents = torch.randn(1, latent, size // f, size // f)
     path = out / "vae_decoder" / "model.onnx"
-    graph = VaeDecoderGraph(vae)
+    graph = VaeDecoderGraph(vae, settings)
     export(graph, (latents,), path, ["latent_sample"], ["sample"],
            {"latent_sample": {0: "batch_size", 2: "latent_height", 3: "latent_width"},
-            "sample": {0: "batch_size", 2: "sample_height", 3: "sample_width"}})
+            "sample": {0: "batch_size", 2: "sample_height", 3: "sample_width"}}, settings)
     report["vae_decoder"] = check(path, graph, {"latent_sample": latents.numpy()}, (latents,), 1e-3)
-    vae.save_config(out / "vae_decoder")
+    write_json(out / "vae_decoder" / "config.json", vae_config)
 
     tokenizer_out = out / "tokenizer"
     tokenizer_out.mkdir(parents=True, exist_ok=True)
@@ -213,17 +310,19 @@ def export_shared(cfg: Config, out: Path, vae: AutoencoderKL, vae_config: dict, 
     return report
 
 
-def export_unet(out: Path, unet: UNet2DConditionModel, hidden_size: int, label_channels: int = 0) -> float:
+def export_unet(out: Path, unet: UNet2DConditionModel, hidden_size: int, settings: ExportSettings,
+                label_channels: int = 0) -> float:
     """Exports a U-Net; with label_channels > 0 it is a layout U-Net whose last label_channels input
     channels come from the separate `label_map` input."""
     c = unet.config
     sample_channels = c.in_channels - label_channels
     sample = torch.randn(2, sample_channels, c.sample_size, c.sample_size)
-    timestep = torch.tensor(500.0)
+    # Rank 1, fed as [1] even under CFG (diffusers' ONNX pipelines; the U-Net expands it to the batch).
+    timestep = torch.tensor([500.0])
     hidden = torch.randn(2, 77, hidden_size)
     path = out / "unet" / "model.onnx"
     names = ["sample", "timestep", "encoder_hidden_states"]
-    axes = {"sample": {0: "batch_size", 2: "height", 3: "width"},
+    axes = {"sample": {0: "batch_size", 2: "height", 3: "width"}, "timestep": {0: "timestep_batch"},
             "encoder_hidden_states": {0: "batch_size", 1: "sequence_length"},
             "out_sample": {0: "batch_size", 2: "height", 3: "width"}}
     args: tuple = (sample, timestep, hidden)
@@ -237,9 +336,9 @@ def export_unet(out: Path, unet: UNet2DConditionModel, hidden_size: int, label_c
         args = (*args, label_map)
     else:
         graph = UNetGraph(unet)
-    export(graph, args, path, names, ["out_sample"], axes)
+    export(graph, args, path, names, ["out_sample"], axes, settings)
     unet.save_config(out / "unet")
-    feeds = {"sample": sample.numpy(), "timestep": np.array(500.0, dtype=np.float32), "encoder_hidden_states": hidden.numpy()}
+    feeds = {"sample": sample.numpy(), "timestep": np.array([500.0], dtype=np.float32), "encoder_hidden_states": hidden.numpy()}
     if label_channels:
         feeds["label_map"] = args[3].numpy()
     return check(path, graph, feeds, args, 2e-3)
@@ -269,11 +368,11 @@ def same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool
 
 
 def export_derived(cfg: Config, base: Path, dst: Path, unet: UNet2DConditionModel, text_encoder_state: dict,
-                   text_encoder: CLIPTextModel, class_name: str, label_channels: int = 0) -> dict:
+                   text_encoder: CLIPTextModel, class_name: str, settings: ExportSettings, label_channels: int = 0) -> dict:
     """A folder that shares the VAE, tokenizer and scheduler with the text-to-image folder (copied). Its
     text encoder is the frozen one the stage trained with: a copy when it is the exported one, else
     exported from the stage's own weights (the stage started from an older text-to-image snapshot)."""
-    for sub in ("text_encoder", "unet", "vae_encoder", "vae_decoder", "tokenizer", "scheduler"):
+    for sub in SUBMODELS:
         shutil.rmtree(dst / sub, ignore_errors=True)
     for sub in ("vae_encoder", "vae_decoder", "tokenizer", "scheduler"):
         shutil.copytree(base / sub, dst / sub)
@@ -282,13 +381,13 @@ def export_derived(cfg: Config, base: Path, dst: Path, unet: UNet2DConditionMode
     stage_encoder = CLIPTextModel(text_encoder.config)
     stage_encoder.load_state_dict(own)
     stage_encoder.eval()
-    round_to_fp16(stage_encoder)
+    round_to_fp16(stage_encoder, settings)
     if same_weights(stage_encoder.state_dict(), text_encoder.state_dict()):
         shutil.copytree(base / "text_encoder", dst / "text_encoder")
         report["text_encoder"] = "copied from the text-to-image folder (same weights)"
     else:
-        report["text_encoder"] = export_text_encoder(dst, stage_encoder)
-    report["unet"] = export_unet(dst, unet, text_encoder.config.hidden_size, label_channels)
+        report["text_encoder"] = export_text_encoder(dst, stage_encoder, settings)
+    report["unet"] = export_unet(dst, unet, text_encoder.config.hidden_size, settings, label_channels)
     write_json(dst / "model_index.json", model_index(class_name, scheduler_config(cfg)[0]))
     return report
 
@@ -296,47 +395,58 @@ def export_derived(cfg: Config, base: Path, dst: Path, unet: UNet2DConditionMode
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     add_common_args(parser)
+    parser.add_argument("--out-root", type=Path, default=None,
+                        help="write the folders (and export_report.json) here instead of the default export root")
+    parser.add_argument("--fp32-weights", action="store_true", help="store float32 weights (overrides export.fp16_weights)")
     args = parser.parse_args()
     cfg = load_config(args)
+    if args.out_root:
+        cfg.export_root = args.out_root
     limit_threads(1)
     saved_vae = torch.load(cfg.runs_dir / "vae" / "vae.pt", map_location="cpu", weights_only=False)
     vae = build_vae(saved_vae["config"])
     vae.load_state_dict(saved_vae["model"])
     vae.eval()
-    round_to_fp16(vae)
+    settings = ExportSettings.from_config(cfg, float(saved_vae["config"]["scaling_factor"]), args.fp32_weights)
+    round_to_fp16(vae, settings)
     unet, text_encoder, text2img_info = load_text2img(cfg, allow_snapshot=True)
-    round_to_fp16(unet)
-    round_to_fp16(text_encoder)
+    round_to_fp16(unet, settings)
+    round_to_fp16(text_encoder, settings)
     hidden = text_encoder.config.hidden_size
 
     report: dict = {}
     out = cfg.export_dir
-    for sub in ("text_encoder", "unet", "vae_encoder", "vae_decoder", "tokenizer", "scheduler"):
+    for sub in SUBMODELS:
         shutil.rmtree(out / sub, ignore_errors=True)
-    report[out.name] = export_shared(cfg, out, vae, saved_vae["config"], text_encoder)
-    report[out.name]["unet"] = export_unet(out, unet, hidden)
+    report[out.name] = export_shared(cfg, out, vae, text_encoder, settings)
+    report[out.name]["unet"] = export_unet(out, unet, hidden, settings)
     scheduler_class = scheduler_config(cfg)[0]
-    write_json(out / "model_index.json", model_index("StableDiffusionPipeline", scheduler_class))
+    write_json(out / "model_index.json", model_index("OnnxStableDiffusionPipeline", scheduler_class))
 
     derived_info = {}
     for stage, dst, class_name, label_channels in (
-            ("inpaint", cfg.inpaint_export_dir, "StableDiffusionInpaintPipeline", 0),
-            ("layout", cfg.layout_export_dir, "StableDiffusionPipeline", NUM_LABELS)):
+            ("inpaint", cfg.inpaint_export_dir, "OnnxStableDiffusionInpaintPipeline", 0),
+            # No diffusers pipeline feeds label_map; the class says which parts to load, for inspection.
+            ("layout", cfg.layout_export_dir, "OnnxStableDiffusionPipeline", NUM_LABELS)):
         loaded = load_derived_stage(cfg.runs_dir / stage)
         if loaded is None:
             print(f"export: no {stage} U-Net yet ({cfg.runs_dir / stage} has no unet.pt or state.pt); skipped {dst.name}", flush=True)
             derived_info[stage] = None
             continue
         stage_unet, info, te_state = loaded
-        round_to_fp16(stage_unet)
-        report[dst.name] = export_derived(cfg, out, dst, stage_unet, te_state, text_encoder, class_name, label_channels)
+        round_to_fp16(stage_unet, settings)
+        report[dst.name] = export_derived(cfg, out, dst, stage_unet, te_state, text_encoder, class_name, settings, label_channels)
         if label_channels:
             write_labels_json(dst / "labels.json")
         derived_info[stage] = info
     sizes = {p.relative_to(cfg.export_root).as_posix(): p.stat().st_size
              for d in (cfg.export_dir, cfg.inpaint_export_dir, cfg.layout_export_dir) if d.exists() for p in d.rglob("*.onnx")}
-    summary = {"text2img_step": text2img_info, "inpaint_step": derived_info["inpaint"], "layout_step": derived_info["layout"], "max_abs_diff_vs_torch": report, "onnx_bytes": sizes, "onnx_bytes_total": sum(sizes.values())}
-    (cfg.work_dir / "export_report.json").write_text(json.dumps(summary, indent=1))
+    summary = {"text2img_step": text2img_info, "inpaint_step": derived_info["inpaint"], "layout_step": derived_info["layout"],
+               "settings": settings.__dict__, "max_abs_diff_vs_torch": report, "onnx_bytes": sizes,
+               "onnx_bytes_total": sum(sizes.values())}
+    report_dir = args.out_root or cfg.work_dir
+    report_dir.mkdir(parents=True, exist_ok=True)
+    (report_dir / "export_report.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary, indent=1), flush=True)
 
 

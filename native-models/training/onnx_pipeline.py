@@ -1,6 +1,10 @@
 """A small numpy + onnxruntime Stable Diffusion pipeline over an exported folder (the optimum
 layout). It mirrors the torch pipelines' maths (docs/sd-onnx-reference.md §3.1, §3.5b, §3.6b) and is
-used by the evaluation, the sample grid and the speed measurement, so they measure what ships."""
+used by the evaluation, the sample grid and the speed measurement, so they measure what ships.
+
+Pictures go in and come out at the trained resolution (64×64): when the export doubles pixels
+(export.pixel_repeat, see export_onnx.py) this class repeats pixels before the VAE encoder and takes
+every r-th pixel of the decoder's output, both exact."""
 from __future__ import annotations
 
 import json
@@ -9,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import torch
-from diffusers import EulerDiscreteScheduler
+import diffusers
 from transformers import CLIPTokenizer
 
 
@@ -31,11 +35,15 @@ class OnnxLdm:
         self.tokenizer = CLIPTokenizer.from_pretrained(str(self.folder / "tokenizer"))
         vae_config = json.loads((self.folder / "vae_decoder" / "config.json").read_text())
         self.scaling_factor = float(vae_config["scaling_factor"])
+        self.pixel_repeat = int(vae_config.get("_latent_studio_export", {}).get("pixel_repeat", 1))
         unet_config = json.loads((self.folder / "unet" / "config.json").read_text())
         self.unet_in_channels = int(unet_config["in_channels"])
         self.latent_channels = int(vae_config["latent_channels"])
         self.latent_size = int(unet_config["sample_size"])
-        self.scheduler_config = EulerDiscreteScheduler.load_config(str(self.folder / "scheduler"))
+        # The folder's own sampler class, so what is measured is what ships.
+        scheduler_json = json.loads((self.folder / "scheduler" / "scheduler_config.json").read_text())
+        self.scheduler_class = getattr(diffusers, scheduler_json["_class_name"])
+        self.scheduler_config = self.scheduler_class.load_config(str(self.folder / "scheduler"))
         # Feed what the graphs declare (int32 or int64 ids; a scalar or a [1] timestep), as the engine does.
         ids_input = next(i for i in self.text_encoder.get_inputs() if i.name == "input_ids")
         self.ids_dtype = np.int32 if ids_input.type == "tensor(int32)" else np.int64
@@ -44,8 +52,8 @@ class OnnxLdm:
         label_input = next((i for i in self.unet.get_inputs() if i.name == "label_map"), None)
         self.label_channels = int(label_input.shape[1]) if label_input is not None else 0
 
-    def new_scheduler(self, steps: int) -> EulerDiscreteScheduler:
-        scheduler = EulerDiscreteScheduler.from_config(self.scheduler_config)
+    def new_scheduler(self, steps: int) -> diffusers.SchedulerMixin:
+        scheduler = self.scheduler_class.from_config(self.scheduler_config)
         scheduler.set_timesteps(steps)
         return scheduler
 
@@ -63,6 +71,8 @@ class OnnxLdm:
 
     def encode_image(self, images: np.ndarray) -> np.ndarray:
         """[-1, 1] NCHW images → scaled latents from the posterior mean (deterministic)."""
+        r = self.pixel_repeat
+        images = images.repeat(r, axis=2).repeat(r, axis=3) if r > 1 else images
         params = self.vae_encoder.run(["latent_parameters"], {"sample": images.astype(np.float32)})[0]
         return params[:, : self.latent_channels] * self.scaling_factor
 
@@ -70,7 +80,8 @@ class OnnxLdm:
         """Scaled latents → uint8 NHWC, decoded one image at a time as the ONNX pipelines do."""
         out = [self.vae_decoder.run(["sample"], {"latent_sample": (l[None] / self.scaling_factor).astype(np.float32)})[0]
                for l in latents]
-        image = np.clip(np.concatenate(out) / 2 + 0.5, 0, 1)
+        r = self.pixel_repeat
+        image = np.clip(np.concatenate(out)[:, :, ::r, ::r] / 2 + 0.5, 0, 1)
         return (image.transpose(0, 2, 3, 1) * 255).round().astype(np.uint8)
 
     def initial_noise(self, n: int, seeds: list[int]) -> np.ndarray:
