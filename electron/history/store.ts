@@ -10,7 +10,7 @@ import { accessSync, constants, mkdirSync, readdirSync, readFileSync, statSync }
 import { basename, extname, join, resolve } from 'node:path';
 import type { Statement } from 'better-sqlite3';
 import sharp from 'sharp';
-import { formatA1111Parameters } from '../shared/a1111.js';
+import { formatA1111Parameters, LABEL_MAP_HASH_KEY } from '../shared/a1111.js';
 import { GENERATION_MODES } from '../shared/generation.js';
 import {
   EMBEDDED_GENERATION_FORMAT,
@@ -161,7 +161,7 @@ export class HistoryStore {
       if (mask) embedded.maskHash = mask.hash;
       if (labelMap) embedded.labelMapHash = labelMap.hash;
       const png = await encodePng(input.output, {
-        parameters: formatA1111Parameters(params, { name: input.model.id, hash: input.model.hash }, labelMap ? { 'Label map hash': labelMap.hash } : {}),
+        parameters: formatA1111Parameters(params, { name: input.model.id, hash: input.model.hash }, labelMap ? { [LABEL_MAP_HASH_KEY]: labelMap.hash } : {}),
         request: input.request ?? embedded,
       });
       output = await stage(png, input.output.width, input.output.height);

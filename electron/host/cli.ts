@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { formatA1111Parameters } from '../shared/a1111.js';
 import { InvalidRequestError, serializeError } from '../shared/errors.js';
-import { SAMPLERS, type ExecutionProviderName, type InpaintArea, type SamplerName } from '../shared/generation.js';
+import { GENERATION_MODES, SAMPLERS, type ExecutionProviderName, type GenerationMode, type InpaintArea, type SamplerName } from '../shared/generation.js';
 import { Engine } from '../engine/engine.js';
 import { DEFAULT_CONTROL_SCALE } from '../engine/pipelines/resolve.js';
 import type { GenerateRequest } from '../engine/pipelines/types.js';
@@ -26,7 +26,8 @@ const PROVIDER_NAMES: readonly ExecutionProviderName[] = ['webgpu', 'cuda', 'dml
 const USAGE = `Usage:
   studio generate [--model DIR] --prompt TEXT [--negative TEXT] [--init IMG --strength S] [--mask PNG]
                   [--mask-blur PX] [--inpaint-area whole|masked] [--mask-padding PX] [--steps N] [--cfg G] [--sampler NAME] [--seed N] [--width W --height H]
-                  [--latents FILE.npy] [--control IMG [--control-scale S] [--controlnet DIR]] [--providers cpu,webgpu,…] [--threads N] --out FILE.png
+                  [--latents FILE.npy] [--control IMG [--control-scale S] [--controlnet DIR]] [--label-map PNG] [--mode MODE]
+                  [--providers cpu,webgpu,…] [--threads N] --out FILE.png
   studio tokenize [--model DIR] TEXT
   studio info [--model DIR]
   studio history import PATH… [--data-dir DIR]
@@ -34,7 +35,9 @@ const USAGE = `Usage:
   studio serve [--port N] [--host 127.0.0.1] [--data-dir DIR] [--static-root DIR] [--max-upload-mb N]
 
 Without --model, the bundled model (native-models/emoji-ldm) is used.
-Samplers: ${SAMPLERS.join(', ')}.`;
+The mode follows the inputs: --label-map → layout (a layout model; the map is a PNG in its label colours,
+and sets the size), --mask → inpaint, --init → img2img, else txt2img. --mode, if given, must agree.
+Modes: ${GENERATION_MODES.join(', ')}. Samplers: ${SAMPLERS.join(', ')}.`;
 
 export function resolveModelDir(dir: string | undefined): string {
   if (dir) return resolve(dir);
@@ -97,6 +100,8 @@ async function generate(argv: string[]): Promise<unknown> {
     control: { type: 'string' },
     'control-scale': { type: 'string' },
     controlnet: { type: 'string' },
+    'label-map': { type: 'string' },
+    mode: { type: 'string' },
     providers: { type: 'string' },
     threads: { type: 'string' },
     out: { type: 'string' },
@@ -106,10 +111,26 @@ async function generate(argv: string[]): Promise<unknown> {
   const modelDir = resolveModelDir(values['model'] as string | undefined);
   const init = values['init'] as string | undefined;
   const mask = values['mask'] as string | undefined;
+  const labelMap = values['label-map'] as string | undefined;
   if (mask && !init) throw new InvalidRequestError('--mask needs --init (the image to repaint)');
+  if (labelMap && init) throw new InvalidRequestError('--label-map (layout) draws from the label map: it takes no --init or --mask');
+  const mode: GenerationMode = labelMap ? 'layout' : mask ? 'inpaint' : init ? 'img2img' : 'txt2img';
+  const asked = values['mode'] as string | undefined;
+  if (asked !== undefined && asked !== mode) {
+    if (!GENERATION_MODES.includes(asked as GenerationMode)) {
+      throw new InvalidRequestError(`unknown mode "${asked}"; choose one of ${GENERATION_MODES.join(', ')}`);
+    }
+    const needs: Record<GenerationMode, string> = {
+      txt2img: 'no --init, --mask or --label-map',
+      img2img: '--init IMG',
+      inpaint: '--init IMG and --mask PNG',
+      layout: '--label-map PNG (a label map in the model\'s label colours)',
+    };
+    throw new InvalidRequestError(`--mode ${asked} needs ${needs[asked as GenerationMode]}; the inputs given make it ${mode}`);
+  }
   const seed = numberArg(values, 'seed') ?? randomInt(0, 2 ** 32);
   const request: GenerateRequest = {
-    mode: mask ? 'inpaint' : init ? 'img2img' : 'txt2img',
+    mode,
     prompt: values['prompt'],
     negativePrompt: (values['negative'] as string | undefined) ?? '',
     seed,
@@ -131,6 +152,7 @@ async function generate(argv: string[]): Promise<unknown> {
   if (typeof values['inpaint-area'] === 'string') request.inpaintArea = values['inpaint-area'] as InpaintArea;
   if (init) request.initImage = readInput(init, 'init image');
   if (mask) request.mask = readInput(mask, 'mask');
+  if (labelMap) request.labelMap = readInput(labelMap, 'label map');
   if (typeof values['latents'] === 'string') {
     request.latents = readNpyFloat32(readInput(values['latents'], 'latents file'), values['latents']).data;
   }
@@ -155,6 +177,15 @@ async function generate(argv: string[]): Promise<unknown> {
         const m = info.sizeMultiple;
         request.width = Math.max(m, Math.floor(meta.width / m) * m);
         request.height = Math.max(m, Math.floor(meta.height / m) * m);
+      }
+    }
+    // A label map sets the picture's size (it must be exactly width×height).
+    if (request.labelMap && request.width === undefined && request.height === undefined) {
+      const { default: sharp } = await import('sharp');
+      const meta = await sharp(request.labelMap).metadata().catch(() => null);
+      if (meta?.width && meta.height) {
+        request.width = meta.width;
+        request.height = meta.height;
       }
     }
     const result = await engine.generate(modelDir, request);

@@ -395,6 +395,7 @@ export class Host {
         ? await readFile(this.history.imagePath(req.initImageHash))
         : undefined;
     const mask = req.mask !== undefined ? Buffer.from(req.mask, 'base64') : undefined;
+    const labelMap = req.labelMap !== undefined ? Buffer.from(req.labelMap, 'base64') : undefined;
     const engineRequest: GenerateRequest = { mode: req.mode, prompt: req.prompt, seed: req.seed };
     for (const key of ['negativePrompt', 'steps', 'cfg', 'sampler', 'width', 'height', 'strength', 'maskBlur', 'inpaintArea', 'maskPadding'] as const) {
       if (req[key] !== undefined) (engineRequest as unknown as Record<string, unknown>)[key] = req[key];
@@ -408,6 +409,7 @@ export class Host {
     }
     if (initImage) engineRequest.initImage = initImage;
     if (mask) engineRequest.mask = mask;
+    if (labelMap) engineRequest.labelMap = labelMap;
 
     const result = await this.engine.generate(model.dir, engineRequest, {
       signal,
@@ -431,6 +433,8 @@ export class Host {
       output: result.image,
       ...(req.initImageHash !== undefined ? { initImage: { hash: req.initImageHash } } : initImage ? { initImage: { png: await asPng(initImage) } } : {}),
       ...(mask ? { mask: { png: await asPng(mask) } } : {}),
+      // The engine takes only a PNG: stored as sent, so reuse hands back the very same bytes.
+      ...(labelMap ? { labelMap: { png: labelMap } } : {}),
       parentId: req.parentId ?? null,
       executionProvider: result.provider,
       timings: result.timings,

@@ -28,6 +28,8 @@ export const A1111_SAMPLER_NAMES: Readonly<Record<SamplerName, string>> = {
 export const A1111_MODEL_HASH_LENGTH = 10;
 
 const NEGATIVE_PROMPT_PREFIX = 'Negative prompt:';
+/** Our own setting (A1111 has no layout mode): the content hash of a layout run's label map. */
+export const LABEL_MAP_HASH_KEY = 'Label map hash';
 /** A1111's `re_param`: `Key: value` or `Key: "json string"`, separated by commas. */
 const SETTING_PATTERN = /\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)/g;
 /** A1111 treats the last line as settings only when it holds at least this many pairs. */
@@ -61,7 +63,8 @@ export interface A1111Model {
 
 /**
  * Formats parameters as an A1111 infotext. `extra` settings are appended in order (e.g. a Version).
- * Denoising strength is written for img2img and inpaint, Mask blur for inpaint, as A1111 does.
+ * Denoising strength is written for img2img and inpaint, Mask blur for inpaint, as A1111 does. A layout
+ * run's label map goes in `extra` as `Label map hash` (the history store adds it), which tells the mode back.
  */
 export function formatA1111Parameters(
   params: GenerationParams,
@@ -77,7 +80,8 @@ export function formatA1111Parameters(
   ];
   if (model.hash) settings.push(['Model hash', model.hash.slice(0, A1111_MODEL_HASH_LENGTH)]);
   if (model.name) settings.push(['Model', model.name]);
-  if (params.mode !== 'txt2img') settings.push(['Denoising strength', params.strength]);
+  // Only the modes that start from an image: a layout run draws from noise, like txt2img.
+  if (params.mode === 'img2img' || params.mode === 'inpaint') settings.push(['Denoising strength', params.strength]);
   if (params.mode === 'inpaint') settings.push(['Mask blur', params.maskBlur]);
   for (const [k, v] of Object.entries(extra)) settings.push([k, v]);
 
@@ -93,7 +97,7 @@ export interface ParsedA1111Parameters {
   settings: Record<string, string>;
   /** The values we understand, mapped to our names; absent when the text doesn't say (or says something we can't use). */
   params: Partial<GenerationParams>;
-  /** The mode as far as the settings tell: inpaint with a Mask blur, img2img with a Denoising strength (and no hires fix). */
+  /** The mode as far as the settings tell: layout with a Label map hash, inpaint with a Mask blur, img2img with a Denoising strength (and no hires fix). */
   mode: GenerationMode;
   model: { name?: string; hash?: string };
   /** The sampler as written, also when it has no counterpart among ours. */
@@ -178,7 +182,13 @@ export function parseA1111Parameters(text: string): ParsedA1111Parameters {
   // Hires fix writes a Denoising strength in txt2img too; its "Hires upscale"/"Hires steps" give it away.
   const hires = Object.keys(settings).some((k) => k.startsWith('Hires'));
   const mode: GenerationMode =
-    settings['Mask blur'] !== undefined ? 'inpaint' : strength !== undefined && !hires ? 'img2img' : 'txt2img';
+    settings[LABEL_MAP_HASH_KEY] !== undefined
+      ? 'layout'
+      : settings['Mask blur'] !== undefined
+        ? 'inpaint'
+        : strength !== undefined && !hires
+          ? 'img2img'
+          : 'txt2img';
   params.mode = mode;
 
   const result: ParsedA1111Parameters = {
