@@ -9,6 +9,7 @@ import type { LayoutLabel, ModelInfo } from '../../../electron/shared/model.js';
 import type { HistoryItem, ImageRef, RecordedParams } from '../../../electron/shared/history.js';
 import { EditorDocument, exportLayoutPng, exportMaskPng } from '../editor/document.js';
 import { labelsFromPixels } from '../editor/layout.js';
+import { autoMode, layoutPaletteOf, layoutProblem } from './layout-mode.js';
 import { pngSize, type ZlibCompress } from '../editor/png.js';
 import { DEFAULT_TOOL_STATE, type ToolState } from '../editor/tool-state.js';
 import { StudioCallError, studioClient, type StudioClient } from '../ipc/studio-client.js';
@@ -151,22 +152,13 @@ export function selectedModelInfo(): ModelInfo | undefined {
   return selectedId ? info[selectedId] : undefined;
 }
 
-/**
- * The labels the layout layer is drawn and exported with: the chosen model's, or, when it is not a layout
- * model, the first layout model's (so a painted layout keeps its colours while another model is picked).
- */
+/** The labels the layout layer is drawn and exported with (layout-mode.ts says which). */
 export function layoutPalette(models: ModelsState = modelsStore.get()): LayoutLabel[] {
-  const selected = models.selectedId ? models.info[models.selectedId] : undefined;
-  if (selected?.layout) return selected.layout.labels;
-  return Object.values(models.info).find((i) => i.layout)?.layout?.labels ?? [];
+  return layoutPaletteOf(models);
 }
 
 export function effectiveMode(s: GenerationSettings = settingsStore.get()): GenerationMode {
-  if (s.modeChoice !== 'auto') return s.modeChoice;
-  const info = selectedModelInfo();
-  const inferred = doc.inferredMode(Boolean(info?.layout));
-  // A layout model does nothing but layout: with nothing painted yet, say so rather than "cannot do txt2img".
-  return info?.layout && !info.supports.includes(inferred) ? 'layout' : inferred;
+  return s.modeChoice === 'auto' ? autoMode(doc, selectedModelInfo()) : s.modeChoice;
 }
 
 /** Why Generate can't run now, in plain words; null when it can. */
@@ -192,12 +184,8 @@ export function generateProblem(s: GenerationSettings = settingsStore.get()): st
   if (!modelId) return models.loading ? 'Loading models…' : 'No model is installed. Import a model folder first.';
   const info = models.info[modelId];
   const mode = effectiveMode(s);
-  if (mode === 'layout') {
-    if (info && !info.layout) return `${modelId} is not a layout model: layout needs a model with labels (labels.json), such as emoji-ldm-layout.`;
-    if (doc.layout.isEmpty()) return 'Paint a layout first: pick a label under the canvas toolbar and paint where it goes.';
-    const labels = info?.layout?.labels.length ?? 0;
-    if (info && doc.layout.maxLabel() >= labels) return `The layout uses labels ${modelId} doesn't have (it has ${labels}); clear them or pick the model they came from.`;
-  }
+  const layoutIssue = mode === 'layout' ? layoutProblem(doc, modelId, info) : null;
+  if (layoutIssue) return layoutIssue;
   if (info && !info.supports.includes(mode)) return `${modelId} cannot do ${mode}.`;
   if (mode !== 'txt2img' && mode !== 'layout' && !doc.image) return `${mode} needs an image: open one, or accept a result.`;
   if (mode === 'inpaint' && doc.mask.isEmpty()) return 'Paint a mask first: inpaint repaints the white area.';
