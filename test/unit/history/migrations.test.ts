@@ -99,6 +99,62 @@ for (let version = 1; version <= LATEST; version++) {
   }));
 }
 
+test('migration 003 (layout) keeps ids, lineage and the AUTOINCREMENT mark, and opens the layout columns', withTemp(async (dir) => {
+  const file = join(dir, DATABASE_FILE);
+  const old = new Database(file);
+  migrate(old, MIGRATIONS, 2);
+  old.exec(readFileSync(join(SEEDS, 'v2.sql'), 'utf8'));
+  // A purged item left the high-water mark at 50: no later item may get an id at or below it.
+  old.exec(`INSERT INTO generations (id, created_at, source, status, mode, prompt, negative_prompt, width, height)
+            VALUES (50, 1, 'generated', 'failed', 'txt2img', 'gone', '', 8, 8); DELETE FROM generations WHERE id = 50;`);
+  assert.throws(() => old.exec(`INSERT INTO models (id, name, origin, source, dir, info_json, kind, family, prediction_type, precision,
+    native_width, native_height, size_bytes, content_hash, fingerprint, added_at) VALUES ('l', 'l', 'bundled', '/l', '/l', '{}', 'layout',
+    'custom', 'epsilon', 'fp32', 64, 64, 1, '${'a'.repeat(64)}', '[]', 1)`), /CHECK constraint failed/, 'v2 had no layout kind');
+  old.close();
+
+  const store = await HistoryStore.open(dir, { reconcile: false, clock: () => 1_800_000_000_000 });
+  try {
+    const inpaint = store.get(2);
+    assert.deepEqual([inpaint.mode, inpaint.parentId, inpaint.mask?.hash, inpaint.labelMap], ['inpaint', 1, '3'.repeat(64), null]);
+    assert.equal('inpaintArea' in inpaint.params, false, 'old rows did not record it');
+    const layout = await store.add({
+      params: { mode: 'layout', prompt: 'a layout face', negativePrompt: '', seed: 1, steps: 2, cfg: 7, sampler: 'euler', width: 8, height: 8, strength: 1, maskBlur: 0 },
+      model: { id: 'emoji-ldm-layout', hash: 'b'.repeat(64) },
+      output: { width: 8, height: 8, rgb: new Uint8Array(8 * 8 * 3).fill(200) },
+      labelMap: { width: 8, height: 8, rgb: new Uint8Array(8 * 8 * 3).fill(255) },
+    });
+    assert.equal(layout.id, 51);
+    assert.equal(layout.labelMap?.width, 8);
+    assert.equal(store.search({ text: 'layout face' }).items[0]?.id, 51);
+    assert.equal(store.integrityCheck().ok, true);
+  } finally {
+    store.close();
+  }
+  const db = new Database(file);
+  db.exec(`INSERT INTO models (id, name, origin, source, dir, info_json, kind, family, prediction_type, precision, native_width,
+    native_height, size_bytes, content_hash, fingerprint, added_at) VALUES ('l', 'l', 'bundled', '/l', '/l', '{}', 'layout', 'custom',
+    'epsilon', 'fp32', 64, 64, 1, '${'a'.repeat(64)}', '[]', 1)`);
+  assert.deepEqual(db.prepare('SELECT id FROM models ORDER BY id').all(), [{ id: 'l' }, { id: 'sd15' }]);
+  db.close();
+}));
+
+test('a version 3 database gives back its layout and inpaint settings', withTemp(async (dir) => {
+  const old = new Database(join(dir, DATABASE_FILE));
+  migrate(old, MIGRATIONS, 3);
+  old.exec(readFileSync(join(SEEDS, 'v3.sql'), 'utf8'));
+  old.close();
+  const store = await HistoryStore.open(dir, { reconcile: false });
+  try {
+    const inpaint = store.get(2).params;
+    assert.deepEqual([inpaint.inpaintArea, inpaint.maskPadding, inpaint.controlScale], ['masked', 32, 0.8]);
+    const layout = store.get(4);
+    assert.deepEqual([layout.mode, layout.labelMap?.hash, layout.labelMap?.width], ['layout', '5'.repeat(64), 64]);
+    assert.equal(store.counts().byMode.layout, 1);
+  } finally {
+    store.close();
+  }
+}));
+
 test('a database from a newer app is refused, untouched', withTemp(async (dir) => {
   const file = join(dir, DATABASE_FILE);
   const db = new Database(file);

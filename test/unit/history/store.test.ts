@@ -291,6 +291,56 @@ describe('HistoryStore', () => {
     assert.equal((await store.reconcile()).missingImages.length, 0);
   });
 
+  test('a layout item keeps its label map beside the result, names it in the PNG, and purges it with the item', async () => {
+    const map = await encodePng(noiseImage(90));
+    const mapHash = createHash('sha256').update(map).digest('hex');
+    const item = await store.add(generation(9, { params: { mode: 'layout', maskBlur: 0 }, labelMap: { png: map } }));
+    assert.equal(item.mode, 'layout');
+    assert.deepEqual(item.labelMap, { hash: mapHash, width: 16, height: 16, fileMissing: false });
+    assert.equal(item.mask, null);
+    assert.ok(readFileSync(store.imagePath(mapHash)).equals(map), 'the very bytes sent are stored (reuse hands them back)');
+    assert.ok(existsSync(store.thumbnailPath(mapHash)));
+    assert.deepEqual(store.get(item.id).labelMap, item.labelMap);
+
+    const meta = readPngMetadata(readFileSync(store.imagePath(item.output!.hash)));
+    assert.equal((meta.request as { labelMapHash?: string }).labelMapHash, mapHash);
+    assert.equal((meta.request as { params: { mode: string } }).params.mode, 'layout');
+    const a1111 = parseA1111Parameters(meta.parameters!);
+    assert.equal(a1111.settings['Label map hash'], mapHash);
+    assert.equal(a1111.mode, 'layout');
+    assert.equal(a1111.settings['Denoising strength'], undefined, 'layout starts from noise');
+
+    assert.equal(store.counts().byMode.layout, 1);
+    assert.deepEqual(store.page({ filter: { mode: 'layout' } }).items.map((i) => i.id), [item.id]);
+    const plain = await store.add(generation(10));
+    assert.equal(plain.labelMap, null);
+
+    store.delete([item.id]);
+    assert.equal(store.purge({ ids: [item.id] }).filesRemoved, 2, 'the output and the label map');
+    assert.equal(existsSync(store.imagePath(mapHash)), false);
+    assert.equal(store.integrityCheck().ok, true);
+  });
+
+  test('inpaint area, mask padding and the ControlNet scale are recorded and come back; absent ones stay absent', async () => {
+    const mask = { png: await encodePng(noiseImage(3)) };
+    const masked = await store.add(generation(11, { params: { mode: 'inpaint', inpaintArea: 'masked', maskPadding: 24, controlScale: 0.6 }, initImage: noiseImage(2), mask }));
+    assert.deepEqual(
+      [masked.params.inpaintArea, masked.params.maskPadding, masked.params.controlScale],
+      ['masked', 24, 0.6],
+    );
+    const meta = readPngMetadata(readFileSync(store.imagePath(masked.output!.hash)));
+    assert.deepEqual((meta.request as { params: Record<string, unknown> }).params['maskPadding'], 24);
+    const plain = await store.add(generation(12));
+    assert.equal('inpaintArea' in plain.params || 'maskPadding' in plain.params || 'controlScale' in plain.params, false);
+    // An exported PNG imported again keeps them (its own chunk is read first).
+    const folder = join(dir, 'out');
+    const exported = store.export([masked.id], folder).files[0]!.file;
+    store.delete([masked.id]);
+    store.purge({ ids: [masked.id] });
+    const back = await store.importFile(exported);
+    assert.deepEqual([back.params.inpaintArea, back.params.maskPadding, back.params.controlScale], ['masked', 24, 0.6]);
+  });
+
   test('integrityCheck reports ok on a healthy store, and errors serialize as {name, code, message}', async () => {
     await store.add(generation(1));
     assert.deepEqual(store.integrityCheck(), { ok: true, messages: ['ok'] });

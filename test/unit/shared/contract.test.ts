@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CHANNELS, EVENTS } from '../../../electron/shared/contract.js';
-import { filePathProblem, parseRequest, requestSchemas } from '../../../electron/shared/contract-schemas.js';
+import sharp from 'sharp';
+import { filePathProblem, parseRequest, pngSizeFromBase64, requestSchemas } from '../../../electron/shared/contract-schemas.js';
 import { isSerializedError } from '../../../electron/shared/errors.js';
 import { EXAMPLES, TINY_PNG_BASE64 } from '../host/support/contract-payloads.js';
 
@@ -49,6 +50,38 @@ test('generate checks the fields that depend on the mode', () => {
     /initImageHash: give initImage or initImageHash, not both/,
   );
   parseRequest('generate', { mode: 'inpaint', prompt: 'x', initImageHash: 'b'.repeat(64), mask: TINY_PNG_BASE64, parentId: 3 });
+});
+
+test('generate in layout mode: a label map is required, refused for other modes, and must be a PNG of the picture size', async () => {
+  const png = (width: number, height: number): Promise<string> =>
+    sharp({ create: { width, height, channels: 3, background: '#ffffff' } }).png().toBuffer().then((b) => b.toString('base64'));
+  const map = await png(64, 48);
+  assert.deepEqual(pngSizeFromBase64(map), { width: 64, height: 48 });
+  assert.deepEqual(pngSizeFromBase64(TINY_PNG_BASE64), { width: 1, height: 1 });
+  const parsed = parseRequest('generate', { mode: 'layout', prompt: 'a face', labelMap: map, width: 64, height: 48 });
+  assert.equal(parsed.labelMap, map);
+  parseRequest('generate', { mode: 'layout', prompt: 'a face', labelMap: map }); // size unsaid: the model's default, checked by the engine
+
+  assert.match(rejection('generate', { mode: 'layout', prompt: 'x' }).message, /labelMap: layout needs a label map/);
+  assert.match(rejection('generate', { mode: 'txt2img', prompt: 'x', labelMap: map }).message, /labelMap: a label map is only for layout, not txt2img/);
+  assert.match(
+    rejection('generate', { mode: 'inpaint', prompt: 'x', initImage: TINY_PNG_BASE64, mask: TINY_PNG_BASE64, labelMap: map }).message,
+    /labelMap: a label map is only for layout, not inpaint/,
+  );
+  assert.match(
+    rejection('generate', { mode: 'layout', prompt: 'x', labelMap: map, initImage: TINY_PNG_BASE64 }).message,
+    /initImage: layout draws from the label map: it takes no init image/,
+  );
+  assert.match(
+    rejection('generate', { mode: 'layout', prompt: 'x', labelMap: map, width: 64, height: 64 }).message,
+    /labelMap: the label map is 64×48; it must be the picture's size 64×64/,
+  );
+  assert.match(rejection('generate', { mode: 'layout', prompt: 'x', labelMap: map, width: 128 }).message, /must be the picture's size 128×48/);
+  const jpeg = (await sharp({ create: { width: 8, height: 8, channels: 3, background: '#ffffff' } }).jpeg().toBuffer()).toString('base64');
+  assert.equal(pngSizeFromBase64(jpeg), null);
+  assert.match(rejection('generate', { mode: 'layout', prompt: 'x', labelMap: jpeg }).message, /labelMap: must be a PNG/);
+  assert.match(rejection('generate', { mode: 'layout', prompt: 'x', labelMap: 'not base64!' }).message, /labelMap: must be base64/);
+  assert.equal(pngSizeFromBase64('AAAA'), null, 'too short for a PNG header');
 });
 
 test('sizes must be positive multiples of 8 within the engine limits; NaN and Infinity are refused', () => {
