@@ -20,7 +20,9 @@
   floors: "floor_other_map" (the layout outputs scored against another image's map: the agreement any
   emoji-like picture gets, white around a centred blob) and "text2img_same_prompt" (the text-to-image
   model, same caption and seed, no map: what the text alone reproduces). "Another image" is a fixed
-  derangement (cyclic shift by a seeded random offset). emoji-ldm-layout/samples.png: maps → outputs.
+  derangement (cyclic shift by a seeded random offset). "painted": 8 flat-colour maps drawn by
+  painted_maps() (discs, hearts, a square, as a user paints them) with a fitting prompt and with "".
+  emoji-ldm-layout/samples.png: maps → outputs, rows listed in the JSON.
 - diffusers: the text-to-image and inpainting folders loaded with diffusers' OnnxStableDiffusionPipeline /
   OnnxStableDiffusionInpaintPipeline.from_pretrained, one picture each from the same initial latents as
   this evaluation's pipeline, max |difference| in 8-bit values (training/diffusers_check.py).
@@ -41,7 +43,7 @@ from tqdm import tqdm
 from .common import load_images
 from .config import add_common_args, load_config
 from .diffusers_check import check_folders
-from .labels import NUM_LABELS, label_image, label_maps, labels_to_rgb
+from .labels import NUM_LABELS, label_image, label_maps, labels_to_rgb, one_hot_pooled
 from .masks import random_mask
 from .models import limit_threads
 from .onnx_pipeline import OnnxLdm
@@ -183,6 +185,42 @@ def layout_scores(outputs_u8: np.ndarray, target_cells: np.ndarray, target_pixel
             "pixel_miou": float(mean_iou(label_image(outputs_u8), target_pixels).mean())}
 
 
+def painted_maps(size: int) -> list[tuple[str, np.ndarray]]:
+    """Flat-colour label maps like a user paints them (discs, a heart, a square), each with a fitting
+    prompt: do outputs follow maps that were not derived from an emoji?"""
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
+    c = size / 2
+
+    def disc(cx: float, cy: float, r: float) -> np.ndarray:
+        return (x - cx) ** 2 + (y - cy) ** 2 <= r * r
+
+    def heart(label: int) -> np.ndarray:
+        m = np.zeros((size, size), np.uint8)
+        r = size * 0.2
+        shape = disc(c - r, c - r * 0.4, r) | disc(c + r, c - r * 0.4, r) | (
+            (y >= c - r * 0.4) & (np.abs(x - c) <= (size * 0.82 - y) * 0.95))
+        m[shape] = label
+        return m
+
+    def ringed(label: int, r: float) -> np.ndarray:
+        m = np.zeros((size, size), np.uint8)
+        m[disc(c, c, r + size / 32)] = 1
+        m[disc(c, c, r)] = label
+        return m
+
+    face = ringed(5, size * 0.4)
+    for ex in (c - size * 0.15, c + size * 0.15):
+        face[disc(ex, c - size * 0.08, size * 0.06)] = 1
+    apple = np.zeros((size, size), np.uint8)
+    apple[disc(c, c + size * 0.06, size * 0.36)] = 3
+    apple[disc(c + size * 0.1, c - size * 0.34, size * 0.09)] = 6
+    square = np.zeros((size, size), np.uint8)
+    square[size // 6: size - size // 6, size // 6: size - size // 6] = 7
+    return [("smiling face", face), ("red apple", apple), ("red heart", heart(3)), ("purple heart", heart(8)),
+            ("blue square", square), ("tangerine", ringed(4, size * 0.38)), ("green circle", ringed(6, size * 0.38)),
+            ("full moon", ringed(2, size * 0.4))]
+
+
 def layout_eval(text_model: OnnxLdm, layout_model: OnnxLdm, images_u8, records, eval_cfg, seed: int) -> tuple[dict, dict]:
     heldout = [r for r in records if r["split"] == "heldout"][: eval_cfg["layout_images"]]
     if len(heldout) < 2:
@@ -217,14 +255,26 @@ def layout_eval(text_model: OnnxLdm, layout_model: OnnxLdm, images_u8, records, 
         "floor_other_map": layout_scores(matched, target_cells[other], target_pixels[other], factor),
         "text2img_same_prompt": layout_scores(text_only, target_cells, target_pixels, factor),
     }
+    painted = painted_maps(originals.shape[1])
+    painted_prompts = [prompt for prompt, _ in painted]
+    painted_pixels = np.stack([m for _, m in painted])
+    painted_maps_latent = one_hot_pooled(painted_pixels, factor)
+    painted_seeds = seeds[: len(painted)] if len(seeds) >= len(painted) else [seed + i for i in range(len(painted))]
+    painted_out = layout_model.layout_to_image(painted_prompts, painted_maps_latent, steps, guidance, painted_seeds)
+    painted_empty = layout_model.layout_to_image([""] * len(painted), painted_maps_latent, steps, guidance, painted_seeds)
+    painted_cells = painted_maps_latent.argmax(1)
+    result["painted"] = {"maps": len(painted), "prompts": painted_prompts,
+                         "with_prompt": layout_scores(painted_out, painted_cells, painted_pixels, factor),
+                         "empty_prompt": layout_scores(painted_empty, painted_cells, painted_pixels, factor)}
     grid_count = min(8, n)
     empty = layout_model.layout_to_image([""] * grid_count, maps[:grid_count], steps, guidance, seeds[:grid_count])
     rows = [labels_to_rgb(target_pixels[:grid_count]), matched[:grid_count], empty, labels_to_rgb(target_pixels[other][:grid_count]),
-            swapped[:grid_count]]
+            swapped[:grid_count], labels_to_rgb(painted_pixels), painted_out, painted_empty]
     grid = {"rows": ["label map of a held-out image (display colours)", "output: its caption + that map",
                      "output: empty prompt + that map", "the map of another held-out image",
-                     "output: the first row's caption + that other map"],
-            "prompts": prompts[:grid_count], "images": rows}
+                     "output: the first row's caption + that other map", "painted maps",
+                     "output: painted map + its prompt", "output: painted map + empty prompt"],
+            "prompts": prompts[:grid_count], "painted_prompts": painted_prompts, "images": rows}
     return result, grid
 
 
