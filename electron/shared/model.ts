@@ -24,6 +24,7 @@ export interface ModelInfo {
   sizeMultiple: number;
   /** Set when the U-Net has static spatial dims: then this is the only size it accepts. */
   fixedSize: { width: number; height: number } | null;
+  /** Channels of the U-Net's `sample` input: the latent channels, or 2·latent + 1 (9) for inpainting; a layout U-Net's label map is its own input. */
   unetInChannels: number;
   latentChannels: number;
   vaeScaleFactor: number;
