@@ -393,9 +393,14 @@ export function reuseParameters(item: HistoryItem): void {
   notify('info', `Parameters of #${item.id} are back in the prompt panel.`);
 }
 
-/** Decodes a stored image to RGBA pixels, exactly (no colour management: a label map's colours are ids). */
+/**
+ * Decodes a stored image to RGBA pixels, exactly (no colour management: a label map's colours are ids).
+ * The bytes come through history.image, not fetch: the Electron window's CSP allows no data: fetches.
+ */
 async function decodeStoredImage(hash: string): Promise<{ rgba: Uint8ClampedArray; width: number; height: number }> {
-  const blob = await (await fetch(await studio().imageUrl(hash))).blob();
+  const { data, mime } = await studio().call('history.image', { hash, thumbnail: false });
+  const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+  const blob = new Blob([bytes], { type: mime });
   const bitmap = await createImageBitmap(blob, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
   const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
   const ctx = canvas.getContext('2d')!;
