@@ -360,7 +360,11 @@ export async function openModelFolder(dirIn: string, settings: SessionSettings):
         throw new ModelFolderError(`${LABEL_MAP_INPUT} must be rank 4 [batch, labels, height, width], found rank ${labelMapInput.shape.length}`, unet.label);
       }
       labels = readLabels(dir);
-      const channels = staticDim(labelMapInput.shape, 1);
+      // K from the graph, else from config.json (the inner U-Net's in_channels minus the sample's channels).
+      const configIn = num(unetConfig, 'in_channels');
+      const sampleChannels = staticDim(sample.shape, 1);
+      const channels =
+        staticDim(labelMapInput.shape, 1) ?? (configIn !== undefined && sampleChannels !== undefined ? configIn - sampleChannels : undefined);
       if (channels !== undefined && channels !== labels.length) {
         throw new ModelFolderError(
           `${labels.length} labels, but the U-Net's ${LABEL_MAP_INPUT} input takes ${channels} channels: the labels must match the model`,
