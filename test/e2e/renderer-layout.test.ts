@@ -2,7 +2,8 @@
  * End to end in Chromium against a real `studio serve` with the tiny layout fixture (K = 4 labels):
  * layout is offered only for a layout model; pick it, paint a layout with two labels using real mouse
  * drags (and a fill, undone), generate, see the staged result and the label map in the history detail,
- * and reuse the item's parameters to bring the map back into the layout layer (checked by pixel).
+ * and reuse the item's parameters to bring the map back into the layout layer (checked by pixel); open a
+ * label map PNG made elsewhere.
  * Screenshots go to test-results/renderer/.
  */
 import { after, before, describe, it } from 'node:test';
@@ -225,5 +226,29 @@ describe('renderer end to end: layout (semantic synthesis)', { timeout: 240_000 
     // It came back as one undo step.
     await page.keyboard.press('Control+z');
     await page.getByText(/^Paint a layout first/).waitFor();
+    await page.keyboard.press('Control+Shift+z');
+    await page.getByText(/^layout · draws the painted labels/).waitFor();
+  });
+
+  it('opens a label map PNG drawn elsewhere: each colour becomes the nearest label', async () => {
+    const { page } = studio;
+    // Left half a slightly-off "skin" (as a lossy editor might save it), right half off-white background.
+    const skin = label(2).color;
+    const rgb = Buffer.alloc(SIZE * SIZE * 3);
+    for (let y = 0; y < SIZE; y++) {
+      for (let x = 0; x < SIZE; x++) {
+        const c = x < SIZE / 2 ? skin.map((v) => Math.max(0, Math.min(255, v + 3))) : [250, 252, 249];
+        rgb.set(c, (y * SIZE + x) * 3);
+      }
+    }
+    const png = await sharp(rgb, { raw: { width: SIZE, height: SIZE, channels: 3 } }).png().toBuffer();
+    const [before] = await stageColors(page, [RIGHT_PROBE]);
+    await page.getByLabel('Layout file').setInputFiles({ name: 'map.png', mimeType: 'image/png', buffer: png });
+    await waitForPageValue(page, `document.querySelector('button[aria-label="Undo"]')?.title === 'Undo open layout (Ctrl+Z)'`);
+    const [left, right] = await stageColors(page, [LEFT_PROBE, RIGHT_PROBE]);
+    assertColor(left!, skin, 'the near-skin half is skin');
+    assert.notDeepEqual(right, before, 'the accent stroke on the right is gone');
+    assert.ok(!LABELS.slice(1).some((l) => l.color.every((c, i) => Math.abs(c - right![i]!) <= 2)), 'the off-white half is background (left clear)');
+    await studio.screenshot('44-layout-opened');
   });
 });

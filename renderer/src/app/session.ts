@@ -399,14 +399,37 @@ export function reuseParameters(item: HistoryItem): void {
  */
 async function decodeStoredImage(hash: string): Promise<{ rgba: Uint8ClampedArray; width: number; height: number }> {
   const { data, mime } = await studio().call('history.image', { hash, thumbnail: false });
-  const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
-  const blob = new Blob([bytes], { type: mime });
+  return decodePixels(new Blob([Uint8Array.from(atob(data), (c) => c.charCodeAt(0))], { type: mime }));
+}
+
+async function decodePixels(blob: Blob): Promise<{ rgba: Uint8ClampedArray; width: number; height: number }> {
   const bitmap = await createImageBitmap(blob, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
   const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
   const ctx = canvas.getContext('2d')!;
   ctx.drawImage(bitmap, 0, 0);
   bitmap.close();
   return { rgba: ctx.getImageData(0, 0, canvas.width, canvas.height).data, width: canvas.width, height: canvas.height };
+}
+
+/**
+ * Opens a label map PNG (one exported by a generation, or drawn elsewhere in the model's label colours)
+ * into the layout layer, each pixel the nearest label colour. One undo step.
+ */
+export async function openLayoutFile(file: Blob, name: string): Promise<void> {
+  const labels = layoutPalette();
+  if (labels.length === 0) {
+    notify('error', 'Pick a layout model first: its labels say which colour is which label.');
+    return;
+  }
+  let pixels: { rgba: Uint8ClampedArray; width: number; height: number };
+  try {
+    pixels = await decodePixels(file);
+  } catch {
+    notify('error', `Could not open ${name}: it is not an image this browser can read (PNG, JPEG or WebP).`);
+    return;
+  }
+  doc.loadLayout(labelsFromPixels(pixels.rgba, pixels.width, pixels.height, 4, labels), pixels.width, pixels.height, 'Open layout');
+  if (!doc.image) settingsStore.update({ width: pixels.width, height: pixels.height });
 }
 
 /** Reuse: the item's label map back into the layout layer (read with its model's labels), one undo step. */

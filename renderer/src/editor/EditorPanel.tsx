@@ -1,7 +1,7 @@
 /** The canvas region: toolbar, stage, staging bar and the empty state. */
 import { useEffect, useRef, useState, type ReactNode } from 'react';
 import { useDocumentShape } from '../app/hooks.js';
-import { acceptStaged, discardStaged, doc, extendCanvas, flipStaged, layoutPalette, modelsStore, openImageFile, toolStore } from '../app/session.js';
+import { acceptStaged, discardStaged, doc, extendCanvas, flipStaged, layoutPalette, modelsStore, openImageFile, openLayoutFile, toolStore } from '../app/session.js';
 import { settingsStore, stagingStore, useStore } from '../app/store.js';
 import { MAX_BRUSH_SIZE, MIN_BRUSH_SIZE } from './brush.js';
 import { CanvasView, viewCommands } from './CanvasView.js';
@@ -65,6 +65,7 @@ export function EditorPanel() {
     if (palette.length > 0 && tool.layoutLabel >= palette.length) toolStore.update({ layoutLabel: Math.min(1, palette.length - 1) });
   }, [palette.length, tool.layoutLabel]);
   const fileInput = useRef<HTMLInputElement>(null);
+  const layoutFileInput = useRef<HTMLInputElement>(null);
   const [dragging, setDragging] = useState(false);
 
   useEffect(() => {
@@ -152,6 +153,19 @@ export function EditorPanel() {
         {onLayout ? (
           <div className="group" role="group" aria-label="Layout layer">
             <ToolButton label="Clear layout" disabled={doc.layout.isEmpty()} onClick={() => doc.clearLayout()} title="Everything back to background">Clear</ToolButton>
+            <ToolButton label="Open layout" onClick={() => layoutFileInput.current?.click()} title="Open a label map PNG (each colour becomes the nearest label)">Open…</ToolButton>
+            <input
+              ref={layoutFileInput}
+              type="file"
+              accept="image/png"
+              hidden
+              aria-label="Layout file"
+              onChange={(e) => {
+                const f = e.target.files?.[0];
+                if (f) void openLayoutFile(f, f.name);
+                e.target.value = '';
+              }}
+            />
             <ToolButton label="Show layout" pressed={tool.layoutVisible} onClick={() => toolStore.update({ layoutVisible: !tool.layoutVisible })} title="Show or hide the layout">Show</ToolButton>
             <label className="slider" title="Layout colours over the image">
               <span>Opacity</span>
