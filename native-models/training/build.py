@@ -58,7 +58,9 @@ def main() -> None:
             print(f"== {name}: done already", flush=True)
             continue
         print(f"== {name}", flush=True)
+        stage_started = time.monotonic()
         result = subprocess.run([sys.executable, "-m", *module_args, *common], cwd=NATIVE_MODELS_DIR)
+        print(f"== {name}: {time.monotonic() - stage_started:.0f} s", flush=True)
         if result.returncode != 0:
             raise SystemExit(f"stage '{name}' failed with exit code {result.returncode}")
         stage_done = {"train VAE": cfg.runs_dir / "vae" / "done.json",

@@ -27,9 +27,13 @@ reads input types and ranks from the graph):
   graph starts with a 2×2 average pool and the decoder graph ends with a 2× nearest upscale, so the
   exported model is a 128×128 ↔ 16×16 model (factor 8) whose pictures are the 64×64 ones with every
   pixel doubled (exact both ways: pooling a doubled picture gives the original back).
-Weights are stored as fp16 initializers followed by a Cast to float32 (export.fp16_weights), so files
-are half size while every graph input, output and op stays float32 (onnxruntime folds the Casts when
-it loads the model).
+Weight storage (export.weights; --weights overrides): "fp16" (default) stores every large float32
+initializer as fp16 followed by a Cast to float32, so files are half size while every graph input,
+output and op stays float32 (onnxruntime folds the Casts when it loads the model); "int8" stores
+matrices and convolution kernels as int8 with one float32 scale per output channel (symmetric, ±127),
+followed by Cast + Mul, a quarter of the size, also folded at load; "fp32" stores them as trained.
+The torch weights are rounded the same way before export, so the onnxruntime-vs-torch check measures
+the export, not the rounding (the rounding's effect is measured by comparing exports).
 """
 from __future__ import annotations
 
@@ -67,17 +71,23 @@ DIFFUSERS_ONNX_VAE_FACTOR = 8
 SUBMODELS = ("text_encoder", "unet", "vae_encoder", "vae_decoder", "tokenizer", "scheduler")
 
 
+WEIGHT_STORAGE = ("fp16", "int8", "fp32")
+INT8_MAX = 127  # symmetric int8: q in [-127, 127], w ≈ q · scale
+
+
 @dataclass(frozen=True)
 class ExportSettings:
-    fp16_weights: bool  # store large initializers as fp16 + Cast (config export.fp16_weights)
+    weights: str  # "fp16" | "int8" | "fp32" (config export.weights)
     pixel_repeat: int  # exported pixels per trained pixel along each side (config export.pixel_repeat)
     latent_gain: float  # trained scaling factor / 0.18215, folded into the VAE graphs
 
     @staticmethod
-    def from_config(cfg: Config, trained_scaling_factor: float, fp32_override: bool = False) -> "ExportSettings":
+    def from_config(cfg: Config, trained_scaling_factor: float, weights_override: str | None = None) -> "ExportSettings":
         export_cfg = cfg["export"]
-        return ExportSettings(fp16_weights=bool(export_cfg.get("fp16_weights", True)) and not fp32_override,
-                              pixel_repeat=int(export_cfg.get("pixel_repeat", 1)),
+        weights = weights_override or export_cfg.get("weights", "fp16")
+        if weights not in WEIGHT_STORAGE:
+            raise SystemExit(f"export.weights must be one of {', '.join(WEIGHT_STORAGE)}, not {weights!r}")
+        return ExportSettings(weights=weights, pixel_repeat=int(export_cfg.get("pixel_repeat", 1)),
                               latent_gain=trained_scaling_factor / DIFFUSERS_ONNX_SCALING_FACTOR)
 
 
@@ -148,38 +158,78 @@ class VaeDecoderGraph(torch.nn.Module):
         return image
 
 
-def round_to_fp16(module: torch.nn.Module, settings: ExportSettings) -> None:
-    """Rounds weights to fp16 precision so the fp16-stored export computes exactly what torch checks."""
-    if not settings.fp16_weights:
-        return
+def stored(tensor: torch.Tensor) -> bool:
+    """Large float32 tensors get the compact storage (biases and norms are tiny; exact matters more there)."""
+    return tensor.dtype == torch.float32 and tensor.numel() >= FP16_MIN_ELEMENTS
+
+
+def round_weights(module: torch.nn.Module, settings: ExportSettings) -> None:
+    """Rounds weights to what the export stores (fp16, or int8 per output channel = dim 0 of every torch
+    weight: Conv [out, in, kh, kw], Linear [out, in], Embedding [rows, width]), so the exported graph
+    computes exactly what torch checks."""
     with torch.no_grad():
-        for name, tensor in module.state_dict().items():
-            if tensor.dtype == torch.float32 and tensor.numel() >= FP16_MIN_ELEMENTS:
+        for tensor in module.state_dict().values():
+            if not stored(tensor):
+                continue
+            if settings.weights == "fp16" or (settings.weights == "int8" and tensor.dim() < 2):
                 tensor.copy_(tensor.half().float())
+            elif settings.weights == "int8":
+                rows = tensor.reshape(tensor.shape[0], -1)
+                scale = rows.abs().amax(1, keepdim=True).clamp_min(1e-30) / INT8_MAX
+                tensor.copy_(((rows / scale).round().clamp(-INT8_MAX, INT8_MAX) * scale).reshape(tensor.shape))
 
 
-def store_weights_fp16(path: Path) -> None:
-    """Every float32 initializer of at least FP16_MIN_ELEMENTS becomes an fp16 initializer + a Cast node
-    that recreates the original name, so the rest of the graph is untouched and computes in float32."""
+def int8_grid(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """(q, scale, axis) when `values` lies on a symmetric per-channel int8 grid along its first or last
+    axis (torch's dim 0 ends up last where the exporter stores a Linear weight transposed for MatMul)."""
+    for axis in (0, values.ndim - 1):
+        moved = np.moveaxis(values, axis, 0).reshape(values.shape[axis], -1)
+        scale = np.maximum(np.abs(moved).max(1), 1e-30) / INT8_MAX
+        q = np.round(moved / scale[:, None])
+        if np.abs(moved / scale[:, None] - q).max() < 1e-3:
+            q_full = np.moveaxis(q.reshape(np.moveaxis(values, axis, 0).shape), 0, axis).astype(np.int8)
+            shape = [1] * values.ndim
+            shape[axis] = values.shape[axis]
+            return q_full, scale.astype(np.float32).reshape(shape), axis
+    return None
+
+
+def store_weights(path: Path, mode: str) -> dict:
+    """Rewrites the large float32 initializers: "fp16" → fp16 initializer + Cast; "int8" → int8
+    initializer + Cast + Mul by a per-channel float32 scale (tensors of rank ≥ 2 that round_weights put
+    on the grid; others fp16). Each chain ends in the initializer's original name, so the rest of the
+    graph is untouched and computes in float32."""
     model = onnx.load(str(path))
     graph = model.graph
-    casts = []
-    kept = []
+    prologue, kept = [], []
+    counts = {"fp16": 0, "int8": 0}
     for init in graph.initializer:
-        if init.data_type == onnx.TensorProto.FLOAT and int(np.prod(init.dims)) >= FP16_MIN_ELEMENTS:
-            half = numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), init.name + "_fp16")
-            kept.append(half)
-            casts.append(helper.make_node("Cast", [half.name], [init.name], to=onnx.TensorProto.FLOAT,
-                                          name=init.name + "_to_fp32"))
-        else:
+        if init.data_type != onnx.TensorProto.FLOAT or int(np.prod(init.dims)) < FP16_MIN_ELEMENTS:
             kept.append(init)
+            continue
+        values = numpy_helper.to_array(init)
+        grid = int8_grid(values) if mode == "int8" and values.ndim >= 2 else None
+        if grid is not None:
+            q, scale, _axis = grid
+            kept += [numpy_helper.from_array(q, init.name + "_int8"), numpy_helper.from_array(scale, init.name + "_scale")]
+            prologue += [helper.make_node("Cast", [init.name + "_int8"], [init.name + "_int8_as_fp32"], to=onnx.TensorProto.FLOAT,
+                                          name=init.name + "_to_fp32"),
+                         helper.make_node("Mul", [init.name + "_int8_as_fp32", init.name + "_scale"], [init.name],
+                                          name=init.name + "_dequantize")]
+            counts["int8"] += 1
+        else:
+            kept.append(numpy_helper.from_array(values.astype(np.float16), init.name + "_fp16"))
+            prologue.append(helper.make_node("Cast", [init.name + "_fp16"], [init.name], to=onnx.TensorProto.FLOAT,
+                                             name=init.name + "_to_fp32"))
+            counts["fp16"] += 1
     del graph.initializer[:]
     graph.initializer.extend(kept)
     nodes = list(graph.node)
     del graph.node[:]
-    graph.node.extend(casts + nodes)
+    graph.node.extend(prologue + nodes)
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
+    return counts
 
 
 def export(module: torch.nn.Module, args: tuple, path: Path, input_names: list[str], output_names: list[str],
@@ -189,8 +239,8 @@ def export(module: torch.nn.Module, args: tuple, path: Path, input_names: list[s
     with torch.no_grad():
         torch.onnx.export(module, args, str(path), input_names=input_names, output_names=output_names,
                           dynamic_axes=dynamic_axes, opset_version=OPSET, do_constant_folding=True, dynamo=False)
-    if settings.fp16_weights:
-        store_weights_fp16(path)
+    if settings.weights != "fp32":
+        store_weights(path, settings.weights)
 
 
 def check(path: Path, module: torch.nn.Module, feeds: dict[str, np.ndarray], torch_args: tuple, tolerance: float) -> float:
@@ -381,7 +431,7 @@ def export_derived(cfg: Config, base: Path, dst: Path, unet: UNet2DConditionMode
     stage_encoder = CLIPTextModel(text_encoder.config)
     stage_encoder.load_state_dict(own)
     stage_encoder.eval()
-    round_to_fp16(stage_encoder, settings)
+    round_weights(stage_encoder, settings)
     if same_weights(stage_encoder.state_dict(), text_encoder.state_dict()):
         shutil.copytree(base / "text_encoder", dst / "text_encoder")
         report["text_encoder"] = "copied from the text-to-image folder (same weights)"
@@ -397,7 +447,7 @@ def main() -> None:
     add_common_args(parser)
     parser.add_argument("--out-root", type=Path, default=None,
                         help="write the folders (and export_report.json) here instead of the default export root")
-    parser.add_argument("--fp32-weights", action="store_true", help="store float32 weights (overrides export.fp16_weights)")
+    parser.add_argument("--weights", choices=WEIGHT_STORAGE, default=None, help="weight storage (overrides export.weights)")
     args = parser.parse_args()
     cfg = load_config(args)
     if args.out_root:
@@ -407,11 +457,11 @@ def main() -> None:
     vae = build_vae(saved_vae["config"])
     vae.load_state_dict(saved_vae["model"])
     vae.eval()
-    settings = ExportSettings.from_config(cfg, float(saved_vae["config"]["scaling_factor"]), args.fp32_weights)
-    round_to_fp16(vae, settings)
+    settings = ExportSettings.from_config(cfg, float(saved_vae["config"]["scaling_factor"]), args.weights)
+    round_weights(vae, settings)
     unet, text_encoder, text2img_info = load_text2img(cfg, allow_snapshot=True)
-    round_to_fp16(unet, settings)
-    round_to_fp16(text_encoder, settings)
+    round_weights(unet, settings)
+    round_weights(text_encoder, settings)
     hidden = text_encoder.config.hidden_size
 
     report: dict = {}
@@ -434,7 +484,7 @@ def main() -> None:
             derived_info[stage] = None
             continue
         stage_unet, info, te_state = loaded
-        round_to_fp16(stage_unet, settings)
+        round_weights(stage_unet, settings)
         report[dst.name] = export_derived(cfg, out, dst, stage_unet, te_state, text_encoder, class_name, settings, label_channels)
         if label_channels:
             write_labels_json(dst / "labels.json")
