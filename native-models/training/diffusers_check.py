@@ -27,6 +27,9 @@ from .config import add_common_args, load_config
 from .onnx_pipeline import OnnxLdm
 
 DIFFUSERS_VAE_FACTOR = 8  # pipeline_onnx_stable_diffusion*.py: latents are height // 8 × width // 8
+# Largest 8-bit difference allowed between diffusers' pipelines and ours from the same latents: the maths
+# is the same, only float order differs (measured 0 at toy size, 0–1 on the real model).
+MAX_DIFF_U8 = 3
 
 
 def session_options(threads: int) -> ort.SessionOptions:
@@ -65,6 +68,8 @@ def check_folders(text_dir: Path, inpaint_dir: Path | None, image_u8: np.ndarray
         raise AssertionError(f"{text_dir}: diffusers gave {theirs.shape}, expected pictures like {want.shape}")
     result["text2img"] = {"class": type(pipe).__name__, "output_shape": list(theirs.shape),
                           "max_abs_diff_u8": int(np.abs(got.astype(int) - want.astype(int)).max())}
+    if result["text2img"]["max_abs_diff_u8"] > MAX_DIFF_U8:
+        raise AssertionError(f"{text_dir}: diffusers' text-to-image pipeline differs from ours: {result['text2img']}")
     if inpaint_dir is None:
         return result
     if repeat * image_u8.shape[0] != side:
@@ -87,6 +92,8 @@ def check_folders(text_dir: Path, inpaint_dir: Path | None, image_u8: np.ndarray
     got = to_u8(theirs, repeat)
     result["inpaint"] = {"class": type(pipe).__name__, "output_shape": list(theirs.shape), "mask": "top half",
                          "max_abs_diff_u8": int(np.abs(got.astype(int) - want.astype(int)).max())}
+    if result["inpaint"]["max_abs_diff_u8"] > MAX_DIFF_U8:
+        raise AssertionError(f"{inpaint_dir}: diffusers' inpainting pipeline differs from ours: {result['inpaint']}")
     return result
 
 

@@ -278,6 +278,25 @@ def layout_eval(text_model: OnnxLdm, layout_model: OnnxLdm, images_u8, records, 
     return result, grid
 
 
+def write_layout_contract(layout_dir: Path, images_u8: np.ndarray, records: list[dict], out: Path) -> dict:
+    """The label-map contract with the engine, as files its toy-chain test reads: a held-out image's label
+    map painted in the labels.json colours at the exported picture size (label_map.png) and the tensor
+    training computes for it (label_map.npy, float32 [1, K, h, w]: labels at 64×64 → one-hot → 4×4
+    means). The engine must turn the PNG into the same tensor (nearest colour, one-hot, VAE-factor means)."""
+    vae_config = json.loads((layout_dir / "vae_decoder" / "config.json").read_text())
+    repeat = int(vae_config.get("_latent_studio_export", {}).get("pixel_repeat", 1))
+    record = next((r for r in records if r["split"] == "heldout"), records[0])
+    image = images_u8[record["index"]]
+    labels = label_image(image[None])
+    painted = labels_to_rgb(labels[0]).repeat(repeat, 0).repeat(repeat, 1)
+    unet_config = json.loads((layout_dir / "unet" / "config.json").read_text())
+    tensor = label_maps(image[None], image.shape[0] // int(unet_config["sample_size"])).astype(np.float32)
+    out.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(painted).save(out / "label_map.png")
+    np.save(out / "label_map.npy", tensor)
+    return {"image": record["unified"], "png_size": list(painted.shape[:2]), "tensor_shape": list(tensor.shape)}
+
+
 def save_rows(rows: list[np.ndarray], path: Path, scale: int = 2) -> None:
     side = rows[0].shape[1] * scale
     cols = max(len(r) for r in rows)
@@ -344,6 +363,7 @@ def main() -> None:
             save_rows(grid.pop("images"), cfg.layout_export_dir / "samples.png")
             report["layout"]["sample_grid"] = {"file": "samples.png", **grid, "seeds": f"{seed}+i",
                                                "steps": eval_cfg["steps"], "guidance_scale": eval_cfg["guidance_scale"]}
+        write_layout_contract(cfg.layout_export_dir, images_u8, records, cfg.work_dir / "layout_contract")
         (cfg.layout_export_dir / "eval.json").write_text(json.dumps({"model": f"{cfg.name}-layout", "toy": cfg.toy,
                                                                      "layout": report["layout"]}, indent=1) + "\n")
         print(json.dumps({"layout": {k: v for k, v in report["layout"].items() if k != "sample_grid"}}), flush=True)

@@ -1,16 +1,20 @@
 /**
  * The layout contract between the Python model tooling and the TypeScript engine: the toy run of the
- * whole chain (`native-models/tools/build.sh --toy`, which .ci/run runs first) exports both folders, and
- * the engine loads and runs them like any SD ONNX folder.
+ * whole chain (`native-models/tools/build.sh --toy`, which .ci/run runs first) exports the three folders,
+ * and the engine loads and runs them like any SD ONNX folder. For the layout model the chain also writes
+ * a held-out image's label map painted in the labels.json colours and the tensor training computes for
+ * it (native-models/training/labels.py); the engine must read the PNG into the same tensor.
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Engine } from '../../../electron/engine/engine.js';
-import { REPO_ROOT, testPicture, toPng } from '../../support/engine-fixtures.js';
+import { Engine, prepareJob } from '../../../electron/engine/engine.js';
+import { readNpyFloat32 } from '../../../electron/engine/tensor/npy.js';
+import { REPO_ROOT, meanAbsDiff, testPicture, toPng } from '../../support/engine-fixtures.js';
 
-const EXPORT = join(REPO_ROOT, 'native-models', '.work', 'emoji-ldm-toy', 'export');
+const TOY = join(REPO_ROOT, 'native-models', '.work', 'emoji-ldm-toy');
+const EXPORT = join(TOY, 'export');
 const present = existsSync(join(EXPORT, 'emoji-ldm', 'model_index.json'));
 // CI always builds the toy chain first, so there a missing export is a failure, not a skip.
 const skip = !present && process.env['CI'] !== 'true' ? 'no toy export: run native-models/tools/build.sh --toy' : false;
@@ -43,5 +47,28 @@ describe('the toy chain export runs in the engine', { skip }, () => {
       initImage: await toPng(picture), mask: await toPng({ width: side, height: side, rgb: mask }),
     });
     assert.deepEqual(r.image.rgb.subarray(mask.length / 2), picture.rgb.subarray(mask.length / 2));
+  });
+
+  test('layout folder: labels.json read, the label map tensor equals training\'s, and the map steers the picture', async () => {
+    const dir = join(EXPORT, 'emoji-ldm-layout');
+    const { info } = await engine.info(dir);
+    assert.equal(info.kind, 'layout');
+    const labels = info.layout?.labels ?? [];
+    assert.deepEqual(labels.map((l) => l.name), ['background', 'outline', 'gray', 'red', 'orange', 'yellow', 'green', 'blue', 'purple']);
+    const labelMap = readFileSync(join(TOY, 'layout_contract', 'label_map.png'));
+    const expected = readNpyFloat32(readFileSync(join(TOY, 'layout_contract', 'label_map.npy')), 'label_map.npy');
+    const side = info.defaults.width;
+    const request = { mode: 'layout', prompt: 'red apple', seed: 1, steps: 3, width: side, height: side, labelMap } as const;
+    const job = await prepareJob(await engine.loadModel(dir), request);
+    assert.equal(job.labelMap?.length, expected.data.length, `engine label map ${job.labelMap?.length} values, training ${expected.shape.join('x')}`);
+    let worst = 0;
+    expected.data.forEach((v, i) => (worst = Math.max(worst, Math.abs(job.labelMap![i]! - v))));
+    assert.ok(worst < 1e-6, `engine and training label maps differ by ${worst}`);
+
+    const painted = await engine.generate(dir, request);
+    assert.deepEqual([painted.image.width, painted.image.height], [side, side]);
+    const white = new Uint8Array(side * side * 3).fill(255);
+    const blank = await engine.generate(dir, { ...request, labelMap: await toPng({ width: side, height: side, rgb: white }) });
+    assert.ok(meanAbsDiff(painted.image, blank.image) > 0, 'the label map did not change the picture');
   });
 });
