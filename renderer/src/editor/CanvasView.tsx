@@ -1,7 +1,10 @@
 /**
  * The canvas: a Konva stage with layers split by update rate (excalidraw's habit): the image (base,
  * staged result or live preview), the layout and the mask overlays (redrawn per dab, only the dirty rect
- * is recoloured), and the brush cursor (moves with every pointer event, nothing else redraws).
+ * is recoloured). The brush cursor is a DOM ring over the stage, not a canvas layer: a stage-size canvas
+ * that changes on every pointer move is copied to the compositor and composited in software each frame
+ * (a trace of bench:ui's stroke: about half the main thread's frame work), where moving a small element
+ * costs neither.
  */
 import type Konva from 'konva';
 import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState, type RefObject } from 'react';
@@ -108,10 +111,9 @@ export function CanvasView() {
   const live = useStore(liveJobStore);
   const [spaceHeld, setSpaceHeld] = useState(false);
   const panRef = useRef<{ x: number; y: number; view: Viewport } | null>(null);
-  /** Where the brush cursor is (image pixels), and the device-pixel box it was last drawn in. */
+  /** Where the brush cursor is (image pixels), and its ring. */
   const cursorAt = useRef<{ x: number; y: number; visible: boolean }>({ x: 0, y: 0, visible: false });
-  const cursorDrawn = useRef<{ x: number; y: number; w: number; h: number } | null>(null);
-  const cursorLayerRef = useRef<Konva.Layer>(null);
+  const cursorRef = useRef<HTMLDivElement>(null);
 
   // ── images ────────────────────────────────────────────────────────────────────────────────
   const baseUrl = useSourceUrl(doc.image?.source ?? null);
@@ -219,40 +221,26 @@ export function CanvasView() {
 
   const toolRef = useRef(tool);
   toolRef.current = tool;
-  const drawCursor = useCallback(
-    (ctx: Konva.Context) => {
-      const native = ctx._context;
-      const layerCanvas = native.canvas;
-      const ratio = layerCanvas.width / Math.max(1, size.width);
-      native.save();
-      native.setTransform(1, 0, 0, 1, 0, 0);
-      const last = cursorDrawn.current;
-      if (last) native.clearRect(last.x, last.y, last.w, last.h);
-      else native.clearRect(0, 0, layerCanvas.width, layerCanvas.height);
-      cursorDrawn.current = null;
-      const at = cursorAt.current;
-      if (at.visible) {
-        const v = viewRef.current;
-        const t = toolRef.current;
-        const cx = (at.x * v.scale + v.x) * ratio;
-        const cy = (at.y * v.scale + v.y) * ratio;
-        // The fill tool has no size: a small fixed ring marks the pixel it fills from.
-        const r = t.tool === 'fill' ? FILL_CURSOR_RADIUS * ratio : Math.max(1, (t.size / 2) * v.scale * ratio);
-        native.lineWidth = 3 * ratio;
-        native.strokeStyle = 'rgba(0,0,0,0.8)';
-        native.beginPath();
-        native.arc(cx, cy, r, 0, Math.PI * 2);
-        native.stroke();
-        native.lineWidth = 1.25 * ratio;
-        native.strokeStyle = t.tool === 'eraser' ? '#7dd3fc' : '#ffffff';
-        native.stroke();
-        const pad = 3 * ratio;
-        cursorDrawn.current = { x: Math.floor(cx - r - pad), y: Math.floor(cy - r - pad), w: Math.ceil(2 * (r + pad)) + 1, h: Math.ceil(2 * (r + pad)) + 1 };
-      }
-      native.restore();
-    },
-    [size.width],
-  );
+  /** Places the ring at the cursor, sized to the brush at this zoom (style only: no React render, no canvas). */
+  const placeCursor = useCallback(() => {
+    const el = cursorRef.current;
+    if (!el) return;
+    const at = cursorAt.current;
+    if (!at.visible) {
+      el.style.display = 'none';
+      return;
+    }
+    const v = viewRef.current;
+    const t = toolRef.current;
+    // The fill tool has no size: a small fixed ring marks the pixel it fills from.
+    const r = t.tool === 'fill' ? FILL_CURSOR_RADIUS : Math.max(1, (t.size / 2) * v.scale);
+    el.style.display = 'block';
+    el.style.width = `${2 * r}px`;
+    el.style.height = `${2 * r}px`;
+    el.style.transform = `translate(${at.x * v.scale + v.x - r}px, ${at.y * v.scale + v.y - r}px)`;
+    el.classList.toggle('is-eraser', t.tool === 'eraser');
+  }, []);
+  useEffect(placeCursor, [view, tool.size, tool.tool, placeCursor]);
 
   // ── pointer ──────────────────────────────────────────────────────────────────────────────
   const pointerPoint = (stage: Konva.Stage, evt: PointerEvent) => {
@@ -265,7 +253,7 @@ export function CanvasView() {
 
   const moveCursor = (x: number, y: number, visible: boolean) => {
     cursorAt.current = { x, y, visible };
-    cursorLayerRef.current?.batchDraw();
+    placeCursor();
   };
 
   const onPointerDown = (e: Konva.KonvaEventObject<PointerEvent>) => {
@@ -364,11 +352,8 @@ export function CanvasView() {
         <Layer ref={maskDraw.layerRef} listening={false} visible={tool.maskVisible && !staged} opacity={tool.maskOpacity} clearBeforeDraw={false}>
           <Shape sceneFunc={maskDraw.sceneFunc} perfectDrawEnabled={false} />
         </Layer>
-        {/* The cursor clears only the box it drew last time, so a move damages two small rects, not the view. */}
-        <Layer ref={cursorLayerRef} listening={false} clearBeforeDraw={false}>
-          <Shape sceneFunc={drawCursor} perfectDrawEnabled={false} />
-        </Layer>
       </Stage>
+      <div ref={cursorRef} className="brush-cursor" aria-hidden="true" />
     </div>
   );
 }
