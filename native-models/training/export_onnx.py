@@ -61,8 +61,9 @@ from .models import build_vae, limit_threads
 from .train_unet import load_text2img
 
 OPSET = 17
-# Initializers smaller than this stay float32 (biases and norms: tiny, and exact matters more there).
-FP16_MIN_ELEMENTS = 1024
+# Initializers smaller than this stay float32 in every storage mode (biases and norms: tiny, and exact
+# matters more there).
+COMPACT_MIN_ELEMENTS = 1024
 DIFFUSERS_VERSION = "0.42.1"
 # The latent scaling factor diffusers' ONNX pipelines hard-code (pipeline_onnx_stable_diffusion*.py).
 DIFFUSERS_ONNX_SCALING_FACTOR = 0.18215
@@ -160,7 +161,7 @@ class VaeDecoderGraph(torch.nn.Module):
 
 def stored(tensor: torch.Tensor) -> bool:
     """Large float32 tensors get the compact storage (biases and norms are tiny; exact matters more there)."""
-    return tensor.dtype == torch.float32 and tensor.numel() >= FP16_MIN_ELEMENTS
+    return tensor.dtype == torch.float32 and tensor.numel() >= COMPACT_MIN_ELEMENTS
 
 
 def round_weights(module: torch.nn.Module, settings: ExportSettings) -> None:
@@ -204,7 +205,7 @@ def store_weights(path: Path, mode: str) -> dict:
     prologue, kept = [], []
     counts = {"fp16": 0, "int8": 0}
     for init in graph.initializer:
-        if init.data_type != onnx.TensorProto.FLOAT or int(np.prod(init.dims)) < FP16_MIN_ELEMENTS:
+        if init.data_type != onnx.TensorProto.FLOAT or int(np.prod(init.dims)) < COMPACT_MIN_ELEMENTS:
             kept.append(init)
             continue
         values = numpy_helper.to_array(init)
@@ -313,6 +314,10 @@ def exported_vae_config(vae: AutoencoderKL, settings: ExportSettings) -> dict:
               **{k: (list(v) if isinstance(v, tuple) else v) for k, v in dict(vae.config).items() if not k.startswith("_")}}
     trained = {k: config[k] for k in ("scaling_factor", "block_out_channels", "sample_size", "down_block_types", "up_block_types")}
     extra_levels = int(math.log2(settings.pixel_repeat))
+    exported_factor = 2 ** (len(trained["block_out_channels"]) - 1 + extra_levels)
+    if exported_factor != DIFFUSERS_ONNX_VAE_FACTOR:
+        print(f"export: the exported VAE factor is {exported_factor}, not {DIFFUSERS_ONNX_VAE_FACTOR}: diffusers' ONNX "
+              "inpainting pipeline will not run these folders (set export.pixel_repeat so the product is 8)", flush=True)
     config["scaling_factor"] = DIFFUSERS_ONNX_SCALING_FACTOR
     config["sample_size"] = trained["sample_size"] * settings.pixel_repeat
     for key in ("block_out_channels", "down_block_types", "up_block_types"):
