@@ -9,10 +9,12 @@ The rule, applied per pixel in this order (first match wins); V = max(R, G, B), 
                                           is the same colour as the white the images are composited on,
                                           so it cannot be told apart and is background too.
   1 outline     V < 64                    near-black: outlines, black hair, pupils, dark shading.
-  2 gray        C < 40                    unsaturated (silver, gray fur, stone, steel, light shadows).
+  2 gray        C < 40                    unsaturated (silver, gray fur, stone, steel, light shadows)
+                                          and dark colours, whose chroma is small because they are dark:
+                                          dark brown hair such as (90, 60, 50) is "gray" by this rule.
   3 red         H < 12 or H ≥ 335         red and red-pink (hearts, apples, lips, tomatoes).
-  4 orange      12 ≤ H < 42               orange, brown and the skin tones (all of Fitzpatrick 1–6 sit
-                                          at 15–35°; brown is dark orange in hue terms).
+  4 orange      12 ≤ H < 42               orange, lighter browns and the skin tones (Fitzpatrick 1–6
+                                          sit at 15–35°; brown is dark orange in hue terms).
   5 yellow      42 ≤ H < 68               the yellow of faces, stars, suns, bananas.
   6 green       68 ≤ H < 165              leaves, plants, frogs.
   7 blue        165 ≤ H < 255             cyan to blue: water, sky, blue objects.
@@ -21,7 +23,11 @@ The rule, applied per pixel in this order (first match wins); V = max(R, G, B), 
 Why these thresholds: white ≥ 232 keeps the anti-aliased fringe of white shapes white while light skin
 (min ≈ 190) and light pastel colours stay coloured; V < 64 is Noto's outline/black (≈ 30–60); C < 40
 separates grays (the Noto grays have C < 20, shaded whites < 35) from pale colours such as light skin
-(C ≈ 40–60). The hue boundaries sit in the gaps of the Noto palette (orange ≈ 25–35°, yellow ≈ 45–55°,
+(C ≈ 40–60). A saturation test (C / V ≥ 0.25 is not gray) was tried and dropped: it moves the dark
+browns (a quarter of the "gray" pixels, mostly hair) into orange, where hair and skin then merge into
+one region, while as gray they stay a separate shape; a separate "brown" label (orange hue, V < 160)
+would keep both apart and is the next candidate when the label set is next changed (it changes K, so
+every layout U-Net is retrained). The hue boundaries sit in the gaps of the Noto palette (orange ≈ 25–35°, yellow ≈ 45–55°,
 red ≈ 350–5°) so that one coloured area rarely splits into two labels. They are fixed by this file:
 changing them changes the training data, so a trained layout model goes with this exact rule
 (labels.json is written next to it).
