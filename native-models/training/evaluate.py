@@ -383,6 +383,12 @@ def main() -> None:
         report["sample_grid"] = {"file": grid_path.name, "prompts": GRID_PROMPTS, "layout": "8 per row, left to right",
                                  "steps": eval_cfg["steps"], "guidance_scale": eval_cfg["guidance_scale"], "seeds": f"{seed}+i"}
     out = cfg.export_dir / "eval.json"
+    if args.skip and out.exists():
+        # A partial run (--skip) keeps the sections it did not compute from the previous eval.json and says so.
+        previous = json.loads(out.read_text())
+        kept = [k for k in previous if k not in report and k != "partial_update"]
+        report = {**{k: previous[k] for k in kept}, **report,
+                  "partial_update": {"computed": [k for k in report if k not in ("model", "toy")], "kept_from_previous": kept}}
     out.write_text(json.dumps(report, indent=1) + "\n")
     print(f"evaluate: wrote {out}", flush=True)
 
