@@ -141,7 +141,7 @@ export function createHandlers(host: Host) {
     },
     async 'models.import'(request) {
       if (CHECKPOINT_FILE.test(request.path)) {
-        const { display, out } = convertCommand({ source: request.path });
+        const { display, out } = convertCommand({ source: request.path, ...(host.nativeModelsDir ? { nativeModelsDir: host.nativeModelsDir } : {}) });
         throw new StudioError(
           'E_NEEDS_CONVERSION',
           `${request.path} is a single-file checkpoint, not an ONNX model folder. Convert it first with the native-models tooling (the app bundles no Python): ${display} — then import ${out}.`,
@@ -197,7 +197,11 @@ export function createHandlers(host: Host) {
       return { selectedId };
     },
     async 'models.convertCommand'({ path, fp16 }) {
-      const { display, argv, out } = convertCommand({ source: path, ...(fp16 !== undefined ? { fp16 } : {}) });
+      const { display, argv, out } = convertCommand({
+        source: path,
+        ...(fp16 !== undefined ? { fp16 } : {}),
+        ...(host.nativeModelsDir ? { nativeModelsDir: host.nativeModelsDir } : {}),
+      });
       return { command: display, argv, out };
     },
 

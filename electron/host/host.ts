@@ -128,6 +128,8 @@ export class Host {
   readonly settings: SettingsStore;
   readonly appInfo: Omit<AppInfo, 'engine'>;
   readonly platform: PlatformActions;
+  /** native-models/ beside the bundled model (for the convert command); null: the source tree's. */
+  readonly nativeModelsDir: string | null;
   private readonly previewEvery: number;
 
   private constructor(
@@ -140,6 +142,7 @@ export class Host {
     this.modelsDir = join(dataDir, 'models');
     this.previewEvery = options.previewEvery ?? 1;
     this.platform = options.platform ?? {};
+    this.nativeModelsDir = options.bundledModelDir ? dirname(options.bundledModelDir) : null;
     const stored = this.settings.read();
     const engineSettings: EngineProcessSettings = {
       ...(stored.providers ? { providers: stored.providers } : {}),

@@ -10,8 +10,8 @@ import { fileURLToPath } from 'node:url';
 export const NATIVE_MODELS_DIR = fileURLToPath(new URL('../../native-models/', import.meta.url));
 export const CONVERT_SCRIPT = join(NATIVE_MODELS_DIR, 'tools', 'convert.py');
 
-export function venvPython(platform: NodeJS.Platform = process.platform): string {
-  return platform === 'win32' ? join(NATIVE_MODELS_DIR, '.venv', 'Scripts', 'python.exe') : join(NATIVE_MODELS_DIR, '.venv', 'bin', 'python');
+export function venvPython(platform: NodeJS.Platform = process.platform, nativeModelsDir = NATIVE_MODELS_DIR): string {
+  return platform === 'win32' ? join(nativeModelsDir, '.venv', 'Scripts', 'python.exe') : join(nativeModelsDir, '.venv', 'bin', 'python');
 }
 
 export interface ConvertCommandOptions {
@@ -28,6 +28,11 @@ export interface ConvertCommandOptions {
   predictionType?: 'epsilon' | 'v_prediction';
   fp16?: boolean;
   platform?: NodeJS.Platform;
+  /**
+   * The native-models folder (tools/convert.py, .venv). Default: the one beside these sources; the
+   * Electron build passes its own, since its bundle's import.meta.url points into dist-electron.
+   */
+  nativeModelsDir?: string;
 }
 
 export interface ConvertCommand {
@@ -52,7 +57,8 @@ export function convertCommand(options: ConvertCommandOptions): ConvertCommand {
   const isFile = extname(source).toLowerCase() === '.safetensors';
   const stem = isFile ? basename(source, extname(source)) : basename(source);
   const out = resolve(options.out ?? join(dirname(source), `${stem}-onnx${options.fp16 ? '-fp16' : ''}`));
-  const argv = [venvPython(platform), CONVERT_SCRIPT, source, out];
+  const tools = options.nativeModelsDir ?? NATIVE_MODELS_DIR;
+  const argv = [venvPython(platform, tools), join(tools, 'tools', 'convert.py'), source, out];
   if (options.config) argv.push('--config', resolve(options.config));
   if (options.predictionType) argv.push('--prediction-type', options.predictionType);
   if (options.fp16) argv.push('--fp16');

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import type { Events } from '../../../electron/shared/contract.js';
 import { Host } from '../../../electron/host/host.js';
-import { convertCommand } from '../../../electron/model-library/convert-command.js';
+import { convertCommand, venvPython } from '../../../electron/model-library/convert-command.js';
 import { serveModel } from '../model-library/support.js';
 import { FIXTURE_SIZE, nextEvent, ok, tempDir, TEST_ENGINE_SETTINGS, TINY_SD1, TINY_SD1_INPAINT } from './support/host-fixtures.js';
 
@@ -119,4 +119,16 @@ test('a .safetensors file: import answers the convert command, and models.conver
   assert.equal(command.out, join(data.dir, 'checkpoints', 'dreamy v2-onnx-fp16'));
   assert.deepEqual(command.argv.slice(-3), [file, command.out, '--fp16']);
   assert.match(command.command, /convert\.py '.*dreamy v2\.safetensors' '.*dreamy v2-onnx-fp16' --fp16$/);
+});
+
+test('the convert command points at the native-models folder beside the bundled model (the Electron build is elsewhere)', async () => {
+  const nativeModels = join(data.dir, 'resources', 'native-models');
+  // The bundled folder need not exist for this: absent bundled models are left out of the library.
+  const desktop = await Host.open({ dataDir: join(data.dir, 'desktop'), engineSettings: TEST_ENGINE_SETTINGS, bundledModelDir: join(nativeModels, 'emoji-ldm') });
+  try {
+    const command = ok('models.convertCommand', await desktop.invoke('models.convertCommand', { path: join(data.dir, 'x.safetensors') }));
+    assert.deepEqual(command.argv.slice(0, 2), [venvPython(process.platform, nativeModels), join(nativeModels, 'tools', 'convert.py')]);
+  } finally {
+    await desktop.close();
+  }
 });
