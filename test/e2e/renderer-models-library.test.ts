@@ -3,6 +3,7 @@
  * txt2img fixture:
  * - a model added or removed outside the page (the app menu, another window) appears in and leaves the
  *   open picker and model manager without a reload (`models.changed`);
+ * - removing a model in the manager fails its waiting jobs at once, with a notice;
  * - a `.safetensors` path in the import field shows the command that converts it, not a failed import;
  * - the download form: file URLs served by a local HTTP server in this test, progress shown while a file
  *   is held midway, then the model listed with its kind in the manager and the picker.
@@ -59,6 +60,32 @@ describe('renderer end to end: model library events, convert command, download f
     await dialog.locator(`tr[data-model-id="${model.id}"]`).waitFor({ state: 'detached' });
     await page.getByRole('option', { name: /tiny-sd1-inpaint/ }).waitFor({ state: 'detached' });
     await dialog.getByRole('button', { name: 'Close' }).click();
+  });
+
+  it('removing a model in the manager fails its waiting jobs at once and says so; other jobs keep waiting', async () => {
+    const { page } = studio;
+    const model = await server.invoke('models.import', { path: INPAINT_MODEL_DIR, copy: true });
+    const { models } = await server.invoke('models.list', {});
+    const kept = models.find((m) => m.name === 'tiny-sd1')!;
+    // A long job on the kept model holds the engine; the two after it wait.
+    await server.invoke('generate', { mode: 'txt2img', prompt: 'blocker', steps: 900, sampler: 'euler', width: 512, height: 512, seed: 1, modelId: kept.id });
+    const doomed = await server.invoke('generate', { mode: 'txt2img', prompt: 'for the removed model', steps: 2, width: 64, height: 64, modelId: model.id });
+    const waiting = await server.invoke('generate', { mode: 'txt2img', prompt: 'for the kept model', steps: 2, width: 64, height: 64, modelId: kept.id });
+    try {
+      await page.getByRole('button', { name: 'Models' }).click();
+      const dialog = page.getByRole('dialog', { name: 'Models' });
+      await dialog.getByRole('button', { name: `Remove ${model.name}` }).click();
+      await page.getByRole('alert').filter({ hasText: `1 queued job for ${model.name} will not run: the model was removed.` }).waitFor();
+      const q = await server.invoke('queue.list', {});
+      assert.deepEqual(q.queued.map((j) => j.id), [waiting.jobId]);
+      const failed = q.recent.find((j) => j.id === doomed.jobId);
+      assert.deepEqual([failed?.status, failed?.error?.code], ['failed', 'E_MODEL_REMOVED']);
+      await page.getByRole('region', { name: 'Queue' }).getByText('for the removed model').waitFor({ state: 'detached' });
+      await studio.screenshot('44-removed-with-queued-jobs');
+      await dialog.getByRole('button', { name: 'Close' }).click();
+    } finally {
+      await server.invoke('queue.clear', { includeRunning: true });
+    }
   });
 
   it('a .safetensors path shows the command that converts it, with fp16 and the folder to import next', async () => {

@@ -165,7 +165,13 @@ export function ModelManager({ onClose }: { onClose: () => void }) {
                       aria-label={`Remove ${m.name}`}
                       title={m.readOnly ? 'Bundled models cannot be removed' : m.origin === 'referenced' ? 'Forget this model (the folder stays where it is)' : 'Remove this model and delete its copy'}
                       disabled={busy || m.readOnly}
-                      onClick={() => void act(() => studio().call('models.remove', { modelId: m.id }))}
+                      onClick={() =>
+                        void act(async () => {
+                          const { failedJobs } = await studio().call('models.remove', { modelId: m.id });
+                          // Its waiting jobs could never run: the host failed them at once; say so here.
+                          if (failedJobs.length > 0) notify('error', `${failedJobs.length} queued job${failedJobs.length === 1 ? '' : 's'} for ${m.name} will not run: the model was removed.`);
+                        })
+                      }
                     >
                       Remove
                     </button>
