@@ -9,8 +9,9 @@
  *   the frames that handled a pointer event and the frames right after them, where the mask redraw
  *   lands (target: p95 ≤ 16 ms). Also the time spent in the pointermove handlers themselves.
  * - history: 10,000 items (32 real images behind 10,000 rows); the time from navigation to the first
- *   thumbnail drawn, then the frame intervals at 60 Hz while the grid scrolls 300 px per frame to the
- *   end with infinite loading (target: p95 ≤ 16 ms, i.e. frames on time), and the share of missed frames.
+ *   thumbnail drawn, then, while the grid scrolls 300 px per frame to the end with infinite loading,
+ *   each frame's main-thread time (rAF → a message posted in rAF: scroll handlers, React, style, layout,
+ *   paint; target: p95 ≤ 16 ms), the frame intervals at 60 Hz and the share of missed frames.
  * - heap: the renderer's JS heap (after a forced GC) after 5 and after 50 generations made through the
  *   UI (Generate, wait for the staged result, Discard); the growth per generation should be small and
  *   explained by what stays visible (history grid rows).
@@ -220,7 +221,14 @@ async function benchHistory(): Promise<unknown> {
         const grid = document.querySelector('.history-grid');
         let frames = 0;
         const started = performance.now();
+        // Main-thread work per frame: from this rAF callback (the scroll) until a message posted here
+        // is delivered, i.e. after the frame's scroll handlers, React work, style, layout and paint.
+        window.__frameWorkMs = [];
         const step = () => {
+          const t0 = performance.now();
+          const done = new MessageChannel();
+          done.port1.onmessage = () => window.__frameWorkMs.push(performance.now() - t0);
+          done.port2.postMessage(0);
           grid.scrollTop += ${SCROLL_PX_PER_FRAME};
           frames++;
           const atEnd = grid.scrollTop + grid.clientHeight >= grid.scrollHeight - 2;
@@ -235,10 +243,12 @@ async function benchHistory(): Promise<unknown> {
       // A frame interval over 1.5 vsyncs means at least one display frame was missed.
       const missed = intervals.filter((dt) => dt > VSYNC_MS * 1.5).length;
       const domThumbs = (await page.evaluate(`document.querySelectorAll('.thumb').length`)) as number;
+      const frameWork = (await page.evaluate('window.__frameWorkMs')) as number[];
       return {
         items: HISTORY_ROWS, seedMs, firstThumbnailMs: Number(firstThumbMs.toFixed(1)), scrollFrames: scrolled.frames, itemsLoaded: scrolled.count, reachedEnd: scrolled.atEnd,
+        scrollFrameWorkMs: stats(frameWork),
         scrollFrameIntervalMs: stats(intervals), missedFramePercent: Number(((missed / Math.max(1, intervals.length)) * 100).toFixed(2)),
-        note: 'frame intervals at 60 Hz vsync: 16.7 ms is a frame on time; p95 ≤ 16.7 means fewer than 5 % of frames missed',
+        note: 'scrollFrameWorkMs is the frame time held to the target: main-thread work from the scroll in rAF to the end of the frame (a message posted in rAF). scrollFrameIntervalMs is the display pace at 60 Hz vsync: 16.7 ms is a frame on time, so its p95 shows jitter; missedFramePercent counts intervals over 1.5 vsyncs',
         thumbnailsInDom: domThumbs, targetP95Ms: FRAME_BUDGET_MS,
       };
     } finally {
