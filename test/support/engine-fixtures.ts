@@ -1,12 +1,19 @@
 /** Paths and helpers for tests that run the engine on the tiny fixture models in test/fixtures/models. */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import sharp from 'sharp';
 import type { RgbImage } from '../../electron/engine/tensor/image.js';
+import { readNpyFloat32 } from '../../electron/engine/tensor/npy.js';
+import type { SamplerName } from '../../electron/shared/generation.js';
 
 export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const FIXTURES = join(REPO_ROOT, 'test', 'fixtures');
 export const MODELS = join(FIXTURES, 'models');
+/** Reference images and case lists written by native-models/tools/make_fixtures.py. */
+export const PARITY = join(FIXTURES, 'parity');
 
 export const FIXTURE_MODELS = ['tiny-sd1', 'tiny-sd1-inpaint', 'tiny-sd1-fp16', 'tiny-optimum', 'tiny-sd2-v', 'tiny-lcm'] as const;
 export type FixtureModel = (typeof FIXTURE_MODELS)[number];
@@ -51,4 +58,60 @@ export function testPicture(width: number, height: number): RgbImage {
     }
   }
   return { width, height, rgb };
+}
+
+/**
+ * The fields every reference case in test/fixtures/parity/*cases.json carries; file names are relative
+ * to PARITY, `model` to FIXTURES.
+ */
+export interface ReferenceCase {
+  name: string;
+  model: string;
+  prompt: string;
+  negative: string;
+  steps: number;
+  cfg: number;
+  sampler: SamplerName;
+  width: number;
+  height: number;
+  latents: string;
+  reference: string;
+  reference_float: string;
+}
+
+export function readCases<C extends ReferenceCase>(file: string): C[] {
+  return JSON.parse(readFileSync(join(PARITY, file), 'utf8')) as C[];
+}
+
+export function readParityNpy(file: string): Float32Array {
+  return readNpyFloat32(readFileSync(join(PARITY, file))).data;
+}
+
+/** The request fields a reference case fixes; with the case's initial latents given, the seed is unused. */
+export function caseRequest(c: ReferenceCase) {
+  return {
+    prompt: c.prompt,
+    negativePrompt: c.negative,
+    seed: 0,
+    steps: c.steps,
+    cfg: c.cfg,
+    sampler: c.sampler,
+    width: c.width,
+    height: c.height,
+    latents: readParityNpy(c.latents),
+  };
+}
+
+/**
+ * Our image against the case's reference: at most `maxLevels`/255 per pixel from the reference PNG, and
+ * every pixel the nearest 8-bit level of the exact float value (≤ 0.5/255 plus slack for float noise).
+ */
+export async function assertMatchesReference(t: TestContext, image: RgbImage, c: ReferenceCase, maxLevels: number): Promise<void> {
+  const diff = maxAbsDiff(image, await readRgb(join(PARITY, c.reference)));
+  const exact = readParityNpy(c.reference_float);
+  let floatDiff = 0;
+  for (let i = 0; i < exact.length; i++) floatDiff = Math.max(floatDiff, Math.abs(image.rgb[i]! / 255 - exact[i]!));
+  t.diagnostic(`max diff ${diff}/255 vs reference PNG; ${(floatDiff * 255).toFixed(3)}/255 vs float reference`);
+  assert.ok(diff <= maxLevels, `${c.name}: max pixel difference ${diff}/255 exceeds ${maxLevels}/255`);
+  assert.ok(floatDiff * 255 <= 0.6, `${c.name}: ${(floatDiff * 255).toFixed(3)}/255 from the float reference`);
 }

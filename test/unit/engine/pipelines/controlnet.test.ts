@@ -12,34 +12,19 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Engine, prepareJob, runJob } from '../../../../electron/engine/engine.js';
 import type { GenerateRequest } from '../../../../electron/engine/pipelines/types.js';
-import { readNpyFloat32 } from '../../../../electron/engine/tensor/npy.js';
 import { encodePng } from '../../../../electron/history/png.js';
 import { BadImageError, InvalidRequestError } from '../../../../electron/shared/errors.js';
-import type { SamplerName } from '../../../../electron/shared/generation.js';
-import { FIXTURES, MODELS, REPO_ROOT, maxAbsDiff, meanAbsDiff, modelDir, readRgb, testPicture, toPng } from '../../../support/engine-fixtures.js';
+import { FIXTURES, MODELS, PARITY, REPO_ROOT, type ReferenceCase, assertMatchesReference, caseRequest, maxAbsDiff, meanAbsDiff, modelDir, readCases, readRgb, testPicture, toPng } from '../../../support/engine-fixtures.js';
 
-interface ControlNetCase {
-  name: string;
-  model: string;
-  prompt: string;
-  negative: string;
-  steps: number;
-  cfg: number;
-  sampler: SamplerName;
-  width: number;
-  height: number;
-  latents: string;
+interface ControlNetCase extends ReferenceCase {
   control_image: string;
   control_scale: number;
   controlnet: string;
-  reference: string;
-  reference_float: string;
 }
 
-const PARITY = join(FIXTURES, 'parity');
 const DIR = join(MODELS, 'tiny-controlnet');
 const NOSCALE_DIR = join(DIR, 'controlnet-noscale');
-const cases = JSON.parse(readFileSync(join(PARITY, 'controlnet-cases.json'), 'utf8')) as ControlNetCase[];
+const cases = readCases<ControlNetCase>('controlnet-cases.json');
 const segMap = readFileSync(join(PARITY, 'controlnet-seg-map.png'));
 /** The issue's bar: within 2/255 per pixel. */
 const MAX_LEVELS = 2;
@@ -54,28 +39,12 @@ describe('ControlNet', () => {
   for (const c of cases) {
     test(`parity with diffusers: ${c.name}, ${c.sampler}, ${c.steps} steps, cfg ${c.cfg}, control scale ${c.control_scale}`, async (t) => {
       const model = await engine.loadModel(join(FIXTURES, c.model));
-      const latents = readNpyFloat32(readFileSync(join(PARITY, c.latents))).data;
       const job = await prepareJob(model, {
         mode: 'txt2img',
-        prompt: c.prompt,
-        negativePrompt: c.negative,
-        seed: 0,
-        steps: c.steps,
-        cfg: c.cfg,
-        sampler: c.sampler,
-        width: c.width,
-        height: c.height,
-        latents,
+        ...caseRequest(c),
         control: { image: readFileSync(join(PARITY, c.control_image)), scale: c.control_scale, model: join(FIXTURES, c.model, c.controlnet) },
       });
-      const image = await runJob(job);
-      const diff = maxAbsDiff(image, await readRgb(join(PARITY, c.reference)));
-      const exact = readNpyFloat32(readFileSync(join(PARITY, c.reference_float))).data;
-      let floatDiff = 0;
-      for (let i = 0; i < exact.length; i++) floatDiff = Math.max(floatDiff, Math.abs(image.rgb[i]! / 255 - exact[i]!));
-      t.diagnostic(`max diff ${diff}/255 vs reference PNG; ${(floatDiff * 255).toFixed(3)}/255 vs float reference`);
-      assert.ok(diff <= MAX_LEVELS, `${c.name}: max pixel difference ${diff}/255 exceeds ${MAX_LEVELS}/255`);
-      assert.ok(floatDiff * 255 <= 0.6, `${c.name}: ${(floatDiff * 255).toFixed(3)}/255 from the float reference`);
+      await assertMatchesReference(t, await runJob(job), c, MAX_LEVELS);
       assert.equal(job.params.controlScale, c.control_scale);
     });
   }

@@ -9,33 +9,18 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Engine, prepareJob, runJob } from '../../../../electron/engine/engine.js';
 import type { GenerateRequest } from '../../../../electron/engine/pipelines/types.js';
-import { readNpyFloat32 } from '../../../../electron/engine/tensor/npy.js';
 import { encodePng } from '../../../../electron/history/png.js';
 import { BadImageError, InvalidRequestError } from '../../../../electron/shared/errors.js';
-import type { SamplerName } from '../../../../electron/shared/generation.js';
 import type { RgbImage } from '../../../../electron/engine/tensor/image.js';
-import { FIXTURES, MODELS, maxAbsDiff, meanAbsDiff, modelDir, readRgb, toPng } from '../../../support/engine-fixtures.js';
+import { FIXTURES, MODELS, PARITY, type ReferenceCase, assertMatchesReference, caseRequest, meanAbsDiff, modelDir, readCases, readRgb, toPng } from '../../../support/engine-fixtures.js';
 
-interface LayoutCase {
-  name: string;
-  model: string;
-  prompt: string;
-  negative: string;
-  steps: number;
-  cfg: number;
-  sampler: SamplerName;
-  width: number;
-  height: number;
-  latents: string;
+interface LayoutCase extends ReferenceCase {
   label_map: string;
   label_tensor: number[];
-  reference: string;
-  reference_float: string;
 }
 
-const PARITY = join(FIXTURES, 'parity');
 const DIR = join(MODELS, 'tiny-sd1-layout');
-const cases = JSON.parse(readFileSync(join(PARITY, 'layout-cases.json'), 'utf8')) as LayoutCase[];
+const cases = readCases<LayoutCase>('layout-cases.json');
 const labelMap = readFileSync(join(PARITY, 'layout-label-map.png'));
 const W = 64;
 const H = 64;
@@ -61,30 +46,11 @@ describe('layout mode', () => {
   for (const c of cases) {
     test(`parity with the torch reference: ${c.name}, ${c.sampler}, ${c.steps} steps, cfg ${c.cfg}`, async (t) => {
       const model = await engine.loadModel(join(FIXTURES, c.model));
-      const job = await prepareJob(model, {
-        mode: 'layout',
-        prompt: c.prompt,
-        negativePrompt: c.negative,
-        seed: 0,
-        steps: c.steps,
-        cfg: c.cfg,
-        sampler: c.sampler,
-        width: c.width,
-        height: c.height,
-        latents: readNpyFloat32(readFileSync(join(PARITY, c.latents))).data,
-        labelMap: readFileSync(join(PARITY, c.label_map)),
-      });
+      const job = await prepareJob(model, { mode: 'layout', ...caseRequest(c), labelMap: readFileSync(join(PARITY, c.label_map)) });
       // The map at latent resolution is the reference's, value for value (fractions of 64: exact).
       assert.equal(job.labelMap?.length, c.label_tensor.length);
       c.label_tensor.forEach((v, i) => assert.ok(Math.abs(job.labelMap![i]! - v) < 1e-6, `label tensor [${i}]: ${job.labelMap![i]} vs ${v}`));
-      const image = await runJob(job);
-      const diff = maxAbsDiff(image, await readRgb(join(PARITY, c.reference)));
-      const exact = readNpyFloat32(readFileSync(join(PARITY, c.reference_float))).data;
-      let floatDiff = 0;
-      for (let i = 0; i < exact.length; i++) floatDiff = Math.max(floatDiff, Math.abs(image.rgb[i]! / 255 - exact[i]!));
-      t.diagnostic(`max diff ${diff}/255 vs reference PNG; ${(floatDiff * 255).toFixed(3)}/255 vs float reference`);
-      assert.ok(diff <= 1, `${c.name}: max pixel difference ${diff}/255 exceeds 1/255`);
-      assert.ok(floatDiff * 255 <= 0.6, `${c.name}: ${(floatDiff * 255).toFixed(3)}/255 from the float reference`);
+      await assertMatchesReference(t, await runJob(job), c, 1);
     });
   }
 
