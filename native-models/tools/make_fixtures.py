@@ -105,18 +105,17 @@ def main() -> None:
 
     models_dir = args.out / "models"
     parity_dir = args.out / "parity"
-    if args.controlnet_only:
-        controlnet = build_controlnet_folder(models_dir, vocab)
-        if not args.skip_parity:
-            make_controlnet_parity(controlnet, parity_dir, args.out)
-        _sizes(models_dir, parity_dir)
-        return
-    if args.layout_only:
-        layout = build_layout_folder(models_dir, vocab)
-        if not args.skip_parity:
-            make_layout_parity(layout, parity_dir, args.out)
-        _sizes(models_dir, parity_dir)
-        return
+    only = [
+        (args.controlnet_only, build_controlnet_folder, make_controlnet_parity),
+        (args.layout_only, build_layout_folder, make_layout_parity),
+    ]
+    for chosen, build_folder, make_folder_parity in only:
+        if chosen:
+            folder = build_folder(models_dir, vocab)
+            if not args.skip_parity:
+                make_folder_parity(folder, parity_dir, args.out)
+            _sizes(models_dir, parity_dir)
+            return
     built = build_all(models_dir, vocab)
 
     verify.check_files(built)

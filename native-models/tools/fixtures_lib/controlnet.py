@@ -38,7 +38,7 @@ from transformers import CLIPTokenizer
 from .exporters import OPTIMUM_NEW, OPTIMUM_NEW_OPSET, _torchscript_export
 from .folders import SD15_SCHEDULER_CONFIG, BuiltFolder, _optimum_folder, _resave_external
 from .onnx_names import compact_internal_names
-from .parity import LATENTS_FILE, _plain_config, _save_image, _stats, _token_ids
+from .parity import LATENTS_FILE, _save_image, _stats, write_torch_case
 from .tiny_models import IMAGE_SIZE, LATENT_SIZE, TEXT_MAX_POSITIONS, ModelSpec
 from .tokenizer_files import EOS_TOKEN, TinyVocabulary
 from .verify import session
@@ -391,29 +391,19 @@ def make_controlnet_parity(built: ControlNetBuilt, parity: Path, fixtures_root: 
         raise AssertionError(f"{FOLDER}: the control barely changes the image ({effect:.2f}/255)")
     if content < MIN_CONTENT_EFFECT:
         raise AssertionError(f"{FOLDER}: the control image's content barely matters ({content:.2f}/255)")
-    case = {
-        "name": REFERENCE_STEM,
-        "model": built.folder.root.relative_to(fixtures_root).as_posix(),
-        "pipeline": "diffusers StableDiffusionControlNetPipeline (torch, the weights exported to the folder)",
-        "prompt": PROMPT,
-        "negative": NEGATIVE,
-        "steps": STEPS,
-        "cfg": CFG,
-        "sampler": "pndm",
-        "width": IMAGE_SIZE,
-        "height": IMAGE_SIZE,
-        "latents": LATENTS_FILE,
-        "control_image": CONTROL_IMAGE_FILE,
-        "control_scale": CONTROL_SCALE,
-        "controlnet": CONTROLNET_SUBFOLDER,
-        "reference": png,
-        "reference_float": npy,
-        "prompt_ids": _token_ids(pipe.tokenizer, PROMPT),
-        "negative_ids": _token_ids(pipe.tokenizer, NEGATIVE),
-        "init_noise_sigma": float(pipe.scheduler.init_noise_sigma),
-        "timesteps": [float(t) for t in pipe.scheduler.timesteps],
-        "scheduler_config": _plain_config(pipe.scheduler.config, type(pipe.scheduler).__name__),
-    }
-    (parity / CASES_FILE).write_text(json.dumps([case], indent=1, allow_nan=False) + "\n", encoding="utf-8")
-    return [case]
+    return write_torch_case(
+        parity / CASES_FILE,
+        name=REFERENCE_STEM,
+        model=built.folder.root.relative_to(fixtures_root).as_posix(),
+        pipeline="diffusers StableDiffusionControlNetPipeline (torch, the weights exported to the folder)",
+        prompt=PROMPT,
+        negative=NEGATIVE,
+        steps=STEPS,
+        cfg=CFG,
+        sampler="pndm",
+        inputs={"control_image": CONTROL_IMAGE_FILE, "control_scale": CONTROL_SCALE, "controlnet": CONTROLNET_SUBFOLDER},
+        reference=(png, npy),
+        tokenizer=pipe.tokenizer,
+        scheduler=pipe.scheduler,
+    )
 

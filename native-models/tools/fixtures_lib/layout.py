@@ -34,7 +34,7 @@ from transformers import CLIPTokenizer
 from .exporters import OPTIMUM_NEW, OPTIMUM_NEW_OPSET, _torchscript_export
 from .folders import SD15_SCHEDULER_CONFIG, BuiltFolder, _optimum_folder, _resave_external
 from .onnx_names import compact_internal_names
-from .parity import LATENTS_FILE, _plain_config, _save_image, _stats, _token_ids
+from .parity import LATENTS_FILE, _save_image, _stats, _token_ids, write_torch_case
 from .tiny_models import IMAGE_SIZE, LATENT_CHANNELS, LATENT_SIZE, TEXT_MAX_POSITIONS, ModelSpec, UNetSpec
 from .tokenizer_files import EOS_TOKEN, TinyVocabulary
 from .verify import session
@@ -220,28 +220,22 @@ def make_layout_parity(folder: BuiltFolder, parity: Path, fixtures_root: Path) -
     print(f"parity {REFERENCE_STEM:28s} {_stats(image)}; label map vs all-background: mean {effect:.1f}/255")
     if effect < MIN_MAP_EFFECT:
         raise AssertionError(f"{FOLDER}: the label map barely changes the image ({effect:.2f}/255)")
-    case = {
-        "name": REFERENCE_STEM,
-        "model": folder.root.relative_to(fixtures_root).as_posix(),
-        "pipeline": "torch loop: LayoutUNet (the exported wrapper) + diffusers PNDMScheduler, CFG with the map in both halves",
-        "prompt": PROMPT,
-        "negative": NEGATIVE,
-        "steps": STEPS,
-        "cfg": CFG,
-        "sampler": "pndm",
-        "width": IMAGE_SIZE,
-        "height": IMAGE_SIZE,
-        "latents": LATENTS_FILE,
-        "label_map": LABEL_MAP_FILE,
-        # The map at latent resolution ([K, h, w], row-major), as the engine must compute it.
-        "label_tensor": [round(float(v), 6) for v in labels.reshape(-1)],
-        "reference": png,
-        "reference_float": npy,
-        "prompt_ids": _token_ids(tokenizer, PROMPT),
-        "negative_ids": _token_ids(tokenizer, NEGATIVE),
-        "init_noise_sigma": float(scheduler.init_noise_sigma),
-        "timesteps": [float(t) for t in scheduler.timesteps],
-        "scheduler_config": _plain_config(scheduler.config, type(scheduler).__name__),
-    }
-    (parity / CASES_FILE).write_text(json.dumps([case], indent=1, allow_nan=False) + "\n", encoding="utf-8")
-    return [case]
+    return write_torch_case(
+        parity / CASES_FILE,
+        name=REFERENCE_STEM,
+        model=folder.root.relative_to(fixtures_root).as_posix(),
+        pipeline="torch loop: LayoutUNet (the exported wrapper) + diffusers PNDMScheduler, CFG with the map in both halves",
+        prompt=PROMPT,
+        negative=NEGATIVE,
+        steps=STEPS,
+        cfg=CFG,
+        sampler="pndm",
+        inputs={
+            "label_map": LABEL_MAP_FILE,
+            # The map at latent resolution ([K, h, w], row-major), as the engine must compute it.
+            "label_tensor": [round(float(v), 6) for v in labels.reshape(-1)],
+        },
+        reference=(png, npy),
+        tokenizer=tokenizer,
+        scheduler=scheduler,
+    )

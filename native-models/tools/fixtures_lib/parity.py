@@ -107,6 +107,51 @@ def _stats(image: np.ndarray) -> str:
     return f"std {pixels.std():5.1f}/255, {100 * np.mean((pixels == 0) | (pixels == 255)):.2f}% at 0/255"
 
 
+def write_torch_case(
+    cases_file: Path,
+    *,
+    name: str,
+    model: str,
+    pipeline: str,
+    prompt: str,
+    negative: str,
+    steps: int,
+    cfg: float,
+    sampler: str,
+    inputs: dict,
+    reference: tuple[str, str],
+    tokenizer: CLIPTokenizer,
+    scheduler,
+) -> list[dict]:
+    """Writes `cases_file` as a list of one case, for a reference made in torch at IMAGE_SIZE from
+    LATENTS_FILE: the request, the mode's own `inputs` (after the latents), the reference (PNG, float
+    image) and, for replaying it, the token ids and the scheduler's schedule. Returns the list."""
+    png, npy = reference
+    case = {
+        "name": name,
+        "model": model,
+        "pipeline": pipeline,
+        "prompt": prompt,
+        "negative": negative,
+        "steps": steps,
+        "cfg": cfg,
+        "sampler": sampler,
+        "width": IMAGE_SIZE,
+        "height": IMAGE_SIZE,
+        "latents": LATENTS_FILE,
+        **inputs,
+        "reference": png,
+        "reference_float": npy,
+        "prompt_ids": _token_ids(tokenizer, prompt),
+        "negative_ids": _token_ids(tokenizer, negative),
+        "init_noise_sigma": float(scheduler.init_noise_sigma),
+        "timesteps": [float(t) for t in scheduler.timesteps],
+        "scheduler_config": _plain_config(scheduler.config, type(scheduler).__name__),
+    }
+    cases_file.write_text(json.dumps([case], indent=1, allow_nan=False) + "\n", encoding="utf-8")
+    return [case]
+
+
 def make_sd1_cases(sd1: BuiltFolder, parity: Path, fixtures_root: Path) -> list[dict]:
     latents = np.random.RandomState(LATENTS_SEED).standard_normal((1, LATENT_CHANNELS, LATENT_SIZE, LATENT_SIZE))
     latents = latents.astype(np.float32)
