@@ -4,13 +4,11 @@
  * diameter on screen at the current zoom, marks the eraser, and hides when the pointer leaves; the
  * stage itself has no extra canvas for it.
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import sharp from 'sharp';
 import type { Page } from 'playwright-core';
-import { ensureRendererBuilt } from './support/renderer-build.js';
-import { startStudioServer, type StudioServer } from './support/studio-server.js';
-import { openStudio, type StudioBrowser } from './support/browser.js';
+import { useStudio } from './support/studio-suite.js';
 
 async function ringBox(page: Page): Promise<{ x: number; y: number; width: number; height: number } | null> {
   const ring = page.locator('.brush-cursor');
@@ -19,21 +17,10 @@ async function ringBox(page: Page): Promise<{ x: number; y: number; width: numbe
 }
 
 describe('renderer end to end: brush ring', { timeout: 120_000 }, () => {
-  let server: StudioServer;
-  let studio: StudioBrowser;
-
-  before(async () => {
-    ensureRendererBuilt();
-    server = await startStudioServer();
-    studio = await openStudio(server.url);
-  });
-  after(async () => {
-    await studio?.close();
-    await server?.stop();
-  });
+  const app = useStudio();
 
   it('follows the pointer at the brush diameter times the zoom, marks the eraser, hides off the stage', async () => {
-    const { page } = studio;
+    const { page } = app.studio;
     const png = await sharp({ create: { width: 256, height: 256, channels: 3, background: { r: 90, g: 120, b: 60 } } }).png().toBuffer();
     await page.getByLabel('Image file').setInputFiles({ name: 'square.png', mimeType: 'image/png', buffer: png });
     await page.getByText('256 × 256 · square.png').waitFor();

@@ -3,14 +3,13 @@
  * undo/redo a stroke (compared as stage pixels), cancel a stroke with Esc, zoom with the wheel, pan with
  * Space-drag, and the shortcut sheet. Screenshots go to test-results/renderer/.
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { ensureRendererBuilt } from './support/renderer-build.js';
-import { FIXTURE_MODELS, startStudioServer, type StudioServer } from './support/studio-server.js';
-import { openStudio, type StudioBrowser } from './support/browser.js';
+import { FIXTURE_MODELS } from './support/studio-server.js';
+import { useStudio } from './support/studio-suite.js';
 import { dragOnCanvas, stageSnapshot, waitForPageValue } from './support/canvas.js';
 
 /** A 128×96 gradient, so a painted stroke shows against something. */
@@ -30,24 +29,13 @@ async function gradientPng(): Promise<Buffer> {
 }
 
 describe('renderer end to end: canvas editor', { timeout: 180_000 }, () => {
-  let server: StudioServer;
-  let studio: StudioBrowser;
-
-  before(async () => {
-    ensureRendererBuilt();
-    server = await startStudioServer();
-    studio = await openStudio(server.url);
-  });
-  after(async () => {
-    await studio?.close();
-    await server?.stop();
-  });
+  const app = useStudio();
 
   it('starts with an empty state that says what to do, and opens an image from a file', async () => {
-    const { page } = studio;
+    const { page } = app.studio;
     await page.getByText(/Write a prompt and press/).waitFor();
     await page.getByRole('region', { name: 'History' }).getByText('No results yet').waitFor();
-    await studio.screenshot('10-empty');
+    await app.studio.screenshot('10-empty');
     await page.getByLabel('Image file').setInputFiles({ name: 'gradient.png', mimeType: 'image/png', buffer: await gradientPng() });
     await page.getByText('128 × 96 · gradient.png').waitFor();
     await page.getByRole('option', { name: 'Auto (img2img)' }).waitFor({ state: 'attached' });
@@ -55,7 +43,7 @@ describe('renderer end to end: canvas editor', { timeout: 180_000 }, () => {
   });
 
   it('undo and redo a stroke restore the exact canvas pixels (buttons and Ctrl+Z / Ctrl+Shift+Z)', async () => {
-    const { page } = studio;
+    const { page } = app.studio;
     await page.getByRole('slider', { name: 'Brush size' }).fill('10');
     await page.getByRole('button', { name: 'Brush' }).click();
     const before = await stageSnapshot(page);
@@ -63,7 +51,7 @@ describe('renderer end to end: canvas editor', { timeout: 180_000 }, () => {
     const painted = await stageSnapshot(page);
     assert.notDeepEqual(painted, before, 'the stroke shows on the canvas');
     await page.getByRole('option', { name: 'Auto (inpaint)' }).waitFor({ state: 'attached' });
-    await studio.screenshot('11-stroke');
+    await app.studio.screenshot('11-stroke');
 
     await page.getByRole('button', { name: 'Undo' }).click();
     assert.deepEqual(await stageSnapshot(page), before, 'Undo brings back every pixel');
@@ -79,7 +67,7 @@ describe('renderer end to end: canvas editor', { timeout: 180_000 }, () => {
   });
 
   it('Esc cancels the stroke in progress and leaves no undo step', async () => {
-    const { page } = studio;
+    const { page } = app.studio;
     const before = await stageSnapshot(page);
     const box = (await page.getByTestId('canvas-stage').boundingBox())!;
     await page.mouse.move(box.x + box.width * 0.2, box.y + box.height * 0.8);
@@ -96,12 +84,12 @@ describe('renderer end to end: canvas editor', { timeout: 180_000 }, () => {
   });
 
   it('invert mask and the eraser change the mask', async () => {
-    const { page } = studio;
+    const { page } = app.studio;
     const before = await stageSnapshot(page);
     await page.getByRole('button', { name: 'Invert mask' }).click();
     const inverted = await stageSnapshot(page);
     assert.notDeepEqual(inverted, before);
-    await studio.screenshot('12-inverted');
+    await app.studio.screenshot('12-inverted');
     await page.getByRole('button', { name: 'Invert mask' }).click();
     assert.deepEqual(await stageSnapshot(page), before, 'inverting twice is the identity');
     await page.getByRole('button', { name: 'Eraser' }).click();
@@ -113,7 +101,7 @@ describe('renderer end to end: canvas editor', { timeout: 180_000 }, () => {
   });
 
   it('zooms with the wheel at the pointer, pans with Space-drag, and fits again', async () => {
-    const { page } = studio;
+    const { page } = app.studio;
     const stage = page.getByTestId('canvas-stage');
     const fitZoom = Number(await stage.getAttribute('data-zoom'));
     const box = (await stage.boundingBox())!;
@@ -131,7 +119,7 @@ describe('renderer end to end: canvas editor', { timeout: 180_000 }, () => {
     const panAfter = await stage.getAttribute('data-pan');
     assert.notEqual(panAfter, panBefore, 'Space-drag moved the view');
     assert.equal(await page.getByRole('button', { name: 'Undo' }).getAttribute('title'), undoDepthBefore, 'and painted nothing');
-    await studio.screenshot('13-zoomed-panned');
+    await app.studio.screenshot('13-zoomed-panned');
 
     await page.getByRole('button', { name: 'Actual size' }).click();
     assert.equal(await stage.getAttribute('data-zoom'), '1.0000');
@@ -140,7 +128,7 @@ describe('renderer end to end: canvas editor', { timeout: 180_000 }, () => {
   });
 
   it('brackets resize the brush, and ? opens the shortcut sheet', async () => {
-    const { page } = studio;
+    const { page } = app.studio;
     const size = page.getByRole('slider', { name: 'Brush size' });
     const start = Number(await size.inputValue());
     await page.mouse.click(5, 5);
@@ -154,25 +142,25 @@ describe('renderer end to end: canvas editor', { timeout: 180_000 }, () => {
     await page.keyboard.press('?');
     const sheet = page.getByRole('dialog', { name: 'Keyboard shortcuts' });
     await sheet.waitFor();
-    await studio.screenshot('14-shortcuts');
+    await app.studio.screenshot('14-shortcuts');
     await page.keyboard.press('Escape');
     await sheet.waitFor({ state: 'detached' });
   });
 
   it('extends the canvas for outpainting: the new strip is masked, and Undo takes it back', async () => {
-    const { page } = studio;
+    const { page } = app.studio;
     await page.getByRole('button', { name: 'Clear mask' }).click();
     await page.getByRole('option', { name: 'Auto (img2img)' }).waitFor({ state: 'attached' });
     await page.getByRole('button', { name: 'Extend right' }).click();
     await page.getByText('192 × 96 · gradient.png (extended)').waitFor();
     await page.getByRole('option', { name: 'Auto (inpaint)' }).waitFor({ state: 'attached' });
-    await studio.screenshot('15-extended');
+    await app.studio.screenshot('15-extended');
     await page.getByRole('button', { name: 'Undo' }).click();
     await page.getByText('128 × 96 · gradient.png').waitFor();
   });
 
   it('fits 1280×720 and 4K: Generate, the canvas and history stay on screen', async () => {
-    const { page } = studio;
+    const { page } = app.studio;
     for (const [width, height, name] of [[1280, 720, '16-1280x720'], [3840, 2160, '17-3840x2160']] as const) {
       await page.setViewportSize({ width, height });
       await page.waitForTimeout(300);
@@ -185,19 +173,19 @@ describe('renderer end to end: canvas editor', { timeout: 180_000 }, () => {
         const box = await target.boundingBox();
         assert.ok(box && box.x >= 0 && box.y >= 0 && box.x + box.width <= width + 1 && box.y + box.height <= height + 1, `${name}: on screen ${JSON.stringify(box)}`);
       }
-      await studio.screenshot(name);
+      await app.studio.screenshot(name);
     }
     await page.setViewportSize({ width: 1440, height: 900 });
   });
 
   it('adds a model folder by path; a wrong path is explained in plain words', async () => {
-    const { page } = studio;
+    const { page } = app.studio;
     await page.getByRole('button', { name: 'Add a model folder…' }).click();
     const path = page.getByRole('textbox', { name: 'Model folder path' });
     await path.fill(join(FIXTURE_MODELS, 'no-such-model'));
     await page.getByRole('button', { name: 'Add model' }).click();
     await page.getByRole('alert').filter({ hasText: /no-such-model/ }).waitFor();
-    await studio.screenshot('18-model-import-error');
+    await app.studio.screenshot('18-model-import-error');
     await path.fill(join(FIXTURE_MODELS, 'tiny-sd1'));
     await page.getByRole('button', { name: 'Add model' }).click();
     await page.getByRole('option', { name: /^tiny-sd1 · txt2img/ }).waitFor({ state: 'attached' });
@@ -205,10 +193,10 @@ describe('renderer end to end: canvas editor', { timeout: 180_000 }, () => {
     assert.match(await picker.locator('option:checked').innerText(), /^tiny-sd1 · txt2img/);
   });
   it('saves CPU threads and an output folder in Settings; an unwritable folder is explained; both survive a reload', async () => {
-    const { page } = studio;
-    const aFile = join(server.dataDir, 'not-a-folder.txt');
+    const { page } = app.studio;
+    const aFile = join(app.server.dataDir, 'not-a-folder.txt');
     await writeFile(aFile, 'a file, so nothing can be made under it');
-    const outputFolder = join(server.dataDir, 'exports');
+    const outputFolder = join(app.server.dataDir, 'exports');
 
     await page.getByRole('button', { name: 'Settings' }).click();
     const dialog = page.getByRole('dialog', { name: 'Settings' });
@@ -218,15 +206,15 @@ describe('renderer end to end: canvas editor', { timeout: 180_000 }, () => {
     await dialog.getByRole('textbox', { name: 'Output folder' }).fill(join(aFile, 'sub'));
     await dialog.getByRole('button', { name: 'Save settings' }).click();
     await dialog.getByRole('alert').filter({ hasText: /can't write to/ }).waitFor();
-    await studio.screenshot('19-settings-error');
-    assert.equal((await server.invoke('settings.get', {})).outputFolder, null, 'nothing was saved');
+    await app.studio.screenshot('19-settings-error');
+    assert.equal((await app.server.invoke('settings.get', {})).outputFolder, null, 'nothing was saved');
 
     await dialog.getByRole('textbox', { name: 'Output folder' }).fill(outputFolder);
     await dialog.getByRole('button', { name: 'Save settings' }).click();
     await dialog.waitFor({ state: 'detached' });
 
     await page.reload();
-    const saved = await server.invoke('settings.get', {});
+    const saved = await app.server.invoke('settings.get', {});
     assert.equal(saved.threads, 2);
     assert.equal(saved.outputFolder, outputFolder);
     await page.getByRole('button', { name: 'Settings' }).click();

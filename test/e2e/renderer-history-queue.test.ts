@@ -5,12 +5,11 @@
  * by the Move up / Move down buttons, checked against the host's queue order.
  * Screenshots go to test-results/renderer/.
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
-import { ensureRendererBuilt } from './support/renderer-build.js';
-import { startStudioServer, type StudioServer } from './support/studio-server.js';
-import { openStudio, type StudioBrowser } from './support/browser.js';
+import type { StudioBrowser } from './support/browser.js';
+import { useStudio } from './support/studio-suite.js';
 
 /** One 64 px latent tile of the fixture, a few steps: well under a second a job. */
 const SIZE_OPTION = '64x64';
@@ -19,23 +18,11 @@ const FAST_STEPS = '4';
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
 describe('renderer end to end: reveal file, outpaint lineage, queue reorder', { timeout: 240_000 }, () => {
-  let server: StudioServer;
-  let studio: StudioBrowser;
+  const app = useStudio({ beforeClose: (server) => server.invoke('queue.clear', { includeRunning: true }).catch(() => undefined) });
   let originalId = 0;
 
-  before(async () => {
-    ensureRendererBuilt();
-    server = await startStudioServer();
-    studio = await openStudio(server.url);
-  });
-  after(async () => {
-    await server?.invoke('queue.clear', { includeRunning: true }).catch(() => undefined);
-    await studio?.close();
-    await server?.stop();
-  });
-
   it('reveals the image file of a history item: in a browser the panel shows its path to copy', async () => {
-    const { page } = studio;
+    const { page } = app.studio;
     await page.getByRole('option', { name: /tiny-sd1-inpaint · inpaint/ }).waitFor({ state: 'attached' });
     await page.getByRole('combobox', { name: 'Size' }).selectOption(SIZE_OPTION);
     await page.getByRole('spinbutton', { name: 'Steps' }).fill(FAST_STEPS);
@@ -51,17 +38,17 @@ describe('renderer end to end: reveal file, outpaint lineage, queue reorder', { 
     assert.equal(await detail.getByRole('textbox', { name: 'Image file path' }).count(), 0, 'no path before asking');
     await detail.getByRole('button', { name: 'Reveal file' }).click();
     const shown = await detail.getByRole('textbox', { name: 'Image file path' }).inputValue();
-    const expected = await server.invoke('history.reveal', { id: originalId });
+    const expected = await app.server.invoke('history.reveal', { id: originalId });
     assert.deepEqual(expected.revealed, false, 'browser mode has no file manager');
     assert.equal(shown, expected.path);
-    assert.ok(shown.startsWith(server.dataDir), `inside the data folder: ${shown}`);
+    assert.ok(shown.startsWith(app.server.dataDir), `inside the data folder: ${shown}`);
     assert.ok(existsSync(shown) && readFileSync(shown).subarray(0, 8).equals(PNG_SIGNATURE), 'the path is the PNG itself');
     await detail.getByRole('button', { name: 'Copy path' }).waitFor();
-    await studio.screenshot('30-reveal-file');
+    await app.studio.screenshot('30-reveal-file');
   });
 
   it('outpaints a history item opened in the canvas, and the result is its child', async () => {
-    const { page } = studio;
+    const { page } = app.studio;
     // Start from a canvas that is not the item, so the link can only come from "Open in canvas".
     await page.getByRole('button', { name: 'New canvas' }).click();
     await page.getByRole('region', { name: 'History' }).locator(`[data-history-id="${originalId}"]`).click();
@@ -75,33 +62,33 @@ describe('renderer end to end: reveal file, outpaint lineage, queue reorder', { 
     await page.getByText(/128 × 64 · #\d+$/).waitFor();
     const childId = Number(/#(\d+)/.exec((await page.locator('.canvas-info').textContent()) ?? '')?.[1]);
     assert.ok(childId > originalId);
-    const child = await server.invoke('history.get', { id: childId });
+    const child = await app.server.invoke('history.get', { id: childId });
     assert.equal(child.mode, 'inpaint');
     assert.deepEqual([child.output?.width, child.output?.height], [128, 64]);
     assert.equal(child.parentId, originalId, 'the outpainted result is a child of the history item it extended');
     await page.getByRole('region', { name: `Details of #${childId}` }).getByRole('button', { name: `Parent #${originalId}` }).waitFor();
-    await studio.screenshot('31-outpaint-child');
+    await app.studio.screenshot('31-outpaint-child');
   });
 
   it('reorders waiting jobs by dragging a row and with Move up / Move down; the host runs them in that order', async () => {
-    const { page } = studio;
+    const { page } = app.studio;
     // A long job holds the engine so the three small ones wait in the queue.
-    await server.invoke('generate', { mode: 'txt2img', prompt: 'blocker', steps: 900, sampler: 'euler', width: 512, height: 512, seed: 1 });
+    await app.server.invoke('generate', { mode: 'txt2img', prompt: 'blocker', steps: 900, sampler: 'euler', width: 512, height: 512, seed: 1 });
     const small = { mode: 'txt2img', steps: 2, width: 64, height: 64, seed: 2 } as const;
     const ids: Record<string, string> = {};
-    for (const name of ['job A', 'job B', 'job C']) ids[name] = (await server.invoke('generate', { ...small, prompt: name })).jobId;
+    for (const name of ['job A', 'job B', 'job C']) ids[name] = (await app.server.invoke('generate', { ...small, prompt: name })).jobId;
     const queue = page.getByRole('region', { name: 'Queue' });
     const row = (name: string) => queue.locator(`li[data-job-id="${ids[name]}"]`);
     for (const name of ['job A', 'job B', 'job C']) await row(name).waitFor();
-    const hostOrder = async () => (await server.invoke('queue.list', {})).queued.map((j) => j.prompt);
+    const hostOrder = async () => (await app.server.invoke('queue.list', {})).queued.map((j) => j.prompt);
     assert.deepEqual(await hostOrder(), ['job A', 'job B', 'job C']);
-    await studio.screenshot('32-queue-before');
+    await app.studio.screenshot('32-queue-before');
 
     // Drag C onto the upper half of A: it lands before A.
     await row('job C').dragTo(row('job A'), { targetPosition: { x: 30, y: 3 } });
     await waitForOrder(hostOrder, ['job C', 'job A', 'job B']);
     await waitForUiOrder(queue, ['job C', 'job A', 'job B']);
-    await studio.screenshot('33-queue-dragged');
+    await app.studio.screenshot('33-queue-dragged');
 
     // Drag C onto the lower half of B: it lands after B, at the end.
     await row('job C').dragTo(row('job B'), { targetPosition: { x: 30, y: 18 } });
@@ -119,9 +106,9 @@ describe('renderer end to end: reveal file, outpaint lineage, queue reorder', { 
     assert.equal(await queue.getByRole('button', { name: 'Move down: job B' }).isDisabled(), true, 'the last cannot go down');
     await queue.getByRole('button', { name: 'Move down: job C' }).click();
     await waitForOrder(hostOrder, ['job A', 'job C', 'job B']);
-    await studio.screenshot('34-queue-moved');
+    await app.studio.screenshot('34-queue-moved');
 
-    await server.invoke('queue.clear', { includeRunning: true });
+    await app.server.invoke('queue.clear', { includeRunning: true });
     await queue.waitFor({ state: 'detached' });
   });
 });

@@ -6,15 +6,14 @@
  * label map PNG made elsewhere.
  * Screenshots go to test-results/renderer/.
  */
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import sharp from 'sharp';
-import { ensureRendererBuilt } from './support/renderer-build.js';
-import { FIXTURE_MODELS, INPAINT_MODEL_DIR, startStudioServer, type StudioServer } from './support/studio-server.js';
-import { openStudio, type StudioBrowser } from './support/browser.js';
+import { FIXTURE_MODELS, INPAINT_MODEL_DIR } from './support/studio-server.js';
+import { useStudio } from './support/studio-suite.js';
 import { waitForPageValue } from './support/canvas.js';
 
 const LAYOUT_MODEL_DIR = join(FIXTURE_MODELS, 'tiny-sd1-layout');
@@ -90,27 +89,19 @@ function assertColor(actual: [number, number, number], expected: readonly [numbe
 }
 
 describe('renderer end to end: layout (semantic synthesis)', { timeout: 240_000 }, () => {
-  let server: StudioServer;
-  let studio: StudioBrowser;
+  // The inpainting fixture is chosen first, so the test has to pick the layout model itself.
+  const app = useStudio({ models: [INPAINT_MODEL_DIR, LAYOUT_MODEL_DIR] });
   let layoutModelId = '';
   let resultId = 0;
 
   before(async () => {
-    ensureRendererBuilt();
-    // The inpainting fixture is chosen first, so the test has to pick the layout model itself.
-    server = await startStudioServer({ models: [INPAINT_MODEL_DIR, LAYOUT_MODEL_DIR] });
-    const { models } = await server.invoke('models.list', {});
+    const { models } = await app.server.invoke('models.list', {});
     layoutModelId = models.find((m) => m.dir === LAYOUT_MODEL_DIR)?.id ?? '';
     assert.ok(layoutModelId, 'the layout fixture is in the library');
-    studio = await openStudio(server.url);
-  });
-  after(async () => {
-    await studio?.close();
-    await server?.stop();
   });
 
   it('offers layout only for a layout model, then lists its labels as buttons', async () => {
-    const { page } = studio;
+    const { page } = app.studio;
     await page.getByRole('option', { name: /tiny-sd1-inpaint · inpaint/ }).waitFor({ state: 'attached' });
     const layoutOption = page.getByRole('combobox', { name: 'Mode', exact: true }).locator('option[value="layout"]');
     await layoutOption.getByText('layout (needs a layout model)').waitFor({ state: 'attached' });
@@ -136,7 +127,7 @@ describe('renderer end to end: layout (semantic synthesis)', { timeout: 240_000 
   });
 
   it('paints two labels with mouse drags, fills and undoes, and shows the layout in palette colours', async () => {
-    const { page } = studio;
+    const { page } = app.studio;
     const palette = page.getByRole('group', { name: 'Layout labels' });
     await page.getByRole('slider', { name: 'Layout opacity' }).fill('100');
     await page.getByRole('slider', { name: 'Brush size' }).fill('10');
@@ -153,7 +144,7 @@ describe('renderer end to end: layout (semantic synthesis)', { timeout: 240_000 
     assertColor(left!, label(1).color, 'left stroke');
     assertColor(right!, label(3).color, 'right stroke');
     assert.ok(!LABELS.slice(1).some((l) => l.color.every((c, i) => Math.abs(c - empty![i]!) <= 2)), 'background is left clear');
-    await studio.screenshot('40-layout-painted');
+    await app.studio.screenshot('40-layout-painted');
 
     // The fill tool fills the background region (everything unpainted) with the chosen label; one undo step.
     await palette.getByRole('button', { name: label(2).name, exact: true }).click();
@@ -176,21 +167,21 @@ describe('renderer end to end: layout (semantic synthesis)', { timeout: 240_000 
   });
 
   it('generates from the layout, stages the result, and history keeps the label map beside it', async () => {
-    const { page } = studio;
+    const { page } = app.studio;
     await page.getByRole('button', { name: 'Generate' }).click();
     await page.getByRole('button', { name: 'Accept' }).waitFor({ timeout: 120_000 });
-    await studio.screenshot('41-layout-staged');
+    await app.studio.screenshot('41-layout-staged');
     await page.getByRole('button', { name: 'Accept' }).click();
     await page.getByText(new RegExp(`${SIZE} × ${SIZE} · #\\d+`)).waitFor();
     resultId = Number(/#(\d+)/.exec((await page.locator('.canvas-info').textContent()) ?? '')?.[1]);
     assert.ok(resultId > 0);
 
-    const item = await server.invoke('history.get', { id: resultId });
+    const item = await app.server.invoke('history.get', { id: resultId });
     assert.equal(item.mode, 'layout');
     assert.equal(item.model.id, layoutModelId);
     assert.ok(item.labelMap, 'the item has its label map');
     assert.deepEqual([item.labelMap.width, item.labelMap.height], [SIZE, SIZE], 'sent at the layout size');
-    const stored = await server.invoke('history.image', { hash: item.labelMap.hash });
+    const stored = await app.server.invoke('history.image', { hash: item.labelMap.hash });
     const { data, info } = await sharp(Buffer.from(stored.data, 'base64')).removeAlpha().raw().toBuffer({ resolveWithObject: true });
     assert.deepEqual([info.width, info.height], [SIZE, SIZE]);
     const pixel = ([x, y]: [number, number]) => [...data.subarray((y * SIZE + x) * 3, (y * SIZE + x) * 3 + 3)];
@@ -207,11 +198,11 @@ describe('renderer end to end: layout (semantic synthesis)', { timeout: 240_000 
     await map.waitFor();
     await detail.getByRole('img', { name: `Result #${resultId}` }).waitFor();
     await waitForPageValue(page, `document.querySelector('img[alt="Label map of #${resultId}"]')?.naturalWidth === ${SIZE}`);
-    await studio.screenshot('42-layout-history-detail');
+    await app.studio.screenshot('42-layout-history-detail');
   });
 
   it('reuse parameters brings the label map back into the layout layer', async () => {
-    const { page } = studio;
+    const { page } = app.studio;
     await page.getByRole('button', { name: 'Clear layout' }).click();
     await page.getByText(/^Paint a layout first/).waitFor();
     const [cleared] = await stageColors(page, [LEFT_PROBE]);
@@ -222,7 +213,7 @@ describe('renderer end to end: layout (semantic synthesis)', { timeout: 240_000 
     const [left, right] = await stageColors(page, [LEFT_PROBE, RIGHT_PROBE]);
     assertColor(left!, label(1).color, 'restored left stroke');
     assertColor(right!, label(3).color, 'restored right stroke');
-    await studio.screenshot('43-layout-reused');
+    await app.studio.screenshot('43-layout-reused');
     // It came back as one undo step.
     await page.keyboard.press('Control+z');
     await page.getByText(/^Paint a layout first/).waitFor();
@@ -231,7 +222,7 @@ describe('renderer end to end: layout (semantic synthesis)', { timeout: 240_000 
   });
 
   it('opens a label map PNG drawn elsewhere: each colour becomes the nearest label', async () => {
-    const { page } = studio;
+    const { page } = app.studio;
     // Left half a slightly-off "skin" (as a lossy editor might save it), right half off-white background.
     const skin = label(2).color;
     const rgb = Buffer.alloc(SIZE * SIZE * 3);
@@ -249,6 +240,6 @@ describe('renderer end to end: layout (semantic synthesis)', { timeout: 240_000 
     assertColor(left!, skin, 'the near-skin half is skin');
     assert.notDeepEqual(right, before, 'the accent stroke on the right is gone');
     assert.ok(!LABELS.slice(1).some((l) => l.color.every((c, i) => Math.abs(c - right![i]!) <= 2)), 'the off-white half is background (left clear)');
-    await studio.screenshot('44-layout-opened');
+    await app.studio.screenshot('44-layout-opened');
   });
 });

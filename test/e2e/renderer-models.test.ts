@@ -3,31 +3,19 @@
  * import the inpainting fixture by path (copied into the library), see it listed with its kind in the
  * manager and the picker, generate with it, and remove it again.
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import type { Locator } from 'playwright-core';
-import { ensureRendererBuilt } from './support/renderer-build.js';
-import { FIXTURE_MODELS, INPAINT_MODEL_DIR, startStudioServer, type StudioServer } from './support/studio-server.js';
-import { openStudio, type StudioBrowser } from './support/browser.js';
+import { FIXTURE_MODELS, INPAINT_MODEL_DIR } from './support/studio-server.js';
+import { useStudio } from './support/studio-suite.js';
 
 describe('renderer end to end: model manager', { timeout: 180_000 }, () => {
-  let server: StudioServer;
-  let studio: StudioBrowser;
+  const app = useStudio({ models: [join(FIXTURE_MODELS, 'tiny-sd1')] });
   let importedId = '';
 
-  before(async () => {
-    ensureRendererBuilt();
-    server = await startStudioServer({ models: [join(FIXTURE_MODELS, 'tiny-sd1')] });
-    studio = await openStudio(server.url);
-  });
-  after(async () => {
-    await studio?.close();
-    await server?.stop();
-  });
-
   it('imports a folder by path into the library and lists it with its kind, in the manager and the picker', async () => {
-    const { page } = studio;
+    const { page } = app.studio;
     await page.getByRole('option', { name: /^tiny-sd1 · txt2img/ }).waitFor({ state: 'attached' });
     await page.getByRole('button', { name: 'Models' }).click();
     const dialog = page.getByRole('dialog', { name: 'Models' });
@@ -43,9 +31,9 @@ describe('renderer end to end: model manager', { timeout: 180_000 }, () => {
     assert.equal(cells[1], 'inpaint', `kind column: ${JSON.stringify(cells)}`);
     assert.equal(cells[2], 'copied', `origin column: ${JSON.stringify(cells)}`);
     assert.equal(cells[5], 'ready');
-    await studio.screenshot('20-models-imported');
+    await app.studio.screenshot('20-models-imported');
 
-    const { models } = await server.invoke('models.list', {});
+    const { models } = await app.server.invoke('models.list', {});
     const entry = models.find((m) => m.name === 'tiny-sd1-inpaint');
     assert.ok(entry, `listed by the host: ${JSON.stringify(models.map((m) => m.name))}`);
     assert.equal(entry.origin, 'copied');
@@ -60,7 +48,7 @@ describe('renderer end to end: model manager', { timeout: 180_000 }, () => {
     const otherRow = dialog.locator(`tr[data-model-id="${other.id}"]`);
     await dialog.getByRole('button', { name: `Make ${other.name} the default` }).click();
     await otherRow.getByText('(default)').waitFor();
-    assert.equal((await server.invoke('models.list', {})).defaultId, other.id);
+    assert.equal((await app.server.invoke('models.list', {})).defaultId, other.id);
     await dialog.getByRole('button', { name: `Make ${entry.name} the default` }).click();
     await row.getByText('(default)').waitFor();
     await dialog.getByRole('button', { name: 'Close' }).click();
@@ -68,7 +56,7 @@ describe('renderer end to end: model manager', { timeout: 180_000 }, () => {
   });
 
   it('generates with the imported model', async () => {
-    const { page } = studio;
+    const { page } = app.studio;
     const picker = page.getByRole('combobox', { name: 'Model', exact: true });
     await waitForSelected(picker, /tiny-sd1-inpaint/);
     await page.getByRole('combobox', { name: 'Size' }).selectOption('64x64');
@@ -79,19 +67,19 @@ describe('renderer end to end: model manager', { timeout: 180_000 }, () => {
     await page.getByRole('button', { name: 'Accept' }).click();
     await page.getByText(/64 × 64 · #\d+/).waitFor();
     const id = Number(/#(\d+)/.exec((await page.locator('.canvas-info').textContent()) ?? '')?.[1]);
-    const item = await server.invoke('history.get', { id });
+    const item = await app.server.invoke('history.get', { id });
     assert.equal(item.model.id, importedId);
   });
 
   it('removes the imported model', async () => {
-    const { page } = studio;
+    const { page } = app.studio;
     await page.getByRole('button', { name: 'Models' }).click();
     const dialog = page.getByRole('dialog', { name: 'Models' });
     await dialog.getByRole('button', { name: 'Remove tiny-sd1-inpaint' }).click();
     await dialog.getByRole('row', { name: /tiny-sd1-inpaint/ }).waitFor({ state: 'detached' });
-    const { models } = await server.invoke('models.list', {});
+    const { models } = await app.server.invoke('models.list', {});
     assert.equal(models.some((m) => m.id === importedId), false);
-    await studio.screenshot('21-models-removed');
+    await app.studio.screenshot('21-models-removed');
     await dialog.getByRole('button', { name: 'Close' }).click();
     await page.getByRole('option', { name: /tiny-sd1-inpaint/ }).waitFor({ state: 'detached' });
   });

@@ -26,7 +26,14 @@ export interface StudioServer {
 
 const START_TIMEOUT_MS = 60_000;
 
-export async function startStudioServer(options: { dataDir?: string; models?: string[] } = {}): Promise<StudioServer> {
+export interface StudioServerOptions {
+  /** Kept after stop; a fresh temporary folder (removed at stop) when absent. */
+  dataDir?: string;
+  /** Model folders to import; the first is selected. Default: the inpainting fixture. */
+  models?: string[];
+}
+
+export async function startStudioServer(options: StudioServerOptions = {}): Promise<StudioServer> {
   const ownDir = options.dataDir === undefined;
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'studio-e2e-'));
   const child: ChildProcess = spawn(
