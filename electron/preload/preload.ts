@@ -4,7 +4,7 @@
  * `electron`. Channel and event names are checked against the contract here too, so no other string
  * ever reaches ipcRenderer.
  */
-import { contextBridge, ipcRenderer } from 'electron';
+import { contextBridge, ipcRenderer, webUtils } from 'electron';
 import {
   CHANNELS,
   ELECTRON_IPC,
@@ -43,6 +43,10 @@ const studio: StudioApi = {
     return () => {
       set.delete(listener as (payload: never) => void);
     };
+  },
+  // Since Electron 32 a dropped File no longer carries `.path`; webUtils gives it, for our own page only.
+  pathForFile(file: unknown): string {
+    return file instanceof File ? webUtils.getPathForFile(file) : '';
   },
 };
 

@@ -255,6 +255,11 @@ export type Handlers = { [C in ChannelName]: (request: Requests[C]) => Promise<R
 export interface StudioApi {
   invoke<C extends ChannelName>(channel: C, request: RequestInputs[C]): Promise<InvokeResult<C>>;
   on<E extends EventName>(event: E, listener: (payload: Events[E]) => void): () => void;
+  /**
+   * Electron only: the file system path of a dropped or picked DOM `File` ('' when it has none). A page
+   * in a browser never learns where a file is, so browser mode has no such function.
+   */
+  pathForFile?(file: unknown): string;
 }
 
 // ── compile-time checks: the lists above and the type maps agree ─────────────────────────────────

@@ -100,11 +100,21 @@ export function ModelManager({ onClose }: { onClose: () => void }) {
     });
   };
 
-  /** A dropped folder or file: a browser tells the page only its name, so the path is completed by hand. */
+  /**
+   * A dropped folder or file. The desktop app knows its path: a checkpoint shows its convert command at
+   * once, a folder fills the path. A browser tells the page only its name, so the path is completed by hand.
+   */
   const onDrop = (e: DragEvent<HTMLFieldSetElement>): void => {
     const file = e.dataTransfer.files[0];
     if (!file) return;
     e.preventDefault();
+    const fullPath = studio().pathForFile(file);
+    if (fullPath) {
+      setPath(fullPath);
+      setError(null);
+      if (CHECKPOINT_FILE.test(fullPath)) void showConvertCommand(fullPath, convert?.fp16 ?? false);
+      return;
+    }
     setPath(file.name);
     setError(
       CHECKPOINT_FILE.test(file.name)

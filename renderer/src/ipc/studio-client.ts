@@ -165,6 +165,11 @@ export class StudioClient {
     return `data:${mime};base64,${data}`;
   }
 
+  /** Where a dropped file is on disk: known in Electron, null in a browser (which never tells a page). */
+  pathForFile(file: File): string | null {
+    return this.api.pathForFile?.(file) || null;
+  }
+
   /** Synchronous form for browser mode (null in Electron, where `imageUrl` must be awaited). */
   imageUrlSync(hash: string, thumbnail = false): string | null {
     return this.imageBaseUrl === null ? null : `${this.imageBaseUrl}/${hash}${thumbnail ? '?thumbnail=1' : ''}`;
