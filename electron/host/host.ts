@@ -31,7 +31,7 @@ import { HistoryStore } from '../history/store.js';
 import { EngineClient } from './engine-process/engine-client.js';
 import type { EngineLauncher } from './engine-process/launcher.js';
 import type { EngineProcessSettings } from './engine-process/protocol.js';
-import { ModelLibrary } from '../model-library/library.js';
+import { BUNDLED_MODEL_NAMES, ModelLibrary } from '../model-library/library.js';
 import type { ModelInspection } from '../model-library/inspect.js';
 import { createHandlers } from './handlers.js';
 import { LEGACY_MODELS_TABLE, openHostDatabase } from './host-database.js';
@@ -68,14 +68,13 @@ export interface PlatformActions {
 }
 
 const APP_NAME = 'Latent Studio';
-/** The bundled inpainting and layout models, shipped next to the main one in native-models/. */
-const BUNDLED_SIBLING_FOLDERS = ['emoji-ldm-inpaint', 'emoji-ldm-layout'] as const;
 
 function bundledDirsFrom(options: HostOptions): string[] {
   if (options.bundledModelDirs) return [...options.bundledModelDirs];
   if (!options.bundledModelDir) return [];
   const parent = dirname(options.bundledModelDir);
-  return [options.bundledModelDir, ...BUNDLED_SIBLING_FOLDERS.map((name) => join(parent, name))];
+  // The other bundled models ship next to the main one (native-models/ or the app's resources).
+  return [options.bundledModelDir, ...BUNDLED_MODEL_NAMES.slice(1).map((name) => join(parent, name))];
 }
 
 /** Errors from the engine process arrive as plain data; the library and the handlers want StudioErrors. */

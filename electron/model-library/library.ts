@@ -45,7 +45,9 @@ import { normalizeDownloadRequest, type NormalizedDownload } from './download-re
 import type { ModelInspection, ModelInspector } from './inspect.js';
 
 /** The models that ship with the app (they may not be built yet; absent ones are left out). */
-export const BUNDLED_MODEL_DIRS: readonly string[] = ['emoji-ldm', 'emoji-ldm-inpaint', 'emoji-ldm-layout'].map((name) =>
+/** The bundled model folders' names in native-models/, the main (text-to-image) one first. */
+export const BUNDLED_MODEL_NAMES = ['emoji-ldm', 'emoji-ldm-inpaint', 'emoji-ldm-layout'] as const;
+export const BUNDLED_MODEL_DIRS: readonly string[] = BUNDLED_MODEL_NAMES.map((name) =>
   fileURLToPath(new URL(`../../native-models/${name}/`, import.meta.url)),
 );
 /** The history database file name (electron/history/store.ts DATABASE_FILE). */
