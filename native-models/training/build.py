@@ -1,5 +1,5 @@
-"""Runs the whole chain: prepare data → train VAE → train text encoder + U-Net → train inpainting
-U-Net → train layout U-Net → export ONNX (verified with onnxruntime) → evaluate.
+"""Runs the whole chain: prepare data → train VAE → fine-tune its decoder → train text encoder + U-Net →
+train inpainting U-Net → train layout U-Net → export ONNX (verified with onnxruntime) → evaluate.
 
   python -m training.build            # full size; every stage resumes where it stopped
   python -m training.build --toy      # toy size in a fresh work folder (CI smoke test, a few minutes)
@@ -10,6 +10,7 @@ Each stage is its own process (python -m training.<stage>), so a stop at any poi
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import subprocess
 import sys
@@ -17,6 +18,15 @@ import time
 
 from .build_tokenizer import TOKENIZER_DIR
 from .config import NATIVE_MODELS_DIR, add_common_args, load_config
+
+
+def decoder_finetuned(cfg) -> bool:
+    """The decoder fine-tune is done when its stage says so, or when the VAE restored from the committed
+    checkpoint already carries it (vae.json's training summary has "decoder_finetune")."""
+    if (cfg.runs_dir / "vae_decoder" / "done.json").exists():
+        return True
+    vae_done = cfg.runs_dir / "vae" / "done.json"
+    return vae_done.exists() and "decoder_finetune" in json.loads(vae_done.read_text())
 
 
 def main() -> None:
@@ -43,6 +53,7 @@ def main() -> None:
     stages = [
         ("prepare data", ["training.prepare_data"], (cfg.data_dir / "records.json").exists()),
         ("train VAE", ["training.train_vae", *budget], (cfg.runs_dir / "vae" / "done.json").exists()),
+        ("fine-tune VAE decoder", ["training.train_vae", "--decoder-only", *budget], decoder_finetuned(cfg)),
         ("train text encoder + U-Net", ["training.train_unet", "--stage", "text2img", *budget],
          (cfg.runs_dir / "unet" / "done.json").exists()),
         ("train inpainting U-Net", ["training.train_unet", "--stage", "inpaint", *budget],
@@ -64,6 +75,7 @@ def main() -> None:
         if result.returncode != 0:
             raise SystemExit(f"stage '{name}' failed with exit code {result.returncode}")
         stage_done = {"train VAE": cfg.runs_dir / "vae" / "done.json",
+                      "fine-tune VAE decoder": cfg.runs_dir / "vae_decoder" / "done.json",
                       "train text encoder + U-Net": cfg.runs_dir / "unet" / "done.json",
                       "train inpainting U-Net": cfg.runs_dir / "inpaint" / "done.json",
                       "train layout U-Net": cfg.runs_dir / "layout" / "done.json"}.get(name)

@@ -58,7 +58,7 @@ from .build_tokenizer import TOKENIZER_DIR
 from .config import Config, add_common_args, load_config
 from .labels import NUM_LABELS, write_labels_json
 from .models import build_vae, limit_threads
-from .train_unet import load_text2img
+from .train_unet import load_text2img, trained_token_ids
 
 OPSET = 17
 # Initializers smaller than this stay float32 in every storage mode (biases and norms: tiny, and exact
@@ -92,13 +92,45 @@ class ExportSettings:
                               latent_gain=trained_scaling_factor / DIFFUSERS_ONNX_SCALING_FACTOR)
 
 
-class TextEncoderGraph(torch.nn.Module):
-    def __init__(self, model: CLIPTextModel):
+class CompactTokenEmbedding(torch.nn.Module):
+    """The token embedding with the rows training never touched left out: those ids (pieces no caption
+    produces, e.g. intermediate BPE merges) index one shared zero row through an int32 remap table."""
+
+    def __init__(self, weight: torch.Tensor, trained_ids: list[int]):
         super().__init__()
-        self.model = model
+        keep = torch.tensor(sorted(set(trained_ids)), dtype=torch.long)
+        remap = torch.full((weight.shape[0],), len(keep), dtype=torch.int32)
+        remap[keep] = torch.arange(len(keep), dtype=torch.int32)
+        self.register_buffer("remap", remap)
+        self.table = torch.nn.Parameter(torch.cat([weight[keep], weight.new_zeros(1, weight.shape[1])]), requires_grad=False)
 
     def forward(self, input_ids):
-        out = self.model(input_ids=input_ids, return_dict=True)
+        return F.embedding(self.remap[input_ids], self.table)
+
+
+def text_embeddings(model: CLIPTextModel) -> torch.nn.Module:
+    """CLIPTextEmbeddings: under model.text_model in transformers 4, on the model itself in 5."""
+    return getattr(model, "text_model", model).embeddings
+
+
+class TextEncoderGraph(torch.nn.Module):
+    """The text encoder as exported; with trained_ids, its token lookup is the CompactTokenEmbedding."""
+
+    def __init__(self, model: CLIPTextModel, trained_ids: list[int] | None = None):
+        super().__init__()
+        self.model = model
+        self.compact = None if trained_ids is None else \
+            CompactTokenEmbedding(model.get_input_embeddings().weight.detach(), trained_ids)
+
+    def forward(self, input_ids):
+        embeddings = text_embeddings(self.model)
+        original = embeddings.token_embedding
+        if self.compact is not None:
+            embeddings.token_embedding = self.compact  # CLIPTextEmbeddings calls self.token_embedding(input_ids)
+        try:
+            out = self.model(input_ids=input_ids, return_dict=True)
+        finally:
+            embeddings.token_embedding = original
         return out.last_hidden_state, out.pooler_output
 
 
@@ -292,17 +324,33 @@ def scheduler_config(cfg: Config) -> tuple[str, dict]:
     return class_name, {"_class_name": class_name, "_diffusers_version": DIFFUSERS_VERSION, **config}
 
 
-def export_text_encoder(out: Path, text_encoder: CLIPTextModel, settings: ExportSettings) -> float:
-    # int32 ids, as diffusers' ONNX pipelines feed them (§2.1).
-    ids = torch.tensor([[text_encoder.config.bos_token_id, 5, 6, text_encoder.config.eos_token_id] + [text_encoder.config.eos_token_id] * 73] * 2,
-                       dtype=torch.int32)
+def zero_untrained_rows(text_encoder: CLIPTextModel, trained_ids: list[int]) -> None:
+    """Sets the token-embedding rows no training caption reaches to zero (they hold their random
+    initial values), which is what the compact export computes for them."""
+    weight = text_encoder.get_input_embeddings().weight
+    untrained = torch.ones(weight.shape[0], dtype=torch.bool)
+    untrained[trained_ids] = False
+    with torch.no_grad():
+        weight[untrained] = 0
+
+
+def export_text_encoder(out: Path, text_encoder: CLIPTextModel, settings: ExportSettings, trained_ids: list[int]) -> float:
+    """Exports with the compact token table (see CompactTokenEmbedding) and checks it against the plain
+    torch model whose untrained rows zero_untrained_rows has cleared."""
+    zero_untrained_rows(text_encoder, trained_ids)
+    bos, eos = text_encoder.config.bos_token_id, text_encoder.config.eos_token_id
+    untrained = sorted(set(range(text_encoder.config.vocab_size)) - set(trained_ids))[:3]
+    # int32 ids, as diffusers' ONNX pipelines feed them (§2.1); trained and untrained pieces both.
+    ordinary = [i for i in trained_ids if i not in (bos, eos)]
+    rows = [[bos, *ordinary[-6:], eos], [bos, *untrained, *ordinary[:3], eos]]
+    ids = torch.tensor([row + [eos] * (77 - len(row)) for row in rows], dtype=torch.int32)
     path = out / "text_encoder" / "model.onnx"
-    graph = TextEncoderGraph(text_encoder)
-    export(graph, (ids,), path, ["input_ids"], ["last_hidden_state", "pooler_output"],
+    export(TextEncoderGraph(text_encoder, trained_ids), (ids,), path, ["input_ids"], ["last_hidden_state", "pooler_output"],
            {"input_ids": {0: "batch_size", 1: "sequence_length"}, "last_hidden_state": {0: "batch_size", 1: "sequence_length"},
             "pooler_output": {0: "batch_size"}}, settings)
     text_encoder.config.save_pretrained(out / "text_encoder")
-    return check(path, graph, {"input_ids": ids.numpy()}, (ids,), 1e-3)
+    plain = TextEncoderGraph(text_encoder)
+    return check(path, plain, {"input_ids": ids.numpy()}, (ids,), 1e-3)
 
 
 def exported_vae_config(vae: AutoencoderKL, settings: ExportSettings) -> dict:
@@ -330,12 +378,13 @@ def exported_vae_config(vae: AutoencoderKL, settings: ExportSettings) -> dict:
     return config
 
 
-def export_shared(cfg: Config, out: Path, vae: AutoencoderKL, text_encoder: CLIPTextModel, settings: ExportSettings) -> dict:
+def export_shared(cfg: Config, out: Path, vae: AutoencoderKL, text_encoder: CLIPTextModel, settings: ExportSettings,
+                  trained_ids: list[int]) -> dict:
     size = cfg["data"]["image_size"] * settings.pixel_repeat
     vae_config = exported_vae_config(vae, settings)
     latent = vae_config["latent_channels"]
     f = 2 ** (len(vae_config["block_out_channels"]) - 1)
-    report = {"text_encoder": export_text_encoder(out, text_encoder, settings)}
+    report = {"text_encoder": export_text_encoder(out, text_encoder, settings, trained_ids)}
 
     image = torch.rand(1, 3, size, size) * 2 - 1
     path = out / "vae_encoder" / "model.onnx"
@@ -423,7 +472,8 @@ def same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool
 
 
 def export_derived(cfg: Config, base: Path, dst: Path, unet: UNet2DConditionModel, text_encoder_state: dict,
-                   text_encoder: CLIPTextModel, class_name: str, settings: ExportSettings, label_channels: int = 0) -> dict:
+                   text_encoder: CLIPTextModel, class_name: str, settings: ExportSettings, trained_ids: list[int],
+                   label_channels: int = 0) -> dict:
     """A folder that shares the VAE, tokenizer and scheduler with the text-to-image folder (copied). Its
     text encoder is the frozen one the stage trained with: a copy when it is the exported one, else
     exported from the stage's own weights (the stage started from an older text-to-image snapshot)."""
@@ -437,11 +487,12 @@ def export_derived(cfg: Config, base: Path, dst: Path, unet: UNet2DConditionMode
     stage_encoder.load_state_dict(own)
     stage_encoder.eval()
     round_weights(stage_encoder, settings)
+    zero_untrained_rows(stage_encoder, trained_ids)
     if same_weights(stage_encoder.state_dict(), text_encoder.state_dict()):
         shutil.copytree(base / "text_encoder", dst / "text_encoder")
         report["text_encoder"] = "copied from the text-to-image folder (same weights)"
     else:
-        report["text_encoder"] = export_text_encoder(dst, stage_encoder, settings)
+        report["text_encoder"] = export_text_encoder(dst, stage_encoder, settings, trained_ids)
     report["unet"] = export_unet(dst, unet, text_encoder.config.hidden_size, settings, label_channels)
     write_json(dst / "model_index.json", model_index(class_name, scheduler_config(cfg)[0]))
     return report
@@ -473,7 +524,8 @@ def main() -> None:
     out = cfg.export_dir
     for sub in SUBMODELS:
         shutil.rmtree(out / sub, ignore_errors=True)
-    report[out.name] = export_shared(cfg, out, vae, text_encoder, settings)
+    trained_ids = trained_token_ids(cfg)
+    report[out.name] = export_shared(cfg, out, vae, text_encoder, settings, trained_ids)
     report[out.name]["unet"] = export_unet(out, unet, hidden, settings)
     scheduler_class = scheduler_config(cfg)[0]
     write_json(out / "model_index.json", model_index("OnnxStableDiffusionPipeline", scheduler_class))
@@ -490,14 +542,17 @@ def main() -> None:
             continue
         stage_unet, info, te_state = loaded
         round_weights(stage_unet, settings)
-        report[dst.name] = export_derived(cfg, out, dst, stage_unet, te_state, text_encoder, class_name, settings, label_channels)
+        report[dst.name] = export_derived(cfg, out, dst, stage_unet, te_state, text_encoder, class_name, settings, trained_ids,
+                                        label_channels)
         if label_channels:
             write_labels_json(dst / "labels.json")
         derived_info[stage] = info
     sizes = {p.relative_to(cfg.export_root).as_posix(): p.stat().st_size
              for d in (cfg.export_dir, cfg.inpaint_export_dir, cfg.layout_export_dir) if d.exists() for p in d.rglob("*.onnx")}
     summary = {"text2img_step": text2img_info, "inpaint_step": derived_info["inpaint"], "layout_step": derived_info["layout"],
-               "settings": settings.__dict__, "max_abs_diff_vs_torch": report, "onnx_bytes": sizes,
+               "settings": settings.__dict__,
+               "token_rows": {"trained": len(trained_ids), "vocabulary": text_encoder.config.vocab_size},
+               "max_abs_diff_vs_torch": report, "onnx_bytes": sizes,
                "onnx_bytes_total": sum(sizes.values())}
     report_dir = args.out_root or cfg.work_dir
     report_dir.mkdir(parents=True, exist_ok=True)

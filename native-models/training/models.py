@@ -9,7 +9,9 @@ from transformers import CLIPTextConfig, CLIPTextModel
 
 
 def limit_threads(threads: int) -> None:
-    """The machine's 2 cores are shared: training runs single-threaded unless a config says otherwise."""
+    """The machine's 2 cores are shared: training runs single-threaded unless a config says otherwise.
+    TRAIN_THREADS in the environment overrides the config (e.g. two stages side by side, one thread each)."""
+    threads = int(os.environ.get("TRAIN_THREADS", threads))
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     torch.set_num_threads(threads)
     try:

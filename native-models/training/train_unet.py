@@ -103,6 +103,26 @@ def sample_caption(parts: dict, rng: np.random.Generator, caption_cfg: dict) -> 
     return ", ".join(pieces)
 
 
+def trained_token_ids(cfg: Config) -> list[int]:
+    """Every token id a training caption can contain (sample_caption joins an ordered subset of a record's
+    pieces with ", "; a pre-token never spans two pieces' words, so each piece and each ordered pair of
+    pieces covers every boundary), plus the specials. Other rows of the token embedding never get a
+    gradient: they stay at their random initial values."""
+    tokenizer = load_tokenizer(cfg)
+    records = json.loads((cfg.data_dir / "records.json").read_text())
+    texts: set[str] = set()
+    for record in records:
+        parts = record["parts"]
+        pieces = [parts["name"], *parts["skin"], *parts["short_names"], parts["category"], parts["subcategory"]]
+        texts.update(pieces)
+        texts.add(record["caption"])
+        texts.update(f"{a}, {b}" for i, a in enumerate(pieces) for b in pieces[i + 1:])
+    ids = {tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id}
+    for text in texts:
+        ids.update(tokenizer(text).input_ids)
+    return sorted(ids)
+
+
 class TokenCache:
     def __init__(self, tokenizer: CLIPTokenizer):
         self.tokenizer = tokenizer

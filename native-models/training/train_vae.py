@@ -36,6 +36,28 @@ def random_crops(batch: torch.Tensor, size: int, generator: torch.Generator) -> 
     return torch.stack([batch[i, :, y:y + size, x:x + size] for i, (y, x) in enumerate(zip(ys.tolist(), xs.tolist()))])
 
 
+@torch.no_grad()
+def encode_all(vae, images: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+    """[N, 2·C, h, w] posterior mean ‖ logvar of every image (the encoder is frozen in --decoder-only)."""
+    vae.eval()
+    params = torch.cat([vae.encode(images[s:s + batch_size]).latent_dist.parameters for s in range(0, len(images), batch_size)])
+    vae.train()
+    return params
+
+
+def aligned_crops(x: torch.Tensor, params: torch.Tensor, size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """The same random window of pictures and their latents, on latent-cell boundaries."""
+    factor = x.shape[-1] // params.shape[-1]
+    if size >= x.shape[-1]:
+        return x, params
+    cells, n = size // factor, params.shape[-1]
+    ys = torch.randint(0, n - cells + 1, (len(x),), generator=generator).tolist()
+    xs = torch.randint(0, n - cells + 1, (len(x),), generator=generator).tolist()
+    pictures = torch.stack([x[i, :, y * factor:(y + cells) * factor, c * factor:(c + cells) * factor] for i, (y, c) in enumerate(zip(ys, xs))])
+    latents = torch.stack([params[i, :, y:y + cells, c:c + cells] for i, (y, c) in enumerate(zip(ys, xs))])
+    return pictures, latents
+
+
 def lr_at(train_cfg: dict, step: int) -> float:
     """Piecewise-constant learning rate: "lr_drops" lists [step, lr] pairs that take over from "lr"."""
     lr = train_cfg["lr"]
@@ -122,6 +144,16 @@ def main() -> None:
         run.save({"model": vae.state_dict(), "optimizer": optimizer.state_dict(), "ema": ema.state_dict(),
                   "rng": rng_state(generator), "step": step})
 
+    cached = None
+    if base and not args.finalize:
+        cache_path = run.dir / "posteriors.pt"  # the encoder is frozen for the whole stage
+        if cache_path.exists():
+            cached = torch.load(cache_path)
+        else:
+            cached = (encode_all(vae, images), encode_all(vae, images.flip(-1)))
+            atomic_save(cached, cache_path)
+        print(f"{name}: cached the frozen encoder's posteriors of {len(images)} images (and their mirror images)", flush=True)
+
     total = step if args.finalize else train_cfg["steps"]
     warmup = train_cfg["warmup_steps"]
     bar = tqdm(total=total, initial=step, desc=name, dynamic_ncols=True, mininterval=5)
@@ -133,15 +165,27 @@ def main() -> None:
         for group in optimizer.param_groups:
             group["lr"] = lr
         pick = torch.from_numpy(train_idx)[torch.randint(0, len(train_idx), (train_cfg["batch_size"],), generator=generator)]
-        x = random_crops(images[pick], train_cfg["crop_size"], generator)
-        if train_cfg.get("hflip", True):
-            flip = torch.rand(len(x), generator=generator) < 0.5
-            x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-        posterior = vae.encode(x).latent_dist
-        recon = vae.decode(posterior.sample(generator=None)).sample
+        if cached is not None:
+            # Encoder frozen: decode samples of the cached posteriors (no encoder pass per step).
+            x, params = images[pick], cached[0][pick]
+            if train_cfg.get("hflip", True):
+                flip = (torch.rand(len(x), generator=generator) < 0.5)[:, None, None, None]
+                x, params = torch.where(flip, x.flip(-1), x), torch.where(flip, cached[1][pick], params)
+            x, params = aligned_crops(x, params, train_cfg["crop_size"], generator)
+            mean, logvar = params.chunk(2, dim=1)
+            z = mean + torch.exp(0.5 * logvar.clamp(-30, 20)) * torch.randn(mean.shape, generator=generator)
+            recon = vae.decode(z).sample
+            kl = torch.zeros(())
+        else:
+            x = random_crops(images[pick], train_cfg["crop_size"], generator)
+            if train_cfg.get("hflip", True):
+                flip = torch.rand(len(x), generator=generator) < 0.5
+                x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+            posterior = vae.encode(x).latent_dist
+            recon = vae.decode(posterior.sample(generator=None)).sample
+            kl = posterior.kl().mean() / x[0].numel()  # KL per pixel value, so the weight is size-independent
         l1 = (recon - x).abs().mean()
         mse = (recon - x).pow(2).mean()
-        kl = posterior.kl().mean() / x[0].numel()  # KL per pixel value, so the weight is size-independent
         loss = train_cfg["l1_weight"] * l1 + train_cfg["mse_weight"] * mse + train_cfg["kl_weight"] * kl
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
