@@ -9,6 +9,8 @@ made the latents roughly unit-variance).
 --decoder-only fine-tunes the decoder of the finished VAE with the encoder frozen (stage folder
 runs/vae_decoder/, config "train_vae_decoder" over "train_vae"), as SD's ft-MSE VAE did. The latent
 space stays the same, so U-Nets trained on it stay valid; on completion vae.pt gets the new decoder.
+The frozen encoder's posteriors of every image and its mirror image are computed once and cached, and the
+decoder learns from samples of them on latent-aligned random crops, so a step costs no encoder pass.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from .common import (EMA, RunState, atomic_save, load_images, psnr, restore_rng,
 from .common import DONE_FILE
 from .config import add_common_args, deep_merge, load_config
 from .models import build_vae, count_parameters, limit_threads
+from .train_unet import weights_digest
 
 
 def random_crops(batch: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
@@ -146,7 +149,8 @@ def main() -> None:
 
     cached = None
     if base and not args.finalize:
-        cache_path = run.dir / "posteriors.pt"  # the encoder is frozen for the whole stage
+        # The encoder is frozen for the whole stage; the name pins the encoder the cache was made with.
+        cache_path = run.dir / f"posteriors-{weights_digest(base['model'])}.pt"
         if cache_path.exists():
             cached = torch.load(cache_path)
         else:
