@@ -10,7 +10,6 @@ Each stage is its own process (python -m training.<stage>), so a stop at any poi
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import subprocess
 import sys
@@ -18,15 +17,6 @@ import time
 
 from .build_tokenizer import TOKENIZER_DIR
 from .config import NATIVE_MODELS_DIR, add_common_args, load_config
-
-
-def decoder_finetuned(cfg) -> bool:
-    """The decoder fine-tune is done when its stage says so, or when the VAE restored from the committed
-    checkpoint already carries it (vae.json's training summary has "decoder_finetune")."""
-    if (cfg.runs_dir / "vae_decoder" / "done.json").exists():
-        return True
-    vae_done = cfg.runs_dir / "vae" / "done.json"
-    return vae_done.exists() and "decoder_finetune" in json.loads(vae_done.read_text())
 
 
 def main() -> None:
@@ -50,22 +40,21 @@ def main() -> None:
     if not args.toy and not args.from_scratch:
         # Carry on from the committed checkpoints when the work folder lacks them (a fresh clone).
         subprocess.run([sys.executable, "-m", "training.checkpoints", "unpack", *common], cwd=NATIVE_MODELS_DIR, check=True)
+    runs = cfg.runs_dir
+    # (name, module and arguments, the file that marks the stage finished; None: runs every time)
     stages = [
-        ("prepare data", ["training.prepare_data"], (cfg.data_dir / "records.json").exists()),
-        ("train VAE", ["training.train_vae", *budget], (cfg.runs_dir / "vae" / "done.json").exists()),
-        ("fine-tune VAE decoder", ["training.train_vae", "--decoder-only", *budget], decoder_finetuned(cfg)),
-        ("train text encoder + U-Net", ["training.train_unet", "--stage", "text2img", *budget],
-         (cfg.runs_dir / "unet" / "done.json").exists()),
-        ("train inpainting U-Net", ["training.train_unet", "--stage", "inpaint", *budget],
-         (cfg.runs_dir / "inpaint" / "done.json").exists()),
-        ("train layout U-Net", ["training.train_unet", "--stage", "layout", *budget],
-         (cfg.runs_dir / "layout" / "done.json").exists()),
-        ("export ONNX", ["training.export_onnx"], False),
-        ("evaluate", ["training.evaluate"], False),
+        ("prepare data", ["training.prepare_data"], cfg.data_dir / "records.json"),
+        ("train VAE", ["training.train_vae", *budget], runs / "vae" / "done.json"),
+        ("fine-tune VAE decoder", ["training.train_vae", "--decoder-only", *budget], runs / "vae_decoder" / "done.json"),
+        ("train text encoder + U-Net", ["training.train_unet", "--stage", "text2img", *budget], runs / "unet" / "done.json"),
+        ("train inpainting U-Net", ["training.train_unet", "--stage", "inpaint", *budget], runs / "inpaint" / "done.json"),
+        ("train layout U-Net", ["training.train_unet", "--stage", "layout", *budget], runs / "layout" / "done.json"),
+        ("export ONNX", ["training.export_onnx"], None),
+        ("evaluate", ["training.evaluate"], None),
     ]
     started = time.monotonic()
-    for name, module_args, done in stages:
-        if done:
+    for name, module_args, marker in stages:
+        if marker is not None and marker.exists():
             print(f"== {name}: done already", flush=True)
             continue
         print(f"== {name}", flush=True)
@@ -74,12 +63,7 @@ def main() -> None:
         print(f"== {name}: {time.monotonic() - stage_started:.0f} s", flush=True)
         if result.returncode != 0:
             raise SystemExit(f"stage '{name}' failed with exit code {result.returncode}")
-        stage_done = {"train VAE": cfg.runs_dir / "vae" / "done.json",
-                      "fine-tune VAE decoder": cfg.runs_dir / "vae_decoder" / "done.json",
-                      "train text encoder + U-Net": cfg.runs_dir / "unet" / "done.json",
-                      "train inpainting U-Net": cfg.runs_dir / "inpaint" / "done.json",
-                      "train layout U-Net": cfg.runs_dir / "layout" / "done.json"}.get(name)
-        if stage_done is not None and not stage_done.exists():
+        if marker is not None and not marker.exists():
             print(f"== {name}: stopped before the end (time budget or signal); rerun to resume", flush=True)
             return
     print(f"== chain finished in {time.monotonic() - started:.0f} s; models in {cfg.export_dir}, {cfg.inpaint_export_dir} "

@@ -116,6 +116,13 @@ def unpack(cfg: Config, src: Path) -> dict:
         atomic_save({"model": unprefix(load_file(src / "vae.safetensors"), ""), "config": meta["config"]}, vae_dir / "vae.pt")
         (vae_dir / DONE_FILE).write_text(json.dumps({**meta["training"], "restored_from": str(src)}, indent=1))
         summary["vae"] = "restored"
+        if "decoder_finetune" in meta["training"]:
+            # The packed VAE carries the fine-tuned decoder: the decoder stage is done too.
+            decoder_dir = cfg.runs_dir / "vae_decoder"
+            decoder_dir.mkdir(parents=True, exist_ok=True)
+            (decoder_dir / DONE_FILE).write_text(json.dumps({**meta["training"]["decoder_finetune"], "restored_from": str(src)},
+                                                            indent=1))
+            summary["vae_decoder"] = "restored"
     unet_dir = cfg.runs_dir / "unet"
     if (src / "text2img.safetensors").exists() and not (unet_dir / "state.pt").exists() and not (unet_dir / DONE_FILE).exists():
         meta = json.loads((src / "text2img.json").read_text())

@@ -336,8 +336,7 @@ def zero_untrained_rows(text_encoder: CLIPTextModel, trained_ids: list[int]) -> 
 
 def export_text_encoder(out: Path, text_encoder: CLIPTextModel, settings: ExportSettings, trained_ids: list[int]) -> float:
     """Exports with the compact token table (see CompactTokenEmbedding) and checks it against the plain
-    torch model whose untrained rows zero_untrained_rows has cleared."""
-    zero_untrained_rows(text_encoder, trained_ids)
+    torch model, whose untrained rows the caller has cleared (zero_untrained_rows, beside round_weights)."""
     bos, eos = text_encoder.config.bos_token_id, text_encoder.config.eos_token_id
     untrained = sorted(set(range(text_encoder.config.vocab_size)) - set(trained_ids))[:3]
     # int32 ids, as diffusers' ONNX pipelines feed them (§2.1); trained and untrained pieces both.
@@ -518,13 +517,14 @@ def main() -> None:
     unet, text_encoder, text2img_info = load_text2img(cfg, allow_snapshot=True)
     round_weights(unet, settings)
     round_weights(text_encoder, settings)
+    trained_ids = trained_token_ids(cfg)
+    zero_untrained_rows(text_encoder, trained_ids)
     hidden = text_encoder.config.hidden_size
 
     report: dict = {}
     out = cfg.export_dir
     for sub in SUBMODELS:
         shutil.rmtree(out / sub, ignore_errors=True)
-    trained_ids = trained_token_ids(cfg)
     report[out.name] = export_shared(cfg, out, vae, text_encoder, settings, trained_ids)
     report[out.name]["unet"] = export_unet(out, unet, hidden, settings)
     scheduler_class = scheduler_config(cfg)[0]

@@ -104,10 +104,11 @@ def sample_caption(parts: dict, rng: np.random.Generator, caption_cfg: dict) -> 
 
 
 def trained_token_ids(cfg: Config) -> list[int]:
-    """Every token id a training caption can contain (sample_caption joins an ordered subset of a record's
-    pieces with ", "; a pre-token never spans two pieces' words, so each piece and each ordered pair of
-    pieces covers every boundary), plus the specials. Other rows of the token embedding never get a
-    gradient: they stay at their random initial values."""
+    """Every token id a caption of the dataset can contain (sample_caption joins an ordered subset of a
+    record's pieces with ", "; a pre-token never spans two pieces' words, so each piece and each ordered
+    pair of pieces covers every boundary), plus the specials. Rows of the token embedding outside this set
+    never get a gradient: they stay at their random initial values. Held-out records count too (a few
+    rows more than training reaches), so a held-out caption meets exactly the model that was trained."""
     tokenizer = load_tokenizer(cfg)
     records = json.loads((cfg.data_dir / "records.json").read_text())
     texts: set[str] = set()
