@@ -107,8 +107,7 @@ def _stats(image: np.ndarray) -> str:
     return f"std {pixels.std():5.1f}/255, {100 * np.mean((pixels == 0) | (pixels == 255)):.2f}% at 0/255"
 
 
-def write_torch_case(
-    cases_file: Path,
+def parity_case(
     *,
     name: str,
     model: str,
@@ -122,12 +121,13 @@ def write_torch_case(
     reference: tuple[str, str],
     tokenizer: CLIPTokenizer,
     scheduler,
-) -> list[dict]:
-    """Writes `cases_file` as a list of one case, for a reference made in torch at IMAGE_SIZE from
-    LATENTS_FILE: the request, the mode's own `inputs` (after the latents), the reference (PNG, float
-    image) and, for replaying it, the token ids and the scheduler's schedule. Returns the list."""
+    scheduler_class: str | None = None,
+) -> dict:
+    """One parity case for a reference made at IMAGE_SIZE from LATENTS_FILE: the request, the mode's own
+    `inputs` (after the latents), the reference (PNG, float image) and, for replaying it, the token ids and
+    the scheduler's schedule (its config under `scheduler_class`, default the scheduler's own class name)."""
     png, npy = reference
-    case = {
+    return {
         "name": name,
         "model": model,
         "pipeline": pipeline,
@@ -146,10 +146,15 @@ def write_torch_case(
         "negative_ids": _token_ids(tokenizer, negative),
         "init_noise_sigma": float(scheduler.init_noise_sigma),
         "timesteps": [float(t) for t in scheduler.timesteps],
-        "scheduler_config": _plain_config(scheduler.config, type(scheduler).__name__),
+        "scheduler_config": _plain_config(scheduler.config, scheduler_class or type(scheduler).__name__),
     }
-    cases_file.write_text(json.dumps([case], indent=1, allow_nan=False) + "\n", encoding="utf-8")
-    return [case]
+
+
+def write_torch_case(cases_file: Path, **case) -> list[dict]:
+    """Writes `cases_file` as a list of one parity_case(**case) (a reference made in torch). Returns the list."""
+    cases = [parity_case(**case)]
+    cases_file.write_text(json.dumps(cases, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+    return cases
 
 
 def make_sd1_cases(sd1: BuiltFolder, parity: Path, fixtures_root: Path) -> list[dict]:
@@ -166,8 +171,6 @@ def make_sd1_cases(sd1: BuiltFolder, parity: Path, fixtures_root: Path) -> list[
     pipe.set_progress_bar_config(disable=True)
     default_config = pipe.scheduler.config
     model_path = sd1.root.relative_to(fixtures_root).as_posix()
-    prompt_ids = _token_ids(pipe.tokenizer, PROMPT)
-    negative_ids = _token_ids(pipe.tokenizer, NEGATIVE)
 
     runs = [(name, cls, extra, CFG) for name, cls, extra in SD1_SAMPLERS] + [("pndm", PNDMScheduler, {}, 1.0)]
     cases = []
@@ -188,26 +191,21 @@ def make_sd1_cases(sd1: BuiltFolder, parity: Path, fixtures_root: Path) -> list[
         png, npy = _save_image(parity, stem, image)
         print(f"parity {stem:28s} {_stats(image)}")
         cases.append(
-            {
-                "name": stem,
-                "model": model_path,
-                "pipeline": "diffusers OnnxStableDiffusionPipeline (CPUExecutionProvider)",
-                "prompt": PROMPT,
-                "negative": NEGATIVE,
-                "steps": STEPS,
-                "cfg": cfg,
-                "sampler": sampler,
-                "width": IMAGE_SIZE,
-                "height": IMAGE_SIZE,
-                "latents": LATENTS_FILE,
-                "reference": png,
-                "reference_float": npy,
-                "prompt_ids": prompt_ids,
-                "negative_ids": negative_ids,
-                "init_noise_sigma": float(pipe.scheduler.init_noise_sigma),
-                "timesteps": [float(t) for t in pipe.scheduler.timesteps],
-                "scheduler_config": _plain_config(pipe.scheduler.config, class_name),
-            }
+            parity_case(
+                name=stem,
+                model=model_path,
+                pipeline="diffusers OnnxStableDiffusionPipeline (CPUExecutionProvider)",
+                prompt=PROMPT,
+                negative=NEGATIVE,
+                steps=STEPS,
+                cfg=cfg,
+                sampler=sampler,
+                inputs={},
+                reference=(png, npy),
+                tokenizer=pipe.tokenizer,
+                scheduler=pipe.scheduler,
+                scheduler_class=class_name,
+            )
         )
     return cases
 
