@@ -33,6 +33,8 @@ const END_OF_WORD_SUFFIX = '</w>';
 
 /** CLIP text encoders have 77 positions (openai/CLIP `context_length`, HF `model_max_length`). */
 export const CLIP_MODEL_MAX_LENGTH = 77;
+/** A comma that ends a word, as CLIP's BPE writes it (vocab id 267 in the full CLIP vocabulary). */
+const COMMA_WORD_TOKEN = ',</w>';
 /**
  * Larger model_max_length values are not real context lengths but transformers' "unset" sentinel
  * (VERY_LARGE_INTEGER = 1e30); refuse them rather than pad to that length.
@@ -99,6 +101,8 @@ export class ClipTokenizer {
   readonly eosId: number;
   readonly padId: number;
   readonly padToken: string;
+  /** The id of `,</w>` (a comma ending a word), used by A1111's comma backtrack; undefined if absent. */
+  readonly commaId: number | undefined;
   /** Length of every `encode` result, BOS and EOS included. */
   readonly maxLength: number;
 
@@ -130,6 +134,7 @@ export class ClipTokenizer {
     this.padToken = options.padToken ?? EOS_TOKEN;
     if (this.padToken === '') throw new TokenizerFileError(vocabSource, 'the pad token is empty');
     this.padId = lookupSpecial(this.padToken, 'pad');
+    this.commaId = vocab.get(COMMA_WORD_TOKEN);
 
     this.maxLength = options.maxLength ?? CLIP_MODEL_MAX_LENGTH;
     if (
