@@ -13,7 +13,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Engine } from '../electron/engine/engine.js';
-import { timestepTensor } from '../electron/engine/model/model-folder.js';
+import { timestepTensor } from '../electron/engine/model/unet.js';
 import type { HostTensor } from '../electron/engine/model/onnx-module.js';
 import { SeededRng } from '../electron/engine/tensor/rng.js';
 import { BUNDLED_MODEL_DIR, REPO_ROOT } from '../electron/host/cli.js';

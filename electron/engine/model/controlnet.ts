@@ -52,6 +52,31 @@ export function detectUnetControl(unet: OnnxModule): Pick<ControlInfo, 'downInpu
   return { downInputs: down.map((d) => d.name), midInput: mids[0]! };
 }
 
+/**
+ * The ControlNet detector for a model folder: the U-Net's residual inputs and the folder's own
+ * `controlnet/model.onnx`, opened when the U-Net takes residuals (ignored, with a warning, when not).
+ */
+export async function openFolderControl(
+  dir: string,
+  unet: OnnxModule,
+  settings: SessionSettings,
+  warnings: string[],
+): Promise<{ control: ControlInfo | null; controlNet: ControlNet | null }> {
+  const unetControl = detectUnetControl(unet);
+  const ownControlNet = existsSync(join(dir, CONTROLNET_SUBFOLDER, 'model.onnx'));
+  let controlNet: ControlNet | null = null;
+  if (unetControl && ownControlNet) {
+    const label = `${CONTROLNET_SUBFOLDER}/model.onnx`;
+    controlNet = await ControlNet.open(join(dir, label), label, settings, unetControl);
+  } else if (ownControlNet) {
+    warnings.push(`${CONTROLNET_SUBFOLDER}/ is ignored: the U-Net has no ControlNet residual inputs`);
+  }
+  const control: ControlInfo | null = unetControl
+    ? { ...unetControl, folderControlNet: controlNet !== null, folderControlNetScaleInput: controlNet ? controlNet.scalesInGraph : null }
+    : null;
+  return { control, controlNet };
+}
+
 /** Where a ControlNet lives: `DIR/controlnet/model.onnx`, or `DIR/model.onnx` for a folder that is itself one. */
 export function controlNetFile(dir: string): string | null {
   for (const file of [join(dir, CONTROLNET_SUBFOLDER, 'model.onnx'), join(dir, 'model.onnx')]) {

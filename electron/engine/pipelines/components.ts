@@ -7,7 +7,7 @@ import { CancelledError } from '../../shared/errors.js';
 import type { Residuals } from '../model/controlnet.js';
 import type { LoadedModel } from '../model/model-folder.js';
 import type { Scheduler } from '../schedulers/index.js';
-import { LABEL_MAP_INPUT, timestepTensor } from '../model/model-folder.js';
+import { LABEL_MAP_INPUT, timestepTensor } from '../model/unet.js';
 import type { HostTensor } from '../model/onnx-module.js';
 import { POSTERIOR_NOISE_INPUT } from '../model/onnx-graph.js';
 import type { GaussianSource } from '../tensor/rng.js';
