@@ -8,6 +8,12 @@
  * writes are a few small transactions, and the 5 s busy timeout covers the store's short write locks.
  * Both connections apply the same migrations, so whichever opens first brings the schema up to date.
  *
+ * Bundled models are kept by name, not by path: their row's `dir` and `source` are `bundled:<name>`, and
+ * the folder is resolved from the running app at every open (`bundledDirs`). An app that moves (an
+ * AppImage mounts at a new path on every launch; an update installs elsewhere) finds its models again, and
+ * history rows made with them keep their model id. Rows written by older versions held the absolute path;
+ * `open` rewrites them once (`migrateBundledRows`).
+ *
  * Folder layout under `modelsDir` (copies and downloads; referenced and bundled folders stay where they are):
  * ```
  * <modelsDir>/<folder>/          an installed model
@@ -50,6 +56,12 @@ export const BUNDLED_MODEL_NAMES = ['emoji-ldm', 'emoji-ldm-inpaint', 'emoji-ldm
 export const BUNDLED_MODEL_DIRS: readonly string[] = BUNDLED_MODEL_NAMES.map((name) =>
   fileURLToPath(new URL(`../../native-models/${name}/`, import.meta.url)),
 );
+/** A bundled model's stored `dir` and `source`: its name under this prefix (see the header). */
+export const BUNDLED_PREFIX = 'bundled:';
+/** The stored `dir` of the bundled model with this folder name. */
+export function bundledKey(name: string): string {
+  return `${BUNDLED_PREFIX}${name}`;
+}
 /** The history database file name (electron/history/store.ts DATABASE_FILE). */
 const HISTORY_DATABASE_FILE = 'history.sqlite';
 /** The contract's model id rule: letters, digits, ". _ -" and spaces, at most 128 characters. */
@@ -146,7 +158,7 @@ function storedInfo(json: string): ModelInfo {
 export class ModelLibrary {
   private readonly stmt: Record<
     | 'all' | 'byId' | 'byHash' | 'byDir' | 'insert' | 'remove' | 'clearDefault' | 'setDefault' | 'setProviders'
-    | 'refreshBundled' | 'removeByDir' | 'downloads' | 'downloadById' | 'insertDownload' | 'deleteDownload' | 'saveValidators',
+    | 'refreshBundled' | 'bundledRows' | 'downloads' | 'downloadById' | 'insertDownload' | 'deleteDownload' | 'saveValidators',
     Statement
   >;
   private readonly active = new Map<string, ActiveDownload>();
@@ -155,6 +167,8 @@ export class ModelLibrary {
   readonly modelsDir: string;
   /** Bundled folders that were found but could not be used (a packaging problem), with the reason. */
   readonly bundledProblems: Array<{ dir: string; error: string }> = [];
+  /** Bundled model name → its folder in the running app (filled by syncBundled). */
+  private readonly bundledFolders = new Map<string, string>();
   private ownsDb = false;
   private closed = false;
 
@@ -186,7 +200,7 @@ export class ModelLibrary {
            precision = @precision, native_width = @native_width, native_height = @native_height, size_bytes = @size_bytes,
            content_hash = @content_hash, fingerprint = @fingerprint WHERE id = @id`,
       ),
-      removeByDir: db.prepare("DELETE FROM models WHERE dir = ? AND origin = 'bundled'"),
+      bundledRows: db.prepare(`SELECT ${cols} FROM models WHERE origin = 'bundled' ORDER BY added_at, id`),
       downloads: db.prepare('SELECT * FROM model_downloads ORDER BY created_at, id'),
       downloadById: db.prepare('SELECT * FROM model_downloads WHERE id = ?'),
       insertDownload: db.prepare(
@@ -215,6 +229,7 @@ export class ModelLibrary {
     for (const name of await readdir(join(library.modelsDir, DOWNLOADS_FOLDER))) {
       if (!known.has(name)) await rm(join(library.modelsDir, DOWNLOADS_FOLDER, name), { recursive: true, force: true });
     }
+    library.migrateBundledRows();
     await library.syncBundled(options.bundledDirs ?? BUNDLED_MODEL_DIRS);
     return library;
   }
@@ -297,21 +312,28 @@ export class ModelLibrary {
     }).immediate();
   }
 
+  /** Where a row's model is now: a bundled one in the running app (see the header), any other where it was put. */
+  private folderOf(r: ModelRow): string {
+    if (r.origin !== 'bundled' || !r.dir.startsWith(BUNDLED_PREFIX)) return r.dir;
+    return this.bundledFolders.get(r.dir.slice(BUNDLED_PREFIX.length)) ?? r.dir;
+  }
+
   private fallbackDefault(rows: ModelRow[]): string | null {
-    const usable = rows.filter((r) => existsSync(r.dir));
+    const usable = rows.filter((r) => existsSync(this.folderOf(r)));
     return (usable.find((r) => r.origin === 'bundled') ?? usable[0])?.id ?? null;
   }
 
   private toModel(r: ModelRow, fallbackDefaultId: string | null): LibraryModel {
     const info = storedInfo(r.info_json);
+    const dir = this.folderOf(r);
     return {
       id: r.id,
       name: r.name,
       origin: r.origin,
-      source: r.source,
-      dir: r.dir,
+      source: r.origin === 'bundled' ? dir : r.source,
+      dir,
       readOnly: r.origin === 'bundled',
-      available: existsSync(r.dir),
+      available: existsSync(dir),
       isDefault: r.is_default === 1 || r.id === fallbackDefaultId,
       kind: info.kind,
       family: info.family,
@@ -397,15 +419,47 @@ export class ModelLibrary {
 
   // --- bundled ------------------------------------------------------------------------------------
 
+  /**
+   * Rows written before bundled models were kept by name hold the folder's absolute path (from wherever
+   * that version of the app ran). Each becomes `bundled:<folder name>`, keeping its id, default flag and
+   * providers, so the history rows made with it stay linked; a second row for the same name (none should
+   * exist) is dropped. Runs at every open and does nothing once the rows are rewritten.
+   */
+  private migrateBundledRows(): void {
+    const old = (this.stmt.bundledRows.all() as ModelRow[]).filter((r) => !r.dir.startsWith(BUNDLED_PREFIX));
+    if (old.length === 0) return;
+    const setKey = this.db.prepare('UPDATE models SET dir = ?, source = ? WHERE id = ?');
+    this.db.transaction(() => {
+      for (const r of old) {
+        const key = bundledKey(basename(resolve(r.dir)));
+        if (this.stmt.byDir.get(key)) this.stmt.remove.run(r.id);
+        else setKey.run(key, key, r.id);
+      }
+    }).immediate();
+  }
+
+  /**
+   * Resolves the bundled models from the folders the running app ships (by folder name), adds the new
+   * ones, refreshes the changed ones and forgets the ones this app doesn't ship (their history rows then
+   * show the model as missing, as after a removal).
+   */
   private async syncBundled(dirs: readonly string[]): Promise<void> {
+    const shipped = new Map<string, string>();
     for (const dirIn of dirs) {
       const dir = resolve(dirIn);
-      if (!existsSync(join(dir, 'model_index.json'))) {
-        this.stmt.removeByDir.run(dir); // not shipped (or not built yet): not listed
+      // Not shipped (or not built yet): not listed.
+      if (existsSync(join(dir, 'model_index.json')) && !shipped.has(basename(dir))) shipped.set(basename(dir), dir);
+    }
+    for (const r of this.stmt.bundledRows.all() as ModelRow[]) {
+      if (!shipped.has(r.dir.slice(BUNDLED_PREFIX.length))) this.stmt.remove.run(r.id);
+    }
+    for (const [name, dir] of shipped) {
+      const key = bundledKey(name);
+      const existing = this.stmt.byDir.get(key) as ModelRow | undefined;
+      if (existing && existing.fingerprint === fingerprintOf(await listModelFiles(dir))) {
+        this.bundledFolders.set(name, dir);
         continue;
       }
-      const existing = this.stmt.byDir.get(dir) as ModelRow | undefined;
-      if (existing && existing.fingerprint === fingerprintOf(await listModelFiles(dir))) continue;
       try {
         const inspection = await this.inspect(dir);
         const identity = await hashModelFolder(dir);
@@ -424,8 +478,15 @@ export class ModelLibrary {
             content_hash: identity.contentHash,
             fingerprint: identity.fingerprint,
           });
+          this.bundledFolders.set(name, dir);
         } else {
-          this.insert({ name: basename(dir), origin: 'bundled', source: dir, dir, inspection, identity });
+          this.bundledFolders.set(name, dir);
+          try {
+            this.insert({ name, origin: 'bundled', source: key, dir: key, inspection, identity });
+          } catch (err) {
+            this.bundledFolders.delete(name);
+            throw err;
+          }
         }
       } catch (err) {
         this.bundledProblems.push({ dir, error: serializeError(err).message });

@@ -10,7 +10,7 @@ import { ModelLibraryError } from '../../../electron/shared/model-library.js';
 import { modelDir } from '../../support/engine-fixtures.js';
 import { canMount, mountSmallDisk } from '../../support/history-mounts.js';
 import { noiseImage, params } from '../../support/history-fixtures.js';
-import { copyFixture, openLibrary, readFolder, sandbox, TINY_SD1, type Sandbox } from './support.js';
+import { copyFixture, openHistoryDb, openLibrary, readFolder, sandbox, TINY_SD1, type Sandbox } from './support.js';
 
 function withBox(fn: (box: Sandbox) => Promise<void>): () => Promise<void> {
   return async () => {
@@ -165,6 +165,56 @@ test('bundled models are always listed first, read-only, and left out when absen
     assert.deepEqual(lib.list().map((m) => m.id), ['tiny-optimum']);
   } finally {
     await lib.close();
+  }
+}));
+
+test('bundled models are kept by name: a moved app finds them, keeping id, default and providers', withBox(async (box) => {
+  const first = copyFixture(TINY_SD1, join(box.dir, 'app-1'), 'emoji-ldm');
+  let lib = await openLibrary(box, { bundledDirs: [first] });
+  try {
+    await lib.importFolder({ path: modelDir('tiny-optimum'), copy: false });
+    lib.setDefault('emoji-ldm');
+    lib.recordProviders('emoji-ldm', ['cpu']);
+  } finally {
+    await lib.close();
+  }
+  rmSync(join(box.dir, 'app-1'), { recursive: true });
+  const second = copyFixture(TINY_SD1, join(box.dir, 'app-2'), 'emoji-ldm');
+  lib = await openLibrary(box, { bundledDirs: [second] });
+  try {
+    assert.deepEqual(lib.bundledProblems, [], 'not refused as "already in the library"');
+    const bundled = lib.get('emoji-ldm');
+    assert.deepEqual([bundled.dir, bundled.source, bundled.available, bundled.isDefault, bundled.providers], [second, second, true, true, ['cpu']]);
+    assert.equal(lib.info('emoji-ldm').info.dir, second);
+    assert.deepEqual(lib.list().map((m) => m.id), ['emoji-ldm', 'tiny-optimum']);
+  } finally {
+    await lib.close();
+  }
+}));
+
+test('migration: a library holding a bundled model\'s absolute path (older versions) keeps the row, resolved by name', withBox(async (box) => {
+  const old = copyFixture(TINY_SD1, join(box.dir, 'old-app'), 'emoji-ldm');
+  let lib = await openLibrary(box, { bundledDirs: [old] });
+  await lib.close();
+  // What an older version wrote: the folder's absolute path in dir and source.
+  const db = openHistoryDb(join(box.historyDir, 'history.sqlite'));
+  db.prepare("UPDATE models SET dir = ?, source = ?, is_default = 1, providers_json = '[\"cpu\"]' WHERE id = 'emoji-ldm'").run(old, old);
+  db.close();
+  rmSync(join(box.dir, 'old-app'), { recursive: true });
+
+  const moved = copyFixture(TINY_SD1, join(box.dir, 'new-app'), 'emoji-ldm');
+  lib = await openLibrary(box, { bundledDirs: [moved] });
+  try {
+    assert.deepEqual(lib.bundledProblems, []);
+    assert.deepEqual(lib.list().map((m) => [m.id, m.dir, m.available, m.isDefault, m.providers]), [['emoji-ldm', moved, true, true, ['cpu']]]);
+  } finally {
+    await lib.close();
+  }
+  const check = openHistoryDb(join(box.historyDir, 'history.sqlite'));
+  try {
+    assert.deepEqual(check.prepare('SELECT id, dir, source FROM models').all(), [{ id: 'emoji-ldm', dir: 'bundled:emoji-ldm', source: 'bundled:emoji-ldm' }]);
+  } finally {
+    check.close();
   }
 }));
 
