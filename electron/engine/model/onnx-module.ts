@@ -55,6 +55,31 @@ const unavailableProviders = new Map<ExecutionProviderName, string>();
 // Errors reach us as exceptions with their message; onnxruntime's own logger would repeat them on stderr.
 ort.env.logLevel = 'fatal';
 
+/** The Vulkan loader that onnxruntime's WebGPU provider (Dawn) opens on Linux. */
+const VULKAN_LOADER = 'libvulkan.so.1';
+
+/**
+ * Why the WebGPU provider can't start on this machine, found without starting it; null when it may.
+ * On Linux, Dawn runs WebGPU on Vulkan and, when the Vulkan loader is missing, prints "Warning: Couldn't
+ * load Vulkan" with a source location straight to stderr (its own logger, which onnxruntime's log level
+ * doesn't reach) before failing the session: a line of noise on every command of a machine with no GPU
+ * stack. The same dlopen is tried here first; when it fails, WebGPU is skipped with that reason, which
+ * the session report carries (`studio info`). Loading the library when it is there is what Dawn does
+ * next anyway. Exported for tests.
+ */
+export function webgpuUnavailableReason(platform: NodeJS.Platform = process.platform, loader = VULKAN_LOADER): string | null {
+  if (platform !== 'linux') return null;
+  try {
+    process.dlopen({ exports: {} }, loader);
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    // A library that loads but is no Node add-on ends here too: it is there, and that is all we asked.
+    if (/did not self-register/i.test(message)) return null;
+    return `Couldn't load Vulkan (WebGPU on Linux runs on it): ${firstLine(message)}`;
+  }
+  return null;
+}
+
 /** ONNX files start with a protobuf field tag: ir_version (field 1, varint) = 0x08. */
 function looksLikeOnnx(file: string): boolean {
   const fd = openSync(file, 'r');
@@ -92,6 +117,10 @@ export class OnnxModule {
     const fallbacks: ProviderAttempt[] = [];
     const providers = settings.providers.length > 0 ? settings.providers : (['cpu'] as const);
     for (const provider of providers) {
+      if (provider === 'webgpu' && !unavailableProviders.has('webgpu')) {
+        const reason = webgpuUnavailableReason();
+        if (reason !== null) unavailableProviders.set('webgpu', reason);
+      }
       const known = unavailableProviders.get(provider);
       if (known !== undefined && provider !== 'cpu') {
         fallbacks.push({ provider, error: known });

@@ -9,6 +9,9 @@ import { promisify } from 'node:util';
 import { readPngMetadata } from '../../../electron/history/png.js';
 import { writeNpyFloat32 } from '../../../electron/engine/tensor/npy.js';
 import { SeededRng } from '../../../electron/engine/tensor/rng.js';
+import { Engine } from '../../../electron/engine/engine.js';
+import { webgpuUnavailableReason } from '../../../electron/engine/model/onnx-module.js';
+import { assertProviderContract } from '../../support/provider-contract.js';
 import { REPO_ROOT, modelDir, readRgb, testPicture, toPng } from '../../support/engine-fixtures.js';
 
 const run = promisify(execFile);
@@ -130,13 +133,28 @@ describe('studio CLI', () => {
     assert.equal(JSON.parse(long.stdout).truncated, true);
   });
 
-  test('info prints what was detected', async () => {
+  test('info prints what was detected, and which provider each session runs on with the reasons for any fallback', async () => {
     const r = await studio('info', '--model', modelDir('tiny-sd2-v'));
     assert.equal(r.code, 0, r.stderr);
     const info = JSON.parse(r.stdout);
     assert.equal(info.predictionType, 'v_prediction');
     assert.equal(info.padId, 0);
-    assert.equal(info.sessions.providers.unet, 'cpu');
+    // The platform's own order (GPU providers first): whatever this machine has, the report says why a
+    // session isn't on the first one.
+    assertProviderContract(info.sessions, new Engine().sessionSettings.providers);
+    if (webgpuUnavailableReason() !== null) {
+      assert.match(info.sessions.fallbacks.find((f: { provider: string }) => f.provider === 'webgpu').error, /Couldn't load Vulkan/);
+    }
+  });
+
+  test('no native warning reaches stderr when a GPU provider is missing (the reason is in the report instead)', async () => {
+    // Default providers: WebGPU and CUDA are tried first, on this machine or any other.
+    const out = join(dir, 'quiet.png');
+    for (const args of [['info', '--model', modelDir('tiny-sd1')], ['generate', '--model', modelDir('tiny-sd1'), '--prompt', 'x', '--steps', '1', '--width', '64', '--height', '64', '--out', out]]) {
+      const r = await studio(...args);
+      assert.equal(r.code, 0, r.stderr);
+      assert.doesNotMatch(r.stderr, /Couldn't load Vulkan|Warning:|\.(cc|cpp):\d+/, `${args[0]} printed native log lines`);
+    }
   });
 
   test('bad input: exit 1 and a JSON error naming the problem, no output file', async () => {
