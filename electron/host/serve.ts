@@ -1,6 +1,7 @@
 /**
  * `studio serve`: the host behind the browser-mode server, until SIGINT/SIGTERM. Prints one JSON line
- * on stdout when it is listening: `{"url": …, "token": …, "host": …, "port": …, "dataDir": …}`.
+ * on stdout when it is listening: `{"url": …, "token": …, "host": …, "port": …, "dataDir": …}` (for
+ * scripts), and one sentence on stderr telling a person where to open the studio (`readyMessage`).
  */
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -38,6 +39,11 @@ function intOption(value: unknown, name: string, min: number, max: number): numb
     throw new InvalidRequestError(`--${name} must be an integer from ${min} to ${max}, got "${String(value)}"`);
   }
   return n;
+}
+
+/** What a person reads on stderr once the studio listens: where to open it, token included. */
+export function readyMessage(url: string): string {
+  return `Latent Studio is ready: open ${url} in a browser (Ctrl+C stops it).`;
 }
 
 export async function runServe(argv: string[], bundledModelDir: string | null): Promise<unknown> {
@@ -98,6 +104,7 @@ export async function runServe(argv: string[], bundledModelDir: string | null): 
     process.stderr.write(`studio serve: listening on ${bindHost}, reachable from other machines; anyone with the token can use this studio.\n`);
   }
   process.stdout.write(`${JSON.stringify({ url: server.url, token: server.token, host: server.host, port: server.port, dataDir })}\n`);
+  process.stderr.write(`${readyMessage(server.url)}\n`);
 
   const signal = await new Promise<string>((resolveStop) => {
     process.once('SIGINT', () => resolveStop('SIGINT'));

@@ -33,7 +33,8 @@ interface Started {
   dataDir: string;
 }
 
-function startServe(): Promise<Started> {
+/** Starts `studio serve`; resolves with its JSON line (stdout) and its stderr up to the sentence for a person. */
+function startServe(): Promise<{ started: Started; stderr: string }> {
   child = spawn(process.execPath, [STUDIO_BIN, 'serve', '--port', '0', '--data-dir', dataDir, '--providers', 'cpu', '--threads', '1'], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -42,14 +43,20 @@ function startServe(): Promise<Started> {
     let out = '';
     let err = '';
     const timer = setTimeout(() => reject(new Error(`studio serve did not start: ${out} ${err}`)), START_TIMEOUT_MS);
-    proc.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+    const check = (): void => {
+      const line = out.split('\n')[0];
+      if (out.includes('\n') && line && /in a browser.*\n/.test(err)) {
+        clearTimeout(timer);
+        resolve({ started: JSON.parse(line) as Started, stderr: err });
+      }
+    };
+    proc.stderr!.on('data', (c: Buffer) => {
+      err += c.toString();
+      check();
+    });
     proc.stdout!.on('data', (c: Buffer) => {
       out += c.toString();
-      const line = out.split('\n')[0];
-      if (out.includes('\n') && line) {
-        clearTimeout(timer);
-        resolve(JSON.parse(line) as Started);
-      }
+      check();
     });
     proc.once('exit', (code) => reject(new Error(`studio serve exited with ${code}: ${err}`)));
   });
@@ -105,9 +112,13 @@ class Client {
 }
 
 test('studio serve: a WebSocket client generates with the tiny-sd1 fixture, sees progress, finds the result in history', async () => {
-  const started = await startServe();
+  const { started, stderr } = await startServe();
   assert.equal(started.host, '127.0.0.1');
   assert.match(started.token, /^[\w-]{32}$/);
+  // stdout stays one JSON line for scripts; a person reads one sentence on stderr with the address, token included.
+  const told = stderr.trim().split('\n').filter((l) => l.includes('in a browser'));
+  assert.deepEqual(told, [`Latent Studio is ready: open ${started.url} in a browser (Ctrl+C stops it).`]);
+  assert.ok(started.url.includes(`token=${started.token}`), started.url);
 
   const ws = new WebSocket(`ws://127.0.0.1:${started.port}/api/ws?token=${started.token}`);
   await new Promise((resolve, reject) => {
