@@ -1,9 +1,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   BOS_TOKEN,
@@ -13,12 +12,8 @@ import {
 } from '../../../../electron/engine/tokenizer/clip-tokenizer.js';
 import { isTokenizerFileError, type TokenizerFileError } from '../../../../electron/engine/tokenizer/tokenizer-file-error.js';
 
-// The real CLIP files live in shared/ beside the repository (also in CI, where the repo is cloned
-// elsewhere); STUDIO_SHARED_DIR is the fallback when that folder is not there.
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..');
-const besideRepo = resolve(repoRoot, '..', 'shared');
-const sharedDir = existsSync(besideRepo) ? besideRepo : (process.env['STUDIO_SHARED_DIR'] ?? besideRepo);
-const clipDir = join(sharedDir, 'data', 'clip-tokenizer');
+// The real CLIP vocabulary and the reference tokenizer's ids, kept in the repository (with their licence).
+const clipDir = fileURLToPath(new URL('../../../fixtures/clip-tokenizer/', import.meta.url));
 
 interface ReferenceCase {
   text: string;
