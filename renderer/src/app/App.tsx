@@ -1,13 +1,25 @@
+/**
+ * The composition root: makes the one studio client, editor document, session and tool store of this
+ * page, hands them down through React context, and lays out the panels. Nothing imports this file but
+ * main.tsx, so every other import runs one way: app → features / editor → session → document, ipc.
+ */
 import { useEffect, useState } from 'react';
-import { stepBrushSize, withTarget } from '../editor/tool-state.js';
+import { DEFAULT_TOOL_STATE, stepBrushSize, withTarget, type ToolState } from '../editor/tool-state.js';
 import { EditorPanel } from '../editor/EditorPanel.js';
 import { viewCommands } from '../editor/CanvasView.js';
+import { ToolsContext } from '../editor/tools.js';
+import { EditorDocument } from '../document/document.js';
 import { HistoryBrowser } from '../features/HistoryBrowser.js';
 import { PromptPanel } from '../features/PromptPanel.js';
 import { ModelManager } from '../features/ModelManager.js';
 import { SettingsDialog } from '../features/SettingsDialog.js';
-import { acceptStaged, connect, connectionStore, discardStaged, doc, flipStaged, generate, selectedModelInfo, toolStore } from './session.js';
-import { noticesStore, stagingStore, useStore } from './store.js';
+import { createStudioClient } from '../ipc/studio-client.js';
+import { SessionContext } from '../session/hooks.js';
+import { createSession, type StudioSession } from '../session/session.js';
+import { Store, useStore } from '../session/store.js';
+
+/** The blank canvas a new page starts with (the model's native size replaces it once models load). */
+const START_SIDE = 512;
 
 export const SHORTCUTS: Array<[string, string]> = [
   ['Ctrl+Enter', 'Generate'],
@@ -52,14 +64,30 @@ function ShortcutSheet({ onClose }: { onClose: () => void }) {
   );
 }
 
+/** Provides this page's session and tools, made once for the page's lifetime. */
 export function App() {
+  const [root] = useState(() => {
+    const session = createSession(createStudioClient(), new EditorDocument(START_SIDE, START_SIDE));
+    return { session, tools: new Store<ToolState>(DEFAULT_TOOL_STATE) };
+  });
+  return (
+    <SessionContext.Provider value={root.session}>
+      <ToolsContext.Provider value={root.tools}>
+        <Studio session={root.session} toolStore={root.tools} />
+      </ToolsContext.Provider>
+    </SessionContext.Provider>
+  );
+}
+
+function Studio({ session, toolStore }: { session: StudioSession; toolStore: Store<ToolState> }) {
+  const { acceptStaged, connect, connectionStore, discardStaged, doc, flipStaged, generate, noticesStore, selectedModelInfo, stagingStore } = session;
   const [sheet, setSheet] = useState(false);
   const [settingsOpen, setSettingsOpen] = useState(false);
   const [modelsOpen, setModelsOpen] = useState(false);
   const notices = useStore(noticesStore);
   const conn = useStore(connectionStore);
 
-  useEffect(() => connect(), []);
+  useEffect(() => connect(), [connect]);
 
   useEffect(() => {
     const onKey = (e: KeyboardEvent) => {
@@ -153,7 +181,7 @@ export function App() {
     };
     window.addEventListener('keydown', onKey);
     return () => window.removeEventListener('keydown', onKey);
-  }, [sheet, settingsOpen, modelsOpen]);
+  }, [sheet, settingsOpen, modelsOpen, session, toolStore]);
 
   return (
     <div className="app">

@@ -9,11 +9,11 @@
 import type Konva from 'konva';
 import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState, type RefObject } from 'react';
 import { Image as KImage, Layer, Rect, Shape, Stage } from 'react-konva';
-import { useDocumentShape, useImageElement, useSourceUrl, useHashUrl } from '../app/hooks.js';
-import { doc, layoutPalette, modelsStore, toolStore } from '../app/session.js';
-import { liveJobStore, stagingStore, useStore } from '../app/store.js';
+import { useDocumentShape, useImageElement, useSession, useSourceUrl, useHashUrl } from '../session/hooks.js';
+import { useStore } from '../session/store.js';
 import { LayoutOverlay } from './layout-overlay.js';
-import { unionRect, type PixelRect } from './mask.js';
+import { useTools } from './tools.js';
+import { unionRect, type PixelRect } from '../document/mask.js';
 import { MaskOverlay, type TiledOverlay } from './mask-overlay.js';
 import { actualSize, fitToView, screenToImage, wheelZoom, type Viewport } from './viewport.js';
 
@@ -100,6 +100,8 @@ function useTiledDraw(overlay: TiledOverlay | null, viewRef: RefObject<Viewport>
 }
 
 export function CanvasView() {
+  const { doc, layoutPalette, modelsStore, liveJobStore, stagingStore } = useSession();
+  const toolStore = useTools();
   const containerRef = useRef<HTMLDivElement>(null);
   const [size, setSize] = useState({ width: 800, height: 600 });
   const [view, setView] = useState<Viewport>({ scale: 1, x: 0, y: 0 });

@@ -1,12 +1,12 @@
 /** The canvas region: toolbar, stage, staging bar and the empty state. */
 import { useEffect, useRef, useState, type ReactNode } from 'react';
-import { useDocumentShape } from '../app/hooks.js';
-import { acceptStaged, discardStaged, doc, extendCanvas, flipStaged, layoutPalette, modelsStore, openImageFile, openLayoutFile, toolStore } from '../app/session.js';
-import { settingsStore, stagingStore, useStore } from '../app/store.js';
-import { MAX_BRUSH_SIZE, MIN_BRUSH_SIZE } from './brush.js';
+import { useDocumentShape, useSession } from '../session/hooks.js';
+import { useStore } from '../session/store.js';
+import { MAX_BRUSH_SIZE, MIN_BRUSH_SIZE } from '../document/brush.js';
 import { CanvasView, viewCommands } from './CanvasView.js';
-import type { LayoutPalette } from './layout.js';
+import type { LayoutPalette } from '../document/layout.js';
 import { withTarget } from './tool-state.js';
+import { useTools } from './tools.js';
 
 function ToolButton(props: { label: string; pressed?: boolean; disabled?: boolean; onClick: () => void; title?: string; children: ReactNode }) {
   return (
@@ -30,6 +30,7 @@ function rgb(color: readonly [number, number, number]): string {
 
 /** The layout model's labels as buttons: picking one sets what the layout brush and fill paint. */
 function LabelPalette({ palette, selected }: { palette: LayoutPalette; selected: number }) {
+  const toolStore = useTools();
   return (
     <div className="label-palette" role="group" aria-label="Layout labels">
       <span className="group-label">Labels</span>
@@ -52,6 +53,8 @@ function LabelPalette({ palette, selected }: { palette: LayoutPalette; selected:
 }
 
 export function EditorPanel() {
+  const { acceptStaged, discardStaged, doc, extendCanvas, flipStaged, layoutPalette, modelsStore, openImageFile, openLayoutFile, settingsStore, stagingStore } = useSession();
+  const toolStore = useTools();
   useDocumentShape();
   const tool = useStore(toolStore);
   const staging = useStore(stagingStore);

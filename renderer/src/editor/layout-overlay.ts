@@ -1,5 +1,5 @@
 /** The layout's overlay: each label in its palette colour, background left clear so the image shows. */
-import { BACKGROUND_LABEL, type LayoutPalette } from './layout.js';
+import { BACKGROUND_LABEL, type LayoutPalette } from '../document/layout.js';
 import { TiledOverlay } from './mask-overlay.js';
 
 /** A label the palette doesn't have (painted with another model's labels): magenta, which no palette here uses. */

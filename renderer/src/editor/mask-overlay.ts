@@ -3,7 +3,7 @@
  * snapshots a whole source canvas when it is drawn after a change, so one 2048² overlay canvas would copy
  * 16 MiB per painted frame; with tiles a dab copies only the few tiles it touched.
  */
-import type { MaskLayer, PixelRect } from './mask.js';
+import type { MaskLayer, PixelRect } from '../document/mask.js';
 
 export const OVERLAY_TILE = 256;
 /** The mask tint (a warm red that reads on most photos and on the dark theme). */

@@ -1,5 +1,5 @@
 /** The editor's tool settings (not part of the document, not undoable). */
-import { MAX_BRUSH_SIZE, MIN_BRUSH_SIZE, type BrushTool } from './brush.js';
+import { MAX_BRUSH_SIZE, MIN_BRUSH_SIZE, type BrushTool } from '../document/brush.js';
 
 /** The brush and eraser paint either layer; fill (a paint bucket) is for the layout only. */
 export type ToolName = BrushTool | 'fill';

@@ -7,9 +7,9 @@ import { useVirtualizer } from '@tanstack/react-virtual';
 import { memo, useCallback, useEffect, useLayoutEffect, useRef, useState } from 'react';
 import type { GenerationMode } from '../../../electron/shared/generation.js';
 import type { HistoryFilter, HistoryItem, HistoryLineage } from '../../../electron/shared/history.js';
-import { useHashUrl } from '../app/hooks.js';
-import { describeError, historyRevisionStore, modelsStore, openInCanvas, reuseParameters, studio } from '../app/session.js';
-import { notify, selectedHistoryStore, useStore } from '../app/store.js';
+import { useHashUrl, useSession } from '../session/hooks.js';
+import { describeError } from '../session/session.js';
+import { useStore } from '../session/store.js';
 
 /** Thumbnail cell size in CSS pixels (the store's thumbnails are 256 px on the long side). */
 const CELL = 96;
@@ -25,6 +25,7 @@ interface Query {
 }
 
 function useHistoryList(query: Query) {
+  const { client, historyRevisionStore } = useSession();
   const [items, setItems] = useState<HistoryItem[]>([]);
   const [cursor, setCursor] = useState<string | null>(null);
   const [done, setDone] = useState(false);
@@ -38,7 +39,7 @@ function useHistoryList(query: Query) {
     async (after: string | null) => {
       const text = query.text.trim();
       const req = { filter: query.filter, cursor: after, limit: PAGE_SIZE };
-      return text ? studio().call('history.search', { ...req, text }) : studio().call('history.page', req);
+      return text ? client.call('history.search', { ...req, text }) : client.call('history.page', req);
     },
     [query],
   );
@@ -120,6 +121,7 @@ const Thumb = memo(function Thumb({ item, selected, onSelect }: { item: HistoryI
 });
 
 export function HistoryBrowser() {
+  const { modelsStore, selectedHistoryStore } = useSession();
   const [text, setText] = useState('');
   const [debounced, setDebounced] = useState('');
   const [favorite, setFavorite] = useState(false);
@@ -215,6 +217,7 @@ export function HistoryBrowser() {
 }
 
 function LineageThumb({ item, relation }: { item: HistoryItem; relation: string }) {
+  const { selectedHistoryStore } = useSession();
   const url = useHashUrl(item.output?.hash, true);
   return (
     <button type="button" className="lineage-thumb" aria-label={`${relation} #${item.id}`} title={`${relation} #${item.id}: ${item.params.prompt}`} onClick={() => selectedHistoryStore.set(item.id)}>
@@ -225,11 +228,12 @@ function LineageThumb({ item, relation }: { item: HistoryItem; relation: string 
 
 /** Tags as a comma-separated line; saved on Enter or when the field loses focus. */
 function TagEditor({ id, tags }: { id: number; tags: string[] }) {
+  const { client, notify } = useSession();
   const [text, setText] = useState(tags.join(', '));
   const save = () => {
     const next = [...new Set(text.split(',').map((t) => t.trim()).filter((t) => t.length > 0))];
     if (next.join(',') === tags.join(',')) return;
-    studio()
+    client
       .call('history.setTags', { id, tags: next })
       .catch((err: unknown) => notify('error', describeError(err)));
   };
@@ -253,9 +257,10 @@ function TagEditor({ id, tags }: { id: number; tags: string[] }) {
  * the path is shown (selected, with Copy) for the person to open it themselves.
  */
 function RevealFile({ id, disabled }: { id: number; disabled: boolean }) {
+  const { client, notify } = useSession();
   const [path, setPath] = useState<string | null>(null);
   const reveal = () =>
-    void studio()
+    void client
       .call('history.reveal', { id })
       .then(({ path: file, revealed }) => (revealed ? setPath(null) : setPath(file)), (err: unknown) => notify('error', describeError(err)));
   const copy = () =>
@@ -278,6 +283,7 @@ function RevealFile({ id, disabled }: { id: number; disabled: boolean }) {
 
 /** Memoized (it has no props): the grid re-renders on every scroll frame, the detail panel need not. */
 const HistoryDetail = memo(function HistoryDetail() {
+  const { client, historyRevisionStore, notify, openInCanvas, reuseParameters, selectedHistoryStore } = useSession();
   const id = useStore(selectedHistoryStore);
   const revision = useStore(historyRevisionStore);
   const [lineage, setLineage] = useState<HistoryLineage | null>(null);
@@ -285,7 +291,7 @@ const HistoryDetail = memo(function HistoryDetail() {
   useEffect(() => {
     if (id === null) return setLineage(null);
     let alive = true;
-    studio()
+    client
       .call('history.lineage', { id })
       .then((l) => alive && (setLineage(l), setError(null)), (err: unknown) => alive && setError(describeError(err)));
     return () => {
@@ -341,11 +347,11 @@ const HistoryDetail = memo(function HistoryDetail() {
         <button type="button" onClick={() => reuseParameters(item)}>Reuse parameters</button>
         <button type="button" onClick={() => openInCanvas(item)} disabled={!item.output}>Open in canvas</button>
         <button type="button" disabled={p.seed === null} onClick={act(async () => { await navigator.clipboard.writeText(String(p.seed)); notify('info', `Seed ${p.seed} copied.`); })}>Copy seed</button>
-        <button type="button" aria-pressed={item.favorite} onClick={act(() => studio().call('history.setFavorite', { ids: [item.id], favorite: !item.favorite }))}>{item.favorite ? '★ Unfavorite' : '☆ Favorite'}</button>
+        <button type="button" aria-pressed={item.favorite} onClick={act(() => client.call('history.setFavorite', { ids: [item.id], favorite: !item.favorite }))}>{item.favorite ? '★ Unfavorite' : '☆ Favorite'}</button>
         {item.deletedAt === null ? (
-          <button type="button" className="danger" onClick={act(() => studio().call('history.delete', { ids: [item.id] }))}>Delete</button>
+          <button type="button" className="danger" onClick={act(() => client.call('history.delete', { ids: [item.id] }))}>Delete</button>
         ) : (
-          <button type="button" onClick={act(() => studio().call('history.restore', { ids: [item.id] }))}>Restore</button>
+          <button type="button" onClick={act(() => client.call('history.restore', { ids: [item.id] }))}>Restore</button>
         )}
         <RevealFile key={item.id} id={item.id} disabled={!item.output} />
       </div>

@@ -7,8 +7,8 @@
 import { useCallback, useEffect, useState, type DragEvent } from 'react';
 import type { Responses } from '../../../electron/shared/contract.js';
 import type { ModelDownloadProgress } from '../../../electron/shared/model-library.js';
-import { describeError, importModelFolder, loadModels, studio } from '../app/session.js';
-import { notify } from '../app/store.js';
+import { describeError } from '../session/session.js';
+import { useSession } from '../session/hooks.js';
 
 type ModelList = Responses['models.list'];
 
@@ -31,6 +31,7 @@ function formatBytes(bytes: number): string {
 }
 
 export function ModelManager({ onClose }: { onClose: () => void }) {
+  const { client, importModelFolder, loadModels, notify } = useSession();
   const [list, setList] = useState<ModelList | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [path, setPath] = useState('');
@@ -43,18 +44,18 @@ export function ModelManager({ onClose }: { onClose: () => void }) {
 
   const refresh = useCallback(async (): Promise<void> => {
     try {
-      setList(await studio().call('models.list', {}));
+      setList(await client.call('models.list', {}));
     } catch (err) {
       setError(`Could not list the models: ${describeError(err)}`);
     }
   }, []);
 
   // The library changed elsewhere too (the app menu, another window, a finished download): list it again.
-  useEffect(() => studio().on('models.changed', () => void refresh()), [refresh]);
+  useEffect(() => client.on('models.changed', () => void refresh()), [refresh]);
 
   useEffect(() => {
     void refresh();
-    return studio().on('models.downloadProgress', (p) => {
+    return client.on('models.downloadProgress', (p) => {
       setProgress((all) => ({ ...all, [p.downloadId]: p }));
       if (FINAL_PHASES.has(p.phase)) {
         if (p.phase === 'failed') setError(`The download of ${p.name} failed: ${p.error?.message ?? 'unknown error'}`);
@@ -83,7 +84,7 @@ export function ModelManager({ onClose }: { onClose: () => void }) {
   /** Shows the command that converts a checkpoint, instead of an import that can't work. */
   const showConvertCommand = async (source: string, fp16: boolean): Promise<void> => {
     try {
-      setConvert({ ...(await studio().call('models.convertCommand', { path: source, fp16 })), source, fp16 });
+      setConvert({ ...(await client.call('models.convertCommand', { path: source, fp16 })), source, fp16 });
       setError(null);
     } catch (err) {
       setError(describeError(err));
@@ -108,7 +109,7 @@ export function ModelManager({ onClose }: { onClose: () => void }) {
     const file = e.dataTransfer.files[0];
     if (!file) return;
     e.preventDefault();
-    const fullPath = studio().pathForFile(file);
+    const fullPath = client.pathForFile(file);
     if (fullPath) {
       setPath(fullPath);
       setError(null);
@@ -128,7 +129,7 @@ export function ModelManager({ onClose }: { onClose: () => void }) {
       const urls = downloadUrls.split(/\s+/).filter((u) => u !== '');
       if (!downloadName.trim()) throw new Error('Give the model a name for its folder.');
       if (urls.length === 0) throw new Error('List the URLs of the model files, one a line.');
-      const { downloadId } = await studio().call('models.download', { name: downloadName.trim(), urls });
+      const { downloadId } = await client.call('models.download', { name: downloadName.trim(), urls });
       notify('info', `Downloading ${downloadName.trim()} (${downloadId}).`);
     });
 
@@ -166,7 +167,7 @@ export function ModelManager({ onClose }: { onClose: () => void }) {
                   <td>{m.providers.length > 0 ? m.providers.join(', ') : '—'}</td>
                   <td>{m.available ? 'ready' : <span className="error-text">missing</span>}</td>
                   <td className="model-actions">
-                    <button type="button" aria-label={`Make ${m.name} the default`} disabled={busy || m.isDefault || !m.available} onClick={() => void act(() => studio().call('models.setDefault', { modelId: m.id }))}>
+                    <button type="button" aria-label={`Make ${m.name} the default`} disabled={busy || m.isDefault || !m.available} onClick={() => void act(() => client.call('models.setDefault', { modelId: m.id }))}>
                       Default
                     </button>
                     <button
@@ -177,7 +178,7 @@ export function ModelManager({ onClose }: { onClose: () => void }) {
                       disabled={busy || m.readOnly}
                       onClick={() =>
                         void act(async () => {
-                          const { failedJobs } = await studio().call('models.remove', { modelId: m.id });
+                          const { failedJobs } = await client.call('models.remove', { modelId: m.id });
                           // Its waiting jobs could never run: the host failed them at once; say so here.
                           if (failedJobs.length > 0) notify('error', `${failedJobs.length} queued job${failedJobs.length === 1 ? '' : 's'} for ${m.name} will not run: the model was removed.`);
                         })
@@ -262,7 +263,7 @@ export function ModelManager({ onClose }: { onClose: () => void }) {
                   {percent !== null ? ` (${Math.round(percent)} %)` : ''}
                 </span>
                 <progress aria-label={`Download of ${d.name}`} max={100} value={percent ?? undefined} />
-                <button type="button" aria-label={`Cancel the download of ${d.name}`} onClick={() => void act(() => studio().call('models.cancelDownload', { downloadId: d.downloadId }))}>
+                <button type="button" aria-label={`Cancel the download of ${d.name}`} onClick={() => void act(() => client.call('models.cancelDownload', { downloadId: d.downloadId }))}>
                   Cancel
                 </button>
               </div>

@@ -1,23 +1,9 @@
 /** Prompt, settings, Generate/Cancel, progress and the queue. */
 import { useEffect, useState } from 'react';
 import type { GenerationMode, InpaintArea, SamplerName } from '../../../electron/shared/generation.js';
-import { useDocumentShape } from '../app/hooks.js';
-import {
-  cancelGeneration,
-  doc,
-  effectiveMode,
-  generate,
-  generateProblem,
-  importModelFolder,
-  MAX_MASK_PADDING,
-  modelsStore,
-  queueStore,
-  selectModel,
-  sizePresets,
-  studio,
-  usesPanelSize,
-} from '../app/session.js';
-import { lastSeedStore, liveJobStore, settingsStore, stagingStore, useStore, type ModeChoice } from '../app/store.js';
+import { useDocumentShape, useSession } from '../session/hooks.js';
+import { MAX_MASK_PADDING, sizePresets } from '../session/session.js';
+import { useStore, type ModeChoice } from '../session/store.js';
 import { QueueList } from './QueueList.js';
 
 /** The samplers the engine implements, with the names people know them by (A1111's). */
@@ -40,12 +26,13 @@ const MODE_HINTS: Record<Exclude<GenerationMode, 'txt2img'>, string> = {
 const TOKENIZE_DEBOUNCE_MS = 150;
 
 function useTokenCount(text: string, modelId: string | null): { count: number; max: number; truncated: boolean } | null {
+  const { client } = useSession();
   const [state, setState] = useState<{ count: number; max: number; truncated: boolean } | null>(null);
   useEffect(() => {
     if (!modelId) return;
     let alive = true;
     const t = setTimeout(() => {
-      studio()
+      client
         .call('tokenize', { text, modelId })
         .then((r) => alive && setState({ count: r.count, max: r.maxTokens, truncated: r.truncated }), () => alive && setState(null));
     }, TOKENIZE_DEBOUNCE_MS);
@@ -53,7 +40,7 @@ function useTokenCount(text: string, modelId: string | null): { count: number; m
       alive = false;
       clearTimeout(t);
     };
-  }, [text, modelId]);
+  }, [text, modelId, client]);
   return state;
 }
 
@@ -92,6 +79,8 @@ function NumberField(props: { label: string; value: number; min: number; max: nu
 }
 
 export function PromptPanel() {
+  const { cancelGeneration, doc, effectiveMode, generate, generateProblem, lastSeedStore, liveJobStore, modelsStore, queueStore, selectModel, settingsStore, stagingStore, usesPanelSize } =
+    useSession();
   const s = useStore(settingsStore);
   const models = useStore(modelsStore);
   const queue = useStore(queueStore);
@@ -271,6 +260,7 @@ export function PromptPanel() {
 
 /** Adds a model folder by path (browser mode has no folder dialog that reveals a path). */
 function ModelImport({ open: startOpen }: { open: boolean }) {
+  const { importModelFolder } = useSession();
   const [open, setOpen] = useState(false);
   const [path, setPath] = useState('');
   const [error, setError] = useState<string | null>(null);

@@ -5,14 +5,16 @@
  * whole queued order with `queue.reorder`. The list follows `queue.changed`, never a local guess.
  */
 import { useState, type DragEvent } from 'react';
-import { describeError, queueStore, studio } from '../app/session.js';
-import { useStore } from '../app/store.js';
+import { describeError } from '../session/session.js';
+import { useStore } from '../session/store.js';
 import { dropJob, moveJob, sameOrder } from './queue-order.js';
+import { useSession } from '../session/hooks.js';
 
 /** The drag payload type: a job id (text/plain too, which is what browsers let every drop target read). */
 const JOB_DRAG_TYPE = 'application/x-studio-job';
 
 export function QueueList() {
+  const { client, queueStore } = useSession();
   const q = useStore(queueStore);
   const [error, setError] = useState<string | null>(null);
   const [dragged, setDragged] = useState<string | null>(null);
@@ -27,7 +29,7 @@ export function QueueList() {
     const next = order.filter((id) => current.includes(id));
     if (next.length === 0 || sameOrder(next, current)) return;
     try {
-      await studio().call('queue.reorder', { jobIds: next });
+      await client.call('queue.reorder', { jobIds: next });
       setError(null);
     } catch (err) {
       setError(describeError(err));
@@ -97,7 +99,7 @@ export function QueueList() {
                   </>
                 )}
               </span>
-              <button type="button" aria-label={`Cancel job: ${j.prompt}`} title="Cancel" onClick={() => void studio().call('cancel', { jobId: j.id }).catch((e: unknown) => setError(describeError(e)))}>✕</button>
+              <button type="button" aria-label={`Cancel job: ${j.prompt}`} title="Cancel" onClick={() => void client.call('cancel', { jobId: j.id }).catch((e: unknown) => setError(describeError(e)))}>✕</button>
             </li>
           );
         })}

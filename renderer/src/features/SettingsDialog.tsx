@@ -2,8 +2,8 @@
 import { useEffect, useState } from 'react';
 import type { StudioSettings } from '../../../electron/shared/contract.js';
 import type { ExecutionProviderName } from '../../../electron/shared/generation.js';
-import { describeError, studio } from '../app/session.js';
-import { notify } from '../app/store.js';
+import { describeError } from '../session/session.js';
+import { useSession } from '../session/hooks.js';
 
 /** Mirrors EXECUTION_PROVIDERS and MAX_THREADS in electron/shared/contract-schemas.ts (the renderer imports only types from there). */
 const ALL_PROVIDERS: ExecutionProviderName[] = ['webgpu', 'cuda', 'dml', 'coreml', 'cpu'];
@@ -28,6 +28,7 @@ function providerRows(saved: ExecutionProviderName[]): ProviderRow[] {
 }
 
 export function SettingsDialog({ onClose }: { onClose: () => void }) {
+  const { client, notify } = useSession();
   const [loaded, setLoaded] = useState<StudioSettings | null>(null);
   const [rows, setRows] = useState<ProviderRow[]>([]);
   const [threads, setThreads] = useState('0');
@@ -37,7 +38,7 @@ export function SettingsDialog({ onClose }: { onClose: () => void }) {
 
   useEffect(() => {
     let live = true;
-    studio()
+    client
       .call('settings.get', {})
       .then((s) => {
         if (!live) return;
@@ -76,7 +77,7 @@ export function SettingsDialog({ onClose }: { onClose: () => void }) {
     setError(null);
     try {
       const folder = outputFolder.trim();
-      const saved = await studio().call('settings.set', { providers, threads: threadCount, outputFolder: folder === '' ? null : folder });
+      const saved = await client.call('settings.set', { providers, threads: threadCount, outputFolder: folder === '' ? null : folder });
       setLoaded(saved);
       notify('info', 'Settings saved.');
       onClose();

@@ -41,10 +41,21 @@ const RECONNECT_FIRST_MS = 250;
 const RECONNECT_MAX_MS = 4000;
 
 type Pending = { resolve: (value: InvokeResult<ChannelName>) => void };
+
+/** What the client needs of a socket: the browser's WebSocket (a test passes its own). */
+export type SocketFactory = (url: string) => WebSocket;
+
+/**
+ * The host API plus, where a connection can drop (browser mode's WebSocket), word of it dropping and
+ * coming back. Electron's preload has no such thing: its IPC lives as long as the window.
+ */
+export interface ConnectableStudioApi extends StudioApi {
+  onConnection?(listener: (connected: boolean) => void): () => void;
+}
 type AnyListener = (payload: unknown) => void;
 
 /** The contract over the page's WebSocket: requests carry an id and are answered out of order. */
-export class WebSocketStudioApi implements StudioApi {
+export class WebSocketStudioApi implements ConnectableStudioApi {
   private socket: WebSocket | null = null;
   private opened: Promise<WebSocket> | null = null;
   private nextId = 1;
@@ -53,12 +64,15 @@ export class WebSocketStudioApi implements StudioApi {
   private reconnectMs = RECONNECT_FIRST_MS;
   private readonly connectionListeners = new Set<(connected: boolean) => void>();
 
-  constructor(private readonly url: string) {}
+  constructor(
+    private readonly url: string,
+    private readonly openSocket: SocketFactory = (u) => new WebSocket(u),
+  ) {}
 
   private connect(): Promise<WebSocket> {
     if (this.opened) return this.opened;
     this.opened = new Promise<WebSocket>((resolve, reject) => {
-      const ws = new WebSocket(this.url);
+      const ws = this.openSocket(this.url);
       ws.addEventListener('open', () => {
         this.socket = ws;
         this.reconnectMs = RECONNECT_FIRST_MS;
@@ -139,19 +153,56 @@ function browserSocketUrl(): string {
   return `${scheme}//${location.host}/api/ws`;
 }
 
+/**
+ * How long a call may go unanswered before it fails with E_TIMEOUT: a host that hangs must not leave a
+ * button waiting for ever. Every channel answers in well under a second except the ones below.
+ */
+export const CALL_TIMEOUT_MS = 60_000;
+/** Channels whose work grows with the person's files (copy a model folder, import or export history): no timeout. */
+const UNTIMED_CHANNELS: ReadonlySet<ChannelName> = new Set<ChannelName>(['models.import', 'history.import', 'history.export', 'history.purge']);
+
+function formatWait(ms: number): string {
+  return ms < 1000 ? `${ms} ms` : `${Math.round(ms / 1000)} s`;
+}
+
 /** The typed front door the features use. */
 export class StudioClient {
+  private readonly callTimeoutMs: number;
+
   constructor(
-    readonly api: StudioApi,
+    readonly api: ConnectableStudioApi,
     /** Where `<img src>` finds stored images; null in Electron, where images come through `history.image`. */
     readonly imageBaseUrl: string | null,
-  ) {}
+    options: { callTimeoutMs?: number } = {},
+  ) {
+    this.callTimeoutMs = options.callTimeoutMs ?? CALL_TIMEOUT_MS;
+  }
 
   /** Calls a channel and returns its result, or throws StudioCallError with the host's message. */
   async call<C extends ChannelName>(channel: C, request: RequestInputs[C]): Promise<Responses[C]> {
-    const answer = await this.api.invoke(channel, request);
+    const answer = UNTIMED_CHANNELS.has(channel) ? await this.api.invoke(channel, request) : await this.withTimeout(channel, this.api.invoke(channel, request));
     if (!answer.ok) throw new StudioCallError(channel, answer.error);
     return answer.result;
+  }
+
+  private withTimeout<C extends ChannelName>(channel: C, answer: Promise<InvokeResult<C>>): Promise<InvokeResult<C>> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<InvokeResult<C>>((resolve) => {
+      timer = setTimeout(
+        () =>
+          resolve({
+            ok: false,
+            error: { name: 'TimeoutError', code: 'E_TIMEOUT', message: `The studio host did not answer ${channel} within ${formatWait(this.callTimeoutMs)}.` },
+          }),
+        this.callTimeoutMs,
+      );
+    });
+    return Promise.race([answer, timeout]).finally(() => clearTimeout(timer));
+  }
+
+  /** Word of the connection dropping (false) and coming back (true); never called in Electron. */
+  onConnection(listener: (connected: boolean) => void): () => void {
+    return this.api.onConnection?.(listener) ?? (() => undefined);
   }
 
   on<E extends EventName>(event: E, listener: (payload: Events[E]) => void): () => void {
@@ -176,16 +227,10 @@ export class StudioClient {
   }
 }
 
-let client: StudioClient | null = null;
-
-/** The one client of this page: the preload's API in Electron, else the WebSocket of browser mode. */
-export function studioClient(): StudioClient {
-  if (client) return client;
-  if (window.studio) client = new StudioClient(window.studio, null);
-  else {
-    // Drop the token from the address bar: the server has put it in an HttpOnly cookie.
-    if (new URLSearchParams(location.search).has('token')) history.replaceState(null, '', location.pathname);
-    client = new StudioClient(new WebSocketStudioApi(browserSocketUrl()), `${location.origin}/api/images`);
-  }
-  return client;
+/** This page's client: the preload's API in Electron, else the WebSocket of browser mode. Made once, by app/App.tsx. */
+export function createStudioClient(): StudioClient {
+  if (window.studio) return new StudioClient(window.studio, null);
+  // Drop the token from the address bar: the server has put it in an HttpOnly cookie.
+  if (new URLSearchParams(location.search).has('token')) history.replaceState(null, '', location.pathname);
+  return new StudioClient(new WebSocketStudioApi(browserSocketUrl()), `${location.origin}/api/images`);
 }

@@ -1,10 +1,10 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import sharp from 'sharp';
-import { EditorDocument, exportLayoutPng } from '../../../../renderer/src/editor/document.js';
-import type { StrokePoint } from '../../../../renderer/src/editor/brush.js';
-import { labelsFromPixels, LayoutPaletteError, nearestLabel, resampleLabels, type LayoutPalette } from '../../../../renderer/src/editor/layout.js';
-import { pngSize } from '../../../../renderer/src/editor/png.js';
+import { EditorDocument, exportLayoutPng } from '../../../../renderer/src/document/document.js';
+import type { StrokePoint } from '../../../../renderer/src/document/brush.js';
+import { labelsFromPixels, LayoutPaletteError, nearestLabel, resampleLabels, type LayoutPalette } from '../../../../renderer/src/document/layout.js';
+import { pngSize } from '../../../../renderer/src/document/png.js';
 
 /** Four labels, as the tiny layout fixture has (background white, as in labels.json). */
 const PALETTE: LayoutPalette = [

@@ -1,10 +1,10 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import sharp from 'sharp';
-import { EditorDocument, exportMaskPng } from '../../../../renderer/src/editor/document.js';
-import type { BrushSettings, StrokePoint } from '../../../../renderer/src/editor/brush.js';
+import { EditorDocument, exportMaskPng } from '../../../../renderer/src/document/document.js';
+import type { BrushSettings, StrokePoint } from '../../../../renderer/src/document/brush.js';
 import { imageToScreen, screenToImage, type Viewport } from '../../../../renderer/src/editor/viewport.js';
-import { pngSize } from '../../../../renderer/src/editor/png.js';
+import { pngSize } from '../../../../renderer/src/document/png.js';
 
 const HARD: BrushSettings = { size: 9, hardness: 1, opacity: 1 };
 

@@ -1,31 +1,44 @@
-import { useEffect, useState, useSyncExternalStore } from 'react';
-import type { ImageSource } from '../editor/document.js';
-import { doc, studio } from './session.js';
+/**
+ * React's way in to the session: the composition root (app/App.tsx) provides one session, and every
+ * panel reads it, its document and its client from here instead of importing a module global.
+ */
+import { createContext, useCallback, useContext, useEffect, useState, useSyncExternalStore } from 'react';
+import type { EditorDocument, ImageSource } from '../document/document.js';
+import type { StudioSession } from './session.js';
+
+export const SessionContext = createContext<StudioSession | null>(null);
+
+/** The session the composition root provides. */
+export function useSession(): StudioSession {
+  const session = useContext(SessionContext);
+  if (!session) throw new Error('useSession needs a <SessionContext.Provider> above it (app/App.tsx provides one).');
+  return session;
+}
+
+/** The editor document of this session. */
+export function useDocument(): EditorDocument {
+  return useSession().doc;
+}
 
 /** Re-renders on any document change (image, mask, undo availability). */
 export function useDocumentRevision(): number {
-  return useSyncExternalStore(
-    (cb) => doc.subscribe(cb),
-    () => doc.revision,
-  );
+  const doc = useDocument();
+  const subscribe = useCallback((cb: () => void) => doc.subscribe(cb), [doc]);
+  return useSyncExternalStore(subscribe, () => doc.revision);
 }
 
 /** Re-renders when the image, size or undo state change, but not on each painted dab (mask or layout). */
 export function useDocumentShape(): number {
-  return useSyncExternalStore(
-    (cb) => doc.subscribe((c) => c.kind !== 'mask' && c.kind !== 'layout' && cb()),
-    () => shapeRevision(),
-  );
+  const doc = useDocument();
+  const subscribe = useCallback((cb: () => void) => doc.subscribe((c) => c.kind !== 'mask' && c.kind !== 'layout' && cb()), [doc]);
+  return useSyncExternalStore(subscribe, () => shapeRevision(doc));
 }
-let lastShape = 0;
-let lastKey = '';
-function shapeRevision(): number {
+const shapes = new WeakMap<EditorDocument, { key: string; revision: number }>();
+function shapeRevision(doc: EditorDocument): number {
   const key = `${doc.width}x${doc.height}:${doc.image ? sourceKey(doc.image.source) : ''}:${doc.canUndo}:${doc.canRedo}:${doc.undoDepth}:${doc.isPainting}:${doc.mask.isEmpty()}:${doc.layout.isEmpty()}:${doc.layout.maxLabel()}`;
-  if (key !== lastKey) {
-    lastKey = key;
-    lastShape++;
-  }
-  return lastShape;
+  const last = shapes.get(doc) ?? { key: '', revision: 0 };
+  if (key !== last.key) shapes.set(doc, { key, revision: last.revision + 1 });
+  return shapes.get(doc)!.revision;
 }
 
 export function sourceKey(source: ImageSource): string {
@@ -36,6 +49,7 @@ const objectUrls = new WeakMap<Uint8Array, string>();
 
 /** An <img>-ready URL for a document image source. */
 export function useSourceUrl(source: ImageSource | null): string | null {
+  const { client } = useSession();
   const [url, setUrl] = useState<string | null>(null);
   useEffect(() => {
     let alive = true;
@@ -48,12 +62,12 @@ export function useSourceUrl(source: ImageSource | null): string | null {
       }
       setUrl(u);
     } else {
-      void studio().imageUrl(source.hash).then((u) => alive && setUrl(u), () => alive && setUrl(null));
+      void client.imageUrl(source.hash).then((u) => alive && setUrl(u), () => alive && setUrl(null));
     }
     return () => {
       alive = false;
     };
-  }, [source]);
+  }, [source, client]);
   return url;
 }
 
@@ -80,16 +94,17 @@ export function useImageElement(url: string | null): HTMLImageElement | null {
 
 /** An image URL for a stored hash (thumbnail or full). */
 export function useHashUrl(hash: string | null | undefined, thumbnail: boolean): string | null {
-  const sync = hash ? studio().imageUrlSync(hash, thumbnail) : null;
+  const { client } = useSession();
+  const sync = hash ? client.imageUrlSync(hash, thumbnail) : null;
   const [url, setUrl] = useState<string | null>(sync);
   useEffect(() => {
     if (!hash) return setUrl(null);
     if (sync) return setUrl(sync);
     let alive = true;
-    void studio().imageUrl(hash, thumbnail).then((u) => alive && setUrl(u), () => undefined);
+    void client.imageUrl(hash, thumbnail).then((u) => alive && setUrl(u), () => undefined);
     return () => {
       alive = false;
     };
-  }, [hash, thumbnail, sync]);
+  }, [hash, thumbnail, sync, client]);
   return url;
 }

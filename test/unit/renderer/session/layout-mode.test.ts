@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { openModelFolder } from '../../../../electron/engine/model/model-folder.js';
 import type { ModelInfo } from '../../../../electron/shared/model.js';
-import { autoMode, layoutPaletteOf, layoutProblem } from '../../../../renderer/src/app/layout-mode.js';
-import { EditorDocument } from '../../../../renderer/src/editor/document.js';
+import { autoMode, layoutPaletteOf, layoutProblem } from '../../../../renderer/src/session/layout-mode.js';
+import { EditorDocument } from '../../../../renderer/src/document/document.js';
 
 const FIXTURES = join(import.meta.dirname, '..', '..', '..', 'fixtures', 'models');
 

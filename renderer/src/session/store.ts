@@ -1,6 +1,7 @@
 /**
- * App state outside React: a small observable store per concern, read with `useStore`. The editor
- * document has its own (editor/document.ts); these hold what the panels share.
+ * Session state outside React: a small observable store per concern, read with `useStore`. The editor
+ * document has its own (document/document.ts). The stores themselves are made per session
+ * (session.ts createSession); this file holds the store type and the shapes of their values.
  */
 import { useSyncExternalStore } from 'react';
 import type { GenerationMode, InpaintArea, SamplerName } from '../../../electron/shared/generation.js';
@@ -74,8 +75,6 @@ export const DEFAULT_SETTINGS: GenerationSettings = {
   batchCount: 1,
 };
 
-export const settingsStore = new Store<GenerationSettings>(DEFAULT_SETTINGS);
-
 /** Results of the latest generate press, waiting on the canvas to be accepted or discarded. */
 export interface StagingState {
   /** The jobs of this batch, in order. */
@@ -83,7 +82,7 @@ export interface StagingState {
   items: HistoryItem[];
   index: number;
 }
-export const stagingStore = new Store<StagingState>({ jobIds: [], items: [], index: 0 });
+export const EMPTY_STAGING: StagingState = { jobIds: [], items: [], index: 0 };
 
 /** A generation's live state while it runs, for the progress bar and the canvas preview. */
 export interface LiveJob {
@@ -95,10 +94,6 @@ export interface LiveJob {
   /** Object URL or data URL of the latest preview. */
   preview: string | null;
 }
-export const liveJobStore = new Store<LiveJob | null>(null);
-
-/** The last seed a result used (for "reuse last"). */
-export const lastSeedStore = new Store<number | null>(null);
 
 /** A message for the person: what went wrong, in plain words. */
 export interface Notice {
@@ -106,13 +101,3 @@ export interface Notice {
   kind: 'error' | 'info';
   text: string;
 }
-export const noticesStore = new Store<Notice[]>([]);
-let noticeId = 1;
-export function notify(kind: Notice['kind'], text: string): void {
-  const id = noticeId++;
-  noticesStore.set((list) => [...list.slice(-3), { id, kind, text }]);
-  setTimeout(() => noticesStore.set((list) => list.filter((n) => n.id !== id)), kind === 'error' ? 10_000 : 4000);
-}
-
-/** The history item shown in the detail panel. */
-export const selectedHistoryStore = new Store<number | null>(null);

@@ -4,7 +4,7 @@
  */
 import type { GenerationMode } from '../../../electron/shared/generation.js';
 import type { LayoutLabel, ModelInfo } from '../../../electron/shared/model.js';
-import type { EditorDocument } from '../editor/document.js';
+import type { EditorDocument } from '../document/document.js';
 
 /** What the rules need of the model list: the chosen id and each model's detected info. */
 export interface ModelChoice {

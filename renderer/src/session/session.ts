@@ -1,0 +1,632 @@
+/**
+ * The studio session: the stores the panels share (models, queue, settings, staged results, notices)
+ * and the actions that cross panels (generate, cancel, accept, discard, open an image, reuse parameters).
+ * It is made once by the composition root (app/App.tsx) from a studio client and the editor document,
+ * and handed down through React context (hooks.ts useSession), never imported as a module global, so a
+ * test can build its own with a fake host. It talks to the host only through the studio client.
+ *
+ * Imports run one way: app → features / editor → session → document, ipc (the LAYERS table in
+ * eslint.config.js fails a session file that imports features/ or editor/).
+ */
+import type { JobSummary, ModelEntry, QueueSnapshot, RequestInputs } from '../../../electron/shared/contract.js';
+import type { GenerationMode, GenerationParams } from '../../../electron/shared/generation.js';
+import type { LayoutLabel, ModelInfo } from '../../../electron/shared/model.js';
+import type { HistoryItem, ImageRef, RecordedParams } from '../../../electron/shared/history.js';
+import { exportLayoutPng, exportMaskPng, type EditorDocument } from '../document/document.js';
+import { labelsFromPixels } from '../document/layout.js';
+import { pngSize, type ZlibCompress } from '../document/png.js';
+import { StudioCallError, type StudioClient } from '../ipc/studio-client.js';
+import { autoMode, layoutPaletteOf, layoutProblem } from './layout-mode.js';
+import {
+  DEFAULT_SETTINGS,
+  EMPTY_STAGING,
+  Store,
+  type GenerationSettings,
+  type LiveJob,
+  type Notice,
+  type StagingState,
+} from './store.js';
+
+export interface ModelsState {
+  models: ModelEntry[];
+  selectedId: string | null;
+  /** Engine-detected info per model id (kind, size multiple, defaults). */
+  info: Record<string, ModelInfo>;
+  loading: boolean;
+  error: string | null;
+}
+
+/** Plain words for an error from the host or the network. */
+export function describeError(err: unknown): string {
+  if (err instanceof StudioCallError) {
+    if (err.code === 'E_DISCONNECTED') return 'The studio host is not reachable. Is `studio serve` still running?';
+    return err.message;
+  }
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** The browser's zlib, so exported masks are compressed PNGs. */
+export const browserDeflate: ZlibCompress = async (raw) => {
+  const stream = new Blob([raw as Uint8Array<ArrayBuffer>]).stream().pipeThrough(new CompressionStream('deflate'));
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+};
+
+function toBase64(bytes: Uint8Array): string {
+  let s = '';
+  const CHUNK = 0x8000;
+  for (let i = 0; i < bytes.length; i += CHUNK) s += String.fromCharCode(...bytes.subarray(i, i + CHUNK));
+  return btoa(s);
+}
+
+
+/** Sizes the model accepts, from its size multiple around its native resolution. */
+export function sizePresets(info: ModelInfo | undefined): Array<{ width: number; height: number; label: string }> {
+  if (!info) return [512, 768].map((s) => ({ width: s, height: s, label: `${s} × ${s}` }));
+  if (info.fixedSize) return [{ ...info.fixedSize, label: `${info.fixedSize.width} × ${info.fixedSize.height} (fixed)` }];
+  const base = info.nativeResolution.width;
+  const m = info.sizeMultiple;
+  const round = (v: number): number => Math.max(m, Math.round(v / m) * m);
+  const shapes: Array<[number, number, string]> = [
+    [1, 1, 'square'],
+    [4 / 3, 3 / 4, '4:3'],
+    [3 / 4, 4 / 3, '3:4'],
+    [16 / 9, 9 / 16, '16:9'],
+  ];
+  const out: Array<{ width: number; height: number; label: string }> = [];
+  // The tiny test models train at 512 but run fast at one latent tile: offer the small sizes too.
+  for (const side of [m, base / 2, base, base * 1.5]) {
+    if (side < m) continue;
+    for (const [wr, hr, name] of shapes) {
+      const width = round(side * Math.sqrt(wr / hr));
+      const height = round(side * Math.sqrt(hr / wr));
+      if (out.some((p) => p.width === width && p.height === height)) continue;
+      out.push({ width, height, label: `${width} × ${height}${name === 'square' ? '' : ` (${name})`}` });
+    }
+  }
+  return out;
+}
+
+
+
+/** Mirrors MAX_MASK_PADDING in electron/shared/contract-schemas.ts (the renderer imports only types from electron/shared). */
+export const MAX_MASK_PADDING = 1024;
+
+
+function jobOf(item: HistoryItem, snapshot: QueueSnapshot): string {
+  return snapshot.recent.find((j) => j.historyId === item.id)?.id ?? '';
+}
+
+
+
+async function decodePixels(blob: Blob): Promise<{ rgba: Uint8ClampedArray; width: number; height: number }> {
+  const bitmap = await createImageBitmap(blob, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
+  const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
+  const ctx = canvas.getContext('2d')!;
+  ctx.drawImage(bitmap, 0, 0);
+  bitmap.close();
+  return { rgba: ctx.getImageData(0, 0, canvas.width, canvas.height).data, width: canvas.width, height: canvas.height };
+}
+
+
+export type ExtendSide = 'left' | 'right' | 'top' | 'bottom';
+
+export function createSession(client: StudioClient, doc: EditorDocument) {
+  const settingsStore = new Store<GenerationSettings>(DEFAULT_SETTINGS);
+  const stagingStore = new Store<StagingState>(EMPTY_STAGING);
+  const liveJobStore = new Store<LiveJob | null>(null);
+  /** The last seed a result used (for "reuse last"). */
+  const lastSeedStore = new Store<number | null>(null);
+  const noticesStore = new Store<Notice[]>([]);
+  /** The history item shown in the detail panel. */
+  const selectedHistoryStore = new Store<number | null>(null);
+  let noticeId = 1;
+  const noticeTimers = new Set<ReturnType<typeof setTimeout>>();
+
+  /** Shows a message for the person (errors stay 10 s, the rest 4 s). */
+  function notify(kind: Notice['kind'], text: string): void {
+    const id = noticeId++;
+    noticesStore.set((list) => [...list.slice(-3), { id, kind, text }]);
+    const timer = setTimeout(() => {
+      noticeTimers.delete(timer);
+      noticesStore.set((list) => list.filter((n) => n.id !== id));
+    }, kind === 'error' ? 10_000 : 4000);
+    noticeTimers.add(timer);
+  }
+
+  const modelsStore = new Store<ModelsState>({ models: [], selectedId: null, info: {}, loading: true, error: null });
+  const queueStore = new Store<QueueSnapshot>({ running: null, queued: [], recent: [] });
+  const connectionStore = new Store<{ connected: boolean; engine: string }>({ connected: true, engine: 'starting' });
+
+  /** Bumped when history changes, so the browser reloads what it shows. */
+  const historyRevisionStore = new Store<number>(0);
+
+  // ── models ─────────────────────────────────────────────────────────────────────────────────────
+
+  async function loadModels(): Promise<void> {
+    try {
+      const { models, selectedId } = await client.call('models.list', {});
+      modelsStore.update({ models, selectedId, loading: false, error: null });
+      const info = { ...modelsStore.get().info };
+      await Promise.all(
+        models.map(async (m) => {
+          try {
+            info[m.id] = (await client.call('models.info', { modelId: m.id })).info;
+          } catch {
+            // A model that can't be opened stays listed; generating with it explains why.
+          }
+        }),
+      );
+      modelsStore.update({ info });
+      const selected = selectedId ? info[selectedId] : undefined;
+      if (selected) applyModelDefaults(selected, false);
+    } catch (err) {
+      modelsStore.update({ loading: false, error: describeError(err) });
+    }
+  }
+
+  /** Picks sizes valid for the model (and its default steps/sampler on first load). */
+  function applyModelDefaults(info: ModelInfo, force: boolean): void {
+    const s = settingsStore.get();
+    const sizes = sizePresets(info);
+    const valid = sizes.some((p) => p.width === s.width && p.height === s.height);
+    if (!valid || force) {
+      const native = sizes.find((p) => p.width === info.defaults.width && p.height === info.defaults.height) ?? sizes[0];
+      if (native) settingsStore.update({ width: native.width, height: native.height });
+    }
+    if (force) settingsStore.update({ steps: info.defaults.steps, cfg: info.defaults.cfg, sampler: info.defaults.sampler });
+    doc.resizeBlank(settingsStore.get().width, settingsStore.get().height);
+  }
+
+  async function selectModel(modelId: string): Promise<void> {
+    try {
+      await client.call('models.select', { modelId });
+      modelsStore.update({ selectedId: modelId });
+      const info = modelsStore.get().info[modelId];
+      if (info) applyModelDefaults(info, false);
+    } catch (err) {
+      notify('error', describeError(err));
+    }
+  }
+
+  // ── generation ─────────────────────────────────────────────────────────────────────────────────
+
+  /** The chosen model's engine info, when known. */
+  function selectedModelInfo(): ModelInfo | undefined {
+    const { selectedId, info } = modelsStore.get();
+    return selectedId ? info[selectedId] : undefined;
+  }
+
+  /** The labels the layout layer is drawn and exported with (layout-mode.ts says which). */
+  function layoutPalette(models: ModelsState = modelsStore.get()): LayoutLabel[] {
+    return layoutPaletteOf(models);
+  }
+
+  function effectiveMode(s: GenerationSettings = settingsStore.get()): GenerationMode {
+    return s.modeChoice === 'auto' ? autoMode(doc, selectedModelInfo()) : s.modeChoice;
+  }
+
+  /**
+   * The size the model runs at: the prompt panel's size for txt2img and for only-masked inpaint (the crop
+   * around the mask is repainted at that size and pasted back, so the picture keeps its own), else the picture's.
+   */
+  function usesPanelSize(s: GenerationSettings, mode: GenerationMode): boolean {
+    // Layout runs at the layout's size; on a blank canvas that is the panel's size (the blank follows it).
+    if (mode === 'layout') return !doc.image;
+    return mode === 'txt2img' || (mode === 'inpaint' && s.inpaintArea === 'masked');
+  }
+  function repaintSize(s: GenerationSettings, mode: GenerationMode): { width: number; height: number } {
+    return usesPanelSize(s, mode) && mode !== 'layout' ? { width: s.width, height: s.height } : { width: doc.width, height: doc.height };
+  }
+
+  /** Why Generate can't run now, in plain words; null when it can. */
+  function generateProblem(s: GenerationSettings = settingsStore.get()): string | null {
+    const models = modelsStore.get();
+    const modelId = models.selectedId;
+    if (!modelId) return models.loading ? 'Loading models…' : 'No model is installed. Import a model folder first.';
+    const info = models.info[modelId];
+    const mode = effectiveMode(s);
+    const layoutIssue = mode === 'layout' ? layoutProblem(doc, modelId, info) : null;
+    if (layoutIssue) return layoutIssue;
+    if (info && !info.supports.includes(mode)) return `${modelId} cannot do ${mode}.`;
+    if (mode !== 'txt2img' && mode !== 'layout' && !doc.image) return `${mode} needs an image: open one, or accept a result.`;
+    if (mode === 'inpaint' && doc.mask.isEmpty()) return 'Paint a mask first: inpaint repaints the white area.';
+    const { width, height } = repaintSize(s, mode);
+    const multiple = info?.sizeMultiple ?? 8;
+    if (info?.fixedSize && (width !== info.fixedSize.width || height !== info.fixedSize.height)) {
+      return `${modelId} only runs at ${info.fixedSize.width} × ${info.fixedSize.height}; this is ${width} × ${height}.`;
+    }
+    if (width % multiple !== 0 || height % multiple !== 0) {
+      return `The image is ${width} × ${height}; ${modelId} needs sides that are multiples of ${multiple}.`;
+    }
+    if (!Number.isInteger(s.steps) || s.steps < 1 || s.steps > 1000) return 'Steps must be a whole number from 1 to 1000.';
+    if (!(s.cfg >= 0 && s.cfg <= 50)) return 'CFG must be from 0 to 50.';
+    if (s.seedMode === 'fixed' && !(Number.isInteger(s.seed) && s.seed >= 0)) return 'The seed must be a whole number ≥ 0.';
+    if (!(s.batchCount >= 1 && s.batchCount <= 16)) return 'Batch count must be from 1 to 16.';
+    if (mode === 'inpaint' && s.inpaintArea === 'masked' && !(Number.isInteger(s.maskPadding) && s.maskPadding >= 0 && s.maskPadding <= MAX_MASK_PADDING)) {
+      return `Padding must be a whole number from 0 to ${MAX_MASK_PADDING}.`;
+    }
+    return null;
+  }
+
+  let generating = false;
+
+  /** Sends the batch: one job per image, seeds consecutive from the first when fixed. */
+  async function generate(): Promise<void> {
+    if (generating) return;
+    const s = settingsStore.get();
+    const problem = generateProblem(s);
+    if (problem) {
+      notify('error', problem);
+      return;
+    }
+    generating = true;
+    try {
+      const mode = effectiveMode(s);
+      const base: RequestInputs['generate'] = {
+        mode,
+        prompt: s.prompt,
+        negativePrompt: s.negativePrompt,
+        steps: s.steps,
+        cfg: s.cfg,
+        sampler: s.sampler,
+        ...repaintSize(s, mode),
+        ...(modelsStore.get().selectedId ? { modelId: modelsStore.get().selectedId! } : {}),
+      };
+      const image = doc.image;
+      if (mode !== 'txt2img' && mode !== 'layout' && image) {
+        base.strength = s.strength;
+        if (image.source.kind === 'history') {
+          base.initImageHash = image.source.hash;
+          base.parentId = image.source.historyId;
+        } else {
+          base.initImage = toBase64(image.source.bytes);
+          if (image.source.parentId !== undefined) base.parentId = image.source.parentId;
+        }
+      }
+      if (mode === 'inpaint') {
+        base.mask = toBase64(await exportMaskPng(doc, browserDeflate));
+        base.maskBlur = s.maskBlur;
+        if (s.inpaintArea === 'masked') {
+          base.inpaintArea = 'masked';
+          base.maskPadding = s.maskPadding;
+        }
+      }
+      if (mode === 'layout') base.labelMap = toBase64(await exportLayoutPng(doc, layoutPalette(), browserDeflate));
+      stagingStore.set({ jobIds: [], items: [], index: 0 });
+      const jobIds: string[] = [];
+      for (let i = 0; i < s.batchCount; i++) {
+        const request = { ...base, ...(s.seedMode === 'fixed' ? { seed: s.seed + i } : {}) };
+        const { jobId } = await client.call('generate', request);
+        jobIds.push(jobId);
+        stagingStore.update({ jobIds: [...jobIds] });
+      }
+    } catch (err) {
+      notify('error', describeError(err));
+    } finally {
+      generating = false;
+    }
+  }
+
+  /** Cancels the running job of this batch and every queued one. */
+  async function cancelGeneration(): Promise<void> {
+    const { jobIds } = stagingStore.get();
+    const q = queueStore.get();
+    const active = [q.running, ...q.queued].filter((j): j is JobSummary => j !== null && jobIds.includes(j.id));
+    const targets = active.length > 0 ? active : q.running ? [q.running] : [];
+    for (const job of targets) {
+      try {
+        await client.call('cancel', { jobId: job.id });
+      } catch (err) {
+        notify('error', describeError(err));
+      }
+    }
+  }
+
+  /** Follows the queue: finished jobs of the current batch land in the staging area. */
+  function onQueueChanged(snapshot: QueueSnapshot): void {
+    queueStore.set(snapshot);
+    const staging = stagingStore.get();
+    for (const job of snapshot.recent) {
+      if (!staging.jobIds.includes(job.id)) continue;
+      if (job.status === 'succeeded' && job.historyId !== null && !staging.items.some((it) => it.id === job.historyId)) {
+        const historyId = job.historyId;
+        void client
+          .call('history.get', { id: historyId })
+          .then((item) => {
+            stagingStore.set((prev) => {
+              if (!prev.jobIds.includes(job.id) || prev.items.some((it) => it.id === item.id)) return prev;
+              const items = [...prev.items, item].sort((a, b) => prev.jobIds.indexOf(jobOf(a, snapshot)) - prev.jobIds.indexOf(jobOf(b, snapshot)));
+              return { ...prev, items, index: items.indexOf(item) };
+            });
+            if (item.params.seed !== null) lastSeedStore.set(item.params.seed);
+          })
+          .catch((err: unknown) => notify('error', describeError(err)));
+      } else if (job.status === 'failed' && job.error && !failedShown.has(job.id)) {
+        failedShown.add(job.id);
+        notify('error', `Generation failed: ${job.error.message}`);
+      }
+    }
+    // A batch that ended without a result (cancelled, failed) leaves nothing to wait for.
+    const open = [snapshot.running, ...snapshot.queued].some((j) => j !== null && staging.jobIds.includes(j.id));
+    const finished = staging.jobIds.every((id) => snapshot.recent.some((j) => j.id === id));
+    if (staging.jobIds.length > 0 && !open && finished && staging.items.length === 0 && snapshot.recent.filter((j) => staging.jobIds.includes(j.id)).every((j) => j.status !== 'succeeded')) {
+      stagingStore.set({ jobIds: [], items: [], index: 0 });
+    }
+    const live = liveJobStore.get();
+    if (live && snapshot.running?.id !== live.jobId) liveJobStore.set(null);
+  }
+  const failedShown = new Set<string>();
+  /** Accept: the staged result becomes the base image (it is already a child of the image it came from). */
+  function acceptStaged(): void {
+    const { items, index } = stagingStore.get();
+    const item = items[index];
+    if (!item?.output) return;
+    doc.setImage({ width: item.output.width, height: item.output.height, source: { kind: 'history', historyId: item.id, hash: item.output.hash } }, 'Accept result');
+    stagingStore.set({ jobIds: [], items: [], index: 0 });
+    selectedHistoryStore.set(item.id);
+  }
+
+  function discardStaged(): void {
+    stagingStore.set((prev) => {
+      const items = prev.items.filter((_, i) => i !== prev.index);
+      return { jobIds: items.length > 0 ? prev.jobIds : [], items, index: Math.min(prev.index, Math.max(0, items.length - 1)) };
+    });
+  }
+
+  function flipStaged(delta: 1 | -1): void {
+    stagingStore.set((prev) => (prev.items.length === 0 ? prev : { ...prev, index: (prev.index + delta + prev.items.length) % prev.items.length }));
+  }
+
+  // ── images and reuse ───────────────────────────────────────────────────────────────────────────
+
+  /** Opens a file (dialog, drop or paste) as the base image. */
+  async function openImageFile(file: Blob, name: string): Promise<void> {
+    try {
+      const bytes = new Uint8Array(await file.arrayBuffer());
+      const size = pngSize(bytes) ?? (await (async () => {
+        const bitmap = await createImageBitmap(file);
+        const out = { width: bitmap.width, height: bitmap.height };
+        bitmap.close();
+        return out;
+      })());
+      doc.setImage({ width: size.width, height: size.height, source: { kind: 'file', name, bytes, mime: file.type || 'image/png' } });
+    } catch {
+      notify('error', `Could not open ${name}: it is not an image this browser can read (PNG, JPEG or WebP).`);
+    }
+  }
+
+  /** Continue editing a history item: it becomes the base image, and the next result is its child. */
+  function openInCanvas(item: HistoryItem): void {
+    if (!item.output) return;
+    doc.setImage({ width: item.output.width, height: item.output.height, source: { kind: 'history', historyId: item.id, hash: item.output.hash } }, 'Open from history');
+  }
+
+  /** Puts an item's parameters back into the prompt panel. */
+  function reuseParameters(item: HistoryItem): void {
+    const p = item.params;
+    const recorded = p as RecordedParams & Partial<Pick<GenerationParams, 'inpaintArea' | 'maskPadding'>>;
+    settingsStore.update({
+      prompt: p.prompt,
+      negativePrompt: p.negativePrompt,
+      ...(p.steps !== null ? { steps: p.steps } : {}),
+      ...(p.cfg !== null ? { cfg: p.cfg } : {}),
+      ...(p.sampler !== null ? { sampler: p.sampler } : {}),
+      ...(p.seed !== null ? { seed: p.seed, seedMode: 'fixed' as const } : {}),
+      // A txt2img or layout item records strength 1 and no blur: they mean nothing for the next img2img/inpaint.
+      ...(p.strength !== null && item.mode !== 'txt2img' && item.mode !== 'layout' ? { strength: p.strength } : {}),
+      ...(p.maskBlur !== null && item.mode === 'inpaint' ? { maskBlur: p.maskBlur } : {}),
+      // Older items (and hosts that record less) carry no inpaint area: leave the panel's choice then.
+      ...(item.mode === 'inpaint' && recorded.inpaintArea !== undefined ? { inpaintArea: recorded.inpaintArea } : {}),
+      ...(item.mode === 'inpaint' && recorded.maskPadding !== undefined ? { maskPadding: recorded.maskPadding } : {}),
+      width: p.width,
+      height: p.height,
+    });
+    doc.resizeBlank(p.width, p.height);
+    if (item.model.id && modelsStore.get().models.some((m) => m.id === item.model.id) && item.model.id !== modelsStore.get().selectedId) {
+      void selectModel(item.model.id);
+    }
+    if (item.labelMap) void restoreLayout(item, item.labelMap);
+    notify('info', `Parameters of #${item.id} are back in the prompt panel.`);
+  }
+
+  /**
+   * Decodes a stored image to RGBA pixels, exactly (no colour management: a label map's colours are ids).
+   * The bytes come through history.image, not fetch: the Electron window's CSP allows no data: fetches.
+   */
+  async function decodeStoredImage(hash: string): Promise<{ rgba: Uint8ClampedArray; width: number; height: number }> {
+    const { data, mime } = await client.call('history.image', { hash, thumbnail: false });
+    return decodePixels(new Blob([Uint8Array.from(atob(data), (c) => c.charCodeAt(0))], { type: mime }));
+  }
+  /**
+   * Opens a label map PNG (one exported by a generation, or drawn elsewhere in the model's label colours)
+   * into the layout layer, each pixel the nearest label colour. One undo step.
+   */
+  async function openLayoutFile(file: Blob, name: string): Promise<void> {
+    const labels = layoutPalette();
+    if (labels.length === 0) {
+      notify('error', 'Pick a layout model first: its labels say which colour is which label.');
+      return;
+    }
+    let pixels: { rgba: Uint8ClampedArray; width: number; height: number };
+    try {
+      pixels = await decodePixels(file);
+    } catch {
+      notify('error', `Could not open ${name}: it is not an image this browser can read (PNG, JPEG or WebP).`);
+      return;
+    }
+    doc.loadLayout(labelsFromPixels(pixels.rgba, pixels.width, pixels.height, 4, labels), pixels.width, pixels.height, 'Open layout');
+    if (!doc.image) settingsStore.update({ width: pixels.width, height: pixels.height });
+  }
+
+  /** Reuse: the item's label map back into the layout layer (read with its model's labels), one undo step. */
+  async function restoreLayout(item: HistoryItem, map: ImageRef): Promise<void> {
+    const models = modelsStore.get();
+    const labels = (item.model.id ? models.info[item.model.id]?.layout?.labels : undefined) ?? layoutPalette(models);
+    if (labels.length === 0) {
+      notify('error', `#${item.id} has a label map, but no layout model is installed to read its labels.`);
+      return;
+    }
+    try {
+      const { rgba, width, height } = await decodeStoredImage(map.hash);
+      doc.loadLayout(labelsFromPixels(rgba, width, height, 4, labels), width, height);
+      settingsStore.update({ width, height });
+    } catch (err) {
+      notify('error', `Could not restore the label map of #${item.id}: ${describeError(err)}`);
+    }
+  }
+
+  /** Wires host events to the stores; returns the unsubscribe. */
+  /** Reads what the host has now: the queue, the engine state and the model library. */
+  function sync(): void {
+    void client.call('queue.list', {}).then(onQueueChanged, () => undefined);
+    void client.call('app.info', {}).then(
+      (info) => connectionStore.update({ connected: true, engine: info.engine.state }),
+      (err: unknown) => {
+        connectionStore.update({ connected: false });
+        notify('error', describeError(err));
+      },
+    );
+    void loadModels();
+  }
+
+  /** Wires host events to the stores; returns the unsubscribe. */
+  function connect(): () => void {
+    const c = client;
+    let dropped = false;
+    const offs = [
+      c.on('queue.changed', onQueueChanged),
+      c.on('job.progress', (p) => {
+        const prev = liveJobStore.get();
+        liveJobStore.set({ jobId: p.jobId, step: p.step, total: p.total, etaMs: p.etaMs, elapsedMs: p.elapsedMs, preview: prev?.jobId === p.jobId ? prev.preview : null });
+      }),
+      c.on('job.preview', (p) => {
+        const prev = liveJobStore.get();
+        if (prev && prev.jobId !== p.jobId) return;
+        liveJobStore.set({ ...(prev ?? { jobId: p.jobId, step: p.step, total: p.step, etaMs: 0, elapsedMs: 0 }), preview: `data:image/png;base64,${p.png}` });
+      }),
+      c.on('history.changed', () => historyRevisionStore.set((n) => n + 1)),
+      c.on('engine.status', (s) => connectionStore.update({ engine: s.state })),
+      // Another window, the app menu or a finished download changed the library: the picker follows.
+      c.on('models.changed', () => void loadModels()),
+      // The socket dropped (host restarted or stopped) and came back: events were missed, so read again.
+      c.onConnection((connected) => {
+        if (!connected) {
+          dropped = true;
+          connectionStore.update({ connected: false });
+        } else if (dropped) {
+          dropped = false;
+          historyRevisionStore.set((n) => n + 1);
+          sync();
+        }
+      }),
+    ];
+    sync();
+    return () => offs.forEach((off) => off());
+  }
+
+  /** Stops the notices' timers (a test's session ends; the app's lives as long as the page). */
+  function dispose(): void {
+    for (const t of noticeTimers) clearTimeout(t);
+    noticeTimers.clear();
+  }
+
+
+  /**
+   * Outpainting: grows the canvas on one side by the model's size multiple (so the result stays a valid
+   * size), fills the new strip by stretching the edge pixels (a neutral start for the inpaint), and masks it.
+   */
+  async function extendCanvas(side: ExtendSide): Promise<void> {
+    const image = doc.image;
+    if (!image) {
+      notify('error', 'Open or generate an image first: outpainting extends an image.');
+      return;
+    }
+    const info = modelsStore.get().selectedId ? modelsStore.get().info[modelsStore.get().selectedId!] : undefined;
+    const amount = Math.max(info?.sizeMultiple ?? 64, 64);
+    try {
+      const url = image.source.kind === 'history' ? await client.imageUrl(image.source.hash) : URL.createObjectURL(new Blob([image.source.bytes as Uint8Array<ArrayBuffer>], { type: image.source.mime }));
+      const img = new Image();
+      img.src = url;
+      await img.decode();
+      const horizontal = side === 'left' || side === 'right';
+      const width = image.width + (horizontal ? amount : 0);
+      const height = image.height + (horizontal ? 0 : amount);
+      const left = side === 'left' ? amount : 0;
+      const top = side === 'top' ? amount : 0;
+      const canvas = document.createElement('canvas');
+      canvas.width = width;
+      canvas.height = height;
+      const ctx = canvas.getContext('2d')!;
+      // Stretch the one-pixel edge across the new strip, then draw the image itself.
+      if (side === 'left') ctx.drawImage(img, 0, 0, 1, image.height, 0, 0, amount, image.height);
+      if (side === 'right') ctx.drawImage(img, image.width - 1, 0, 1, image.height, image.width, 0, amount, image.height);
+      if (side === 'top') ctx.drawImage(img, 0, 0, image.width, 1, 0, 0, image.width, amount);
+      if (side === 'bottom') ctx.drawImage(img, 0, image.height - 1, image.width, 1, 0, image.height, image.width, amount);
+      ctx.drawImage(img, left, top);
+      const blob = await new Promise<Blob | null>((resolve) => canvas.toBlob(resolve, 'image/png'));
+      if (!blob) throw new Error('the browser could not encode the extended canvas');
+      const name = image.source.kind === 'file' ? image.source.name : `#${image.source.historyId}`;
+      // The extended picture is new bytes, but it is still that history item continued: keep the link.
+      const parentId = image.source.kind === 'history' ? image.source.historyId : image.source.parentId;
+      const bytes = new Uint8Array(await blob.arrayBuffer());
+      doc.extendCanvas({ width, height, source: { kind: 'file', name: `${name} (extended)`, bytes, mime: 'image/png', ...(parentId !== undefined ? { parentId } : {}) } }, left, top);
+    } catch (err) {
+      notify('error', `Could not extend the canvas: ${describeError(err)}`);
+    }
+  }
+
+  /** Adds a model folder (absolute path) to the library and selects it; returns an error to show, or null. */
+  async function importModelFolder(path: string, copy = false): Promise<string | null> {
+    const trimmed = path.trim();
+    if (!trimmed) return 'Type the absolute path of a model folder (the one with model_index.json).';
+    try {
+      const model = await client.call('models.import', { path: trimmed, copy });
+      await loadModels();
+      await selectModel(model.id);
+      notify('info', `Added ${model.name} (${model.kind}).`);
+      return null;
+    } catch (err) {
+      return describeError(err);
+    }
+  }
+
+  return {
+    client,
+    doc,
+    settingsStore,
+    stagingStore,
+    liveJobStore,
+    lastSeedStore,
+    noticesStore,
+    selectedHistoryStore,
+    notify,
+    modelsStore,
+    queueStore,
+    connectionStore,
+    historyRevisionStore,
+    loadModels,
+    selectModel,
+    selectedModelInfo,
+    layoutPalette,
+    effectiveMode,
+    usesPanelSize,
+    generateProblem,
+    generate,
+    cancelGeneration,
+    onQueueChanged,
+    acceptStaged,
+    discardStaged,
+    flipStaged,
+    openImageFile,
+    openInCanvas,
+    reuseParameters,
+    openLayoutFile,
+    connect,
+    dispose,
+    extendCanvas,
+    importModelFolder,
+  };
+}
+
+/** One studio session: what createSession makes and the panels get from useSession(). */
+export type StudioSession = ReturnType<typeof createSession>;

@@ -1,0 +1,160 @@
+/**
+ * The renderer's session on its own: a session made with `createSession` over the real studio client
+ * and WebSocket API, against a fake host (fake-host.ts) that can stop, come back, and leave a call
+ * unanswered. The model info is the engine's real detection of the tiny txt2img fixture.
+ */
+import { before, beforeEach, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { openModelFolder } from '../../../../electron/engine/model/model-folder.js';
+import type { JobSummary, QueueSnapshot } from '../../../../electron/shared/contract.js';
+import type { HistoryItem } from '../../../../electron/shared/history.js';
+import type { LibraryModel } from '../../../../electron/shared/model-library.js';
+import type { ModelInfo } from '../../../../electron/shared/model.js';
+import { EditorDocument } from '../../../../renderer/src/document/document.js';
+import { StudioClient, WebSocketStudioApi } from '../../../../renderer/src/ipc/studio-client.js';
+import { createSession, type StudioSession } from '../../../../renderer/src/session/session.js';
+import { FakeHost, NEVER, until } from './fake-host.js';
+
+const FIXTURES = join(import.meta.dirname, '..', '..', '..', 'fixtures', 'models');
+const MODEL_ID = 'tiny-sd1';
+
+let info: ModelInfo;
+before(async () => {
+  const model = await openModelFolder(join(FIXTURES, MODEL_ID), { providers: ['cpu'], threads: 1 });
+  info = model.info;
+  await model.release();
+});
+
+const EMPTY_QUEUE: QueueSnapshot = { running: null, queued: [], recent: [] };
+
+/** A host with one model, an idle engine and an empty queue. */
+function idleHost(): FakeHost {
+  const model = { id: MODEL_ID, name: MODEL_ID, kind: info.kind } as LibraryModel;
+  return new FakeHost()
+    .handle('queue.list', () => EMPTY_QUEUE)
+    .handle('app.info', () => ({ engine: { state: 'ready', pid: 1 } }) as never)
+    .handle('models.list', () => ({ models: [model], defaultId: MODEL_ID, selectedId: MODEL_ID, downloads: [] }))
+    .handle('models.info', () => ({ model, info }));
+}
+
+function job(id: string, status: JobSummary['status'], historyId: number | null = null): JobSummary {
+  return { id, status, mode: 'txt2img', prompt: 'p', modelId: MODEL_ID, createdAt: 0, startedAt: null, finishedAt: null, progress: null, historyId, error: null } as JobSummary;
+}
+
+describe('renderer session', () => {
+  let host: FakeHost;
+  let session: StudioSession;
+  let disconnect: () => void;
+
+  function start(callTimeoutMs?: number): void {
+    const api = new WebSocketStudioApi('ws://studio.test/api/ws', host.openSocket);
+    session = createSession(new StudioClient(api, null, callTimeoutMs !== undefined ? { callTimeoutMs } : {}), new EditorDocument(64, 64));
+    disconnect = session.connect();
+  }
+  const errors = (): string[] => session.noticesStore.get().filter((n) => n.kind === 'error').map((n) => n.text);
+
+  beforeEach(() => {
+    host = idleHost();
+  });
+
+  async function stop(): Promise<void> {
+    host.start();
+    disconnect();
+    session.dispose();
+  }
+
+  it('connecting reads the queue, the engine state and the models, and Generate is ready', async () => {
+    start();
+    try {
+      await until(() => session.modelsStore.get().info[MODEL_ID] !== undefined, 2000, 'model info');
+      assert.equal(session.connectionStore.get().engine, 'ready');
+      assert.equal(session.modelsStore.get().selectedId, MODEL_ID);
+      assert.equal(session.modelsStore.get().loading, false);
+      assert.equal(host.callsTo('queue.list').length, 1);
+      assert.equal(session.generateProblem(), null);
+    } finally {
+      await stop();
+    }
+  });
+
+  it('follows the host across a restart: offline while it is down, then reads everything again', async () => {
+    start();
+    try {
+      await until(() => session.modelsStore.get().info[MODEL_ID] !== undefined);
+      const revision = session.historyRevisionStore.get();
+      host.stop();
+      await until(() => !session.connectionStore.get().connected, 2000, 'offline');
+      host.start();
+      await until(() => session.connectionStore.get().connected && host.callsTo('queue.list').length === 2, 3000, 'the resync');
+      assert.equal(host.connections, 2);
+      assert.equal(host.callsTo('models.list').length, 2);
+      // History events may have been missed while away: the browser reloads.
+      assert.ok(session.historyRevisionStore.get() > revision);
+      // Events flow on the new connection.
+      host.emit('engine.status', { state: 'busy', pid: 1 } as never);
+      await until(() => session.connectionStore.get().engine === 'busy', 2000, 'an event after reconnecting');
+    } finally {
+      await stop();
+    }
+  });
+
+  it('a call in flight when the socket closes fails in plain words, and Generate works again after', async () => {
+    start();
+    try {
+      await until(() => session.modelsStore.get().info[MODEL_ID] !== undefined);
+      host.handle('generate', NEVER);
+      const pressed = session.generate();
+      await until(() => host.callsTo('generate').length === 1, 2000, 'the generate call');
+      host.stop();
+      await pressed;
+      assert.deepEqual(errors(), ['The studio host is not reachable. Is `studio serve` still running?']);
+      assert.deepEqual(session.stagingStore.get().jobIds, []);
+      host.start();
+      host.handle('generate', () => ({ jobId: '00000000-0000-4000-8000-000000000001', seed: 1, position: 0 }));
+      await until(() => session.connectionStore.get().connected, 3000, 'reconnect');
+      await session.generate();
+      assert.deepEqual(session.stagingStore.get().jobIds, ['00000000-0000-4000-8000-000000000001']);
+    } finally {
+      await stop();
+    }
+  });
+
+  it('a call the host never answers fails with a timeout instead of waiting for ever', async () => {
+    host.handle('models.select', NEVER);
+    start(50);
+    try {
+      await until(() => session.modelsStore.get().info[MODEL_ID] !== undefined);
+      await session.selectModel(MODEL_ID);
+      assert.deepEqual(errors(), ['The studio host did not answer models.select within 50 ms.']);
+    } finally {
+      await stop();
+    }
+  });
+
+  it('a batch sends one job per image with consecutive seeds, and finished jobs land in staging in order', async () => {
+    let next = 0;
+    const ids = ['00000000-0000-4000-8000-00000000000a', '00000000-0000-4000-8000-00000000000b'];
+    host.handle('generate', () => ({ jobId: ids[next++]!, seed: 0, position: 0 }));
+    host.handle('history.get', ({ id }) => ({ id, params: { seed: 40 + id }, output: { hash: 'h'.repeat(64), width: 64, height: 64 } }) as unknown as HistoryItem);
+    start();
+    try {
+      await until(() => session.modelsStore.get().info[MODEL_ID] !== undefined);
+      const { width, height, steps, cfg, sampler } = session.settingsStore.get();
+      session.settingsStore.update({ prompt: 'a cat', seedMode: 'fixed', seed: 41, batchCount: 2 });
+      await session.generate();
+      const sent = host.callsTo('generate') as Array<Record<string, unknown>>;
+      assert.deepEqual(sent.map((r) => r.seed), [41, 42]);
+      assert.deepEqual(sent[0], { mode: 'txt2img', prompt: 'a cat', negativePrompt: '', steps, cfg, sampler, width, height, modelId: MODEL_ID, seed: 41 });
+      // The second job finishes first; staging keeps the batch order.
+      host.emit('queue.changed', { running: null, queued: [], recent: [job(ids[1]!, 'succeeded', 2), job(ids[0]!, 'succeeded', 1)] });
+      await until(() => session.stagingStore.get().items.length === 2, 2000, 'both results');
+      assert.deepEqual(session.stagingStore.get().items.map((i) => i.id), [1, 2]);
+      session.acceptStaged();
+      assert.deepEqual(session.doc.image?.source, { kind: 'history', historyId: session.selectedHistoryStore.get(), hash: 'h'.repeat(64) });
+      assert.deepEqual(session.stagingStore.get().items, []);
+    } finally {
+      await stop();
+    }
+  });
+});
