@@ -3,20 +3,22 @@
  * they are unit-tested under Node); security.ts applies them to windows and the session.
  */
 import type { WebContents, WebFrameMain } from 'electron';
+import { ELECTRON_APP_ORIGIN } from '../shared/contract.js';
 
 /** The renderer's origin in the app: files served by the `app://` protocol (see app-protocol.ts). */
-export const APP_SCHEME = 'app';
-export const APP_ORIGIN = `${APP_SCHEME}://studio`;
+export const APP_ORIGIN = ELECTRON_APP_ORIGIN;
+export const APP_SCHEME = new URL(APP_ORIGIN).protocol.slice(0, -1);
 
 /**
  * Strict Content-Security-Policy: only our own scripts, no eval, no plugins, no framing; images may be
- * data:/blob: (canvas exports) and our own `/api/images/…`.
+ * data:/blob: (canvas exports, live previews) and our own `/api/images/…` (named explicitly too, for a
+ * page loaded from a dev server, whose 'self' is another origin).
  */
 export const CONTENT_SECURITY_POLICY = [
   "default-src 'self'",
   "script-src 'self'",
   "style-src 'self' 'unsafe-inline'",
-  "img-src 'self' data: blob:",
+  `img-src 'self' data: blob: ${APP_ORIGIN}`,
   "connect-src 'self'",
   "font-src 'self'",
   "object-src 'none'",

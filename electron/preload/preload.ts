@@ -7,6 +7,7 @@
 import { contextBridge, ipcRenderer, webUtils } from 'electron';
 import {
   CHANNELS,
+  ELECTRON_APP_ORIGIN,
   ELECTRON_IPC,
   EVENTS,
   type ChannelName,
@@ -48,6 +49,8 @@ const studio: StudioApi = {
   pathForFile(file: unknown): string {
     return file instanceof File ? webUtils.getPathForFile(file) : '';
   },
+  // Stored images load by URL from main's app protocol (app-protocol.ts), not as base64 over IPC.
+  imageOrigin: ELECTRON_APP_ORIGIN,
 };
 
 contextBridge.exposeInMainWorld('studio', studio);

@@ -73,6 +73,12 @@ export const ELECTRON_IPC = {
   event: 'studio:event',
 } as const;
 
+/**
+ * The desktop app's own origin: main serves the renderer and stored images (`/api/images/<hash>`, the
+ * route browser mode has too) on this `app:` protocol.
+ */
+export const ELECTRON_APP_ORIGIN = 'app://studio';
+
 /** Every event the host pushes to subscribers. */
 export const EVENTS = ['job.progress', 'job.preview', 'queue.changed', 'history.changed', 'engine.status', 'models.downloadProgress', 'models.changed'] as const;
 export type EventName = (typeof EVENTS)[number];
@@ -260,6 +266,12 @@ export interface StudioApi {
    * in a browser never learns where a file is, so browser mode has no such function.
    */
   pathForFile?(file: unknown): string;
+  /**
+   * Electron only: the origin that serves `/api/images/<hash>` (ELECTRON_APP_ORIGIN). It is the page's
+   * own origin except when the renderer is loaded from a dev server; browser mode serves images on the
+   * page's origin and has no such field.
+   */
+  readonly imageOrigin?: string;
 }
 
 // ── compile-time checks: the lists above and the type maps agree ─────────────────────────────────

@@ -16,6 +16,7 @@ import type {
   StudioApi,
 } from '../../../electron/shared/contract.js';
 import type { SerializedError } from '../../../electron/shared/errors.js';
+import { imageBaseUrl, storedImageUrl } from './image-urls.js';
 
 declare global {
   interface Window {
@@ -171,8 +172,8 @@ export class StudioClient {
 
   constructor(
     readonly api: ConnectableStudioApi,
-    /** Where `<img src>` finds stored images; null in Electron, where images come through `history.image`. */
-    readonly imageBaseUrl: string | null,
+    /** Where `<img src>` finds stored images (imageBaseUrl): the same route in Electron and in a browser. */
+    readonly imageBaseUrl: string,
     options: { callTimeoutMs?: number } = {},
   ) {
     this.callTimeoutMs = options.callTimeoutMs ?? CALL_TIMEOUT_MS;
@@ -209,11 +210,9 @@ export class StudioClient {
     return this.api.on(event, listener);
   }
 
-  /** A URL for a stored image (or its thumbnail): served directly in browser mode, else fetched once as a blob. */
+  /** A URL for a stored image (or its thumbnail). Kept async for callers written when Electron fetched bytes. */
   async imageUrl(hash: string, thumbnail = false): Promise<string> {
-    if (this.imageBaseUrl !== null) return `${this.imageBaseUrl}/${hash}${thumbnail ? '?thumbnail=1' : ''}`;
-    const { mime, data } = await this.call('history.image', { hash, thumbnail });
-    return `data:${mime};base64,${data}`;
+    return this.imageUrlSync(hash, thumbnail);
   }
 
   /** Where a dropped file is on disk: known in Electron, null in a browser (which never tells a page). */
@@ -221,16 +220,16 @@ export class StudioClient {
     return this.api.pathForFile?.(file) || null;
   }
 
-  /** Synchronous form for browser mode (null in Electron, where `imageUrl` must be awaited). */
-  imageUrlSync(hash: string, thumbnail = false): string | null {
-    return this.imageBaseUrl === null ? null : `${this.imageBaseUrl}/${hash}${thumbnail ? '?thumbnail=1' : ''}`;
+  /** A URL for a stored image (or its thumbnail), the same in both front doors. */
+  imageUrlSync(hash: string, thumbnail = false): string {
+    return storedImageUrl(this.imageBaseUrl, hash, thumbnail);
   }
 }
 
 /** This page's client: the preload's API in Electron, else the WebSocket of browser mode. Made once, by app/App.tsx. */
 export function createStudioClient(): StudioClient {
-  if (window.studio) return new StudioClient(window.studio, null);
+  if (window.studio) return new StudioClient(window.studio, imageBaseUrl(window.studio, location.origin));
   // Drop the token from the address bar: the server has put it in an HttpOnly cookie.
   if (new URLSearchParams(location.search).has('token')) history.replaceState(null, '', location.pathname);
-  return new StudioClient(new WebSocketStudioApi(browserSocketUrl()), `${location.origin}/api/images`);
+  return new StudioClient(new WebSocketStudioApi(browserSocketUrl()), imageBaseUrl(undefined, location.origin));
 }

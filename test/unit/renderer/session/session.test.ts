@@ -49,7 +49,7 @@ describe('renderer session', () => {
 
   function start(callTimeoutMs?: number): void {
     const api = new WebSocketStudioApi('ws://studio.test/api/ws', host.openSocket);
-    session = createSession(new StudioClient(api, null, callTimeoutMs !== undefined ? { callTimeoutMs } : {}), new EditorDocument(64, 64));
+    session = createSession(new StudioClient(api, 'http://127.0.0.1:7860/api/images', callTimeoutMs !== undefined ? { callTimeoutMs } : {}), new EditorDocument(64, 64));
     disconnect = session.connect();
   }
   const errors = (): string[] => session.noticesStore.get().filter((n) => n.kind === 'error').map((n) => n.text);
