@@ -13,7 +13,8 @@ import { fileURLToPath } from 'node:url';
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 /** Where the sources that tests run live (fixtures are data, made by committed scripts elsewhere). */
 const SCANNED = ['test', 'scripts', 'bench', '.ci'];
-const SOURCE = /\.(ts|mts|js|mjs|cjs|py|sh)$|^run$/;
+/** Source files by extension; the CI scripts have none (.ci/run, .ci/in-fresh-clone). */
+const SOURCE = /\.(ts|mts|js|mjs|cjs|py|sh)$|^[\w-]+$/;
 const SKIPPED_FOLDERS = new Set(['fixtures', 'node_modules', '__pycache__']);
 
 // Built from pieces so this file doesn't flag itself.
