@@ -6,6 +6,7 @@ import { resolve } from 'node:path';
 import { InvalidRequestError } from '../shared/errors.js';
 import type { ExecutionProviderName } from '../shared/generation.js';
 import type { ModelInfo, SessionReport } from '../shared/model.js';
+import { applyPromptLoras, releaseLoraSessions } from './lora/sessions.js';
 import { openModelFolder, type LoadedModel } from './model/model-folder.js';
 import type { SessionSettings } from './model/onnx-module.js';
 import { throwIfAborted } from './pipelines/components.js';
@@ -90,6 +91,7 @@ export class Engine {
     // Wait for running work so a session isn't released under a job.
     await this.queue.catch(() => undefined);
     const m = await p.catch(() => null);
+    if (m) await releaseLoraSessions(m);
     await m?.release();
     return true;
   }
@@ -122,6 +124,7 @@ export class Engine {
       timings: job.timings,
       provider: model.sessions.providers['unet'] ?? 'cpu',
       providers: model.sessions.providers,
+      loras: job.loras,
     };
   }
 }
@@ -138,6 +141,9 @@ export async function prepareJob(
   replayRng?: GaussianSource,
 ): Promise<Job> {
   const params = resolveParams(model, request);
+  // <lora:…> tags: the job runs on a view of the model with patched sessions (lora/sessions.ts).
+  const applied = await applyPromptLoras(model, params.prompt, request.loraDirs ?? []);
+  model = applied.model;
   const rng = replayRng ?? new SeededRng(params.seed);
   const f = model.info.vaeScaleFactor;
   const shape = { channels: model.info.latentChannels, height: params.height / f, width: params.width / f };
@@ -156,6 +162,7 @@ export async function prepareJob(
     region: null,
     control: null,
     labelMap: null,
+    loras: applied.reports,
   };
   if (params.inpaintArea === 'masked' && request.initImage && request.mask) {
     // Only masked: keep the picture at its own size and repaint a crop of it at width×height.

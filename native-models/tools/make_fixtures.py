@@ -28,6 +28,7 @@ from fixtures_lib import verify  # noqa: E402
 from fixtures_lib.controlnet import build_controlnet_folder, make_controlnet_parity  # noqa: E402
 from fixtures_lib.folders import build_all  # noqa: E402
 from fixtures_lib.layout import build_layout_folder, make_layout_parity  # noqa: E402
+from fixtures_lib.lora import LORA_DIR, build_named_folder, make_lora_parity, make_loras  # noqa: E402
 from fixtures_lib.parity import make_parity  # noqa: E402
 from fixtures_lib.tokenizer_files import build_tiny_vocabulary, check_against_full_vocabulary  # noqa: E402
 
@@ -73,6 +74,11 @@ def _sizes(models_dir: Path, parity_dir: Path) -> None:
     print(f"size {'total':18s} {total / 1e6:6.2f} MB")
 
 
+def _lora_parity(named, parity_dir: Path, root: Path) -> None:
+    """The LoRA files are made on the named folder's modules; their references need both."""
+    make_lora_parity(named, make_loras(named, root / LORA_DIR), parity_dir, root)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=FIXTURES, help="fixtures root (default: test/fixtures)")
@@ -87,6 +93,11 @@ def main() -> None:
         "--layout-only",
         action="store_true",
         help="only rebuild models/tiny-sd1-layout and its parity files (needs an existing parity/latents.npy)",
+    )
+    parser.add_argument(
+        "--lora-only",
+        action="store_true",
+        help="only rebuild models/tiny-sd1-named, loras/ and the LoRA parity files (needs an existing parity/latents.npy)",
     )
     args = parser.parse_args()
 
@@ -108,6 +119,7 @@ def main() -> None:
     only = [
         (args.controlnet_only, build_controlnet_folder, make_controlnet_parity),
         (args.layout_only, build_layout_folder, make_layout_parity),
+        (args.lora_only, build_named_folder, lambda folder, parity, root: _lora_parity(folder, parity, root)),
     ]
     for chosen, build_folder, make_folder_parity in only:
         if chosen:
@@ -127,10 +139,12 @@ def main() -> None:
     # Built after the others, so their folders and references are the same bytes as without them.
     controlnet = build_controlnet_folder(models_dir, vocab)
     layout = build_layout_folder(models_dir, vocab)
+    named = build_named_folder(models_dir, vocab)
     if not args.skip_parity:
         make_parity(built, parity_dir, args.out)
         make_controlnet_parity(controlnet, parity_dir, args.out)
         make_layout_parity(layout, parity_dir, args.out)
+        _lora_parity(named, parity_dir, args.out)
 
     _sizes(models_dir, parity_dir)
     digest = hashlib.sha256(repr(_digest(models_dir)).encode()).hexdigest()[:16]

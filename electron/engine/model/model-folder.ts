@@ -75,7 +75,8 @@ export class LoadedModel {
     readonly tokenizer: ClipTokenizer,
     readonly schedulerConfig: Record<string, unknown>,
     readonly sessions: SessionReport,
-    private readonly settings: SessionSettings = { providers: ['cpu'], threads: 0 },
+    /** The session settings it was opened with (patched sessions, e.g. LoRA, are opened the same way). */
+    readonly settings: SessionSettings = { providers: ['cpu'], threads: 0 },
   ) {}
 
   /**

@@ -15,7 +15,8 @@ export const POSTERIOR_NOISE_INPUT = 'studio_posterior_noise';
 const SCHEMA_PATH = fileURLToPath(new URL('./onnx.proto', import.meta.url));
 let root: protobuf.Root | undefined;
 
-function schema(name: 'ModelProto' | 'NodeProto' | 'ValueInfoProto'): protobuf.Type {
+/** A message type of onnx.proto (also used by lora/onnx-weights.ts to read and rewrite initializers). */
+export function schema(name: 'ModelProto' | 'NodeProto' | 'ValueInfoProto' | 'TensorProto'): protobuf.Type {
   root ??= protobuf.loadSync(SCHEMA_PATH);
   return root.lookupType(`onnx.${name}`);
 }

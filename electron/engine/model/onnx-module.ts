@@ -106,9 +106,16 @@ export class OnnxModule {
 
   /**
    * Opens a session from the file (so external weights resolve next to it), or from `bytes` when the
-   * graph was patched in memory (see onnx-graph.ts; only for models without external data).
+   * graph was patched in memory (onnx-graph.ts, lora/), with its external data files given in memory
+   * (`externalData`: one entry per file the graph names, by its `location`).
    */
-  static async open(file: string, label: string, settings: SessionSettings, bytes?: Uint8Array): Promise<OnnxModule> {
+  static async open(
+    file: string,
+    label: string,
+    settings: SessionSettings,
+    bytes?: Uint8Array,
+    externalData?: readonly { path: string; data: Uint8Array }[],
+  ): Promise<OnnxModule> {
     if (!bytes) {
       if (!existsSync(file)) throw new ModelFolderError('file is missing', label);
       if (statSync(file).size === 0) throw new ModelFolderError('file is empty', label);
@@ -132,6 +139,7 @@ export class OnnxModule {
           graphOptimizationLevel: 'all',
           ...(settings.threads > 0 ? { intraOpNumThreads: settings.threads } : {}),
           logSeverityLevel: 4, // errors reach us as exceptions; a probe run must not print to stderr
+          ...(bytes && externalData && externalData.length > 0 ? { externalData: [...externalData] } : {}),
         };
         const session = bytes ? await ort.InferenceSession.create(bytes, options) : await ort.InferenceSession.create(file, options);
         return new OnnxModule(

@@ -4,6 +4,7 @@
  * top to bottom like the diffusers pipeline it mirrors (sd-onnx-reference §3).
  */
 import { CancelledError } from '../../shared/errors.js';
+import { stripLoraTags } from '../lora/prompt-tags.js';
 import type { Residuals } from '../model/controlnet.js';
 import type { LoadedModel } from '../model/model-folder.js';
 import type { Scheduler } from '../schedulers/index.js';
@@ -113,7 +114,9 @@ export async function encodeConditioning(job: Job): Promise<Conditioning> {
   const doCfg = params.cfg > 1 && params.sampler !== 'lcm';
   const condDim = model.info.unet.timestepCondDim;
   const timestepCond = condDim !== null ? guidanceEmbedding(params.cfg, condDim) : null;
-  const embeddings = await timed(job, 'textEncodeMs', () => encodePrompts(model, params.prompt, params.negativePrompt, doCfg));
+  // A1111 cuts extra-network tags out of the prompt before it is parsed (lora/prompt-tags.ts).
+  const prompt = stripLoraTags(params.prompt);
+  const embeddings = await timed(job, 'textEncodeMs', () => encodePrompts(model, prompt, params.negativePrompt, doCfg));
   throwIfAborted(job.options.signal);
   return { embeddings, cfg: params.cfg, timestepCond, residuals: residualSource(job), labelMap: job.labelMap };
 }

@@ -1,6 +1,7 @@
 /** One generation in flight: the model, checked parameters, RNG, latent shape, inputs and timings. */
 import type { GenerationParams, GenerationTimings } from '../../shared/generation.js';
 import type { ControlNet } from '../model/controlnet.js';
+import type { LoraReport } from '../lora/sessions.js';
 import type { LoadedModel } from '../model/model-folder.js';
 import type { GrayImage, RgbImage } from '../tensor/image.js';
 import type { GaussianSource } from '../tensor/rng.js';
@@ -34,6 +35,8 @@ export interface Job {
   control: JobControl | null;
   /** layout: the label map at latent resolution, [K, h, w] (tensor/label-map.ts). Null for other modes. */
   labelMap: Float32Array | null;
+  /** The prompt's LoRAs (`model` is then a view with patched U-Net / text encoder sessions). */
+  loras: LoraReport[];
 }
 
 export interface JobControl {

@@ -1,5 +1,6 @@
 /** The engine's request, result and progress types (plain data; the host maps IPC payloads onto these). */
 import type { ExecutionProviderName, GenerationMode, InpaintArea, GenerationParams, GenerationTimings, SamplerName } from '../../shared/generation.js';
+import type { LoraReport } from '../lora/sessions.js';
 import type { RgbImage } from '../tensor/image.js';
 
 export interface GenerateRequest {
@@ -37,6 +38,11 @@ export interface GenerateRequest {
    * (ModelInfo.layout.labels); see tensor/label-map.ts for how it becomes the U-Net's `label_map`.
    */
   labelMap?: Uint8Array;
+  /**
+   * Folders where the prompt's `<lora:name:weight>` names are looked up (`<dir>/<name>.safetensors`), first
+   * first. The tags stay in the prompt (history keeps them) and are removed from the encoded text.
+   */
+  loraDirs?: readonly string[];
 }
 
 export interface ControlRequest {
@@ -75,4 +81,6 @@ export interface GenerateResult {
   provider: ExecutionProviderName;
   /** Per-submodel providers. */
   providers: Record<string, ExecutionProviderName>;
+  /** The LoRAs the prompt applied: hashes and how many of their modules were found (and not found). */
+  loras: LoraReport[];
 }

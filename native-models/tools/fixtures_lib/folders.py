@@ -143,7 +143,13 @@ def _fresh(root: Path) -> None:
 
 
 def _diffusers_script_folder(
-    name: str, out: Path, vocab: TinyVocabulary, spec: ModelSpec, scheduler_config: dict, verbatim_scheduler: bool
+    name: str,
+    out: Path,
+    vocab: TinyVocabulary,
+    spec: ModelSpec,
+    scheduler_config: dict,
+    verbatim_scheduler: bool,
+    compact_names: bool = True,
 ) -> BuiltFolder:
     root = out / name
     _fresh(root)
@@ -152,7 +158,8 @@ def _diffusers_script_folder(
     models = build_models(spec, vocab.size, vocab.bos_id, vocab.eos_id)
     torch.manual_seed(spec.seed + 10)  # the script's dummy inputs use the global RNG
     export_diffusers_script(root, models.text_encoder, models.unet, models.vae, _dummy_prompt_ids(tokenizer))
-    _compact_names_in_place(root)
+    if compact_names:
+        _compact_names_in_place(root)
     _resave_external(root / "unet" / ONNX_WEIGHTS_NAME, ONNX_EXTERNAL_WEIGHTS_NAME, convert_attribute=False)
 
     scheduler = PNDMScheduler.from_config(scheduler_config)
