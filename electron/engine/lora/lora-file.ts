@@ -79,7 +79,9 @@ export async function readLoraFile(path: string): Promise<LoraFile> {
   const isKohya = names.every((n) => KOHYA_PREFIXES.some(([p]) => n.startsWith(p)));
   const parsed = isKohya ? parseKohya(file) : parsePeft(file);
   if (parsed.modules.length === 0) {
-    const skipped = Object.entries(parsed.unsupported).map(([why, n]) => `${n} ${why}`);
+    const skipped = Object.entries(parsed.unsupported)
+      .filter(([why]) => why !== UNKNOWN_KEY)
+      .map(([why, n]) => `${n} ${why}`);
     throw new LoraFileError(
       skipped.length > 0
         ? `has no LoRA modules this app can apply (${skipped.join(', ')})`
@@ -100,6 +102,8 @@ export async function readLoraFile(path: string): Promise<LoraFile> {
     shortHash: await file.shortHash(),
   };
 }
+
+const UNKNOWN_KEY = 'unknown key';
 
 interface Parsed {
   modules: LoraModule[];
@@ -215,7 +219,7 @@ function parsePeft(file: SafetensorsFile): Parsed {
       continue;
     }
     if (!match) {
-      count(unsupported, unsupportedReason(rest.slice(rest.lastIndexOf('.') + 1)) ?? 'unknown key');
+      count(unsupported, UNKNOWN_KEY);
       continue;
     }
     const path = rest.replace(match[0], '');

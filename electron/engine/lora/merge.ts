@@ -27,6 +27,15 @@ export function multiplierFor(lora: ActiveLora, component: LoraComponent): numbe
   return component === 'unet' ? lora.unet : lora.te;
 }
 
+/** CLIP's module path starts `text_model.` in transformers 4 (the exports people have) and not in 5. */
+const TEXT_MODEL = 'text_model_';
+
+function findTarget(weights: OnnxWeights, m: LoraModule): WeightTarget | undefined {
+  const direct = weights.target(m.key);
+  if (direct || m.component === 'unet') return direct;
+  return m.key.startsWith(TEXT_MODEL) ? weights.target(m.key.slice(TEXT_MODEL.length)) : weights.target(TEXT_MODEL + m.key);
+}
+
 /** Checks the LoRA module fits the weight and says how, or throws a shape-mismatch error. */
 function checkShape(m: LoraModule, target: WeightTarget, file: LoraFile, label: string): void {
   const out = m.upShape[0]!;
@@ -108,7 +117,7 @@ export function mergeChanges(
     const multiplier = multiplierFor(lora, component);
     for (const m of lora.file.modules) {
       if (m.component !== component) continue;
-      const target = weights.target(m.key);
+      const target = findTarget(weights, m);
       if (!target) {
         match.unmatched.push(m.source);
         continue;

@@ -92,6 +92,15 @@ def _peft_layers(model: torch.nn.Module, config: LoraConfig, generator: torch.Ge
     return {k: v.detach().clone() for k, v in get_peft_model_state_dict(model).items()}
 
 
+# transformers 5 flattened CLIPTextModel (`encoder.layers.0…`); the files people have, and the ONNX text
+# encoders of the folders they have, come from transformers 4, whose path is `text_model.encoder.layers.0…`.
+TEXT_MODEL_PREFIX = "text_model."
+
+
+def _text_model_paths(layers: dict) -> dict:
+    return {k if k.startswith(TEXT_MODEL_PREFIX) else TEXT_MODEL_PREFIX + k: v for k, v in layers.items()}
+
+
 def _kohya(layers: dict, prefix: str, alpha: float, dtype: torch.dtype) -> dict:
     """peft keys → kohya-ss: `lora_unet_<module path with every . as _>.lora_down.weight`, + `.alpha`."""
     out = {}
@@ -128,7 +137,10 @@ def make_loras(folder: BuiltFolder, lora_dir: Path) -> dict[str, Path]:
     rank, alpha = 4, 2.0
     unet = _peft_layers(models.unet, LoraConfig(r=rank, lora_alpha=rank, target_modules=UNET_ATTENTION_TARGETS), generator, 2.0)
     text = _peft_layers(models.text_encoder, LoraConfig(r=rank, lora_alpha=rank, target_modules=TEXT_TARGETS), generator, 2.0)
-    tensors = {**_kohya(unet, "lora_unet", alpha, torch.float16), **_kohya(text, "lora_te", alpha, torch.float16)}
+    tensors = {
+        **_kohya(unet, "lora_unet", alpha, torch.float16),
+        **_kohya(_text_model_paths(text), "lora_te", alpha, torch.float16),
+    }
     tags = {"10_tinychar": {"tinychar": 10, "red apple": 4, "smiling": 2}}
     files["tiny-kohya"] = lora_dir / "tiny-kohya.safetensors"
     save_file(tensors, files["tiny-kohya"].as_posix(), metadata=_kohya_metadata(rank, alpha, tags))
@@ -141,7 +153,7 @@ def make_loras(folder: BuiltFolder, lora_dir: Path) -> dict[str, Path]:
     StableDiffusionPipeline.save_lora_weights(
         lora_dir,
         unet_lora_layers=unet,
-        text_encoder_lora_layers=text,
+        text_encoder_lora_layers=_text_model_paths(text),
         unet_lora_adapter_metadata=unet_config.to_dict(),
         text_encoder_lora_adapter_metadata=text_config.to_dict(),
         weight_name="tiny-peft.safetensors",
@@ -173,6 +185,13 @@ def make_loras(folder: BuiltFolder, lora_dir: Path) -> dict[str, Path]:
     return files
 
 
+def _keys(file: Path) -> list[str]:
+    from safetensors import safe_open
+
+    with safe_open(file.as_posix(), "pt") as f:
+        return list(f.keys())
+
+
 @torch.no_grad()
 def _render(folder: BuiltFolder, loras: list[tuple[Path, float]], latents: np.ndarray):
     """The torch pipeline on copies of the exported modules, each LoRA fused at its weight in turn."""
@@ -194,6 +213,12 @@ def _render(folder: BuiltFolder, loras: list[tuple[Path, float]], latents: np.nd
         pipe.load_lora_weights(file.parent.as_posix(), weight_name=file.name, adapter_name=f"l{i}")
         pipe.fuse_lora(lora_scale=weight, adapter_names=[f"l{i}"])
         pipe.unload_lora_weights()  # keeps the fused weights
+        # diffusers skips modules it cannot place with a log line only: check every part was fused.
+        for part, original in (("unet", models.unet), ("text_encoder", models.text_encoder)):
+            wanted = any(k.startswith("lora_te" if part == "text_encoder" else "lora_unet") or k.startswith(part + ".") for k in _keys(file))
+            changed = any(not torch.equal(a, b) for a, b in zip(getattr(pipe, part).state_dict().values(), original.state_dict().values()))
+            if wanted and not changed:
+                raise AssertionError(f"{file.name}: diffusers fused nothing into the {part}")
     image = pipe(
         prompt=PROMPT,
         negative_prompt=NEGATIVE,
