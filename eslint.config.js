@@ -40,7 +40,12 @@ const RENDERER_PATTERNS = [
     group: ['**/electron/engine/**', '**/electron/history/**', '**/electron/host/**', '**/electron/main/**', '**/electron/model-library/**', '**/electron/preload/**', 'node:*'],
     message: 'The renderer talks to the host only through src/ipc/studio-client.ts.',
   },
-  { group: ['**/electron/shared/**'], allowTypeImports: true, message: 'The renderer may only `import type` from electron/shared.' },
+  {
+    // generation-limits imports nothing: its numbers are the one thing the renderer takes from shared as values.
+    group: ['**/electron/shared/**', '!**/electron/shared/generation-limits.js'],
+    allowTypeImports: true,
+    message: 'The renderer may only `import type` from electron/shared (values only from generation-limits.ts).',
+  },
 ];
 const RENDERER_PATHS = [{ name: 'electron', message: 'The renderer never imports electron: the preload exposes window.studio.' }];
 
@@ -85,4 +90,9 @@ export default tseslint.config(
   // Renderer files outside the layer folders (main.tsx, vite.config.ts is the build's, not the page's).
   { files: ['renderer/src/*.{ts,tsx}'], rules: restrictedImports({ paths: RENDERER_PATHS, patterns: RENDERER_PATTERNS }) },
   ...ALL.map(layerRule),
+  {
+    // The renderer imports this one's values: it must stay a leaf (plain constants, no imports).
+    files: ['electron/shared/generation-limits.ts'],
+    rules: { 'no-restricted-syntax': ['error', { selector: 'ImportDeclaration, ExportAllDeclaration, ExportNamedDeclaration[source]', message: 'generation-limits.ts imports nothing (the renderer imports its values).' }] },
+  },
 );

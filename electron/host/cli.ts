@@ -12,7 +12,7 @@ import { formatA1111Parameters } from '../shared/a1111.js';
 import { InvalidRequestError, serializeError } from '../shared/errors.js';
 import { GENERATION_MODES, SAMPLERS, type ExecutionProviderName, type GenerationMode, type InpaintArea, type SamplerName } from '../shared/generation.js';
 import { Engine } from '../engine/engine.js';
-import { DEFAULT_CONTROL_SCALE } from '../engine/pipelines/resolve.js';
+import { DEFAULT_CONTROL_SCALE } from '../shared/generation-limits.js';
 import type { GenerateRequest } from '../engine/pipelines/types.js';
 import { readNpyFloat32 } from '../engine/tensor/npy.js';
 import { ClipTokenizer } from '../engine/tokenizer/clip-tokenizer.js';

@@ -12,20 +12,37 @@ import { z } from 'zod';
 import { InvalidRequestError } from './errors.js';
 import { GENERATION_MODES, INPAINT_AREAS, SAMPLERS } from './generation.js';
 import type { ExecutionProviderName } from './generation.js';
+import {
+  MAX_CFG,
+  MAX_CONTROL_SCALE,
+  MAX_MASK_BLUR,
+  MAX_MASK_PADDING,
+  MAX_PROMPT_CHARS,
+  MAX_SEED,
+  MAX_SIDE,
+  MAX_STEPS,
+  MAX_STRENGTH,
+  MIN_CFG,
+  MIN_SIDE,
+  MIN_STEPS,
+  MIN_STRENGTH,
+  SIDE_MULTIPLE,
+} from './generation-limits.js';
 import { HISTORY_PAGE_MAX } from './history.js';
 
-// Limits. The engine checks the same bounds again (electron/engine/pipelines/resolve.ts); they are
-// repeated here because shared/ may not import the engine.
-export const MAX_PROMPT_CHARS = 10_000;
-export const MAX_STEPS = 1000;
-export const MAX_CFG = 50;
-export const MIN_SIDE = 8;
-export const MAX_SIDE = 4096;
-export const MAX_MASK_BLUR = 256;
-export const MAX_MASK_PADDING = 1024;
-export const MAX_CONTROL_SCALE = 2;
-/** Seeds are integers in [0, 2^53 − 1] (the engine's MAX_SEED). */
-export const MAX_SEED = Number.MAX_SAFE_INTEGER;
+// A generation request's limits live in generation-limits.ts (the engine and the renderer read them too);
+// they are re-exported here beside the contract's other limits.
+export {
+  MAX_CFG,
+  MAX_CONTROL_SCALE,
+  MAX_MASK_BLUR,
+  MAX_MASK_PADDING,
+  MAX_PROMPT_CHARS,
+  MAX_SEED,
+  MAX_SIDE,
+  MAX_STEPS,
+  MIN_SIDE,
+} from './generation-limits.js';
 /** Longest file path we accept: PATH_MAX on Linux. */
 export const MAX_PATH_CHARS = 4096;
 /** Base64 of one input image: 64 MiB of text ≈ 48 MiB of file, more than a 4096² PNG needs. */
@@ -130,7 +147,7 @@ const emptySchema = z.strictObject({});
 
 // ── generation ────────────────────────────────────────────────────────────────────────────────────
 
-const side = z.number().int().min(MIN_SIDE).max(MAX_SIDE).multipleOf(8);
+const side = z.number().int().min(MIN_SIDE).max(MAX_SIDE).multipleOf(SIDE_MULTIPLE);
 
 export const generateRequestSchema = z
   .strictObject({
@@ -139,12 +156,12 @@ export const generateRequestSchema = z
     negativePrompt: z.string().max(MAX_PROMPT_CHARS).optional(),
     /** Absent: the host draws a random seed (and records it). */
     seed: z.number().int().min(0).max(MAX_SEED).optional(),
-    steps: z.number().int().min(1).max(MAX_STEPS).optional(),
-    cfg: z.number().min(0).max(MAX_CFG).optional(),
+    steps: z.number().int().min(MIN_STEPS).max(MAX_STEPS).optional(),
+    cfg: z.number().min(MIN_CFG).max(MAX_CFG).optional(),
     sampler: z.enum(SAMPLERS).optional(),
     width: side.optional(),
     height: side.optional(),
-    strength: z.number().min(0).max(1).optional(),
+    strength: z.number().min(MIN_STRENGTH).max(MAX_STRENGTH).optional(),
     maskBlur: z.number().min(0).max(MAX_MASK_BLUR).optional(),
     /** img2img / inpaint: the input image, base64 of its file bytes… */
     initImage: base64ImageSchema.optional(),

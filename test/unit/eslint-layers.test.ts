@@ -18,7 +18,7 @@ before(() => {
 /** The messages of the import rule for `code` as if it were the file at `path` (relative to the repository). */
 async function importProblems(path: string, code: string): Promise<string[]> {
   const [result] = await eslint.lintText(code, { filePath: join(ROOT, path) });
-  return result!.messages.filter((m) => m.ruleId === 'no-restricted-imports' || m.fatal).map((m) => m.message);
+  return result!.messages.filter((m) => m.ruleId === 'no-restricted-imports' || m.ruleId === 'no-restricted-syntax' || m.fatal).map((m) => m.message);
 }
 
 async function fails(path: string, code: string, why: RegExp): Promise<void> {
@@ -55,6 +55,12 @@ describe('lint: the renderer reaches the host only through the studio client', (
       await fails('renderer/src/features/Bad.tsx', `import type { X } from '../../../electron/${layer}/index.js';\nexport type { X };\n`, /only through src\/ipc\/studio-client/);
     });
   }
+
+  it('from electron/shared only types, except the generation limits’ values', async () => {
+    await fails('renderer/src/session/bad.ts', "import { parseRequest } from '../../../electron/shared/contract-schemas.js';\nexport { parseRequest };\n", /only `import type` from electron\/shared/);
+    await passes('renderer/src/session/good.ts', "import type { Requests } from '../../../electron/shared/contract.js';\nimport { MAX_STEPS } from '../../../electron/shared/generation-limits.js';\nexport type { Requests };\nexport { MAX_STEPS };\n");
+    await fails('electron/shared/generation-limits.ts', "import { SAMPLERS } from './generation.js';\nexport const N = SAMPLERS.length;\n", /imports nothing/);
+  });
 
   it('no Node and no Electron, in any renderer file', async () => {
     await fails('renderer/src/session/bad.ts', "import { readFile } from 'node:fs/promises';\nexport { readFile };\n", /only through src\/ipc\/studio-client/);

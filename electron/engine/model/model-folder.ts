@@ -10,6 +10,7 @@ import { existsSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { InvalidRequestError, ModelFolderError } from '../../shared/errors.js';
 import type { SamplerName } from '../../shared/generation.js';
+import { DEFAULT_CFG, DEFAULT_LCM_CFG, DEFAULT_LCM_STEPS, DEFAULT_STEPS } from '../../shared/generation-limits.js';
 import type { ControlInfo, ModelInfo, PredictionType, Precision, SessionReport } from '../../shared/model.js';
 import { ClipTokenizer } from '../tokenizer/clip-tokenizer.js';
 import { createScheduler } from '../schedulers/index.js';
@@ -305,8 +306,8 @@ export async function openModelFolder(dirIn: string, settings: SessionSettings):
       supports,
       defaults:
         family === 'lcm'
-          ? { steps: 4, cfg: 8, sampler, width: defaultSide, height: defaultSide }
-          : { steps: 20, cfg: 7.5, sampler, width: defaultSide, height: defaultSide },
+          ? { steps: DEFAULT_LCM_STEPS, cfg: DEFAULT_LCM_CFG, sampler, width: defaultSide, height: defaultSide }
+          : { steps: DEFAULT_STEPS, cfg: DEFAULT_CFG, sampler, width: defaultSide, height: defaultSide },
       warnings,
     };
     const sessions: SessionReport = { providers: {}, fallbacks: [] };

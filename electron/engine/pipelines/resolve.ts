@@ -4,26 +4,29 @@
  */
 import { InvalidRequestError } from '../../shared/errors.js';
 import { GENERATION_MODES, INPAINT_AREAS, SAMPLERS, type GenerationParams } from '../../shared/generation.js';
+import {
+  DEFAULT_IMG2IMG_STRENGTH,
+  DEFAULT_MASK_BLUR,
+  DEFAULT_MASK_PADDING,
+  MAX_CFG,
+  MAX_CONTROL_SCALE,
+  MAX_MASK_BLUR,
+  MAX_MASK_PADDING,
+  MAX_PROMPT_CHARS,
+  MAX_SEED,
+  MAX_SIDE,
+  MAX_STEPS,
+  MAX_STRENGTH,
+  MIN_CFG,
+  MIN_SIDE,
+  MIN_STEPS,
+  MIN_STRENGTH,
+  SIDE_MULTIPLE,
+} from '../../shared/generation-limits.js';
 import type { LoadedModel } from '../model/model-folder.js';
 import { createScheduler } from '../schedulers/index.js';
 import { SchedulerConfigError, SchedulerInputError } from '../schedulers/errors.js';
-import { MAX_SEED } from '../tensor/rng.js';
 import type { GenerateRequest } from './types.js';
-
-export const MAX_STEPS = 1000;
-export const MAX_CFG = 50;
-export const MAX_PROMPT_CHARS = 10_000;
-export const MAX_SIDE = 4096;
-export const MAX_MASK_BLUR = 256;
-export const DEFAULT_IMG2IMG_STRENGTH = 0.75;
-export const DEFAULT_MASK_BLUR = 4;
-/** A1111's default "Only masked padding, pixels". */
-export const DEFAULT_MASK_PADDING = 32;
-export const MAX_MASK_PADDING = 1024;
-/** The conditioning scale range of A1111's and diffusers' ControlNet UIs ("Control Weight" 0–2). */
-export const MAX_CONTROL_SCALE = 2;
-/** diffusers' `controlnet_conditioning_scale` default. */
-export const DEFAULT_CONTROL_SCALE = 1;
 
 function checkInt(name: string, v: number, min: number, max: number): void {
   if (!Number.isInteger(v) || v < min || v > max) {
@@ -59,16 +62,16 @@ export function resolveParams(model: LoadedModel, req: GenerateRequest): Generat
     throw new InvalidRequestError(`the lcm sampler needs an LCM model; ${info.name} is ${info.family}`);
   }
   const steps = req.steps ?? info.defaults.steps;
-  checkInt('steps', steps, 1, MAX_STEPS);
+  checkInt('steps', steps, MIN_STEPS, MAX_STEPS);
   const cfg = req.cfg ?? info.defaults.cfg;
-  checkNumber('cfg', cfg, 0, MAX_CFG);
+  checkNumber('cfg', cfg, MIN_CFG, MAX_CFG);
 
   const width = req.width ?? info.defaults.width;
   const height = req.height ?? info.defaults.height;
-  checkInt('width', width, 8, MAX_SIDE);
-  checkInt('height', height, 8, MAX_SIDE);
-  if (width % 8 !== 0 || height % 8 !== 0) {
-    throw new InvalidRequestError(`width and height must be multiples of 8, got ${width}×${height}`);
+  checkInt('width', width, MIN_SIDE, MAX_SIDE);
+  checkInt('height', height, MIN_SIDE, MAX_SIDE);
+  if (width % SIDE_MULTIPLE !== 0 || height % SIDE_MULTIPLE !== 0) {
+    throw new InvalidRequestError(`width and height must be multiples of ${SIDE_MULTIPLE}, got ${width}×${height}`);
   }
   if (width % info.sizeMultiple !== 0 || height % info.sizeMultiple !== 0) {
     throw new InvalidRequestError(`${info.name} needs width and height that are multiples of ${info.sizeMultiple}, got ${width}×${height}`);
@@ -93,7 +96,7 @@ export function resolveParams(model: LoadedModel, req: GenerateRequest): Generat
     throw new InvalidRequestError(`a label map is only for layout, not ${req.mode}`);
   }
   const strength = req.strength ?? (req.mode === 'img2img' ? DEFAULT_IMG2IMG_STRENGTH : 1);
-  checkNumber('strength', strength, 0, 1);
+  checkNumber('strength', strength, MIN_STRENGTH, MAX_STRENGTH);
   // LCM applies strength to its distillation schedule instead (the scheduler checks that case).
   if (needsImage && sampler !== 'lcm' && Math.floor(steps * strength) < 1) {
     throw new InvalidRequestError(`strength × steps must be at least 1 step (got ${strength} × ${steps})`);

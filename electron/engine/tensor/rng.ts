@@ -12,8 +12,7 @@
  * The same seed gives the same sequence on every platform (only 32-bit integer ops and
  * IEEE float64 Math.log/cos/sin/sqrt, rounded to float32 when stored).
  */
-
-export const MAX_SEED = Number.MAX_SAFE_INTEGER;
+import { MAX_SEED } from '../../shared/generation-limits.js';
 
 /** A source of standard normal samples. Schedulers take one for ancestral noise. */
 export interface GaussianSource {

@@ -2,8 +2,18 @@
 import { useEffect, useState } from 'react';
 import type { GenerationMode, InpaintArea, SamplerName } from '../../../electron/shared/generation.js';
 import { useDocumentShape, useSession } from '../session/hooks.js';
-import { MAX_MASK_PADDING, sizePresets } from '../session/session.js';
-import { useStore, type ModeChoice } from '../session/store.js';
+import {
+  MAX_CFG,
+  MAX_MASK_BLUR,
+  MAX_MASK_PADDING,
+  MAX_STEPS,
+  MAX_STRENGTH,
+  MIN_CFG,
+  MIN_STEPS,
+  MIN_STRENGTH,
+} from '../../../electron/shared/generation-limits.js';
+import { sizePresets } from '../session/session.js';
+import { MAX_BATCH_COUNT, useStore, type ModeChoice } from '../session/store.js';
 import { QueueList } from './QueueList.js';
 
 /** The samplers the engine implements, with the names people know them by (A1111's). */
@@ -206,11 +216,11 @@ export function PromptPanel() {
       </div>
       {/* Numbers in three columns: the panel keeps Generate on screen at 1280×720. */}
       <div className="grid-3">
-        <NumberField label="Steps" value={s.steps} min={1} max={1000} onChange={(v) => settingsStore.update({ steps: v })} />
-        <NumberField label="CFG" value={s.cfg} min={0} max={50} step={0.5} onChange={(v) => settingsStore.update({ cfg: v })} />
-        <NumberField label="Batch count" value={s.batchCount} min={1} max={16} onChange={(v) => settingsStore.update({ batchCount: v })} />
-        <NumberField label="Strength" value={s.strength} min={0} max={1} step={0.05} disabled={mode === 'txt2img' || mode === 'layout'} onChange={(v) => settingsStore.update({ strength: v })} hint="How much of the image is repainted (1 = from noise)" />
-        <NumberField label="Mask blur" value={s.maskBlur} min={0} max={256} disabled={mode !== 'inpaint'} onChange={(v) => settingsStore.update({ maskBlur: v })} hint="Feather radius of the mask edge, in pixels" />
+        <NumberField label="Steps" value={s.steps} min={MIN_STEPS} max={MAX_STEPS} onChange={(v) => settingsStore.update({ steps: v })} />
+        <NumberField label="CFG" value={s.cfg} min={MIN_CFG} max={MAX_CFG} step={0.5} onChange={(v) => settingsStore.update({ cfg: v })} />
+        <NumberField label="Batch count" value={s.batchCount} min={1} max={MAX_BATCH_COUNT} onChange={(v) => settingsStore.update({ batchCount: v })} />
+        <NumberField label="Strength" value={s.strength} min={MIN_STRENGTH} max={MAX_STRENGTH} step={0.05} disabled={mode === 'txt2img' || mode === 'layout'} onChange={(v) => settingsStore.update({ strength: v })} hint="How much of the image is repainted (1 = from noise)" />
+        <NumberField label="Mask blur" value={s.maskBlur} min={0} max={MAX_MASK_BLUR} disabled={mode !== 'inpaint'} onChange={(v) => settingsStore.update({ maskBlur: v })} hint="Feather radius of the mask edge, in pixels" />
         {s.inpaintArea === 'masked' ? (
           <NumberField label="Padding" value={s.maskPadding} min={0} max={MAX_MASK_PADDING} disabled={mode !== 'inpaint'} onChange={(v) => settingsStore.update({ maskPadding: v })} hint="Pixels of context kept around the mask" />
         ) : (

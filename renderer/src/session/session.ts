@@ -10,6 +10,17 @@
  */
 import type { JobSummary, ModelEntry, QueueSnapshot, RequestInputs } from '../../../electron/shared/contract.js';
 import type { GenerationMode, GenerationParams } from '../../../electron/shared/generation.js';
+import {
+  MAX_CFG,
+  MAX_MASK_BLUR,
+  MAX_MASK_PADDING,
+  MAX_SEED,
+  MAX_STEPS,
+  MAX_STRENGTH,
+  MIN_CFG,
+  MIN_STEPS,
+  MIN_STRENGTH,
+} from '../../../electron/shared/generation-limits.js';
 import type { LayoutLabel, ModelInfo } from '../../../electron/shared/model.js';
 import type { HistoryItem, ImageRef, RecordedParams } from '../../../electron/shared/history.js';
 import { exportLayoutPng, exportMaskPng, type EditorDocument } from '../document/document.js';
@@ -20,6 +31,7 @@ import { autoMode, layoutPaletteOf, layoutProblem } from './layout-mode.js';
 import {
   DEFAULT_SETTINGS,
   EMPTY_STAGING,
+  MAX_BATCH_COUNT,
   Store,
   type GenerationSettings,
   type LiveJob,
@@ -88,8 +100,6 @@ export function sizePresets(info: ModelInfo | undefined): Array<{ width: number;
 
 
 
-/** Mirrors MAX_MASK_PADDING in electron/shared/contract-schemas.ts (the renderer imports only types from electron/shared). */
-export const MAX_MASK_PADDING = 1024;
 
 
 function jobOf(item: HistoryItem, snapshot: QueueSnapshot): string {
@@ -238,10 +248,12 @@ export function createSession(client: StudioClient, doc: EditorDocument) {
     if (width % multiple !== 0 || height % multiple !== 0) {
       return `The image is ${width} × ${height}; ${modelId} needs sides that are multiples of ${multiple}.`;
     }
-    if (!Number.isInteger(s.steps) || s.steps < 1 || s.steps > 1000) return 'Steps must be a whole number from 1 to 1000.';
-    if (!(s.cfg >= 0 && s.cfg <= 50)) return 'CFG must be from 0 to 50.';
-    if (s.seedMode === 'fixed' && !(Number.isInteger(s.seed) && s.seed >= 0)) return 'The seed must be a whole number ≥ 0.';
-    if (!(s.batchCount >= 1 && s.batchCount <= 16)) return 'Batch count must be from 1 to 16.';
+    if (!Number.isInteger(s.steps) || s.steps < MIN_STEPS || s.steps > MAX_STEPS) return `Steps must be a whole number from ${MIN_STEPS} to ${MAX_STEPS}.`;
+    if (!(s.cfg >= MIN_CFG && s.cfg <= MAX_CFG)) return `CFG must be from ${MIN_CFG} to ${MAX_CFG}.`;
+    if (s.seedMode === 'fixed' && !(Number.isInteger(s.seed) && s.seed >= 0 && s.seed <= MAX_SEED)) return `The seed must be a whole number from 0 to ${MAX_SEED}.`;
+    if (!(s.batchCount >= 1 && s.batchCount <= MAX_BATCH_COUNT)) return `Batch count must be from 1 to ${MAX_BATCH_COUNT}.`;
+    if (mode !== 'txt2img' && mode !== 'layout' && !(s.strength >= MIN_STRENGTH && s.strength <= MAX_STRENGTH)) return `Strength must be from ${MIN_STRENGTH} to ${MAX_STRENGTH}.`;
+    if (mode === 'inpaint' && !(s.maskBlur >= 0 && s.maskBlur <= MAX_MASK_BLUR)) return `Mask blur must be from 0 to ${MAX_MASK_BLUR}.`;
     if (mode === 'inpaint' && s.inpaintArea === 'masked' && !(Number.isInteger(s.maskPadding) && s.maskPadding >= 0 && s.maskPadding <= MAX_MASK_PADDING)) {
       return `Padding must be a whole number from 0 to ${MAX_MASK_PADDING}.`;
     }

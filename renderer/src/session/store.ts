@@ -5,6 +5,13 @@
  */
 import { useSyncExternalStore } from 'react';
 import type { GenerationMode, InpaintArea, SamplerName } from '../../../electron/shared/generation.js';
+import {
+  DEFAULT_CFG,
+  DEFAULT_IMG2IMG_STRENGTH,
+  DEFAULT_MASK_BLUR,
+  DEFAULT_MASK_PADDING,
+  DEFAULT_STEPS,
+} from '../../../electron/shared/generation-limits.js';
 import type { HistoryItem } from '../../../electron/shared/history.js';
 
 export class Store<T> {
@@ -56,24 +63,27 @@ export interface GenerationSettings {
   batchCount: number;
 }
 
+/** The panel before any model is known (the chosen model's own defaults replace steps, CFG and size). */
 export const DEFAULT_SETTINGS: GenerationSettings = {
   prompt: '',
   negativePrompt: '',
   modeChoice: 'auto',
   sampler: 'euler_a',
-  steps: 20,
-  cfg: 7.5,
+  steps: DEFAULT_STEPS,
+  cfg: DEFAULT_CFG,
   seedMode: 'random',
   seed: 0,
   width: 512,
   height: 512,
-  strength: 0.75,
-  maskBlur: 4,
+  strength: DEFAULT_IMG2IMG_STRENGTH,
+  maskBlur: DEFAULT_MASK_BLUR,
   inpaintArea: 'whole',
-  // A1111's default "only masked padding".
-  maskPadding: 32,
+  maskPadding: DEFAULT_MASK_PADDING,
   batchCount: 1,
 };
+
+/** Most images one Generate press queues (the panel's own bound: each image is its own request). */
+export const MAX_BATCH_COUNT = 16;
 
 /** Results of the latest generate press, waiting on the canvas to be accepted or discarded. */
 export interface StagingState {

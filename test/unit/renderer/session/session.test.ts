@@ -11,6 +11,7 @@ import type { JobSummary, QueueSnapshot } from '../../../../electron/shared/cont
 import type { HistoryItem } from '../../../../electron/shared/history.js';
 import type { LibraryModel } from '../../../../electron/shared/model-library.js';
 import type { ModelInfo } from '../../../../electron/shared/model.js';
+import * as limits from '../../../../electron/shared/generation-limits.js';
 import { EditorDocument } from '../../../../renderer/src/document/document.js';
 import { StudioClient, WebSocketStudioApi } from '../../../../renderer/src/ipc/studio-client.js';
 import { createSession, type StudioSession } from '../../../../renderer/src/session/session.js';
@@ -153,6 +154,26 @@ describe('renderer session', () => {
       session.acceptStaged();
       assert.deepEqual(session.doc.image?.source, { kind: 'history', historyId: session.selectedHistoryStore.get(), hash: 'h'.repeat(64) });
       assert.deepEqual(session.stagingStore.get().items, []);
+    } finally {
+      await stop();
+    }
+  });
+
+  it('Generate’s problems use the shared generation limits at their bounds', async () => {
+    start();
+    try {
+      await until(() => session.modelsStore.get().info[MODEL_ID] !== undefined);
+      const problem = (patch: Partial<ReturnType<typeof session.settingsStore.get>>): string | null => session.generateProblem({ ...session.settingsStore.get(), ...patch });
+      assert.equal(problem({ steps: limits.MAX_STEPS }), null);
+      assert.equal(problem({ steps: limits.MAX_STEPS + 1 }), `Steps must be a whole number from ${limits.MIN_STEPS} to ${limits.MAX_STEPS}.`);
+      assert.equal(problem({ steps: limits.MIN_STEPS - 1 }), `Steps must be a whole number from ${limits.MIN_STEPS} to ${limits.MAX_STEPS}.`);
+      assert.equal(problem({ cfg: limits.MAX_CFG }), null);
+      assert.equal(problem({ cfg: limits.MAX_CFG + 0.5 }), `CFG must be from ${limits.MIN_CFG} to ${limits.MAX_CFG}.`);
+      assert.equal(problem({ seedMode: 'fixed', seed: limits.MAX_SEED }), null);
+      assert.match(problem({ seedMode: 'fixed', seed: -1 }) ?? '', /seed must be a whole number/);
+      // The panel starts from the shared defaults.
+      const fresh = createSession(session.client, new EditorDocument(8, 8)).settingsStore.get();
+      assert.deepEqual([fresh.steps, fresh.cfg, fresh.strength, fresh.maskBlur, fresh.maskPadding], [limits.DEFAULT_STEPS, limits.DEFAULT_CFG, limits.DEFAULT_IMG2IMG_STRENGTH, limits.DEFAULT_MASK_BLUR, limits.DEFAULT_MASK_PADDING]);
     } finally {
       await stop();
     }

@@ -1,0 +1,47 @@
+/**
+ * A generation request's limits and defaults, defined once. The contract's schema
+ * (contract-schemas.ts `generateRequestSchema`) is built from these constants, the engine's
+ * `resolveParams` checks the same ones again (a request can reach the engine without the host: CLI,
+ * tests), and the renderer's prompt panel bounds its fields and explains Generate's problems with them.
+ *
+ * This module imports nothing, so the renderer may import its values: it is the one electron/shared
+ * module it may import more than types from (eslint.config.js). test/unit/shared/generation-limits.test.ts
+ * fails when one of these names is declared again elsewhere.
+ */
+
+/** Prompt and negative prompt, each. */
+export const MAX_PROMPT_CHARS = 10_000;
+export const MIN_STEPS = 1;
+export const MAX_STEPS = 1000;
+export const MIN_CFG = 0;
+export const MAX_CFG = 50;
+/** Width and height: multiples of 8 (the VAE's factor; a model may need a larger multiple, ModelInfo.sizeMultiple). */
+export const MIN_SIDE = 8;
+export const MAX_SIDE = 4096;
+export const SIDE_MULTIPLE = 8;
+/** img2img / inpaint: the share of the schedule that runs (1 = from pure noise). */
+export const MIN_STRENGTH = 0;
+export const MAX_STRENGTH = 1;
+/** inpaint: Gaussian feather radius of the mask edge, in image pixels. */
+export const MAX_MASK_BLUR = 256;
+/** inpaint, only masked: pixels of context kept around the mask. */
+export const MAX_MASK_PADDING = 1024;
+/** The conditioning scale range of A1111's and diffusers' ControlNet UIs ("Control Weight" 0–2). */
+export const MAX_CONTROL_SCALE = 2;
+/** Seeds are integers in [0, 2^53 − 1] (the engine's RNG takes any safe integer). */
+export const MAX_SEED = Number.MAX_SAFE_INTEGER;
+
+/** img2img's strength when a request has none (A1111's and diffusers' default). */
+export const DEFAULT_IMG2IMG_STRENGTH = 0.75;
+/** A1111's default "Mask blur". */
+export const DEFAULT_MASK_BLUR = 4;
+/** A1111's default "Only masked padding, pixels". */
+export const DEFAULT_MASK_PADDING = 32;
+/** diffusers' `controlnet_conditioning_scale` default. */
+export const DEFAULT_CONTROL_SCALE = 1;
+/** Steps and guidance scale of an SD 1.x/2.x model without its own (diffusers' and A1111's defaults). */
+export const DEFAULT_STEPS = 20;
+export const DEFAULT_CFG = 7.5;
+/** An LCM model's: a consistency-distilled U-Net needs few steps (the LCM paper's 4-step setting, diffusers' LCM guidance 8). */
+export const DEFAULT_LCM_STEPS = 4;
+export const DEFAULT_LCM_CFG = 8;
