@@ -111,16 +111,31 @@ const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
  * bytes are not a PNG. Reads 32 base64 characters, so a request's size can be checked without decoding.
  */
 export function pngSizeFromBase64(base64: string): { width: number; height: number } | null {
-  let bytes: string;
-  try {
-    bytes = atob(base64.slice(0, (PNG_HEADER_BYTES / 3) * 4));
-  } catch {
-    return null;
-  }
-  if (bytes.length < PNG_HEADER_BYTES || PNG_SIGNATURE.some((b, i) => bytes.charCodeAt(i) !== b) || bytes.slice(12, 16) !== 'IHDR') return null;
-  const u32 = (at: number): number =>
-    ((bytes.charCodeAt(at) << 24) >>> 0) + (bytes.charCodeAt(at + 1) << 16) + (bytes.charCodeAt(at + 2) << 8) + bytes.charCodeAt(at + 3);
+  const bytes = decodeBase64Prefix(base64, PNG_HEADER_BYTES);
+  if (!bytes || PNG_SIGNATURE.some((b, i) => bytes[i] !== b) || String.fromCharCode(...bytes.subarray(12, 16)) !== 'IHDR') return null;
+  const u32 = (at: number): number => ((bytes[at]! << 24) >>> 0) + (bytes[at + 1]! << 16) + (bytes[at + 2]! << 8) + bytes[at + 3]!;
   return { width: u32(16), height: u32(20) };
+}
+
+const BASE64_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+
+/**
+ * The first `count` bytes (a multiple of 3) of a base64 string, or null when it is shorter or not base64
+ * there. Plain TS rather than `atob`, which shared/ can't name: it compiles without Node's or the DOM's types.
+ */
+function decodeBase64Prefix(base64: string, count: number): Uint8Array | null {
+  const chars = (count / 3) * 4;
+  if (base64.length < chars) return null;
+  const out = new Uint8Array(count);
+  for (let i = 0, o = 0; i < chars; i += 4, o += 3) {
+    const quad = [0, 1, 2, 3].map((k) => BASE64_ALPHABET.indexOf(base64[i + k]!));
+    if (quad.some((v) => v < 0)) return null;
+    const n = (quad[0]! << 18) | (quad[1]! << 12) | (quad[2]! << 6) | quad[3]!;
+    out[o] = n >> 16;
+    out[o + 1] = (n >> 8) & 0xff;
+    out[o + 2] = n & 0xff;
+  }
+  return out;
 }
 
 /** Why a path is unsafe, or null when it is fine. Pure string checks: shared/ has no node:path. */
