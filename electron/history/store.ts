@@ -10,7 +10,7 @@ import { accessSync, constants, mkdirSync, readdirSync, readFileSync, statSync }
 import { basename, extname, join, resolve } from 'node:path';
 import type { Statement } from 'better-sqlite3';
 import sharp from 'sharp';
-import { formatA1111Parameters, LABEL_MAP_HASH_KEY } from '../shared/a1111.js';
+import { formatA1111Parameters, LABEL_MAP_HASH_KEY, loraHashesSetting } from '../shared/a1111.js';
 import { GENERATION_MODES } from '../shared/generation.js';
 import {
   EMBEDDED_GENERATION_FORMAT,
@@ -160,8 +160,10 @@ export class HistoryStore {
       if (init) embedded.initImageHash = init.hash;
       if (mask) embedded.maskHash = mask.hash;
       if (labelMap) embedded.labelMapHash = labelMap.hash;
+      if (input.loras && input.loras.length > 0) embedded.loras = input.loras;
+      const extra = { ...(labelMap ? { [LABEL_MAP_HASH_KEY]: labelMap.hash } : {}), ...loraHashesSetting(input.loras ?? []) };
       const png = await encodePng(input.output, {
-        parameters: formatA1111Parameters(params, { name: input.model.id, hash: input.model.hash }, labelMap ? { [LABEL_MAP_HASH_KEY]: labelMap.hash } : {}),
+        parameters: formatA1111Parameters(params, { name: input.model.id, hash: input.model.hash }, extra),
         request: input.request ?? embedded,
       });
       output = await stage(png, input.output.width, input.output.height);

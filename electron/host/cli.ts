@@ -8,7 +8,7 @@ import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { formatA1111Parameters } from '../shared/a1111.js';
+import { formatA1111Parameters, loraHashesSetting } from '../shared/a1111.js';
 import { InvalidRequestError, serializeError } from '../shared/errors.js';
 import { GENERATION_MODES, SAMPLERS, type ExecutionProviderName, type GenerationMode, type InpaintArea, type SamplerName } from '../shared/generation.js';
 import { Engine } from '../engine/engine.js';
@@ -17,6 +17,7 @@ import type { GenerateRequest } from '../engine/pipelines/types.js';
 import { readNpyFloat32 } from '../engine/tensor/npy.js';
 import { ClipTokenizer } from '../engine/tokenizer/clip-tokenizer.js';
 import { encodePng } from '../history/png.js';
+import { importLora, listLoras, loraFolder, removeLora } from '../model-library/loras.js';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 /** The model that ships with the app (native-models/), used when no other is chosen. */
@@ -27,9 +28,10 @@ const USAGE = `Usage:
   studio generate [--model DIR] --prompt TEXT [--negative TEXT] [--init IMG --strength S] [--mask PNG]
                   [--mask-blur PX] [--inpaint-area whole|masked] [--mask-padding PX] [--steps N] [--cfg G] [--sampler NAME] [--seed N] [--width W --height H]
                   [--latents FILE.npy] [--control IMG [--control-scale S] [--controlnet DIR]] [--label-map PNG] [--mode MODE]
-                  [--providers cpu,webgpu,…] [--threads N] --out FILE.png
+                  [--lora-dir DIR]… [--data-dir DIR] [--providers cpu,webgpu,…] [--threads N] --out FILE.png
   studio tokenize [--model DIR] TEXT
   studio info [--model DIR]
+  studio loras list|import FILE…|remove NAME… [--data-dir DIR]
   studio history import PATH… [--data-dir DIR]
   studio history export ID… --to DIR [--data-dir DIR]
   studio serve [--port N] [--host 127.0.0.1] [--data-dir DIR] [--static-root DIR] [--max-upload-mb N]
@@ -37,6 +39,8 @@ const USAGE = `Usage:
 Without --model, the bundled model (native-models/emoji-ldm) is used.
 The mode follows the inputs: --label-map → layout (a layout model; the map is a PNG in its label colours,
 and sets the size), --mask → inpaint, --init → img2img, else txt2img. --mode, if given, must agree.
+<lora:name:weight> (or <lora:name:te_weight:unet_weight>) in the prompt applies <name>.safetensors, looked up
+in each --lora-dir, then in the library's LoRA folder (<data dir>/loras, managed with studio loras).
 Modes: ${GENERATION_MODES.join(', ')}. Samplers: ${SAMPLERS.join(', ')}.`;
 
 export function resolveModelDir(dir: string | undefined): string {
@@ -104,6 +108,8 @@ async function generate(argv: string[]): Promise<unknown> {
     mode: { type: 'string' },
     providers: { type: 'string' },
     threads: { type: 'string' },
+    'lora-dir': { type: 'string', multiple: true },
+    'data-dir': { type: 'string' },
     out: { type: 'string' },
   });
   if (typeof values['prompt'] !== 'string') throw new InvalidRequestError(`--prompt is required\n\n${USAGE}`);
@@ -129,11 +135,13 @@ async function generate(argv: string[]): Promise<unknown> {
     throw new InvalidRequestError(`--mode ${asked} needs ${needs[asked as GenerationMode]}; the inputs given make it ${mode}`);
   }
   const seed = numberArg(values, 'seed') ?? randomInt(0, 2 ** 32);
+  const loraDirs = [...((values['lora-dir'] as string[] | undefined) ?? []).map((d) => resolve(d)), loraFolder(await dataDirOf(values))];
   const request: GenerateRequest = {
     mode,
     prompt: values['prompt'],
     negativePrompt: (values['negative'] as string | undefined) ?? '',
     seed,
+    loraDirs,
   };
   const optional: Array<[keyof GenerateRequest, string]> = [
     ['steps', 'steps'],
@@ -190,7 +198,7 @@ async function generate(argv: string[]): Promise<unknown> {
     }
     const result = await engine.generate(modelDir, request);
     const png = await encodePng(result.image, {
-      parameters: formatA1111Parameters(result.params, { name: info.name }),
+      parameters: formatA1111Parameters(result.params, { name: info.name }, loraHashesSetting(result.loras)),
       request: { params: result.params, model: info.name },
     });
     const out = resolve(values['out']);
@@ -209,9 +217,41 @@ async function generate(argv: string[]): Promise<unknown> {
       ...(result.params.controlScale !== undefined ? { controlScale: result.params.controlScale } : {}),
       provider: result.provider,
       timings: roundTimings(result.timings),
+      ...(result.loras.length > 0
+        ? { loras: result.loras.map(({ name, hash, te, unet, matched, unmatched, unmatchedExamples }) => ({ name, hash, te, unet, matched, unmatched, ...(unmatched > 0 ? { unmatchedExamples } : {}) })) }
+        : {}),
     };
   } finally {
     await engine.unloadAll();
+  }
+}
+
+async function dataDirOf(values: Record<string, unknown>): Promise<string> {
+  const { defaultDataDir } = await import('./serve.js');
+  return resolve(typeof values['data-dir'] === 'string' ? values['data-dir'] : defaultDataDir());
+}
+
+/** `studio loras list | import FILE… | remove NAME…`: the library's LoRA folder (<data dir>/loras). */
+async function loras(argv: string[]): Promise<unknown> {
+  const [action, ...rest] = argv;
+  const { values, positionals } = parse(rest, { 'data-dir': { type: 'string' } });
+  const dir = loraFolder(await dataDirOf(values));
+  switch (action) {
+    case 'list':
+      return listLoras(dir);
+    case 'import': {
+      if (positionals.length === 0) throw new InvalidRequestError('loras import needs .safetensors files');
+      const imported = [];
+      for (const file of positionals) imported.push(await importLora(dir, resolve(file)));
+      return { imported };
+    }
+    case 'remove': {
+      if (positionals.length === 0) throw new InvalidRequestError('loras remove needs LoRA names');
+      for (const name of positionals) await removeLora(dir, name);
+      return { removed: positionals };
+    }
+    default:
+      throw new InvalidRequestError(`loras needs "list", "import" or "remove"\n\n${USAGE}`);
   }
 }
 
@@ -273,7 +313,7 @@ async function history(argv: string[]): Promise<unknown> {
   }
 }
 
-const COMMANDS: Record<string, (argv: string[]) => Promise<unknown>> = { generate, tokenize, info, serve, history };
+const COMMANDS: Record<string, (argv: string[]) => Promise<unknown>> = { generate, tokenize, info, serve, history, loras };
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;

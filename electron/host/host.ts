@@ -37,6 +37,7 @@ import { createHandlers } from './handlers.js';
 import { LEGACY_MODELS_TABLE, openHostDatabase } from './host-database.js';
 import { JobQueue, type JobRunner } from './job-queue.js';
 import { SettingsStore } from './settings-store.js';
+import { loraFolder } from '../model-library/loras.js';
 
 export interface HostOptions {
   /** The data folder: history (images, database) and host.sqlite. Created if needed. */
@@ -398,7 +399,8 @@ export class Host {
         : undefined;
     const mask = req.mask !== undefined ? Buffer.from(req.mask, 'base64') : undefined;
     const labelMap = req.labelMap !== undefined ? Buffer.from(req.labelMap, 'base64') : undefined;
-    const engineRequest: GenerateRequest = { mode: req.mode, prompt: req.prompt, seed: req.seed };
+    // <lora:name:…> tags in the prompt are looked up in the library's LoRA folder.
+    const engineRequest: GenerateRequest = { mode: req.mode, prompt: req.prompt, seed: req.seed, loraDirs: [loraFolder(this.dataDir)] };
     for (const key of ['negativePrompt', 'steps', 'cfg', 'sampler', 'width', 'height', 'strength', 'maskBlur', 'inpaintArea', 'maskPadding'] as const) {
       if (req[key] !== undefined) (engineRequest as unknown as Record<string, unknown>)[key] = req[key];
     }
@@ -440,6 +442,7 @@ export class Host {
       parentId: req.parentId ?? null,
       executionProvider: result.provider,
       timings: result.timings,
+      ...(result.loras.length > 0 ? { loras: result.loras.map(({ name, hash }) => ({ name, hash })) } : {}),
     });
     this.emit('history.changed', { kind: 'added', ids: [item.id] });
     await this.copyToOutputFolder(item);

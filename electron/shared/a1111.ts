@@ -54,6 +54,28 @@ function unquote(value: string): string {
   return value;
 }
 
+/** A1111's infotext key for the LoRAs a run used (extensions-builtin/Lora): `"alias: hash12, alias: hash12"`. */
+export const LORA_HASHES_KEY = 'Lora hashes';
+
+/** The `Lora hashes` setting for `formatA1111Parameters`' extra (empty when no LoRA); `:` and `,` leave the names, as in A1111. */
+export function loraHashesSetting(loras: readonly { name: string; hash: string }[]): Record<string, string> {
+  if (loras.length === 0) return {};
+  return { [LORA_HASHES_KEY]: loras.map((l) => `${l.name.replace(/[:,]/g, '')}: ${l.hash}`).join(', ') };
+}
+
+/** Reads `Lora hashes` back: name → hash, in order. */
+export function parseLoraHashes(value: string | undefined): { name: string; hash: string }[] {
+  if (!value) return [];
+  return value
+    .split(',')
+    .map((part) => part.trim())
+    .filter((part) => part.includes(':'))
+    .map((part) => {
+      const i = part.lastIndexOf(':');
+      return { name: part.slice(0, i).trim(), hash: part.slice(i + 1).trim() };
+    });
+}
+
 export interface A1111Model {
   /** Shown as "Model" (A1111 shows the checkpoint's file name without extension). */
   name?: string;
@@ -102,6 +124,8 @@ export interface ParsedA1111Parameters {
   model: { name?: string; hash?: string };
   /** The sampler as written, also when it has no counterpart among ours. */
   samplerLabel?: string;
+  /** `Lora hashes`: the LoRAs the prompt's tags applied, by the name the tag used, with A1111's short hash. */
+  loras: { name: string; hash: string }[];
 }
 
 const SAMPLERS_BY_LABEL: ReadonlyMap<string, SamplerName> = new Map(
@@ -198,6 +222,7 @@ export function parseA1111Parameters(text: string): ParsedA1111Parameters {
     params,
     mode,
     model: {},
+    loras: parseLoraHashes(settings[LORA_HASHES_KEY]),
   };
   if (settings['Model'] !== undefined) result.model.name = settings['Model'];
   if (settings['Model hash'] !== undefined) result.model.hash = settings['Model hash'];

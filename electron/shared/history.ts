@@ -55,6 +55,8 @@ export interface NewGeneration {
   favorite?: boolean;
   /** The full request, embedded as JSON in the PNG; default: `EmbeddedGeneration` built from the above. */
   request?: unknown;
+  /** The LoRAs the prompt's `<lora:…>` tags applied (name, A1111 short hash): written as `Lora hashes`. */
+  loras?: { name: string; hash: string }[];
 }
 
 /** The JSON that the store embeds in each PNG it writes (PNG text keyword `latent-studio`). */
@@ -65,6 +67,8 @@ export interface EmbeddedGeneration {
   initImageHash?: string;
   maskHash?: string;
   labelMapHash?: string;
+  /** The LoRAs applied (name, A1111 short hash), as in the infotext's `Lora hashes`. */
+  loras?: { name: string; hash: string }[];
 }
 export const EMBEDDED_GENERATION_FORMAT = 'latent-studio/generation@1';
 
