@@ -1,5 +1,6 @@
 """Runs the whole chain: prepare data → train VAE → fine-tune its decoder → train text encoder + U-Net →
-train inpainting U-Net → train layout U-Net → export ONNX (verified with onnxruntime) → evaluate.
+train inpainting U-Net → train layout U-Net → distil the text-to-image and inpainting U-Nets into latent
+consistency models → export ONNX (verified with onnxruntime) → evaluate.
 
   python -m training.build            # full size; every stage resumes where it stopped
   python -m training.build --toy      # toy size in a fresh work folder (CI smoke test, a few minutes)
@@ -49,6 +50,8 @@ def main() -> None:
         ("train text encoder + U-Net", ["training.train_unet", "--stage", "text2img", *budget], runs / "unet" / "done.json"),
         ("train inpainting U-Net", ["training.train_unet", "--stage", "inpaint", *budget], runs / "inpaint" / "done.json"),
         ("train layout U-Net", ["training.train_unet", "--stage", "layout", *budget], runs / "layout" / "done.json"),
+        ("distil LCM (text-to-image)", ["training.train_lcm", "--stage", "text2img", *budget], runs / "lcm" / "done.json"),
+        ("distil LCM (inpainting)", ["training.train_lcm", "--stage", "inpaint", *budget], runs / "lcm_inpaint" / "done.json"),
         ("export ONNX", ["training.export_onnx"], None),
         ("evaluate", ["training.evaluate"], None),
     ]
@@ -66,8 +69,8 @@ def main() -> None:
         if marker is not None and not marker.exists():
             print(f"== {name}: stopped before the end (time budget or signal); rerun to resume", flush=True)
             return
-    print(f"== chain finished in {time.monotonic() - started:.0f} s; models in {cfg.export_dir}, {cfg.inpaint_export_dir} "
-          f"and {cfg.layout_export_dir}", flush=True)
+    print(f"== chain finished in {time.monotonic() - started:.0f} s; models in {cfg.export_dir}, {cfg.inpaint_export_dir}, "
+          f"{cfg.layout_export_dir}, {cfg.lcm_export_dir} and {cfg.inpaint_lcm_export_dir}", flush=True)
 
 
 if __name__ == "__main__":

@@ -62,6 +62,14 @@ class Config:
     def layout_export_dir(self) -> Path:
         return self.export_root / f"{self.name}-layout"
 
+    @property
+    def lcm_export_dir(self) -> Path:
+        return self.export_root / f"{self.name}-lcm"
+
+    @property
+    def inpaint_lcm_export_dir(self) -> Path:
+        return self.export_root / f"{self.name}-inpaint-lcm"
+
     def stage_dir(self, stage: str) -> Path:
         path = self.runs_dir / stage
         path.mkdir(parents=True, exist_ok=True)

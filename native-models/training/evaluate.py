@@ -144,29 +144,42 @@ def text_fidelity(model: OnnxLdm, images_u8, records, eval_cfg, seed) -> dict:
     return result
 
 
-def inpaint_eval(text_model: OnnxLdm, inpaint_model: OnnxLdm | None, images_u8, records, eval_cfg, mask_probabilities, seed) -> dict:
+def inpaint_cases(images_u8, records, eval_cfg, mask_probabilities, seed) -> tuple[np.ndarray, np.ndarray, list[str], list[int]] | None:
+    """The inpainting evaluation's held-out images, seeded masks, prompts (captions) and seeds."""
     heldout = [r for r in records if r["split"] == "heldout"][: eval_cfg["inpaint_images"]]
     if not heldout:
-        return {}
+        return None
     rng = np.random.default_rng(seed)
     idx = np.array([r["index"] for r in heldout])
     originals = images_u8[idx]
     masks = np.stack([random_mask(originals.shape[1], rng, mask_probabilities) for _ in idx])
-    prompts = [r["caption"] for r in heldout]
+    return originals, masks, [r["caption"] for r in heldout], [seed + i for i in range(len(idx))]
+
+
+def run_inpaint(fn, cases, steps: int, guidance: float, batch: int) -> np.ndarray:
+    """fn over the cases in batches, pasted back onto the originals."""
+    originals, masks, prompts, seeds = cases
+    out = [fn(originals[s:s + batch], masks[s:s + batch], prompts[s:s + batch], steps, guidance, seeds[s:s + batch])
+           for s in range(0, len(originals), batch)]
+    return paste_back(originals, np.concatenate(out), masks)
+
+
+def inpaint_eval(text_model: OnnxLdm, inpaint_model: OnnxLdm | None, images_u8, records, eval_cfg, mask_probabilities, seed) -> dict:
+    cases = inpaint_cases(images_u8, records, eval_cfg, mask_probabilities, seed)
+    if cases is None:
+        return {}
+    originals, masks, _prompts, _seeds = cases
     steps, guidance, batch = eval_cfg["steps"], eval_cfg["guidance_scale"], eval_cfg["batch_size"]
-    seeds = [seed + i for i in range(len(idx))]
 
     def run(fn) -> np.ndarray:
-        out = [fn(originals[s:s + batch], masks[s:s + batch], prompts[s:s + batch], steps, guidance, seeds[s:s + batch])
-               for s in range(0, len(idx), batch)]
-        return paste_back(originals, np.concatenate(out), masks)
+        return run_inpaint(fn, cases, steps, guidance, batch)
 
     methods = {"blur_fill": paste_back(originals, np.stack([blur_fill(o, m) for o, m in zip(originals, masks)]), masks),
                "latent_blend_4ch": run(text_model.blend_inpaint)}
     if inpaint_model is not None:
         methods["inpaint_9ch"] = run(inpaint_model.inpaint)
     keep = masks < 0.5
-    result = {"images": len(idx), "mask_mix": mask_probabilities, "masked_fraction": float(masks.mean())}
+    result = {"images": len(originals), "mask_mix": mask_probabilities, "masked_fraction": float(masks.mean())}
     for name, out in methods.items():
         exact = bool(np.array_equal(out[np.broadcast_to(keep[..., None], out.shape)],
                                     originals[np.broadcast_to(keep[..., None], out.shape)]))
@@ -337,10 +350,128 @@ def sample_grid(model: OnnxLdm, prompts: list[str], path: Path, steps: int, guid
     grid.save(path, optimize=True)
 
 
+LCM_STEPS = (4, 2)
+LCM_BAR_TEXT_RATIO = 0.9  # top-5 at 4 steps ≥ 90% of the teacher's at 20 steps
+LCM_BAR_INPAINT_DB = 20.0  # masked PSNR against the teacher's own inpainting at 4 steps
+
+
+def lcm_guidances(eval_cfg: dict) -> list[float]:
+    """The embedded guidance scales the LCM rows use: the teacher's evaluation scale, and 1 (ω = 0)."""
+    return [float(eval_cfg["guidance_scale"]), 1.0]
+
+
+def lcm_text_eval(lcm: OnnxLdm, images_u8, records, eval_cfg, seed, teacher: dict) -> dict:
+    """Text fidelity of an LCM folder at 4 and 2 steps (one U-Net call per step, guidance embedded)
+    against the teacher's own figures at its 20 steps with CFG (same prompts and seeds)."""
+    result: dict = {"teacher": {"steps": teacher["steps"], "guidance_scale": teacher["guidance_scale"],
+                                **{split: {"top1": teacher[split]["top1"], "top5": teacher[split]["top5"]}
+                                   for split in ("train", "heldout") if split in teacher}},
+                    "bar": f"top-5 at 4 steps (guidance {eval_cfg['guidance_scale']} embedded, no CFG batch) ≥ "
+                           f"{LCM_BAR_TEXT_RATIO:.0%} of the teacher's at {teacher['steps']} steps, on each split",
+                    "runs": []}
+    for steps in LCM_STEPS:
+        for guidance in lcm_guidances(eval_cfg):
+            fidelity = text_fidelity(lcm, images_u8, records, {**eval_cfg, "steps": steps, "guidance_scale": guidance}, seed)
+            row: dict = {"steps": steps, "guidance_scale": guidance}
+            for split in ("train", "heldout"):
+                if split in fidelity and split in teacher:
+                    top5 = fidelity[split]["top5"]
+                    row[split] = {"top1": fidelity[split]["top1"], "top5": top5,
+                                  "top5_vs_teacher": top5 / teacher[split]["top5"] if teacher[split]["top5"] > 0 else None}
+            result["runs"].append(row)
+    main_row = next(r for r in result["runs"] if r["steps"] == 4 and r["guidance_scale"] == float(eval_cfg["guidance_scale"]))
+    ratios = [main_row[s]["top5_vs_teacher"] for s in ("train", "heldout") if s in main_row]
+    result["meets_bar"] = bool(ratios) and all(r is not None and r >= LCM_BAR_TEXT_RATIO for r in ratios)
+    return result
+
+
+def lcm_inpaint_eval(lcm: OnnxLdm, teacher_model: OnnxLdm, images_u8, records, eval_cfg, mask_probabilities, seed) -> tuple[dict, list]:
+    """Masked PSNR of the LCM inpainting (4 and 2 steps) against the teacher's own inpainting (its 20 steps,
+    CFG) of the same images, masks, prompts and seeds, and against the originals; all pasted back."""
+    cases = inpaint_cases(images_u8, records, eval_cfg, mask_probabilities, seed)
+    if cases is None:
+        return {}, []
+    originals, masks, _prompts, _seeds = cases
+    batch = eval_cfg["batch_size"]
+    teacher_out = run_inpaint(teacher_model.inpaint, cases, eval_cfg["steps"], eval_cfg["guidance_scale"], batch)
+    masked = np.broadcast_to((masks >= 0.5)[..., None], originals.shape)
+    result: dict = {"images": len(originals), "mask_mix": mask_probabilities, "masked_fraction": float(masks.mean()),
+                    "teacher": {"steps": eval_cfg["steps"], "guidance_scale": eval_cfg["guidance_scale"],
+                                "masked_psnr_db_vs_original": psnr_u8(teacher_out, originals, masked)},
+                    "bar": f"masked PSNR against the teacher's inpainting at 4 steps (guidance {eval_cfg['guidance_scale']} "
+                           f"embedded) ≥ {LCM_BAR_INPAINT_DB} dB",
+                    "runs": []}
+    outputs = {}
+    for steps in LCM_STEPS:
+        for guidance in lcm_guidances(eval_cfg):
+            out = run_inpaint(lcm.inpaint, cases, steps, guidance, batch)
+            outputs[(steps, guidance)] = out
+            result["runs"].append({"steps": steps, "guidance_scale": guidance,
+                                   "masked_psnr_db_vs_teacher": psnr_u8(out, teacher_out, masked),
+                                   "masked_psnr_db_vs_original": psnr_u8(out, originals, masked)})
+    main_row = next(r for r in result["runs"] if r["steps"] == 4 and r["guidance_scale"] == float(eval_cfg["guidance_scale"]))
+    result["meets_bar"] = main_row["masked_psnr_db_vs_teacher"] >= LCM_BAR_INPAINT_DB
+    g = float(eval_cfg["guidance_scale"])
+    n = min(8, len(originals))
+    shown = np.where((masks[:n] >= 0.5)[..., None], np.uint8(128), originals[:n])
+    rows = [originals[:n], shown, teacher_out[:n], outputs[(4, g)][:n], outputs[(2, g)][:n]]
+    return result, rows
+
+
+def lcm_model_eval(cfg, images_u8, records, eval_cfg, seed, teacher_fidelity: dict | None) -> dict:
+    """Writes eval.json and samples.png into each exported LCM folder; returns both reports."""
+    report: dict = {}
+    threads = eval_cfg.get("threads", 1)
+    export_summary = {}
+    summary_path = cfg.work_dir / "export_report.json"  # training.export_onnx's summary (the distillation steps)
+    if summary_path.exists():
+        export_summary = json.loads(summary_path.read_text())
+    if cfg.lcm_export_dir.exists():
+        if teacher_fidelity is None:
+            raise SystemExit(f"the LCM evaluation compares with the teacher's text fidelity: run it too, or keep "
+                             f"{cfg.export_dir / 'eval.json'} with a text_fidelity section")
+        lcm = OnnxLdm(cfg.lcm_export_dir, threads=threads)
+        result = {"model": f"{cfg.name}-lcm", "toy": cfg.toy, "distilled": export_summary.get("lcm_step"),
+                  "text_fidelity": lcm_text_eval(lcm, images_u8, records, eval_cfg, seed, teacher_fidelity)}
+        g = float(eval_cfg["guidance_scale"])
+        teacher = OnnxLdm(cfg.export_dir, threads=threads)
+        seeds = [seed + i for i in range(len(GRID_PROMPTS))]
+        rows, names = [], []
+        for model, steps, guidance, name in ((lcm, 4, g, f"LCM, 4 steps, guidance {g} embedded"),
+                                             (lcm, 2, g, f"LCM, 2 steps, guidance {g} embedded"),
+                                             (lcm, 4, 1.0, "LCM, 4 steps, guidance 1 (ω = 0)"),
+                                             (teacher, eval_cfg["steps"], g, f"teacher, {eval_cfg['steps']} steps, CFG {g}")):
+            images = model.text_to_image(GRID_PROMPTS, steps, guidance, seeds)
+            rows += [images[:8], images[8:]]
+            names += [f"{name} (prompts 1-8)", f"{name} (prompts 9-16)"]
+        save_rows(rows, cfg.lcm_export_dir / "samples.png")
+        result["sample_grid"] = {"file": "samples.png", "prompts": GRID_PROMPTS, "rows": names, "seeds": f"{seed}+i"}
+        (cfg.lcm_export_dir / "eval.json").write_text(json.dumps(result, indent=1) + "\n")
+        report["lcm"] = result
+        print(json.dumps({"lcm": {k: v for k, v in result.items() if k != "sample_grid"}}), flush=True)
+    if cfg.inpaint_lcm_export_dir.exists() and cfg.inpaint_export_dir.exists():
+        lcm = OnnxLdm(cfg.inpaint_lcm_export_dir, threads=threads)
+        teacher = OnnxLdm(cfg.inpaint_export_dir, threads=threads)
+        inpaint, rows = lcm_inpaint_eval(lcm, teacher, images_u8, records, eval_cfg, cfg["train_inpaint"]["mask_probabilities"], seed)
+        result = {"model": f"{cfg.name}-inpaint-lcm", "toy": cfg.toy, "distilled": export_summary.get("inpaint_lcm_step"),
+                  "inpaint": inpaint}
+        if rows:
+            save_rows(rows, cfg.inpaint_lcm_export_dir / "samples.png")
+            g = float(eval_cfg["guidance_scale"])
+            result["sample_grid"] = {"file": "samples.png", "rows": [
+                "held-out image", "mask (gray)", f"teacher inpainting, {eval_cfg['steps']} steps, CFG {g}",
+                f"LCM inpainting, 4 steps, guidance {g} embedded", f"LCM inpainting, 2 steps, guidance {g} embedded"],
+                "seeds": f"{seed}+i", "prompt": "each image's caption"}
+        (cfg.inpaint_lcm_export_dir / "eval.json").write_text(json.dumps(result, indent=1) + "\n")
+        report["inpaint_lcm"] = result
+        print(json.dumps({"inpaint_lcm": {k: v for k, v in result.items() if k != "sample_grid"}}), flush=True)
+    return report
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     add_common_args(parser)
-    parser.add_argument("--skip", nargs="*", default=[], choices=["vae", "text", "inpaint", "layout", "diffusers", "speed", "grid"])
+    parser.add_argument("--skip", nargs="*", default=[], choices=["vae", "text", "inpaint", "layout", "diffusers", "speed", "grid", "lcm"])
     args = parser.parse_args()
     cfg = load_config(args)
     eval_cfg = cfg["eval"]
@@ -393,6 +524,14 @@ def main() -> None:
         report["sample_grid"] = {"file": grid_path.name, "prompts": GRID_PROMPTS, "layout": "8 per row, left to right",
                                  "steps": eval_cfg["steps"], "guidance_scale": eval_cfg["guidance_scale"], "seeds": f"{seed}+i"}
     out = cfg.export_dir / "eval.json"
+    if "lcm" not in args.skip:
+        teacher_fidelity = report.get("text_fidelity")
+        if teacher_fidelity is None and out.exists():
+            teacher_fidelity = json.loads(out.read_text()).get("text_fidelity")
+        lcm_report = lcm_model_eval(cfg, images_u8, records, eval_cfg, seed, teacher_fidelity)
+        report["lcm_summary"] = {name: {"file": f"{cfg.name}-{name.replace('_', '-')}/eval.json",
+                                        "meets_bar": value.get("text_fidelity", value.get("inpaint", {})).get("meets_bar")}
+                                 for name, value in lcm_report.items()}
     if args.skip and out.exists():
         # A partial run (--skip) keeps the sections it did not compute from the previous eval.json and says so.
         previous = json.loads(out.read_text())

@@ -143,6 +143,18 @@ class UNetGraph(torch.nn.Module):
         return self.unet(sample, timestep, encoder_hidden_states, return_dict=False)[0]
 
 
+class LcmUNetGraph(torch.nn.Module):
+    """A latent consistency U-Net as optimum exports one: the guidance embedding comes in as
+    `timestep_cond` [batch, time_cond_proj_dim]."""
+
+    def __init__(self, unet: UNet2DConditionModel):
+        super().__init__()
+        self.unet = unet
+
+    def forward(self, sample, timestep, encoder_hidden_states, timestep_cond):
+        return self.unet(sample, timestep, encoder_hidden_states, timestep_cond=timestep_cond, return_dict=False)[0]
+
+
 class LayoutUNetGraph(torch.nn.Module):
     """The layout U-Net as the engine sees it: the text-to-image inputs plus `label_map`, concatenated to
     `sample` inside the graph (conv_in takes latent + K channels)."""
@@ -305,6 +317,60 @@ def model_index(class_name: str, scheduler_class: str) -> dict:
             "unet": onnx_part, "vae_decoder": onnx_part, "vae_encoder": onnx_part}
 
 
+def lcm_model_index(class_name: str) -> dict:
+    # As optimum writes it for an LCM model (the torch pipeline's config, torch class names; a "vae"
+    # entry although the folders are vae_encoder/ and vae_decoder/; sd-onnx-reference §1.2).
+    return {"_class_name": class_name, "_diffusers_version": DIFFUSERS_VERSION,
+            "feature_extractor": [None, None], "image_encoder": [None, None], "requires_safety_checker": False,
+            "safety_checker": [None, None], "scheduler": ["diffusers", "LCMScheduler"],
+            "text_encoder": ["transformers", "CLIPTextModel"], "tokenizer": ["transformers", "CLIPTokenizer"],
+            "unet": ["diffusers", "UNet2DConditionModel"], "vae": ["diffusers", "AutoencoderKL"]}
+
+
+def lcm_scheduler_config(cfg: Config) -> dict:
+    """LCMScheduler over the training noise schedule, with the distillation's DDIM timestep count as
+    original_inference_steps and its boundary-condition timestep_scaling."""
+    s = cfg["noise_schedule"]
+    lcm = cfg["train_lcm"]
+    scheduler = diffusers.LCMScheduler(num_train_timesteps=s["num_train_timesteps"], beta_start=s["beta_start"],
+                                       beta_end=s["beta_end"], beta_schedule=s["beta_schedule"],
+                                       prediction_type=s["prediction_type"], original_inference_steps=lcm["num_ddim_timesteps"],
+                                       timestep_scaling=lcm["timestep_scaling"], steps_offset=1)
+    config = {k: v for k, v in dict(scheduler.config).items() if not k.startswith("_")}
+    return {"_class_name": "LCMScheduler", "_diffusers_version": DIFFUSERS_VERSION, **config}
+
+
+def load_lcm_stage(stage_dir: Path) -> tuple[UNet2DConditionModel, dict] | None:
+    """The distilled U-Net (the target network θ⁻): unet.pt when the stage is finished, else the running
+    stage's state.pt; None when the stage has not started."""
+    path = stage_dir / "unet.pt"
+    if not path.exists():
+        path = stage_dir / "state.pt"
+    if not path.exists():
+        return None
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    finished = path.name == "unet.pt"
+    unet = UNet2DConditionModel.from_config(saved["unet_config"])
+    unet.load_state_dict(saved["unet"] if finished else saved["target"])
+    info = {"step": saved["steps"] if finished else saved["step"], "snapshot": not finished, "teacher": saved.get("teacher"),
+            "teacher_digest": saved.get("teacher_digest")}
+    return unet.eval(), info
+
+
+def export_lcm(cfg: Config, base: Path, dst: Path, unet: UNet2DConditionModel, hidden_size: int, class_name: str,
+               settings: ExportSettings) -> dict:
+    """An LCM folder: the teacher folder's text encoder, VAE and tokenizer (copied: distillation changes
+    only the U-Net), LCMScheduler, and the distilled U-Net with its `timestep_cond` input."""
+    for sub in SUBMODELS:
+        shutil.rmtree(dst / sub, ignore_errors=True)
+    for sub in ("text_encoder", "vae_encoder", "vae_decoder", "tokenizer"):
+        shutil.copytree(base / sub, dst / sub)
+    write_json(dst / "scheduler" / "scheduler_config.json", lcm_scheduler_config(cfg))
+    report = {"text_encoder": f"copied from {base.name}", "unet": export_unet(dst, unet, hidden_size, settings)}
+    write_json(dst / "model_index.json", lcm_model_index(class_name))
+    return report
+
+
 def scheduler_config(cfg: Config) -> tuple[str, dict]:
     """The training noise schedule with the configured sampler class (export.scheduler.class). Its
     init_noise_sigma must be a plain number: diffusers 0.42's ONNX text-to-image pipeline multiplies its
@@ -416,7 +482,8 @@ def export_shared(cfg: Config, out: Path, vae: AutoencoderKL, text_encoder: CLIP
 def export_unet(out: Path, unet: UNet2DConditionModel, hidden_size: int, settings: ExportSettings,
                 label_channels: int = 0) -> float:
     """Exports a U-Net; with label_channels > 0 it is a layout U-Net whose last label_channels input
-    channels come from the separate `label_map` input."""
+    channels come from the separate `label_map` input; a U-Net with time_cond_proj_dim (LCM) gets the
+    `timestep_cond` input."""
     c = unet.config
     sample_channels = c.in_channels - label_channels
     sample = torch.randn(2, sample_channels, c.sample_size, c.sample_size)
@@ -429,11 +496,18 @@ def export_unet(out: Path, unet: UNet2DConditionModel, hidden_size: int, setting
             "encoder_hidden_states": {0: "batch_size", 1: "sequence_length"},
             "out_sample": {0: "batch_size", 2: "height", 3: "width"}}
     args: tuple = (sample, timestep, hidden)
-    if label_channels:
+    cond_dim = c.get("time_cond_proj_dim")
+    if cond_dim:
+        timestep_cond = torch.randn(2, cond_dim)
+        graph: torch.nn.Module = LcmUNetGraph(unet)
+        names.append("timestep_cond")
+        axes["timestep_cond"] = {0: "batch_size"}
+        args = (*args, timestep_cond)
+    elif label_channels:
         # A soft map (rows of a Dirichlet-like mix) rather than a one-hot, so the check covers fractions too.
         label_map = torch.rand(2, label_channels, c.sample_size, c.sample_size)
         label_map /= label_map.sum(1, keepdim=True)
-        graph: torch.nn.Module = LayoutUNetGraph(unet)
+        graph = LayoutUNetGraph(unet)
         names.append("label_map")
         axes["label_map"] = {0: "batch_size", 2: "height", 3: "width"}
         args = (*args, label_map)
@@ -444,6 +518,8 @@ def export_unet(out: Path, unet: UNet2DConditionModel, hidden_size: int, setting
     feeds = {"sample": sample.numpy(), "timestep": np.array([500.0], dtype=np.float32), "encoder_hidden_states": hidden.numpy()}
     if label_channels:
         feeds["label_map"] = args[3].numpy()
+    if cond_dim:
+        feeds["timestep_cond"] = args[3].numpy()
     return check(path, graph, feeds, args, 2e-3)
 
 
@@ -547,9 +623,25 @@ def main() -> None:
         if label_channels:
             write_labels_json(dst / "labels.json")
         derived_info[stage] = info
+    lcm_info = {}
+    for stage, base, dst, class_name in (
+            ("lcm", cfg.export_dir, cfg.lcm_export_dir, "LatentConsistencyModelPipeline"),
+            # diffusers has no LCM inpainting pipeline: its inpainting pipeline runs an LCM U-Net with LCMScheduler.
+            ("lcm_inpaint", cfg.inpaint_export_dir, cfg.inpaint_lcm_export_dir, "StableDiffusionInpaintPipeline")):
+        loaded_lcm = load_lcm_stage(cfg.runs_dir / stage)
+        if loaded_lcm is None or not base.exists():
+            print(f"export: no {stage} U-Net yet (or no {base.name} folder); skipped {dst.name}", flush=True)
+            lcm_info[stage] = None
+            continue
+        lcm_unet, info = loaded_lcm
+        round_weights(lcm_unet, settings)
+        report[dst.name] = export_lcm(cfg, base, dst, lcm_unet, hidden, class_name, settings)
+        lcm_info[stage] = info
     sizes = {p.relative_to(cfg.export_root).as_posix(): p.stat().st_size
-             for d in (cfg.export_dir, cfg.inpaint_export_dir, cfg.layout_export_dir) if d.exists() for p in d.rglob("*.onnx")}
+             for d in (cfg.export_dir, cfg.inpaint_export_dir, cfg.layout_export_dir, cfg.lcm_export_dir, cfg.inpaint_lcm_export_dir)
+             if d.exists() for p in d.rglob("*.onnx")}
     summary = {"text2img_step": text2img_info, "inpaint_step": derived_info["inpaint"], "layout_step": derived_info["layout"],
+               "lcm_step": lcm_info["lcm"], "inpaint_lcm_step": lcm_info["lcm_inpaint"],
                "settings": settings.__dict__,
                "token_rows": {"trained": len(trained_ids), "vocabulary": text_encoder.config.vocab_size},
                "max_abs_diff_vs_torch": report, "onnx_bytes": sizes,

@@ -51,6 +51,9 @@ class OnnxLdm:
         self.timestep_shape: tuple[int, ...] = () if len(timestep_input.shape) == 0 else (1,)
         label_input = next((i for i in self.unet.get_inputs() if i.name == "label_map"), None)
         self.label_channels = int(label_input.shape[1]) if label_input is not None else 0
+        # A latent consistency U-Net (LCM) takes the guidance scale as an embedding (`timestep_cond`).
+        cond_input = next((i for i in self.unet.get_inputs() if i.name == "timestep_cond"), None)
+        self.timestep_cond_dim = int(unet_config.get("time_cond_proj_dim") or cond_input.shape[1]) if cond_input is not None else 0
 
     def new_scheduler(self, steps: int) -> diffusers.SchedulerMixin:
         scheduler = self.scheduler_class.from_config(self.scheduler_config)
@@ -62,11 +65,28 @@ class OnnxLdm:
                              truncation=True, return_tensors="np").input_ids.astype(self.ids_dtype)
         return self.text_encoder.run(["last_hidden_state"], {"input_ids": ids})[0]
 
-    def run_unet(self, sample: np.ndarray, t: float, hidden: np.ndarray, label_map: np.ndarray | None = None) -> np.ndarray:
+    @property
+    def is_lcm(self) -> bool:
+        return self.timestep_cond_dim > 0
+
+    def guidance_embedding(self, guidance: float, n: int) -> np.ndarray:
+        """diffusers' get_guidance_scale_embedding(guidance − 1) (LatentConsistencyModelPipeline)."""
+        w = (guidance - 1.0) * 1000.0
+        half = self.timestep_cond_dim // 2
+        freqs = np.exp(np.arange(half, dtype=np.float32) * -(np.log(10000.0) / (half - 1)))
+        emb = np.concatenate([np.sin(w * freqs), np.cos(w * freqs)]).astype(np.float32)
+        if self.timestep_cond_dim % 2:
+            emb = np.pad(emb, (0, 1))
+        return np.repeat(emb[None], n, axis=0)
+
+    def run_unet(self, sample: np.ndarray, t: float, hidden: np.ndarray, label_map: np.ndarray | None = None,
+                 timestep_cond: np.ndarray | None = None) -> np.ndarray:
         feeds = {"sample": sample.astype(np.float32), "timestep": np.full(self.timestep_shape, t, dtype=np.float32),
                  "encoder_hidden_states": hidden}
         if label_map is not None:
             feeds["label_map"] = label_map.astype(np.float32)
+        if timestep_cond is not None:
+            feeds["timestep_cond"] = timestep_cond
         return self.unet.run(["out_sample"], feeds)[0]
 
     def encode_image(self, images: np.ndarray) -> np.ndarray:
@@ -95,6 +115,10 @@ class OnnxLdm:
         [N, K, h, w] feeds a layout U-Net (the same map in both CFG halves)."""
         if (label_map is not None) != (self.label_channels > 0):
             raise ValueError(f"{self.folder}: a layout U-Net needs a label map and other U-Nets take none")
+        if self.is_lcm:
+            if blend is not None:
+                raise ValueError(f"{self.folder}: latent-blend inpainting is not implemented for LCM folders")
+            return self.denoise_lcm(prompts, steps, guidance, seeds, extra)
         if label_map is not None and guidance > 1.0:
             label_map = np.concatenate([label_map, label_map])
         scheduler = self.new_scheduler(steps)
@@ -123,6 +147,27 @@ class OnnxLdm:
                     proper = scheduler.add_noise(proper, torch.from_numpy(noise), timesteps[i + 1: i + 2])
                 latents = (1 - torch.from_numpy(mask)) * proper + torch.from_numpy(mask) * latents
         return latents.numpy()
+
+    def denoise_lcm(self, prompts: list[str], steps: int, guidance: float, seeds: list[int], extra=None) -> np.ndarray:
+        """LatentConsistencyModelPipeline's loop (reference §4): no CFG batch, the guidance scale embedded
+        as timestep_cond (ω = guidance − 1); LCMScheduler re-noises between steps with per-image
+        generators seeded from the seeds; the result is the last step's `denoised`."""
+        scheduler = self.new_scheduler(steps)
+        hidden = self.encode_text(prompts)
+        n = len(prompts)
+        cond = self.guidance_embedding(guidance, n)
+        latents = torch.from_numpy(self.initial_noise(n, seeds)) * scheduler.init_noise_sigma
+        generators = [torch.Generator().manual_seed(s + 1_000_003) for s in seeds[:n]]
+        denoised = latents
+        for t in scheduler.timesteps:
+            model_in = latents.numpy()
+            if extra is not None:
+                mask, masked_latents = extra
+                model_in = np.concatenate([model_in, mask, masked_latents], axis=1)
+            noise_pred = self.run_unet(model_in, float(t), hidden, timestep_cond=cond)
+            out = scheduler.step(torch.from_numpy(noise_pred), t, latents, generator=generators)
+            latents, denoised = out.prev_sample, out.denoised
+        return denoised.numpy()
 
     def text_to_image(self, prompts: list[str], steps: int, guidance: float, seeds: list[int]) -> np.ndarray:
         return self.decode(self.denoise(prompts, steps, guidance, seeds))

@@ -1,0 +1,324 @@
+"""Stage 6: latent consistency distillation (LCD, Luo et al. 2023, "Latent Consistency Models") of the
+text-to-image and the inpainting U-Nets into few-step models with the guidance scale embedded.
+
+  python -m training.train_lcm --stage text2img   # teacher: the text-to-image U-Net  → runs/lcm/
+  python -m training.train_lcm --stage inpaint    # teacher: the 9-channel inpainting U-Net → runs/lcm_inpaint/
+
+Recipe (as diffusers' examples/consistency_distillation/train_lcm_distill_sd_wds.py and the authors'
+script; notation of wave2 reference §4):
+- teacher: the finished (or, with --allow-snapshot, the running) stage's EMA U-Net with its frozen text
+  encoder, epsilon prediction, SD's DDPM schedule (T = 1000);
+- student: the teacher's config plus `time_cond_proj_dim` (a Linear from the guidance embedding to the
+  timestep features, added before the time MLP), initialised from the teacher's weights; the new Linear
+  starts at zero (so at step 0 the student computes exactly what the teacher does; the reference script
+  keeps PyTorch's default init there); target network θ⁻ = EMA of the student (μ = ema_decay, 0.95);
+- skipping-step DDIM solver on N = num_ddim_timesteps (50) timesteps, k = T / N = 20:
+  t_n ∈ {19, 39, …, 999}, t_{n−k} = max(t_n − k, 0);
+- per batch: ω ~ U[w_min, w_max] (the pipeline embeds ω = guidance_scale − 1, so the engine's guidance
+  scale g means ω = g − 1); x_{t_n} = α·x0 + σ·ε; student f(x_{t_n}, t_n, ω, c) = c_skip·x + c_out·x̂0;
+  the teacher's guided DDIM step x_{t_{n−k}} = √ᾱ_prev·x̂0_ω + √(1−ᾱ_prev)·ε̂_ω with
+  x̂0_ω = x̂0_c + ω(x̂0_c − x̂0_u), ε̂_ω likewise (uncond = the empty prompt); target f_θ⁻(x_{t_{n−k}}, t_{n−k}, ω, c);
+  boundary scalings c_skip = σ_d² / ((s·t)² + σ_d²), c_out = s·t / √((s·t)² + σ_d²) with s = timestep_scaling
+  (10, as LCMScheduler), σ_d = 0.5; pseudo-Huber loss √(d² + c²) − c (c = huber_c) or L2.
+- inpainting: the 9-channel input [latents | mask | masked-image latents] carries the same mask and masked
+  image for student, teacher and target (random brush / box / whole masks as the inpainting stage).
+
+Resumes from runs/<stage>/state.pt (student, target, optimizer, RNG, step), saved every
+save_every_minutes, on SIGTERM/Ctrl-C and at --max-minutes; done.json marks the end; unet.pt holds the
+target network's weights (what the export ships). TRAIN_THREADS overrides train_lcm.threads.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import time
+
+import numpy as np
+import torch
+from diffusers import UNet2DConditionModel
+from tqdm import tqdm
+from transformers import CLIPTextModel
+
+from .common import RunState, atomic_save, load_images, restore_rng, rng_state, seed_everything, to_model_range
+from .config import Config, add_common_args, load_config
+from .models import count_parameters, limit_threads
+from .train_unet import (TokenCache, latent_mask, load_text2img, load_tokenizer, load_trained_vae, make_noise_scheduler,
+                         mask_batch, posterior_parameters, sample_caption, sample_latents)
+
+STAGE_DIRS = {"text2img": "lcm", "inpaint": "lcm_inpaint"}
+TEACHER_DIRS = {"text2img": "unet", "inpaint": "inpaint"}
+STAGE_SEED_OFFSETS = {"text2img": 10, "inpaint": 11}
+SIGMA_DATA = 0.5
+
+
+def guidance_embedding(w: torch.Tensor, dim: int) -> torch.Tensor:
+    """diffusers' get_guidance_scale_embedding (LatentConsistencyModelPipeline; the engine's
+    guidanceEmbedding): w·1000, sinusoidal, [sin | cos], zero-padded when dim is odd. w = ω = scale − 1."""
+    w = w.float() * 1000.0
+    half = dim // 2
+    freqs = torch.exp(torch.arange(half, dtype=torch.float32) * -(math.log(10000.0) / (half - 1)))
+    angles = w[:, None] * freqs[None, :]
+    emb = torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
+    if dim % 2 == 1:
+        emb = torch.nn.functional.pad(emb, (0, 1))
+    return emb
+
+
+def boundary_scalings(t: torch.Tensor, timestep_scaling: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """c_skip(t), c_out(t) as LCMScheduler.get_scalings_for_boundary_condition_discrete."""
+    scaled = t.float() * timestep_scaling
+    c_skip = SIGMA_DATA ** 2 / (scaled ** 2 + SIGMA_DATA ** 2)
+    c_out = scaled / (scaled ** 2 + SIGMA_DATA ** 2) ** 0.5
+    return c_skip, c_out
+
+
+def lcm_unet_from(teacher: UNet2DConditionModel, cond_dim: int) -> UNet2DConditionModel:
+    """The teacher's architecture plus time_cond_proj_dim, with the teacher's weights; the new
+    time_embedding.cond_proj starts at zero, so the student starts as the teacher."""
+    # Without the private keys: "_use_default_values" would make from_config drop the new value again.
+    config = {k: v for k, v in dict(teacher.config).items() if not k.startswith("_")}
+    config["time_cond_proj_dim"] = cond_dim
+    student = UNet2DConditionModel.from_config(config)
+    result = student.load_state_dict(teacher.state_dict(), strict=False)
+    unexpected_new = [k for k in result.missing_keys if not k.startswith("time_embedding.cond_proj.")]
+    if unexpected_new or result.unexpected_keys:
+        raise AssertionError(f"student/teacher mismatch: missing {unexpected_new}, unexpected {result.unexpected_keys}")
+    with torch.no_grad():
+        student.time_embedding.cond_proj.weight.zero_()
+    return student
+
+
+def unet_digest(state: dict[str, torch.Tensor]) -> str:
+    """Identifies a teacher by its weights rounded to fp16 (what the committed checkpoints hold)."""
+    digest = hashlib.sha256()
+    for key in sorted(state):
+        digest.update(key.encode())
+        digest.update(state[key].half().numpy().tobytes() if state[key].is_floating_point() else state[key].numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def load_teacher(cfg: Config, stage: str, allow_snapshot: bool) -> tuple[UNet2DConditionModel, CLIPTextModel, dict]:
+    """The teacher U-Net and the text encoder it was trained with (EMA weights)."""
+    unet, text_encoder, info = load_text2img(cfg, allow_snapshot)
+    if stage == "text2img":
+        return unet, text_encoder, info
+    from .export_onnx import load_derived_stage  # heavy (onnx), only needed here
+    stage_dir = cfg.runs_dir / "inpaint"
+    if not (stage_dir / "unet.pt").exists() and not allow_snapshot:
+        raise SystemExit(f"the inpainting stage has not finished: {stage_dir / 'unet.pt'} is missing "
+                         "(finish it, or pass --allow-snapshot to use its latest checkpoint)")
+    loaded = load_derived_stage(stage_dir)
+    if loaded is None:
+        raise SystemExit(f"no inpainting U-Net in {stage_dir}")
+    inpaint_unet, inpaint_info, te_state = loaded
+    text_encoder.load_state_dict(te_state)
+    return inpaint_unet, text_encoder.eval(), {"step": inpaint_info["step"], "snapshot": inpaint_info["snapshot"]}
+
+
+@torch.no_grad()
+def ema_update(target: torch.nn.Module, source: torch.nn.Module, decay: float) -> None:
+    t_params = list(target.parameters())
+    s_params = list(source.parameters())
+    torch._foreach_lerp_(t_params, s_params, 1.0 - decay)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    add_common_args(parser)
+    parser.add_argument("--stage", choices=sorted(STAGE_DIRS), required=True)
+    parser.add_argument("--max-minutes", type=float, default=None, help="stop (with a checkpoint) after this long")
+    parser.add_argument("--finalize", action="store_true", help="end training at the checkpoint's step and write the weights")
+    parser.add_argument("--allow-snapshot", action="store_true",
+                        help="distil from the teacher stage's latest checkpoint if it has not finished")
+    args = parser.parse_args()
+    cfg = load_config(args)
+    inpaint = args.stage == "inpaint"
+    train_cfg = cfg["train_lcm"]
+    limit_threads(train_cfg.get("threads", 1))
+    run = RunState(cfg.stage_dir(STAGE_DIRS[args.stage]), train_cfg["save_every_minutes"], args.max_minutes)
+    if run.done:
+        print(f"lcm {args.stage}: already done", flush=True)
+        return
+
+    generator = seed_everything(cfg["seed"] + STAGE_SEED_OFFSETS[args.stage])
+    rng = np.random.default_rng(cfg["seed"] + STAGE_SEED_OFFSETS[args.stage])
+    images_u8, records = load_images(cfg.data_dir)
+    train_idx = np.array([r["index"] for r in records if r["split"] == "train"])
+    heldout_idx = np.array([r["index"] for r in records if r["split"] == "heldout"]) if any(
+        r["split"] == "heldout" for r in records) else train_idx[:8]
+    images = to_model_range(images_u8)
+    vae, scaling_factor, vae_digest = load_trained_vae(cfg)
+    params = posterior_parameters(cfg, vae, vae_digest, images)
+    latent_size = params.shape[-1]
+    tokens = TokenCache(load_tokenizer(cfg))
+    alphas_cumprod = make_noise_scheduler(cfg).alphas_cumprod.float()
+    num_train = cfg["noise_schedule"]["num_train_timesteps"]
+
+    state = run.load()
+    teacher, text_encoder, teacher_info = load_teacher(cfg, args.stage, args.allow_snapshot or state is not None)
+    teacher.eval().requires_grad_(False)
+    text_encoder.eval().requires_grad_(False)
+    teacher_digest = unet_digest(teacher.state_dict())
+    cond_dim = train_cfg["time_cond_proj_dim"]
+    student = lcm_unet_from(teacher, cond_dim)
+    target = lcm_unet_from(teacher, cond_dim).eval().requires_grad_(False)
+    optimizer = torch.optim.AdamW(student.parameters(), lr=train_cfg["lr"], weight_decay=train_cfg["weight_decay"])
+    step = 0
+    restart_step = 0
+    if state:
+        if state.get("vae_digest") not in (None, vae_digest):
+            raise SystemExit(f"{run.state_path} was trained on another VAE latent space; delete it to start this stage again")
+        if state.get("teacher_digest") not in (None, teacher_digest):
+            raise SystemExit(f"{run.state_path} was distilled from another teacher ({state['teacher_digest']} ≠ {teacher_digest}); "
+                             "delete it to start this stage again")
+        teacher_info = state.get("teacher", teacher_info)
+        student.load_state_dict(state["student"])
+        target.load_state_dict(state["target"])
+        step = state["step"]
+        if state["optimizer"] is not None:
+            optimizer.load_state_dict(state["optimizer"])
+            restore_rng(state["rng"], generator)
+            rng.bit_generator.state = state["np_rng"]
+            print(f"lcm {args.stage}: resumed at step {step}", flush=True)
+        else:
+            restart_step = step
+            generator = seed_everything(cfg["seed"] + STAGE_SEED_OFFSETS[args.stage] + step)
+            rng = np.random.default_rng(cfg["seed"] + STAGE_SEED_OFFSETS[args.stage] + step)
+            print(f"lcm {args.stage}: restored weights at step {step} (no optimizer state; warming up again)", flush=True)
+    else:
+        print(f"lcm {args.stage}: student initialised from the teacher (step {teacher_info['step']}"
+              f"{', snapshot' if teacher_info['snapshot'] else ''})", flush=True)
+    print(f"lcm {args.stage}: U-Net {count_parameters(student) / 1e6:.2f}M parameters, time_cond_proj_dim {cond_dim}, "
+          f"{train_cfg['num_ddim_timesteps']} DDIM timesteps, ω ∈ [{train_cfg['w_min']}, {train_cfg['w_max']}], "
+          f"{torch.get_num_threads()} thread(s)", flush=True)
+
+    n_ddim = train_cfg["num_ddim_timesteps"]
+    skip = num_train // n_ddim
+    ddim_timesteps = torch.arange(1, n_ddim + 1) * skip - 1
+    scaling = train_cfg["timestep_scaling"]
+    with torch.no_grad():
+        uncond_hidden = text_encoder(tokens([""])).last_hidden_state
+
+    def checkpoint() -> None:
+        run.save({"student": student.state_dict(), "target": target.state_dict(), "optimizer": optimizer.state_dict(),
+                  "rng": rng_state(generator), "np_rng": rng.bit_generator.state, "step": step, "vae_digest": vae_digest,
+                  "teacher_digest": teacher_digest, "teacher": teacher_info, "unet_config": dict(student.config)})
+
+    def conditioning(pick: torch.Tensor, batch_rng: np.random.Generator, gen: torch.Generator) -> torch.Tensor | None:
+        """Inpainting: [mask | masked-image latents] for each picked image (the U-Net's extra channels),
+        masks drawn as in the inpainting stage."""
+        if not inpaint:
+            return None
+        mask = mask_batch(len(pick), images.shape[-1], batch_rng, cfg["train_inpaint"]["mask_probabilities"])
+        masked = images[pick] * (mask < 0.5)
+        with torch.no_grad():
+            masked_latents = vae.encode(masked).latent_dist.sample(generator=gen) * scaling_factor
+        return torch.cat([latent_mask(mask, latent_size), masked_latents], dim=1)
+
+    def model_input(x: torch.Tensor, extra: torch.Tensor | None) -> torch.Tensor:
+        return x if extra is None else torch.cat([x, extra], dim=1)
+
+    def losses(latents, noise, hidden, extra, j, omega) -> torch.Tensor:
+        """The per-sample consistency distance (student at t_n vs target at t_{n−k} after one guided
+        DDIM step of the teacher)."""
+        t_start = ddim_timesteps[j]
+        t_end = (t_start - skip).clamp(min=0)
+        a_start = alphas_cumprod[t_start].view(-1, 1, 1, 1)
+        a_end = alphas_cumprod[t_end].view(-1, 1, 1, 1)
+        x_t = a_start.sqrt() * latents + (1 - a_start).sqrt() * noise
+        w_emb = guidance_embedding(omega, cond_dim)
+        skip_s, out_s = (v.view(-1, 1, 1, 1) for v in boundary_scalings(t_start, scaling))
+        skip_e, out_e = (v.view(-1, 1, 1, 1) for v in boundary_scalings(t_end, scaling))
+        eps = student(model_input(x_t, extra), t_start, hidden, timestep_cond=w_emb).sample
+        pred = skip_s * x_t + out_s * (x_t - (1 - a_start).sqrt() * eps) / a_start.sqrt()
+        with torch.no_grad():
+            n = len(latents)
+            both = teacher(model_input(torch.cat([x_t, x_t]), None if extra is None else torch.cat([extra, extra])),
+                           torch.cat([t_start, t_start]), torch.cat([hidden, uncond_hidden.expand(n, -1, -1)])).sample
+            eps_c, eps_u = both.chunk(2)
+            x0_c = (x_t - (1 - a_start).sqrt() * eps_c) / a_start.sqrt()
+            x0_u = (x_t - (1 - a_start).sqrt() * eps_u) / a_start.sqrt()
+            w = omega.view(-1, 1, 1, 1)
+            x0_w = x0_c + w * (x0_c - x0_u)
+            eps_w = eps_c + w * (eps_c - eps_u)
+            x_prev = a_end.sqrt() * x0_w + (1 - a_end).sqrt() * eps_w
+            eps_t = target(model_input(x_prev, extra), t_end, hidden, timestep_cond=w_emb).sample
+            tgt = skip_e * x_prev + out_e * (x_prev - (1 - a_end).sqrt() * eps_t) / a_end.sqrt()
+        diff = (pred.float() - tgt.float()).flatten(1)
+        if train_cfg["loss_type"] == "huber":
+            c = train_cfg["huber_c"]
+            return (torch.sqrt(diff.pow(2) + c * c) - c).mean(1)
+        return diff.pow(2).mean(1)
+
+    # A fixed held-out batch (noise, timesteps, ω, masks) so the logged validation loss is comparable over time.
+    val_gen = torch.Generator().manual_seed(cfg["seed"] + 199)
+    val_rng = np.random.default_rng(cfg["seed"] + 199)
+    val_pick = torch.from_numpy(heldout_idx[: train_cfg["val_images"]])
+    val_latents = sample_latents(params[val_pick], scaling_factor, val_gen)
+    val_noise = torch.randn(val_latents.shape, generator=val_gen)
+    val_j = torch.randint(0, n_ddim, (len(val_pick),), generator=val_gen)
+    val_omega = train_cfg["w_min"] + (train_cfg["w_max"] - train_cfg["w_min"]) * torch.rand(len(val_pick), generator=val_gen)
+    with torch.no_grad():
+        val_hidden = text_encoder(tokens([records[i]["caption"] for i in val_pick.tolist()])).last_hidden_state
+    val_extra = conditioning(val_pick, val_rng, val_gen)
+
+    @torch.no_grad()
+    def validation_loss() -> float:
+        student.eval()
+        value = float(losses(val_latents, val_noise, val_hidden, val_extra, val_j, val_omega).mean())
+        student.train()
+        return value
+
+    total = step if args.finalize else train_cfg["steps"]
+    warmup = train_cfg["warmup_steps"]
+    student.train()
+    bar = tqdm(total=total, initial=step, desc=f"lcm {args.stage}", dynamic_ncols=True, mininterval=5)
+    window: list[float] = []
+    started = time.monotonic()
+    while step < total and not run.should_stop():
+        lr = train_cfg["lr"] * min(1.0, (step - restart_step + 1) / warmup)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        batch_size = train_cfg["batch_size"]
+        pick = torch.from_numpy(train_idx)[torch.randint(0, len(train_idx), (batch_size,), generator=generator)]
+        captions = [sample_caption(records[i]["parts"], rng, train_cfg["captions"]) for i in pick.tolist()]
+        latents = sample_latents(params[pick], scaling_factor, generator)
+        noise = torch.randn(latents.shape, generator=generator)
+        j = torch.randint(0, n_ddim, (batch_size,), generator=generator)
+        omega = train_cfg["w_min"] + (train_cfg["w_max"] - train_cfg["w_min"]) * torch.rand(batch_size, generator=generator)
+        with torch.no_grad():
+            hidden = text_encoder(tokens(captions)).last_hidden_state
+        loss = losses(latents, noise, hidden, conditioning(pick, rng, generator), j, omega).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(student.parameters(), train_cfg["grad_clip"])
+        optimizer.step()
+        ema_update(target, student, train_cfg["ema_decay"])
+        step += 1
+        window.append(loss.item())
+        bar.update(1)
+        if step % train_cfg["log_every_steps"] == 0:
+            record = {"step": step, "loss": float(np.mean(window)), "lr": lr, "elapsed_s": round(time.monotonic() - started, 1)}
+            window.clear()
+            if step % train_cfg["eval_every_steps"] == 0:
+                record["val_loss"] = validation_loss()
+            run.log(record)
+            bar.set_postfix(loss=f"{record['loss']:.5f}", val=record.get("val_loss", ""))
+        if run.save_due():
+            checkpoint()
+    bar.close()
+    checkpoint()
+    if step < total:
+        print(f"lcm {args.stage}: stopped at step {step}/{total}; rerun the same command to resume", flush=True)
+        return
+    atomic_save({"unet": target.state_dict(), "unet_config": dict(target.config), "steps": step, "vae_digest": vae_digest,
+                 "teacher_digest": teacher_digest, "teacher": teacher_info, "train_lcm": train_cfg}, run.dir / "unet.pt")
+    summary = {"steps": step, "val_loss_student": validation_loss(), "teacher": teacher_info}
+    run.mark_done(summary)
+    print(f"lcm {args.stage}: done {json.dumps(summary)}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
