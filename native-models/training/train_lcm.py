@@ -271,10 +271,12 @@ def main() -> None:
         student.train()
         return value
 
-    total = step if args.finalize else train_cfg["steps"]
+    # train_lcm.steps: one count for both stages, or {"text2img": n, "inpaint": m}.
+    steps_cfg = train_cfg["steps"]
+    total = step if args.finalize else int(steps_cfg[args.stage] if isinstance(steps_cfg, dict) else steps_cfg)
     warmup = train_cfg["warmup_steps"]
     student.train()
-    bar = tqdm(total=total, initial=step, desc=f"lcm {args.stage}", dynamic_ncols=True, mininterval=5)
+    bar = tqdm(total=total, initial=step, desc=f"lcm {args.stage}", dynamic_ncols=True, mininterval=30)
     window: list[float] = []
     started = time.monotonic()
     while step < total and not run.should_stop():
