@@ -45,7 +45,7 @@ export interface HostOptions {
   frontDoor?: AppInfo['frontDoor'];
   /**
    * The models that ship with the app (read-only in the library; absent folders are left out). Default:
-   * `bundledModelDir` and its `emoji-ldm-inpaint` and `emoji-ldm-layout` siblings, or none.
+   * `bundledModelDir` and its siblings (BUNDLED_MODEL_NAMES: inpaint, layout and the LCM folders), or none.
    */
   bundledModelDirs?: readonly string[];
   /** The main bundled model (native-models/emoji-ldm); see bundledModelDirs. */

@@ -52,7 +52,14 @@ import type { ModelInspection, ModelInspector } from './inspect.js';
 
 /** The models that ship with the app (they may not be built yet; absent ones are left out). */
 /** The bundled model folders' names in native-models/, the main (text-to-image) one first. */
-export const BUNDLED_MODEL_NAMES = ['emoji-ldm', 'emoji-ldm-inpaint', 'emoji-ldm-layout'] as const;
+export const BUNDLED_MODEL_NAMES = [
+  'emoji-ldm',
+  'emoji-ldm-inpaint',
+  'emoji-ldm-layout',
+  // Their latent consistency distillations (2–4 steps, guidance embedded; the engine's lcm sampler).
+  'emoji-ldm-lcm',
+  'emoji-ldm-inpaint-lcm',
+] as const;
 export const BUNDLED_MODEL_DIRS: readonly string[] = BUNDLED_MODEL_NAMES.map((name) =>
   fileURLToPath(new URL(`../../native-models/${name}/`, import.meta.url)),
 );

@@ -423,9 +423,11 @@ def lcm_model_eval(cfg, images_u8, records, eval_cfg, seed, teacher_fidelity: di
     report: dict = {}
     threads = eval_cfg.get("threads", 1)
     export_summary = {}
-    summary_path = cfg.work_dir / "export_report.json"  # training.export_onnx's summary (the distillation steps)
-    if summary_path.exists():
-        export_summary = json.loads(summary_path.read_text())
+    # training.export_onnx's summary (the distillation steps): beside the folders with --out-root, else in the work folder.
+    for summary_path in (cfg.export_root / "export_report.json", cfg.work_dir / "export_report.json"):
+        if summary_path.exists():
+            export_summary = json.loads(summary_path.read_text())
+            break
     if cfg.lcm_export_dir.exists():
         if teacher_fidelity is None:
             raise SystemExit(f"the LCM evaluation compares with the teacher's text fidelity: run it too, or keep "
