@@ -319,6 +319,25 @@ def write_layout_contract(layout_dir: Path, images_u8: np.ndarray, records: list
     return {"image": record["unified"], "png_size": list(painted.shape[:2]), "tensor_shape": list(tensor.shape)}
 
 
+def write_lcm_contract(lcm_dir: Path, out: Path, seed: int) -> dict:
+    """The LCM contract with the engine, as files the toy-chain test reads: initial latents (float32
+    [1, 4, h, w]) and this evaluation's picture from them after one LCM step (no re-noising, so no
+    sampler noise is involved) with guidance 8 embedded, at the exported size (pixels repeated). The
+    engine must draw the same picture (within 2/255) from the same latents."""
+    model = OnnxLdm(lcm_dir)
+    latents = model.initial_noise(1, [seed])
+    prompt, guidance = "red apple", 8.0
+    image = model.decode(model.denoise([prompt], 1, guidance, [seed]))[0]
+    r = model.pixel_repeat
+    out.mkdir(parents=True, exist_ok=True)
+    np.save(out / "latents.npy", latents)
+    Image.fromarray(image.repeat(r, 0).repeat(r, 1)).save(out / "expected.png")
+    spec = {"prompt": prompt, "guidance_scale": guidance, "steps": 1, "sampler": "lcm", "latents": "latents.npy",
+            "expected": "expected.png"}
+    (out / "contract.json").write_text(json.dumps(spec, indent=1) + "\n")
+    return spec
+
+
 def save_rows(rows: list[np.ndarray], path: Path, scale: int = 2) -> None:
     side = rows[0].shape[1] * scale
     cols = max(len(r) for r in rows)
@@ -449,6 +468,8 @@ def lcm_model_eval(cfg, images_u8, records, eval_cfg, seed, teacher_fidelity: di
         save_rows(rows, cfg.lcm_export_dir / "samples.png")
         result["sample_grid"] = {"file": "samples.png", "prompts": GRID_PROMPTS, "rows": names, "seeds": f"{seed}+i"}
         (cfg.lcm_export_dir / "eval.json").write_text(json.dumps(result, indent=1) + "\n")
+        if cfg.toy:  # the toy chain's files for test/unit/native-models/toy-chain.test.ts
+            write_lcm_contract(cfg.lcm_export_dir, cfg.work_dir / "lcm_contract", seed)
         report["lcm"] = result
         print(json.dumps({"lcm": {k: v for k, v in result.items() if k != "sample_grid"}}), flush=True)
     if cfg.inpaint_lcm_export_dir.exists() and cfg.inpaint_export_dir.exists():

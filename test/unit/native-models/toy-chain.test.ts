@@ -13,7 +13,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Engine, prepareJob } from '../../../electron/engine/engine.js';
 import { readNpyFloat32 } from '../../../electron/engine/tensor/npy.js';
-import { REPO_ROOT, meanAbsDiff, testPicture, toPng } from '../../support/engine-fixtures.js';
+import { REPO_ROOT, maxAbsDiff, meanAbsDiff, readRgb, testPicture, toPng } from '../../support/engine-fixtures.js';
 
 const TOY = join(REPO_ROOT, 'native-models', '.work', 'emoji-ldm-toy');
 const EXPORT = join(TOY, 'export');
@@ -88,6 +88,20 @@ describe('the toy chain export runs in the engine', { skip }, () => {
     assert.equal(r.image.width, info.defaults.width);
     assert.equal(r.timings.stepsRun, 4);
     assert.ok(new Set(r.image.rgb).size > 4);
+  });
+
+  test('LCM text-to-image folder: one step from given latents draws the evaluation pipeline\'s picture (within 2/255)', async () => {
+    const dir = join(EXPORT, 'emoji-ldm-lcm');
+    const contractDir = join(TOY, 'lcm_contract');
+    const spec = JSON.parse(readFileSync(join(contractDir, 'contract.json'), 'utf8')) as { prompt: string; guidance_scale: number; steps: number };
+    const latents = readNpyFloat32(readFileSync(join(contractDir, 'latents.npy')), 'latents.npy');
+    const r = await engine.generate(dir, {
+      mode: 'txt2img', prompt: spec.prompt, seed: 1, steps: spec.steps, cfg: spec.guidance_scale, sampler: 'lcm', latents: latents.data,
+    });
+    const expected = await readRgb(join(contractDir, 'expected.png'));
+    assert.deepEqual([r.image.width, r.image.height], [expected.width, expected.height]);
+    const worst = maxAbsDiff(r.image, expected);
+    assert.ok(worst <= 2, `engine and the Python LCM pipeline differ by ${worst}/255`);
   });
 
   test('LCM inpainting folder: a 9-channel LCM U-Net that keeps unmasked pixels in 4 steps', async () => {
