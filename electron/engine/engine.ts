@@ -125,6 +125,7 @@ export class Engine {
       provider: model.sessions.providers['unet'] ?? 'cpu',
       providers: model.sessions.providers,
       loras: job.loras,
+      warnings: job.warnings,
     };
   }
 }
@@ -163,6 +164,8 @@ export async function prepareJob(
     control: null,
     labelMap: null,
     loras: applied.reports,
+    embeddingDirs: request.embeddingDirs ?? [],
+    warnings: [],
   };
   if (params.inpaintArea === 'masked' && request.initImage && request.mask) {
     // Only masked: keep the picture at its own size and repaint a crop of it at width×height.

@@ -45,3 +45,6 @@ export const DEFAULT_CFG = 7.5;
 /** An LCM model's: a consistency-distilled U-Net needs few steps (the LCM paper's 4-step setting, diffusers' LCM guidance 8). */
 export const DEFAULT_LCM_STEPS = 4;
 export const DEFAULT_LCM_CFG = 8;
+
+/** A1111's "Clip skip" slider range (`CLIP_stop_at_last_layers`, 1 to 12). */
+export const MAX_CLIP_SKIP = 12;

@@ -43,7 +43,17 @@ export interface GenerationParams {
   maskPadding?: number;
   /** Set when a ControlNet guided the run: its conditioning scale (0 to 2). */
   controlScale?: number;
+  /** A1111's "Clip skip": the text encoder's hidden state N − 1 layers before the last. Absent = 1. */
+  clipSkip?: number;
+  /** Textual-inversion embeddings the prompts used: name and the first 12 hex digits of the file's sha256 (A1111 "TI hashes"). */
+  embeddings?: EmbeddingUse[];
 }
+
+export interface EmbeddingUse {
+  name: string;
+  hash: string;
+}
+
 
 export const INPAINT_AREAS = ['whole', 'masked'] as const;
 export type InpaintArea = (typeof INPAINT_AREAS)[number];

@@ -42,6 +42,11 @@ export interface ModelInfo {
     batchDynamic: boolean;
     timestepCondDim: number | null;
     externalData: string | null;
+    /**
+     * The static sequence length of `encoder_hidden_states` (77 for a U-Net exported with a fixed axis),
+     * or null when it is dynamic: only a dynamic axis takes long prompts (77 tokens per chunk).
+     */
+    sequenceLength: number | null;
   };
   vaeEncoder: {
     output: 'latent_sample' | 'latent_parameters';

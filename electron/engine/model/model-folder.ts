@@ -28,6 +28,10 @@ import { OnnxModule, type HostTensor, type SessionSettings } from './onnx-module
 import { detectTextEncoder } from './text-encoder.js';
 import { detectUnet, unetOutChannels } from './unet.js';
 import { detectVaeDecoder, detectVaeEncoder, openVaeEncoder } from './vae.js';
+import { EmbeddingVocabulary } from '../prompt/chunker.js';
+import { encodePrompt, type EncodedPrompt } from '../prompt/conditioning.js';
+import { loadEmbeddingFolder, widthMismatchError, type TextualInversion } from '../prompt/embeddings.js';
+import { clipSkipState, PromptTextEncoder } from '../prompt/text-encoder.js';
 
 // Kept where callers have always imported them from.
 export { LABEL_MAP_INPUT, timestepTensor } from './unet.js';
@@ -63,8 +67,25 @@ export interface ModelSubmodules {
   controlNet: ControlNet | null;
 }
 
+/** Encoded prompts kept per model (a batch, a re-run or a live preview reuse them). */
+const PROMPT_CACHE_ENTRIES = 32;
+
+/** The embeddings a job may use: those that fit this model's text encoder, and those that do not (by name). */
+export interface PromptEmbeddingSet {
+  vocabulary: EmbeddingVocabulary<TextualInversion> | null;
+  /** Names and hashes, for the cache key. */
+  key: string;
+}
+
 /** An opened model folder: its sessions, tokenizer and scheduler config, and what was detected. */
 export class LoadedModel {
+  /** The folder's own text encoder session (a LoRA view of this model has a patched one in `modules`). */
+  private readonly baseTextEncoder: OnnxModule;
+  /** Prompt encoders per text-encoder session (the base one, or a LoRA-patched one in a view). */
+  private readonly promptEncoders = new WeakMap<OnnxModule, { encoder: PromptTextEncoder; id: number }>();
+  private promptEncoderCount = 0;
+  /** Encoded prompts by (clip skip, embeddings, text), least recently used first. */
+  private readonly promptCache = new Map<string, EncodedPrompt>();
   /** ControlNets named by requests (other folders), by resolved file path; released with the model. */
   private readonly externalControlNets = new Map<string, Promise<ControlNet>>();
   /** Zero-residual shapes (without batch) per latent size "h×w", for runs without control. */
@@ -78,7 +99,73 @@ export class LoadedModel {
     readonly sessions: SessionReport,
     /** The session settings it was opened with (patched sessions, e.g. LoRA, are opened the same way). */
     readonly settings: SessionSettings = { providers: ['cpu'], threads: 0 },
-  ) {}
+  ) {
+    this.baseTextEncoder = modules.textEncoder;
+  }
+
+  /**
+   * The text encoder as the prompt code uses it, for this model's (or this LoRA view's) text encoder
+   * session. Clip skip and embeddings open a rewritten graph on first use, from the folder's file: a
+   * LoRA-patched session has no file of its own, so those two are refused with it.
+   */
+  get promptEncoder(): PromptTextEncoder {
+    return this.promptEncoderEntry().encoder;
+  }
+
+  private promptEncoderEntry(): { encoder: PromptTextEncoder; id: number } {
+    const te = this.modules.textEncoder;
+    let entry = this.promptEncoders.get(te);
+    if (!entry) {
+      const rewritable = te === this.baseTextEncoder;
+      entry = {
+        encoder: new PromptTextEncoder(te, this.settings, this.info.textEncoder.batchDynamic, this.info.maxTokens, rewritable),
+        id: this.promptEncoderCount++,
+      };
+      this.promptEncoders.set(te, entry);
+    }
+    return entry;
+  }
+
+  /**
+   * The embeddings found in `dirs` (A1111: a prompt word equal to a file stem uses its vectors). Files of
+   * another width are kept too, so that using one is a clear error naming the file (see encodePrompt).
+   */
+  embeddingSet(dirs: readonly string[]): PromptEmbeddingSet {
+    if (dirs.length === 0) return { vocabulary: null, key: '' };
+    const found = loadEmbeddingFolder(dirs, this.info.textHiddenSize);
+    const all = [...found.usable, ...found.mismatched];
+    if (all.length === 0) return { vocabulary: null, key: '' };
+    return {
+      vocabulary: new EmbeddingVocabulary(this.tokenizer, all),
+      key: all.map((e) => `${e.name}:${e.sha256}`).join(','),
+    };
+  }
+
+  /**
+   * A1111's conditioning for one text (prompt/conditioning.ts), cached per (clip skip, embeddings, text).
+   * Throws a clear error when the text uses an embedding made for another model family.
+   */
+  async encodePrompt(text: string, clipSkip: number, embeddings: PromptEmbeddingSet): Promise<EncodedPrompt> {
+    const { encoder, id } = this.promptEncoderEntry();
+    const key = `${id}\u0000${clipSkip}\u0000${embeddings.key}\u0000${text}`;
+    const cached = this.promptCache.get(key);
+    if (cached) {
+      this.promptCache.delete(key);
+      this.promptCache.set(key, cached);
+      return cached;
+    }
+    const encoded = await encodePrompt(encoder, this.tokenizer, text, {
+      state: clipSkipState(this.info.family === 'sd2' ? 1 : clipSkip),
+      ...(embeddings.vocabulary ? { embeddings: embeddings.vocabulary } : {}),
+      check: (used) => {
+        const wrong = used.find((e) => e.width !== this.info.textHiddenSize);
+        if (wrong) throw widthMismatchError(wrong, this.info.textHiddenSize);
+      },
+    });
+    this.promptCache.set(key, encoded);
+    if (this.promptCache.size > PROMPT_CACHE_ENTRIES) this.promptCache.delete(this.promptCache.keys().next().value!);
+    return encoded;
+  }
 
   /**
    * The ControlNet for a request: the one in `dir` (a folder with controlnet/model.onnx, or a ControlNet
@@ -146,6 +233,7 @@ export class LoadedModel {
   }
 
   async release(): Promise<void> {
+    await this.promptEncoders.get(this.baseTextEncoder)?.encoder.release();
     const all = [this.modules.textEncoder, this.modules.unet, this.modules.vaeEncoder, this.modules.vaeDecoder, this.modules.controlNet];
     const external = await Promise.all([...this.externalControlNets.values()].map((p) => p.catch(() => null)));
     this.externalControlNets.clear();

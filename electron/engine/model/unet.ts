@@ -130,6 +130,7 @@ export async function detectUnet(unet: OnnxModule, ctx: UnetContext): Promise<Un
       batchDynamic: staticDim(sample.shape, 0) === undefined,
       timestepCondDim,
       externalData,
+      sequenceLength: staticDim(hidden.shape, 1) ?? null,
     },
     sample,
     kind,

@@ -15,6 +15,8 @@ import type { GaussianSource } from '../tensor/rng.js';
 import { latentPreview } from '../tensor/preview.js';
 import { tensorToImage, type RgbImage } from '../tensor/image.js';
 import { timed, type Job } from './job.js';
+import type { EncodedPrompt } from '../prompt/conditioning.js';
+import { TI_SHORT_HASH_LENGTH } from '../prompt/embeddings.js';
 import type { GenerateOptions } from './types.js';
 
 /** `logvar` clamp of diffusers `DiagonalGaussianDistribution`. */
@@ -35,52 +37,47 @@ export function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw new CancelledError();
 }
 
-/** Text embeddings for one job: `cond` always, `uncond` when classifier-free guidance is on. */
+/**
+ * Text embeddings for one job: `cond` always, `uncond` when classifier-free guidance is on. Each is
+ * [tokens, hidden] with tokens = 77 × its chunks (A1111 long prompts), so the two may differ in length.
+ */
 export interface PromptEmbeddings {
   cond: Float32Array;
   uncond: Float32Array | null;
-  tokens: number;
+  condTokens: number;
+  uncondTokens: number;
   hidden: number;
 }
 
 /**
- * Tokenizes and encodes the prompt (and the negative prompt when guidance is on). Batched as
- * [uncond, cond] in one call when the text encoder's batch axis is dynamic, two calls otherwise.
+ * Encodes the prompt (and the negative prompt when guidance is on) with A1111's semantics: attention
+ * weights, BREAK, 75-token chunks, clip skip, textual-inversion embeddings (prompt/conditioning.ts).
+ * A U-Net whose sequence axis is fixed takes only that many tokens: longer conditioning is cut to it,
+ * and the job records a warning.
  */
-export async function encodePrompts(
-  model: LoadedModel,
-  prompt: string,
-  negative: string,
-  withUncond: boolean,
-): Promise<PromptEmbeddings> {
-  const te = model.modules.textEncoder;
-  const outName = te.outputName(['last_hidden_state']);
-  const len = model.tokenizer.maxLength;
-  const texts = withUncond ? [negative, prompt] : [prompt];
-  const idRows = texts.map((t) => model.tokenizer.encode(t).ids);
-  const run = async (rows: number[][]): Promise<Float32Array> => {
-    const ids = new Int32Array(rows.length * len);
-    rows.forEach((r, i) => ids.set(r, i * len));
-    const out = await te.run({ input_ids: { data: ids, dims: [rows.length, len] } }, [outName]);
-    return out[outName]!.data as Float32Array;
+export async function encodePrompts(job: Job, withUncond: boolean): Promise<PromptEmbeddings> {
+  const { model, params } = job;
+  const clipSkip = params.clipSkip ?? 1;
+  const embeddings = model.embeddingSet(job.embeddingDirs);
+  // A1111 cuts extra-network tags out of the prompt before it is parsed (lora/prompt-tags.ts).
+  const cond = await model.encodePrompt(stripLoraTags(params.prompt), clipSkip, embeddings);
+  const uncond = withUncond ? await model.encodePrompt(params.negativePrompt, clipSkip, embeddings) : null;
+  const used = new Map<string, string>();
+  for (const e of [...cond.embeddings, ...(uncond?.embeddings ?? [])]) used.set(e.name, e.sha256.slice(0, TI_SHORT_HASH_LENGTH));
+  if (used.size > 0) params.embeddings = [...used].map(([name, hash]) => ({ name, hash }));
+
+  const fixed = model.info.unet.sequenceLength;
+  const fit = (e: EncodedPrompt, which: string): { data: Float32Array; tokens: number } => {
+    if (fixed === null || e.tokens <= fixed) return { data: e.data, tokens: e.tokens };
+    job.warnings.push(
+      `the ${which} needs ${e.tokens} tokens (${e.chunks} chunks of 77) but this U-Net's sequence axis is fixed at ${fixed}: ` +
+        `everything after the first ${fixed} tokens was left out (re-export the U-Net with a dynamic sequence axis for long prompts)`,
+    );
+    return { data: e.data.subarray(0, fixed * e.width), tokens: fixed };
   };
-  let all: Float32Array;
-  if (model.info.textEncoder.batchDynamic || idRows.length === 1) {
-    all = await run(idRows);
-  } else {
-    const parts = await Promise.all(idRows.map((r) => run([r])));
-    all = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-    let o = 0;
-    for (const p of parts) {
-      all.set(p, o);
-      o += p.length;
-    }
-  }
-  const per = all.length / texts.length;
-  const hidden = per / len;
-  return withUncond
-    ? { uncond: all.subarray(0, per), cond: all.subarray(per), tokens: len, hidden }
-    : { uncond: null, cond: all, tokens: len, hidden };
+  const c = fit(cond, 'prompt');
+  const u = uncond ? fit(uncond, 'negative prompt') : null;
+  return { cond: c.data, uncond: u?.data ?? null, condTokens: c.tokens, uncondTokens: u?.tokens ?? 0, hidden: cond.width };
 }
 
 /** Everything that steers the U-Net besides the latents: text embeddings and guidance. */
@@ -114,9 +111,7 @@ export async function encodeConditioning(job: Job): Promise<Conditioning> {
   const doCfg = params.cfg > 1 && params.sampler !== 'lcm';
   const condDim = model.info.unet.timestepCondDim;
   const timestepCond = condDim !== null ? guidanceEmbedding(params.cfg, condDim) : null;
-  // A1111 cuts extra-network tags out of the prompt before it is parsed (lora/prompt-tags.ts).
-  const prompt = stripLoraTags(params.prompt);
-  const embeddings = await timed(job, 'textEncodeMs', () => encodePrompts(model, prompt, params.negativePrompt, doCfg));
+  const embeddings = await timed(job, 'textEncodeMs', () => encodePrompts(job, doCfg));
   throwIfAborted(job.options.signal);
   return { embeddings, cfg: params.cfg, timestepCond, residuals: residualSource(job), labelMap: job.labelMap };
 }
@@ -181,8 +176,9 @@ export async function predictNoise(
   const unet = model.modules.unet;
   const outName = unet.outputName(['out_sample']);
   const { height: h, width: w } = shape;
-  const { tokens, hidden } = embeddings;
+  const { hidden } = embeddings;
   const call = async (batch: number, sample: Float32Array, states: Float32Array): Promise<Float32Array> => {
+    const tokens = states.length / (batch * hidden);
     const feeds: Record<string, HostTensor> = {
       sample: { data: sample, dims: [batch, inChannels, h, w] },
       timestep: timestepTensor(t, model.info.unet.timestepRank),
@@ -211,7 +207,9 @@ export async function predictNoise(
 
   let uncondOut: Float32Array;
   let condOut: Float32Array;
-  if (model.info.unet.batchDynamic) {
+  // Prompt and negative prompt of different lengths (chunk counts) go through the U-Net as two calls, as
+  // A1111 does by default; padding the shorter one would change the picture.
+  if (model.info.unet.batchDynamic && embeddings.condTokens === embeddings.uncondTokens) {
     const sample = new Float32Array(input.length * 2);
     sample.set(input, 0);
     sample.set(input, input.length);

@@ -37,6 +37,10 @@ export interface Job {
   labelMap: Float32Array | null;
   /** The prompt's LoRAs (`model` is then a view with patched U-Net / text encoder sessions). */
   loras: LoraReport[];
+  /** Folders of textual-inversion embeddings the prompts may use (from the request). */
+  embeddingDirs: string[];
+  /** What the run had to change or leave out; returned with the result. */
+  warnings: string[];
 }
 
 export interface JobControl {

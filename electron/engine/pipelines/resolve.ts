@@ -9,6 +9,7 @@ import {
   DEFAULT_MASK_BLUR,
   DEFAULT_MASK_PADDING,
   MAX_CFG,
+  MAX_CLIP_SKIP,
   MAX_CONTROL_SCALE,
   MAX_MASK_BLUR,
   MAX_MASK_PADDING,
@@ -131,6 +132,11 @@ export function resolveParams(model: LoadedModel, req: GenerateRequest): Generat
     }
   }
   const controlScale = req.control !== undefined ? checkControl(model, req.control) : undefined;
+  const clipSkip = req.clipSkip ?? 1;
+  checkInt('clipSkip', clipSkip, 1, MAX_CLIP_SKIP);
+  if (req.embeddingDirs !== undefined && (!Array.isArray(req.embeddingDirs) || req.embeddingDirs.some((d) => typeof d !== 'string' || d === ''))) {
+    throw new InvalidRequestError('embeddingDirs must be a list of folder paths');
+  }
   return {
     mode: req.mode,
     prompt: req.prompt,
@@ -145,6 +151,7 @@ export function resolveParams(model: LoadedModel, req: GenerateRequest): Generat
     maskBlur: req.mode === 'inpaint' ? maskBlur : 0,
     ...(req.mode === 'inpaint' && inpaintArea === 'masked' ? { inpaintArea, maskPadding } : {}),
     ...(controlScale !== undefined ? { controlScale } : {}),
+    ...(clipSkip > 1 ? { clipSkip } : {}),
   };
 }
 

@@ -43,6 +43,10 @@ export interface GenerateRequest {
    * first. The tags stay in the prompt (history keeps them) and are removed from the encoded text.
    */
   loraDirs?: readonly string[];
+  /** A1111's "Clip skip" (1 to 12, default 1): condition on the text encoder's hidden state N − 1 layers before the last. */
+  clipSkip?: number;
+  /** Folders of textual-inversion embeddings (.pt, .bin, .safetensors); a prompt word equal to a file stem uses its vectors. */
+  embeddingDirs?: string[];
 }
 
 export interface ControlRequest {
@@ -83,4 +87,6 @@ export interface GenerateResult {
   providers: Record<string, ExecutionProviderName>;
   /** The LoRAs the prompt applied: hashes and how many of their modules were found (and not found). */
   loras: LoraReport[];
+  /** What the run had to change or leave out (e.g. a long prompt cut to 77 tokens for a fixed-length U-Net). */
+  warnings: string[];
 }

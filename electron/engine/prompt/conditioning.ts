@@ -1,0 +1,125 @@
+/**
+ * A prompt to U-Net conditioning, as A1111's `FrozenCLIPEmbedderWithCustomWords.forward` makes it for one
+ * text (wave2-reference §1b): chunk it (chunker.ts), encode each 77-token chunk on its own with the chosen
+ * hidden state, weight it token by token and restore its mean (emphasis "Original"), and concatenate the
+ * chunks along the sequence axis (a 2-chunk prompt gives 154 tokens).
+ *
+ * SDXL runs this once per text encoder, each with its own tokenizer padding and hidden state.
+ */
+import { StudioError } from '../../shared/errors.js';
+import type { ChunkTokenizer, EmbeddingVocabulary, PromptChunk } from './chunker.js';
+import { CHUNK_TOKENS, tokenizePrompt } from './chunker.js';
+import type { TextualInversion } from './embeddings.js';
+import type { HiddenStateChoice, PromptTextEncoder } from './text-encoder.js';
+
+export interface EncodedPrompt {
+  /** [chunks · 77, width], row-major. */
+  data: Float32Array;
+  /** Sequence length: 77 × chunks. */
+  tokens: number;
+  width: number;
+  chunks: number;
+  /** A1111's token count (what the prompt box shows). */
+  tokenCount: number;
+  /** The embeddings the prompt used, in order of first use. */
+  embeddings: TextualInversion[];
+}
+
+export interface PromptEncodeOptions {
+  state: HiddenStateChoice;
+  commaBacktrack?: number;
+  embeddings?: EmbeddingVocabulary<TextualInversion>;
+  /** Called with the embeddings the chunks use, before anything is encoded (e.g. to refuse a width mismatch). */
+  check?: (used: TextualInversion[]) => void;
+}
+
+export async function encodePrompt(
+  encoder: PromptTextEncoder,
+  tokenizer: ChunkTokenizer,
+  prompt: string,
+  options: PromptEncodeOptions,
+): Promise<EncodedPrompt> {
+  const { chunks, tokenCount } = tokenizePrompt(prompt, tokenizer, {
+    ...(options.commaBacktrack !== undefined ? { commaBacktrack: options.commaBacktrack } : {}),
+    ...(options.embeddings ? { embeddings: options.embeddings } : {}),
+  });
+  if (options.check) {
+    const used: TextualInversion[] = [];
+    for (const c of chunks) for (const f of c.fixes) if (!used.includes(f.embedding)) used.push(f.embedding);
+    options.check(used);
+  }
+  const encoded = await encodeChunks(encoder, chunks, options.state);
+  return { ...encoded, tokenCount };
+}
+
+/**
+ * The weighted, mean-restored, concatenated hidden states of already-made chunks (all from one text).
+ * An embedding's vectors replace the token-embedding rows at its positions (`EmbeddingsWithFixes`: rows
+ * offset+1 … offset+n, n cut to what fits before the end of the chunk).
+ */
+export async function encodeChunks(
+  encoder: PromptTextEncoder,
+  chunks: PromptChunk<TextualInversion>[],
+  state: HiddenStateChoice,
+): Promise<Omit<EncodedPrompt, 'tokenCount'>> {
+  const ids = chunks.map((c) => c.ids);
+  const used: TextualInversion[] = [];
+  for (const c of chunks) for (const f of c.fixes) if (!used.includes(f.embedding)) used.push(f.embedding);
+
+  let extra: { rows: Float32Array; lookup: number[][] } | undefined;
+  if (used.length > 0) {
+    const base = await encoder.vocabRows();
+    if (base === null) {
+      throw new StudioError(
+        'E_UNSUPPORTED',
+        `${encoder.plain.label}: textual-inversion embeddings need a plain CLIP text encoder graph with its weights inside model.onnx`,
+      );
+    }
+    const width = used[0]!.width;
+    const firstRow = new Map<TextualInversion, number>();
+    let rows = 0;
+    for (const e of used) {
+      firstRow.set(e, base + rows);
+      rows += e.vectors;
+    }
+    const table = new Float32Array(rows * width);
+    let o = 0;
+    for (const e of used) {
+      table.set(e.data, o);
+      o += e.data.length;
+    }
+    const lookup = chunks.map((c) => {
+      const row = [...c.ids];
+      for (const f of c.fixes) {
+        const n = Math.min(CHUNK_TOKENS - f.offset - 1, f.embedding.vectors);
+        for (let j = 0; j < n; j++) row[f.offset + 1 + j] = firstRow.get(f.embedding)! + j;
+      }
+      return row;
+    });
+    extra = { rows: table, lookup };
+  }
+
+  const { data, width } = await encoder.run({ ids, state, ...(extra ? { extra } : {}) });
+  chunks.forEach((c, i) => applyEmphasisOriginal(data.subarray(i * CHUNK_TOKENS * width, (i + 1) * CHUNK_TOKENS * width), c.multipliers, width));
+  return { data, tokens: chunks.length * CHUNK_TOKENS, width, chunks: chunks.length, embeddings: used };
+}
+
+/**
+ * A1111's emphasis "Original" on one chunk z [77, width], in place: z·w per token, then z·(mean before /
+ * mean after). The means are over the whole chunk (A1111 encodes one text per call here).
+ */
+export function applyEmphasisOriginal(z: Float32Array, multipliers: readonly number[], width: number): void {
+  if (multipliers.every((m) => m === 1)) return;
+  let before = 0;
+  for (let i = 0; i < z.length; i++) before += z[i]!;
+  let after = 0;
+  for (let t = 0; t < multipliers.length; t++) {
+    const m = multipliers[t]!;
+    for (let k = t * width; k < (t + 1) * width; k++) {
+      z[k] = z[k]! * m;
+      after += z[k]!;
+    }
+  }
+  const scale = before / after;
+  for (let i = 0; i < z.length; i++) z[i] = z[i]! * scale;
+}

@@ -1,0 +1,174 @@
+/**
+ * Textual-inversion embeddings from A1111-style files (wave2-reference §1d, `textual_inversion.py`
+ * `create_embedding_from_data`). The tensor is chosen by the same rules, in order:
+ *   1. `string_to_param` (A1111 / original TI `.pt`): its single entry, [vectors, width];
+ *   2. `clip_l` + `clip_g` (SDXL, kohya): both, for the two encoders;
+ *   3. a single tensor key: diffusers' `{"<token>": [width]}` or kohya's `{"emb_params": [n, width]}`.
+ * The name used in prompts is the file name without its extension (A1111; the `name` field inside a .pt
+ * is ignored). The hash is sha256 of the whole file, shortened to 12 hex digits in infotext ("TI hashes").
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { basename, extname, join } from 'node:path';
+import { StudioError } from '../../shared/errors.js';
+import { decodeFloats, readTorchPickle, type TorchTensor } from './torch-pickle.js';
+
+export interface TextualInversion {
+  /** The prompt word: the file stem. */
+  name: string;
+  vectors: number;
+  width: number;
+  /** [vectors, width], row-major. For SDXL files this is `clip_l`; `clipG` holds the second encoder's. */
+  data: Float32Array;
+  clipG?: { width: number; data: Float32Array };
+  file: string;
+  /** sha256 of the file, hex. */
+  sha256: string;
+}
+
+/** A1111's `shorthash` length. */
+export const TI_SHORT_HASH_LENGTH = 12;
+export const EMBEDDING_EXTENSIONS = ['.pt', '.bin', '.safetensors'] as const;
+
+export class EmbeddingFileError extends StudioError {
+  override name = 'EmbeddingFileError';
+  constructor(file: string, message: string, options?: { cause?: unknown }) {
+    super('E_BAD_EMBEDDING', `${file}: ${message}`, options);
+  }
+}
+
+interface NamedTensor {
+  dims: number[];
+  data: Float32Array;
+}
+
+export function loadTextualInversion(file: string): TextualInversion {
+  const bytes = readFileSync(file);
+  const ext = extname(file).toLowerCase();
+  let tensors: Map<string, unknown>;
+  try {
+    tensors = ext === '.safetensors' ? readSafetensors(bytes) : readTorchPickle(bytes);
+  } catch (err) {
+    if (err instanceof StudioError) throw err;
+    throw new EmbeddingFileError(file, `could not read it (${(err as Error).message})`, { cause: err });
+  }
+  const name = basename(file, extname(file));
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  const matrix = (value: unknown, what: string): NamedTensor => {
+    const t = asTensor(value);
+    if (!t) throw new EmbeddingFileError(file, `${what} is not a tensor`);
+    const dims = t.dims.length === 1 ? [1, t.dims[0]!] : t.dims;
+    if (dims.length !== 2) throw new EmbeddingFileError(file, `${what} has shape [${t.dims.join(', ')}], expected [vectors, width]`);
+    return { dims, data: t.data };
+  };
+
+  const stringToParam = tensors.get('string_to_param');
+  if (stringToParam !== undefined) {
+    const entries = mapEntries(stringToParam);
+    if (entries.length !== 1) throw new EmbeddingFileError(file, `string_to_param must hold one entry, found ${entries.length}`);
+    const t = matrix(entries[0]![1], 'string_to_param');
+    return { name, vectors: t.dims[0]!, width: t.dims[1]!, data: t.data, file, sha256 };
+  }
+  if (tensors.has('clip_l') && tensors.has('clip_g')) {
+    const l = matrix(tensors.get('clip_l'), 'clip_l');
+    const g = matrix(tensors.get('clip_g'), 'clip_g');
+    return { name, vectors: g.dims[0]!, width: l.dims[1]!, data: l.data, clipG: { width: g.dims[1]!, data: g.data }, file, sha256 };
+  }
+  if (tensors.size === 1) {
+    const t = matrix([...tensors.values()][0], [...tensors.keys()][0]!);
+    return { name, vectors: t.dims[0]!, width: t.dims[1]!, data: t.data, file, sha256 };
+  }
+  throw new EmbeddingFileError(
+    file,
+    `neither a textual-inversion embedding (string_to_param, emb_params, clip_l/clip_g) nor a diffusers concept; keys: ${[...tensors.keys()].join(', ')}`,
+  );
+}
+
+/** The embedding files in a folder and its subfolders (A1111 walks it recursively; empty files are skipped). */
+export function listEmbeddingFiles(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  const out: string[] = [];
+  const walk = (d: string): void => {
+    for (const entry of readdirSync(d, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+      const p = join(d, entry.name);
+      if (entry.isDirectory()) walk(p);
+      else if ((EMBEDDING_EXTENSIONS as readonly string[]).includes(extname(entry.name).toLowerCase()) && statSync(p).size > 0) out.push(p);
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+/**
+ * The embeddings of a folder that fit a text encoder of `width`. A file of another width (an SD 2.x or
+ * SDXL embedding on an SD 1.x model) is a clear error naming it when the prompt uses it: `mismatched`
+ * keeps those by name, as A1111's `skipped_embeddings`.
+ */
+export interface EmbeddingSet {
+  usable: TextualInversion[];
+  mismatched: TextualInversion[];
+  unreadable: { file: string; message: string }[];
+}
+
+export function loadEmbeddingFolder(dirs: readonly string[], width: number): EmbeddingSet {
+  const set: EmbeddingSet = { usable: [], mismatched: [], unreadable: [] };
+  const seen = new Set<string>();
+  for (const dir of dirs) {
+    for (const file of listEmbeddingFiles(dir)) {
+      let e: TextualInversion;
+      try {
+        e = loadTextualInversion(file);
+      } catch (err) {
+        set.unreadable.push({ file, message: (err as Error).message });
+        continue;
+      }
+      if (seen.has(e.name.toLowerCase())) continue;
+      seen.add(e.name.toLowerCase());
+      (e.width === width ? set.usable : set.mismatched).push(e);
+    }
+  }
+  return set;
+}
+
+export function widthMismatchError(e: TextualInversion, width: number): StudioError {
+  const kind = e.clipG ? 'an SDXL embedding' : e.width === 1024 ? 'an SD 2.x embedding' : e.width === 768 ? 'an SD 1.x embedding' : `width ${e.width}`;
+  return new StudioError(
+    'E_BAD_EMBEDDING',
+    `${e.file}: the embedding "${e.name}" is ${kind} (${e.width} wide), but this model's text encoder is ${width} wide`,
+  );
+}
+
+function asTensor(value: unknown): NamedTensor | null {
+  if (value && typeof value === 'object' && 'dims' in value && 'data' in value) return value as NamedTensor;
+  return null;
+}
+
+function mapEntries(value: unknown): [string, unknown][] {
+  if (value instanceof Map) return [...(value as Map<string, unknown>).entries()];
+  // torch.nn.ParameterDict (the original textual_inversion repo): its parameters are in `_parameters`.
+  if (value && typeof value === 'object' && 'state' in value) {
+    const params = (value as { state: Map<string, unknown> }).state?.get?.('_parameters');
+    if (params instanceof Map) return [...params.entries()];
+  }
+  return [];
+}
+
+/** safetensors: u64 header length, JSON header {name: {dtype, shape, data_offsets}}, then the data. */
+export function readSafetensors(bytes: Uint8Array): Map<string, unknown> {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (bytes.length < 8) throw new Error('file too short for safetensors');
+  const headerLength = Number(view.getBigUint64(0, true));
+  if (8 + headerLength > bytes.length) throw new Error('safetensors header runs past the end of the file');
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLength))) as Record<
+    string,
+    { dtype: string; shape: number[]; data_offsets: [number, number] }
+  >;
+  const base = 8 + headerLength;
+  const out = new Map<string, unknown>();
+  for (const [key, info] of Object.entries(header)) {
+    if (key === '__metadata__') continue;
+    const [start, end] = info.data_offsets;
+    out.set(key, { dims: info.shape, data: decodeFloats(bytes.subarray(base + start, base + end), info.dtype) } satisfies TorchTensor);
+  }
+  return out;
+}

@@ -1,0 +1,161 @@
+/**
+ * One CLIP text encoder as the prompt code uses it: 77-token rows in, the chosen hidden state out.
+ *
+ * The folder's own session gives `last_hidden_state`. Clip skip (another hidden state) and textual-inversion
+ * vectors need the rewritten graph (model/onnx-graph.ts rewriteTextEncoder), opened on first use only, so a
+ * plain prompt loads and runs exactly as before.
+ */
+import { readFileSync } from 'node:fs';
+import { StudioError } from '../../shared/errors.js';
+import {
+  EXTRA_TOKEN_EMBEDDINGS_INPUT,
+  HIDDEN_STATE_OUTPUT_PREFIX,
+  NORMED_HIDDEN_STATE_OUTPUT_PREFIX,
+  rewriteTextEncoder,
+  TOKEN_EMBEDDING_IDS_INPUT,
+} from '../model/onnx-graph.js';
+import { OnnxModule, type HostTensor, type SessionSettings } from '../model/onnx-module.js';
+
+/**
+ * Which hidden state conditions the U-Net: `fromEnd` 1 is the last layer's output, 2 the one before (A1111's
+ * "Clip skip: 2"), …; `finalNorm` applies the text model's final LayerNorm to it (A1111 SD 1.x does; SDXL's
+ * penultimate states do not).
+ */
+export interface HiddenStateChoice {
+  fromEnd: number;
+  finalNorm: boolean;
+}
+
+export const LAST_HIDDEN_STATE: HiddenStateChoice = { fromEnd: 1, finalNorm: true };
+
+/** A1111's "Clip skip: N" for SD 1.x/2.x folders: `final_layer_norm(hidden_states[-N])`. */
+export function clipSkipState(clipSkip: number): HiddenStateChoice {
+  return { fromEnd: Math.max(1, Math.trunc(clipSkip)), finalNorm: true };
+}
+
+export interface EncoderRun {
+  /** Rows of exactly `tokens` ids each (what `input_ids` gets). */
+  ids: number[][];
+  state: HiddenStateChoice;
+  /**
+   * Textual inversion: extra token-embedding rows [n, width] and, per row, the table rows to look up
+   * (ids past the vocabulary reach the extra rows). Omitted: the token table as it is.
+   */
+  extra?: { rows: Float32Array; lookup: number[][] };
+}
+
+interface Rewritten {
+  module: OnnxModule;
+  layers: number;
+  vocabRows: number;
+  width: number;
+}
+
+export class PromptTextEncoder {
+  private rewritten: Promise<Rewritten | null> | undefined;
+
+  constructor(
+    /** The folder's session, as opened (it has `input_ids` and `last_hidden_state`). */
+    readonly plain: OnnxModule,
+    private readonly settings: SessionSettings,
+    /** Whether the batch axis is dynamic (else one row per run). */
+    readonly batchDynamic: boolean,
+    readonly tokens: number,
+    /** False for a session built in memory (a LoRA patch): the rewrite reads the folder's file, which lacks the patch. */
+    private readonly rewritable = true,
+  ) {}
+
+  /** The encoder's hidden states, [rows, tokens, width] as one flat array, and the width. */
+  async run(request: EncoderRun): Promise<{ data: Float32Array; width: number }> {
+    const plainState = request.state.fromEnd === 1 && request.state.finalNorm;
+    if (plainState && !request.extra) {
+      return this.batched(request.ids, (rows) => this.runPlain(rows));
+    }
+    if (!this.rewritable) {
+      throw new StudioError(
+        'E_UNSUPPORTED',
+        `${request.extra ? 'textual-inversion embeddings' : `clip skip ${request.state.fromEnd}`} together with a LoRA that changes the text encoder is not supported yet`,
+      );
+    }
+    const rw = await this.rewrite();
+    if (!rw) {
+      throw new StudioError(
+        'E_UNSUPPORTED',
+        `${this.plain.label}: this text encoder's graph could not be rewritten to give ${
+          request.extra ? 'textual-inversion embeddings' : `clip skip ${request.state.fromEnd}`
+        } (it keeps its weights in an external file or is not a plain CLIP text model)`,
+      );
+    }
+    if (request.state.fromEnd > rw.layers) {
+      throw new StudioError('E_UNSUPPORTED', `clip skip ${request.state.fromEnd}: the text encoder has only ${rw.layers} layers`);
+    }
+    const k = rw.layers + 1 - request.state.fromEnd;
+    const output = `${request.state.finalNorm ? NORMED_HIDDEN_STATE_OUTPUT_PREFIX : HIDDEN_STATE_OUTPUT_PREFIX}${k}`;
+    const extraRows = request.extra?.rows.length ? request.extra.rows : new Float32Array(rw.width);
+    const lookup = request.extra?.lookup ?? request.ids;
+    const indexed = request.ids.map((ids, i) => ({ ids, lookup: lookup[i]! }));
+    return this.batched(indexed, async (rows) => {
+      const out = await rw.module.run(
+        {
+          input_ids: idsTensor(rows.map((r) => r.ids), this.tokens),
+          [TOKEN_EMBEDDING_IDS_INPUT]: idsTensor(rows.map((r) => r.lookup), this.tokens),
+          [EXTRA_TOKEN_EMBEDDINGS_INPUT]: { data: extraRows, dims: [extraRows.length / rw.width, rw.width] },
+        },
+        [output],
+      );
+      return out[output]!;
+    });
+  }
+
+  async release(): Promise<void> {
+    const rw = await this.rewritten?.catch(() => null);
+    await rw?.module.release();
+  }
+
+  private async runPlain(rows: number[][]): Promise<HostTensor> {
+    const name = this.plain.outputName(['last_hidden_state']);
+    const out = await this.plain.run({ input_ids: idsTensor(rows, this.tokens) }, [name]);
+    return out[name]!;
+  }
+
+  /** Runs all rows at once when the batch axis is dynamic, else one by one; concatenates the results. */
+  private async batched<R>(rows: R[], run: (rows: R[]) => Promise<HostTensor>): Promise<{ data: Float32Array; width: number }> {
+    const parts = this.batchDynamic ? [await run(rows)] : await sequential(rows.map((r) => () => run([r])));
+    const width = parts[0]!.dims[2]!;
+    const data = new Float32Array(parts.reduce((n, p) => n + p.data.length, 0));
+    let o = 0;
+    for (const p of parts) {
+      data.set(p.data as Float32Array, o);
+      o += p.data.length;
+    }
+    return { data, width };
+  }
+
+  private rewrite(): Promise<Rewritten | null> {
+    this.rewritten ??= (async () => {
+      const patch = rewriteTextEncoder(readFileSync(this.plain.file));
+      if (!patch) return null;
+      const module = await OnnxModule.open(this.plain.file, this.plain.label, this.settings, patch.bytes);
+      return { module, layers: patch.layers, vocabRows: patch.vocabRows, width: patch.width };
+    })();
+    return this.rewritten;
+  }
+
+  /** Rows in the token table before any extra rows: the first id an extra row gets. */
+  async vocabRows(): Promise<number | null> {
+    return (await this.rewrite())?.vocabRows ?? null;
+  }
+}
+
+async function sequential<T>(tasks: (() => Promise<T>)[]): Promise<T[]> {
+  const out: T[] = [];
+  for (const task of tasks) out.push(await task());
+  return out;
+}
+
+/** int32 rows; OnnxModule converts to the declared dtype (int64 for optimum ≥ 1.24 and our extra input). */
+function idsTensor(rows: number[][], tokens: number): HostTensor {
+  const data = new Int32Array(rows.length * tokens);
+  rows.forEach((r, i) => data.set(r, i * tokens));
+  return { data, dims: [rows.length, tokens] };
+}
