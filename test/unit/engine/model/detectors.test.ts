@@ -106,7 +106,7 @@ describe('U-Net', () => {
       const got = await withModule(dir, 'unet', (m) => detectUnet(m, context(dir)));
       assert.equal(got.kind, kind, name);
       assert.equal(got.inChannels, channels, name);
-      assert.deepEqual(got.info, { sampleType: 'float32', timestepType: 'float32', timestepRank: 1, batchDynamic: true, timestepCondDim: null, externalData: 'weights.pb' });
+      assert.deepEqual(got.info, { sampleType: 'float32', timestepType: 'float32', timestepRank: 1, batchDynamic: true, timestepCondDim: null, externalData: 'weights.pb', sequenceLength: null });
       assert.equal(got.levels, 4, 'no config.json: four levels assumed');
     }
   });
