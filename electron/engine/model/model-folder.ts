@@ -67,6 +67,9 @@ export interface ModelSubmodules {
   controlNet: ControlNet | null;
 }
 
+/** Numbers prompt encoders for cache keys (module-wide: a LoRA view must not count from its base's value). */
+let nextPromptEncoderId = 0;
+
 /** Encoded prompts kept per model (a batch, a re-run or a live preview reuse them). */
 const PROMPT_CACHE_ENTRIES = 32;
 
@@ -83,7 +86,6 @@ export class LoadedModel {
   private readonly baseTextEncoder: OnnxModule;
   /** Prompt encoders per text-encoder session (the base one, or a LoRA-patched one in a view). */
   private readonly promptEncoders = new WeakMap<OnnxModule, { encoder: PromptTextEncoder; id: number }>();
-  private promptEncoderCount = 0;
   /** Encoded prompts by (clip skip, embeddings, text), least recently used first. */
   private readonly promptCache = new Map<string, EncodedPrompt>();
   /** ControlNets named by requests (other folders), by resolved file path; released with the model. */
@@ -119,7 +121,7 @@ export class LoadedModel {
       const rewritable = te === this.baseTextEncoder;
       entry = {
         encoder: new PromptTextEncoder(te, this.settings, this.info.textEncoder.batchDynamic, this.info.maxTokens, rewritable),
-        id: this.promptEncoderCount++,
+        id: nextPromptEncoderId++,
       };
       this.promptEncoders.set(te, entry);
     }
