@@ -1,12 +1,13 @@
 /**
  * The model library: the models the studio knows, kept in the `models` table of the history database
- * (migration 002), with imports, downloads, removal and the default model.
+ * file under the library's own migrations (schema.ts), with imports, downloads, removal and the default model.
  *
  * Database handle: the library takes a better-sqlite3 `Database` (`ModelLibrary.open({ db })`), or opens
  * its own connection to `history.sqlite` (`ModelLibrary.openInDataDir`). HistoryStore keeps its handle
  * private, and a second WAL connection to the same file is safe: readers never block, the library's
  * writes are a few small transactions, and the 5 s busy timeout covers the store's short write locks.
- * Both connections apply the same migrations, so whichever opens first brings the schema up to date.
+ * Both connections apply the history's migrations, so whichever opens first brings them up to date; the
+ * library then applies its own (schema.ts `migrateLibrary`) before it prepares a statement.
  *
  * Bundled models are kept by name, not by path: their row's `dir` and `source` are `bundled:<name>`, and
  * the folder is resolved from the running app at every open (`bundledDirs`). An app that moves (an
@@ -43,6 +44,7 @@ import {
   type DownloadFileSpec,
 } from '../shared/model-library.js';
 import { openDatabase, type SqliteDatabase } from '../history/database.js';
+import { migrateLibrary } from './schema.js';
 import { fingerprintOf, hashModelFolder, listModelFiles, type FolderIdentity } from './content-hash.js';
 import { checkDiskSpace, fetchFiles, InterruptedDownloadError, isDiskFull, PART_SUFFIX, type Validator } from './download.js';
 import { normalizeDownloadRequest, type NormalizedDownload } from './download-request.js';
@@ -220,10 +222,11 @@ export class ModelLibrary {
   }
 
   /**
-   * Opens the library over a database handle already migrated to schema 2 or later (e.g. one from
-   * `openDatabase(file)`), empties the staging folder and registers the bundled models that exist.
+   * Opens the library over a history database handle (e.g. one from `openDatabase(file)`): applies the
+   * library's migrations, empties the staging folder and registers the bundled models that exist.
    */
   static async open(options: ModelLibraryOptions): Promise<ModelLibrary> {
+    migrateLibrary(options.db);
     const library = new ModelLibrary(options.db, options);
     await mkdir(join(library.modelsDir, STAGING_FOLDER), { recursive: true });
     await mkdir(join(library.modelsDir, DOWNLOADS_FOLDER), { recursive: true });
@@ -392,7 +395,8 @@ export class ModelLibrary {
     const { info, sessions } = row.inspection;
     let id = '';
     // Checked in the write transaction (BEGIN IMMEDIATE: writers are serialized), so two imports of the
-    // same model can't both pass; the schema has no unique indexes for these (see 002-models.sql).
+    // same model can't both pass, with a clear E_DUPLICATE; the schema's UNIQUE constraints (schema.ts)
+    // back this up.
     this.db.transaction(() => {
       this.throwIfDuplicate(row.identity.contentHash);
       const sameDir = this.stmt.byDir.get(row.dir) as ModelRow | undefined;

@@ -114,7 +114,9 @@ export type ModelLibraryErrorCode =
   | 'E_DOWNLOAD'
   | 'E_CHECKSUM'
   | 'E_INVALID_REQUEST'
-  | 'E_IO';
+  | 'E_IO'
+  /** The library's tables were written by a newer Latent Studio. */
+  | 'E_SCHEMA_TOO_NEW';
 
 /** A library failure caused by input or environment (a duplicate, a bad URL, a full disk, a corrupt file). */
 export class ModelLibraryError extends StudioError {

@@ -5,7 +5,7 @@
  * As root, chmod can't make a folder read-only (root ignores permission bits), hence the mount.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -68,4 +68,14 @@ export function mountSmallDisk(bytes: number): SmallDisk {
       rmSync(base, { recursive: true, force: true });
     },
   };
+}
+
+/** Bytes the files under `dir` take (sizes, recursively): what a fresh data folder needs before any content. */
+export function folderBytes(dir: string): number {
+  let total = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    total += entry.isDirectory() ? folderBytes(path) : statSync(path).size;
+  }
+  return total;
 }

@@ -8,6 +8,9 @@
 -- fills a 2 MiB disk and then needs ~58 kB of WAL to purge). What unique indexes would enforce, the
 -- library checks inside its BEGIN IMMEDIATE write transactions: one model per content hash, one per
 -- folder (`dir`), at most one default.
+-- Since then the library owns these tables and migrates them itself (electron/model-library/schema.ts):
+-- its migration 001 restores those three as constraints, and the full-disk test sizes its disk from the
+-- schema.
 --
 -- models: one row per model the library knows.
 --   origin: bundled (ships with the app, read-only) | referenced (imported in place) | copied | downloaded

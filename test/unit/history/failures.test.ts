@@ -8,10 +8,11 @@ import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
 import { closeSync, existsSync, openSync, readdirSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { HistoryStore } from '../../../electron/history/store.js';
+import { DATABASE_FILE, HistoryStore } from '../../../electron/history/store.js';
+import { migrateLibrary } from '../../../electron/model-library/schema.js';
 import { HistoryError } from '../../../electron/history/errors.js';
-import { bindReadOnly, canMount, mountSmallDisk } from '../../support/history-mounts.js';
-import { generation, noiseImage } from '../../support/history-fixtures.js';
+import { bindReadOnly, canMount, folderBytes, mountSmallDisk } from '../../support/history-mounts.js';
+import { generation, noiseImage, tempDir } from '../../support/history-fixtures.js';
 
 const skip = canMount() ? false : 'mounting a tmpfs is not permitted here (needs CAP_SYS_ADMIN)';
 
@@ -66,11 +67,37 @@ test('a read-only data directory: clear E_READ_ONLY errors and no partial rows',
   }
 });
 
+/**
+ * What a fresh data folder's database takes, the history's and the model library's schema together (as
+ * the app opens it), with the write-ahead log checkpointed: the disk below is this plus room for content,
+ * so a schema that grows (a table, an index, a constraint) never eats the test's margin.
+ */
+async function freshSchemaBytes(): Promise<number> {
+  const { dir, cleanup } = tempDir('history-schema-size-');
+  try {
+    (await HistoryStore.open(dir)).close();
+    const db = new Database(join(dir, DATABASE_FILE));
+    migrateLibrary(db);
+    db.pragma('wal_checkpoint(TRUNCATE)');
+    db.close();
+    return folderBytes(dir);
+  } finally {
+    cleanup();
+  }
+}
+
+/** Room for content: about ten 192x192 noise PNGs (~110 KB each, with thumbnails), and the WAL a purge needs. */
+const CONTENT_ROOM = 2 << 20;
+
 test('a full disk: E_DISK_FULL for image writes and for database writes, nothing partial, recovers once space is freed', { skip }, async () => {
-  // 2 MiB: the database plus about ten 192x192 noise PNGs (~110 KB each, with thumbnails).
-  const disk = mountSmallDisk(2 << 20);
+  const disk = mountSmallDisk((await freshSchemaBytes()) + CONTENT_ROOM);
   try {
     const store = await HistoryStore.open(disk.dir);
+    // The library's tables, constraints included, live in this file too.
+    const library = new Database(join(disk.dir, DATABASE_FILE));
+    migrateLibrary(library);
+    library.pragma('wal_checkpoint(TRUNCATE)');
+    library.close();
     // Space held back for the recovery step, so it doesn't depend on how much the failing image write
     // happened to leave (that varies with the schema's size).
     const reserve = join(disk.dir, 'reserve');
