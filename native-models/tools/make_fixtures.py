@@ -30,6 +30,7 @@ from fixtures_lib.folders import build_all  # noqa: E402
 from fixtures_lib.layout import build_layout_folder, make_layout_parity  # noqa: E402
 from fixtures_lib.lora import LORA_DIR, build_named_folder, make_lora_parity, make_loras  # noqa: E402
 from fixtures_lib.parity import make_parity  # noqa: E402
+from fixtures_lib.sdxl import build_sdxl_folders, make_sdxl_parity  # noqa: E402
 from fixtures_lib.tokenizer_files import build_tiny_vocabulary, check_against_full_vocabulary  # noqa: E402
 
 FIXTURES = REPO / "test" / "fixtures"
@@ -99,6 +100,11 @@ def main() -> None:
         action="store_true",
         help="only rebuild models/tiny-sd1-named, loras/ and the LoRA parity files (needs an existing parity/latents.npy)",
     )
+    parser.add_argument(
+        "--sdxl-only",
+        action="store_true",
+        help="only rebuild models/tiny-sdxl* and their parity files (sdxl-*)",
+    )
     args = parser.parse_args()
 
     torch.set_num_threads(1)
@@ -128,6 +134,12 @@ def main() -> None:
                 make_folder_parity(folder, parity_dir, args.out)
             _sizes(models_dir, parity_dir)
             return
+    if args.sdxl_only:
+        sdxl = build_sdxl_folders(models_dir, vocab)
+        if not args.skip_parity:
+            make_sdxl_parity(sdxl, parity_dir, args.out)
+        _sizes(models_dir, parity_dir)
+        return
     built = build_all(models_dir, vocab)
 
     verify.check_files(built)
@@ -140,11 +152,13 @@ def main() -> None:
     controlnet = build_controlnet_folder(models_dir, vocab)
     layout = build_layout_folder(models_dir, vocab)
     named = build_named_folder(models_dir, vocab)
+    sdxl = build_sdxl_folders(models_dir, vocab)
     if not args.skip_parity:
         make_parity(built, parity_dir, args.out)
         make_controlnet_parity(controlnet, parity_dir, args.out)
         make_layout_parity(layout, parity_dir, args.out)
         _lora_parity(named, parity_dir, args.out)
+        make_sdxl_parity(sdxl, parity_dir, args.out)
 
     _sizes(models_dir, parity_dir)
     digest = hashlib.sha256(repr(_digest(models_dir)).encode()).hexdigest()[:16]

@@ -251,7 +251,12 @@ def export_optimum(
     unet_path = root / "unet" / ONNX_WEIGHTS_NAME
     _torchscript_export(_OptimumUNet(unet), tuple(args), unet_path, input_names, ["out_sample"], dynamic_axes, opset)
     _save_optimum_external_data(unet_path)
+    export_optimum_vae(root, vae, generation, opset, generator, batch)
 
+
+@torch.no_grad()
+def export_optimum_vae(root: Path, vae: AutoencoderKL, generation: str, opset: int, generator: torch.Generator, batch: int) -> None:
+    """vae_encoder and vae_decoder as optimum exports them (VaeEncoderOnnxConfig, VaeDecoderOnnxConfig)."""
     # vae_encoder: VaeEncoderOnnxConfig
     factor = 2 ** (len(vae.config.down_block_types) - 1)
     vae_encoder = copy.deepcopy(vae)
