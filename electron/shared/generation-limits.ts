@@ -48,3 +48,12 @@ export const DEFAULT_LCM_CFG = 8;
 
 /** A1111's "Clip skip" slider range (`CLIP_stop_at_last_layers`, 1 to 12). */
 export const MAX_CLIP_SKIP = 12;
+/** An SDXL base's (Stability's and diffusers' SDXL examples use 5–7 at 25–50 steps). */
+export const DEFAULT_SDXL_STEPS = 25;
+export const DEFAULT_SDXL_CFG = 5;
+/** SDXL-Turbo: one step without guidance (diffusers sdxl_turbo.md: guidance_scale 0.0). */
+export const DEFAULT_SDXL_TURBO_STEPS = 1;
+/** SDXL-Lightning-style few-step folders: 4 steps without guidance (the Lightning card's 4-step checkpoint). */
+export const DEFAULT_SDXL_LIGHTNING_STEPS = 4;
+/** Guidance off: Turbo and Lightning are distilled without classifier-free guidance. */
+export const DEFAULT_DISTILLED_CFG = 0;

@@ -4,7 +4,8 @@ import type { ExecutionProviderName, GenerationMode, SamplerName } from './gener
 export type PredictionType = 'epsilon' | 'v_prediction' | 'sample';
 /** 'layout': a text-to-image U-Net that also takes a label map (semantic synthesis, see LayoutInfo). */
 export type ModelKind = 'txt2img' | 'inpaint' | 'layout';
-export type ModelFamily = 'sd1' | 'sd2' | 'lcm' | 'custom';
+/** 'sdxl': an SDXL base (also inpainting, Turbo, Lightning); 'sdxl-refiner': the refiner, which only refines a picture. */
+export type ModelFamily = 'sd1' | 'sd2' | 'lcm' | 'sdxl' | 'sdxl-refiner' | 'custom';
 export type Precision = 'fp32' | 'fp16' | 'mixed';
 
 export interface ModelInfo {
@@ -60,9 +61,45 @@ export interface ModelInfo {
    * Such a U-Net runs with zero residuals when a request carries no control.
    */
   control: ControlInfo | null;
+  /** What makes an SDXL folder an SDXL folder (its text encoders and added conditioning); null for SD 1.x/2.x. */
+  sdxl: SdxlInfo | null;
+  /**
+   * The VAE config's `force_upcast` (SDXL's stock VAE overflows in fp16): with an fp16 decoder the engine
+   * decodes in fp32 and records why in `warnings`.
+   */
+  vaeForceUpcast: boolean;
   supports: GenerationMode[];
   defaults: { steps: number; cfg: number; sampler: SamplerName; width: number; height: number };
   warnings: string[];
+}
+
+/** One text encoder of an SDXL folder, in the order its hidden states are concatenated. */
+export interface SdxlTextEncoderInfo {
+  /** `text_encoder` (CLIP ViT-L) or `text_encoder_2` (OpenCLIP bigG with projection). */
+  submodel: 'text_encoder' | 'text_encoder_2';
+  /** Its tokenizer folder: `tokenizer` or `tokenizer_2`. */
+  tokenizer: 'tokenizer' | 'tokenizer_2';
+  inputIdsType: 'int32' | 'int64';
+  batchDynamic: boolean;
+  /** The penultimate hidden state (diffusers `hidden_states[-2]`), e.g. `hidden_states.11` for CLIP-L. */
+  hiddenOutput: string;
+  hiddenSize: number;
+  /** `text_embeds`, the pooled projected embedding, on the encoder that gives it (encoder 2); else null. */
+  pooledOutput: string | null;
+}
+
+/** SDXL's few-step variants, told by their scheduler config (trailing timestep spacing). */
+export type SdxlVariant = 'base' | 'turbo' | 'lightning' | 'refiner';
+
+export interface SdxlInfo {
+  variant: SdxlVariant;
+  encoders: SdxlTextEncoderInfo[];
+  /** Width of `text_embeds` (the pooled embedding of encoder 2; 1280 for bigG). */
+  pooledSize: number;
+  /** Length of `time_ids`: 6 = (original size, crop top-left, target size); 5 = the refiner's (…, aesthetic score). */
+  timeIds: 5 | 6;
+  /** model_index.json: zeros for the negative's hidden states and pooled embedding when the negative prompt is empty. */
+  forceZerosForEmptyPrompt: boolean;
 }
 
 /**

@@ -15,7 +15,17 @@ export const MODELS = join(FIXTURES, 'models');
 /** Reference images and case lists written by native-models/tools/make_fixtures.py. */
 export const PARITY = join(FIXTURES, 'parity');
 
-export const FIXTURE_MODELS = ['tiny-sd1', 'tiny-sd1-inpaint', 'tiny-sd1-fp16', 'tiny-optimum', 'tiny-sd2-v', 'tiny-lcm'] as const;
+export const FIXTURE_MODELS = [
+  'tiny-sd1',
+  'tiny-sd1-inpaint',
+  'tiny-sd1-fp16',
+  'tiny-optimum',
+  'tiny-sd2-v',
+  'tiny-lcm',
+  'tiny-sdxl',
+  'tiny-sdxl-inpaint',
+  'tiny-sdxl-turbo',
+] as const;
 export type FixtureModel = (typeof FIXTURE_MODELS)[number];
 
 export function modelDir(name: FixtureModel): string {

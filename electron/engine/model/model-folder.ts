@@ -10,8 +10,18 @@ import { existsSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { InvalidRequestError, ModelFolderError } from '../../shared/errors.js';
 import type { SamplerName } from '../../shared/generation.js';
-import { DEFAULT_CFG, DEFAULT_LCM_CFG, DEFAULT_LCM_STEPS, DEFAULT_STEPS } from '../../shared/generation-limits.js';
-import type { ControlInfo, ModelInfo, PredictionType, Precision, SessionReport } from '../../shared/model.js';
+import {
+  DEFAULT_CFG,
+  DEFAULT_DISTILLED_CFG,
+  DEFAULT_LCM_CFG,
+  DEFAULT_LCM_STEPS,
+  DEFAULT_SDXL_CFG,
+  DEFAULT_SDXL_LIGHTNING_STEPS,
+  DEFAULT_SDXL_STEPS,
+  DEFAULT_SDXL_TURBO_STEPS,
+  DEFAULT_STEPS,
+} from '../../shared/generation-limits.js';
+import type { ControlInfo, ModelInfo, PredictionType, Precision, SdxlInfo, SdxlVariant, SessionReport } from '../../shared/model.js';
 import { ClipTokenizer } from '../tokenizer/clip-tokenizer.js';
 import { createScheduler } from '../schedulers/index.js';
 import {
@@ -25,7 +35,20 @@ import {
 } from './controlnet.js';
 import { readJson } from './folder-config.js';
 import { OnnxModule, type HostTensor, type SessionSettings } from './onnx-module.js';
-import { detectTextEncoder } from './text-encoder.js';
+import {
+  addedConditioningProbe,
+  detectAddedConditioning,
+  detectSdxlTextEncoder,
+  hasFirstTextEncoder,
+  isSdxlFolder,
+  pooledSize,
+  REFINER_TIME_IDS,
+  SDXL_TEXT_ENCODERS,
+  sdxlRequiredFiles,
+  sdxlVariant,
+  type SdxlTextEncoder,
+} from './sdxl.js';
+import { detectTextEncoder, type TextEncoderDetection } from './text-encoder.js';
 import { detectUnet, unetOutChannels } from './unet.js';
 import { detectVaeDecoder, detectVaeEncoder, openVaeEncoder } from './vae.js';
 import { EmbeddingVocabulary } from '../prompt/chunker.js';
@@ -59,7 +82,10 @@ const KNOWN_OTHER_SCHEDULERS = new Set([
 ]);
 
 export interface ModelSubmodules {
+  /** The text encoder SD 1.x/2.x pipelines run; for SDXL the first of `sdxlTextEncoders`. */
   textEncoder: OnnxModule;
+  /** SDXL: each text encoder with its tokenizer, in concatenation order (the refiner has encoder 2 only). */
+  sdxlTextEncoders: SdxlTextEncoder[] | null;
   unet: OnnxModule;
   vaeEncoder: OnnxModule | null;
   vaeDecoder: OnnxModule;
@@ -236,7 +262,8 @@ export class LoadedModel {
 
   async release(): Promise<void> {
     await this.promptEncoders.get(this.baseTextEncoder)?.encoder.release();
-    const all = [this.modules.textEncoder, this.modules.unet, this.modules.vaeEncoder, this.modules.vaeDecoder, this.modules.controlNet];
+    const encoders = new Set([this.modules.textEncoder, this.modules.textEncoder2]);
+    const all = [...encoders, this.modules.unet, this.modules.vaeEncoder, this.modules.vaeDecoder, this.modules.controlNet];
     const external = await Promise.all([...this.externalControlNets.values()].map((p) => p.catch(() => null)));
     this.externalControlNets.clear();
     await Promise.all([...all, ...external].map((m) => m?.release()));
@@ -244,9 +271,18 @@ export class LoadedModel {
 }
 
 /** Checks the folder's files before any session is created, so the error names the missing piece. */
-function checkLayout(dir: string): void {
-  if (!existsSync(dir)) throw new ModelFolderError(`model folder not found: ${dir}`);
-  if (!statSync(dir).isDirectory()) throw new ModelFolderError(`not a folder: ${dir}`);
+function checkLayout(dir: string, sdxl: { withFirstEncoder: boolean } | null): void {
+  if (sdxl) {
+    const missing = sdxlRequiredFiles(sdxl.withFirstEncoder).filter((rel) => !existsSync(join(dir, rel)));
+    if (missing.length > 0) {
+      throw new ModelFolderError(
+        `not a complete SDXL ONNX folder: missing ${missing.join(', ')} (expected the optimum SDXL layout: model_index.json, ` +
+          `text_encoder/, text_encoder_2/, tokenizer/, tokenizer_2/, unet/, vae_decoder/, vae_encoder/, scheduler/; a refiner has no text_encoder/)`,
+        missing[0],
+      );
+    }
+    return;
+  }
   const required = [
     'model_index.json',
     'text_encoder/model.onnx',
@@ -291,7 +327,11 @@ function predictionTypeOf(config: Record<string, unknown>): PredictionType {
 
 export async function openModelFolder(dirIn: string, settings: SessionSettings): Promise<LoadedModel> {
   const dir = resolve(dirIn);
-  checkLayout(dir);
+  if (!existsSync(dir)) throw new ModelFolderError(`model folder not found: ${dir}`);
+  if (!statSync(dir).isDirectory()) throw new ModelFolderError(`not a folder: ${dir}`);
+  const indexIfAny = readJson(dir, 'model_index.json', false);
+  const sdxlFolder = isSdxlFolder(dir, indexIfAny) ? { withFirstEncoder: hasFirstTextEncoder(dir, indexIfAny) } : null;
+  checkLayout(dir, sdxlFolder);
   const warnings: string[] = [];
   const modelIndex = readJson(dir, 'model_index.json', true);
   const schedulerConfig = readJson(dir, 'scheduler/scheduler_config.json', true);
@@ -306,7 +346,7 @@ export async function openModelFolder(dirIn: string, settings: SessionSettings):
   } catch (err) {
     throw new ModelFolderError((err as Error).message, 'scheduler/scheduler_config.json', { cause: err });
   }
-  const tokenizer = await openTokenizer(dir, 'tokenizer');
+  const tokenizer = await openTokenizer(dir, sdxlFolder && !sdxlFolder.withFirstEncoder ? 'tokenizer_2' : 'tokenizer');
 
   const opened: OnnxModule[] = [];
   const open = async (sub: string): Promise<OnnxModule> => {
@@ -315,7 +355,18 @@ export async function openModelFolder(dirIn: string, settings: SessionSettings):
     return m;
   };
   try {
-    const textEncoder = await open('text_encoder');
+    // SDXL: both encoders (the refiner: encoder 2 only), each with its own tokenizer.
+    let sdxlTextEncoders: SdxlTextEncoder[] | null = null;
+    if (sdxlFolder) {
+      sdxlTextEncoders = [];
+      for (const names of sdxlFolder.withFirstEncoder ? SDXL_TEXT_ENCODERS : SDXL_TEXT_ENCODERS.slice(1)) {
+        const module = await open(names.submodel);
+        const encTokenizer = names.tokenizer === 'tokenizer' || !sdxlFolder.withFirstEncoder ? tokenizer : await openTokenizer(dir, names.tokenizer);
+        const config = readJson(dir, `${names.submodel}/config.json`, false);
+        sdxlTextEncoders.push({ module, tokenizer: encTokenizer, info: await detectSdxlTextEncoder(module, encTokenizer, config, names) });
+      }
+    }
+    const textEncoder = sdxlTextEncoders ? sdxlTextEncoders[0]!.module : await open('text_encoder');
     const unet = await open('unet');
     const vaeDecoder = await open('vae_decoder');
     const vaeEncoder = existsSync(join(dir, 'vae_encoder', 'model.onnx')) ? await openVaeEncoder(dir, settings, warnings) : null;
@@ -323,9 +374,24 @@ export async function openModelFolder(dirIn: string, settings: SessionSettings):
     if (!vaeEncoder) warnings.push('no vae_encoder: only text-to-image is possible');
     const { control, controlNet } = await openFolderControl(dir, unet, settings, warnings);
     if (controlNet) opened.push(controlNet.module);
-    const modules: ModelSubmodules = { textEncoder, unet, vaeEncoder, vaeDecoder, controlNet };
+    const modules: ModelSubmodules = { textEncoder, sdxlTextEncoders, unet, vaeEncoder, vaeDecoder, controlNet };
 
-    const text = await detectTextEncoder(textEncoder, tokenizer, textConfig);
+    const text = sdxlTextEncoders ? sdxlTextInfo(sdxlTextEncoders) : await detectTextEncoder(textEncoder, tokenizer, textConfig);
+    let sdxl: SdxlInfo | null = null;
+    if (sdxlTextEncoders) {
+      const encoder2 = sdxlTextEncoders[sdxlTextEncoders.length - 1]!;
+      const pooled = await pooledSize(encoder2, readJson(dir, 'text_encoder_2/config.json', false));
+      const { timeIds } = detectAddedConditioning(unet, unetConfig, modelIndex, pooled);
+      const refiner = timeIds === REFINER_TIME_IDS || !sdxlFolder!.withFirstEncoder;
+      sdxl = {
+        variant: sdxlVariant(schedulerConfig, refiner),
+        encoders: sdxlTextEncoders.map((e) => e.info),
+        pooledSize: pooled,
+        timeIds,
+        // diffusers' default is true; the refiner's model_index.json says false.
+        forceZerosForEmptyPrompt: modelIndex['force_zeros_for_empty_prompt'] !== false,
+      };
+    }
     const vae = await detectVaeDecoder(vaeDecoder, vaeConfig, unetOutChannels(unet));
     const vaeEncoderInfo = vaeEncoder ? detectVaeEncoder(vaeEncoder, warnings) : null;
     const unetInfo = await detectUnet(unet, {
@@ -334,6 +400,7 @@ export async function openModelFolder(dirIn: string, settings: SessionSettings):
       latentChannels: vae.latentChannels,
       textHiddenSize: text.hiddenSize,
       control,
+      addedConditioning: sdxl ? addedConditioningProbe(sdxl) : null,
       warnings,
     });
     const { kind, labels, fixedH, fixedW } = unetInfo;
@@ -344,8 +411,17 @@ export async function openModelFolder(dirIn: string, settings: SessionSettings):
     // --- what it is -------------------------------------------------------------------------------
     const textHiddenSize = text.hiddenSize;
     const { vaeScaleFactor } = vae;
-    const family: ModelInfo['family'] =
-      unetInfo.info.timestepCondDim !== null || sampler === 'lcm' ? 'lcm' : textHiddenSize === 768 ? 'sd1' : textHiddenSize === 1024 ? 'sd2' : 'custom';
+    const family: ModelInfo['family'] = sdxl
+      ? sdxl.variant === 'refiner'
+        ? 'sdxl-refiner'
+        : 'sdxl'
+      : unetInfo.info.timestepCondDim !== null || sampler === 'lcm'
+        ? 'lcm'
+        : textHiddenSize === 768
+          ? 'sd1'
+          : textHiddenSize === 1024
+            ? 'sd2'
+            : 'custom';
     const sizeMultiple = vaeScaleFactor * 2 ** (unetInfo.levels - 1);
     const nativeSide =
       unetInfo.sampleSize !== undefined
@@ -364,8 +440,18 @@ export async function openModelFolder(dirIn: string, settings: SessionSettings):
         : 'mixed';
     const exporter: ModelInfo['exporter'] = unetConfig || textConfig || vaeConfig ? 'optimum' : 'diffusers';
     // A layout U-Net always wants a label map, so it draws only from one.
+    // A refiner only refines a picture (img2img, or inpaint by latent blending).
     const supports: ModelInfo['supports'] =
-      kind === 'layout' ? ['layout'] : kind === 'inpaint' || vaeEncoder ? ['txt2img', 'img2img', 'inpaint'] : ['txt2img'];
+      family === 'sdxl-refiner'
+        ? vaeEncoder
+          ? ['img2img', 'inpaint']
+          : []
+        : kind === 'layout'
+          ? ['layout']
+          : kind === 'inpaint' || vaeEncoder
+            ? ['txt2img', 'img2img', 'inpaint']
+            : ['txt2img'];
+    const vaeForceUpcast = vaeConfig?.['force_upcast'] === true;
     const defaultSide = fixedSize ? fixedSize.width : nativeSide;
     const info: ModelInfo = {
       dir,
@@ -393,15 +479,17 @@ export async function openModelFolder(dirIn: string, settings: SessionSettings):
       vaeEncoder: vaeEncoderInfo,
       vaeDecoder: vae.info,
       control,
+      sdxl,
+      vaeForceUpcast,
       supports,
-      defaults:
-        family === 'lcm'
-          ? { steps: DEFAULT_LCM_STEPS, cfg: DEFAULT_LCM_CFG, sampler, width: defaultSide, height: defaultSide }
-          : { steps: DEFAULT_STEPS, cfg: DEFAULT_CFG, sampler, width: defaultSide, height: defaultSide },
+      defaults: { ...familyDefaults(family, sdxl?.variant ?? null), sampler, width: defaultSide, height: defaultSide },
       warnings,
     };
     const sessions: SessionReport = { providers: {}, fallbacks: [] };
-    const submodules = { text_encoder: textEncoder, unet, vae_encoder: vaeEncoder, vae_decoder: vaeDecoder, controlnet: controlNet?.module ?? null };
+    const submodules = {
+      ...Object.fromEntries((sdxlTextEncoders ?? []).map((e) => [e.info.submodel, e.module])),
+      ...(sdxlTextEncoders ? {} : { text_encoder: textEncoder }),
+      unet, vae_encoder: vaeEncoder, vae_decoder: vaeDecoder, controlnet: controlNet?.module ?? null };
     for (const [sub, m] of Object.entries(submodules)) {
       if (!m) continue;
       sessions.providers[sub] = m.provider;
@@ -412,6 +500,27 @@ export async function openModelFolder(dirIn: string, settings: SessionSettings):
     await Promise.all(opened.map((m) => m.release().catch(() => undefined)));
     throw err;
   }
+}
+
+/** Steps and guidance that suit each family (shared/generation-limits.ts says where each comes from). */
+function familyDefaults(family: ModelInfo['family'], variant: SdxlVariant | null): { steps: number; cfg: number } {
+  if (family === 'lcm') return { steps: DEFAULT_LCM_STEPS, cfg: DEFAULT_LCM_CFG };
+  if (variant === 'turbo') return { steps: DEFAULT_SDXL_TURBO_STEPS, cfg: DEFAULT_DISTILLED_CFG };
+  if (variant === 'lightning') return { steps: DEFAULT_SDXL_LIGHTNING_STEPS, cfg: DEFAULT_DISTILLED_CFG };
+  if (family === 'sdxl' || family === 'sdxl-refiner') return { steps: DEFAULT_SDXL_STEPS, cfg: DEFAULT_SDXL_CFG };
+  return { steps: DEFAULT_STEPS, cfg: DEFAULT_CFG };
+}
+
+/** SDXL's text facts for ModelInfo: the first encoder's input, and the concatenated width (768 + 1280). */
+function sdxlTextInfo(encoders: SdxlTextEncoder[]): TextEncoderDetection {
+  const first = encoders[0]!.info;
+  return {
+    info: { inputIdsType: first.inputIdsType, batchDynamic: encoders.every((e) => e.info.batchDynamic) },
+    outputName: first.hiddenOutput,
+    outputType: encoders[0]!.module.outputs.get(first.hiddenOutput)!.type,
+    hiddenSize: encoders.reduce((n, e) => n + e.info.hiddenSize, 0),
+    maxTokens: encoders[0]!.tokenizer.maxLength,
+  };
 }
 
 /** The CLIP tokenizer in `sub/` (vocab.json + merges.txt); errors name the folder. */

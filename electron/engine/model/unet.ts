@@ -7,12 +7,13 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { ModelFolderError, StudioError } from '../../shared/errors.js';
+import { ModelFolderError } from '../../shared/errors.js';
 import type { ControlInfo, LayoutLabel, ModelInfo, ModelKind } from '../../shared/model.js';
 import { residualShapesFromUnet, zeroResiduals } from './controlnet.js';
 import { isFloatType, num, staticDim, type JsonObject } from './folder-config.js';
 import { LABELS_FILE, readLabels } from './layout-labels.js';
 import type { HostTensor, IoSpec, OnnxModule } from './onnx-module.js';
+import { TEXT_EMBEDS_INPUT, TIME_IDS_INPUT } from './sdxl.js';
 
 /** CLIP text encoders in SD take 77 tokens (tokenizer `model_max_length`). */
 export const CLIP_MAX_LENGTH = 77;
@@ -32,6 +33,8 @@ export interface UnetContext {
   textHiddenSize: number;
   /** The U-Net's ControlNet residual inputs, when it has them (controlnet.ts `detectUnetControl`). */
   control: Pick<ControlInfo, 'downInputs' | 'midInput'> | null;
+  /** SDXL: zero `text_embeds`/`time_ids` feeds for a probe run (sdxl.ts); null for SD 1.x/2.x. */
+  addedConditioning: Record<string, HostTensor> | null;
   warnings: string[];
 }
 
@@ -53,8 +56,12 @@ export interface UnetDetection {
 
 export async function detectUnet(unet: OnnxModule, ctx: UnetContext): Promise<UnetDetection> {
   const { config, latentChannels, textHiddenSize } = ctx;
-  if (unet.input('text_embeds') || unet.input('time_ids')) {
-    throw new StudioError('E_UNSUPPORTED', 'unet/model.onnx: SDXL models (text_embeds, time_ids) are not supported yet');
+  if (!ctx.addedConditioning && (unet.input(TEXT_EMBEDS_INPUT) || unet.input(TIME_IDS_INPUT))) {
+    throw new ModelFolderError(
+      "the U-Net takes SDXL's text_embeds and time_ids, but the folder has no text_encoder_2/model.onnx " +
+        '(SDXL\'s second text encoder, OpenCLIP bigG with projection) and model_index.json does not name an SDXL pipeline',
+      'text_encoder_2/model.onnx',
+    );
   }
   const sample = unet.requireInput('sample');
   const timestep = unet.requireInput('timestep');
@@ -90,7 +97,7 @@ export async function detectUnet(unet: OnnxModule, ctx: UnetContext): Promise<Un
     ? (staticDim(sample.shape, 1) ?? (configInChannels !== undefined ? configInChannels - labels.length : undefined))
     : (configInChannels ?? staticDim(sample.shape, 1));
   if (inChannels === undefined) {
-    const extraFeeds: Record<string, HostTensor> = {};
+    const extraFeeds: Record<string, HostTensor> = { ...ctx.addedConditioning };
     const { control } = ctx;
     const residuals = control ? residualShapesFromUnet(unet, control, join(ctx.dir, 'unet'), { height: fixedH ?? 8, width: fixedW ?? 8 }) : null;
     if (control && residuals) {

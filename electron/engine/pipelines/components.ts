@@ -12,6 +12,7 @@ import { LABEL_MAP_INPUT, timestepTensor } from '../model/unet.js';
 import type { HostTensor } from '../model/onnx-module.js';
 import { POSTERIOR_NOISE_INPUT } from '../model/onnx-graph.js';
 import type { GaussianSource } from '../tensor/rng.js';
+import { addedFeeds, encodeSdxlConditioning, type AddedConditioning } from './sdxl-conditioning.js';
 import { latentPreview } from '../tensor/preview.js';
 import { tensorToImage, type RgbImage } from '../tensor/image.js';
 import { timed, type Job } from './job.js';
@@ -94,6 +95,8 @@ export interface Conditioning {
    * repeated over the batch (under CFG the same map goes into both halves). Null for other U-Nets.
    */
   labelMap: Float32Array | null;
+  /** SDXL: the U-Net's `text_embeds` and `time_ids` for the prompt and the negative (sdxl-conditioning.ts). */
+  added: AddedConditioning | null;
 }
 
 /**
@@ -111,9 +114,14 @@ export async function encodeConditioning(job: Job): Promise<Conditioning> {
   const doCfg = params.cfg > 1 && params.sampler !== 'lcm';
   const condDim = model.info.unet.timestepCondDim;
   const timestepCond = condDim !== null ? guidanceEmbedding(params.cfg, condDim) : null;
-  const embeddings = await timed(job, 'textEncodeMs', () => encodePrompts(job, doCfg));
+  const size = { width: params.width, height: params.height };
+  const { embeddings, added } = await timed(job, 'textEncodeMs', async () =>
+    model.info.sdxl
+      ? encodeSdxlConditioning(model, stripLoraTags(params.prompt), params.negativePrompt, doCfg, size)
+      : { embeddings: await encodePrompts(job, doCfg), added: null },
+  );
   throwIfAborted(job.options.signal);
-  return { embeddings, cfg: params.cfg, timestepCond, residuals: residualSource(job), labelMap: job.labelMap };
+  return { embeddings, cfg: params.cfg, timestepCond, residuals: residualSource(job), labelMap: job.labelMap, added };
 }
 
 /**
@@ -171,18 +179,19 @@ export async function predictNoise(
   t: number,
   conditioning: Conditioning,
 ): Promise<Float32Array> {
-  const { embeddings, cfg, timestepCond, residuals, labelMap } = conditioning;
+  const { embeddings, cfg, timestepCond, residuals, labelMap, added } = conditioning;
   const residualInputs = model.info.control ? [...model.info.control.downInputs, model.info.control.midInput] : [];
   const unet = model.modules.unet;
   const outName = unet.outputName(['out_sample']);
   const { height: h, width: w } = shape;
   const { hidden } = embeddings;
-  const call = async (batch: number, sample: Float32Array, states: Float32Array): Promise<Float32Array> => {
+  const call = async (batch: number, sample: Float32Array, states: Float32Array, which: 'cond' | 'uncond' | 'both'): Promise<Float32Array> => {
     const tokens = states.length / (batch * hidden);
     const feeds: Record<string, HostTensor> = {
       sample: { data: sample, dims: [batch, inChannels, h, w] },
       timestep: timestepTensor(t, model.info.unet.timestepRank),
       encoder_hidden_states: { data: states, dims: [batch, tokens, hidden] },
+      ...(added ? addedFeeds(added, which) : {}),
     };
     if (timestepCond) {
       const dim = timestepCond.length;
@@ -203,7 +212,7 @@ export async function predictNoise(
     const out = await unet.run(feeds, [outName]);
     return out[outName]!.data as Float32Array;
   };
-  if (!embeddings.uncond) return call(1, input, embeddings.cond);
+  if (!embeddings.uncond) return call(1, input, embeddings.cond, 'cond');
 
   let uncondOut: Float32Array;
   let condOut: Float32Array;
@@ -216,13 +225,13 @@ export async function predictNoise(
     const states = new Float32Array(embeddings.uncond.length * 2);
     states.set(embeddings.uncond, 0);
     states.set(embeddings.cond, embeddings.uncond.length);
-    const both = await call(2, sample, states);
+    const both = await call(2, sample, states, 'both');
     const half = both.length / 2;
     uncondOut = both.subarray(0, half);
     condOut = both.subarray(half);
   } else {
-    uncondOut = await call(1, input, embeddings.uncond);
-    condOut = await call(1, input, embeddings.cond);
+    uncondOut = await call(1, input, embeddings.uncond, 'uncond');
+    condOut = await call(1, input, embeddings.cond, 'cond');
   }
   const guided = new Float32Array(condOut.length);
   for (let i = 0; i < guided.length; i++) guided[i] = uncondOut[i]! + cfg * (condOut[i]! - uncondOut[i]!);

@@ -46,6 +46,12 @@ export function resolveParams(model: LoadedModel, req: GenerateRequest): Generat
   if (!GENERATION_MODES.includes(req.mode)) {
     throw new InvalidRequestError(`mode must be one of ${GENERATION_MODES.join(', ')}, got ${String(req.mode)}`);
   }
+  if (info.family === 'sdxl-refiner' && !info.supports.includes(req.mode)) {
+    throw new InvalidRequestError(
+      `${info.name} is an SDXL refiner (unet/model.onnx takes the aesthetic-score time_ids, and there is no text_encoder/): ` +
+        `it refines a picture (${info.supports.join(', ') || 'nothing without vae_encoder/model.onnx'}) and cannot do ${req.mode}; use an SDXL base model for ${req.mode}`,
+    );
+  }
   if (!info.supports.includes(req.mode)) {
     throw new InvalidRequestError(`${info.name} cannot do ${req.mode} (it supports ${info.supports.join(', ')})`);
   }

@@ -96,6 +96,7 @@ describe('U-Net', () => {
     latentChannels: 4,
     textHiddenSize: 32,
     control: null,
+    addedConditioning: null,
     warnings: [],
     ...over,
   });

@@ -103,7 +103,10 @@ describe('every fixture model, end to end', () => {
         assert.ok(changed > (W * H * 3) / 4, `only ${changed} masked values changed`);
       });
 
-      test('img2img stays closer to the input the lower the strength', async () => {
+      // tiny-sdxl's random U-Net moves the picture as much at low noise as at mid noise (mean distances
+      // 35.6, 34.0, 39.8 at strength 0.1, 0.3, 1), so this heuristic says nothing there; its img2img is
+      // held to diffusers' by parity instead (sdxl.test.ts, tiny-sdxl-img2img-euler).
+      test('img2img stays closer to the input the lower the strength', { skip: name === 'tiny-sdxl' && 'see above' }, async () => {
         const init = await toPng(picture);
         // A random-weight VAE does not reproduce its input, so "close" is measured against what the same
         // pipeline gives with the least noise possible (one step at the low end of a long schedule).
