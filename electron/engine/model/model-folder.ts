@@ -84,7 +84,12 @@ const KNOWN_OTHER_SCHEDULERS = new Set([
 export interface ModelSubmodules {
   /** The text encoder SD 1.x/2.x pipelines run; for SDXL the first of `sdxlTextEncoders`. */
   textEncoder: OnnxModule;
-  /** SDXL: each text encoder with its tokenizer, in concatenation order (the refiner has encoder 2 only). */
+  /** SDXL's `text_encoder_2` (OpenCLIP bigG with projection); null for SD 1.x/2.x. */
+  textEncoder2: OnnxModule | null;
+  /**
+   * SDXL: each text encoder's tokenizer and detected outputs, in concatenation order (the refiner has
+   * encoder 2 only). Pipelines run the sessions in `textEncoder`/`textEncoder2` (a LoRA view replaces those).
+   */
   sdxlTextEncoders: SdxlTextEncoder[] | null;
   unet: OnnxModule;
   vaeEncoder: OnnxModule | null;
@@ -374,7 +379,8 @@ export async function openModelFolder(dirIn: string, settings: SessionSettings):
     if (!vaeEncoder) warnings.push('no vae_encoder: only text-to-image is possible');
     const { control, controlNet } = await openFolderControl(dir, unet, settings, warnings);
     if (controlNet) opened.push(controlNet.module);
-    const modules: ModelSubmodules = { textEncoder, sdxlTextEncoders, unet, vaeEncoder, vaeDecoder, controlNet };
+    const textEncoder2 = sdxlTextEncoders?.find((e) => e.info.submodel === 'text_encoder_2')?.module ?? null;
+    const modules: ModelSubmodules = { textEncoder, textEncoder2, sdxlTextEncoders, unet, vaeEncoder, vaeDecoder, controlNet };
 
     const text = sdxlTextEncoders ? sdxlTextInfo(sdxlTextEncoders) : await detectTextEncoder(textEncoder, tokenizer, textConfig);
     let sdxl: SdxlInfo | null = null;

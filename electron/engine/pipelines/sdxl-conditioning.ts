@@ -13,7 +13,7 @@
  */
 import type { SdxlInfo } from '../../shared/model.js';
 import type { LoadedModel } from '../model/model-folder.js';
-import type { HostTensor } from '../model/onnx-module.js';
+import type { HostTensor, OnnxModule } from '../model/onnx-module.js';
 import { REFINER_TIME_IDS, TEXT_EMBEDS_INPUT, TIME_IDS_INPUT, type SdxlTextEncoder } from '../model/sdxl.js';
 import type { PromptEmbeddings } from './components.js';
 
@@ -62,8 +62,12 @@ export function sdxlTimeIds(
 }
 
 /** One encoder's outputs for a list of texts: penultimate hidden states [n, tokens, w] and, on encoder 2, pooled [n, p]. */
-async function runEncoder(encoder: SdxlTextEncoder, texts: string[]): Promise<{ hidden: Float32Array[]; pooled: Float32Array[] | null }> {
-  const { module, tokenizer, info } = encoder;
+async function runEncoder(
+  module: OnnxModule,
+  encoder: SdxlTextEncoder,
+  texts: string[],
+): Promise<{ hidden: Float32Array[]; pooled: Float32Array[] | null }> {
+  const { tokenizer, info } = encoder;
   const len = tokenizer.maxLength;
   const outputs = info.pooledOutput ? [info.hiddenOutput, info.pooledOutput] : [info.hiddenOutput];
   const run = async (rows: number[][]) => {
@@ -112,7 +116,11 @@ export async function encodeSdxlPrompts(
   const zeroNegative = withUncond && negative === '' && sdxl.forceZerosForEmptyPrompt;
   const texts = withUncond && !zeroNegative ? [prompt, negative] : [prompt];
   const outs = [];
-  for (const e of encoders) outs.push(await runEncoder(e, texts));
+  for (const e of encoders) {
+    // The model's own session for that encoder (a LoRA view of the model swaps it for a patched one).
+    const session = e.info.submodel === 'text_encoder_2' ? model.modules.textEncoder2! : model.modules.textEncoder;
+    outs.push(await runEncoder(session, e, texts));
+  }
   const tokens = encoders[0]!.tokenizer.maxLength;
   const widths = encoders.map((e) => e.info.hiddenSize);
   const hidden = widths.reduce((a, b) => a + b, 0);
