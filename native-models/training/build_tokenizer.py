@@ -48,7 +48,7 @@ def bytes_to_unicode() -> dict[int, str]:
             bs.append(b)
             cs.append(256 + n)
             n += 1
-    return dict(zip(bs, (chr(c) for c in cs)))
+    return dict(zip(bs, (chr(c) for c in cs), strict=True))
 
 
 def applied_merges(token: str, ranks: dict[tuple[str, str], int]) -> list[tuple[str, str]]:

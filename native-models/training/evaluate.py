@@ -64,6 +64,13 @@ def nearest(query: np.ndarray, gallery: np.ndarray, k: int) -> np.ndarray:
     return np.argsort(d, axis=1)[:, :k]
 
 
+def retrieval_chance(wanted_groups, group_sizes: dict, gallery_size: int, k: int) -> float:
+    """The top-k hit rate of a retrieval that picks k gallery images at random, averaged over the wanted
+    groups: k · |group| / N per prompt (capped at 1; 0 for a group the gallery lacks). An upper bound of the
+    exact 1 − C(N−|group|, k)/C(N, k), and close to it while k · |group| ≪ N."""
+    return float(np.mean([min(1.0, k * group_sizes.get(g, 0) / gallery_size) for g in wanted_groups]))
+
+
 def psnr_u8(a: np.ndarray, b: np.ndarray, where: np.ndarray | None = None) -> float:
     diff = (a.astype(np.float64) - b.astype(np.float64)) / 255.0
     if where is not None:
@@ -137,7 +144,7 @@ def text_fidelity(model: OnnxLdm, images_u8, records, eval_cfg, seed) -> dict:
         want = np.array([r["base_unified"] for r in chosen])
         hit1 = groups[top[:, 0]] == want
         hit5 = (groups[top] == want[:, None]).any(1)
-        chance = float(np.mean([min(1.0, 5 * group_sizes.get(g, 0) / len(train)) for g in want]))
+        chance = retrieval_chance(want, group_sizes, len(train), 5)
         reachable = float(np.mean([g in group_sizes for g in want]))
         result[split] = {"prompts": len(chosen), "top1": float(hit1.mean()), "top5": float(hit5.mean()),
                          "chance_top5": chance, "reachable": reachable}
@@ -174,7 +181,7 @@ def inpaint_eval(text_model: OnnxLdm, inpaint_model: OnnxLdm | None, images_u8, 
     def run(fn) -> np.ndarray:
         return run_inpaint(fn, cases, steps, guidance, batch)
 
-    methods = {"blur_fill": paste_back(originals, np.stack([blur_fill(o, m) for o, m in zip(originals, masks)]), masks),
+    methods = {"blur_fill": paste_back(originals, np.stack([blur_fill(o, m) for o, m in zip(originals, masks, strict=True)]), masks),
                "latent_blend_4ch": run(text_model.blend_inpaint)}
     if inpaint_model is not None:
         methods["inpaint_9ch"] = run(inpaint_model.inpaint)
@@ -191,7 +198,7 @@ def inpaint_eval(text_model: OnnxLdm, inpaint_model: OnnxLdm | None, images_u8, 
 def mean_iou(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
     """Per image: the mean over the labels present in `target` of |pred = k ∧ target = k| / |pred = k ∨ target = k|."""
     scores = []
-    for p, t in zip(pred, target):
+    for p, t in zip(pred, target, strict=True):
         ious = [np.logical_and(p == k, t == k).sum() / np.logical_or(p == k, t == k).sum() for k in np.unique(t)]
         scores.append(float(np.mean(ious)))
     return np.array(scores)
@@ -508,7 +515,7 @@ def main() -> None:
     if "vae" not in args.skip:
         x = images_u8[heldout_idx].transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1
         recon = np.concatenate([text_model.decode(text_model.encode_image(x[s:s + 32])) for s in range(0, len(x), 32)])
-        per_image = [psnr_u8(a, b) for a, b in zip(recon, images_u8[heldout_idx])]
+        per_image = [psnr_u8(a, b) for a, b in zip(recon, images_u8[heldout_idx], strict=True)]
         report["vae_psnr_db"] = {"heldout_mean": float(np.mean(per_image)), "heldout_images": len(per_image),
                                  "heldout_pooled": psnr_u8(recon, images_u8[heldout_idx])}
         print(json.dumps({"vae_psnr_db": report["vae_psnr_db"]}), flush=True)

@@ -294,7 +294,7 @@ def check(path: Path, module: torch.nn.Module, feeds: dict[str, np.ndarray], tor
     with torch.no_grad():
         want = module(*torch_args)
     want = want if isinstance(want, tuple) else (want,)
-    worst = max(float(np.abs(g - w.numpy()).max()) for g, w in zip(got, want))
+    worst = max(float(np.abs(g - w.numpy()).max()) for g, w in zip(got, want, strict=True))
     if worst > tolerance:
         raise AssertionError(f"{path}: onnxruntime differs from torch by {worst:.2e} (tolerance {tolerance:.0e})")
     return worst

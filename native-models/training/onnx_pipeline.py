@@ -98,8 +98,8 @@ class OnnxLdm:
 
     def decode(self, latents: np.ndarray) -> np.ndarray:
         """Scaled latents → uint8 NHWC, decoded one image at a time as the ONNX pipelines do."""
-        out = [self.vae_decoder.run(["sample"], {"latent_sample": (l[None] / self.scaling_factor).astype(np.float32)})[0]
-               for l in latents]
+        out = [self.vae_decoder.run(["sample"], {"latent_sample": (latent[None] / self.scaling_factor).astype(np.float32)})[0]
+               for latent in latents]
         r = self.pixel_repeat
         image = np.clip(np.concatenate(out)[:, :, ::r, ::r] / 2 + 0.5, 0, 1)
         return (image.transpose(0, 2, 3, 1) * 255).round().astype(np.uint8)

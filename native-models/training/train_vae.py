@@ -36,7 +36,7 @@ def random_crops(batch: torch.Tensor, size: int, generator: torch.Generator) -> 
     n, _, h, w = batch.shape
     ys = torch.randint(0, h - size + 1, (n,), generator=generator)
     xs = torch.randint(0, w - size + 1, (n,), generator=generator)
-    return torch.stack([batch[i, :, y:y + size, x:x + size] for i, (y, x) in enumerate(zip(ys.tolist(), xs.tolist()))])
+    return torch.stack([batch[i, :, y:y + size, x:x + size] for i, (y, x) in enumerate(zip(ys.tolist(), xs.tolist(), strict=True))])
 
 
 @torch.no_grad()
@@ -56,8 +56,8 @@ def aligned_crops(x: torch.Tensor, params: torch.Tensor, size: int, generator: t
     cells, n = size // factor, params.shape[-1]
     ys = torch.randint(0, n - cells + 1, (len(x),), generator=generator).tolist()
     xs = torch.randint(0, n - cells + 1, (len(x),), generator=generator).tolist()
-    pictures = torch.stack([x[i, :, y * factor:(y + cells) * factor, c * factor:(c + cells) * factor] for i, (y, c) in enumerate(zip(ys, xs))])
-    latents = torch.stack([params[i, :, y:y + cells, c:c + cells] for i, (y, c) in enumerate(zip(ys, xs))])
+    pictures = torch.stack([x[i, :, y * factor:(y + cells) * factor, c * factor:(c + cells) * factor] for i, (y, c) in enumerate(zip(ys, xs, strict=True))])
+    latents = torch.stack([params[i, :, y:y + cells, c:c + cells] for i, (y, c) in enumerate(zip(ys, xs, strict=True))])
     return pictures, latents
 
 

@@ -191,7 +191,7 @@ def export_model(src: SourceModel, out: Path, opset: int = DEFAULT_OPSET, fp16: 
     if check:
         diffs = report["max_relative_diff"]
         diffs["text_encoder"] = _check(text_path, text, {"input_ids": ids.numpy()}, (ids,), "text_encoder")
-        feeds = {name: t.numpy() for name, t in zip(unet_inputs, unet_args)}
+        feeds = {name: t.numpy() for name, t in zip(unet_inputs, unet_args, strict=True)}
         diffs["unet"] = _check(unet_path, unet_module, feeds, tuple(unet_args), "unet")
         diffs["vae_encoder"] = _check(enc_path, encoder, {"sample": image.numpy()}, (image,), "vae_encoder")
         diffs["vae_decoder"] = _check(dec_path, decoder, {"latent_sample": latent.numpy()}, (latent,), "vae_decoder")

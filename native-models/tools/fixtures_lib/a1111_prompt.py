@@ -159,7 +159,7 @@ def tokenize_line(
         chunks.append(chunk)
         chunk = Chunk()
 
-    for tokens, (text, weight) in zip(tokenized, parsed):
+    for tokens, (text, weight) in zip(tokenized, parsed, strict=True):
         if text == "BREAK" and weight == -1:
             next_chunk()
             continue

@@ -329,11 +329,11 @@ def check_controlnet_folder(built: ControlNetBuilt, shapes: list[tuple[int, ...]
     with_scale = session(root / CONTROLNET_SUBFOLDER / "model.onnx").run(None, {**feeds, "conditioning_scale": scale})
     no_scale = session(root / NOSCALE_SUBFOLDER / "model.onnx").run(None, feeds)
     no_scale = [x * scale for x in no_scale]
-    worst = max(float(np.abs(a - b).max()) for a, b in zip(with_scale, expected_residuals))
-    worst_noscale = max(float(np.abs(a - b).max()) for a, b in zip(no_scale, expected_residuals))
+    worst = max(float(np.abs(a - b).max()) for a, b in zip(with_scale, expected_residuals, strict=True))
+    worst_noscale = max(float(np.abs(a - b).max()) for a, b in zip(no_scale, expected_residuals, strict=True))
     unet = session(root / "unet" / "model.onnx")
     names = [a.name for a in unet.get_inputs()][3:]
-    out = unet.run(None, {"sample": sample, "timestep": t, "encoder_hidden_states": states, **dict(zip(names, with_scale))})[0]
+    out = unet.run(None, {"sample": sample, "timestep": t, "encoder_hidden_states": states, **dict(zip(names, with_scale, strict=True))})[0]
     unet_diff = float(np.abs(out - expected).max())
     print(
         f"check {FOLDER}: residuals {[list(s[1:]) for s in shapes]}; ONNX vs torch max |diff|: controlnet {worst:.1e}, "

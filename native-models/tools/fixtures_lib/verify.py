@@ -160,7 +160,7 @@ def _matches(actual: dict, expected: dict) -> bool:
         got_dtype, got_shape = actual[name]
         if got_dtype != dtype or len(got_shape) != len(shape):
             return False
-        for got, want in zip(got_shape, shape):
+        for got, want in zip(got_shape, shape, strict=True):
             if want == ANY:
                 if not isinstance(got, str):
                     return False
