@@ -5,13 +5,17 @@
  * - pipeline_ms_per_step: the denoising loop of a full txt2img run (CFG on) divided by its steps;
  * - bare_unet_ms_per_step: onnxruntime session.run of the U-Net alone with the same inputs (batch 2
  *   under CFG), one call per step, the floor the pipeline can reach;
- * - their ratio (target ≤ 1.05), end-to-end ms (median of runs, model already loaded), cold start ms
+ * - live_ms_per_step: the same for a live-painting frame (engine/pipelines/live.ts: an inpaint of the
+ *   masked area with prepared tensors, no previews), the path the ≤ 1.03 target is for;
+ * - the ratios to bare (median, and each round's ratio: the rounds interleave pipeline, live and bare
+ *   so load drifts over all three alike), end-to-end ms (median of runs, model already loaded), cold start ms
  *   (open the model + first run), and peak RSS.
  * Defaults: the bundled model if present, else the tiny-sd1 fixture.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import sharp from 'sharp';
 import { Engine } from '../electron/engine/engine.js';
 import { timestepTensor } from '../electron/engine/model/unet.js';
 import type { HostTensor } from '../electron/engine/model/onnx-module.js';
@@ -65,21 +69,10 @@ const request = {
 await engine.generate(modelDir, request);
 const coldStartMs = performance.now() - coldStart;
 
-// 1. The whole pipeline, as the app runs it (with progress and previews).
-const endToEnd: number[] = [];
-const perStep: number[] = [];
-let stepsRun = 0;
-for (let i = 0; i < runs; i++) {
-  const r = await engine.generate(modelDir, request, { onProgress: () => undefined });
-  endToEnd.push(r.timings.totalMs);
-  perStep.push(r.timings.denoiseMs / r.timings.stepsRun);
-  stepsRun = r.timings.stepsRun;
-}
-
-// 2. The bare U-Net: the same inputs, session.run only, once per step.
+// The bare U-Net: the same inputs, session.run only, once per step.
 const unet = model.modules.unet;
 const f = info.vaeScaleFactor;
-const doCfg = cfg > 1 && info.family !== 'lcm';
+const doCfg = cfg > 1 && request.sampler !== 'lcm' && !(request.sampler === undefined && info.defaults.sampler === 'lcm');
 const batch = doCfg && info.unet.batchDynamic ? 2 : 1;
 const callsPerStep = doCfg && !info.unet.batchDynamic ? 2 : 1;
 const h = side / f;
@@ -94,8 +87,32 @@ if (info.unet.timestepCondDim !== null) {
   feeds['timestep_cond'] = { data: rng.randn(batch * info.unet.timestepCondDim), dims: [batch, info.unet.timestepCondDim] };
 }
 const out = unet.outputName(['out_sample']);
+
+// The live path (engine/pipelines/live.ts): an inpaint frame of a side×side picture whose mask
+// covers the middle, so the crop is the whole working size and the U-Net sees the same shapes.
+const picture = await pngOf(side, side, (x, y) => [(x * 255) / side, (y * 255) / side, 128]);
+const liveMask = await pngOf(side, side, (x, y) => (Math.abs(x - side / 2) < side / 4 && Math.abs(y - side / 2) < side / 4 ? [255, 255, 255] : [0, 0, 0]));
+const liveRequest = { ...request, mode: 'inpaint' as const, initImage: picture, mask: liveMask, maskPadding: side };
+await engine.liveFrame(modelDir, liveRequest);
+
+// Interleaved rounds (pipeline, live frame, bare U-Net), so machine load drifts over all three alike.
+const endToEnd: number[] = [];
+const perStep: number[] = [];
+const livePerStep: number[] = [];
+const liveFrameMs: number[] = [];
 const bare: number[] = [];
-for (let r = 0; r < runs; r++) {
+let stepsRun = 0;
+for (let i = 0; i < runs; i++) {
+  // 1. The whole pipeline, as the app runs it (with progress and previews).
+  const r = await engine.generate(modelDir, request, { onProgress: () => undefined });
+  endToEnd.push(r.timings.totalMs);
+  perStep.push(r.timings.denoiseMs / r.timings.stepsRun);
+  stepsRun = r.timings.stepsRun;
+  // 2. A live frame: its denoising loop per step.
+  const live = await engine.liveFrame(modelDir, liveRequest);
+  livePerStep.push(live.timings.denoiseMs / live.timings.stepsRun);
+  liveFrameMs.push(live.timings.totalMs);
+  // 3. The bare U-Net.
   const t0 = performance.now();
   for (let s = 0; s < stepsRun * callsPerStep; s++) await unet.run(feeds, [out]);
   bare.push((performance.now() - t0) / stepsRun);
@@ -122,6 +139,12 @@ console.log(
       pipeline_ms_per_step: round(pipelineMsPerStep),
       bare_unet_ms_per_step: round(bareUnetMsPerStep),
       pipeline_to_bare_ratio: round(pipelineMsPerStep / bareUnetMsPerStep, 3),
+      pipeline_to_bare_ratio_runs: ratios(perStep, bare),
+      live_ms_per_step: round(median(livePerStep)),
+      live_to_bare_ratio: round(median(livePerStep) / bareUnetMsPerStep, 3),
+      live_to_bare_ratio_runs: ratios(livePerStep, bare),
+      live_frame_ms: round(median(liveFrameMs)),
+      live_frame_ms_runs: liveFrameMs.map((x) => round(x)),
       end_to_end_ms: round(median(endToEnd)),
       end_to_end_ms_runs: endToEnd.map((x) => round(x)),
       cold_start_ms: round(coldStartMs),
@@ -131,6 +154,17 @@ console.log(
     2,
   ),
 );
+
+/** Each round's ratio (same round, so the same machine load), sorted: the spread of the median. */
+function ratios(a: number[], b: number[]): number[] {
+  return a.map((x, i) => round(x / b[i]!, 3)).sort((p, q) => p - q);
+}
+
+async function pngOf(width: number, height: number, pixel: (x: number, y: number) => number[]): Promise<Buffer> {
+  const rgb = Buffer.alloc(width * height * 3);
+  for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) rgb.set(pixel(x, y).map(Math.round), (y * width + x) * 3);
+  return sharp(rgb, { raw: { width, height, channels: 3 } }).png().toBuffer();
+}
 
 function round(x: number, digits = 2): number {
   const k = 10 ** digits;

@@ -14,6 +14,7 @@ import { emptyTimings, type Job, type JobControl } from './pipelines/job.js';
 import type { RgbImage } from './tensor/image.js';
 import { imageToImage } from './pipelines/img2img.js';
 import { inpaint } from './pipelines/inpaint.js';
+import { LiveSession, type LiveFrame, type LiveFrameOptions } from './pipelines/live.js';
 import { layoutToImage } from './pipelines/layout.js';
 import { resolveParams } from './pipelines/resolve.js';
 import { cropForInpaint, cropRegion, pasteCrop } from './pipelines/only-masked.js';
@@ -44,6 +45,8 @@ export class Engine {
   /** One job per device at a time: jobs chain on this promise. */
   private queue: Promise<unknown> = Promise.resolve();
   private settings: SessionSettings;
+  /** The live-painting session (pipelines/live.ts): one at a time, for the model last painted with. */
+  private live: { key: string; session: LiveSession } | null = null;
 
   constructor(settings: EngineSettings = {}) {
     this.settings = {
@@ -88,6 +91,7 @@ export class Engine {
     const p = this.models.get(key);
     if (!p) return false;
     this.models.delete(key);
+    if (this.live?.key === key) this.live = null;
     // Wait for running work so a session isn't released under a job.
     await this.queue.catch(() => undefined);
     const m = await p.catch(() => null);
@@ -109,6 +113,28 @@ export class Engine {
     const run = this.queue.then(() => this.run(modelDir, request, options));
     this.queue = run.catch(() => undefined);
     return run;
+  }
+
+  /**
+   * One live-painting frame (pipelines/live.ts): an inpaint of the masked area that reuses what the
+   * previous frame of the same model computed. Frames share the job chain, so a frame and a queued job
+   * never run at the same time and each waits for at most the one in front of it.
+   */
+  liveFrame(modelDir: string, request: GenerateRequest, options: LiveFrameOptions = {}): Promise<LiveFrame> {
+    const run = this.queue.then(async () => {
+      throwIfAborted(options.signal);
+      const key = resolve(modelDir);
+      const model = await this.loadModel(key);
+      if (this.live?.key !== key || this.live.session.model !== model) this.live = { key, session: new LiveSession(model) };
+      return this.live.session.frame(request, options);
+    });
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Forgets the live session's caches (Live turned off). */
+  endLive(): void {
+    this.live = null;
   }
 
   private async run(modelDir: string, request: GenerateRequest, options: GenerateOptions): Promise<GenerateResult> {

@@ -211,6 +211,24 @@ export class OnnxModule {
     return out;
   }
 
+  /**
+   * Runs the session on tensors the caller built once and reuses (the live path): no dtype conversion
+   * and no copies; `outputs` are preallocated tensors that onnxruntime writes into. Only for inputs
+   * and outputs whose declared type the tensors already have.
+   */
+  async runPrepared(feeds: Record<string, ort.Tensor>, outputs: Record<string, ort.Tensor>): Promise<void> {
+    let results: ort.InferenceSession.ReturnType;
+    try {
+      results = await this.session.run(feeds, outputs);
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      throw new StudioError('E_MODEL_RUNTIME', `${this.label}: inference failed: ${firstLine(message)}`, { cause: err });
+    }
+    for (const name of Object.keys(outputs)) {
+      if (!results[name]) throw new StudioError('E_MODEL_RUNTIME', `${this.label}: no output "${name}"`);
+    }
+  }
+
   async release(): Promise<void> {
     await this.session.release();
   }

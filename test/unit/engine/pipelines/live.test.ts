@@ -1,0 +1,132 @@
+/**
+ * The live session (engine/pipelines/live.ts): a frame is the queued "only masked" inpaint, pixel for
+ * pixel, whether it reuses the last frame's prompt and latents or not; frames follow strokes, prompt
+ * edits and weight changes; cancellation; bad requests.
+ */
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Engine } from '../../../../electron/engine/engine.js';
+import type { GenerateRequest } from '../../../../electron/engine/pipelines/types.js';
+import { modelDir, testPicture, toPng } from '../../../support/engine-fixtures.js';
+
+const W = 160;
+const H = 120;
+
+/** A mask PNG with white rectangles (x0, y0, x1, y1). */
+async function maskPng(rects: Array<[number, number, number, number]>): Promise<Buffer> {
+  const rgb = new Uint8Array(W * H * 3);
+  for (const [x0, y0, x1, y1] of rects) {
+    for (let y = y0; y < y1; y++) rgb.fill(255, (y * W + x0) * 3, (y * W + x1) * 3);
+  }
+  return toPng({ width: W, height: H, rgb });
+}
+
+describe('live frames', () => {
+  const engine = new Engine({ providers: ['cpu'] });
+  after(() => engine.unloadAll());
+
+  const cases = [
+    { name: 'tiny-sd1-inpaint', extra: {} },
+    { name: 'tiny-sd1', extra: { sampler: 'euler' } },
+    { name: 'tiny-lcm', extra: { sampler: 'lcm', cfg: 1.5 } },
+  ] as const;
+  for (const { name, extra } of cases) {
+    test(`${name}: every frame of a stroke equals the queued masked inpaint, byte for byte`, async () => {
+      const picture = await toPng(testPicture(W, H));
+      const base: GenerateRequest = {
+        mode: 'inpaint',
+        prompt: 'a red apple',
+        seed: 5,
+        steps: 3,
+        width: 64,
+        height: 64,
+        maskBlur: 2,
+        maskPadding: 8,
+        initImage: picture,
+        mask: await maskPng([[40, 30, 60, 50]]),
+        ...extra,
+      };
+      // A growing stroke, then a prompt edit (same mask: the latents are reused), then a weight change.
+      const frames: GenerateRequest[] = [
+        base,
+        { ...base, mask: await maskPng([[40, 30, 60, 50], [60, 40, 80, 55]]) },
+        { ...base, mask: await maskPng([[40, 30, 60, 50], [60, 40, 80, 55]]), prompt: 'a green pear' },
+        { ...base, mask: await maskPng([[40, 30, 60, 50], [60, 40, 80, 55]]), prompt: 'a green pear', cfg: 'cfg' in extra ? 1.8 : 3 },
+      ];
+      const reused = [];
+      for (const request of frames) {
+        const live = await engine.liveFrame(modelDir(name), request);
+        const queued = await engine.generate(modelDir(name), { ...request, inpaintArea: 'masked' });
+        assert.deepEqual(live.params, queued.params);
+        assert.equal(live.image.width, W);
+        assert.equal(live.image.height, H);
+        assert.ok(Buffer.from(live.image.rgb).equals(Buffer.from(queued.image.rgb)), `${name}: frame differs from the queued inpaint`);
+        reused.push(live.reused);
+      }
+      assert.deepEqual(
+        reused.map((r) => [r.prompt, r.latents]),
+        [
+          [false, false],
+          [true, false],
+          [false, true],
+          [true, true],
+        ],
+      );
+      assert.ok(reused.slice(1).every((r) => r.picture));
+    });
+  }
+
+  test('outside the crop every pixel stays the picture', async () => {
+    const pictureRgb = testPicture(W, H);
+    const live = await engine.liveFrame(modelDir('tiny-sd1-inpaint'), {
+      mode: 'inpaint',
+      prompt: 'x',
+      seed: 1,
+      steps: 2,
+      width: 64,
+      height: 64,
+      maskPadding: 4,
+      initImage: await toPng(pictureRgb),
+      mask: await maskPng([[100, 80, 110, 90]]),
+    });
+    const { x, y, width, height } = live.crop;
+    assert.ok(width < W && height < H, 'only the masked area is repainted');
+    for (let py = 0; py < H; py++) {
+      for (let px = 0; px < W; px++) {
+        if (px >= x && px < x + width && py >= y && py < y + height) continue;
+        const i = (py * W + px) * 3;
+        assert.deepEqual([...live.image.rgb.subarray(i, i + 3)], [...pictureRgb.rgb.subarray(i, i + 3)]);
+      }
+    }
+  });
+
+  test('an aborted frame stops with E_CANCELLED and the next one runs', async () => {
+    const controller = new AbortController();
+    controller.abort();
+    const request: GenerateRequest = {
+      mode: 'inpaint',
+      prompt: 'x',
+      seed: 1,
+      steps: 2,
+      width: 64,
+      height: 64,
+      initImage: await toPng(testPicture(W, H)),
+      mask: await maskPng([[10, 10, 30, 30]]),
+    };
+    await assert.rejects(engine.liveFrame(modelDir('tiny-sd1-inpaint'), request, { signal: controller.signal }), { code: 'E_CANCELLED' });
+    const ok = await engine.liveFrame(modelDir('tiny-sd1-inpaint'), request);
+    assert.ok(ok.timings.stepsRun > 0);
+  });
+
+  test('a frame that is not an inpaint, or has an empty mask, is refused clearly', async () => {
+    const picture = await toPng(testPicture(W, H));
+    await assert.rejects(engine.liveFrame(modelDir('tiny-sd1-inpaint'), { mode: 'txt2img', prompt: 'x', seed: 1 }), {
+      code: 'E_INVALID_REQUEST',
+      message: /live frame is an inpaint/,
+    });
+    await assert.rejects(
+      engine.liveFrame(modelDir('tiny-sd1-inpaint'), { mode: 'inpaint', prompt: 'x', seed: 1, initImage: picture, mask: await maskPng([]) }),
+      { code: 'E_INVALID_REQUEST', message: /mask is empty/ },
+    );
+  });
+});
