@@ -237,6 +237,25 @@ export function createHandlers(host: Host) {
       // BOS and EOS take two of the sequence's positions.
       return { count, maxTokens: tokenizer.maxLength - 2, truncated };
     },
+
+    async 'live.frame'(req) {
+      const { modelId, initImage, mask, ...params } = req;
+      const model = library.get(modelId ?? host.defaultModelId());
+      return host.live.frame(model.id, model.dir, {
+        ...params,
+        mode: 'inpaint',
+        initImage: Buffer.from(initImage, 'base64'),
+        mask: Buffer.from(mask, 'base64'),
+      });
+    },
+
+    async 'live.keep'({ frameId }) {
+      return host.keepLiveFrame(frameId);
+    },
+
+    async 'live.stop'() {
+      return { stopped: await host.live.stop() };
+    },
   } satisfies Handlers;
 
   return handlers;

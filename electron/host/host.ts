@@ -36,6 +36,7 @@ import type { ModelInspection } from '../model-library/inspect.js';
 import { createHandlers } from './handlers.js';
 import { LEGACY_MODELS_TABLE, openHostDatabase } from './host-database.js';
 import { JobQueue, type JobRunner } from './job-queue.js';
+import { LiveFrames } from './live-frames.js';
 import { SettingsStore } from './settings-store.js';
 import { loraFolder } from '../model-library/loras.js';
 
@@ -122,6 +123,8 @@ export class Host {
   private readonly activeDownloads = new Map<string, { name: string; progress: ModelDownloadProgress | null }>();
   readonly queue: JobQueue;
   readonly engine: EngineClient;
+  /** Live painting: frames beside the queue (live-frames.ts). */
+  readonly live: LiveFrames;
   private openedLibrary: ModelLibrary | null = null;
   /** Where the library keeps copied and downloaded models. */
   readonly modelsDir: string;
@@ -154,6 +157,10 @@ export class Host {
       settings: engineSettings,
       onStatus: (status) => this.emit('engine.status', status),
     });
+    this.live = new LiveFrames(
+      (dir, request, signal) => this.engine.liveFrame(dir, request, { signal }),
+      () => this.engine.endLive(),
+    );
     this.queue = new JobQueue(db, {
       run: this.runJob,
       onChange: (snapshot) => this.emit('queue.changed', snapshot),
@@ -362,6 +369,7 @@ export class Host {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.live.stop();
     await this.queue.close();
     // Before the engine: a download being verified still needs it.
     await this.library.close();
@@ -448,6 +456,28 @@ export class Host {
     await this.copyToOutputFolder(item);
     return item.id;
   };
+
+  /**
+   * Live painting's Keep: the shown frame goes into history as the inpaint it is (its picture, mask and
+   * every parameter), like a queued job's result.
+   */
+  async keepLiveFrame(frameId: string): Promise<{ historyId: number }> {
+    const { modelId, request, frame } = this.live.shownFrame(frameId);
+    const model = this.library.get(modelId);
+    const item = await this.history.add({
+      params: frame.params,
+      model: { id: model.id, hash: model.contentHash },
+      output: frame.image,
+      initImage: { png: await asPng(request.initImage!) },
+      mask: { png: await asPng(request.mask!) },
+      parentId: null,
+      executionProvider: frame.provider,
+      timings: frame.timings,
+    });
+    this.emit('history.changed', { kind: 'added', ids: [item.id] });
+    await this.copyToOutputFolder(item);
+    return { historyId: item.id };
+  }
 
   /** With an output folder set, each result is also written there as `<id>-<seed>.png`. */
   private async copyToOutputFolder(item: HistoryItem): Promise<void> {

@@ -269,6 +269,31 @@ const tagSchema = z.string().min(1).max(MAX_TAG_CHARS);
 
 // ── the table ─────────────────────────────────────────────────────────────────────────────────────
 
+/**
+ * Live painting (host/live-frames.ts): one inpaint frame of the masked area ("only masked"), outside
+ * the job queue. The seed is required: every frame of a session repaints from the same noise, so a
+ * stroke changes the picture and not the dice.
+ */
+export const liveFrameRequestSchema = z.strictObject({
+  prompt: z.string().max(MAX_PROMPT_CHARS),
+  negativePrompt: z.string().max(MAX_PROMPT_CHARS).optional(),
+  seed: z.number().int().min(0).max(MAX_SEED),
+  steps: z.number().int().min(1).max(MAX_STEPS).optional(),
+  cfg: z.number().min(0).max(MAX_CFG).optional(),
+  sampler: z.enum(SAMPLERS).optional(),
+  width: side.optional(),
+  height: side.optional(),
+  strength: z.number().min(0).max(1).optional(),
+  maskBlur: z.number().min(0).max(MAX_MASK_BLUR).optional(),
+  maskPadding: z.number().int().min(0).max(MAX_MASK_PADDING).optional(),
+  /** The picture, base64 of its file bytes. */
+  initImage: base64ImageSchema,
+  /** The mask at the picture's size, base64 of its file bytes; white = repaint. */
+  mask: base64ImageSchema,
+  /** Default: the selected model. */
+  modelId: modelIdSchema.optional(),
+});
+
 /** One schema per channel. The channel list of the contract is this object's keys. */
 export const requestSchemas = {
   generate: generateRequestSchema,
@@ -362,6 +387,13 @@ export const requestSchemas = {
   'app.info': emptySchema,
   /** Counts a prompt's CLIP tokens (the prompt panel's n/75). */
   tokenize: z.strictObject({ text: z.string().max(MAX_PROMPT_CHARS), modelId: modelIdSchema.optional() }),
+
+  /** Renders one live frame; a newer frame or live.stop answers the one in flight with 'superseded'. */
+  'live.frame': liveFrameRequestSchema,
+  /** Puts a shown live frame into history as an inpaint (with its picture, mask and parameters). */
+  'live.keep': z.strictObject({ frameId: z.uuid() }),
+  /** Live off: cancels the frame in flight and frees the live session. */
+  'live.stop': emptySchema,
 } as const;
 
 export type RequestSchemas = typeof requestSchemas;

@@ -14,7 +14,7 @@
 import type { z } from 'zod';
 import type { RequestSchemas } from './contract-schemas.js';
 import type { SerializedError } from './errors.js';
-import type { ExecutionProviderName, GenerationMode } from './generation.js';
+import type { ExecutionProviderName, GenerationMode, GenerationParams, GenerationTimings } from './generation.js';
 import type {
   ExportReport,
   HistoryCounts,
@@ -60,6 +60,9 @@ export const CHANNELS = [
   'settings.set',
   'app.info',
   'tokenize',
+  'live.frame',
+  'live.keep',
+  'live.stop',
 ] as const;
 export type ChannelName = (typeof CHANNELS)[number];
 
@@ -222,7 +225,30 @@ export interface Responses {
   'settings.set': StudioSettings;
   'app.info': AppInfo;
   tokenize: { count: number; maxTokens: number; truncated: boolean };
+  'live.frame': LiveFrameAnswer;
+  /** The history item the kept frame became. */
+  'live.keep': { historyId: number };
+  /** `stopped`: a frame was in flight and is cancelled. */
+  'live.stop': { stopped: boolean };
 }
+
+/**
+ * A live frame: only the repainted crop of the picture crosses, as raw RGBA (no PNG encode), to be
+ * drawn over the canvas at (x, y). 'superseded': a newer frame (or live.stop) replaced it.
+ */
+export type LiveFrameAnswer =
+  | {
+      status: 'done';
+      /** Names the frame for live.keep (the host keeps the newest frame only). */
+      frameId: string;
+      crop: { x: number; y: number; width: number; height: number };
+      /** base64 of crop.width × crop.height × 4 bytes. */
+      rgba: string;
+      params: GenerationParams;
+      timings: GenerationTimings;
+      provider: ExecutionProviderName;
+    }
+  | { status: 'superseded' };
 
 /** The answer to every invoke, at both front doors: errors are data, never a thrown Error. */
 export type InvokeResult<C extends ChannelName> =

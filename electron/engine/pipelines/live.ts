@@ -18,7 +18,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import { InvalidRequestError } from '../../shared/errors.js';
-import type { GenerationParams, GenerationTimings } from '../../shared/generation.js';
+import type { ExecutionProviderName, GenerationParams, GenerationTimings } from '../../shared/generation.js';
 import { stripLoraTags } from '../lora/prompt-tags.js';
 import { applyPromptLoras, type LoraReport } from '../lora/sessions.js';
 import type { LoadedModel } from '../model/model-folder.js';
@@ -55,6 +55,8 @@ export interface LiveFrame {
   /** Where in the picture the model repainted. */
   crop: CropRegion;
   loras: LoraReport[];
+  /** The provider the U-Net ran on. */
+  provider: ExecutionProviderName;
   /** What this frame could reuse from the one before. */
   reused: { prompt: boolean; picture: boolean; latents: boolean };
 }
@@ -232,7 +234,7 @@ export class LiveSession {
     const repainted = pasteBack(cut.image, generated, alpha);
     const image = await pasteCrop(picture, pictureMask as GrayImage, crop, repainted, params.maskBlur);
     timings.totalMs = performance.now() - started;
-    return { image, params, timings, crop, loras, reused };
+    return { image, params, timings, crop, loras, reused, provider: model.sessions.providers['unet'] ?? 'cpu' };
   }
 
   /** The U-Net's tensors for this shape, guidance and prompt: rebuilt only when one of them changes. */

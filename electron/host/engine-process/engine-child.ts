@@ -80,6 +80,24 @@ channel.onMessage((message) => {
       });
       return;
     }
+    case 'live': {
+      const controller = new AbortController();
+      running.set(message.id, controller);
+      reply(message.id, async () => {
+        try {
+          return await requireEngine().liveFrame(message.modelDir, message.request, { signal: controller.signal });
+        } finally {
+          running.delete(message.id);
+        }
+      });
+      return;
+    }
+    case 'liveEnd':
+      reply(message.id, async () => {
+        requireEngine().endLive();
+        return { ended: true as const };
+      });
+      return;
     case 'cancel':
       running.get(message.id)?.abort();
       return;

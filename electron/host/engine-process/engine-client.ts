@@ -7,6 +7,7 @@
 import type { EngineStatus } from '../../shared/contract.js';
 import { CancelledError, StudioError } from '../../shared/errors.js';
 import type { ExecutionProviderName } from '../../shared/generation.js';
+import type { LiveFrame } from '../../engine/pipelines/live.js';
 import type { GenerateOptions, GenerateRequest, GenerateResult } from '../../engine/pipelines/types.js';
 import { forkEngine, type EngineExit, type EngineLauncher, type EngineProcess } from './launcher.js';
 import type { EngineMessage, EngineProcessSettings, EngineReplies, HostMessage } from './protocol.js';
@@ -220,6 +221,38 @@ export class EngineClient {
       this.generating--;
       if (this.generating === 0 && this.current.state === 'busy') this.setStatus({ state: 'ready' });
     }
+  }
+
+  /**
+   * One live-painting frame (engine/pipelines/live.ts). The signal cancels it in the engine between
+   * steps; like a job, a frame that does not stop within the grace ends the process.
+   */
+  async liveFrame(modelDir: string, request: GenerateRequest, options: { signal?: AbortSignal } = {}): Promise<LiveFrame> {
+    const { signal } = options;
+    signal?.throwIfAborted();
+    let sentId: number | null = null;
+    let graceTimer: ReturnType<typeof setTimeout> | undefined;
+    const onAbort = (): void => {
+      if (sentId === null || graceTimer !== undefined) return;
+      const proc = this.proc;
+      proc?.send({ type: 'cancel', id: sentId });
+      graceTimer = setTimeout(() => proc?.kill(), this.cancelGraceMs);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      return await this.request<'live'>({ type: 'live', modelDir, request }, undefined, (id) => {
+        sentId = id;
+        if (signal?.aborted) onAbort();
+      });
+    } finally {
+      clearTimeout(graceTimer);
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** Frees the engine's live session (its cached prompt, latents and tensors). */
+  endLive(): Promise<EngineReplies['liveEnd']> {
+    return this.request<'liveEnd'>({ type: 'liveEnd' });
   }
 
   info(modelDir: string): Promise<EngineReplies['info']> {

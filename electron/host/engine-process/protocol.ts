@@ -6,6 +6,7 @@
 import type { SerializedError } from '../../shared/errors.js';
 import type { ExecutionProviderName } from '../../shared/generation.js';
 import type { ModelInfo, SessionReport } from '../../shared/model.js';
+import type { LiveFrame } from '../../engine/pipelines/live.js';
 import type { GenerateProgress, GenerateRequest, GenerateResult } from '../../engine/pipelines/types.js';
 
 export interface EngineProcessSettings {
@@ -20,7 +21,9 @@ export type HostMessage =
   | { type: 'cancel'; id: number }
   | { type: 'info'; id: number; modelDir: string }
   | { type: 'configure'; id: number; settings: EngineProcessSettings }
-  | { type: 'unload'; id: number; modelDir: string | null };
+  | { type: 'unload'; id: number; modelDir: string | null }
+  | { type: 'live'; id: number; modelDir: string; request: GenerateRequest }
+  | { type: 'liveEnd'; id: number };
 
 /** What each request message answers with. */
 export interface EngineReplies {
@@ -28,6 +31,8 @@ export interface EngineReplies {
   info: { info: ModelInfo; sessions: SessionReport };
   configure: { providers: ExecutionProviderName[]; threads: number };
   unload: { unloaded: boolean };
+  live: LiveFrame;
+  liveEnd: { ended: true };
 }
 
 /** Engine → host. */

@@ -76,6 +76,36 @@ describe('live frames', () => {
     });
   }
 
+  test('a job that arrives during a frame waits for that frame only; frames after it wait for the job', async () => {
+    const dir = modelDir('tiny-sd1-inpaint');
+    const request: GenerateRequest = {
+      mode: 'inpaint',
+      prompt: 'x',
+      seed: 2,
+      steps: 6,
+      sampler: 'euler',
+      width: 64,
+      height: 64,
+      initImage: await toPng(testPicture(W, H)),
+      mask: await maskPng([[20, 20, 40, 40]]),
+    };
+    const order: string[] = [];
+    const frame1 = engine.liveFrame(dir, request).then(() => order.push('frame 1 done'));
+    const job = engine
+      .generate(dir, { ...request, steps: 2 }, { onProgress: (p) => p.step === 1 && order.push('job started') })
+      .then(() => order.push('job done'));
+    // The strokes go on: frame 2 is superseded by frame 3 (the host aborts it), both behind the job.
+    const superseded = new AbortController();
+    const frame2 = engine.liveFrame(dir, request, { signal: superseded.signal }).then(
+      () => order.push('frame 2 done'),
+      (err: { code?: string }) => order.push(`frame 2 ${err.code}`),
+    );
+    superseded.abort();
+    const frame3 = engine.liveFrame(dir, { ...request, seed: 3 }).then(() => order.push('frame 3 done'));
+    await Promise.all([frame1, job, frame2, frame3]);
+    assert.deepEqual(order, ['frame 1 done', 'job started', 'job done', 'frame 2 E_CANCELLED', 'frame 3 done']);
+  });
+
   test('outside the crop every pixel stays the picture', async () => {
     const pictureRgb = testPicture(W, H);
     const live = await engine.liveFrame(modelDir('tiny-sd1-inpaint'), {

@@ -1,0 +1,133 @@
+/**
+ * Live painting in the host: frames go straight to the engine, beside the persisted job queue.
+ *
+ * - At most one frame is wanted at a time: a new frame supersedes the one in flight, which is
+ *   cancelled in the engine at once and answered 'superseded' without waiting for the engine to stop.
+ *   Nothing is ever queued behind it, so only the newest request is computed.
+ * - Frames and queued jobs share the engine's one-at-a-time chain (Engine.liveFrame), so a job that
+ *   arrives while a frame runs starts when that frame is done: it waits for one frame at most.
+ * - Only the newest finished frame is kept (for live.keep); stop() cancels the frame in flight, forgets
+ *   it and frees the engine's live session, so Live off leaves no work running.
+ */
+import { randomUUID } from 'node:crypto';
+import type { LiveFrame } from '../engine/pipelines/live.js';
+import type { GenerateRequest } from '../engine/pipelines/types.js';
+import type { LiveFrameAnswer } from '../shared/contract.js';
+import { StudioError } from '../shared/errors.js';
+
+/** Renders one frame in the engine; the signal cancels it. */
+export type LiveFrameRunner = (modelDir: string, request: GenerateRequest, signal: AbortSignal) => Promise<LiveFrame>;
+
+/** The newest finished frame, with what live.keep needs to put it into history. */
+export interface ShownFrame {
+  frameId: string;
+  modelId: string;
+  request: GenerateRequest;
+  frame: LiveFrame;
+}
+
+interface InFlight {
+  controller: AbortController;
+  answer: (value: LiveFrameAnswer) => void;
+}
+
+const SUPERSEDED: LiveFrameAnswer = { status: 'superseded' };
+
+export class LiveFrames {
+  private inFlight: InFlight | null = null;
+  private shown: ShownFrame | null = null;
+  /** Engine calls not settled yet (a cancelled frame settles when the engine has stopped it). */
+  private readonly unsettled = new Set<Promise<unknown>>();
+
+  constructor(
+    private readonly run: LiveFrameRunner,
+    /** Frees the engine's live session. */
+    private readonly end: () => Promise<unknown>,
+  ) {}
+
+  /** Renders a frame; a newer frame or stop() answers this one with 'superseded'. */
+  frame(modelId: string, modelDir: string, request: GenerateRequest): Promise<LiveFrameAnswer> {
+    this.supersede();
+    const controller = new AbortController();
+    return new Promise<LiveFrameAnswer>((resolve, reject) => {
+      const entry: InFlight = { controller, answer: resolve };
+      this.inFlight = entry;
+      const work = this.run(modelDir, request, controller.signal);
+      this.unsettled.add(work);
+      work.then(
+        (frame) => {
+          if (this.inFlight !== entry) return; // already answered 'superseded'
+          this.inFlight = null;
+          const frameId = randomUUID();
+          this.shown = { frameId, modelId, request, frame };
+          resolve(answerOf(frameId, frame));
+        },
+        (err: unknown) => {
+          if (this.inFlight !== entry) return;
+          this.inFlight = null;
+          reject(err);
+        },
+      ).finally(() => this.unsettled.delete(work));
+    });
+  }
+
+  /** The shown frame named, or E_NOT_FOUND once a newer frame (or stop) replaced it. */
+  shownFrame(frameId: string): ShownFrame {
+    if (this.shown?.frameId !== frameId) {
+      throw new StudioError('E_NOT_FOUND', 'That live frame is gone (a newer frame replaced it, or Live was turned off).');
+    }
+    return this.shown;
+  }
+
+  /** Live off: cancels the frame in flight, forgets the shown one, frees the engine's live session. */
+  async stop(): Promise<boolean> {
+    const stopped = this.supersede();
+    this.shown = null;
+    await this.end().catch(() => undefined);
+    return stopped;
+  }
+
+  /** True while a frame is wanted (computing, or waiting in the engine for the job in front of it). */
+  get busy(): boolean {
+    return this.inFlight !== null;
+  }
+
+  /** Resolves when every engine call made for a frame has settled (cancelled ones included). */
+  async idle(): Promise<void> {
+    while (this.unsettled.size > 0) await Promise.allSettled([...this.unsettled]);
+  }
+
+  private supersede(): boolean {
+    const old = this.inFlight;
+    if (!old) return false;
+    this.inFlight = null;
+    old.controller.abort();
+    old.answer(SUPERSEDED);
+    return true;
+  }
+}
+
+/** The crop of the picture the frame repainted, as RGBA for the canvas. */
+function answerOf(frameId: string, frame: LiveFrame): LiveFrameAnswer {
+  const { crop, image } = frame;
+  const rgba = Buffer.alloc(crop.width * crop.height * 4);
+  for (let y = 0; y < crop.height; y++) {
+    for (let x = 0; x < crop.width; x++) {
+      const src = ((crop.y + y) * image.width + crop.x + x) * 3;
+      const dst = (y * crop.width + x) * 4;
+      rgba[dst] = image.rgb[src]!;
+      rgba[dst + 1] = image.rgb[src + 1]!;
+      rgba[dst + 2] = image.rgb[src + 2]!;
+      rgba[dst + 3] = 255;
+    }
+  }
+  return {
+    status: 'done',
+    frameId,
+    crop: { ...crop },
+    rgba: rgba.toString('base64'),
+    params: frame.params,
+    timings: frame.timings,
+    provider: frame.provider,
+  };
+}

@@ -1,0 +1,109 @@
+/**
+ * Live painting through the host: real host, real engine process, the tiny inpainting fixture.
+ * live.frame answers the repainted crop as RGBA and leaves the queue and history alone; live.keep puts
+ * the shown frame into history as an inpaint with its mask; a queued job arriving while frames are
+ * painted waits for one frame at most; live.stop cancels the frame in flight and leaves no work running.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import type { StudioEvent } from '../../../electron/shared/contract.js';
+import { Host } from '../../../electron/host/host.js';
+import { testPicture, toPng } from '../../support/engine-fixtures.js';
+import { jobFinished, ok, tempDir, TEST_ENGINE_SETTINGS, TINY_SD1_INPAINT } from './support/host-fixtures.js';
+
+const W = 96;
+const H = 80;
+const data = tempDir('live');
+let host: Host;
+const events: StudioEvent[] = [];
+let picture: string;
+let mask: string;
+
+before(async () => {
+  host = await Host.open({ dataDir: join(data.dir, 'data'), engineSettings: TEST_ENGINE_SETTINGS, bundledModelDirs: [] });
+  ok('models.import', await host.invoke('models.import', { path: TINY_SD1_INPAINT }));
+  host.subscribe((e) => events.push(e));
+  picture = (await toPng(testPicture(W, H))).toString('base64');
+  const rgb = new Uint8Array(W * H * 3);
+  for (let y = 20; y < 40; y++) rgb.fill(255, (y * W + 30) * 3, (y * W + 50) * 3);
+  mask = (await toPng({ width: W, height: H, rgb })).toString('base64');
+});
+
+after(async () => {
+  await host?.close();
+  data.remove();
+});
+
+const frame = (extra: Record<string, unknown> = {}) => ({ prompt: 'a red apple', seed: 3, steps: 2, width: 64, height: 64, maskPadding: 8, initImage: picture, mask, ...extra });
+
+test('a live frame answers the repainted crop, bypassing the queue; Keep stores it as an inpaint with its mask', async () => {
+  events.length = 0;
+  const answer = ok('live.frame', await host.invoke('live.frame', frame()));
+  assert.equal(answer.status, 'done');
+  if (answer.status !== 'done') return;
+  const { crop } = answer;
+  assert.ok(crop.x <= 30 && crop.y <= 20 && crop.x + crop.width >= 50 && crop.y + crop.height >= 40, JSON.stringify(crop));
+  assert.equal(Buffer.from(answer.rgba, 'base64').length, crop.width * crop.height * 4);
+  assert.equal(answer.params.inpaintArea, 'masked');
+  assert.ok(answer.timings.totalMs > 0);
+  assert.deepEqual(events.filter((e) => e.event === 'queue.changed' || e.event === 'history.changed'), [], 'no queue or history traffic for a frame');
+  assert.deepEqual(ok('queue.list', await host.invoke('queue.list', {})).recent, []);
+
+  const { historyId } = ok('live.keep', await host.invoke('live.keep', { frameId: answer.frameId }));
+  const item = ok('history.get', await host.invoke('history.get', { id: historyId }));
+  assert.equal(item.params.mode, 'inpaint');
+  assert.equal(item.params.inpaintArea, 'masked');
+  assert.equal(item.params.seed, 3);
+  assert.ok(item.mask, 'the mask is stored');
+  assert.ok(item.initImage, 'the picture is stored');
+  // The stored output is the picture with the shown crop in it.
+  const out = await sharp(host.history.imagePath(item.output!.hash)).removeAlpha().raw().toBuffer();
+  const shown = Buffer.from(answer.rgba, 'base64');
+  const at = ((crop.y + 5) * W + crop.x + 5) * 3;
+  const sa = (5 * crop.width + 5) * 4;
+  assert.deepEqual([...out.subarray(at, at + 3)], [...shown.subarray(sa, sa + 3)]);
+  assert.ok(events.some((e) => e.event === 'history.changed'));
+});
+
+test('a queued job that arrives while frames are painted waits for one frame at most', async () => {
+  // A long frame is in flight when the job is queued; the strokes go on after it.
+  const first = host.invoke('live.frame', frame({ steps: 60, sampler: 'euler' }));
+  await new Promise((r) => setTimeout(r, 200));
+  const { jobId } = ok('generate', await host.invoke('generate', { mode: 'inpaint', prompt: 'x', seed: 1, steps: 2, width: 64, height: 64, initImage: picture, mask }));
+  const later = host.invoke('live.frame', frame({ seed: 4 }));
+  const firstAnswer = ok('live.frame', await first);
+  // The newer frame superseded the long one: it was cancelled in the engine, so the job started at once.
+  assert.deepEqual(firstAnswer, { status: 'superseded' });
+  const job = await jobFinished(host, jobId);
+  assert.equal(job.status, 'succeeded', JSON.stringify(job.error));
+  const laterAnswer = ok('live.frame', await later);
+  assert.equal(laterAnswer.status, 'done');
+  // The frame sent after the job ran after it: never in front of a queued job.
+  assert.ok(job.finishedAt !== null);
+});
+
+test('Live off cancels the frame in flight and leaves no work running', async () => {
+  const long = host.invoke('live.frame', frame({ steps: 400, sampler: 'euler' }));
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(host.live.busy, true);
+  assert.deepEqual(ok('live.stop', await host.invoke('live.stop', {})), { stopped: true });
+  assert.deepEqual(ok('live.frame', await long), { status: 'superseded' });
+  const t0 = performance.now();
+  await host.live.idle();
+  // 400 steps would take far longer: the engine stopped the frame between steps.
+  assert.ok(performance.now() - t0 < 10_000);
+  assert.equal(host.live.busy, false);
+  assert.deepEqual(ok('live.stop', await host.invoke('live.stop', {})), { stopped: false });
+  const keep = await host.invoke('live.keep', { frameId: '0b5b8f46-4f2e-4a8f-9a39-1f4e1d1a2b3c' });
+  assert.equal(keep.ok, false);
+  assert.equal(!keep.ok && keep.error.code, 'E_NOT_FOUND');
+});
+
+test('a bad live request is refused by the contract', async () => {
+  const missing = await host.invoke('live.frame', { prompt: 'x', seed: 1, initImage: picture });
+  assert.equal(!missing.ok && missing.error.code, 'E_INVALID_REQUEST');
+  const extra = await host.invoke('live.frame', { ...frame(), mode: 'txt2img' });
+  assert.equal(!extra.ok && extra.error.code, 'E_INVALID_REQUEST');
+});
