@@ -239,12 +239,16 @@ export function createHandlers(host: Host) {
     },
 
     async 'live.frame'(req) {
-      const { modelId, initImage, mask, ...params } = req;
+      const { modelId, initImage, initImageHash, mask, ...params } = req;
       const model = library.get(modelId ?? host.defaultModelId());
+      if (initImageHash !== undefined && !existsSync(history.imagePath(initImageHash))) {
+        throw new StudioError('E_NOT_FOUND', `initImageHash: no image ${initImageHash} in history.`);
+      }
+      const picture = initImageHash !== undefined ? await readFile(history.imagePath(initImageHash)) : Buffer.from(initImage!, 'base64');
       return host.live.frame(model.id, model.dir, {
         ...params,
         mode: 'inpaint',
-        initImage: Buffer.from(initImage, 'base64'),
+        initImage: picture,
         mask: Buffer.from(mask, 'base64'),
       });
     },

@@ -286,12 +286,18 @@ export const liveFrameRequestSchema = z.strictObject({
   strength: z.number().min(0).max(1).optional(),
   maskBlur: z.number().min(0).max(MAX_MASK_BLUR).optional(),
   maskPadding: z.number().int().min(0).max(MAX_MASK_PADDING).optional(),
-  /** The picture, base64 of its file bytes. */
-  initImage: base64ImageSchema,
+  /** The picture, base64 of its file bytes… */
+  initImage: base64ImageSchema.optional(),
+  /** …or an image already in history. */
+  initImageHash: imageHashSchema.optional(),
   /** The mask at the picture's size, base64 of its file bytes; white = repaint. */
   mask: base64ImageSchema,
   /** Default: the selected model. */
   modelId: modelIdSchema.optional(),
+}).superRefine((req, ctx) => {
+  if ((req.initImage === undefined) === (req.initImageHash === undefined)) {
+    ctx.addIssue({ code: 'custom', path: ['initImage'], message: 'a live frame needs the picture: give initImage or initImageHash (one of them)' });
+  }
 });
 
 /** One schema per channel. The channel list of the contract is this object's keys. */

@@ -12,6 +12,7 @@ import { Image as KImage, Layer, Rect, Shape, Stage } from 'react-konva';
 import { useDocumentShape, useImageElement, useSession, useSourceUrl, useHashUrl } from '../session/hooks.js';
 import { useStore } from '../session/store.js';
 import { LayoutOverlay } from './layout-overlay.js';
+import { useLiveLayer } from './live-layer.js';
 import { useTools } from './tools.js';
 import { unionRect, type PixelRect } from '../document/mask.js';
 import { MaskOverlay, type TiledOverlay } from './mask-overlay.js';
@@ -321,6 +322,7 @@ export function CanvasView() {
   };
 
   const shown = staged ?? base;
+  const liveImage = useLiveLayer(containerRef);
   const panning = spaceHeld || panRef.current !== null;
   return (
     <div
@@ -346,6 +348,10 @@ export function CanvasView() {
           <Rect x={0} y={0} width={doc.width} height={doc.height} fill="#1b1d22" shadowColor="black" shadowBlur={24 / view.scale} shadowOpacity={0.6} />
           {shown && <KImage image={shown} x={0} y={0} width={doc.width} height={doc.height} />}
           {preview && !staged && <KImage image={preview} x={0} y={0} width={doc.width} height={doc.height} opacity={0.95} />}
+        </Layer>
+        {/* Live painting: the newest frame's repainted crop over the picture, under the overlays. */}
+        <Layer listening={false} visible={!staged} imageSmoothingEnabled={view.scale < 2}>
+          {liveImage && <KImage image={liveImage.canvas} x={liveImage.x} y={liveImage.y} width={liveImage.width} height={liveImage.height} />}
         </Layer>
         {/* Drawn by hand (useTiledDraw) so painting redraws only the dirty rect; Konva must not clear them first. */}
         <Layer ref={layoutDraw.layerRef} listening={false} visible={tool.layoutVisible && !staged} opacity={tool.layoutOpacity} clearBeforeDraw={false}>

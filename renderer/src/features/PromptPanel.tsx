@@ -14,6 +14,7 @@ import {
 } from '../../../electron/shared/generation-limits.js';
 import { sizePresets } from '../session/session.js';
 import { MAX_BATCH_COUNT, useStore, type ModeChoice } from '../session/store.js';
+import { LiveStatus, LiveSwitch } from './LiveControls.js';
 import { QueueList } from './QueueList.js';
 
 /** The samplers the engine implements, with the names people know them by (A1111's). */
@@ -246,10 +247,12 @@ export function PromptPanel() {
         <button type="button" className="primary generate" onClick={() => void generate()} disabled={problem !== null} aria-describedby="generate-problem" title="Generate (Ctrl+Enter)">
           Generate
         </button>
+        <LiveSwitch />
         <button type="button" className="danger" onClick={() => void cancelGeneration()} disabled={!batchActive && !anyRunning} title="Cancel the running job">
           Cancel
         </button>
       </div>
+      <LiveStatus />
       <p id="generate-problem" className="hint-text" aria-live="polite">
         {problem ?? `${mode}${mode !== 'txt2img' ? ` · ${MODE_HINTS[mode]}` : ''} · Ctrl+Enter`}
       </p>

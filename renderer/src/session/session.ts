@@ -28,6 +28,7 @@ import { labelsFromPixels } from '../document/layout.js';
 import { pngSize, type ZlibCompress } from '../document/png.js';
 import { StudioCallError, type StudioClient } from '../ipc/studio-client.js';
 import { autoMode, layoutPaletteOf, layoutProblem } from './layout-mode.js';
+import { createLivePainting } from './live-painting.js';
 import {
   DEFAULT_SETTINGS,
   EMPTY_STAGING,
@@ -536,8 +537,30 @@ export function createSession(client: StudioClient, doc: EditorDocument) {
     return () => offs.forEach((off) => off());
   }
 
+  /** Live painting: frames over the canvas while painting (live-painting.ts). */
+  const live = createLivePainting({
+    client,
+    doc,
+    settingsStore,
+    selectedModelId: () => modelsStore.get().selectedId,
+    onModelChange: (listener) => {
+      let previous = modelsStore.get().selectedId;
+      return modelsStore.subscribe(() => {
+        const id = modelsStore.get().selectedId;
+        if (id === previous) return;
+        previous = id;
+        listener();
+      });
+    },
+    compress: browserDeflate,
+    toBase64,
+    describeError,
+    notify,
+  });
+
   /** Stops the notices' timers (a test's session ends; the app's lives as long as the page). */
   function dispose(): void {
+    live.dispose();
     for (const t of noticeTimers) clearTimeout(t);
     noticeTimers.clear();
   }
@@ -637,6 +660,7 @@ export function createSession(client: StudioClient, doc: EditorDocument) {
     dispose,
     extendCanvas,
     importModelFolder,
+    live,
   };
 }
 

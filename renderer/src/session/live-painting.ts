@@ -1,0 +1,203 @@
+/**
+ * Live painting in the session: while Live is on, every change that could change the picture (a mask
+ * dab while the stroke is still being painted, a prompt edit, a weight or setting change, another
+ * model) schedules a frame. At most one frame is in flight; changes that arrive meanwhile only mark the
+ * session dirty, so when the frame comes back the next one is built from the newest state and every
+ * state in between is dropped, never queued. Frames go through the host's live channel (live.frame),
+ * beside the job queue: nothing reaches the queue or history until Keep.
+ *
+ * The answer is the repainted crop as RGBA; the editor draws it on its live layer over the picture
+ * (editor/live-layer.ts). Each frame carries when the oldest change it answers happened, so the view can
+ * measure stroke-to-pixels latency.
+ */
+import type { LiveFrameAnswer, RequestInputs } from '../../../electron/shared/contract.js';
+import { exportMaskPng, type EditorDocument } from '../document/document.js';
+import { encodeRgbPng, type ZlibCompress } from '../document/png.js';
+import type { StudioClient } from '../ipc/studio-client.js';
+import { Store, type GenerationSettings } from './store.js';
+
+export interface LiveFrameView {
+  frameId: string;
+  crop: { x: number; y: number; width: number; height: number };
+  rgba: Uint8ClampedArray<ArrayBuffer>;
+  /** Counts shown frames in this session. */
+  seq: number;
+  /** performance.now() of the oldest change this frame answers. */
+  changedAt: number;
+  /** Round trip of this frame, from the request to the answer, in ms. */
+  roundTripMs: number;
+  /** The engine's time for the frame, in ms. */
+  engineMs: number;
+}
+
+export interface LiveState {
+  on: boolean;
+  /** The newest frame, shown over the picture; null before the first one and when Live is off. */
+  frame: LiveFrameView | null;
+  /** A frame is being computed. */
+  computing: boolean;
+  error: string | null;
+}
+
+const OFF: LiveState = { on: false, frame: null, computing: false, error: null };
+/** Random live seeds stay in 32 bits, like the host's random seeds. */
+const SEED_LIMIT = 2 ** 32;
+
+export interface LivePaintingDeps {
+  client: StudioClient;
+  doc: EditorDocument;
+  settingsStore: Store<GenerationSettings>;
+  /** The model a frame uses (null: the host's default). */
+  selectedModelId: () => string | null;
+  /** Subscribes to model selection changes. */
+  onModelChange: (listener: () => void) => () => void;
+  compress: ZlibCompress;
+  toBase64: (bytes: Uint8Array) => string;
+  describeError: (err: unknown) => string;
+  notify: (kind: 'info' | 'error', text: string) => void;
+}
+
+export function createLivePainting(deps: LivePaintingDeps) {
+  const { client, doc, settingsStore } = deps;
+  const store = new Store<LiveState>(OFF);
+  let inFlight = false;
+  let dirty = false;
+  /** performance.now() of the oldest change not yet sent. */
+  let pendingSince: number | null = null;
+  let seed = 0;
+  let seq = 0;
+  let blank: { width: number; height: number; base64: string } | null = null;
+  const unsubscribe: Array<() => void> = [];
+
+  /** Marks the state as changed and starts a frame unless one is in flight. */
+  function schedule(): void {
+    if (!store.get().on) return;
+    dirty = true;
+    pendingSince ??= performance.now();
+    if (!inFlight) void pump();
+  }
+
+  async function pump(): Promise<void> {
+    inFlight = true;
+    store.update({ computing: true });
+    try {
+      while (dirty && store.get().on) {
+        dirty = false;
+        const changedAt = pendingSince ?? performance.now();
+        pendingSince = null;
+        const sentAt = performance.now();
+        const request = await buildRequest();
+        if (!request) {
+          store.update({ frame: null });
+          continue;
+        }
+        let answer: LiveFrameAnswer;
+        try {
+          answer = await client.call('live.frame', request);
+        } catch (err) {
+          if (store.get().on) store.update({ error: deps.describeError(err) });
+          continue;
+        }
+        if (!store.get().on || answer.status !== 'done') continue;
+        const { frameId, crop, rgba, timings } = answer;
+        store.update({
+          frame: {
+            frameId,
+            crop,
+            rgba: base64ToRgba(rgba),
+            seq: ++seq,
+            changedAt,
+            roundTripMs: performance.now() - sentAt,
+            engineMs: timings.totalMs,
+          },
+          error: null,
+        });
+      }
+    } finally {
+      inFlight = false;
+      store.update({ computing: false });
+    }
+  }
+
+  /** The frame request for the document and settings as they are now; null when nothing is masked. */
+  async function buildRequest(): Promise<RequestInputs['live.frame'] | null> {
+    if (doc.mask.isEmpty()) return null;
+    const s = settingsStore.get();
+    const modelId = deps.selectedModelId();
+    const request: RequestInputs['live.frame'] = {
+      prompt: s.prompt,
+      negativePrompt: s.negativePrompt,
+      seed: s.seedMode === 'fixed' ? s.seed : seed,
+      steps: s.steps,
+      cfg: s.cfg,
+      sampler: s.sampler,
+      width: s.width,
+      height: s.height,
+      maskBlur: s.maskBlur,
+      maskPadding: s.maskPadding,
+      mask: deps.toBase64(await exportMaskPng(doc, deps.compress)),
+      ...(modelId ? { modelId } : {}),
+    };
+    const image = doc.image;
+    if (image?.source.kind === 'history') request.initImageHash = image.source.hash;
+    else if (image?.source.kind === 'file') request.initImage = deps.toBase64(image.source.bytes);
+    else request.initImage = await blankPicture();
+    return request;
+  }
+
+  /** A blank canvas is painted on as a white picture. */
+  async function blankPicture(): Promise<string> {
+    if (!blank || blank.width !== doc.width || blank.height !== doc.height) {
+      const rgb = new Uint8Array(doc.width * doc.height * 3).fill(255);
+      blank = { width: doc.width, height: doc.height, base64: deps.toBase64(await encodeRgbPng(doc.width, doc.height, rgb, deps.compress)) };
+    }
+    return blank.base64;
+  }
+
+  function setLive(on: boolean): void {
+    if (on === store.get().on) return;
+    if (on) {
+      seed = Math.floor(Math.random() * SEED_LIMIT);
+      store.set({ ...OFF, on: true });
+      unsubscribe.push(
+        doc.subscribe((change) => {
+          if (change.kind === 'mask' || change.kind === 'document') schedule();
+        }),
+        settingsStore.subscribe(schedule),
+        deps.onModelChange(schedule),
+      );
+      schedule();
+      return;
+    }
+    for (const u of unsubscribe.splice(0)) u();
+    dirty = false;
+    pendingSince = null;
+    store.set(OFF);
+    client.call('live.stop', {}).catch((err: unknown) => deps.notify('error', deps.describeError(err)));
+  }
+
+  /** Puts the shown frame into history as an inpaint with its mask and parameters. */
+  async function keep(): Promise<number | null> {
+    const frame = store.get().frame;
+    if (!frame) return null;
+    try {
+      const { historyId } = await client.call('live.keep', { frameId: frame.frameId });
+      deps.notify('info', `Kept as #${historyId}`);
+      return historyId;
+    } catch (err) {
+      deps.notify('error', deps.describeError(err));
+      return null;
+    }
+  }
+
+  return { store, setLive, keep, schedule, dispose: () => setLive(false) };
+}
+
+export type LivePainting = ReturnType<typeof createLivePainting>;
+
+function base64ToRgba(base64: string): Uint8ClampedArray<ArrayBuffer> {
+  const s = atob(base64);
+  const out = new Uint8ClampedArray(s.length);
+  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+  return out;
+}
