@@ -6,7 +6,9 @@
  * - bare_unet_ms_per_step: onnxruntime session.run of the U-Net alone with the same inputs (batch 2
  *   under CFG), one call per step, the floor the pipeline can reach;
  * - live_ms_per_step: the same for a live-painting frame (engine/pipelines/live.ts: an inpaint of the
- *   masked area with prepared tensors, no previews), the path the ≤ 1.03 target is for;
+ *   masked area with prepared tensors, no previews), the path the ≤ 1.03 target is for, and its
+ *   overhead: the loop's time outside the U-Net's session runs, per step (less sensitive to machine
+ *   load than a ratio of two loaded timings);
  * - the ratios to bare (median, and each round's ratio: the rounds interleave pipeline, live and bare
  *   so load drifts over all three alike), end-to-end ms (median of runs, model already loaded), cold start ms
  *   (open the model + first run), and peak RSS.
@@ -100,6 +102,7 @@ const endToEnd: number[] = [];
 const perStep: number[] = [];
 const livePerStep: number[] = [];
 const liveFrameMs: number[] = [];
+const liveOverhead: number[] = [];
 const bare: number[] = [];
 let stepsRun = 0;
 for (let i = 0; i < runs; i++) {
@@ -112,6 +115,7 @@ for (let i = 0; i < runs; i++) {
   const live = await engine.liveFrame(modelDir, liveRequest);
   livePerStep.push(live.timings.denoiseMs / live.timings.stepsRun);
   liveFrameMs.push(live.timings.totalMs);
+  liveOverhead.push((live.timings.denoiseMs - live.unetMs) / live.timings.stepsRun);
   // 3. The bare U-Net.
   const t0 = performance.now();
   for (let s = 0; s < stepsRun * callsPerStep; s++) await unet.run(feeds, [out]);
@@ -143,6 +147,8 @@ console.log(
       live_ms_per_step: round(median(livePerStep)),
       live_to_bare_ratio: round(median(livePerStep) / bareUnetMsPerStep, 3),
       live_to_bare_ratio_runs: ratios(livePerStep, bare),
+      live_overhead_ms_per_step: round(median(liveOverhead), 3),
+      live_overhead_ms_per_step_runs: liveOverhead.map((x) => round(x, 3)).sort((p, q) => p - q),
       live_frame_ms: round(median(liveFrameMs)),
       live_frame_ms_runs: liveFrameMs.map((x) => round(x)),
       end_to_end_ms: round(median(endToEnd)),

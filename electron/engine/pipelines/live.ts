@@ -57,6 +57,8 @@ export interface LiveFrame {
   loras: LoraReport[];
   /** The provider the U-Net ran on. */
   provider: ExecutionProviderName;
+  /** Time inside the U-Net's session runs (of `timings.denoiseMs`): the rest is the loop's own overhead. */
+  unetMs: number;
   /** What this frame could reuse from the one before. */
   reused: { prompt: boolean; picture: boolean; latents: boolean };
 }
@@ -204,6 +206,7 @@ export class LiveSession {
     const fixed = nineChannel ? { mask: latentMask, masked: maskedLatents! } : null;
     let denoised: Float32Array | undefined;
     const t0 = performance.now();
+    unet.unetMs = 0;
     for (const [i, t] of timesteps.entries()) {
       throwIfAborted(signal);
       const scaled = scheduler.scaleModelInput(latents, t);
@@ -234,7 +237,7 @@ export class LiveSession {
     const repainted = pasteBack(cut.image, generated, alpha);
     const image = await pasteCrop(picture, pictureMask as GrayImage, crop, repainted, params.maskBlur);
     timings.totalMs = performance.now() - started;
-    return { image, params, timings, crop, loras, reused, provider: model.sessions.providers['unet'] ?? 'cpu' };
+    return { image, params, timings, crop, loras, reused, provider: model.sessions.providers['unet'] ?? 'cpu', unetMs: unet.unetMs };
   }
 
   /** The U-Net's tensors for this shape, guidance and prompt: rebuilt only when one of them changes. */
@@ -263,6 +266,8 @@ class PreparedUnet {
   private readonly guided: Float32Array;
   private readonly conditioning: Conditioning;
   private readonly fast: boolean;
+  /** Time spent in session runs since the frame began. */
+  unetMs = 0;
 
   constructor(
     readonly model: LoadedModel,
@@ -362,12 +367,16 @@ class PreparedUnet {
         this.sample.set(fixed.masked, b * per + n + plane);
       }
     }
+    const t0 = performance.now();
     if (!this.fast) {
-      return predictNoise(this.model, this.sample.subarray(0, per), this.inChannels, this.shape, t, this.conditioning);
+      const out = await predictNoise(this.model, this.sample.subarray(0, per), this.inChannels, this.shape, t, this.conditioning);
+      this.unetMs += performance.now() - t0;
+      return out;
     }
     this.setTimestep!(t);
     const unet = this.model.modules.unet;
     for (let c = 0; c < this.feeds.length; c++) await unet.runPrepared(this.feeds[c]!, this.outputs[c]!);
+    this.unetMs += performance.now() - t0;
     if (!this.doCfg) return this.outData[0]!;
     const g = this.cfg;
     const [uncond, cond] = this.batch === 2 ? [this.outData[0]!.subarray(0, n), this.outData[0]!.subarray(n)] : [this.outData[0]!, this.outData[1]!];

@@ -31,6 +31,8 @@ export interface StudioServerOptions {
   dataDir?: string;
   /** Model folders to import; the first is selected. Default: the inpainting fixture. */
   models?: string[];
+  /** The engine's CPU threads (default 1: tests share two slow cores). */
+  threads?: number;
 }
 
 export async function startStudioServer(options: StudioServerOptions = {}): Promise<StudioServer> {
@@ -38,7 +40,7 @@ export async function startStudioServer(options: StudioServerOptions = {}): Prom
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'studio-e2e-'));
   const child: ChildProcess = spawn(
     process.execPath,
-    [join(REPO_ROOT, 'bin', 'studio.mjs'), 'serve', '--port', '0', '--data-dir', dataDir, '--static-root', RENDERER_DIST, '--providers', 'cpu', '--threads', '1'],
+    [join(REPO_ROOT, 'bin', 'studio.mjs'), 'serve', '--port', '0', '--data-dir', dataDir, '--static-root', RENDERER_DIST, '--providers', 'cpu', '--threads', String(options.threads ?? 1)],
     { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let stderr = '';

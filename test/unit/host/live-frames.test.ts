@@ -72,6 +72,7 @@ function fakeFrame(seed: number): LiveFrame {
     crop: { x: 2, y: 1, width: 4, height: 3 },
     loras: [],
     provider: 'cpu',
+    unetMs: 1,
     reused: { prompt: false, picture: false, latents: false },
   };
 }
