@@ -19,7 +19,6 @@
 import * as ort from 'onnxruntime-node';
 import { InvalidRequestError } from '../../shared/errors.js';
 import type { ExecutionProviderName, GenerationParams, GenerationTimings } from '../../shared/generation.js';
-import { stripLoraTags } from '../lora/prompt-tags.js';
 import { applyPromptLoras, type LoraReport } from '../lora/sessions.js';
 import type { LoadedModel } from '../model/model-folder.js';
 import { createScheduler, type Scheduler } from '../schedulers/index.js';
@@ -37,7 +36,7 @@ import {
   type LatentShape,
   type PromptEmbeddings,
 } from './components.js';
-import { emptyTimings } from './job.js';
+import { emptyTimings, type Job } from './job.js';
 import { cropForInpaint, cropRegion, pasteCrop, type CropRegion } from './only-masked.js';
 import { resolveParams } from './resolve.js';
 import type { GenerateRequest } from './types.js';
@@ -59,6 +58,8 @@ export interface LiveFrame {
   provider: ExecutionProviderName;
   /** Time inside the U-Net's session runs (of `timings.denoiseMs`): the rest is the loop's own overhead. */
   unetMs: number;
+  /** What the prompt encoder warned about (e.g. conditioning cut to a fixed-length U-Net). */
+  warnings: string[];
   /** What this frame could reuse from the one before. */
   reused: { prompt: boolean; picture: boolean; latents: boolean };
 }
@@ -68,6 +69,9 @@ interface PromptCache {
   model: LoadedModel;
   loras: LoraReport[];
   embeddings: PromptEmbeddings;
+  /** The textual-inversion embeddings the prompt used (recorded in the parameters, as a job does). */
+  usedEmbeddings: GenerationParams['embeddings'];
+  warnings: string[];
 }
 
 interface LatentCache {
@@ -126,16 +130,27 @@ export class LiveSession {
     const doCfg = params.cfg > 1 && params.sampler !== 'lcm';
 
     // 1. The prompt (and its LoRAs), unless it is the one the last frame used.
-    const promptKey = JSON.stringify([params.prompt, params.negativePrompt, doCfg, request.loraDirs ?? []]);
+    const promptKey = JSON.stringify([params.prompt, params.negativePrompt, doCfg, params.clipSkip ?? 1, request.loraDirs ?? [], request.embeddingDirs ?? []]);
     const reused = { prompt: this.prompt?.key === promptKey, picture: false, latents: false };
     if (!reused.prompt) {
       const applied = await applyPromptLoras(base, params.prompt, request.loraDirs ?? []);
+      // encodePrompts reads the model, the parameters, the embedding folders and the warnings of a job.
+      const encodeJob = { model: applied.model, params, embeddingDirs: request.embeddingDirs ?? [], warnings: [] as string[] };
       const t0 = performance.now();
-      const embeddings = await encodePrompts(applied.model, stripLoraTags(params.prompt), params.negativePrompt, doCfg);
+      const embeddings = await encodePrompts(encodeJob as Job, doCfg);
       timings.textEncodeMs = performance.now() - t0;
-      this.prompt = { key: promptKey, model: applied.model, loras: applied.reports, embeddings };
+      this.prompt = {
+        key: promptKey,
+        model: applied.model,
+        loras: applied.reports,
+        embeddings,
+        usedEmbeddings: params.embeddings,
+        warnings: encodeJob.warnings,
+      };
+    } else if (this.prompt!.usedEmbeddings) {
+      params.embeddings = this.prompt!.usedEmbeddings;
     }
-    const { model, embeddings, loras } = this.prompt!;
+    const { model, embeddings, loras, warnings } = this.prompt!;
     throwIfAborted(signal);
 
     // 2. The noise, drawn first (job.ts draw order), then the picture, its mask and the crop.
@@ -237,7 +252,7 @@ export class LiveSession {
     const repainted = pasteBack(cut.image, generated, alpha);
     const image = await pasteCrop(picture, pictureMask as GrayImage, crop, repainted, params.maskBlur);
     timings.totalMs = performance.now() - started;
-    return { image, params, timings, crop, loras, reused, provider: model.sessions.providers['unet'] ?? 'cpu', unetMs: unet.unetMs };
+    return { image, params, timings, crop, loras, warnings: [...warnings], reused, provider: model.sessions.providers['unet'] ?? 'cpu', unetMs: unet.unetMs };
   }
 
   /** The U-Net's tensors for this shape, guidance and prompt: rebuilt only when one of them changes. */
@@ -283,7 +298,7 @@ class PreparedUnet {
     this.conditioning = { embeddings, cfg, timestepCond, residuals: null, labelMap: null };
     this.inChannels = info.unetInChannels;
     const plane = shape.height * shape.width;
-    const { tokens, hidden } = embeddings;
+    const { hidden } = embeddings;
     const floatInput = (name: string): boolean => unet.input(name)?.type === 'float32';
     const outName = unet.outputName(['out_sample']);
     const timestepType = unet.input('timestep')?.type;
@@ -295,9 +310,10 @@ class PreparedUnet {
       (timestepCond === null || floatInput('timestep_cond')) &&
       (timestepType === 'float32' || timestepType === 'int64') &&
       unet.outputs.get(outName)?.type === 'float32';
-    // Under CFG: one batch-2 call when the batch axis is dynamic, else two batch-1 calls.
-    const calls = doCfg && !info.unet.batchDynamic ? 2 : 1;
-    this.batch = doCfg && info.unet.batchDynamic ? 2 : 1;
+    // Under CFG: one batch-2 call when the batch axis is dynamic and prompt and negative have the same
+    // length (chunk count), else two batch-1 calls (components.ts predictNoise).
+    this.batch = doCfg && info.unet.batchDynamic && embeddings.condTokens === embeddings.uncondTokens ? 2 : 1;
+    const calls = doCfg && this.batch === 1 ? 2 : 1;
     const n = latentSize(shape);
     this.sample = new Float32Array(this.batch * this.inChannels * plane);
     this.guided = new Float32Array(n);
@@ -323,7 +339,7 @@ class PreparedUnet {
         data.set(p, o);
         o += p.length;
       }
-      return new ort.Tensor('float32', data, [parts.length, tokens, hidden]);
+      return new ort.Tensor('float32', data, [parts.length, parts[0]!.length / hidden, hidden]);
     };
     const stateSets =
       !doCfg ? [[embeddings.cond]] : this.batch === 2 ? [[embeddings.uncond!, embeddings.cond]] : [[embeddings.uncond!], [embeddings.cond]];

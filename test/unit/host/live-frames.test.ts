@@ -71,6 +71,7 @@ function fakeFrame(seed: number): LiveFrame {
     timings: { totalMs: 1, textEncodeMs: 0, vaeEncodeMs: 0, denoiseMs: 1, vaeDecodeMs: 0, stepsRun: 2 },
     crop: { x: 2, y: 1, width: 4, height: 3 },
     loras: [],
+    warnings: [],
     provider: 'cpu',
     unetMs: 1,
     reused: { prompt: false, picture: false, latents: false },
