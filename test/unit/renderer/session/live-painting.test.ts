@@ -1,0 +1,121 @@
+/**
+ * Live painting in the renderer's session (session/live-painting.ts) over the real studio client,
+ * against a fake host whose frames take 80 ms: dabs painted while a frame is in flight are never queued
+ * (only the newest state is sent when it comes back), frames begin during a stroke, settings edits
+ * schedule frames, nothing is sent with an empty mask, and Live off stops at once.
+ */
+import { afterEach, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import type { RequestInputs } from '../../../../electron/shared/contract.js';
+import { EditorDocument } from '../../../../renderer/src/document/document.js';
+import { StudioClient, WebSocketStudioApi } from '../../../../renderer/src/ipc/studio-client.js';
+import { createLivePainting, type LivePainting } from '../../../../renderer/src/session/live-painting.js';
+import { DEFAULT_SETTINGS, Store } from '../../../../renderer/src/session/store.js';
+import { FakeHost, until } from './fake-host.js';
+
+const FRAME_MS = 80;
+const brush = { size: 6, hardness: 1, opacity: 1 };
+
+function setup() {
+  let inFlight = 0;
+  let maxInFlight = 0;
+  const host = new FakeHost()
+    .handle('live.frame', async () => {
+      inFlight++;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      await new Promise((r) => setTimeout(r, FRAME_MS));
+      inFlight--;
+      return {
+        status: 'done',
+        frameId: crypto.randomUUID(),
+        crop: { x: 0, y: 0, width: 2, height: 1 },
+        rgba: Buffer.from([1, 2, 3, 255, 4, 5, 6, 255]).toString('base64'),
+        params: {} as never,
+        timings: { totalMs: FRAME_MS, textEncodeMs: 0, vaeEncodeMs: 0, denoiseMs: 0, vaeDecodeMs: 0, stepsRun: 1 },
+        provider: 'cpu',
+      } as const;
+    })
+    .handle('live.stop', () => ({ stopped: false }))
+    .handle('live.keep', () => ({ historyId: 7 }));
+  const client = new StudioClient(new WebSocketStudioApi('ws://studio.test/api/ws', host.openSocket), 'http://127.0.0.1/api/images');
+  const doc = new EditorDocument(32, 32);
+  const settingsStore = new Store({ ...DEFAULT_SETTINGS, prompt: 'a cat', width: 32, height: 32 });
+  const notices: string[] = [];
+  const live = createLivePainting({
+    client,
+    doc,
+    settingsStore,
+    selectedModelId: () => 'm',
+    onModelChange: () => () => undefined,
+    compress: async (raw) => raw.slice(),
+    toBase64: (bytes) => Buffer.from(bytes).toString('base64'),
+    describeError: (err) => String(err),
+    notify: (_kind, text) => notices.push(text),
+  });
+  const frames = () => host.callsTo('live.frame') as Array<RequestInputs['live.frame']>;
+  return { host, doc, settingsStore, live, frames, notices, maxInFlight: () => maxInFlight, inFlight: () => inFlight };
+}
+
+describe('live painting in the session', () => {
+  let live: LivePainting | null = null;
+  afterEach(() => live?.dispose());
+
+  it('a stroke gets frames while it is painted; dabs during a frame are folded into one newer frame, never queued', async () => {
+    const t = setup();
+    live = t.live;
+    live.setLive(true);
+    assert.equal(t.frames().length, 0, 'nothing is sent while the mask is empty');
+    t.doc.beginStroke('brush', brush, { x: 4, y: 4, pressure: 1 });
+    await until(() => t.frames().length === 1, 2000, 'the first frame');
+    // 20 more dabs while that frame is computed: one frame follows, with the newest mask.
+    for (let i = 1; i <= 20; i++) t.doc.continueStroke({ x: 4 + i, y: 4, pressure: 1 });
+    const newestMask = t.doc.mask.data.slice();
+    await until(() => live!.store.get().frame !== null, 2000, 'the first answer');
+    await until(() => t.frames().length === 2 && !live!.store.get().computing, 2000, 'the second frame');
+    await new Promise((r) => setTimeout(r, FRAME_MS * 2));
+    assert.equal(t.frames().length, 2, 'the stale states in between were dropped');
+    assert.equal(t.maxInFlight(), 1, 'at most one frame at a time');
+    // The second frame carries the mask as it was after the last dab (a stored PNG: decode by length only).
+    assert.ok(t.frames()[1]!.mask.length > 0 && newestMask.some((v) => v > 0));
+    // Still inside the same stroke: the frame came while the button is down.
+    const shown = live.store.get().frame!;
+    assert.equal(shown.seq, 2);
+    assert.deepEqual([...shown.rgba], [1, 2, 3, 255, 4, 5, 6, 255]);
+    t.doc.endStroke();
+  });
+
+  it('a prompt or weight edit schedules a frame with the new settings', async () => {
+    const t = setup();
+    live = t.live;
+    t.doc.beginStroke('brush', brush, { x: 10, y: 10, pressure: 1 });
+    t.doc.endStroke();
+    live.setLive(true);
+    await until(() => t.frames().length === 1 && !live!.store.get().computing, 2000, 'the first frame');
+    t.settingsStore.update({ prompt: 'a dog', cfg: 3 });
+    await until(() => t.frames().length === 2, 2000, 'a frame for the edit');
+    assert.equal(t.frames()[1]!.prompt, 'a dog');
+    assert.equal(t.frames()[1]!.cfg, 3);
+    assert.equal(t.frames()[1]!.seed, t.frames()[0]!.seed, 'every frame of a session repaints from the same seed');
+    await until(() => !live!.store.get().computing, 2000, 'idle');
+    assert.equal(await live.keep(), 7);
+    assert.deepEqual(t.host.callsTo('live.keep'), [{ frameId: live.store.get().frame!.frameId }]);
+  });
+
+  it('Live off while a frame is computed: no further frame is sent, the layer is cleared and the host is told', async () => {
+    const t = setup();
+    live = t.live;
+    t.doc.beginStroke('brush', brush, { x: 10, y: 10, pressure: 1 });
+    live.setLive(true);
+    await until(() => t.frames().length === 1, 2000, 'the first frame');
+    t.doc.continueStroke({ x: 20, y: 10, pressure: 1 });
+    live.setLive(false);
+    assert.deepEqual(live.store.get(), { on: false, frame: null, computing: false, error: null });
+    await until(() => t.host.callsTo('live.stop').length === 1, 2000, 'live.stop');
+    await new Promise((r) => setTimeout(r, FRAME_MS * 2));
+    assert.equal(t.frames().length, 1, 'the dab after Live off sent nothing');
+    assert.equal(live.store.get().frame, null, 'the late answer is not shown');
+    t.doc.continueStroke({ x: 25, y: 12, pressure: 1 });
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(t.frames().length, 1);
+  });
+});
