@@ -19,6 +19,7 @@
 import * as ort from 'onnxruntime-node';
 import { InvalidRequestError } from '../../shared/errors.js';
 import type { ExecutionProviderName, GenerationParams, GenerationTimings } from '../../shared/generation.js';
+import { stripLoraTags } from '../lora/prompt-tags.js';
 import { applyPromptLoras, type LoraReport } from '../lora/sessions.js';
 import type { LoadedModel } from '../model/model-folder.js';
 import { createScheduler, type Scheduler } from '../schedulers/index.js';
@@ -37,6 +38,7 @@ import {
   type PromptEmbeddings,
 } from './components.js';
 import { emptyTimings, type Job } from './job.js';
+import { encodeSdxlConditioning, type AddedConditioning } from './sdxl-conditioning.js';
 import { cropForInpaint, cropRegion, pasteCrop, type CropRegion } from './only-masked.js';
 import { resolveParams } from './resolve.js';
 import type { GenerateRequest } from './types.js';
@@ -69,6 +71,8 @@ interface PromptCache {
   model: LoadedModel;
   loras: LoraReport[];
   embeddings: PromptEmbeddings;
+  /** SDXL: the U-Net's added inputs (text_embeds, time_ids). */
+  added: AddedConditioning | null;
   /** The textual-inversion embeddings the prompt used (recorded in the parameters, as a job does). */
   usedEmbeddings: GenerationParams['embeddings'];
   warnings: string[];
@@ -130,27 +134,31 @@ export class LiveSession {
     const doCfg = params.cfg > 1 && params.sampler !== 'lcm';
 
     // 1. The prompt (and its LoRAs), unless it is the one the last frame used.
-    const promptKey = JSON.stringify([params.prompt, params.negativePrompt, doCfg, params.clipSkip ?? 1, request.loraDirs ?? [], request.embeddingDirs ?? []]);
+    const promptKey = JSON.stringify([width, height, params.prompt, params.negativePrompt, doCfg, params.clipSkip ?? 1, request.loraDirs ?? [], request.embeddingDirs ?? []]);
     const reused = { prompt: this.prompt?.key === promptKey, picture: false, latents: false };
     if (!reused.prompt) {
       const applied = await applyPromptLoras(base, params.prompt, request.loraDirs ?? []);
       // encodePrompts reads the model, the parameters, the embedding folders and the warnings of a job.
       const encodeJob = { model: applied.model, params, embeddingDirs: request.embeddingDirs ?? [], warnings: [] as string[] };
       const t0 = performance.now();
-      const embeddings = await encodePrompts(encodeJob as Job, doCfg);
+      // As encodeConditioning (components.ts) does for a queued job.
+      const { embeddings, added } = base.info.sdxl
+        ? await encodeSdxlConditioning(applied.model, stripLoraTags(params.prompt), params.negativePrompt, doCfg, { width, height })
+        : { embeddings: await encodePrompts(encodeJob as Job, doCfg), added: null };
       timings.textEncodeMs = performance.now() - t0;
       this.prompt = {
         key: promptKey,
         model: applied.model,
         loras: applied.reports,
         embeddings,
+        added,
         usedEmbeddings: params.embeddings,
         warnings: encodeJob.warnings,
       };
     } else if (this.prompt!.usedEmbeddings) {
       params.embeddings = this.prompt!.usedEmbeddings;
     }
-    const { model, embeddings, loras, warnings } = this.prompt!;
+    const { model, embeddings, added, loras, warnings } = this.prompt!;
     throwIfAborted(signal);
 
     // 2. The noise, drawn first (job.ts draw order), then the picture, its mask and the crop.
@@ -217,7 +225,7 @@ export class LiveSession {
     // 5. The denoising loop, into the prepared tensors.
     const plane = shape.height * shape.width;
     const n = latentSize(shape);
-    const unet = this.preparedUnet(model, shape, embeddings, doCfg, params.cfg);
+    const unet = this.preparedUnet(model, shape, embeddings, added, doCfg, params.cfg);
     const fixed = nineChannel ? { mask: latentMask, masked: maskedLatents! } : null;
     let denoised: Float32Array | undefined;
     const t0 = performance.now();
@@ -256,10 +264,17 @@ export class LiveSession {
   }
 
   /** The U-Net's tensors for this shape, guidance and prompt: rebuilt only when one of them changes. */
-  private preparedUnet(model: LoadedModel, shape: LatentShape, embeddings: PromptEmbeddings, doCfg: boolean, cfg: number): PreparedUnet {
+  private preparedUnet(
+    model: LoadedModel,
+    shape: LatentShape,
+    embeddings: PromptEmbeddings,
+    added: AddedConditioning | null,
+    doCfg: boolean,
+    cfg: number,
+  ): PreparedUnet {
     const u = this.unet;
     if (u && u.model === model && u.embeddings === embeddings && u.doCfg === doCfg && u.cfg === cfg && u.sameShape(shape)) return u;
-    this.unet = new PreparedUnet(model, shape, embeddings, doCfg, cfg);
+    this.unet = new PreparedUnet(model, shape, embeddings, added, doCfg, cfg);
     return this.unet;
   }
 }
@@ -268,7 +283,7 @@ export class LiveSession {
  * One guided noise prediction per call, like components.ts `predictNoise`, but on tensors built once:
  * the sample (the [uncond, cond] batch under CFG), the text states, the timestep and its LCM guidance
  * embedding, and the output. A U-Net whose inputs are not float32 (an fp16 export) or that takes
- * ControlNet residuals or a label map goes through `predictNoise` instead.
+ * ControlNet residuals, a label map or SDXL's added inputs goes through `predictNoise` instead.
  */
 class PreparedUnet {
   private readonly inChannels: number;
@@ -288,6 +303,7 @@ class PreparedUnet {
     readonly model: LoadedModel,
     private readonly shape: LatentShape,
     readonly embeddings: PromptEmbeddings,
+    added: AddedConditioning | null,
     readonly doCfg: boolean,
     readonly cfg: number,
   ) {
@@ -295,7 +311,7 @@ class PreparedUnet {
     const unet = model.modules.unet;
     const condDim = info.unet.timestepCondDim;
     const timestepCond = condDim !== null ? guidanceEmbedding(cfg, condDim) : null;
-    this.conditioning = { embeddings, cfg, timestepCond, residuals: null, labelMap: null };
+    this.conditioning = { embeddings, cfg, timestepCond, residuals: null, labelMap: null, added };
     this.inChannels = info.unetInChannels;
     const plane = shape.height * shape.width;
     const { hidden } = embeddings;
@@ -305,6 +321,7 @@ class PreparedUnet {
     this.fast =
       !info.control &&
       !info.layout &&
+      added === null &&
       floatInput('sample') &&
       floatInput('encoder_hidden_states') &&
       (timestepCond === null || floatInput('timestep_cond')) &&

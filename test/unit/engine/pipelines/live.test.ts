@@ -5,9 +5,10 @@
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { Engine } from '../../../../electron/engine/engine.js';
 import type { GenerateRequest } from '../../../../electron/engine/pipelines/types.js';
-import { modelDir, testPicture, toPng } from '../../../support/engine-fixtures.js';
+import { MODELS, modelDir, testPicture, toPng } from '../../../support/engine-fixtures.js';
 
 const W = 160;
 const H = 120;
@@ -29,6 +30,8 @@ describe('live frames', () => {
     { name: 'tiny-sd1-inpaint', extra: {} },
     { name: 'tiny-sd1', extra: { sampler: 'euler' } },
     { name: 'tiny-lcm', extra: { sampler: 'lcm', cfg: 1.5 } },
+    // SDXL (text_embeds and time_ids): the Turbo folder, no guidance.
+    { name: 'tiny-sdxl-turbo', extra: { cfg: 0 } },
   ] as const;
   for (const { name, extra } of cases) {
     test(`${name}: every frame of a stroke equals the queued masked inpaint, byte for byte`, async () => {
@@ -51,12 +54,12 @@ describe('live frames', () => {
         base,
         { ...base, mask: await maskPng([[40, 30, 60, 50], [60, 40, 80, 55]]) },
         { ...base, mask: await maskPng([[40, 30, 60, 50], [60, 40, 80, 55]]), prompt: 'a green pear' },
-        { ...base, mask: await maskPng([[40, 30, 60, 50], [60, 40, 80, 55]]), prompt: 'a green pear', cfg: 'cfg' in extra ? 1.8 : 3 },
+        { ...base, mask: await maskPng([[40, 30, 60, 50], [60, 40, 80, 55]]), prompt: 'a green pear', cfg: 'cfg' in extra ? extra.cfg + 0.3 : 3 },
       ];
       const reused = [];
       for (const request of frames) {
-        const live = await engine.liveFrame(modelDir(name), request);
-        const queued = await engine.generate(modelDir(name), { ...request, inpaintArea: 'masked' });
+        const live = await engine.liveFrame(join(MODELS, name), request);
+        const queued = await engine.generate(join(MODELS, name), { ...request, inpaintArea: 'masked' });
         assert.deepEqual(live.params, queued.params);
         assert.equal(live.image.width, W);
         assert.equal(live.image.height, H);
