@@ -27,6 +27,8 @@ export const generationParamsSchema = z.object({
   inpaintArea: z.enum(INPAINT_AREAS).optional(),
   maskPadding: z.number().int().min(0).optional(),
   controlScale: z.number().finite().min(0).optional(),
+  clipSkip: z.number().int().min(1).optional(),
+  embeddings: z.array(z.object({ name: z.string(), hash: z.string() })).optional(),
 });
 
 /**
@@ -111,5 +113,7 @@ function recorded(p: Partial<GenerationParams> & { prompt: string }, width: numb
     ...(p.inpaintArea !== undefined ? { inpaintArea: p.inpaintArea } : {}),
     ...(p.maskPadding !== undefined ? { maskPadding: p.maskPadding } : {}),
     ...(p.controlScale !== undefined ? { controlScale: p.controlScale } : {}),
+    ...(p.clipSkip !== undefined && p.clipSkip > 1 ? { clipSkip: p.clipSkip } : {}),
+    ...(p.embeddings !== undefined && p.embeddings.length > 0 ? { embeddings: p.embeddings } : {}),
   };
 }

@@ -16,6 +16,10 @@ import { DEFAULT_CONTROL_SCALE } from '../shared/generation-limits.js';
 import type { GenerateRequest } from '../engine/pipelines/types.js';
 import { readNpyFloat32 } from '../engine/tensor/npy.js';
 import { ClipTokenizer } from '../engine/tokenizer/clip-tokenizer.js';
+import { describePrompt, EmbeddingVocabulary } from '../engine/prompt/chunker.js';
+import { loadEmbeddingFolder } from '../engine/prompt/embeddings.js';
+import { stripLoraTags } from '../engine/lora/prompt-tags.js';
+import { embeddingFolder } from '../model-library/embeddings.js';
 import { encodePng } from '../history/png.js';
 import { importLora, listLoras, loraFolder, removeLora } from '../model-library/loras.js';
 
@@ -28,8 +32,8 @@ const USAGE = `Usage:
   studio generate [--model DIR] --prompt TEXT [--negative TEXT] [--init IMG --strength S] [--mask PNG]
                   [--mask-blur PX] [--inpaint-area whole|masked] [--mask-padding PX] [--steps N] [--cfg G] [--sampler NAME] [--seed N] [--width W --height H]
                   [--latents FILE.npy] [--control IMG [--control-scale S] [--controlnet DIR]] [--label-map PNG] [--mode MODE]
-                  [--lora-dir DIR]… [--data-dir DIR] [--providers cpu,webgpu,…] [--threads N] --out FILE.png
-  studio tokenize [--model DIR] TEXT
+                  [--lora-dir DIR]… [--clip-skip N] [--embeddings-dir DIR]… [--data-dir DIR] [--providers cpu,webgpu,…] [--threads N] --out FILE.png
+  studio tokenize [--model DIR] [--embeddings-dir DIR]… [--data-dir DIR] TEXT
   studio info [--model DIR]
   studio loras list|import FILE…|remove NAME… [--data-dir DIR]
   studio history import PATH… [--data-dir DIR]
@@ -41,6 +45,9 @@ The mode follows the inputs: --label-map → layout (a layout model; the map is 
 and sets the size), --mask → inpaint, --init → img2img, else txt2img. --mode, if given, must agree.
 <lora:name:weight> (or <lora:name:te_weight:unet_weight>) in the prompt applies <name>.safetensors, looked up
 in each --lora-dir, then in the library's LoRA folder (<data dir>/loras, managed with studio loras).
+Prompts follow AUTOMATIC1111: (word:1.2), ((word)), [word], BREAK, long prompts in 75-token chunks; a word equal
+to the file name of a textual-inversion embedding (.pt, .safetensors) in an --embeddings-dir or in
+<data dir>/embeddings uses its vectors. --clip-skip N is A1111's "Clip skip". tokenize prints the chunks.
 Modes: ${GENERATION_MODES.join(', ')}. Samplers: ${SAMPLERS.join(', ')}.`;
 
 export function resolveModelDir(dir: string | undefined): string {
@@ -109,6 +116,8 @@ async function generate(argv: string[]): Promise<unknown> {
     providers: { type: 'string' },
     threads: { type: 'string' },
     'lora-dir': { type: 'string', multiple: true },
+    'clip-skip': { type: 'string' },
+    'embeddings-dir': { type: 'string', multiple: true },
     'data-dir': { type: 'string' },
     out: { type: 'string' },
   });
@@ -142,6 +151,7 @@ async function generate(argv: string[]): Promise<unknown> {
     negativePrompt: (values['negative'] as string | undefined) ?? '',
     seed,
     loraDirs,
+    embeddingDirs: await embeddingDirsOf(values),
   };
   const optional: Array<[keyof GenerateRequest, string]> = [
     ['steps', 'steps'],
@@ -151,6 +161,7 @@ async function generate(argv: string[]): Promise<unknown> {
     ['strength', 'strength'],
     ['maskBlur', 'mask-blur'],
     ['maskPadding', 'mask-padding'],
+    ['clipSkip', 'clip-skip'],
   ];
   for (const [key, flag] of optional) {
     const n = numberArg(values, flag);
@@ -215,6 +226,9 @@ async function generate(argv: string[]): Promise<unknown> {
       sampler: result.params.sampler,
       steps: result.params.steps,
       ...(result.params.controlScale !== undefined ? { controlScale: result.params.controlScale } : {}),
+      ...(result.params.clipSkip !== undefined ? { clipSkip: result.params.clipSkip } : {}),
+      ...(result.params.embeddings !== undefined ? { embeddings: result.params.embeddings } : {}),
+      ...(result.warnings.length > 0 ? { warnings: result.warnings } : {}),
       provider: result.provider,
       timings: roundTimings(result.timings),
       ...(result.loras.length > 0
@@ -259,13 +273,25 @@ function roundTimings<T extends object>(t: T): T {
   return Object.fromEntries(Object.entries(t).map(([k, v]) => [k, typeof v === 'number' ? Math.round(v * 10) / 10 : v])) as T;
 }
 
+/** --embeddings-dir folders first, then the library's <data dir>/embeddings. */
+async function embeddingDirsOf(values: Record<string, unknown>): Promise<string[]> {
+  return [...((values['embeddings-dir'] as string[] | undefined) ?? []).map((d) => resolve(d)), embeddingFolder(await dataDirOf(values))];
+}
+
+/** The prompt as the engine conditions on it: A1111's chunks, each with its 77 ids and weights. */
 async function tokenize(argv: string[]): Promise<unknown> {
-  const { values, positionals } = parse(argv, { model: { type: 'string' } });
+  const { values, positionals } = parse(argv, {
+    model: { type: 'string' },
+    'embeddings-dir': { type: 'string', multiple: true },
+    'data-dir': { type: 'string' },
+  });
   if (positionals.length === 0) throw new InvalidRequestError(`tokenize needs a text\n\n${USAGE}`);
   const modelDir = resolveModelDir(values['model'] as string | undefined);
   const tokenizer = await ClipTokenizer.fromFolder(join(modelDir, 'tokenizer'));
-  const { ids, count, truncated } = tokenizer.encode(positionals.join(' '));
-  return { ids, count, truncated };
+  const embeddings = loadEmbeddingFolder(await embeddingDirsOf(values), null);
+  const all = [...embeddings.usable, ...embeddings.mismatched];
+  const vocabulary = all.length > 0 ? new EmbeddingVocabulary(tokenizer, all) : undefined;
+  return describePrompt(stripLoraTags(positionals.join(' ')), tokenizer, vocabulary ? { embeddings: vocabulary } : {});
 }
 
 async function info(argv: string[]): Promise<unknown> {

@@ -39,6 +39,7 @@ import { JobQueue, type JobRunner } from './job-queue.js';
 import { LiveFrames } from './live-frames.js';
 import { SettingsStore } from './settings-store.js';
 import { loraFolder } from '../model-library/loras.js';
+import { embeddingFolder } from '../model-library/embeddings.js';
 
 export interface HostOptions {
   /** The data folder: history (images, database) and host.sqlite. Created if needed. */
@@ -408,8 +409,15 @@ export class Host {
     const mask = req.mask !== undefined ? Buffer.from(req.mask, 'base64') : undefined;
     const labelMap = req.labelMap !== undefined ? Buffer.from(req.labelMap, 'base64') : undefined;
     // <lora:name:…> tags in the prompt are looked up in the library's LoRA folder.
-    const engineRequest: GenerateRequest = { mode: req.mode, prompt: req.prompt, seed: req.seed, loraDirs: [loraFolder(this.dataDir)] };
-    for (const key of ['negativePrompt', 'steps', 'cfg', 'sampler', 'width', 'height', 'strength', 'maskBlur', 'inpaintArea', 'maskPadding'] as const) {
+    // Embedding names (A1111 textual inversion) are looked up in the library's embeddings folder.
+    const engineRequest: GenerateRequest = {
+      mode: req.mode,
+      prompt: req.prompt,
+      seed: req.seed,
+      loraDirs: [loraFolder(this.dataDir)],
+      embeddingDirs: [embeddingFolder(this.dataDir)],
+    };
+    for (const key of ['negativePrompt', 'steps', 'cfg', 'sampler', 'width', 'height', 'strength', 'maskBlur', 'inpaintArea', 'maskPadding', 'clipSkip'] as const) {
       if (req[key] !== undefined) (engineRequest as unknown as Record<string, unknown>)[key] = req[key];
     }
     if (req.control) {

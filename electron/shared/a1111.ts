@@ -57,10 +57,18 @@ function unquote(value: string): string {
 /** A1111's infotext key for the LoRAs a run used (extensions-builtin/Lora): `"alias: hash12, alias: hash12"`. */
 export const LORA_HASHES_KEY = 'Lora hashes';
 
+export const CLIP_SKIP_KEY = 'Clip skip';
+export const TI_HASHES_KEY = 'TI hashes';
+
+/** A1111's "name: hash, …" lists (Lora hashes, TI hashes): `:` and `,` leave the names. */
+function hashList(items: readonly { name: string; hash: string }[]): string {
+  return items.map((l) => `${l.name.replace(/[:,]/g, '')}: ${l.hash}`).join(', ');
+}
+
 /** The `Lora hashes` setting for `formatA1111Parameters`' extra (empty when no LoRA); `:` and `,` leave the names, as in A1111. */
 export function loraHashesSetting(loras: readonly { name: string; hash: string }[]): Record<string, string> {
   if (loras.length === 0) return {};
-  return { [LORA_HASHES_KEY]: loras.map((l) => `${l.name.replace(/[:,]/g, '')}: ${l.hash}`).join(', ') };
+  return { [LORA_HASHES_KEY]: hashList(loras) };
 }
 
 /** Reads `Lora hashes` back: name → hash, in order. */
@@ -104,7 +112,10 @@ export function formatA1111Parameters(
   if (model.name) settings.push(['Model', model.name]);
   // Only the modes that start from an image: a layout run draws from noise, like txt2img.
   if (params.mode === 'img2img' || params.mode === 'inpaint') settings.push(['Denoising strength', params.strength]);
+  // A1111 writes Clip skip only when it is not 1, and the embeddings a prompt used as "TI hashes".
+  if (params.clipSkip !== undefined && params.clipSkip > 1) settings.push([CLIP_SKIP_KEY, params.clipSkip]);
   if (params.mode === 'inpaint') settings.push(['Mask blur', params.maskBlur]);
+  if (params.embeddings && params.embeddings.length > 0) settings.push([TI_HASHES_KEY, hashList(params.embeddings)]);
   for (const [k, v] of Object.entries(extra)) settings.push([k, v]);
 
   const settingsLine = settings.map(([k, v]) => `${k}: ${quote(String(v))}`).join(', ');
@@ -197,6 +208,11 @@ export function parseA1111Parameters(text: string): ParsedA1111Parameters {
   if (strength !== undefined) params.strength = strength;
   const maskBlur = toNumber(settings['Mask blur']);
   if (maskBlur !== undefined) params.maskBlur = maskBlur;
+  // A1111 reads a missing Clip skip as 1; we leave 1 out of params, as a run with clip skip 1 does.
+  const clipSkip = toInteger(settings[CLIP_SKIP_KEY]);
+  if (clipSkip !== undefined && clipSkip > 1) params.clipSkip = clipSkip;
+  const embeddings = parseLoraHashes(settings[TI_HASHES_KEY]);
+  if (embeddings.length > 0) params.embeddings = embeddings;
   const samplerLabel = settings['Sampler'];
   if (samplerLabel !== undefined) {
     const sampler = mapSampler(samplerLabel, settings['Schedule type']);

@@ -14,6 +14,7 @@ import { GENERATION_MODES, INPAINT_AREAS, SAMPLERS } from './generation.js';
 import type { ExecutionProviderName } from './generation.js';
 import {
   MAX_CFG,
+  MAX_CLIP_SKIP,
   MAX_CONTROL_SCALE,
   MAX_MASK_BLUR,
   MAX_MASK_PADDING,
@@ -188,6 +189,8 @@ export const generateRequestSchema = z
     inpaintArea: z.enum(INPAINT_AREAS).optional(),
     /** inpaint, "masked" area: pixels of context around the mask. */
     maskPadding: z.number().int().min(0).max(MAX_MASK_PADDING).optional(),
+    /** A1111's "Clip skip": the text encoder's hidden state N − 1 layers before the last (1 = the last). */
+    clipSkip: z.number().int().min(1).max(MAX_CLIP_SKIP).optional(),
     /**
      * ControlNet: the control image (e.g. a segmentation map), its conditioning scale, and optionally a
      * ControlNet folder (default: the model folder's own controlnet/).

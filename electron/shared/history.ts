@@ -103,6 +103,10 @@ export interface RecordedParams {
   maskPadding?: number;
   /** Set when a ControlNet guided the run: its conditioning scale. */
   controlScale?: number;
+  /** A1111's "Clip skip", when it was not 1. */
+  clipSkip?: number;
+  /** The textual-inversion embeddings the prompts used (A1111 "TI hashes"). */
+  embeddings?: { name: string; hash: string }[];
 }
 
 export interface HistoryItem {

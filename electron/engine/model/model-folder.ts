@@ -52,7 +52,7 @@ import { detectTextEncoder, type TextEncoderDetection } from './text-encoder.js'
 import { detectUnet, unetOutChannels } from './unet.js';
 import { detectVaeDecoder, detectVaeEncoder, openVaeEncoder } from './vae.js';
 import { EmbeddingVocabulary } from '../prompt/chunker.js';
-import { encodePrompt, type EncodedPrompt } from '../prompt/conditioning.js';
+import { encodePrompt, PROMPT_CACHE_SIZE, type EncodedPrompt } from '../prompt/conditioning.js';
 import { loadEmbeddingFolder, widthMismatchError, type TextualInversion } from '../prompt/embeddings.js';
 import { clipSkipState, PromptTextEncoder } from '../prompt/text-encoder.js';
 
@@ -101,8 +101,6 @@ export interface ModelSubmodules {
 /** Numbers prompt encoders for cache keys (module-wide: a LoRA view must not count from its base's value). */
 let nextPromptEncoderId = 0;
 
-/** Encoded prompts kept per model (a batch, a re-run or a live preview reuse them). */
-const PROMPT_CACHE_ENTRIES = 32;
 
 /** The embeddings a job may use: those that fit this model's text encoder, and those that do not (by name). */
 export interface PromptEmbeddingSet {
@@ -196,7 +194,7 @@ export class LoadedModel {
       },
     });
     this.promptCache.set(key, encoded);
-    if (this.promptCache.size > PROMPT_CACHE_ENTRIES) this.promptCache.delete(this.promptCache.keys().next().value!);
+    if (this.promptCache.size > PROMPT_CACHE_SIZE) this.promptCache.delete(this.promptCache.keys().next().value!);
     return encoded;
   }
 

@@ -191,3 +191,34 @@ function padAfterFirstEos(ids: number[], tokenizer: ChunkTokenizer): number[] {
 export function tokenLimit(tokenCount: number): number {
   return Math.ceil(Math.max(tokenCount, 1) / CHUNK_LENGTH) * CHUNK_LENGTH;
 }
+
+/** One chunk as `studio tokenize` and the prompt box show it. */
+export interface ChunkDescription {
+  /** The 77 ids, BOS and EOS included (padding applied). */
+  ids: number[];
+  /** One weight per id. */
+  weights: number[];
+  /** Embedding placements: position in `ids` of the first vector, name and vector count. */
+  embeddings: { position: number; name: string; vectors: number }[];
+}
+
+export interface PromptDescription {
+  /** A1111's count: 75 per finished chunk plus the tokens of the last one. */
+  tokenCount: number;
+  /** The prompt box's limit: 75 × chunks (A1111 shows `tokenCount/limit`, e.g. 82/150). */
+  limit: number;
+  chunks: ChunkDescription[];
+}
+
+export function describePrompt<E extends ChunkEmbedding>(prompt: string, tokenizer: ChunkTokenizer, options: ChunkOptions<E> = {}): PromptDescription {
+  const { chunks, tokenCount } = tokenizePrompt(prompt, tokenizer, options);
+  return {
+    tokenCount,
+    limit: tokenLimit(tokenCount),
+    chunks: chunks.map((c) => ({
+      ids: c.ids,
+      weights: c.multipliers,
+      embeddings: c.fixes.map((f) => ({ position: f.offset + 1, name: f.embedding.name, vectors: f.embedding.vectors })),
+    })),
+  };
+}

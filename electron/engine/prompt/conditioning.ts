@@ -12,6 +12,9 @@ import { CHUNK_TOKENS, tokenizePrompt } from './chunker.js';
 import type { TextualInversion } from './embeddings.js';
 import type { HiddenStateChoice, PromptTextEncoder } from './text-encoder.js';
 
+/** Encoded prompts kept per model (a batch, a re-run or a live preview reuse them). */
+export const PROMPT_CACHE_SIZE = 32;
+
 export interface EncodedPrompt {
   /** [chunks · 77, width], row-major. */
   data: Float32Array;

@@ -84,6 +84,22 @@ export function loadTextualInversion(file: string): TextualInversion {
   );
 }
 
+/** Files read once per (path, size, mtime): a folder is listed on every job, but rarely changes. */
+const fileCache = new Map<string, TextualInversion>();
+const FILE_CACHE_SIZE = 256;
+
+function cachedTextualInversion(file: string): TextualInversion {
+  const s = statSync(file);
+  const stamp = `${file}\u0000${s.size}\u0000${s.mtimeMs}`;
+  let e = fileCache.get(stamp);
+  if (!e) {
+    e = loadTextualInversion(file);
+    fileCache.set(stamp, e);
+    while (fileCache.size > FILE_CACHE_SIZE) fileCache.delete(fileCache.keys().next().value!);
+  }
+  return e;
+}
+
 /** The embedding files in a folder and its subfolders (A1111 walks it recursively; empty files are skipped). */
 export function listEmbeddingFiles(dir: string): string[] {
   if (!existsSync(dir)) return [];
@@ -110,21 +126,21 @@ export interface EmbeddingSet {
   unreadable: { file: string; message: string }[];
 }
 
-export function loadEmbeddingFolder(dirs: readonly string[], width: number): EmbeddingSet {
+export function loadEmbeddingFolder(dirs: readonly string[], width: number | null): EmbeddingSet {
   const set: EmbeddingSet = { usable: [], mismatched: [], unreadable: [] };
   const seen = new Set<string>();
   for (const dir of dirs) {
     for (const file of listEmbeddingFiles(dir)) {
       let e: TextualInversion;
       try {
-        e = loadTextualInversion(file);
+        e = cachedTextualInversion(file);
       } catch (err) {
         set.unreadable.push({ file, message: (err as Error).message });
         continue;
       }
       if (seen.has(e.name.toLowerCase())) continue;
       seen.add(e.name.toLowerCase());
-      (e.width === width ? set.usable : set.mismatched).push(e);
+      (width === null || e.width === width ? set.usable : set.mismatched).push(e);
     }
   }
   return set;

@@ -121,16 +121,19 @@ describe('studio CLI', () => {
     assert.equal(missing.code, 1);
   });
 
-  test('tokenize prints ids, count and truncation', async () => {
-    const r = await studio('tokenize', '--model', modelDir('tiny-sd1'), 'a red apple');
+  test('tokenize prints A1111 chunks with their ids and weights', async () => {
+    const r = await studio('tokenize', '--model', modelDir('tiny-sd1'), '--data-dir', dir, 'a (red:1.3) apple');
     assert.equal(r.code, 0, r.stderr);
-    const out = JSON.parse(r.stdout) as { ids: number[]; count: number; truncated: boolean };
-    assert.equal(out.ids.length, 77);
-    assert.deepEqual(out.ids.slice(0, 6), [1012, 320, 736, 882, 579, 1013]);
-    assert.equal(out.count, 4);
-    assert.equal(out.truncated, false);
-    const long = await studio('tokenize', '--model', modelDir('tiny-sd1'), 'apple '.repeat(100));
-    assert.equal(JSON.parse(long.stdout).truncated, true);
+    const out = JSON.parse(r.stdout) as { tokenCount: number; limit: number; chunks: { ids: number[]; weights: number[] }[] };
+    assert.equal(out.tokenCount, 4);
+    assert.equal(out.limit, 75);
+    assert.equal(out.chunks.length, 1);
+    assert.equal(out.chunks[0]!.ids.length, 77);
+    assert.deepEqual(out.chunks[0]!.ids.slice(0, 6), [1012, 320, 736, 882, 579, 1013]);
+    assert.deepEqual(out.chunks[0]!.weights.slice(0, 6), [1, 1, 1.3, 1, 1, 1]);
+    const long = JSON.parse((await studio('tokenize', '--model', modelDir('tiny-sd1'), '--data-dir', dir, 'apple '.repeat(100))).stdout);
+    assert.equal(long.chunks.length, 2);
+    assert.equal(long.limit, 150);
   });
 
   test('info prints what was detected, and which provider each session runs on with the reasons for any fallback', async () => {
