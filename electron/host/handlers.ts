@@ -239,18 +239,18 @@ export function createHandlers(host: Host) {
     },
 
     async 'live.frame'(req) {
-      const { modelId, initImage, initImageHash, mask, ...params } = req;
+      const { modelId, initImage, initImageHash, mask, parentId, ...params } = req;
       const model = library.get(modelId ?? host.defaultModelId());
       if (initImageHash !== undefined && !existsSync(history.imagePath(initImageHash))) {
         throw new StudioError('E_NOT_FOUND', `initImageHash: no image ${initImageHash} in history.`);
       }
       const picture = initImageHash !== undefined ? await readFile(history.imagePath(initImageHash)) : Buffer.from(initImage!, 'base64');
-      return host.live.frame(model.id, model.dir, {
-        ...params,
-        mode: 'inpaint',
-        initImage: picture,
-        mask: Buffer.from(mask, 'base64'),
-      });
+      return host.live.frame(
+        model.id,
+        model.dir,
+        { ...params, mode: 'inpaint', initImage: picture, mask: Buffer.from(mask, 'base64') },
+        parentId ?? null,
+      );
     },
 
     async 'live.keep'({ frameId }) {

@@ -470,7 +470,7 @@ export class Host {
    * every parameter), like a queued job's result.
    */
   async keepLiveFrame(frameId: string): Promise<{ historyId: number }> {
-    const { modelId, request, frame } = this.live.shownFrame(frameId);
+    const { modelId, request, frame, parentId } = this.live.shownFrame(frameId);
     const model = this.library.get(modelId);
     const item = await this.history.add({
       params: frame.params,
@@ -478,7 +478,7 @@ export class Host {
       output: frame.image,
       initImage: { png: await asPng(request.initImage!) },
       mask: { png: await asPng(request.mask!) },
-      parentId: null,
+      parentId,
       executionProvider: frame.provider,
       timings: frame.timings,
     });

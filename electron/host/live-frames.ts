@@ -24,6 +24,8 @@ export interface ShownFrame {
   modelId: string;
   request: GenerateRequest;
   frame: LiveFrame;
+  /** The history item the picture came from (the kept frame's parent). */
+  parentId: number | null;
 }
 
 interface InFlight {
@@ -46,7 +48,7 @@ export class LiveFrames {
   ) {}
 
   /** Renders a frame; a newer frame or stop() answers this one with 'superseded'. */
-  frame(modelId: string, modelDir: string, request: GenerateRequest): Promise<LiveFrameAnswer> {
+  frame(modelId: string, modelDir: string, request: GenerateRequest, parentId: number | null = null): Promise<LiveFrameAnswer> {
     this.supersede();
     const controller = new AbortController();
     return new Promise<LiveFrameAnswer>((resolve, reject) => {
@@ -59,7 +61,7 @@ export class LiveFrames {
           if (this.inFlight !== entry) return; // already answered 'superseded'
           this.inFlight = null;
           const frameId = randomUUID();
-          this.shown = { frameId, modelId, request, frame };
+          this.shown = { frameId, modelId, request, frame, parentId };
           resolve(answerOf(frameId, frame));
         },
         (err: unknown) => {

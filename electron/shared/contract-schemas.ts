@@ -295,6 +295,8 @@ export const liveFrameRequestSchema = z.strictObject({
   initImageHash: imageHashSchema.optional(),
   /** The mask at the picture's size, base64 of its file bytes; white = repaint. */
   mask: base64ImageSchema,
+  /** The history item the picture is (or was made from): a kept frame becomes its child. */
+  parentId: historyIdSchema.optional(),
   /** Default: the selected model. */
   modelId: modelIdSchema.optional(),
 }).superRefine((req, ctx) => {

@@ -139,9 +139,15 @@ export function createLivePainting(deps: LivePaintingDeps) {
       ...(modelId ? { modelId } : {}),
     };
     const image = doc.image;
-    if (image?.source.kind === 'history') request.initImageHash = image.source.hash;
-    else if (image?.source.kind === 'file') request.initImage = deps.toBase64(image.source.bytes);
-    else request.initImage = await blankPicture();
+    if (image?.source.kind === 'history') {
+      request.initImageHash = image.source.hash;
+      request.parentId = image.source.historyId;
+    } else if (image?.source.kind === 'file') {
+      request.initImage = deps.toBase64(image.source.bytes);
+      if (image.source.parentId !== undefined) request.parentId = image.source.parentId;
+    } else {
+      request.initImage = await blankPicture();
+    }
     return request;
   }
 

@@ -65,6 +65,15 @@ test('a live frame answers the repainted crop, bypassing the queue; Keep stores 
   const sa = (5 * crop.width + 5) * 4;
   assert.deepEqual([...out.subarray(at, at + 3)], [...shown.subarray(sa, sa + 3)]);
   assert.ok(events.some((e) => e.event === 'history.changed'));
+  assert.equal(item.parentId, null);
+
+  // Painting on the kept picture (by its hash): the next kept frame is its child.
+  const { initImage: _bytes, ...rest } = frame();
+  const next = ok('live.frame', await host.invoke('live.frame', { ...rest, initImageHash: item.output!.hash, parentId: historyId }));
+  assert.equal(next.status, 'done');
+  if (next.status !== 'done') return;
+  const child = ok('live.keep', await host.invoke('live.keep', { frameId: next.frameId }));
+  assert.equal(ok('history.get', await host.invoke('history.get', { id: child.historyId })).parentId, historyId);
 });
 
 test('a queued job that arrives while frames are painted waits for one frame at most', async () => {
