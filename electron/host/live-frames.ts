@@ -38,6 +38,8 @@ const SUPERSEDED: LiveFrameAnswer = { status: 'superseded' };
 export class LiveFrames {
   private inFlight: InFlight | null = null;
   private shown: ShownFrame | null = null;
+  /** A frame was asked for since the last stop: the engine may hold a live session. */
+  private active = false;
   /** Engine calls not settled yet (a cancelled frame settles when the engine has stopped it). */
   private readonly unsettled = new Set<Promise<unknown>>();
 
@@ -50,6 +52,7 @@ export class LiveFrames {
   /** Renders a frame; a newer frame or stop() answers this one with 'superseded'. */
   frame(modelId: string, modelDir: string, request: GenerateRequest, parentId: number | null = null): Promise<LiveFrameAnswer> {
     this.supersede();
+    this.active = true;
     const controller = new AbortController();
     return new Promise<LiveFrameAnswer>((resolve, reject) => {
       const entry: InFlight = { controller, answer: resolve };
@@ -85,7 +88,10 @@ export class LiveFrames {
   async stop(): Promise<boolean> {
     const stopped = this.supersede();
     this.shown = null;
-    await this.end().catch(() => undefined);
+    if (this.active) {
+      this.active = false;
+      await this.end().catch(() => undefined);
+    }
     return stopped;
   }
 

@@ -250,8 +250,9 @@ export class EngineClient {
     }
   }
 
-  /** Frees the engine's live session (its cached prompt, latents and tensors). */
-  endLive(): Promise<EngineReplies['liveEnd']> {
+  /** Frees the engine's live session (its cached prompt, latents and tensors); no process, no session. */
+  async endLive(): Promise<EngineReplies['liveEnd']> {
+    if (!this.proc || this.closed) return { ended: true };
     return this.request<'liveEnd'>({ type: 'liveEnd' });
   }
 

@@ -135,6 +135,7 @@ describe('live frames in the host', () => {
     assert.ok(shown.status === 'done');
     assert.throws(() => live.shownFrame(shown.frameId), { code: 'E_NOT_FOUND' });
     assert.equal(await live.stop(), false, 'stopping again has nothing to cancel');
+    assert.equal(ended, 1, 'nor a live session to free (the engine is not woken for it)');
   });
 
   test('an engine error reaches the caller of the newest frame', async () => {
