@@ -12,8 +12,9 @@
  * - frame_engine_ms: the engine's own time per frame (text encode, VAE, U-Net, decode, paste);
  * - the steps, sampler and size the frames used, and the engine's CPU threads.
  * Defaults: --model the bundled LCM inpainting model (native-models/emoji-ldm-inpaint-lcm) when it is
- * there, else the bundled 20-step inpainting model (the result says which ran); --contrast the bundled
- * 20-step inpainting model; --threads the machine's cores.
+ * there, else the text-to-image LCM (emoji-ldm-lcm: a 4-channel U-Net inpaints by latent blending),
+ * else the bundled 20-step inpainting model (the result says which ran); --contrast the bundled 20-step
+ * inpainting model; --threads the machine's cores.
  */
 import { existsSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
@@ -27,6 +28,7 @@ import { startStudioServer, type StudioServer } from '../test/e2e/support/studio
 
 const NATIVE = join(REPO_ROOT, 'native-models');
 const LCM_INPAINT = join(NATIVE, 'emoji-ldm-inpaint-lcm');
+const LCM = join(NATIVE, 'emoji-ldm-lcm');
 const INPAINT = join(NATIVE, 'emoji-ldm-inpaint');
 const STROKE_MS = 2000;
 const MOVE_EVERY_MS = 16;
@@ -40,7 +42,8 @@ const { values } = parseArgs({
     steps: { type: 'string' },
   },
 });
-const liveModel = resolve(values.model ?? (existsSync(join(LCM_INPAINT, 'model_index.json')) ? LCM_INPAINT : INPAINT));
+const hasModel = (dir: string): boolean => existsSync(join(dir, 'model_index.json'));
+const liveModel = resolve(values.model ?? [LCM_INPAINT, LCM].find(hasModel) ?? INPAINT);
 const contrastModel = resolve(values.contrast ?? INPAINT);
 const threads = values.threads !== undefined ? Number(values.threads) : availableParallelism();
 const seconds = Number(values.seconds);
