@@ -10,6 +10,8 @@ import type { Handlers } from '../shared/contract.js';
 import { serializeError, StudioError, type SerializedError } from '../shared/errors.js';
 import { convertCommand } from '../model-library/convert-command.js';
 import type { Host } from './host.js';
+import { describePrompt } from '../engine/prompt/chunker.js';
+import { stripLoraTags } from '../engine/lora/prompt-tags.js';
 
 /** A seed drawn for a request without one: 32 bits, like A1111's random seeds. */
 const RANDOM_SEED_LIMIT = 2 ** 32;
@@ -233,9 +235,10 @@ export function createHandlers(host: Host) {
     async tokenize({ text, modelId }) {
       const model = library.get(modelId ?? host.defaultModelId());
       const tokenizer = await host.tokenizer(model.dir);
-      const { count, truncated } = tokenizer.encode(text);
-      // BOS and EOS take two of the sequence's positions.
-      return { count, maxTokens: tokenizer.maxLength - 2, truncated };
+      // A1111's counter: its token count over 75 × the chunks it needs (82/150); long prompts are chunked,
+      // not cut, so nothing is truncated. <lora:…> tags are not encoded, so they don't count.
+      const { tokenCount, limit } = describePrompt(stripLoraTags(text), tokenizer);
+      return { count: tokenCount, maxTokens: limit, truncated: false };
     },
 
     async 'live.frame'(req) {

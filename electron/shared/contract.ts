@@ -224,6 +224,7 @@ export interface Responses {
   'settings.get': StudioSettings;
   'settings.set': StudioSettings;
   'app.info': AppInfo;
+  /** A1111's counter: `count` tokens of `maxTokens` = 75 × the chunks the prompt needs (e.g. 82/150). */
   tokenize: { count: number; maxTokens: number; truncated: boolean };
   'live.frame': LiveFrameAnswer;
   /** The history item the kept frame became. */

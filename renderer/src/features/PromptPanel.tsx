@@ -1,5 +1,5 @@
 /** Prompt, settings, Generate/Cancel, progress and the queue. */
-import { useEffect, useState } from 'react';
+import { useEffect, useState, type KeyboardEvent } from 'react';
 import type { GenerationMode, InpaintArea, SamplerName } from '../../../electron/shared/generation.js';
 import { useDocumentShape, useSession } from '../session/hooks.js';
 import {
@@ -16,6 +16,7 @@ import { sizePresets } from '../session/session.js';
 import { MAX_BATCH_COUNT, useStore, type ModeChoice } from '../session/store.js';
 import { LiveStatus, LiveSwitch } from './LiveControls.js';
 import { QueueList } from './QueueList.js';
+import { adjustPromptWeight, WEIGHT_STEP } from './prompt-weight.js';
 
 /** The samplers the engine implements, with the names people know them by (A1111's). */
 const SAMPLER_LABELS: Record<SamplerName, string> = {
@@ -63,6 +64,18 @@ function TokenCounter({ text, modelId, id }: { text: string; modelId: string | n
       {c.count}/{c.max}
     </span>
   );
+}
+
+/** Ctrl+Up / Ctrl+Down (Cmd on macOS): the weight of the word or selection under the caret (A1111's edit-attention). */
+function weightKey(e: KeyboardEvent<HTMLTextAreaElement>, set: (text: string) => void): void {
+  if (!(e.ctrlKey || e.metaKey) || (e.key !== 'ArrowUp' && e.key !== 'ArrowDown')) return;
+  const el = e.currentTarget;
+  const edit = adjustPromptWeight(el.value, el.selectionStart, el.selectionEnd, e.key === 'ArrowUp' ? WEIGHT_STEP : -WEIGHT_STEP);
+  e.preventDefault();
+  if (!edit) return;
+  set(edit.text);
+  // After React has written the new value, select the weighted text, so the next press steps again.
+  requestAnimationFrame(() => el.setSelectionRange(edit.start, edit.end));
 }
 
 function formatMs(ms: number): string {
@@ -145,6 +158,7 @@ export function PromptPanel() {
           placeholder="a watercolor fox in a snowy forest, soft light"
           value={s.prompt}
           onChange={(e) => settingsStore.update({ prompt: e.target.value })}
+          onKeyDown={(e) => weightKey(e, (prompt) => settingsStore.update({ prompt }))}
         />
         <div className="label-row">
           <label htmlFor="negative-prompt">Negative prompt</label>
@@ -158,6 +172,7 @@ export function PromptPanel() {
           placeholder="blurry, watermark"
           value={s.negativePrompt}
           onChange={(e) => settingsStore.update({ negativePrompt: e.target.value })}
+          onKeyDown={(e) => weightKey(e, (negativePrompt) => settingsStore.update({ negativePrompt }))}
         />
       </div>
 

@@ -282,6 +282,7 @@ export function createSession(client: StudioClient, doc: EditorDocument) {
         steps: s.steps,
         cfg: s.cfg,
         sampler: s.sampler,
+        ...(s.clipSkip > 1 ? { clipSkip: s.clipSkip } : {}),
         ...repaintSize(s, mode),
         ...(modelsStore.get().selectedId ? { modelId: modelsStore.get().selectedId! } : {}),
       };
@@ -431,6 +432,8 @@ export function createSession(client: StudioClient, doc: EditorDocument) {
       // Older items (and hosts that record less) carry no inpaint area: leave the panel's choice then.
       ...(item.mode === 'inpaint' && recorded.inpaintArea !== undefined ? { inpaintArea: recorded.inpaintArea } : {}),
       ...(item.mode === 'inpaint' && recorded.maskPadding !== undefined ? { maskPadding: recorded.maskPadding } : {}),
+      // A1111's Clip skip: an item without one ran (or was made in A1111) with 1.
+      clipSkip: p.clipSkip ?? 1,
       width: p.width,
       height: p.height,
     });

@@ -60,6 +60,8 @@ export interface GenerationSettings {
   inpaintArea: InpaintArea;
   /** inpaint, only masked: pixels of context kept around the mask. */
   maskPadding: number;
+  /** A1111's "Clip skip" (1 = the text encoder's last layer). */
+  clipSkip: number;
   batchCount: number;
 }
 
@@ -79,6 +81,7 @@ export const DEFAULT_SETTINGS: GenerationSettings = {
   maskBlur: DEFAULT_MASK_BLUR,
   inpaintArea: 'whole',
   maskPadding: DEFAULT_MASK_PADDING,
+  clipSkip: 1,
   batchCount: 1,
 };
 

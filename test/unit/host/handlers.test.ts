@@ -77,14 +77,18 @@ test('generate checks what it refers to before queueing: the parent and a stored
   assert.equal(ok('queue.list', await host.invoke('queue.list', {})).queued.length, 0);
 });
 
-test('tokenize counts a prompt with the model tokenizer', async () => {
+test('tokenize counts a prompt as A1111 does: tokens over 75 × the chunks (long prompts are chunked, not cut)', async () => {
   const short = ok('tokenize', await host.invoke('tokenize', { text: 'a fox' }));
   assert.equal(short.maxTokens, 75);
   assert.equal(short.truncated, false);
   assert.ok(short.count >= 2);
-  const long = ok('tokenize', await host.invoke('tokenize', { text: 'fox '.repeat(100) }));
+  const long = ok('tokenize', await host.invoke('tokenize', { text: '(fox:1.2) '.repeat(100) }));
   assert.ok(long.count >= 100);
-  assert.equal(long.truncated, true);
+  assert.equal(long.maxTokens % 75, 0);
+  assert.ok(long.maxTokens >= 150 && long.count <= long.maxTokens && long.count > long.maxTokens - 75);
+  assert.equal(long.truncated, false);
+  const tagged = ok('tokenize', await host.invoke('tokenize', { text: 'a fox <lora:style:0.8>' }));
+  assert.equal(tagged.count, short.count, 'LoRA tags are not encoded');
 });
 
 test('settings: providers and threads reach the engine; the output folder gets a copy of each result', async () => {
