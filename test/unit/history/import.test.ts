@@ -15,6 +15,7 @@ import { walkPngChunks } from '../../support/history-png-chunks.js';
 const FIXTURES = join(import.meta.dirname, 'fixtures');
 const A1111_TXT2IMG = join(FIXTURES, 'a1111-txt2img.png');
 const A1111_INPAINT = join(FIXTURES, 'a1111-inpaint-unicode.png');
+const A1111_PROMPT_FEATURES = join(FIXTURES, 'a1111-prompt-features.png');
 
 function sha256(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
@@ -91,6 +92,21 @@ describe('import', () => {
     assert.equal(item.params.strength, 0.75);
     assert.equal(item.params.maskBlur, 4);
     assert.deepEqual(store.search({ text: 'cafe' }).items.map((i) => i.id), [item.id]);
+  });
+
+  test('an A1111 PNG with weights, BREAK, Clip skip: 2 and TI hashes keeps all of it, in the row and after a reopen', async () => {
+    const prompt = '(masterpiece:1.2), a red apple on a table, ((shiny)), [blurry]\nBREAK\n(green leaves:0.8), \\(still life\\)';
+    const item = await store.importFile(A1111_PROMPT_FEATURES);
+    for (const got of [item, store.get(item.id)]) {
+      assert.equal(got.params.prompt, prompt, 'the prompt as written, brackets, escapes and BREAK included');
+      assert.equal(got.params.negativePrompt, '(worst quality:1.4), EasyNegative');
+      assert.equal(got.params.clipSkip, 2);
+      assert.deepEqual(got.params.embeddings, [{ name: 'EasyNegative', hash: 'c74b4e810b03' }]);
+      assert.deepEqual([got.params.seed, got.params.steps, got.params.cfg, got.params.sampler], [1234, 20, 7, 'euler_a']);
+    }
+    store.close();
+    store = await HistoryStore.open(join(dir, 'history'));
+    assert.equal(store.get(item.id).params.clipSkip, 2);
   });
 
   test('our own export imports into another store with the full request', async () => {
