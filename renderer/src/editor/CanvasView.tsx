@@ -101,7 +101,7 @@ function useTiledDraw(overlay: TiledOverlay | null, viewRef: RefObject<Viewport>
 }
 
 export function CanvasView() {
-  const { doc, layoutPalette, modelsStore, liveJobStore, stagingStore } = useSession();
+  const { doc, explainStagedPainting, layoutPalette, modelsStore, liveJobStore, stagingStore } = useSession();
   const toolStore = useTools();
   const containerRef = useRef<HTMLDivElement>(null);
   const [size, setSize] = useState({ width: 800, height: 600 });
@@ -268,7 +268,11 @@ export function CanvasView() {
       panRef.current = { x: p.screen.x, y: p.screen.y, view: viewRef.current };
       return;
     }
-    if (evt.button !== 0 || staging.items.length > 0) return;
+    if (evt.button !== 0) return;
+    if (staging.items.length > 0) {
+      explainStagedPainting();
+      return;
+    }
     const t = toolStore.get();
     if (t.target === 'layout') {
       if (t.tool === 'fill') doc.fillLayoutRegion(p.x, p.y, t.layoutLabel);

@@ -391,6 +391,31 @@ export function createSession(client: StudioClient, doc: EditorDocument) {
     stagingStore.set((prev) => (prev.items.length === 0 ? prev : { ...prev, index: (prev.index + delta + prev.items.length) % prev.items.length }));
   }
 
+  /**
+   * Opening another picture resolves what is staged, explicitly: the staged results are set aside (not
+   * accepted; every one stays in History, where Open in canvas brings it back) and a notice says so, and
+   * the rest of the batch is no longer followed into staging. Without this the staged result would
+   * keep covering the opened picture and the brush would paint nothing.
+   */
+  function setAsideStaged(): void {
+    const { jobIds, items } = stagingStore.get();
+    if (jobIds.length === 0 && items.length === 0) return;
+    stagingStore.set({ jobIds: [], items: [], index: 0 });
+    const pending = jobIds.length - items.length;
+    const ids = items.map((it) => `#${it.id}`).join(', ');
+    const parts: string[] = [];
+    if (items.length > 0) parts.push(`${items.length === 1 ? 'Result' : 'Results'} ${ids} set aside, not accepted: ${items.length === 1 ? 'it stays' : 'they stay'} in History.`);
+    if (pending > 0) parts.push(`${pending === 1 ? 'The result still coming goes' : `The ${pending} results still coming go`} to History only.`);
+    notify('info', parts.join(' '));
+  }
+
+  /** What painting says while a result is staged (the brush paints the base image, which is hidden). */
+  function explainStagedPainting(): void {
+    const text = 'A result is staged: Accept or Discard it (Enter / Delete) to paint again.';
+    if (noticesStore.get().some((n) => n.text === text)) return;
+    notify('info', text);
+  }
+
   // ── images and reuse ───────────────────────────────────────────────────────────────────────────
 
   /** Opens a file (dialog, drop or paste) as the base image. */
@@ -403,6 +428,7 @@ export function createSession(client: StudioClient, doc: EditorDocument) {
         bitmap.close();
         return out;
       })());
+      setAsideStaged();
       doc.setImage({ width: size.width, height: size.height, source: { kind: 'file', name, bytes, mime: file.type || 'image/png' } });
     } catch {
       notify('error', `Could not open ${name}: it is not an image this browser can read (PNG, JPEG or WebP).`);
@@ -412,6 +438,7 @@ export function createSession(client: StudioClient, doc: EditorDocument) {
   /** Continue editing a history item: it becomes the base image, and the next result is its child. */
   function openInCanvas(item: HistoryItem): void {
     if (!item.output) return;
+    setAsideStaged();
     doc.setImage({ width: item.output.width, height: item.output.height, source: { kind: 'history', historyId: item.id, hash: item.output.hash } }, 'Open from history');
   }
 
@@ -655,6 +682,7 @@ export function createSession(client: StudioClient, doc: EditorDocument) {
     acceptStaged,
     discardStaged,
     flipStaged,
+    explainStagedPainting,
     openImageFile,
     openInCanvas,
     reuseParameters,

@@ -159,6 +159,48 @@ describe('renderer session', () => {
     }
   });
 
+  it('opening a history picture while results are staged sets them aside with a notice, so the brush paints', async () => {
+    let next = 0;
+    const ids = ['00000000-0000-4000-8000-00000000000c', '00000000-0000-4000-8000-00000000000d'];
+    host.handle('generate', () => ({ jobId: ids[next++]!, seed: 0, position: 0 }));
+    host.handle('history.get', ({ id }) => ({ id, params: { seed: 1 }, output: { hash: 'a'.repeat(64), width: 64, height: 64 } }) as unknown as HistoryItem);
+    start();
+    try {
+      await until(() => session.modelsStore.get().info[MODEL_ID] !== undefined);
+      session.settingsStore.update({ prompt: 'a cat', batchCount: 2 });
+      await session.generate();
+      // One result is staged, the other still running.
+      host.emit('queue.changed', { running: job(ids[1]!, 'running'), queued: [], recent: [job(ids[0]!, 'succeeded', 7)] });
+      await until(() => session.stagingStore.get().items.length === 1, 2000, 'the staged result');
+      session.explainStagedPainting();
+      session.explainStagedPainting();
+      const infos = (): string[] => session.noticesStore.get().filter((n) => n.kind === 'info').map((n) => n.text);
+      assert.deepEqual(infos(), ['A result is staged: Accept or Discard it (Enter / Delete) to paint again.'], 'said once, not per click');
+
+      const other = { id: 3, output: { hash: 'b'.repeat(64), width: 64, height: 64 } } as unknown as HistoryItem;
+      session.openInCanvas(other);
+      assert.deepEqual(session.stagingStore.get(), { jobIds: [], items: [], index: 0 });
+      assert.deepEqual(session.doc.image?.source, { kind: 'history', historyId: 3, hash: 'b'.repeat(64) });
+      assert.equal(infos().at(-1), 'Result #7 set aside, not accepted: it stays in History. The result still coming goes to History only.');
+      // The job that finishes later is no longer staged over the opened picture.
+      host.emit('queue.changed', { running: null, queued: [], recent: [job(ids[1]!, 'succeeded', 8), job(ids[0]!, 'succeeded', 7)] });
+      await new Promise((r) => setTimeout(r, 50));
+      assert.deepEqual(session.stagingStore.get().items, []);
+      // Nothing staged: the brush paints the opened picture's mask, one undo step.
+      const depth = session.doc.undoDepth;
+      session.doc.beginStroke('brush', { size: 8, hardness: 1, opacity: 1 }, { x: 10, y: 10, pressure: 1 });
+      session.doc.endStroke();
+      assert.ok(session.doc.mask.countMarked() > 0);
+      assert.equal(session.doc.undoDepth, depth + 1);
+      // Opening with nothing staged says nothing.
+      const count = session.noticesStore.get().length;
+      session.openInCanvas(other);
+      assert.equal(session.noticesStore.get().length, count);
+    } finally {
+      await stop();
+    }
+  });
+
   it('Generate’s problems use the shared generation limits at their bounds', async () => {
     start();
     try {
