@@ -6,7 +6,9 @@ import { randomInt } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { constants } from 'node:fs';
 import { access, mkdir, readFile } from 'node:fs/promises';
-import type { Handlers } from '../shared/contract.js';
+import sharp from 'sharp';
+import type { Handlers, Requests } from '../shared/contract.js';
+import { checkRequestForModel } from '../shared/model-checks.js';
 import { serializeError, StudioError, type SerializedError } from '../shared/errors.js';
 import { convertCommand } from '../model-library/convert-command.js';
 import type { Host } from './host.js';
@@ -24,6 +26,30 @@ async function assertWritableFolder(folder: string): Promise<void> {
   } catch (err) {
     throw new StudioError('E_IO', `outputFolder: can't write to ${folder} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}).`);
   }
+}
+
+/** Width and height from an image's header (PNG, JPEG, WebP); nothing is decoded. */
+async function headerSize(input: Buffer | string): Promise<{ width: number; height: number } | null> {
+  try {
+    const { width, height } = await sharp(input).metadata();
+    return width && height ? { width, height } : null;
+  } catch {
+    return null; // not an image: the engine says so with the job
+  }
+}
+
+/**
+ * The engine stretches a mask to the picture (the editor always sends them at the same size). One of
+ * another size was made for another picture, or cut wrongly: it still runs, and the job says so.
+ */
+async function maskWarnings(req: Requests['generate'], history: Host['history']): Promise<string[]> {
+  if (req.mask === undefined) return [];
+  const picture = req.initImage !== undefined
+    ? await headerSize(Buffer.from(req.initImage, 'base64'))
+    : req.initImageHash !== undefined ? await headerSize(history.imagePath(req.initImageHash)) : null;
+  const mask = await headerSize(Buffer.from(req.mask, 'base64'));
+  if (!picture || !mask || (picture.width === mask.width && picture.height === mask.height)) return [];
+  return [`The mask is ${mask.width}×${mask.height} but the picture is ${picture.width}×${picture.height}; it was resized to fit.`];
 }
 
 /** Engine errors that mean there is no engine process to hold sessions (nothing to unload). */
@@ -47,9 +73,12 @@ export function createHandlers(host: Host) {
       if (req.initImageHash !== undefined && !existsSync(history.imagePath(req.initImageHash))) {
         throw new StudioError('E_NOT_FOUND', `initImageHash: no image ${req.initImageHash} in history.`);
       }
+      // What the model can never run is answered now, not by a job that fails a moment later.
+      checkRequestForModel(library.info(modelId).info, req);
+      const warnings = await maskWarnings(req, history);
       const seed = req.seed ?? randomInt(0, RANDOM_SEED_LIMIT);
-      const job = queue.enqueue(modelId, { ...req, seed });
-      return { jobId: job.id, seed, position: queue.positionOf(job.id) };
+      const job = queue.enqueue(modelId, { ...req, seed }, warnings);
+      return { jobId: job.id, seed, position: queue.positionOf(job.id), warnings };
     },
     async cancel({ jobId }) {
       return { jobId, status: await queue.cancel(jobId) };

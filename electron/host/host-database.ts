@@ -61,6 +61,12 @@ export const HOST_MIGRATIONS: Migration[] = [
       DROP TABLE model_hashes;
     `,
   },
+  {
+    version: 3,
+    name: '003-job-warnings',
+    // What the host changed to run a job (a resized mask), as a JSON array of sentences.
+    sql: `ALTER TABLE jobs ADD COLUMN warnings TEXT NOT NULL DEFAULT '[]';`,
+  },
 ];
 
 /** The pre-library registry's table, present until its rows are imported (migration 2). */

@@ -33,6 +33,7 @@ import type { EngineLauncher } from './engine-process/launcher.js';
 import type { EngineProcessSettings } from './engine-process/protocol.js';
 import { BUNDLED_MODEL_NAMES, ModelLibrary } from '../model-library/library.js';
 import type { ModelInspection } from '../model-library/inspect.js';
+import { assertClientPaths } from './client-paths.js';
 import { createHandlers } from './handlers.js';
 import { LEGACY_MODELS_TABLE, openHostDatabase } from './host-database.js';
 import { JobQueue, type JobRunner } from './job-queue.js';
@@ -337,6 +338,7 @@ export class Host {
       }
       if (this.closed) throw new StudioError('E_CLOSED', 'The studio is shutting down.');
       const request = parseRequest(channel, payload);
+      assertClientPaths(channel, request);
       const handler = this.handlers[channel] as (req: unknown) => Promise<unknown>;
       return { ok: true, result: (await handler(request)) as never };
     } catch (err) {
@@ -404,7 +406,7 @@ export class Host {
     const initImage = req.initImage !== undefined
       ? Buffer.from(req.initImage, 'base64')
       : req.initImageHash !== undefined
-        ? await readFile(this.history.imagePath(req.initImageHash))
+        ? await this.readHistoryImage(req.initImageHash)
         : undefined;
     const mask = req.mask !== undefined ? Buffer.from(req.mask, 'base64') : undefined;
     const labelMap = req.labelMap !== undefined ? Buffer.from(req.labelMap, 'base64') : undefined;
@@ -485,6 +487,19 @@ export class Host {
     this.emit('history.changed', { kind: 'added', ids: [item.id] });
     await this.copyToOutputFolder(item);
     return { historyId: item.id };
+  }
+
+  /** An init image named by hash, read when its job starts: it may have been purged while the job waited. */
+  private async readHistoryImage(hash: string): Promise<Buffer> {
+    try {
+      return await readFile(this.history.imagePath(hash));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      throw new StudioError(
+        'E_NOT_FOUND',
+        `The init image of this job is no longer in history (it was purged while the job waited); pick the picture again and generate.`,
+      );
+    }
   }
 
   /** With an output folder set, each result is also written there as `<id>-<seed>.png`. */

@@ -54,9 +54,10 @@ interface JobRow {
   finished_at: number | null;
   history_id: number | null;
   error: string | null;
+  warnings: string;
 }
 
-const SUMMARY_COLUMNS = 'id, position, status, model_id, mode, prompt, created_at, started_at, finished_at, history_id, error';
+const SUMMARY_COLUMNS = 'id, position, status, model_id, mode, prompt, created_at, started_at, finished_at, history_id, error, warnings';
 
 interface ActiveJob {
   id: string;
@@ -100,8 +101,8 @@ export class JobQueue {
     this.recentLimit = options.recentLimit ?? DEFAULT_RECENT_LIMIT;
     this.stmt = {
       insert: db.prepare(
-        `INSERT INTO jobs (id, position, status, model_id, mode, prompt, request, created_at)
-         VALUES (@id, @position, 'queued', @modelId, @mode, @prompt, @request, @createdAt)`,
+        `INSERT INTO jobs (id, position, status, model_id, mode, prompt, request, created_at, warnings)
+         VALUES (@id, @position, 'queued', @modelId, @mode, @prompt, @request, @createdAt, @warnings)`,
       ),
       maxPosition: db.prepare('SELECT COALESCE(MAX(position), 0) AS max FROM jobs').pluck(),
       next: db.prepare(`SELECT id, model_id, request FROM jobs WHERE status = 'queued' ORDER BY position, created_at LIMIT 1`),
@@ -148,8 +149,8 @@ export class JobQueue {
     return interrupted;
   }
 
-  /** Adds a job at the end of the queue. */
-  enqueue(modelId: string, request: QueuedRequest): JobSummary {
+  /** Adds a job at the end of the queue; `warnings` say what the host changed to run it. */
+  enqueue(modelId: string, request: QueuedRequest, warnings: readonly string[] = []): JobSummary {
     if (this.closed) throw new StudioError('E_CLOSED', 'The job queue is closed (the app is shutting down).');
     const id = randomUUID();
     const position = (this.stmt.maxPosition.get() as number) + 1;
@@ -161,6 +162,7 @@ export class JobQueue {
       prompt: request.prompt,
       request: JSON.stringify(request),
       createdAt: this.clock(),
+      warnings: JSON.stringify(warnings),
     });
     this.changed();
     this.pump();
@@ -327,6 +329,7 @@ export class JobQueue {
       progress: progress ? { ...progress } : null,
       historyId: row.history_id,
       error: row.error ? (JSON.parse(row.error) as SerializedError) : null,
+      warnings: JSON.parse(row.warnings) as string[],
     };
   }
 }

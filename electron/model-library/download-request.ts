@@ -41,9 +41,18 @@ export function checkRelativePath(path: string): string {
   return path;
 }
 
+/** A URL's path segment, decoded; a bad `%` escape (`%zz`, a cut UTF-8 sequence) is the request's fault. */
+function decodeSegment(segment: string, url: URL): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw invalid(`${url.href}: the path has a malformed "%" escape ("${segment.slice(0, 100)}"); write "%25" for a literal "%".`);
+  }
+}
+
 /** File paths for a list of URLs: each URL's path below the folder all of them share. */
 function pathsFromUrls(urls: URL[]): string[] {
-  const segments = urls.map((u) => u.pathname.split('/').filter((s) => s !== '').map((s) => decodeURIComponent(s)));
+  const segments = urls.map((u) => u.pathname.split('/').filter((s) => s !== '').map((s) => decodeSegment(s, u)));
   let common = 0;
   const first = segments[0]!;
   // The shared folder: leading segments equal in every URL, never a file name itself.

@@ -107,6 +107,8 @@ export interface JobSummary {
   historyId: number | null;
   /** Why a job failed or was cancelled. */
   error: SerializedError | null;
+  /** What was changed to run it (e.g. a mask of another size than the picture was resized); empty when nothing was. */
+  warnings: string[];
 }
 
 export interface QueueSnapshot {
@@ -178,7 +180,8 @@ export type RequestInputs = { [C in ChannelName]: z.input<RequestSchemas[C]> };
 
 /** What each channel answers. */
 export interface Responses {
-  generate: { jobId: string; seed: number; position: number };
+  /** `warnings`: what the host changed to run the request (e.g. a mask resized to the picture); also on the job. */
+  generate: { jobId: string; seed: number; position: number; warnings: string[] };
   cancel: { jobId: string; status: JobStatus };
   'queue.list': QueueSnapshot;
   'queue.reorder': QueueSnapshot;

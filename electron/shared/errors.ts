@@ -16,6 +16,7 @@ export type ErrorCode =
   | 'E_BAD_IMAGE'
   | 'E_NOT_FOUND'
   | 'E_IO'
+  | 'E_DISK_FULL'
   | 'E_INTERNAL'
   | (string & {});
 
@@ -72,11 +73,57 @@ export class BadImageError extends StudioError {
   }
 }
 
+/**
+ * Absolute POSIX or Windows paths inside a message (`/home/me/x/y.onnx`, `C:\\a\\b.png`, `\\\\srv\\s\\c`):
+ * a folder part followed by a last part without spaces or quotes.
+ */
+const ABSOLUTE_PATH_IN_TEXT = /(?:[A-Za-z]:[\\/]|\\\\|(?<![\w.~-])\/)(?:[^\s'"`<>|\\/]+[\\/])+([^\s'"`<>|\\/]*)/g;
+
+/** Cuts every absolute path in `text` to `…/<last part>`: the file name says enough, the folders are the machine's business. */
+export function redactPaths(text: string): string {
+  return text.replace(ABSOLUTE_PATH_IN_TEXT, (_match, last: string) => `…/${last}`);
+}
+
+/** Node's file errors (`ENOENT`…) and better-sqlite3's (`SQLITE_…`): plain words, never the message (it holds the path). */
+function systemError(err: Error & { code?: unknown; syscall?: unknown }): SerializedError | null {
+  const code = typeof err.code === 'string' ? err.code : null;
+  if (code === null) return null;
+  if (code === 'SQLITE_FULL' || code === 'ENOSPC' || code === 'EDQUOT') {
+    return { name: 'DiskFullError', code: 'E_DISK_FULL', message: 'The disk is full: free some space on the drive that holds the studio data (or the chosen folder), then try again.' };
+  }
+  if (code.startsWith('SQLITE_')) {
+    return { name: 'StorageError', code: 'E_IO', message: `The studio's database could not be read or written (${code}).` };
+  }
+  if (!/^E[A-Z0-9]+$/.test(code) || typeof err.syscall !== 'string') return null;
+  switch (code) {
+    case 'ENOENT':
+      return { name: 'NotFoundError', code: 'E_NOT_FOUND', message: `A file or folder the studio needed is missing (${code}).` };
+    case 'EACCES':
+    case 'EPERM':
+    case 'EROFS':
+      return { name: 'IoError', code: 'E_IO', message: `The studio is not allowed to write or read a file it needed (${code}).` };
+    default:
+      return { name: 'IoError', code: 'E_IO', message: `A file operation failed (${code}).` };
+  }
+}
+
+/**
+ * The error as data for a client. StudioErrors keep their words; file and database errors get plain
+ * ones (E_DISK_FULL, E_NOT_FOUND, E_IO); anything else is a bug (E_INTERNAL), its paths cut short.
+ */
 export function serializeError(err: unknown): SerializedError {
   if (err instanceof StudioError) return { name: err.name, code: err.code, message: err.message };
-  if (isSerializedError(err)) return { name: err.name, code: err.code, message: err.message };
+  // Before the serialized shape: a Node or SQLite error has a name, a code and a message too.
+  if (typeof err === 'object' && err !== null) {
+    const system = systemError(err as Error & { code?: unknown; syscall?: unknown });
+    if (system) return system;
+  }
+  if (isSerializedError(err)) {
+    const message = err.code === 'E_INTERNAL' ? redactPaths(err.message) : err.message;
+    return { name: err.name, code: err.code, message };
+  }
   const message = err instanceof Error ? err.message : String(err);
-  return { name: 'InternalError', code: 'E_INTERNAL', message };
+  return { name: 'InternalError', code: 'E_INTERNAL', message: redactPaths(message) };
 }
 
 export function isSerializedError(value: unknown): value is SerializedError {

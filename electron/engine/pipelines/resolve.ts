@@ -5,7 +5,6 @@
 import { InvalidRequestError } from '../../shared/errors.js';
 import { GENERATION_MODES, INPAINT_AREAS, SAMPLERS, type GenerationParams } from '../../shared/generation.js';
 import {
-  DEFAULT_IMG2IMG_STRENGTH,
   DEFAULT_MASK_BLUR,
   DEFAULT_MASK_PADDING,
   MAX_CFG,
@@ -24,6 +23,7 @@ import {
   MIN_STRENGTH,
   SIDE_MULTIPLE,
 } from '../../shared/generation-limits.js';
+import { checkRequestForModel, effectiveStrength } from '../../shared/model-checks.js';
 import type { LoadedModel } from '../model/model-folder.js';
 import { createScheduler } from '../schedulers/index.js';
 import { SchedulerConfigError, SchedulerInputError } from '../schedulers/errors.js';
@@ -46,15 +46,6 @@ export function resolveParams(model: LoadedModel, req: GenerateRequest): Generat
   if (!GENERATION_MODES.includes(req.mode)) {
     throw new InvalidRequestError(`mode must be one of ${GENERATION_MODES.join(', ')}, got ${String(req.mode)}`);
   }
-  if (info.family === 'sdxl-refiner' && !info.supports.includes(req.mode)) {
-    throw new InvalidRequestError(
-      `${info.name} is an SDXL refiner (unet/model.onnx takes the aesthetic-score time_ids, and there is no text_encoder/): ` +
-        `it refines a picture (${info.supports.join(', ') || 'nothing without vae_encoder/model.onnx'}) and cannot do ${req.mode}; use an SDXL base model for ${req.mode}`,
-    );
-  }
-  if (!info.supports.includes(req.mode)) {
-    throw new InvalidRequestError(`${info.name} cannot do ${req.mode} (it supports ${info.supports.join(', ')})`);
-  }
   if (typeof req.prompt !== 'string') throw new InvalidRequestError('prompt must be a string');
   const negativePrompt = req.negativePrompt ?? '';
   if (typeof negativePrompt !== 'string') throw new InvalidRequestError('negativePrompt must be a string');
@@ -64,10 +55,6 @@ export function resolveParams(model: LoadedModel, req: GenerateRequest): Generat
   checkInt('seed', req.seed, 0, MAX_SEED);
   const sampler = req.sampler ?? info.defaults.sampler;
   if (!SAMPLERS.includes(sampler)) throw new InvalidRequestError(`unknown sampler "${String(sampler)}"; choose one of ${SAMPLERS.join(', ')}`);
-  if (sampler === 'lcm' && info.family !== 'lcm') {
-    // The LCM scheduler only makes sense for a consistency-distilled U-Net.
-    throw new InvalidRequestError(`the lcm sampler needs an LCM model; ${info.name} is ${info.family}`);
-  }
   const steps = req.steps ?? info.defaults.steps;
   checkInt('steps', steps, MIN_STEPS, MAX_STEPS);
   const cfg = req.cfg ?? info.defaults.cfg;
@@ -80,12 +67,10 @@ export function resolveParams(model: LoadedModel, req: GenerateRequest): Generat
   if (width % SIDE_MULTIPLE !== 0 || height % SIDE_MULTIPLE !== 0) {
     throw new InvalidRequestError(`width and height must be multiples of ${SIDE_MULTIPLE}, got ${width}×${height}`);
   }
-  if (width % info.sizeMultiple !== 0 || height % info.sizeMultiple !== 0) {
-    throw new InvalidRequestError(`${info.name} needs width and height that are multiples of ${info.sizeMultiple}, got ${width}×${height}`);
-  }
-  if (info.fixedSize && (info.fixedSize.width !== width || info.fixedSize.height !== height)) {
-    throw new InvalidRequestError(`${info.name} only accepts ${info.fixedSize.width}×${info.fixedSize.height}, got ${width}×${height}`);
-  }
+  const strength = effectiveStrength(req);
+  checkNumber('strength', strength, MIN_STRENGTH, MAX_STRENGTH);
+  // Mode, sampler, size and strength against this model: the same check the host runs at enqueue.
+  checkRequestForModel(info, { mode: req.mode, sampler, steps, width, height, strength });
 
   const needsImage = req.mode !== 'txt2img' && req.mode !== 'layout';
   if (needsImage && !(req.initImage instanceof Uint8Array && req.initImage.length > 0)) {
@@ -101,12 +86,6 @@ export function resolveParams(model: LoadedModel, req: GenerateRequest): Generat
     if (req.initImage !== undefined) throw new InvalidRequestError('layout draws from the label map: it takes no init image');
   } else if (req.labelMap !== undefined) {
     throw new InvalidRequestError(`a label map is only for layout, not ${req.mode}`);
-  }
-  const strength = req.strength ?? (req.mode === 'img2img' ? DEFAULT_IMG2IMG_STRENGTH : 1);
-  checkNumber('strength', strength, MIN_STRENGTH, MAX_STRENGTH);
-  // LCM applies strength to its distillation schedule instead (the scheduler checks that case).
-  if (needsImage && sampler !== 'lcm' && Math.floor(steps * strength) < 1) {
-    throw new InvalidRequestError(`strength × steps must be at least 1 step (got ${strength} × ${steps})`);
   }
   const maskBlur = req.maskBlur ?? DEFAULT_MASK_BLUR;
   checkNumber('maskBlur', maskBlur, 0, MAX_MASK_BLUR);

@@ -80,12 +80,14 @@ test('layout requests that cannot work are refused before or by the engine, with
   assert.equal(missing.ok, false);
   if (!missing.ok) assert.match(missing.error.message, /labelMap: layout needs a label map/);
 
-  // A txt2img request to the layout model is queued (the host does not open models) and fails in the engine.
-  const { jobId } = ok('generate', await host.invoke('generate', { mode: 'txt2img', prompt: 'x', steps: 1 }));
-  const job = await jobFinished(host, jobId);
-  assert.equal(job.status, 'failed');
-  assert.equal(job.error?.code, 'E_INVALID_REQUEST');
-  assert.match(job.error?.message ?? '', /tiny-sd1-layout cannot do txt2img \(it supports layout\)/);
+  // A txt2img request to the layout model is refused at once, against the model's stored info (no job id).
+  const refused = await host.invoke('generate', { mode: 'txt2img', prompt: 'x', steps: 1 });
+  assert.equal(refused.ok, false);
+  if (!refused.ok) {
+    assert.equal(refused.error.code, 'E_INVALID_REQUEST');
+    assert.match(refused.error.message, /tiny-sd1-layout cannot do txt2img \(it supports layout\)/);
+  }
+  assert.equal(host.queue.snapshot().queued.length, 0);
 });
 
 test('studio generate --label-map draws the same picture as the host', async () => {

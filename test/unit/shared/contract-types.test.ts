@@ -66,7 +66,7 @@ function typeCases(): void {
       void r.result.ids;
     }
   });
-  const _response: Responses['generate'] = { jobId: 'x', seed: 1, position: 0 };
+  const _response: Responses['generate'] = { jobId: 'x', seed: 1, position: 0, warnings: [] };
 
   // @ts-expect-error a download is a manifest of files or a list of URLs, not a single URL string
   void api.invoke('models.download', { name: 'm', urls: 'https://example.com/x' });

@@ -1,0 +1,66 @@
+/**
+ * What a request must satisfy for one model: the mode, the sampler, the size and the strength. The
+ * engine checks it before any session runs (engine/pipelines/resolve.ts) and the host checks it at
+ * enqueue against the model's stored info, so a request that can never run is answered at once,
+ * without a job id. One definition, so both answer with the same words.
+ */
+import { InvalidRequestError } from './errors.js';
+import type { GenerationMode, SamplerName } from './generation.js';
+import { DEFAULT_IMG2IMG_STRENGTH } from './generation-limits.js';
+import type { ModelInfo } from './model.js';
+
+export type ModelRequirements = Pick<ModelInfo, 'name' | 'family' | 'supports' | 'sizeMultiple' | 'fixedSize' | 'defaults'>;
+
+export interface RequestAgainstModel {
+  mode: GenerationMode;
+  sampler?: SamplerName | undefined;
+  steps?: number | undefined;
+  width?: number | undefined;
+  height?: number | undefined;
+  strength?: number | undefined;
+}
+
+/** The strength a request runs at: its own, or the mode's default (img2img 0.75; inpaint repaints fully). */
+export function effectiveStrength(req: Pick<RequestAgainstModel, 'mode' | 'strength'>): number {
+  return req.strength ?? (req.mode === 'img2img' ? DEFAULT_IMG2IMG_STRENGTH : 1);
+}
+
+/**
+ * Throws InvalidRequestError when the model cannot run the request: a mode it lacks, the lcm sampler on
+ * a model that is not consistency-distilled, a size that is not a multiple of what its VAE and U-Net
+ * need (or not its fixed size), or an img2img/inpaint strength that runs no step.
+ */
+export function checkRequestForModel(info: ModelRequirements, req: RequestAgainstModel): void {
+  if (info.family === 'sdxl-refiner' && !info.supports.includes(req.mode)) {
+    throw new InvalidRequestError(
+      `${info.name} is an SDXL refiner (unet/model.onnx takes the aesthetic-score time_ids, and there is no text_encoder/): ` +
+        `it refines a picture (${info.supports.join(', ') || 'nothing without vae_encoder/model.onnx'}) and cannot do ${req.mode}; use an SDXL base model for ${req.mode}`,
+    );
+  }
+  if (!info.supports.includes(req.mode)) {
+    throw new InvalidRequestError(`${info.name} cannot do ${req.mode} (it supports ${info.supports.join(', ')})`);
+  }
+  const sampler = req.sampler ?? info.defaults.sampler;
+  if (sampler === 'lcm' && info.family !== 'lcm') {
+    // The LCM scheduler only makes sense for a consistency-distilled U-Net.
+    throw new InvalidRequestError(`the lcm sampler needs an LCM model; ${info.name} is ${info.family}`);
+  }
+  const width = req.width ?? info.defaults.width;
+  const height = req.height ?? info.defaults.height;
+  if (width % info.sizeMultiple !== 0 || height % info.sizeMultiple !== 0) {
+    throw new InvalidRequestError(`${info.name} needs width and height that are multiples of ${info.sizeMultiple}, got ${width}×${height}`);
+  }
+  if (info.fixedSize && (info.fixedSize.width !== width || info.fixedSize.height !== height)) {
+    throw new InvalidRequestError(`${info.name} only accepts ${info.fixedSize.width}×${info.fixedSize.height}, got ${width}×${height}`);
+  }
+  if (req.mode !== 'img2img' && req.mode !== 'inpaint') return;
+  const strength = effectiveStrength(req);
+  if (strength <= 0) {
+    throw new InvalidRequestError(`${req.mode} at strength 0 would hand back the init image unchanged; give a strength above 0`);
+  }
+  const steps = req.steps ?? info.defaults.steps;
+  // LCM applies strength to its distillation schedule instead (its scheduler checks that case).
+  if (sampler !== 'lcm' && Math.floor(steps * strength) < 1) {
+    throw new InvalidRequestError(`strength × steps must be at least 1 step (got ${strength} × ${steps})`);
+  }
+}
