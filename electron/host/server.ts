@@ -4,7 +4,15 @@
  * Security (the server can start a GPU job and read history; a web page must not be able to):
  * - loopback by default: binding anywhere else happens only when asked for (`--host`);
  * - a random token, printed at start, is required on every request (header, `?token=` or the cookie
- *   set when a page is opened with `?token=`), compared in constant time; 401 without;
+ *   set when a page is opened with `?token=`), compared in constant time; 401 without, and the
+ *   connection is closed at once (its body is never read);
+ * - the cookie alone opens `/api/` only to the studio's own page: a page on another port of the same
+ *   address is "same-site", so the browser sends it the cookie too (an `<img>` there could load stored
+ *   images). Such a request must be same-origin by its fetch metadata (`Sec-Fetch-Site`), or, from a
+ *   browser that sends none (plain http on a LAN address), by its Origin or Referer; 403 otherwise. The
+ *   renderer's `<img src="/api/images/…">` keeps working unchanged, and the token never goes into image
+ *   URLs (where "copy image address", logs or a shared link would carry it off);
+ * - concurrent connections are capped (`maxConnections`); one past the cap is closed;
  * - the Host header must name this server (a loopback name, or what was asked for), which defeats DNS
  *   rebinding; a cross-origin Origin is rejected (CSRF, cross-site WebSocket hijacking); 403;
  * - request bodies and WebSocket messages are limited in size; 413 (WebSocket: close 1009).
@@ -18,7 +26,7 @@
  *   placeholder page when no renderer is built.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, realpathSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { isIP, type AddressInfo } from 'node:net';
@@ -35,6 +43,11 @@ export const DEFAULT_SERVE_PORT = 7870;
  * would be 128 MiB; 80 MiB covers a 4096² PNG pair with room to spare.
  */
 export const DEFAULT_MAX_UPLOAD_BYTES = 80 * 1024 * 1024;
+/**
+ * Concurrent connections (HTTP and WebSocket together). A browser opens about six per server and a
+ * WebSocket per tab; 64 leaves room for several tabs and scripts while bounding what a flood can hold.
+ */
+export const DEFAULT_MAX_CONNECTIONS = 64;
 /** A slow client that has this much unsent data gets no more previews (they are the bulky events). */
 const MAX_BUFFERED_FOR_PREVIEW = 8 * 1024 * 1024;
 const TOKEN_COOKIE = 'studio_token';
@@ -53,6 +66,8 @@ export interface ServeOptions {
   maxUploadBytes?: number;
   /** More Host names to accept (for a server reached by name on a LAN). */
   allowedHosts?: string[];
+  /** See DEFAULT_MAX_CONNECTIONS. */
+  maxConnections?: number;
 }
 
 export interface RunningServer {
@@ -62,6 +77,14 @@ export interface RunningServer {
   port: number;
   token: string;
   close(): Promise<void>;
+}
+
+function realpathOrSelf(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return path;
+  }
 }
 
 export function isLoopbackHost(host: string): boolean {
@@ -126,11 +149,15 @@ or talk to the contract directly: <code>POST /api/invoke/&lt;channel&gt;</code>,
 </body></html>
 `;
 
-/** Headers on every response: no sniffing, no framing, no referrer (the token is in the URL once). */
+/**
+ * Headers on every response: no sniffing, no framing, and a referrer only to this server (the token is
+ * in the first URL, which must not go elsewhere; our own Referer is the same-origin proof of a browser
+ * that sends no fetch metadata).
+ */
 const BASE_HEADERS = {
   'X-Content-Type-Options': 'nosniff',
   'X-Frame-Options': 'DENY',
-  'Referrer-Policy': 'no-referrer',
+  'Referrer-Policy': 'same-origin',
   'Cache-Control': 'no-store',
 };
 
@@ -142,7 +169,10 @@ const CONTENT_SECURITY_POLICY =
   "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'";
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
+  sendText(res, status, JSON.stringify(body));
+}
+
+function sendText(res: ServerResponse, status: number, text: string): void {
   res.writeHead(status, { ...BASE_HEADERS, 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(text) });
   res.end(text);
 }
@@ -212,20 +242,59 @@ export async function startServer(host: Host, options: ServeOptions = {}): Promi
     }
   }
 
-  function tokenOf(req: IncomingMessage, url: URL): string | null {
+  function tokenOf(req: IncomingMessage, url: URL): { token: string | null; fromCookie: boolean } {
     const auth = req.headers.authorization;
-    if (auth?.startsWith('Bearer ')) return auth.slice('Bearer '.length).trim();
+    if (auth?.startsWith('Bearer ')) return { token: auth.slice('Bearer '.length).trim(), fromCookie: false };
     const query = url.searchParams.get('token');
-    if (query !== null) return query;
-    return parseCookies(req.headers.cookie).get(TOKEN_COOKIE) ?? null;
+    if (query !== null) return { token: query, fromCookie: false };
+    return { token: parseCookies(req.headers.cookie).get(TOKEN_COOKIE) ?? null, fromCookie: true };
+  }
+
+  /**
+   * A browser request made by this server's own page. Fetch metadata says so directly ('none': typed in
+   * the address bar). Without it (a browser that sends none, or plain http on a LAN address), an Origin
+   * has already been checked to be this server, and a Referer must be too.
+   */
+  function fromOwnPage(req: IncomingMessage): boolean {
+    const site = req.headers['sec-fetch-site'];
+    if (site !== undefined) return site === 'same-origin' || site === 'none';
+    if (req.headers.origin !== undefined) return true;
+    const referer = req.headers.referer;
+    if (referer === undefined) return false;
+    try {
+      const from = new URL(referer);
+      return from.protocol === 'http:' && from.host.toLowerCase() === (req.headers.host ?? '').toLowerCase();
+    } catch {
+      return false;
+    }
   }
 
   /** Host, Origin and token checks shared by HTTP and the WebSocket upgrade; returns the refusal, if any. */
   function refusal(req: IncomingMessage, url: URL): { status: 401 | 403; message: string } | null {
     if (!hostAllowed(req)) return { status: 403, message: `Host "${String(req.headers.host).slice(0, 100)}" is not this server (DNS rebinding protection).` };
     if (!originAllowed(req)) return { status: 403, message: `Origin "${String(req.headers.origin).slice(0, 100)}" may not use this server.` };
-    if (!tokenMatches(tokenOf(req, url), token)) return { status: 401, message: 'A valid token is required (printed by `studio serve` at start).' };
+    const given = tokenOf(req, url);
+    if (!tokenMatches(given.token, token)) return { status: 401, message: 'A valid token is required (printed by `studio serve` at start).' };
+    // The static files are the public renderer bundle; the API and the stored images are not.
+    if (given.fromCookie && url.pathname.startsWith('/api/') && !fromOwnPage(req)) {
+      return { status: 403, message: "This request came from another page (another port or site): the studio's API and images answer only its own page, or a request that carries the token." };
+    }
     return null;
+  }
+
+  /** The data folder's location is the machine's business: error messages name it "<data folder>". */
+  const internalRoots = [...new Set([host.dataDir, realpathOrSelf(host.dataDir)])].sort((a, b) => b.length - a.length);
+  function scrub(message: string): string {
+    let out = message;
+    for (const root of internalRoots) out = out.split(root).join('<data folder>');
+    return out;
+  }
+  /** JSON for a browser client: every `error` (an invoke's, a job's, a download's) with its message scrubbed. */
+  function toClientJson(value: unknown): string {
+    return JSON.stringify(value, (key, v: unknown) => {
+      if (key !== 'error' || typeof v !== 'object' || v === null || typeof (v as { message?: unknown }).message !== 'string') return v;
+      return { ...v, message: scrub((v as { message: string }).message) };
+    });
   }
 
   async function serveStatic(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
@@ -261,8 +330,9 @@ export async function startServer(host: Host, options: ServeOptions = {}): Promi
     const url = new URL(req.url ?? '/', 'http://localhost');
     const refused = refusal(req, url);
     if (refused) {
+      // Answer and hang up: a refused client's body is never read (it could be 80 MiB, sent for minutes).
+      res.setHeader('Connection', 'close');
       sendError(res, refused.status, refused.status === 401 ? 'UnauthorizedError' : 'ForbiddenError', refused.status === 401 ? 'E_UNAUTHORIZED' : 'E_FORBIDDEN', refused.message);
-      req.resume();
       return;
     }
     const invoke = /^\/api\/invoke\/([\w.]+)$/.exec(url.pathname);
@@ -286,7 +356,7 @@ export async function startServer(host: Host, options: ServeOptions = {}): Promi
         return sendError(res, 400, 'InvalidRequestError', 'E_INVALID_REQUEST', 'The body is not valid JSON.');
       }
       const result = await host.invoke(invoke[1], payload);
-      return sendJson(res, result.ok ? 200 : httpStatusFor(result.error), result);
+      return sendText(res, result.ok ? 200 : httpStatusFor(result.error), toClientJson(result));
     }
     const image = /^\/api\/images\/([0-9a-f]{64})(?:\.(?:png|webp))?$/.exec(url.pathname);
     if (image && (req.method === 'GET' || req.method === 'HEAD')) {
@@ -313,11 +383,13 @@ export async function startServer(host: Host, options: ServeOptions = {}): Promi
   // Bound the time a client may take to send headers and body (slowloris).
   server.headersTimeout = 30_000;
   server.requestTimeout = 300_000;
+  // Past the cap Node closes each new connection as it arrives.
+  server.maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: maxUpload });
   const sockets = new Set<WebSocket>();
   const unsubscribe = host.subscribe((event: StudioEvent) => {
-    const text = JSON.stringify({ type: 'event', event: event.event, payload: event.payload });
+    const text = toClientJson({ type: 'event', event: event.event, payload: event.payload });
     for (const ws of sockets) {
       if (ws.readyState !== ws.OPEN) continue;
       if (event.event === 'job.preview' && ws.bufferedAmount > MAX_BUFFERED_FOR_PREVIEW) continue;
@@ -353,7 +425,7 @@ export async function startServer(host: Host, options: ServeOptions = {}): Promi
         }
         const id = typeof message.id === 'string' || typeof message.id === 'number' ? message.id : null;
         void host.invoke(message.channel, message.payload).then((result) => {
-          if (ws.readyState === ws.OPEN) ws.send(JSON.stringify({ type: 'result', id, result }));
+          if (ws.readyState === ws.OPEN) ws.send(toClientJson({ type: 'result', id, result }));
         });
       });
     });
