@@ -55,6 +55,8 @@ export interface HostOptions {
   bundledModelDir?: string | null;
   /** How the engine process is started (default: Node fork with tsx; Electron passes utilityProcess). */
   engineLauncher?: EngineLauncher;
+  /** How long the engine process may miss its heartbeat before it is restarted (default DEFAULT_HEARTBEAT_TIMEOUT_MS). */
+  engineHeartbeatTimeoutMs?: number;
   /** Overrides the stored provider/thread settings for this run (tests force `cpu`). */
   engineSettings?: EngineProcessSettings;
   /** Send a preview every n steps (0 = never). Default 1. */
@@ -156,6 +158,7 @@ export class Host {
     };
     this.engine = new EngineClient({
       ...(options.engineLauncher ? { launcher: options.engineLauncher } : {}),
+      ...(options.engineHeartbeatTimeoutMs !== undefined ? { heartbeatTimeoutMs: options.engineHeartbeatTimeoutMs } : {}),
       settings: engineSettings,
       onStatus: (status) => this.emit('engine.status', status),
     });

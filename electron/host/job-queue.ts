@@ -292,8 +292,11 @@ export class JobQueue {
       (err: unknown) => {
         const error = serializeError(err);
         if (isCancelled(err)) {
-          // The queue's reason (user, clear, shutdown) says more than the engine's "cancelled".
-          this.finish(job.id, 'cancelled', null, { ...error, message: active.abortReason ?? error.message });
+          // The queue's reason (user, clear, shutdown) says more than the engine's "cancelled"; when the
+          // engine had to be restarted to stop, that follows it (EngineRestartedError).
+          const reason = active.abortReason;
+          const message = reason === null ? error.message : error.name === 'EngineRestartedError' ? `${reason} ${error.message}` : reason;
+          this.finish(job.id, 'cancelled', null, { ...error, message });
         } else {
           this.finish(job.id, 'failed', null, error);
         }

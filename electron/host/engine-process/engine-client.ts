@@ -28,13 +28,39 @@ export class EngineClosedError extends StudioError {
   }
 }
 
+/** The engine process showed no sign of life for too long (frozen: SIGSTOP, a stalled machine); it was ended and restarted. */
+export class EngineUnresponsiveError extends StudioError {
+  override name = 'EngineUnresponsiveError';
+  constructor(message: string) {
+    super('E_ENGINE_UNRESPONSIVE', message);
+  }
+}
+
+/**
+ * A cancelled job whose engine process had to be ended and restarted to stop it. Still a cancellation
+ * (E_CANCELLED); the job queue puts this message after the user's reason, so the restart is not hidden.
+ */
+export class EngineRestartedError extends CancelledError {
+  override name = 'EngineRestartedError';
+}
+
 /** How long a cancelled generation may take to stop before its engine process is ended. */
 export const DEFAULT_CANCEL_GRACE_MS = 15_000;
+/**
+ * How long the engine process may miss its heartbeat (protocol.ts) before it counts as frozen and is
+ * ended. Generous: the beat comes from a worker thread, which nothing in a healthy engine blocks, but a
+ * loaded machine may not schedule it for a while.
+ */
+export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 10_000;
+/** While a cancel waits, silence this many heartbeats long already means frozen (no need to wait for the full timeout). */
+const CANCEL_SILENT_BEATS = 5;
 
 export interface EngineClientOptions {
   launcher?: EngineLauncher;
   /** See DEFAULT_CANCEL_GRACE_MS. */
   cancelGraceMs?: number;
+  /** See DEFAULT_HEARTBEAT_TIMEOUT_MS. */
+  heartbeatTimeoutMs?: number;
   settings?: EngineProcessSettings;
   onStatus?: (status: EngineStatus) => void;
 }
@@ -61,6 +87,11 @@ export class EngineClient {
   private settings: EngineProcessSettings;
   private readonly onStatus: (status: EngineStatus) => void;
   private readonly cancelGraceMs: number;
+  private readonly heartbeatTimeoutMs: number;
+  /** Cancels waiting for the engine to stop: while there are any, the watchdog's patience is short. */
+  private cancelsWaiting = 0;
+  /** The process the watchdog ended as frozen (its exit is reported as such). */
+  private frozen: EngineProcess | null = null;
   private proc: EngineProcess | null = null;
   private starting: Promise<void> | null = null;
   private readonly pending = new Map<number, Pending>();
@@ -77,6 +108,28 @@ export class EngineClient {
     this.settings = { ...(options.settings ?? {}) };
     this.onStatus = options.onStatus ?? (() => undefined);
     this.cancelGraceMs = options.cancelGraceMs ?? DEFAULT_CANCEL_GRACE_MS;
+    this.heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? DEFAULT_HEARTBEAT_TIMEOUT_MS;
+  }
+
+  /**
+   * Ends `proc` when its heartbeat stops for heartbeatTimeoutMs (or for a few beats while a cancel
+   * waits). Armed at the first beat, so a slow start is not mistaken for a hang.
+   */
+  private watch(proc: EngineProcess): () => void {
+    const intervalMs = proc.heartbeatMs;
+    if (!proc.onHeartbeat || !intervalMs) return () => undefined;
+    let last = 0;
+    proc.onHeartbeat(() => (last = performance.now()));
+    const check = setInterval(() => {
+      if (last === 0 || this.proc !== proc) return;
+      const silentMs = performance.now() - last;
+      const patience = this.cancelsWaiting > 0 ? Math.min(this.heartbeatTimeoutMs, CANCEL_SILENT_BEATS * intervalMs) : this.heartbeatTimeoutMs;
+      if (silentMs <= patience) return;
+      this.frozen = proc;
+      proc.kill();
+    }, Math.max(10, Math.min(intervalMs, this.heartbeatTimeoutMs / 4)));
+    check.unref();
+    return () => clearInterval(check);
   }
 
   get status(): EngineStatus {
@@ -111,6 +164,7 @@ export class EngineClient {
     this.setStatus({ state: 'starting', pid: null });
     const proc = this.launcher();
     this.proc = proc;
+    const unwatch = this.watch(proc);
     let exitDone!: () => void;
     const exitPromise = new Promise<void>((resolve) => (exitDone = resolve));
     this.exited.add(exitPromise);
@@ -129,13 +183,18 @@ export class EngineClient {
       proc.onExit((exit) => {
         this.exited.delete(exitPromise);
         exitDone();
+        unwatch();
         if (this.proc !== proc) return;
         this.proc = null;
         this.starting = null;
         const reason = describeExit(exit);
+        const frozen = this.frozen === proc;
+        if (frozen) this.frozen = null;
         const error = this.closed
           ? new EngineClosedError()
-          : new EngineCrashedError(`The engine process stopped unexpectedly (${reason}); it is being restarted.`);
+          : frozen
+            ? new EngineUnresponsiveError(`The engine stopped responding (no sign of life for ${this.heartbeatTimeoutMs / 1000} s) and was restarted; what it was doing did not finish.`)
+            : new EngineCrashedError(`The engine process stopped unexpectedly (${reason}); it is being restarted.`);
         for (const pending of this.pending.values()) pending.reject(error);
         this.pending.clear();
         if (!ready) reject(this.closed ? error : new EngineCrashedError(`The engine process failed to start (${reason}).`));
@@ -191,9 +250,12 @@ export class EngineClient {
     let sentId: number | null = null;
     let forced = false;
     let graceTimer: ReturnType<typeof setTimeout> | undefined;
+    let waiting = false;
     const onAbort = (): void => {
       if (sentId === null || graceTimer !== undefined) return;
       const proc = this.proc;
+      waiting = true;
+      this.cancelsWaiting++;
       proc?.send({ type: 'cancel', id: sentId });
       // The engine checks for cancellation between steps; a stage that doesn't come back (a huge VAE
       // decode, a hung provider) is ended with its process, which then restarts.
@@ -213,9 +275,14 @@ export class EngineClient {
         },
       );
     } catch (err) {
-      if (forced) throw new CancelledError(`The job was cancelled; the engine did not stop within ${this.cancelGraceMs} ms and was restarted.`);
+      if (forced) throw new EngineRestartedError(`The engine did not stop within ${this.cancelGraceMs} ms and was restarted.`);
+      // Cancelled, and the engine had frozen: still a cancellation, and it says what happened.
+      if (waiting && (err as { code?: unknown }).code === 'E_ENGINE_UNRESPONSIVE') {
+        throw new EngineRestartedError('The engine had stopped responding and was restarted.');
+      }
       throw err;
     } finally {
+      if (waiting) this.cancelsWaiting--;
       clearTimeout(graceTimer);
       signal?.removeEventListener('abort', onAbort);
       this.generating--;

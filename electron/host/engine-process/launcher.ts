@@ -4,8 +4,9 @@
  * adapter (electron/main) and nothing else changes.
  */
 import { fork } from 'node:child_process';
+import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import type { EngineMessage, HostMessage } from './protocol.js';
+import { DEFAULT_HEARTBEAT_MS, HEARTBEAT_FD_ENV, HEARTBEAT_MS_ENV, type EngineMessage, type HostMessage } from './protocol.js';
 
 export interface EngineExit {
   code: number | null;
@@ -18,8 +19,15 @@ export interface EngineProcess {
   onMessage(listener: (message: EngineMessage) => void): void;
   /** Called once, when the process has exited (or failed to start). */
   onExit(listener: (exit: EngineExit) => void): void;
-  /** Ends the process now. */
+  /** Ends the process now (also when it is stopped). */
   kill(): void;
+  /**
+   * Calls `listener` at each heartbeat of the engine process (about every `heartbeatMs`). A process
+   * without one (an adapter that has no pipe for it) has no watchdog.
+   */
+  onHeartbeat?(listener: () => void): void;
+  /** The interval the engine process beats at, when it has a heartbeat. */
+  readonly heartbeatMs?: number;
 }
 
 export type EngineLauncher = () => EngineProcess;
@@ -31,14 +39,21 @@ export const ENGINE_CHILD_ENTRY = fileURLToPath(new URL('./engine-child.ts', imp
  * Plain Node: `entry` in a child process (`fork`), with `execArgv` for the child's Node (a loader).
  * Messages use structured clone ("advanced" serialization), like utilityProcess.
  */
-export function forkLauncher(entry: string, execArgv: string[] = []): EngineLauncher {
+export function forkLauncher(entry: string, execArgv: string[] = [], options: { heartbeatMs?: number } = {}): EngineLauncher {
+  const heartbeatMs = options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
   return () => {
     const child = fork(entry, [], {
       execArgv,
       // Structured clone instead of JSON: typed arrays (images, latents) cross as bytes.
       serialization: 'advanced',
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      // fd 4: the heartbeat pipe (protocol.ts).
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc', 'pipe'],
+      env: { ...process.env, [HEARTBEAT_FD_ENV]: '4', [HEARTBEAT_MS_ENV]: String(heartbeatMs) },
     });
+    const beats = child.stdio[4] as Readable | null;
+    // Always drained, so a full pipe never blocks the beat.
+    beats?.resume();
+    beats?.on('error', () => undefined);
     let exited = false;
     const exitListeners: Array<(exit: EngineExit) => void> = [];
     const finish = (exit: EngineExit): void => {
@@ -66,6 +81,10 @@ export function forkLauncher(entry: string, execArgv: string[] = []): EngineLaun
       },
       kill() {
         child.kill('SIGKILL');
+      },
+      heartbeatMs,
+      onHeartbeat(listener) {
+        beats?.on('data', () => listener());
       },
     };
   };
