@@ -362,9 +362,19 @@ export async function startServer(host: Host, options: ServeOptions = {}): Promi
     if (image && (req.method === 'GET' || req.method === 'HEAD')) {
       const thumbnail = url.searchParams.get('thumbnail') === '1';
       const path = thumbnail ? host.history.thumbnailPath(image[1]!) : host.history.imagePath(image[1]!);
+      // The content never changes (it is named by its hash), but a cached copy would be handed to any
+      // page of the same site without asking: every use is revalidated (304 when unchanged), so each
+      // passes the checks above.
+      const etag = `"${image[1]!}${thumbnail ? '-thumbnail' : ''}"`;
+      const caching = { 'Cache-Control': 'private, no-cache', ETag: etag };
+      if (req.headers['if-none-match'] === etag && existsSync(path)) {
+        res.writeHead(304, { ...BASE_HEADERS, ...caching });
+        res.end();
+        return;
+      }
       const body = await readFile(path).catch(() => null);
       if (!body) return sendError(res, 404, 'StudioError', 'E_NOT_FOUND', `No image ${image[1]}.`);
-      res.writeHead(200, { ...BASE_HEADERS, 'Cache-Control': 'private, max-age=31536000, immutable', 'Content-Type': thumbnail ? 'image/webp' : 'image/png', 'Content-Length': body.length });
+      res.writeHead(200, { ...BASE_HEADERS, ...caching, 'Content-Type': thumbnail ? 'image/webp' : 'image/png', 'Content-Length': body.length });
       res.end(req.method === 'HEAD' ? undefined : body);
       return;
     }

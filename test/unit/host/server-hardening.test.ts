@@ -55,6 +55,17 @@ function get(path: string, headers: Record<string, string>, port = server.port):
   });
 }
 
+function getWithHeaders(path: string, headers: Record<string, string>): Promise<{ status: number; headers: Record<string, string | string[] | undefined> }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port: server.port, path, headers }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
 function invoke(channel: string, payload: unknown): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = httpRequest(
@@ -141,6 +152,18 @@ test('an image needs the token, or the cookie on a same-origin request: a page o
   }
   const thumbnail = await get(`${path}?thumbnail=1`, { Cookie: cookie, 'Sec-Fetch-Site': 'same-site' });
   assert.equal(thumbnail.status, 403);
+});
+
+test('a stored image is revalidated at every use, so a cached copy never skips the checks', async () => {
+  const path = `/api/images/${hash}`;
+  const cookie = `studio_token=${server.token}`;
+  const first = await getWithHeaders(path, { Cookie: cookie, 'Sec-Fetch-Site': 'same-origin' });
+  assert.equal(first.status, 200);
+  assert.match(String(first.headers['cache-control']), /no-cache/);
+  assert.doesNotMatch(String(first.headers['cache-control']), /immutable|max-age=[1-9]/);
+  const etag = String(first.headers['etag']);
+  assert.equal((await getWithHeaders(path, { Cookie: cookie, 'Sec-Fetch-Site': 'same-origin', 'If-None-Match': etag })).status, 304);
+  assert.equal((await getWithHeaders(path, { Cookie: cookie, 'Sec-Fetch-Site': 'same-site', 'If-None-Match': etag })).status, 403);
 });
 
 test('a download URL with a malformed % escape is a 400 in words, not a 500', async () => {
