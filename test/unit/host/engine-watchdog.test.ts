@@ -41,7 +41,10 @@ function isAlive(pid: number): boolean {
 
 const longRequest = { mode: 'txt2img' as const, prompt: 'x', seed: 1, steps: 1000, sampler: 'euler' as const, width: FIXTURE_SIZE, height: FIXTURE_SIZE };
 
-test('a frozen engine fails its job with "stopped responding … restarted" within the timeout, and the next job runs on a new process', async () => {
+// A bounded wait: without a watchdog a frozen engine hangs its job for ever.
+const BOUNDED = { timeout: 60_000 };
+
+test('a frozen engine fails its job with "stopped responding … restarted" within the timeout, and the next job runs on a new process', BOUNDED, async () => {
   const engine = new EngineClient({ launcher, settings: TEST_ENGINE_SETTINGS, heartbeatTimeoutMs: TIMEOUT_MS });
   cleanup.push(() => engine.close());
   await engine.start();
@@ -69,7 +72,7 @@ test('a frozen engine fails its job with "stopped responding … restarted" with
   assert.equal(engine.status.restarts, 1);
 });
 
-test('Cancel on a frozen engine ends quickly and says the engine was restarted', async () => {
+test('Cancel on a frozen engine ends quickly and says the engine was restarted', BOUNDED, async () => {
   const host = await Host.open({
     dataDir: join(scratch.dir, 'data'),
     engineSettings: TEST_ENGINE_SETTINGS,
