@@ -112,7 +112,7 @@ describe('renderer session', () => {
       assert.deepEqual(errors(), ['The studio host is not reachable. Is `studio serve` still running?']);
       assert.deepEqual(session.stagingStore.get().jobIds, []);
       host.start();
-      host.handle('generate', () => ({ jobId: '00000000-0000-4000-8000-000000000001', seed: 1, position: 0 }));
+      host.handle('generate', () => ({ jobId: '00000000-0000-4000-8000-000000000001', seed: 1, position: 0, warnings: [] }));
       await until(() => session.connectionStore.get().connected, 3000, 'reconnect');
       await session.generate();
       assert.deepEqual(session.stagingStore.get().jobIds, ['00000000-0000-4000-8000-000000000001']);
@@ -136,7 +136,7 @@ describe('renderer session', () => {
   it('a batch sends one job per image with consecutive seeds, and finished jobs land in staging in order', async () => {
     let next = 0;
     const ids = ['00000000-0000-4000-8000-00000000000a', '00000000-0000-4000-8000-00000000000b'];
-    host.handle('generate', () => ({ jobId: ids[next++]!, seed: 0, position: 0 }));
+    host.handle('generate', () => ({ jobId: ids[next++]!, seed: 0, position: 0, warnings: [] }));
     host.handle('history.get', ({ id }) => ({ id, params: { seed: 40 + id }, output: { hash: 'h'.repeat(64), width: 64, height: 64 } }) as unknown as HistoryItem);
     start();
     try {
