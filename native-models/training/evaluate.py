@@ -444,8 +444,9 @@ def lcm_inpaint_eval(lcm: OnnxLdm, teacher_model: OnnxLdm, images_u8, records, e
     return result, rows
 
 
-def lcm_model_eval(cfg, images_u8, records, eval_cfg, seed, teacher_fidelity: dict | None) -> dict:
-    """Writes eval.json and samples.png into each exported LCM folder; returns both reports."""
+def lcm_model_eval(cfg, images_u8, records, eval_cfg, seed, teacher_fidelity: dict | None,
+                   which: tuple[str, ...] = ("text", "inpaint")) -> dict:
+    """Writes eval.json and samples.png into each exported LCM folder (of `which`); returns the reports."""
     report: dict = {}
     threads = eval_cfg.get("threads", 1)
     export_summary = {}
@@ -454,7 +455,7 @@ def lcm_model_eval(cfg, images_u8, records, eval_cfg, seed, teacher_fidelity: di
         if summary_path.exists():
             export_summary = json.loads(summary_path.read_text())
             break
-    if cfg.lcm_export_dir.exists():
+    if "text" in which and cfg.lcm_export_dir.exists():
         if teacher_fidelity is None:
             raise SystemExit(f"the LCM evaluation compares with the teacher's text fidelity: run it too, or keep "
                              f"{cfg.export_dir / 'eval.json'} with a text_fidelity section")
@@ -479,7 +480,7 @@ def lcm_model_eval(cfg, images_u8, records, eval_cfg, seed, teacher_fidelity: di
             write_lcm_contract(cfg.lcm_export_dir, cfg.work_dir / "lcm_contract", seed)
         report["lcm"] = result
         print(json.dumps({"lcm": {k: v for k, v in result.items() if k != "sample_grid"}}), flush=True)
-    if cfg.inpaint_lcm_export_dir.exists() and cfg.inpaint_export_dir.exists():
+    if "inpaint" in which and cfg.inpaint_lcm_export_dir.exists() and cfg.inpaint_export_dir.exists():
         lcm = OnnxLdm(cfg.inpaint_lcm_export_dir, threads=threads)
         teacher = OnnxLdm(cfg.inpaint_export_dir, threads=threads)
         inpaint, rows = lcm_inpaint_eval(lcm, teacher, images_u8, records, eval_cfg, cfg["train_inpaint"]["mask_probabilities"], seed)
@@ -502,6 +503,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     add_common_args(parser)
     parser.add_argument("--skip", nargs="*", default=[], choices=["vae", "text", "inpaint", "layout", "diffusers", "speed", "grid", "lcm"])
+    parser.add_argument("--lcm", nargs="+", default=["text", "inpaint"], choices=["text", "inpaint"],
+                        help="which LCM folders to evaluate (emoji-ldm-lcm: text, emoji-ldm-inpaint-lcm: inpaint)")
     args = parser.parse_args()
     cfg = load_config(args)
     eval_cfg = cfg["eval"]
@@ -558,7 +561,7 @@ def main() -> None:
         teacher_fidelity = report.get("text_fidelity")
         if teacher_fidelity is None and out.exists():
             teacher_fidelity = json.loads(out.read_text()).get("text_fidelity")
-        lcm_report = lcm_model_eval(cfg, images_u8, records, eval_cfg, seed, teacher_fidelity)
+        lcm_report = lcm_model_eval(cfg, images_u8, records, eval_cfg, seed, teacher_fidelity, tuple(args.lcm))
         report["lcm_summary"] = {name: {"file": f"{cfg.name}-{name.replace('_', '-')}/eval.json",
                                         "meets_bar": value.get("text_fidelity", value.get("inpaint", {})).get("meets_bar")}
                                  for name, value in lcm_report.items()}
