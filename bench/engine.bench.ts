@@ -12,6 +12,8 @@
  * - the ratios to bare (median, and each round's ratio: the rounds interleave pipeline, live and bare
  *   so load drifts over all three alike), end-to-end ms (median of runs, model already loaded), cold start ms
  *   (open the model + first run), and peak RSS.
+ * - lora: lora_apply_ms and the memory of switching LoRA sets, on SD 1.5's layer shapes (bench/lora.bench.ts;
+ *   --skip-lora leaves it out).
  * Defaults: the bundled model if present, else the tiny-sd1 fixture.
  */
 import { existsSync } from 'node:fs';
@@ -22,6 +24,7 @@ import { Engine } from '../electron/engine/engine.js';
 import { timestepTensor } from '../electron/engine/model/unet.js';
 import type { HostTensor } from '../electron/engine/model/onnx-module.js';
 import { SeededRng } from '../electron/engine/tensor/rng.js';
+import { loraBench } from './lora.bench.js';
 import { BUNDLED_MODEL_DIR, REPO_ROOT } from '../electron/host/cli.js';
 import type { SamplerName } from '../electron/shared/generation.js';
 
@@ -34,6 +37,7 @@ const { values } = parseArgs({
     sampler: { type: 'string' },
     threads: { type: 'string', default: '0' },
     cfg: { type: 'string', default: '7.5' },
+    'skip-lora': { type: 'boolean', default: false },
   },
 });
 const modelDir =
@@ -155,6 +159,8 @@ console.log(
       end_to_end_ms_runs: endToEnd.map((x) => round(x)),
       cold_start_ms: round(coldStartMs),
       peak_rss_mb: round(peakRss / 2 ** 20),
+      // Run-time LoRA on SD 1.5's layer shapes (bench/lora.bench.ts), after the figures above.
+      ...(values['skip-lora'] ? {} : { lora: await loraBench(Number(values.threads)) }),
     },
     null,
     2,

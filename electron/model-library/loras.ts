@@ -10,6 +10,7 @@ import { copyFile, mkdir, rename, rm } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
 import { InvalidRequestError, StudioError } from '../shared/errors.js';
 import { readLoraFile, type LoraFamily, type LoraFile } from '../engine/lora/lora-file.js';
+import { isLcmLoraName } from '../engine/lora/prompt-tags.js';
 import { closeMatches, listLoraFiles, LORA_EXTENSIONS } from '../engine/lora/resolve.js';
 
 export const LORA_FOLDER = 'loras';
@@ -56,9 +57,9 @@ export function triggerWords(metadata: Readonly<Record<string, string>>): string
   return [...counts].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])).slice(0, MAX_TRIGGER_WORDS).map(([t]) => t);
 }
 
-/** LCM-LoRA files (latent-consistency/lcm-lora-*) are named so; their modules are plain LoRA. */
-export function isLcmLora(lora: Pick<LoraFile, 'name' | 'metadata'>): boolean {
-  return /(^|[-_ ])lcm([-_ ]|$)/i.test(lora.name) || /lcm/i.test(lora.metadata['ss_output_name'] ?? '');
+/** LCM-LoRA files (latent-consistency/lcm-lora-*) are named so (the engine's rule); their modules are plain LoRA. */
+export function isLcmLora(lora: Pick<LoraFile, 'name'>): boolean {
+  return isLcmLoraName(lora.name);
 }
 
 function describe(lora: LoraFile): LibraryLora {

@@ -18,6 +18,23 @@ export interface RequestAgainstModel {
   width?: number | undefined;
   height?: number | undefined;
   strength?: number | undefined;
+  /** The prompt: an LCM-LoRA tag in it (`<lora:lcm-lora-sdv1-5:1>`) makes the lcm sampler valid. */
+  prompt?: string | undefined;
+}
+
+/** LCM-LoRA files (latent-consistency/lcm-lora-sdv1-5, …) are known by name: `lcm` as a word in it. */
+export function isLcmLoraName(name: string): boolean {
+  return /(^|[-_ .])lcm([-_ .]|$)/i.test(name);
+}
+
+/** Whether the prompt has a `<lora:NAME…>` tag (A1111 syntax) naming an LCM-LoRA with a non-zero U-Net weight. */
+export function promptHasLcmLora(prompt: string | undefined): boolean {
+  for (const m of (prompt ?? '').matchAll(/<(?:lora|lyco):([^>]+)>/g)) {
+    const [name, te, unet] = m[1]!.split(':');
+    const weight = Number(unet ?? te ?? 1);
+    if (isLcmLoraName((name ?? '').trim()) && weight !== 0) return true;
+  }
+  return false;
 }
 
 /** The strength a request runs at: its own, or the mode's default (img2img 0.75; inpaint repaints fully). */
@@ -41,8 +58,8 @@ export function checkRequestForModel(info: ModelRequirements, req: RequestAgains
     throw new InvalidRequestError(`${info.name} cannot do ${req.mode} (it supports ${info.supports.join(', ')})`);
   }
   const sampler = req.sampler ?? info.defaults.sampler;
-  if (sampler === 'lcm' && info.family !== 'lcm') {
-    // The LCM scheduler only makes sense for a consistency-distilled U-Net.
+  if (sampler === 'lcm' && info.family !== 'lcm' && !promptHasLcmLora(req.prompt)) {
+    // The LCM scheduler only makes sense for a consistency-distilled U-Net (or one with an LCM-LoRA).
     throw new InvalidRequestError(`the lcm sampler needs an LCM model; ${info.name} is ${info.family}`);
   }
   const width = req.width ?? info.defaults.width;

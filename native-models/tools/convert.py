@@ -14,9 +14,12 @@ Conversion is offline: nothing is downloaded (HF_HUB_OFFLINE=1; see convert_lib/
 Output: OUT, written to a temp folder beside it and renamed into place when complete and checked
 (every submodel is run in onnxruntime and compared with torch). Then import OUT in the studio.
 
+--lora FILE[:WEIGHT] (repeatable) bakes a LoRA into the converted weights (diffusers fuse_lora; weight
+default 1), for those who want a fixed copy instead of <lora:name:weight> at run time.
+
 Usage (from the repo root; the venv is made by native-models/tools/setup-venv.sh):
   native-models/.venv/bin/python native-models/tools/convert.py SOURCE OUT [--fp16] [--config DIR]
-      [--prediction-type epsilon|v_prediction] [--dry-run]
+      [--prediction-type epsilon|v_prediction] [--lora FILE[:WEIGHT]]… [--dry-run]
 
 Prints one JSON line: what was done (or, with --dry-run, what would be done) and the ONNX-vs-torch check.
 
@@ -35,6 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, Path(__file__).resolve().parent.as_posix())
 
+from convert_lib.lora import fuse_loras, parse_lora_arg  # noqa: E402
 from convert_lib.sources import ConversionError, load_diffusers_folder, load_single_file, plan_single_file  # noqa: E402
 
 
@@ -50,6 +54,8 @@ def main() -> None:
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     parser.add_argument("--skip-check", action="store_true", help="don't compare each submodel with torch")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch decides)")
+    parser.add_argument("--lora", action="append", default=[], metavar="FILE[:WEIGHT]",
+                        help="bake a LoRA .safetensors into the weights at WEIGHT (default 1); repeatable")
     args = parser.parse_args()
 
     if args.threads > 0:
@@ -78,10 +84,18 @@ def main() -> None:
         raise ConversionError(f"{source.name}: pickled checkpoints can run code when loaded; only .safetensors is accepted")
     else:
         raise ConversionError(f"{source} is neither a diffusers folder nor a .safetensors file")
+    loras = [parse_lora_arg(value) for value in args.lora]
+    for path, _ in loras:
+        if not path.is_file():
+            raise ConversionError(f"--lora {path}: file not found")
+    if loras:
+        plan["loras"] = [{"file": path.as_posix(), "weight": weight} for path, weight in loras]
     if args.dry_run:
         print(json.dumps({**plan, "dry_run": True}))
         return
     model = load_diffusers_folder(source) if plan["kind"] == "diffusers-folder" else load_single_file(source, config)
+    if loras:
+        fuse_loras(model, loras)
 
     from convert_lib.export import export_model
 

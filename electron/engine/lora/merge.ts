@@ -1,8 +1,8 @@
 /**
  * The merge: W' = W + Σ_l m_l · scale_l · (up_l · down_l) over the active LoRAs (wave2-reference §3a),
- * with m the tag's text-encoder or U-Net multiplier and scale = alpha / rank. Deltas are summed in
- * float32 in the initializer's own layout (Wᵀ for a folded MatMul weight), then added to W once; fp16
- * weights are widened, summed and rounded back once (onnx-weights.ts).
+ * with m the tag's text-encoder or U-Net multiplier and scale = alpha / rank. Each LoRA module's delta is
+ * added to W in float32 in the initializer's own layout (Wᵀ for a folded MatMul weight), one initializer at a
+ * time when the patched model is written; fp16 weights are widened, summed and rounded back once.
  */
 import type { LoraComponent, LoraFile, LoraModule } from './lora-file.js';
 import type { OnnxWeights, WeightTarget } from './onnx-weights.js';
@@ -100,16 +100,23 @@ export function accumulateDelta(delta: Float32Array, m: LoraModule, layout: Weig
 
 type WeightLayoutLike = WeightTarget['layout'];
 
+/** The LoRA modules (with their multipliers × scales) that change one initializer. */
+export interface InitializerPlan {
+  target: WeightTarget;
+  parts: { module: LoraModule; factor: number }[];
+}
+
 /**
- * The changed initializers of one component for a set of LoRAs (empty when no LoRA touches it with a
- * non-zero multiplier), and per LoRA how many of its modules for this component were found.
+ * Which initializers of one component a set of LoRAs changes (none when no LoRA touches it with a non-zero
+ * multiplier), checked for shape, and per LoRA how many of its modules for this component were found.
+ * Nothing heavy is computed here: `mergedValues` makes one initializer's new values when it is written.
  */
-export function mergeChanges(
+export function planMerge(
   weights: OnnxWeights,
   component: LoraComponent,
   loras: readonly ActiveLora[],
-): { changes: Map<string, Float32Array>; matches: ComponentMatch[] } {
-  const deltas = new Map<string, Float32Array>();
+): { plan: Map<string, InitializerPlan>; matches: ComponentMatch[] } {
+  const plan = new Map<string, InitializerPlan>();
   const matches: ComponentMatch[] = [];
   for (const lora of loras) {
     const match: ComponentMatch = { matched: 0, unmatched: [] };
@@ -125,16 +132,17 @@ export function mergeChanges(
       checkShape(m, target, lora.file, weights.label);
       match.matched++;
       if (multiplier === 0) continue;
-      let delta = deltas.get(target.initializer);
-      if (!delta) deltas.set(target.initializer, (delta = new Float32Array(target.dims.reduce((a, b) => a * b, 1))));
-      accumulateDelta(delta, m, target.layout, multiplier * m.scale);
+      let entry = plan.get(target.initializer);
+      if (!entry) plan.set(target.initializer, (entry = { target, parts: [] }));
+      entry.parts.push({ module: m, factor: multiplier * m.scale });
     }
   }
-  const changes = new Map<string, Float32Array>();
-  for (const [name, delta] of deltas) {
-    const w = weights.values(name);
-    for (let i = 0; i < w.length; i++) w[i]! += delta[i]!;
-    changes.set(name, w);
-  }
-  return { changes, matches };
+  return { plan, matches };
+}
+
+/** W + Σ factor·(up·down) for one initializer, in its own layout. */
+export function mergedValues(weights: OnnxWeights, name: string, entry: InitializerPlan): Float32Array {
+  const w = weights.values(name);
+  for (const { module, factor } of entry.parts) accumulateDelta(w, module, entry.target.layout, factor);
+  return w;
 }

@@ -146,13 +146,18 @@ export class OnnxWeights {
   }
 
   /**
-   * The model with `changes` (initializer name → new float32 values, in the initializer's layout) applied:
-   * bytes for InferenceSession.create and the external data files it needs. The originals are untouched.
+   * The model with the named initializers changed (`valueOf(name)`: the new float32 values, in the
+   * initializer's layout, made one at a time so only one is in memory as float32): bytes for
+   * InferenceSession.create and the external data files it needs. The originals are untouched.
    */
-  build(changes: ReadonlyMap<string, Float32Array>): { bytes: Uint8Array; externalData: { path: string; data: Uint8Array }[] } {
+  build(
+    names: Iterable<string>,
+    valueOf: (name: string) => Float32Array,
+  ): { bytes: Uint8Array; externalData: { path: string; data: Uint8Array }[] } {
     const patchedFiles = new Map<string, Uint8Array>();
     const inline: [TensorLike, Pick<TensorLike, 'rawData' | 'floatData' | 'int32Data'>][] = [];
-    for (const [name, values] of changes) {
+    for (const name of names) {
+      const values = valueOf(name);
       const t = this.initializers.get(name);
       if (!t) throw new ModelFolderError(`no initializer "${name}"`, this.label);
       const encoded = t.dataType === FLOAT16 ? encodeFloat16(values) : new Uint8Array(values.buffer, values.byteOffset, values.byteLength);

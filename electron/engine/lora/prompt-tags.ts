@@ -63,3 +63,5 @@ export function extractLoraTags(prompt: string): ExtractedTags {
 export function stripLoraTags(prompt: string): string {
   return extractLoraTags(prompt).prompt;
 }
+
+export { isLcmLoraName } from '../../shared/model-checks.js';

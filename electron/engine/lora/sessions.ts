@@ -16,7 +16,7 @@ import type { LoadedModel } from '../model/model-folder.js';
 import { OnnxModule, type SessionSettings } from '../model/onnx-module.js';
 import type { LoraComponent, LoraFamily, LoraFile } from './lora-file.js';
 import { readLoraFile } from './lora-file.js';
-import { mergeChanges, multiplierFor, type ActiveLora } from './merge.js';
+import { mergedValues, multiplierFor, planMerge, type ActiveLora } from './merge.js';
 import { OnnxWeights } from './onnx-weights.js';
 import { extractLoraTags } from './prompt-tags.js';
 import { resolveLoraFile } from './resolve.js';
@@ -140,7 +140,7 @@ export class LoraSessions {
       const users = loras.filter((l) => l.file.modules.some((m) => m.component === component));
       if (!base || users.length === 0) continue;
       const weights = this.weightsOf(component, base);
-      const { changes, matches } = mergeChanges(weights, component, users);
+      const { plan, matches } = planMerge(weights, component, users);
       users.forEach((l, i) => {
         const report = reports[loras.indexOf(l)]!;
         report.matched += matches[i]!.matched;
@@ -148,7 +148,11 @@ export class LoraSessions {
         report.unmatchedExamples.push(...matches[i]!.unmatched.slice(0, 5 - report.unmatchedExamples.length));
       });
       const key = JSON.stringify(users.filter((l) => multiplierFor(l, component) !== 0).map((l) => [l.file.path, l.file.shortHash, multiplierFor(l, component)]));
-      plans.push({ component, key, build: changes.size > 0 ? () => weights.build(changes) : null });
+      plans.push({
+        component,
+        key,
+        build: plan.size > 0 ? () => weights.build(plan.keys(), (name) => mergedValues(weights, name, plan.get(name)!)) : null,
+      });
     }
     for (const [i, report] of reports.entries()) {
       if (report.matched === 0) {

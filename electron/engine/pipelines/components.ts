@@ -111,7 +111,8 @@ export type ResidualSource = (sample: HostTensor, t: number, states: HostTensor)
  */
 export async function encodeConditioning(job: Job): Promise<Conditioning> {
   const { model, params } = job;
-  const doCfg = params.cfg > 1 && params.sampler !== 'lcm';
+  // An LCM model embeds the guidance scale; with an LCM-LoRA on another model, guidance is plain CFG (diffusers).
+  const doCfg = params.cfg > 1 && !(params.sampler === 'lcm' && model.info.family === 'lcm');
   const condDim = model.info.unet.timestepCondDim;
   const timestepCond = condDim !== null ? guidanceEmbedding(params.cfg, condDim) : null;
   const size = { width: params.width, height: params.height };

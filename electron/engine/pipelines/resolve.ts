@@ -23,11 +23,18 @@ import {
   MIN_STRENGTH,
   SIDE_MULTIPLE,
 } from '../../shared/generation-limits.js';
-import { checkRequestForModel, effectiveStrength } from '../../shared/model-checks.js';
+import { checkRequestForModel, effectiveStrength, isLcmLoraName } from '../../shared/model-checks.js';
+import { extractLoraTags } from '../lora/prompt-tags.js';
 import type { LoadedModel } from '../model/model-folder.js';
 import { createScheduler } from '../schedulers/index.js';
 import { SchedulerConfigError, SchedulerInputError } from '../schedulers/errors.js';
 import type { GenerateRequest } from './types.js';
+
+/**
+ * With an LCM-LoRA (latent-consistency/lcm-lora-*): LCMScheduler, 4 steps, guidance 1 (its model card;
+ * 1–2 work), as diffusers runs it in StableDiffusionPipeline (plain CFG when above 1: no guidance embedding).
+ */
+export const LCM_LORA_DEFAULTS = { sampler: 'lcm', steps: 4, cfg: 1 } as const;
 
 function checkInt(name: string, v: number, min: number, max: number): void {
   if (!Number.isInteger(v) || v < min || v > max) {
@@ -53,11 +60,14 @@ export function resolveParams(model: LoadedModel, req: GenerateRequest): Generat
     throw new InvalidRequestError(`prompts are limited to ${MAX_PROMPT_CHARS} characters`);
   }
   checkInt('seed', req.seed, 0, MAX_SEED);
-  const sampler = req.sampler ?? info.defaults.sampler;
+  // An LCM-LoRA in the prompt turns the model into a few-step LCM model: the LCM sampler and its defaults.
+  const lcmLora = info.family !== 'lcm' && extractLoraTags(req.prompt).loras.some((t) => isLcmLoraName(t.name) && t.unet !== 0);
+  const defaults = lcmLora ? { ...info.defaults, ...LCM_LORA_DEFAULTS } : info.defaults;
+  const sampler = req.sampler ?? defaults.sampler;
   if (!SAMPLERS.includes(sampler)) throw new InvalidRequestError(`unknown sampler "${String(sampler)}"; choose one of ${SAMPLERS.join(', ')}`);
-  const steps = req.steps ?? info.defaults.steps;
+  const steps = req.steps ?? defaults.steps;
   checkInt('steps', steps, MIN_STEPS, MAX_STEPS);
-  const cfg = req.cfg ?? info.defaults.cfg;
+  const cfg = req.cfg ?? defaults.cfg;
   checkNumber('cfg', cfg, MIN_CFG, MAX_CFG);
 
   const width = req.width ?? info.defaults.width;
@@ -70,7 +80,7 @@ export function resolveParams(model: LoadedModel, req: GenerateRequest): Generat
   const strength = effectiveStrength(req);
   checkNumber('strength', strength, MIN_STRENGTH, MAX_STRENGTH);
   // Mode, sampler, size and strength against this model: the same check the host runs at enqueue.
-  checkRequestForModel(info, { mode: req.mode, sampler, steps, width, height, strength });
+  checkRequestForModel(info, { mode: req.mode, sampler, steps, width, height, strength, prompt: req.prompt });
 
   const needsImage = req.mode !== 'txt2img' && req.mode !== 'layout';
   if (needsImage && !(req.initImage instanceof Uint8Array && req.initImage.length > 0)) {

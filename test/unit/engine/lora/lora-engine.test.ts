@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Engine } from '../../../../electron/engine/engine.js';
 import { readLoraFile } from '../../../../electron/engine/lora/lora-file.js';
-import { mergeChanges } from '../../../../electron/engine/lora/merge.js';
+import { mergedValues, planMerge } from '../../../../electron/engine/lora/merge.js';
 import { OnnxWeights } from '../../../../electron/engine/lora/onnx-weights.js';
 import type { GenerateRequest } from '../../../../electron/engine/pipelines/types.js';
 import { encodePng } from '../../../../electron/history/png.js';
@@ -102,8 +102,9 @@ describe('LoRA at run time', () => {
     const module = lora.modules.find((m) => m.key === 'down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q')!;
     const only = { ...lora, modules: [module] };
     const before = weights.values(toQ.initializer);
-    const { changes } = mergeChanges(weights, 'unet', [{ file: only, te: 1, unet: 0.5 }]);
-    const after = changes.get(toQ.initializer)!;
+    const { plan } = planMerge(weights, 'unet', [{ file: only, te: 1, unet: 0.5 }]);
+    assert.deepEqual([...plan.keys()], [toQ.initializer]);
+    const after = mergedValues(weights, toQ.initializer, plan.get(toQ.initializer)!);
     const [inputs, out] = toQ.dims as [number, number];
     const rank = module.upShape[1]!;
     for (const [i, o] of [[0, 0], [3, 5], [inputs - 1, out - 1]] as const) {
@@ -180,6 +181,16 @@ describe('LoRA at run time', () => {
       copyFileSync(join(LORAS, 'tiny-sdxl-kohya.safetensors'), join(tmp, 'xl.safetensors'));
       await expectError('xl', /^xl\.safetensors: is an SDXL LoRA \(its metadata says ss_base_model_version=sdxl_base_v1-0\); .* with one text encoder/);
     });
+  });
+
+  test('an LCM-LoRA in the prompt brings the LCM sampler and its defaults (4 steps, guidance 1)', async () => {
+    copyFileSync(join(LORAS, 'tiny-kohya.safetensors'), join(tmp, 'lcm-lora-tiny.safetensors'));
+    const { width, height, seed, mode } = quick;
+    const result = await engine.generate(DIR, { mode, width, height, seed, prompt: 'a red apple <lora:lcm-lora-tiny:1>', loraDirs: [tmp] });
+    assert.deepEqual([result.params.sampler, result.params.steps, result.params.cfg, result.timings.stepsRun], ['lcm', 4, 1, 4]);
+    const guided = await engine.generate(DIR, { mode, width, height, seed, prompt: 'a red apple <lora:lcm-lora-tiny:1>', cfg: 2, loraDirs: [tmp] });
+    assert.ok(!(await encodePng(guided.image)).equals(await encodePng(result.image)), 'guidance 2 runs CFG');
+    await assert.rejects(engine.generate(DIR, { ...quick, sampler: 'lcm' }), /the lcm sampler needs an LCM model/);
   });
 
   test('an unknown name lists the close ones', async () => {
