@@ -10,7 +10,7 @@ import { copyFile, mkdir, rename, rm } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
 import { InvalidRequestError, StudioError } from '../shared/errors.js';
 import { readLoraFile, type LoraFamily, type LoraFile } from '../engine/lora/lora-file.js';
-import { isLcmLoraName } from '../engine/lora/prompt-tags.js';
+import { extractLoraTags, isLcmLoraName } from '../engine/lora/prompt-tags.js';
 import { closeMatches, listLoraFiles, LORA_EXTENSIONS } from '../engine/lora/resolve.js';
 
 export const LORA_FOLDER = 'loras';
@@ -117,4 +117,37 @@ export async function removeLora(dir: string, name: string): Promise<void> {
     throw new StudioError('E_NOT_FOUND', `no LoRA named "${name}" in the library${close.length > 0 ? `; did you mean ${close.map((c) => `"${c}"`).join(', ')}?` : ''}`);
   }
   await rm(path);
+}
+
+/**
+ * Reusing a prompt from history or an A1111 infotext: each `<lora:NAME:…>` whose recorded hash
+ * (`Lora hashes`) belongs to a library file of another name is renamed to that file (A1111's
+ * infotext_pasted); the names found neither by name nor by hash are returned as missing.
+ */
+export async function restoreLoraTags(
+  prompt: string,
+  recorded: readonly { name: string; hash: string }[],
+  dir: string,
+): Promise<{ prompt: string; missing: string[] }> {
+  const { loras } = extractLoraTags(prompt);
+  if (loras.length === 0) return { prompt, missing: [] };
+  const { loras: library } = await listLoras(dir);
+  const byName = new Map(library.map((l) => [l.name, l]));
+  const byHash = new Map(library.map((l) => [l.hash, l]));
+  const hashOf = new Map(recorded.map((r) => [r.name, r.hash]));
+  const renames = new Map<string, string>();
+  const missing: string[] = [];
+  for (const { name } of loras) {
+    const hash = hashOf.get(name.replace(/[:,]/g, ''));
+    const local = byName.get(name);
+    if (local && (hash === undefined || local.hash === hash)) continue;
+    const same = hash !== undefined ? byHash.get(hash) : undefined;
+    if (same) renames.set(name, same.name);
+    else if (!local) missing.push(name);
+  }
+  const restored = prompt.replace(/<(lora|lyco):([^:>]+)/g, (whole: string, type: string, name: string) => {
+    const to = renames.get(name);
+    return to ? `<${type}:${to}` : whole;
+  });
+  return { prompt: restored, missing: [...new Set(missing)] };
 }
