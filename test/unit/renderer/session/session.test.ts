@@ -162,7 +162,7 @@ describe('renderer session', () => {
   it('opening a history picture while results are staged sets them aside with a notice, so the brush paints', async () => {
     let next = 0;
     const ids = ['00000000-0000-4000-8000-00000000000c', '00000000-0000-4000-8000-00000000000d'];
-    host.handle('generate', () => ({ jobId: ids[next++]!, seed: 0, position: 0 }));
+    host.handle('generate', () => ({ jobId: ids[next++]!, seed: 0, position: 0, warnings: [] }));
     host.handle('history.get', ({ id }) => ({ id, params: { seed: 1 }, output: { hash: 'a'.repeat(64), width: 64, height: 64 } }) as unknown as HistoryItem);
     start();
     try {
