@@ -92,6 +92,12 @@ const feeds: Record<string, HostTensor> = {
 if (info.unet.timestepCondDim !== null) {
   feeds['timestep_cond'] = { data: rng.randn(batch * info.unet.timestepCondDim), dims: [batch, info.unet.timestepCondDim] };
 }
+if (info.sdxl) {
+  // SDXL's added conditioning: pooled text_embeds and time_ids (orig size, crop, target) per batch item.
+  const ids = Array.from({ length: batch }, () => [side, side, 0, 0, side, side].slice(0, info.sdxl!.timeIds)).flat();
+  feeds['text_embeds'] = { data: rng.randn(batch * info.sdxl.pooledSize), dims: [batch, info.sdxl.pooledSize] };
+  feeds['time_ids'] = { data: Float32Array.from(ids), dims: [batch, info.sdxl.timeIds] };
+}
 const out = unet.outputName(['out_sample']);
 
 // The live path (engine/pipelines/live.ts): an inpaint frame of a side×side picture whose mask
