@@ -50,7 +50,7 @@ import {
 } from './sdxl.js';
 import { detectTextEncoder, type TextEncoderDetection } from './text-encoder.js';
 import { detectUnet, unetOutChannels } from './unet.js';
-import { detectVaeDecoder, detectVaeEncoder, openVaeEncoder } from './vae.js';
+import { detectVaeDecoder, detectVaeEncoder, openVaeDecoder, openVaeEncoder } from './vae.js';
 import { EmbeddingVocabulary } from '../prompt/chunker.js';
 import { encodePrompt, PROMPT_CACHE_SIZE, type EncodedPrompt } from '../prompt/conditioning.js';
 import { loadEmbeddingFolder, widthMismatchError, type TextualInversion } from '../prompt/embeddings.js';
@@ -371,7 +371,8 @@ export async function openModelFolder(dirIn: string, settings: SessionSettings):
     }
     const textEncoder = sdxlTextEncoders ? sdxlTextEncoders[0]!.module : await open('text_encoder');
     const unet = await open('unet');
-    const vaeDecoder = await open('vae_decoder');
+    const vaeDecoder = await openVaeDecoder(dir, vaeConfig, settings, warnings);
+    opened.push(vaeDecoder);
     const vaeEncoder = existsSync(join(dir, 'vae_encoder', 'model.onnx')) ? await openVaeEncoder(dir, settings, warnings) : null;
     if (vaeEncoder) opened.push(vaeEncoder);
     if (!vaeEncoder) warnings.push('no vae_encoder: only text-to-image is possible');

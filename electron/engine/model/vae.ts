@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { ModelFolderError } from '../../shared/errors.js';
 import type { ModelInfo } from '../../shared/model.js';
 import { num, staticDim, type JsonObject } from './folder-config.js';
+import { upcastToFp32 } from './fp32-upcast.js';
 import { exposePosteriorNoise, POSTERIOR_NOISE_INPUT, type NoisePatch } from './onnx-graph.js';
 import { OnnxModule, type SessionSettings } from './onnx-module.js';
 
@@ -76,6 +77,31 @@ export function detectVaeEncoder(encoder: OnnxModule, warnings: string[]): NonNu
     warnings.push('vae_encoder samples its posterior inside the graph: img2img and inpaint results vary run to run');
   }
   return { output, inputType: input.type, posteriorNoise };
+}
+
+/**
+ * Opens `vae_decoder/model.onnx`. An fp16 decoder whose config says `force_upcast` (SDXL's stock VAE,
+ * which overflows in fp16 and decodes to black) is rewritten to fp32 before its session is created
+ * (fp32-upcast.ts), and `warnings` records why; a decoder that cannot be rewritten runs as it is, with
+ * the risk said there too.
+ */
+export async function openVaeDecoder(dir: string, config: JsonObject | null, settings: SessionSettings, warnings: string[]): Promise<OnnxModule> {
+  const file = join(dir, 'vae_decoder', 'model.onnx');
+  const label = 'vae_decoder/model.onnx';
+  const plain = await OnnxModule.open(file, label, settings);
+  if (plain.input('latent_sample')?.type !== 'float16' || config?.['force_upcast'] !== true) return plain;
+  const upcast = upcastToFp32(readFileSync(file));
+  if (!upcast) {
+    warnings.push('vae_decoder: fp16 with force_upcast, but its weights are external, so it runs in fp16 and may overflow (a black picture)');
+    return plain;
+  }
+  const fp32 = await OnnxModule.open(file, label, settings, upcast);
+  await plain.release();
+  warnings.push(
+    'vae_decoder: runs in fp32 (upcast from its fp16 weights) because its config.json sets force_upcast: ' +
+      "SDXL's VAE overflows in fp16 and would decode to a black picture (an fp16-safe VAE sets force_upcast false)",
+  );
+  return fp32;
 }
 
 /**

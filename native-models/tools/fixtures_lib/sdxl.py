@@ -62,6 +62,7 @@ from .exporters import (
     export_optimum_vae,
 )
 from .folders import _fresh, _resave_external, _write_json
+from .mixed_precision import convert_model_file_to_fp16
 from .onnx_names import compact_internal_names
 from .parity import _plain_config, _save_image, _stats
 from .tiny_models import (
@@ -407,13 +408,26 @@ def _compact_names(root: Path) -> None:
         onnx.save_model(compact_internal_names(model), path.as_posix())
 
 
+def write_fp16_vae_decoder(out: Path) -> Path:
+    """tiny-sdxl's VAE decoder converted to fp16 with fp16 I/O (ORT's optimize_pipeline --float16, as
+    mixed_precision.py does) and its config.json (force_upcast: true): an SDXL folder with it must decode
+    in fp32. Only this submodel is kept; the test puts it into a copy of tiny-sdxl."""
+    root = out / "tiny-sdxl-fp16-vae"
+    _fresh(root)
+    convert_model_file_to_fp16(out / "tiny-sdxl" / "vae_decoder" / ONNX_WEIGHTS_NAME, root / "vae_decoder" / ONNX_WEIGHTS_NAME, None)
+    (root / "vae_decoder" / "config.json").write_bytes((out / "tiny-sdxl" / "vae_decoder" / "config.json").read_bytes())
+    return root
+
+
 def build_sdxl_folders(out: Path, vocab: TinyVocabulary) -> dict[str, SdxlFolder]:
-    return {
+    folders = {
         "tiny-sdxl": _sdxl_folder("tiny-sdxl", out, vocab, 7000, SDXL_BASE_SCHEDULER_CONFIG),
         "tiny-sdxl-inpaint": _sdxl_folder("tiny-sdxl-inpaint", out, vocab, 7100, SDXL_BASE_SCHEDULER_CONFIG, in_channels=9),
         "tiny-sdxl-turbo": _sdxl_folder("tiny-sdxl-turbo", out, vocab, 7200, SDXL_TURBO_SCHEDULER_CONFIG),
         "tiny-sdxl-refiner": _sdxl_folder("tiny-sdxl-refiner", out, vocab, 7300, SDXL_BASE_SCHEDULER_CONFIG, refiner=True),
     }
+    write_fp16_vae_decoder(out)
+    return folders
 
 
 # --------------------------------------------------------------------------------------------------

@@ -12,7 +12,8 @@ import { OnnxModule } from '../../../../electron/engine/model/onnx-module.js';
 import { detectSdxlTextEncoder, sdxlVariant } from '../../../../electron/engine/model/sdxl.js';
 import { ClipTokenizer } from '../../../../electron/engine/tokenizer/clip-tokenizer.js';
 import { ModelFolderError } from '../../../../electron/shared/errors.js';
-import { MODELS } from '../../../support/engine-fixtures.js';
+import { Engine } from '../../../../electron/engine/engine.js';
+import { MODELS, maxAbsDiff } from '../../../support/engine-fixtures.js';
 
 const settings = { providers: ['cpu'] as const, threads: 1 };
 const SDXL = join(MODELS, 'tiny-sdxl');
@@ -107,4 +108,35 @@ describe('folders that are not a working SDXL model give errors naming the file'
       });
     });
   }
+});
+
+describe("an fp16 VAE decoder with force_upcast runs in fp32, and says why", () => {
+  let root: string;
+  before(() => (root = mkdtempSync(join(tmpdir(), 'studio-sdxl-fp16-'))));
+  after(() => rmSync(root, { recursive: true, force: true }));
+  const request = { mode: 'txt2img', prompt: 'a red apple', seed: 7, steps: 3, width: 64, height: 64 } as const;
+
+  test('same picture as the fp32 decoder within fp16 weight rounding; force_upcast false keeps fp16', async () => {
+    const dir = join(root, 'fp16-vae');
+    cpSync(SDXL, dir, { recursive: true });
+    rmSync(join(dir, 'vae_decoder'), { recursive: true });
+    cpSync(join(MODELS, 'tiny-sdxl-fp16-vae', 'vae_decoder'), join(dir, 'vae_decoder'), { recursive: true });
+    const engine = new Engine({ providers: ['cpu'] });
+    try {
+      const upcast = await engine.loadModel(dir);
+      assert.equal(upcast.info.vaeDecoder.inputType, 'float32', 'the session was made from the fp32 rewrite');
+      assert.match(upcast.info.warnings.join('\n'), /vae_decoder: runs in fp32 \(upcast from its fp16 weights\) because its config\.json sets force_upcast/);
+      const [a, b] = [await engine.generate(dir, request), await engine.generate(SDXL, request)];
+      assert.ok(maxAbsDiff(a.image, b.image) <= 2, `fp32 rewrite vs fp32 export: ${maxAbsDiff(a.image, b.image)}/255`);
+      await engine.unloadAll();
+
+      const config = join(dir, 'vae_decoder', 'config.json');
+      writeFileSync(config, JSON.stringify({ ...JSON.parse(readFileSync(config, 'utf8')), force_upcast: false }));
+      const fp16 = await engine.loadModel(dir);
+      assert.equal(fp16.info.vaeDecoder.inputType, 'float16');
+      assert.doesNotMatch(fp16.info.warnings.join('\n'), /upcast/);
+    } finally {
+      await engine.unloadAll();
+    }
+  });
 });
