@@ -9,6 +9,7 @@
 import { stampSegment, walkSegment, type BrushSettings, type BrushTool, type StrokePoint } from './brush.js';
 import { BACKGROUND_LABEL, floodFillLabel, LayoutLayer, layoutToRgb, resampleLabels, stampLabelDab, type LayoutPalette } from './layout.js';
 import { MaskLayer, unionRect, type PixelRect } from './mask.js';
+import { colourRangeMask, featherMask, growMask, maskUnion, shrinkMask, type ColourRangeOptions } from './mask-ops.js';
 import { encodeGreyPng, encodeRgbPng, type ZlibCompress } from './png.js';
 
 /** Where the base image came from; it decides how a generation sends it (hash or bytes). */
@@ -288,16 +289,17 @@ export class EditorDocument {
 
   // ── whole-mask operations ────────────────────────────────────────────────────────────────────
 
-  private editWholeMask(label: string, edit: (data: Uint8Array) => void): void {
+  private editWholeMask(label: string, edit: (data: Uint8Array) => void): boolean {
     this.cancelStroke();
     const rect = this.maskLayer.fullRect;
     const before = this.maskLayer.data.slice();
     edit(this.maskLayer.data);
     const after = this.maskLayer.data.slice();
-    if (bytesEqual(before, after)) return;
+    if (bytesEqual(before, after)) return false;
     this.pushUndo({ kind: 'mask', label, rect, before, after });
     this.emit({ kind: 'mask', rect });
     this.emit({ kind: 'history' });
+    return true;
   }
 
   invertMask(): void {
@@ -312,6 +314,34 @@ export class EditorDocument {
 
   fillMask(): void {
     this.editWholeMask('Fill mask', (d) => d.fill(255));
+  }
+
+  /** Grows the marked area by `radius` pixels; one undo step (none when nothing changes). */
+  growMask(radius: number): void {
+    const next = growMask(this.maskLayer.data, this.width, this.height, radius);
+    this.editWholeMask(`Grow mask ${radius} px`, (d) => d.set(next));
+  }
+
+  /** Shrinks the marked area by `radius` pixels; one undo step. */
+  shrinkMask(radius: number): void {
+    const next = shrinkMask(this.maskLayer.data, this.width, this.height, radius);
+    this.editWholeMask(`Shrink mask ${radius} px`, (d) => d.set(next));
+  }
+
+  /** Softens the mask's edges over about `radius` pixels; one undo step. */
+  featherMask(radius: number): void {
+    const next = featherMask(this.maskLayer.data, this.width, this.height, radius);
+    this.editWholeMask(`Feather mask ${radius} px`, (d) => d.set(next));
+  }
+
+  /**
+   * Magic wand: adds to the mask the pixels of `rgba` (the base image, at the document's size) within
+   * the tolerance of the colour at (`x`, `y`). One undo step; false when nothing changed.
+   */
+  selectColourRange(rgba: Uint8Array | Uint8ClampedArray, x: number, y: number, options: ColourRangeOptions): boolean {
+    const picked = colourRangeMask(rgba, this.width, this.height, x, y, options);
+    const next = maskUnion(this.maskLayer.data, picked);
+    return this.editWholeMask('Mask colour range', (d) => d.set(next));
   }
 
   // ── layout operations ────────────────────────────────────────────────────────────────────────
