@@ -101,7 +101,7 @@ function useTiledDraw(overlay: TiledOverlay | null, viewRef: RefObject<Viewport>
 }
 
 export function CanvasView() {
-  const { doc, explainStagedPainting, layoutPalette, modelsStore, liveJobStore, stagingStore } = useSession();
+  const { doc, explainStagedPainting, maskColourRange, layoutPalette, modelsStore, liveJobStore, stagingStore } = useSession();
   const toolStore = useTools();
   const containerRef = useRef<HTMLDivElement>(null);
   const [size, setSize] = useState({ width: 800, height: 600 });
@@ -236,7 +236,7 @@ export function CanvasView() {
     const v = viewRef.current;
     const t = toolRef.current;
     // The fill tool has no size: a small fixed ring marks the pixel it fills from.
-    const r = t.tool === 'fill' ? FILL_CURSOR_RADIUS : Math.max(1, (t.size / 2) * v.scale);
+    const r = t.tool === 'fill' || t.tool === 'wand' ? FILL_CURSOR_RADIUS : Math.max(1, (t.size / 2) * v.scale);
     el.style.display = 'block';
     el.style.width = `${2 * r}px`;
     el.style.height = `${2 * r}px`;
@@ -276,7 +276,10 @@ export function CanvasView() {
     const t = toolStore.get();
     if (t.target === 'layout') {
       if (t.tool === 'fill') doc.fillLayoutRegion(p.x, p.y, t.layoutLabel);
-      else doc.beginLayoutStroke(t.tool, t.layoutLabel, t.size, p);
+      else if (t.tool !== 'wand') doc.beginLayoutStroke(t.tool, t.layoutLabel, t.size, p);
+    } else if (t.tool === 'wand') {
+      void maskColourRange(p.x, p.y, t.wandTolerance, t.wandContiguous);
+      return;
     } else if (t.tool !== 'fill') doc.beginStroke(t.tool, { size: t.size, hardness: t.hardness, opacity: t.opacity }, p);
     (evt.target as Element | null)?.setPointerCapture?.(evt.pointerId);
   };

@@ -3,6 +3,7 @@ import { useEffect, useRef, useState, type ReactNode } from 'react';
 import { useDocumentShape, useSession } from '../session/hooks.js';
 import { useStore } from '../session/store.js';
 import { MAX_BRUSH_SIZE, MIN_BRUSH_SIZE } from '../document/brush.js';
+import { MAX_MASK_OP_RADIUS } from '../document/mask-ops.js';
 import { CanvasView, viewCommands } from './CanvasView.js';
 import type { LayoutPalette } from '../document/layout.js';
 import { withTarget } from './tool-state.js';
@@ -180,6 +181,26 @@ export function EditorPanel() {
             <ToolButton label="Invert mask" onClick={() => doc.invertMask()} title="Invert mask (I)">Invert</ToolButton>
             <ToolButton label="Clear mask" onClick={() => doc.clearMask()} title="Clear mask">Clear</ToolButton>
             <ToolButton label="Fill mask" onClick={() => doc.fillMask()} title="Mask everything">Fill</ToolButton>
+          </div>
+        )}
+        {!onLayout && (
+          <div className="group" role="group" aria-label="Mask tools">
+            <label className="number" title="How many image pixels Grow, Shrink and Feather move the mask's edge">
+              <span>px</span>
+              <input type="number" aria-label="Mask edit pixels" min={1} max={MAX_MASK_OP_RADIUS} step={1} value={tool.maskRadius} onChange={(e) => toolStore.update({ maskRadius: Math.min(MAX_MASK_OP_RADIUS, Math.max(1, Math.round(Number(e.target.value) || 1))) })} style={{ width: '4em' }} />
+            </label>
+            <ToolButton label="Grow mask" onClick={() => doc.growMask(tool.maskRadius)} title={`Grow the mask by ${tool.maskRadius} px`}>Grow</ToolButton>
+            <ToolButton label="Shrink mask" onClick={() => doc.shrinkMask(tool.maskRadius)} title={`Shrink the mask by ${tool.maskRadius} px`}>Shrink</ToolButton>
+            <ToolButton label="Feather mask" onClick={() => doc.featherMask(tool.maskRadius)} title={`Soften the mask's edge over about ${tool.maskRadius} px`}>Feather</ToolButton>
+            <ToolButton label="Magic wand" pressed={tool.tool === 'wand'} disabled={!doc.image} onClick={() => toolStore.update({ tool: 'wand' })} title="Wand: click the image to mask the colours near the clicked one">✦ Wand</ToolButton>
+            <label className="number" title="Wand tolerance: the largest difference per colour channel (0 to 255)">
+              <span>Tol</span>
+              <input type="number" aria-label="Wand tolerance" min={0} max={255} step={1} value={tool.wandTolerance} onChange={(e) => toolStore.update({ wandTolerance: Math.min(255, Math.max(0, Math.round(Number(e.target.value) || 0))) })} style={{ width: '4em' }} />
+            </label>
+            <label title="Only the connected area (off: every pixel of a near colour)">
+              <input type="checkbox" aria-label="Wand contiguous" checked={tool.wandContiguous} onChange={(e) => toolStore.update({ wandContiguous: e.target.checked })} />
+              <span>Connected</span>
+            </label>
             <ToolButton label="Show mask" pressed={tool.maskVisible} onClick={() => toolStore.update({ maskVisible: !tool.maskVisible })} title="Show or hide the mask (H)">Mask</ToolButton>
             <label className="slider" title="Mask overlay opacity">
               <span>Tint</span>

@@ -442,6 +442,43 @@ export function createSession(client: StudioClient, doc: EditorDocument) {
     doc.setImage({ width: item.output.width, height: item.output.height, source: { kind: 'history', historyId: item.id, hash: item.output.hash } }, 'Open from history');
   }
 
+  /** The base image's pixels, decoded once per image (the wand asks on every click). */
+  let basePixels: { source: unknown; pixels: Promise<{ rgba: Uint8ClampedArray; width: number; height: number }> } | null = null;
+  function decodeBaseImage(): Promise<{ rgba: Uint8ClampedArray; width: number; height: number }> | null {
+    const image = doc.image;
+    if (!image) return null;
+    if (basePixels?.source !== image.source) {
+      const src = image.source;
+      const pixels = src.kind === 'history' ? decodeStoredImage(src.hash) : decodePixels(new Blob([src.bytes as Uint8Array<ArrayBuffer>], { type: src.mime }));
+      basePixels = { source: src, pixels };
+      pixels.catch(() => {
+        if (basePixels?.pixels === pixels) basePixels = null;
+      });
+    }
+    return basePixels.pixels;
+  }
+
+  /**
+   * Magic wand: adds to the mask the base image's pixels within `tolerance` of the colour at (`x`, `y`),
+   * only the connected region when `contiguous`. One undo step.
+   */
+  async function maskColourRange(x: number, y: number, tolerance: number, contiguous: boolean): Promise<void> {
+    const pending = decodeBaseImage();
+    if (!pending) {
+      notify('error', 'Open or generate an image first: the wand picks colours of the image.');
+      return;
+    }
+    try {
+      const image = doc.image;
+      const { rgba, width, height } = await pending;
+      // The document may have moved on while decoding (another image opened): pick nothing then.
+      if (doc.image !== image || width !== doc.width || height !== doc.height) return;
+      if (!doc.selectColourRange(rgba, x, y, { tolerance, contiguous })) notify('info', 'The wand found nothing new to mask there.');
+    } catch (err) {
+      notify('error', `Could not read the image's colours: ${describeError(err)}`);
+    }
+  }
+
   /** Puts an item's parameters back into the prompt panel. */
   function reuseParameters(item: HistoryItem): void {
     const p = item.params;
@@ -683,6 +720,7 @@ export function createSession(client: StudioClient, doc: EditorDocument) {
     discardStaged,
     flipStaged,
     explainStagedPainting,
+    maskColourRange,
     openImageFile,
     openInCanvas,
     reuseParameters,
