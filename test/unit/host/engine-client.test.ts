@@ -56,7 +56,14 @@ test('a cancel the engine does not honour in time ends its process; the job is c
   const { engine } = client({ launcher: forkEngine, cancelGraceMs: 0 });
   const controller = new AbortController();
   const request = { mode: 'txt2img' as const, prompt: 'x', seed: 1, steps: 1000, sampler: 'euler' as const, width: FIXTURE_SIZE, height: FIXTURE_SIZE };
-  const first = engine.generate(TINY_SD1, request, { signal: controller.signal, onProgress: () => controller.abort() });
+  // The process is stopped (SIGSTOP) before the cancel, so it can't answer it first on a loaded machine:
+  // only the grace timer's kill (SIGKILL, which a stopped process still takes) can end the job.
+  const stopThenCancel = (): void => {
+    if (controller.signal.aborted) return;
+    process.kill(engine.pid!, 'SIGSTOP');
+    controller.abort();
+  };
+  const first = engine.generate(TINY_SD1, request, { signal: controller.signal, onProgress: stopThenCancel });
   await engine.start();
   const pid = engine.pid!;
   await assert.rejects(first, (err: { code: string; message: string }) => {
