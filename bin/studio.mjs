@@ -8,4 +8,8 @@ import { dirname, join } from 'node:path';
 register();
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { main } = await import(join(root, 'electron/host/cli.ts'));
-process.exitCode = await main(process.argv.slice(2));
+const code = await main(process.argv.slice(2));
+// A failed command ends now, whatever it left behind (an engine process, a timer): `studio serve` that
+// could not start must not linger without listening.
+if (code !== 0) process.exit(code);
+process.exitCode = code;

@@ -6,7 +6,7 @@
  * database's write lock (BEGIN IMMEDIATE), so reconciliation, which takes the same lock, never mistakes
  * another writer's in-flight file for an orphan.
  */
-import { accessSync, constants, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { accessSync, constants, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, extname, join, resolve } from 'node:path';
 import type { Statement } from 'better-sqlite3';
 import sharp from 'sharp';
@@ -37,6 +37,7 @@ import type {
 import { loadMigrations, openDatabase } from './database.js';
 import type { Migration, SqliteDatabase } from './database.js';
 import { HistoryError, toHistoryError } from './errors.js';
+import { makeFolderSync } from './folders.js';
 import { ImageFiles, makeThumbnail, sha256Hex } from './files.js';
 import { generationParamsSchema, readImportablePng } from './import.js';
 import { encodePng, isPng } from './png.js';
@@ -478,7 +479,7 @@ export class HistoryStore {
     const target = resolve(folder);
     const doing = `export to ${target}`;
     try {
-      mkdirSync(target, { recursive: true });
+      makeFolderSync(target, 'export');
       const taken = new Set(readdirSync(target));
       const written: Array<{ id: number; file: string }> = [];
       for (const item of items) {

@@ -5,12 +5,14 @@
 import { randomInt } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { constants } from 'node:fs';
-import { access, mkdir, readFile } from 'node:fs/promises';
+import { access, readFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import type { Handlers, Requests } from '../shared/contract.js';
 import { checkRequestForModel } from '../shared/model-checks.js';
 import { serializeError, StudioError, type SerializedError } from '../shared/errors.js';
 import { convertCommand } from '../model-library/convert-command.js';
+import { HistoryError } from '../history/errors.js';
+import { makeFolder } from '../history/folders.js';
 import type { Host } from './host.js';
 import { describePrompt } from '../engine/prompt/chunker.js';
 import { stripLoraTags } from '../engine/lora/prompt-tags.js';
@@ -18,13 +20,17 @@ import { stripLoraTags } from '../engine/lora/prompt-tags.js';
 /** A seed drawn for a request without one: 32 bits, like A1111's random seeds. */
 const RANDOM_SEED_LIMIT = 2 ** 32;
 
-/** An output folder is created if needed and must be writable, checked when it is set rather than at the first result. */
+/**
+ * An output folder is created if needed and must be writable, checked when it is set rather than at the
+ * first result (makeFolder: a real folder on a writable disk, not under /proc, /sys or /dev, in bounded time).
+ */
 async function assertWritableFolder(folder: string): Promise<void> {
   try {
-    await mkdir(folder, { recursive: true });
+    await makeFolder(folder, 'outputFolder');
     await access(folder, constants.W_OK);
   } catch (err) {
-    throw new StudioError('E_IO', `outputFolder: can't write to ${folder} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}).`);
+    const reason = err instanceof HistoryError ? err.message.replace(/^outputFolder: /, '') : ((err as NodeJS.ErrnoException).code ?? (err as Error).message);
+    throw new StudioError(err instanceof HistoryError ? err.code : 'E_IO', `outputFolder: can't write to ${folder} (${reason}).`);
   }
 }
 
@@ -140,6 +146,8 @@ export function createHandlers(host: Host) {
       return report;
     },
     async 'history.export'({ ids, folder }) {
+      // Checked and created here, off the event loop and in bounded time; the store then finds it made.
+      await makeFolder(folder, 'history.export');
       return history.export(ids, folder);
     },
     async 'history.image'({ hash, thumbnail }) {

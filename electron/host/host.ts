@@ -6,7 +6,7 @@
  * `invoke` and `subscribe`, and nothing else.
  */
 import { readFileSync } from 'node:fs';
-import { copyFile, mkdir, readFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, statfs } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import sharp from 'sharp';
 import type {
@@ -27,6 +27,7 @@ import type { GenerateRequest } from '../engine/pipelines/types.js';
 import { ClipTokenizer } from '../engine/tokenizer/clip-tokenizer.js';
 import type { SqliteDatabase } from '../history/database.js';
 import { isPng } from '../history/png.js';
+import { makeFolder } from '../history/folders.js';
 import { HistoryStore } from '../history/store.js';
 import { EngineClient } from './engine-process/engine-client.js';
 import type { EngineLauncher } from './engine-process/launcher.js';
@@ -74,6 +75,23 @@ export interface PlatformActions {
 }
 
 const APP_NAME = 'Latent Studio';
+/**
+ * Free space the data folder's disk must have for the studio to start: its databases' write-ahead
+ * logs and the first results. On a full disk it says so and stops, rather than serving a studio whose
+ * every write fails.
+ */
+export const MIN_FREE_BYTES_TO_START = 4 * 1024 * 1024;
+
+async function assertRoomToStart(dataDir: string): Promise<void> {
+  const fs = await statfs(dataDir);
+  const free = fs.bavail * fs.bsize;
+  if (free < MIN_FREE_BYTES_TO_START) {
+    throw new StudioError(
+      'E_DISK_FULL',
+      `The disk holding the data folder ${dataDir} is full (${Math.floor(free / 1024)} KB free; the studio needs at least ${MIN_FREE_BYTES_TO_START / 1024 / 1024} MB to start). Free some space and start again.`,
+    );
+  }
+}
 
 function bundledDirsFrom(options: HostOptions): string[] {
   if (options.bundledModelDirs) return [...options.bundledModelDirs];
@@ -168,7 +186,7 @@ export class Host {
     );
     this.queue = new JobQueue(db, {
       run: this.runJob,
-      onChange: (snapshot) => this.emit('queue.changed', snapshot),
+      onChange: (delta) => this.emit('queue.changed', delta),
     });
     this.appInfo = {
       name: APP_NAME,
@@ -193,7 +211,13 @@ export class Host {
    */
   static async open(options: HostOptions): Promise<Host> {
     const dataDir = resolve(options.dataDir);
-    await mkdir(dataDir, { recursive: true });
+    try {
+      await mkdir(dataDir, { recursive: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOSPC') await assertRoomToStart(dirname(dataDir));
+      throw err;
+    }
+    await assertRoomToStart(dataDir);
     const history = await HistoryStore.open(join(dataDir, 'history'));
     let db: SqliteDatabase;
     try {
@@ -510,7 +534,7 @@ export class Host {
     const folder = this.settings.read().outputFolder;
     if (!folder || !item.output) return;
     try {
-      await mkdir(folder, { recursive: true });
+      await makeFolder(folder, 'outputFolder');
       await copyFile(this.history.imagePath(item.output.hash), join(folder, `${item.id}-${item.params.seed ?? 'x'}.png`));
     } catch (err) {
       // The result is safe in history; a bad output folder must not fail the job.

@@ -5,12 +5,22 @@
  *
  * The queue knows nothing of models or images: `run` (supplied by the host) turns a job into a
  * history item id, reporting progress and honouring the AbortSignal.
+ *
+ * Listeners get deltas (`QueueDelta`: the jobs that changed), never the whole queue: with hundreds of
+ * queued jobs, a snapshot per change to every client stalled the server.
+ *
+ * A full disk must not stop the queue. A job whose final state can't be written (SQLITE_FULL) keeps it
+ * in memory, shown as finished, and it is written as soon as the disk takes it; a job that can't be
+ * marked running stays queued and is tried again on a timer, so the queue moves on by itself once
+ * there is room, without waiting for another request.
  */
 import { randomUUID } from 'node:crypto';
 import type { Statement } from 'better-sqlite3';
-import type { JobStatus, JobSummary, QueueSnapshot, Requests } from '../shared/contract.js';
+import type { JobStatus, JobSummary, QueueDelta, QueueSnapshot, Requests } from '../shared/contract.js';
 import { isCancelled, serializeError, StudioError, type SerializedError } from '../shared/errors.js';
+import { MAX_QUEUED_JOBS } from '../shared/resource-limits.js';
 import type { SqliteDatabase } from '../history/database.js';
+import { toHistoryError } from '../history/errors.js';
 
 /** A generate request as queued: the seed is always chosen before the job is stored. */
 export type QueuedRequest = Requests['generate'] & { seed: number };
@@ -33,14 +43,27 @@ export type JobRunner = (
 
 export interface JobQueueOptions {
   run: JobRunner;
-  /** Called after every change of the queue (enqueue, start, finish, cancel, reorder). */
-  onChange?: (snapshot: QueueSnapshot) => void;
+  /** Called after every change of the queue (enqueue, start, finish, cancel, reorder) with what changed. */
+  onChange?: (delta: QueueDelta) => void;
   clock?: () => number;
   /** How many finished jobs `snapshot().recent` lists. */
   recentLimit?: number;
+  /** Most queued jobs (default MAX_QUEUED_JOBS). */
+  maxQueued?: number;
+  /** How long to wait before trying again to start a job when the database could not be written. */
+  retryMs?: number;
 }
 
 const DEFAULT_RECENT_LIMIT = 20;
+const DEFAULT_RETRY_MS = 1000;
+
+/** A job's final state that the database refused (full disk): held here until it can be written. */
+interface UnsavedFinish {
+  status: JobStatus;
+  finishedAt: number;
+  historyId: number | null;
+  error: SerializedError | null;
+}
 
 interface JobRow {
   id: string;
@@ -70,10 +93,17 @@ interface ActiveJob {
 
 export class JobQueue {
   private readonly run: JobRunner;
-  private readonly onChange: (snapshot: QueueSnapshot) => void;
+  private readonly onChange: (delta: QueueDelta) => void;
   private readonly clock: () => number;
   private readonly recentLimit: number;
+  private readonly maxQueued: number;
+  private readonly retryMs: number;
   private active: ActiveJob | null = null;
+  private revision = 0;
+  /** The recent list's ids as the last delta left it (to tell clients which fell off). */
+  private recentWindow: string[] = [];
+  private readonly unsaved = new Map<string, UnsavedFinish>();
+  private retryTimer: ReturnType<typeof setTimeout> | null = null;
   private started = false;
   private closed = false;
   private readonly stmt: {
@@ -82,6 +112,7 @@ export class JobQueue {
     next: Statement;
     byId: Statement;
     queued: Statement;
+    queuedCount: Statement;
     recent: Statement;
     running: Statement;
     request: Statement;
@@ -99,6 +130,8 @@ export class JobQueue {
     this.onChange = options.onChange ?? (() => undefined);
     this.clock = options.clock ?? Date.now;
     this.recentLimit = options.recentLimit ?? DEFAULT_RECENT_LIMIT;
+    this.maxQueued = options.maxQueued ?? MAX_QUEUED_JOBS;
+    this.retryMs = options.retryMs ?? DEFAULT_RETRY_MS;
     this.stmt = {
       insert: db.prepare(
         `INSERT INTO jobs (id, position, status, model_id, mode, prompt, request, created_at, warnings)
@@ -108,6 +141,7 @@ export class JobQueue {
       next: db.prepare(`SELECT id, model_id, request FROM jobs WHERE status = 'queued' ORDER BY position, created_at LIMIT 1`),
       byId: db.prepare(`SELECT ${SUMMARY_COLUMNS} FROM jobs WHERE id = ?`),
       queued: db.prepare(`SELECT ${SUMMARY_COLUMNS} FROM jobs WHERE status = 'queued' ORDER BY position, created_at`),
+      queuedCount: db.prepare(`SELECT COUNT(*) FROM jobs WHERE status = 'queued'`).pluck(),
       recent: db.prepare(
         `SELECT ${SUMMARY_COLUMNS} FROM jobs WHERE status IN ('succeeded', 'failed', 'cancelled')
          ORDER BY finished_at DESC, position DESC LIMIT ?`,
@@ -143,28 +177,39 @@ export class JobQueue {
         message: 'The app stopped (crash or forced quit) while this job was running; it did not finish and was not rerun.',
       };
       this.stmt.interrupt.run({ now: this.clock(), error: JSON.stringify(error) });
-      this.changed();
     }
+    this.recentWindow = this.recentIds();
     this.pump();
     return interrupted;
   }
 
-  /** Adds a job at the end of the queue; `warnings` say what the host changed to run it. */
+  /**
+   * Adds a job at the end of the queue; `warnings` say what the host changed to run it. Throws
+   * E_QUEUE_FULL past the cap, and E_DISK_FULL (nothing stored) when the database can't take the row.
+   */
   enqueue(modelId: string, request: QueuedRequest, warnings: readonly string[] = []): JobSummary {
     if (this.closed) throw new StudioError('E_CLOSED', 'The job queue is closed (the app is shutting down).');
+    const waiting = this.stmt.queuedCount.get() as number;
+    if (waiting >= this.maxQueued) {
+      throw new StudioError('E_QUEUE_FULL', `The queue is full: ${waiting} jobs are waiting (at most ${this.maxQueued}). Wait for some to finish, or cancel some, then generate again.`);
+    }
     const id = randomUUID();
-    const position = (this.stmt.maxPosition.get() as number) + 1;
-    this.stmt.insert.run({
-      id,
-      position,
-      modelId,
-      mode: request.mode,
-      prompt: request.prompt,
-      request: JSON.stringify(request),
-      createdAt: this.clock(),
-      warnings: JSON.stringify(warnings),
-    });
-    this.changed();
+    try {
+      const position = (this.stmt.maxPosition.get() as number) + 1;
+      this.stmt.insert.run({
+        id,
+        position,
+        modelId,
+        mode: request.mode,
+        prompt: request.prompt,
+        request: JSON.stringify(request),
+        createdAt: this.clock(),
+        warnings: JSON.stringify(warnings),
+      });
+    } catch (err) {
+      throw toHistoryError(err, 'queue the job');
+    }
+    this.announce({ added: [id] });
     this.pump();
     return this.get(id);
   }
@@ -184,12 +229,30 @@ export class JobQueue {
   }
 
   snapshot(): QueueSnapshot {
-    const running = this.stmt.running.get() as JobRow | undefined;
+    const running = (this.stmt.running.all() as JobRow[]).find((r) => !this.unsaved.has(r.id));
     return {
+      revision: this.revision,
       running: running ? this.summary(running) : null,
       queued: (this.stmt.queued.all() as JobRow[]).map((r) => this.summary(r)),
-      recent: (this.stmt.recent.all(this.recentLimit) as JobRow[]).map((r) => this.summary(r)),
+      recent: this.recentRows().map((r) => this.summary(r)),
     };
+  }
+
+  /** The latest finished jobs, newest first: the database's and those whose final state is only in memory. */
+  private recentRows(): JobRow[] {
+    const rows = this.stmt.recent.all(this.recentLimit) as JobRow[];
+    if (this.unsaved.size === 0) return rows;
+    const held = [...this.unsaved.keys()].flatMap((id) => {
+      const row = this.stmt.byId.get(id) as JobRow | undefined;
+      return row ? [this.withUnsaved(row)] : [];
+    });
+    const merged = [...held, ...rows.filter((r) => !this.unsaved.has(r.id))];
+    merged.sort((a, b) => (b.finished_at ?? 0) - (a.finished_at ?? 0) || b.position - a.position);
+    return merged.slice(0, this.recentLimit);
+  }
+
+  private recentIds(): string[] {
+    return this.recentRows().map((r) => r.id);
   }
 
   /**
@@ -199,7 +262,11 @@ export class JobQueue {
   async cancel(id: string, reason = 'Cancelled by the user.'): Promise<JobStatus> {
     const job = this.get(id);
     if (job.status === 'queued') {
-      this.finish(id, 'cancelled', null, { name: 'CancelledError', code: 'E_CANCELLED', message: `${reason} (before it started)` });
+      try {
+        this.finish(id, 'cancelled', null, { name: 'CancelledError', code: 'E_CANCELLED', message: `${reason} (before it started)` });
+      } catch (err) {
+        throw toHistoryError(err, 'cancel the job');
+      }
       return 'cancelled';
     }
     if (job.status === 'running' && this.active?.id === id) {
@@ -227,20 +294,29 @@ export class JobQueue {
     }
     const order = [...ids, ...queued.map((r) => r.id).filter((id) => !seen.has(id))];
     const base = queued[0]?.position ?? 1;
-    this.db.transaction(() => order.forEach((id, i) => this.stmt.setPosition.run(base + i, id)))();
-    this.changed();
+    const before = new Map(queued.map((r) => [r.id, r.position]));
+    try {
+      this.db.transaction(() => order.forEach((id, i) => this.stmt.setPosition.run(base + i, id)))();
+    } catch (err) {
+      throw toHistoryError(err, 'reorder the queue');
+    }
+    this.announce({ changed: order.filter((id, i) => before.get(id) !== base + i) });
     return this.snapshot();
   }
 
   /** Cancels every queued job (and with `includeRunning`, the running one). Returns the ids cancelled. */
   async clear(includeRunning = false, reason = 'The queue was cleared.'): Promise<string[]> {
     const ids = (this.stmt.queued.all() as JobRow[]).map((r) => r.id);
-    this.db.transaction(() => {
-      for (const id of ids) {
-        this.stmt.finish.run({ id, status: 'cancelled', finishedAt: this.clock(), historyId: null, error: JSON.stringify({ name: 'CancelledError', code: 'E_CANCELLED', message: `${reason} (before it started)` }) });
-      }
-    })();
-    if (ids.length > 0) this.changed();
+    try {
+      this.db.transaction(() => {
+        for (const id of ids) {
+          this.stmt.finish.run({ id, status: 'cancelled', finishedAt: this.clock(), historyId: null, error: JSON.stringify({ name: 'CancelledError', code: 'E_CANCELLED', message: `${reason} (before it started)` }) });
+        }
+      })();
+    } catch (err) {
+      throw toHistoryError(err, 'clear the queue');
+    }
+    if (ids.length > 0) this.announce({ changed: ids });
     const running = this.active?.id;
     if (includeRunning && running) {
       if ((await this.cancel(running, reason)) === 'cancelled') ids.push(running);
@@ -254,16 +330,22 @@ export class JobQueue {
    */
   failQueuedForModel(modelId: string, error: SerializedError): string[] {
     const ids = (this.stmt.queued.all() as JobRow[]).filter((r) => r.model_id === modelId).map((r) => r.id);
-    this.db.transaction(() => {
-      for (const id of ids) this.stmt.finish.run({ id, status: 'failed', finishedAt: this.clock(), historyId: null, error: JSON.stringify(error) });
-    })();
-    if (ids.length > 0) this.changed();
+    try {
+      this.db.transaction(() => {
+        for (const id of ids) this.stmt.finish.run({ id, status: 'failed', finishedAt: this.clock(), historyId: null, error: JSON.stringify(error) });
+      })();
+    } catch (err) {
+      throw toHistoryError(err, 'fail the jobs of the removed model');
+    }
+    if (ids.length > 0) this.announce({ changed: ids });
     return ids;
   }
 
   /** Stops taking jobs and aborts the running one (it ends `cancelled`); queued jobs stay queued for next time. */
   async close(): Promise<void> {
     this.closed = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
     const active = this.active;
     if (active) {
       active.abortReason ??= 'The app was closed while this job was running.';
@@ -272,38 +354,52 @@ export class JobQueue {
     }
   }
 
+  /**
+   * Starts the next queued job when none runs. Never throws: when the database can't be written (a
+   * full disk), the job stays queued and this runs again after `retryMs`.
+   */
   private pump(): void {
     if (!this.started || this.closed || this.active) return;
-    const next = this.stmt.next.get() as { id: string; model_id: string; request: string } | undefined;
-    if (!next) return;
-    this.stmt.markRunning.run(this.clock(), next.id);
+    this.saveUnsaved();
+    let next: { id: string; model_id: string; request: string } | undefined;
+    try {
+      next = this.stmt.next.get() as typeof next;
+      if (!next) return;
+      this.stmt.markRunning.run(this.clock(), next.id);
+    } catch (err) {
+      console.error(`studio host: could not start the next job (tried again in ${this.retryMs} ms): ${serializeError(toHistoryErrorOrSelf(err)).message}`);
+      this.retryLater();
+      return;
+    }
     const job: StoredJob = { id: next.id, modelId: next.model_id, request: JSON.parse(next.request) as QueuedRequest };
     const controller = new AbortController();
     const active: ActiveJob = { id: job.id, controller, abortReason: null, progress: null, settled: Promise.resolve() };
     this.active = active;
-    this.changed();
+    this.announce({ changed: [job.id] });
     active.settled = this.run(job, {
       signal: controller.signal,
       onProgress: (progress) => {
         active.progress = progress;
       },
     }).then(
-      (historyId) => this.finish(job.id, 'succeeded', historyId, null),
+      (historyId) => this.finishRun(job.id, 'succeeded', historyId, null),
       (err: unknown) => {
-        const error = serializeError(err);
+        const error = serializeError(toHistoryErrorOrSelf(err));
         if (isCancelled(err)) {
           // The queue's reason (user, clear, shutdown) says more than the engine's "cancelled"; when the
           // engine had to be restarted to stop, that follows it (EngineRestartedError).
           const reason = active.abortReason;
           const message = reason === null ? error.message : error.name === 'EngineRestartedError' ? `${reason} ${error.message}` : reason;
-          this.finish(job.id, 'cancelled', null, { ...error, message });
+          this.finishRun(job.id, 'cancelled', null, { ...error, message });
         } else {
-          this.finish(job.id, 'failed', null, error);
+          this.finishRun(job.id, 'failed', null, error);
         }
       },
-    ).finally(() => {
+    ).catch((err: unknown) => {
+      console.error(`studio host: the queue failed to record job ${job.id}:`, err);
+    }).finally(() => {
       this.active = null;
-      this.changed();
+      this.announce({ changed: [job.id] });
       // The next job starts on a fresh tick, after listeners have seen this one finish.
       setImmediate(() => this.pump());
     });
@@ -311,18 +407,75 @@ export class JobQueue {
 
   private finish(id: string, status: JobStatus, historyId: number | null, error: SerializedError | null): void {
     this.stmt.finish.run({ id, status, finishedAt: this.clock(), historyId, error: error ? JSON.stringify(error) : null });
-    if (this.active?.id !== id) this.changed();
+    if (this.active?.id !== id) this.announce({ changed: [id] });
   }
 
-  private changed(): void {
-    this.onChange(this.snapshot());
+  /** A run's end: written now, or held in memory (shown as finished) when the database refuses it. */
+  private finishRun(id: string, status: JobStatus, historyId: number | null, error: SerializedError | null): void {
+    const finishedAt = this.clock();
+    try {
+      this.stmt.finish.run({ id, status, finishedAt, historyId, error: error ? JSON.stringify(error) : null });
+    } catch (err) {
+      console.error(`studio host: job ${id} ended ${status}, but that could not be written yet: ${serializeError(toHistoryErrorOrSelf(err)).message}`);
+      this.unsaved.set(id, { status, finishedAt, historyId, error });
+      this.retryLater();
+    }
   }
 
-  private summary(row: JobRow): JobSummary {
+  /** Writes the final states held in memory; those the database still refuses stay held. */
+  private saveUnsaved(): void {
+    for (const [id, f] of this.unsaved) {
+      try {
+        this.stmt.finish.run({ id, status: f.status, finishedAt: f.finishedAt, historyId: f.historyId, error: f.error ? JSON.stringify(f.error) : null });
+        this.unsaved.delete(id);
+      } catch {
+        return;
+      }
+    }
+  }
+
+  private retryLater(): void {
+    if (this.retryTimer || this.closed) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      this.saveUnsaved();
+      this.pump();
+      if (this.unsaved.size > 0) this.retryLater();
+    }, this.retryMs);
+    this.retryTimer.unref?.();
+  }
+
+  /** Tells listeners which jobs were added or changed, and which fell off the recent list. */
+  private announce(ids: { added?: string[]; changed?: string[] }): void {
+    const added = (ids.added ?? []).flatMap((id) => this.summaryOf(id));
+    const changed = (ids.changed ?? []).flatMap((id) => this.summaryOf(id));
+    const window = this.recentIds();
+    const shown = new Set(window);
+    const candidates = new Set([...this.recentWindow, ...changed.filter((j) => isFinished(j.status)).map((j) => j.id)]);
+    const removed = [...candidates].filter((id) => !shown.has(id));
+    this.recentWindow = window;
+    this.revision++;
+    this.onChange({ revision: this.revision, added, changed, removed });
+  }
+
+  private summaryOf(id: string): JobSummary[] {
+    const row = this.stmt.byId.get(id) as JobRow | undefined;
+    return row ? [this.summary(row)] : [];
+  }
+
+  private withUnsaved(row: JobRow): JobRow {
+    const f = this.unsaved.get(row.id);
+    if (!f) return row;
+    return { ...row, status: f.status, finished_at: f.finishedAt, history_id: f.historyId, error: f.error ? JSON.stringify(f.error) : null };
+  }
+
+  private summary(stored: JobRow): JobSummary {
+    const row = this.withUnsaved(stored);
     const progress = this.active?.id === row.id ? this.active.progress : null;
     return {
       id: row.id,
       status: row.status,
+      position: row.position,
       mode: row.mode,
       prompt: row.prompt,
       modelId: row.model_id,
@@ -334,5 +487,21 @@ export class JobQueue {
       error: row.error ? (JSON.parse(row.error) as SerializedError) : null,
       warnings: JSON.parse(row.warnings) as string[],
     };
+  }
+}
+
+function isFinished(status: JobStatus): boolean {
+  return status === 'succeeded' || status === 'failed' || status === 'cancelled';
+}
+
+/** SQLite and file-system errors become HistoryErrors with a code (E_DISK_FULL …); anything else is kept. */
+function toHistoryErrorOrSelf(err: unknown): unknown {
+  const code = (err as { code?: unknown } | null)?.code;
+  const io = typeof code === 'string' && (code.startsWith('SQLITE_') || typeof (err as { errno?: unknown }).errno === 'number');
+  if (!io || !(err instanceof Error)) return err;
+  try {
+    return toHistoryError(err, 'record the job');
+  } catch {
+    return err;
   }
 }

@@ -94,6 +94,8 @@ export type JobStatus = (typeof JOB_STATUSES)[number];
 export interface JobSummary {
   id: string;
   status: JobStatus;
+  /** Queued jobs run in ascending position (queue.reorder rewrites it). */
+  position: number;
   mode: GenerationMode;
   prompt: string;
   modelId: string;
@@ -112,11 +114,31 @@ export interface JobSummary {
 }
 
 export interface QueueSnapshot {
+  /** The revision of the last `queue.changed` delta this snapshot includes. */
+  revision: number;
   running: JobSummary | null;
   /** In the order they will run. */
   queued: JobSummary[];
   /** The latest finished jobs, newest first. */
   recent: JobSummary[];
+}
+
+/**
+ * What changed in the queue (the `queue.changed` event): only the jobs that changed, never the whole
+ * queue, so a long queue costs each client one small message per change. A client holds the jobs of a
+ * `queue.list` snapshot and applies each delta in revision order: `added` and `changed` replace a job
+ * by id, `removed` drops it (a finished job that fell off the recent list; a job can be in `changed`
+ * and `removed` of the same delta, so its final state is still seen). A revision that is not the
+ * previous one plus one means a delta was missed: load `queue.list` again.
+ */
+export interface QueueDelta {
+  revision: number;
+  /** Jobs just queued. */
+  added: JobSummary[];
+  /** Jobs whose status, position or result changed (started, finished, cancelled, reordered). */
+  changed: JobSummary[];
+  /** Ids of jobs no longer shown (finished, beyond the recent list). */
+  removed: string[];
 }
 
 export const ENGINE_STATES = ['stopped', 'starting', 'ready', 'busy', 'crashed'] as const;
@@ -265,7 +287,7 @@ export interface Events {
   'job.progress': { jobId: string; step: number; total: number; elapsedMs: number; etaMs: number };
   /** A small preview of the current latents (one pixel per latent cell), as base64 PNG. */
   'job.preview': { jobId: string; step: number; width: number; height: number; png: string };
-  'queue.changed': QueueSnapshot;
+  'queue.changed': QueueDelta;
   'history.changed': { kind: 'added' | 'updated' | 'deleted' | 'restored' | 'purged' | 'imported'; ids: number[] };
   'engine.status': EngineStatus;
   /** A model download's progress (throttled), and once more with its final phase (done, failed, cancelled). */

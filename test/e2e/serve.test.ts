@@ -145,8 +145,9 @@ test('studio serve: a WebSocket client generates with the tiny-sd1 fixture, sees
     const steps = 3;
     const { jobId, seed } = await client.call('generate', { mode: 'txt2img', prompt: 'a small red fox', steps, sampler: 'euler', width: 64, height: 64, seed: 42 });
     assert.equal(seed, 42);
-    const done = await client.waitFor('queue.changed', (s) => s.recent.some((j) => j.id === jobId));
-    const job = done.recent.find((j) => j.id === jobId)!;
+    const ended = (j: { id: string; status: string }) => j.id === jobId && ['succeeded', 'failed', 'cancelled'].includes(j.status);
+    const done = await client.waitFor('queue.changed', (d) => d.changed.some(ended));
+    const job = done.changed.find(ended)!;
     assert.equal(job.status, 'succeeded', JSON.stringify(job.error));
 
     const progress = client.events.filter((e) => e.event === 'job.progress').map((e) => e.payload as Events['job.progress']);

@@ -8,7 +8,8 @@
  * Imports run one way: app → features / editor → session → document, ipc (the LAYERS table in
  * eslint.config.js fails a session file that imports features/ or editor/).
  */
-import type { JobSummary, ModelEntry, QueueSnapshot, RequestInputs } from '../../../electron/shared/contract.js';
+import type { JobSummary, ModelEntry, QueueDelta, QueueSnapshot, RequestInputs } from '../../../electron/shared/contract.js';
+import { applyQueueDelta, EMPTY_QUEUE } from './queue-state.js';
 import type { GenerationMode, GenerationParams } from '../../../electron/shared/generation.js';
 import {
   MAX_CFG,
@@ -145,7 +146,7 @@ export function createSession(client: StudioClient, doc: EditorDocument) {
   }
 
   const modelsStore = new Store<ModelsState>({ models: [], selectedId: null, info: {}, loading: true, error: null });
-  const queueStore = new Store<QueueSnapshot>({ running: null, queued: [], recent: [] });
+  const queueStore = new Store<QueueSnapshot>(EMPTY_QUEUE);
   const connectionStore = new Store<{ connected: boolean; engine: string }>({ connected: true, engine: 'starting' });
 
   /** Bumped when history changes, so the browser reloads what it shows. */
@@ -336,11 +337,30 @@ export function createSession(client: StudioClient, doc: EditorDocument) {
     }
   }
 
+  /** Loads the whole queue (at start, after a reconnect, and when a delta was missed). */
+  function reloadQueue(): void {
+    void client.call('queue.list', {}).then((snapshot) => onQueueChanged(snapshot), () => undefined);
+  }
+
+  /** Folds a `queue.changed` delta into the queue store. */
+  function onQueueDelta(delta: QueueDelta): void {
+    const current = queueStore.get();
+    const next = applyQueueDelta(current, delta);
+    if (next === null) {
+      // Deltas before the first snapshot are in it; a gap after it means one was missed.
+      if (current.revision >= 0) reloadQueue();
+      return;
+    }
+    if (next !== current) onQueueChanged(next, delta.changed);
+  }
+
   /** Follows the queue: finished jobs of the current batch land in the staging area. */
-  function onQueueChanged(snapshot: QueueSnapshot): void {
+  function onQueueChanged(snapshot: QueueSnapshot, changed: readonly JobSummary[] = []): void {
     queueStore.set(snapshot);
     const staging = stagingStore.get();
-    for (const job of snapshot.recent) {
+    // A job of the batch that finished in this change counts even when it is already off the recent list.
+    const seen = [...snapshot.recent, ...changed.filter((j) => !snapshot.recent.some((r) => r.id === j.id))];
+    for (const job of seen) {
       if (!staging.jobIds.includes(job.id)) continue;
       if (job.status === 'succeeded' && job.historyId !== null && !staging.items.some((it) => it.id === job.historyId)) {
         const historyId = job.historyId;
@@ -362,8 +382,8 @@ export function createSession(client: StudioClient, doc: EditorDocument) {
     }
     // A batch that ended without a result (cancelled, failed) leaves nothing to wait for.
     const open = [snapshot.running, ...snapshot.queued].some((j) => j !== null && staging.jobIds.includes(j.id));
-    const finished = staging.jobIds.every((id) => snapshot.recent.some((j) => j.id === id));
-    if (staging.jobIds.length > 0 && !open && finished && staging.items.length === 0 && snapshot.recent.filter((j) => staging.jobIds.includes(j.id)).every((j) => j.status !== 'succeeded')) {
+    const finished = staging.jobIds.every((id) => seen.some((j) => j.id === id));
+    if (staging.jobIds.length > 0 && !open && finished && staging.items.length === 0 && seen.filter((j) => staging.jobIds.includes(j.id)).every((j) => j.status !== 'succeeded')) {
       stagingStore.set({ jobIds: [], items: [], index: 0 });
     }
     const live = liveJobStore.get();
@@ -558,7 +578,7 @@ export function createSession(client: StudioClient, doc: EditorDocument) {
   /** Wires host events to the stores; returns the unsubscribe. */
   /** Reads what the host has now: the queue, the engine state and the model library. */
   function sync(): void {
-    void client.call('queue.list', {}).then(onQueueChanged, () => undefined);
+    reloadQueue();
     void client.call('app.info', {}).then(
       (info) => connectionStore.update({ connected: true, engine: info.engine.state }),
       (err: unknown) => {
@@ -574,7 +594,7 @@ export function createSession(client: StudioClient, doc: EditorDocument) {
     const c = client;
     let dropped = false;
     const offs = [
-      c.on('queue.changed', onQueueChanged),
+      c.on('queue.changed', onQueueDelta),
       c.on('job.progress', (p) => {
         const prev = liveJobStore.get();
         liveJobStore.set({ jobId: p.jobId, step: p.step, total: p.total, etaMs: p.etaMs, elapsedMs: p.elapsedMs, preview: prev?.jobId === p.jobId ? prev.preview : null });
@@ -716,6 +736,7 @@ export function createSession(client: StudioClient, doc: EditorDocument) {
     generate,
     cancelGeneration,
     onQueueChanged,
+    onQueueDelta,
     acceptStaged,
     discardStaged,
     flipStaged,

@@ -70,7 +70,8 @@ async function firstProgress(host: Host, jobId: string): Promise<void> {
 function recordStarts(host: Host): string[] {
   const started: string[] = [];
   host.subscribe((e) => {
-    if (e.event === 'queue.changed' && e.payload.running && started.at(-1) !== e.payload.running.id) started.push(e.payload.running.id);
+    if (e.event !== 'queue.changed') return;
+    for (const job of e.payload.changed) if (job.status === 'running' && started.at(-1) !== job.id) started.push(job.id);
   });
   return started;
 }

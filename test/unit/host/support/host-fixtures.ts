@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { EventName, Events, InvokeResult, ChannelName, Responses } from '../../../../electron/shared/contract.js';
+import type { EventName, Events, InvokeResult, ChannelName, JobSummary, Responses } from '../../../../electron/shared/contract.js';
 import type { Host } from '../../../../electron/host/host.js';
 
 export const FIXTURE_MODELS = fileURLToPath(new URL('../../../fixtures/models/', import.meta.url));
@@ -42,10 +42,13 @@ export function nextEvent<E extends EventName>(host: Host, event: E, match: (pay
   });
 }
 
+const FINISHED = new Set(['succeeded', 'failed', 'cancelled']);
+
 /** Waits until the job has finished (succeeded, failed or cancelled) and returns its summary. */
-export async function jobFinished(host: Host, jobId: string, timeoutMs = 120_000) {
-  const done = (s: Events['queue.changed']) => s.recent.some((j) => j.id === jobId);
-  const snapshot = host.queue.snapshot();
-  const found = done(snapshot) ? snapshot : await nextEvent(host, 'queue.changed', done, timeoutMs);
-  return found.recent.find((j) => j.id === jobId)!;
+export async function jobFinished(host: Host, jobId: string, timeoutMs = 120_000): Promise<JobSummary> {
+  const finished = (j: JobSummary | undefined): j is JobSummary => j !== undefined && j.id === jobId && FINISHED.has(j.status);
+  const now = host.queue.get(jobId);
+  if (finished(now)) return now;
+  const delta = await nextEvent(host, 'queue.changed', (d) => d.changed.some(finished), timeoutMs);
+  return delta.changed.find(finished)!;
 }

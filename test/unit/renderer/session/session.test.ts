@@ -27,7 +27,7 @@ before(async () => {
   await model.release();
 });
 
-const EMPTY_QUEUE: QueueSnapshot = { running: null, queued: [], recent: [] };
+const EMPTY_QUEUE: QueueSnapshot = { revision: 0, running: null, queued: [], recent: [] };
 
 /** A host with one model, an idle engine and an empty queue. */
 function idleHost(): FakeHost {
@@ -40,7 +40,7 @@ function idleHost(): FakeHost {
 }
 
 function job(id: string, status: JobSummary['status'], historyId: number | null = null): JobSummary {
-  return { id, status, mode: 'txt2img', prompt: 'p', modelId: MODEL_ID, createdAt: 0, startedAt: null, finishedAt: null, progress: null, historyId, error: null } as JobSummary;
+  return { id, status, position: historyId ?? 0, mode: 'txt2img', prompt: 'p', modelId: MODEL_ID, createdAt: 0, startedAt: null, finishedAt: historyId, progress: null, historyId, error: null };
 }
 
 describe('renderer session', () => {
@@ -147,8 +147,11 @@ describe('renderer session', () => {
       const sent = host.callsTo('generate') as Array<Record<string, unknown>>;
       assert.deepEqual(sent.map((r) => r.seed), [41, 42]);
       assert.deepEqual(sent[0], { mode: 'txt2img', prompt: 'a cat', negativePrompt: '', steps, cfg, sampler, width, height, modelId: MODEL_ID, seed: 41 });
-      // The second job finishes first; staging keeps the batch order.
-      host.emit('queue.changed', { running: null, queued: [], recent: [job(ids[1]!, 'succeeded', 2), job(ids[0]!, 'succeeded', 1)] });
+      // The second job finishes first; staging keeps the batch order. The host sends deltas.
+      await until(() => session.queueStore.get().revision === 0, 2000, 'the first queue snapshot');
+      host.emit('queue.changed', { revision: 1, added: [job(ids[0]!, 'queued'), job(ids[1]!, 'queued')], changed: [], removed: [] });
+      host.emit('queue.changed', { revision: 2, added: [], changed: [job(ids[1]!, 'succeeded', 2)], removed: [] });
+      host.emit('queue.changed', { revision: 3, added: [], changed: [job(ids[0]!, 'succeeded', 1)], removed: [] });
       await until(() => session.stagingStore.get().items.length === 2, 2000, 'both results');
       assert.deepEqual(session.stagingStore.get().items.map((i) => i.id), [1, 2]);
       session.acceptStaged();

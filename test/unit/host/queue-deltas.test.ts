@@ -1,0 +1,82 @@
+/**
+ * Queue events are deltas: each change sends the jobs that changed, not the whole queue, and a client
+ * that folds them into its snapshot (the renderer's own code) ends where the host is. The queue has a
+ * cap. Real SQLite (host.sqlite); the runner stands in for the engine, which these rules don't involve.
+ */
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { QueueDelta, QueueSnapshot } from '../../../electron/shared/contract.js';
+import { openHostDatabase } from '../../../electron/host/host-database.js';
+import { JobQueue, type QueuedRequest } from '../../../electron/host/job-queue.js';
+import { applyQueueDelta } from '../../../renderer/src/app/queue-state.js';
+import { tempDir } from './support/host-fixtures.js';
+
+const data = tempDir('queue-deltas');
+after(() => data.remove());
+
+const request = (i: number): QueuedRequest => ({ mode: 'txt2img', prompt: `job ${i}`, seed: i });
+
+test('300 queued jobs: every event stays small, and a client folding the deltas ends with the host snapshot', async () => {
+  const db = openHostDatabase(data.dir);
+  const deltas: QueueDelta[] = [];
+  let gate!: () => void;
+  const opened = new Promise<void>((r) => (gate = r));
+  let historyId = 0;
+  const queue = new JobQueue(db, {
+    recentLimit: 20,
+    onChange: (d) => deltas.push(d),
+    run: async (job) => {
+      await opened;
+      if (job.request.prompt.endsWith('7')) throw new Error('a failing job');
+      return ++historyId;
+    },
+  });
+  queue.start();
+  let client: QueueSnapshot = queue.snapshot();
+  const ids = Array.from({ length: 300 }, (_, i) => queue.enqueue('m', request(i)).id);
+  const biggest = Math.max(...deltas.map((d) => JSON.stringify(d).length));
+  assert.ok(biggest < 2000, `the largest queue event while queueing is ${biggest} characters (a snapshot of 300 jobs would be ~100 000)`);
+
+  const fold = () => {
+    for (const d of deltas.splice(0)) {
+      const next = applyQueueDelta(client, d);
+      assert.ok(next, `delta ${d.revision} applies after ${client.revision}`);
+      client = next;
+    }
+  };
+  fold();
+  assert.deepEqual(client, queue.snapshot(), 'after queueing');
+  queue.reorder([ids[299]!, ids[150]!]);
+  fold();
+  assert.deepEqual(client.queued.slice(0, 2).map((j) => j.id), [ids[299], ids[150]]);
+  assert.deepEqual(client, queue.snapshot(), 'after a reorder');
+
+  gate();
+  while (queue.snapshot().queued.length > 0 || queue.snapshot().running) await new Promise((r) => setTimeout(r, 200));
+  await new Promise((r) => setImmediate(r));
+  fold();
+  assert.deepEqual(client, queue.snapshot(), 'after every job ran');
+  assert.equal(client.recent.length, 20, 'finished jobs beyond the recent list were removed');
+  const statuses = new Map(ids.map((id) => [id, queue.get(id).status]));
+  assert.equal([...statuses.values()].filter((s) => s === 'failed').length, 30);
+  assert.equal([...statuses.values()].filter((s) => s === 'succeeded').length, 270);
+  await queue.close();
+  db.close();
+});
+
+test('the queue is capped: one job past the limit is refused with E_QUEUE_FULL in words, and nothing is stored', async () => {
+  const t = tempDir('queue-cap');
+  const db = openHostDatabase(t.dir);
+  const queue = new JobQueue(db, { maxQueued: 3, run: () => new Promise<number>(() => undefined) });
+  // Not started: every job stays queued.
+  for (let i = 0; i < 3; i++) queue.enqueue('m', request(i));
+  assert.throws(() => queue.enqueue('m', request(3)), (err: Error & { code?: string }) => {
+    assert.equal(err.code, 'E_QUEUE_FULL');
+    assert.match(err.message, /queue is full: 3 jobs are waiting \(at most 3\)/);
+    return true;
+  });
+  assert.equal(queue.snapshot().queued.length, 3);
+  await queue.close();
+  db.close();
+  t.remove();
+});
