@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import type { QueueDelta, QueueSnapshot } from '../../../electron/shared/contract.js';
 import { openHostDatabase } from '../../../electron/host/host-database.js';
 import { JobQueue, type QueuedRequest } from '../../../electron/host/job-queue.js';
-import { applyQueueDelta } from '../../../renderer/src/app/queue-state.js';
+import { applyQueueDelta } from '../../../renderer/src/session/queue-state.js';
 import { tempDir } from './support/host-fixtures.js';
 
 const data = tempDir('queue-deltas');
