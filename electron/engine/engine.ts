@@ -176,6 +176,7 @@ export async function prepareJob(
   const shape = { channels: model.info.latentChannels, height: params.height / f, width: params.width / f };
   const noise = request.latents ? new Float32Array(request.latents) : rng.randn(shape.channels * shape.height * shape.width);
   const size = { width: params.width, height: params.height };
+  const limit = request.maxInputPixels;
   const job: Job = {
     model,
     params,
@@ -195,14 +196,14 @@ export async function prepareJob(
   };
   if (params.inpaintArea === 'masked' && request.initImage && request.mask) {
     // Only masked: keep the picture at its own size and repaint a crop of it at width×height.
-    const picture = await decodeImage(request.initImage, 'init image');
-    const pictureMask = await decodeMask(request.mask, picture);
+    const picture = await decodeImage(request.initImage, 'init image', undefined, limit);
+    const pictureMask = await decodeMask(request.mask, picture, limit);
     const crop = cropRegion(pictureMask, params.maskPadding ?? 0, params.width, params.height);
     const cut = await cropForInpaint(picture, pictureMask, crop, size);
     let control: JobControl | null = null;
     if (request.control) {
       // The control image covers the whole picture: cut the same crop out of it.
-      const full = await decodeImage(request.control.image, 'control image', { width: picture.width, height: picture.height });
+      const full = await decodeImage(request.control.image, 'control image', { width: picture.width, height: picture.height }, limit);
       control = await prepareControl(model, request.control, (await cropForInpaint(full, pictureMask, crop, size)).image);
     }
     return { ...job, initImage: cut.image, mask: cut.mask, region: { picture, pictureMask, crop }, control };
@@ -210,12 +211,12 @@ export async function prepareJob(
   if (params.mode === 'layout' && request.labelMap) {
     const labels = model.info.layout?.labels;
     if (!labels) throw new Error(`prepareJob: ${model.info.name} has no labels but was given a layout job`);
-    job.labelMap = labelMapTensor(await decodeLabelMap(request.labelMap, size), labels, f);
+    job.labelMap = labelMapTensor(await decodeLabelMap(request.labelMap, size, limit), labels, f);
   }
-  job.initImage = request.initImage ? await decodeImage(request.initImage, 'init image', size) : null;
-  job.mask = params.mode === 'inpaint' && request.mask ? await decodeMask(request.mask, size) : null;
+  job.initImage = request.initImage ? await decodeImage(request.initImage, 'init image', size, limit) : null;
+  job.mask = params.mode === 'inpaint' && request.mask ? await decodeMask(request.mask, size, limit) : null;
   if (request.control) {
-    job.control = await prepareControl(model, request.control, await decodeImage(request.control.image, 'control image', size));
+    job.control = await prepareControl(model, request.control, await decodeImage(request.control.image, 'control image', size, limit));
   }
   return job;
 }

@@ -8,6 +8,8 @@ import { GENERATION_MODES, INPAINT_AREAS, SAMPLERS } from '../shared/generation.
 import type { GenerationParams } from '../shared/generation.js';
 import { parseA1111Parameters } from '../shared/a1111.js';
 import type { RecordedParams } from '../shared/history.js';
+import { imageHeader } from '../shared/image-header.js';
+import { DEFAULT_MAX_INPUT_PIXELS, formatMegapixels } from '../shared/resource-limits.js';
 import { HistoryError } from './errors.js';
 import { readPngMetadata } from './png.js';
 
@@ -57,12 +59,20 @@ export interface ImportedRecord {
  * truncated, undecodable pixels) or E_NO_METADATA.
  */
 export async function readImportablePng(bytes: Buffer, fileName: string): Promise<ImportedRecord> {
+  const header = imageHeader(bytes);
+  if (header && header.width * header.height > DEFAULT_MAX_INPUT_PIXELS) {
+    // Refused from its header: decoding a decompression bomb takes gigabytes.
+    throw new HistoryError(
+      'E_INVALID',
+      `${fileName}: the image is ${header.width}×${header.height} (${formatMegapixels(header.width * header.height)}); imported images may have at most ${formatMegapixels(DEFAULT_MAX_INPUT_PIXELS)}.`,
+    );
+  }
   const meta = readPngMetadata(bytes);
   let width: number;
   let height: number;
   try {
     // Decode every pixel: a PNG whose chunks are intact can still hold damaged image data.
-    const { info } = await sharp(bytes, { failOn: 'warning' }).raw().toBuffer({ resolveWithObject: true });
+    const { info } = await sharp(bytes, { failOn: 'warning', limitInputPixels: DEFAULT_MAX_INPUT_PIXELS }).raw().toBuffer({ resolveWithObject: true });
     width = info.width;
     height = info.height;
   } catch (err) {

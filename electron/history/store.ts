@@ -7,6 +7,7 @@
  * another writer's in-flight file for an orphan.
  */
 import { accessSync, constants, readdirSync, readFileSync, statSync } from 'node:fs';
+import { lstat, open, stat } from 'node:fs/promises';
 import { basename, extname, join, resolve } from 'node:path';
 import type { Statement } from 'better-sqlite3';
 import sharp from 'sharp';
@@ -420,7 +421,7 @@ export class HistoryStore {
       this.assertOpen();
       let bytes: Buffer;
       try {
-        bytes = readFileSync(path);
+        bytes = await readImportFile(path, fileName);
       } catch (err) {
         throw toHistoryError(err, `read ${path}`);
       }
@@ -619,6 +620,43 @@ function parseCursor(cursor: string | null | undefined): number | null {
   const id = /^\d+$/.test(cursor) ? Number(cursor) : NaN;
   if (!Number.isSafeInteger(id)) throw new HistoryError('E_INVALID', `Not a history page cursor: "${cursor}".`);
   return id;
+}
+
+/** Largest file history.import reads: a 4096² PNG with its metadata is far smaller. */
+export const MAX_IMPORT_FILE_BYTES = 128 * 1024 * 1024;
+
+function fileKind(st: { isFIFO(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean; isSocket(): boolean; isDirectory(): boolean }): string {
+  if (st.isFIFO()) return 'a named pipe (FIFO)';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isSocket()) return 'a socket';
+  if (st.isDirectory()) return 'a folder';
+  return 'not a regular file';
+}
+
+/**
+ * Reads a file to import without blocking the event loop: only a regular file (a link only when it
+ * leads to one), at most MAX_IMPORT_FILE_BYTES. A FIFO blocked the whole server until someone wrote to
+ * it, and /dev/zero filled memory. Opened non-blocking and checked again on the open handle, so a file
+ * swapped for a FIFO between the check and the open can't block either.
+ */
+async function readImportFile(path: string, fileName: string): Promise<Buffer> {
+  const link = await lstat(path);
+  const st = link.isSymbolicLink() ? await stat(path) : link;
+  const refuse = (kind: string) => new HistoryError('E_INVALID', `${fileName} is ${kind}, not an image file: only regular files can be imported.`);
+  if (!st.isFile()) throw refuse(fileKind(st));
+  const tooBig = (size: number) =>
+    new HistoryError('E_INVALID', `${fileName} is ${Math.round(size / 1024 / 1024)} MB, larger than the ${MAX_IMPORT_FILE_BYTES / 1024 / 1024} MB an imported image may have.`);
+  if (st.size > MAX_IMPORT_FILE_BYTES) throw tooBig(st.size);
+  const handle = await open(path, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
+  try {
+    const opened = await handle.stat();
+    if (!opened.isFile()) throw refuse(fileKind(opened));
+    if (opened.size > MAX_IMPORT_FILE_BYTES) throw tooBig(opened.size);
+    return await handle.readFile();
+  } finally {
+    await handle.close();
+  }
 }
 
 function listPngs(dir: string): string[] {

@@ -16,6 +16,7 @@ import { makeFolder } from '../history/folders.js';
 import type { Host } from './host.js';
 import { describePrompt } from '../engine/prompt/chunker.js';
 import { stripLoraTags } from '../engine/lora/prompt-tags.js';
+import { checkGenerateLimits, generationLimits } from './request-limits.js';
 
 /** A seed drawn for a request without one: 32 bits, like A1111's random seeds. */
 const RANDOM_SEED_LIMIT = 2 ** 32;
@@ -79,6 +80,8 @@ export function createHandlers(host: Host) {
       if (req.initImageHash !== undefined && !existsSync(history.imagePath(req.initImageHash))) {
         throw new StudioError('E_NOT_FOUND', `initImageHash: no image ${req.initImageHash} in history.`);
       }
+      // Sizes first, from the images' headers: nothing below may decode an image bomb.
+      checkGenerateLimits(req, model, generationLimits(settings.read()));
       // What the model can never run is answered now, not by a job that fails a moment later.
       checkRequestForModel(library.info(modelId).info, req);
       const warnings = await maskWarnings(req, history);
@@ -247,7 +250,7 @@ export function createHandlers(host: Host) {
     async 'settings.get'() {
       const stored = settings.read();
       const effective = await engine.effectiveSettings();
-      return { ...effective, outputFolder: stored.outputFolder, selectedModelId: library.defaultModel()?.id ?? null };
+      return { ...effective, outputFolder: stored.outputFolder, selectedModelId: library.defaultModel()?.id ?? null, ...generationLimits(stored) };
     },
     async 'settings.set'(patch) {
       if (patch.outputFolder) await assertWritableFolder(patch.outputFolder);
@@ -255,6 +258,9 @@ export function createHandlers(host: Host) {
         ...(patch.providers !== undefined ? { providers: patch.providers } : {}),
         ...(patch.threads !== undefined ? { threads: patch.threads } : {}),
         ...(patch.outputFolder !== undefined ? { outputFolder: patch.outputFolder } : {}),
+        ...(patch.maxInputPixels !== undefined ? { maxInputPixels: patch.maxInputPixels } : {}),
+        ...(patch.maxSizeFactor !== undefined ? { maxSizeFactor: patch.maxSizeFactor } : {}),
+        ...(patch.maxJobMemoryMb !== undefined ? { maxJobMemoryMb: patch.maxJobMemoryMb } : {}),
       });
       if (patch.providers !== undefined || patch.threads !== undefined) {
         await engine.configure({
@@ -263,7 +269,7 @@ export function createHandlers(host: Host) {
         });
       }
       const effective = await engine.effectiveSettings();
-      return { ...effective, outputFolder: stored.outputFolder, selectedModelId: library.defaultModel()?.id ?? null };
+      return { ...effective, outputFolder: stored.outputFolder, selectedModelId: library.defaultModel()?.id ?? null, ...generationLimits(stored) };
     },
 
     async 'app.info'() {

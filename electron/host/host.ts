@@ -39,6 +39,8 @@ import { createHandlers } from './handlers.js';
 import { LEGACY_MODELS_TABLE, openHostDatabase } from './host-database.js';
 import { JobQueue, type JobRunner } from './job-queue.js';
 import { LiveFrames } from './live-frames.js';
+import { generationLimits } from './request-limits.js';
+import { OUTSIZED_JOB_PIXEL_RATIO } from '../shared/resource-limits.js';
 import { SettingsStore } from './settings-store.js';
 import { loraFolder } from '../model-library/loras.js';
 import { embeddingFolder } from '../model-library/embeddings.js';
@@ -125,8 +127,8 @@ function packageVersion(): string {
 }
 
 /** Input images may be PNG, JPEG or WebP; the history store keeps PNG. */
-async function asPng(bytes: Uint8Array): Promise<Uint8Array> {
-  return isPng(bytes) ? bytes : sharp(bytes).png().toBuffer();
+async function asPng(bytes: Uint8Array, maxPixels: number): Promise<Uint8Array> {
+  return isPng(bytes) ? bytes : sharp(bytes, { limitInputPixels: maxPixels }).png().toBuffer();
 }
 
 function rgbToPngBase64(image: { rgb: Uint8Array; width: number; height: number }): Promise<string> {
@@ -459,7 +461,14 @@ export class Host {
     if (initImage) engineRequest.initImage = initImage;
     if (mask) engineRequest.mask = mask;
     if (labelMap) engineRequest.labelMap = labelMap;
+    const limits = generationLimits(this.settings.read());
+    engineRequest.maxInputPixels = limits.maxInputPixels;
 
+    // An outsized job (far more pixels than the model's native size, allowed by a raised maxSizeFactor)
+    // leaves gigabytes in the sessions' memory arenas: its sessions are released after it.
+    const native = model.nativeResolution;
+    const pixels = (req.width ?? native.width) * (req.height ?? native.height);
+    const outsized = pixels > native.width * native.height * OUTSIZED_JOB_PIXEL_RATIO;
     const result = await this.engine.generate(model.dir, engineRequest, {
       signal,
       previewEvery: this.previewEvery,
@@ -474,14 +483,16 @@ export class Host {
           );
         }
       },
+    }).finally(() => {
+      if (outsized) this.releaseModel(model.dir);
     });
     this.library.recordProviders(model.id, Object.values(result.providers));
     const item: HistoryItem = await this.history.add({
       params: result.params,
       model: { id: model.id, hash: model.contentHash },
       output: result.image,
-      ...(req.initImageHash !== undefined ? { initImage: { hash: req.initImageHash } } : initImage ? { initImage: { png: await asPng(initImage) } } : {}),
-      ...(mask ? { mask: { png: await asPng(mask) } } : {}),
+      ...(req.initImageHash !== undefined ? { initImage: { hash: req.initImageHash } } : initImage ? { initImage: { png: await asPng(initImage, limits.maxInputPixels) } } : {}),
+      ...(mask ? { mask: { png: await asPng(mask, limits.maxInputPixels) } } : {}),
       // The engine takes only a PNG: stored as sent, so reuse hands back the very same bytes.
       ...(labelMap ? { labelMap: { png: labelMap } } : {}),
       parentId: req.parentId ?? null,

@@ -30,6 +30,7 @@ import {
   SIDE_MULTIPLE,
 } from './generation-limits.js';
 import { HISTORY_PAGE_MAX } from './history.js';
+import { MAX_MAX_INPUT_PIXELS, MAX_SIZE_FACTOR_LIMIT, MIN_MAX_INPUT_PIXELS } from './resource-limits.js';
 
 // A generation request's limits live in generation-limits.ts (the engine and the renderer read them too);
 // they are re-exported here beside the contract's other limits.
@@ -393,6 +394,10 @@ export const requestSchemas = {
     threads: z.number().int().min(0).max(MAX_THREADS).optional(),
     /** Where each result is also written as a PNG; null: only the history folder. */
     outputFolder: filePathSchema.nullable().optional(),
+    /** Resource bounds (electron/shared/resource-limits.ts); null: the default. */
+    maxInputPixels: z.number().int().min(MIN_MAX_INPUT_PIXELS).max(MAX_MAX_INPUT_PIXELS).nullable().optional(),
+    maxSizeFactor: z.number().min(1).max(MAX_SIZE_FACTOR_LIMIT).nullable().optional(),
+    maxJobMemoryMb: z.number().int().min(64).max(16 * 1024 * 1024).nullable().optional(),
   }),
 
   'app.info': emptySchema,

@@ -179,6 +179,12 @@ export interface StudioSettings {
   outputFolder: string | null;
   /** The library's default model (read-only here: set it with models.setDefault). */
   selectedModelId: string | null;
+  /** Largest input image (init image, mask, control image, label map) in pixels, read from its header before decoding. */
+  maxInputPixels: number;
+  /** Largest output side: the model's native size times this. */
+  maxSizeFactor: number;
+  /** Most memory the engine may need for one job (its estimate, checked before running), in MiB. */
+  maxJobMemoryMb: number;
 }
 
 export interface AppInfo {

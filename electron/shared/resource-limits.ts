@@ -35,7 +35,7 @@ export function estimateJobBytes(width: number, height: number): number {
 export const OUTSIZED_JOB_PIXEL_RATIO = 2;
 
 export function formatMegapixels(pixels: number): string {
-  return `${(pixels / 1e6).toFixed(1)} megapixels`;
+  return pixels < 100_000 ? `${pixels.toLocaleString('en-US')} pixels` : `${(pixels / 1e6).toFixed(1)} megapixels`;
 }
 
 export function formatBytes(bytes: number): string {

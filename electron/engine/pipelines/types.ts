@@ -9,6 +9,8 @@ export interface GenerateRequest {
   negativePrompt?: string;
   /** Integer in [0, 2^53). */
   seed: number;
+  /** Input images with more pixels are refused before decoding (sharp's limitInputPixels); default DEFAULT_MAX_INPUT_PIXELS. */
+  maxInputPixels?: number;
   steps?: number;
   cfg?: number;
   sampler?: SamplerName;

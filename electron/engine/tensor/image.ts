@@ -4,6 +4,7 @@
  */
 import sharp from 'sharp';
 import { BadImageError } from '../../shared/errors.js';
+import { DEFAULT_MAX_INPUT_PIXELS } from '../../shared/resource-limits.js';
 
 import type { RgbImage } from '../../shared/history.js';
 export type { RgbImage };
@@ -15,10 +16,13 @@ export interface GrayImage {
   data: Uint8Array;
 }
 
-/** Decodes PNG/JPEG/WebP bytes to RGB (alpha flattened onto white), resized to width×height if given. */
-export async function decodeImage(bytes: Uint8Array, what: string, size?: { width: number; height: number }): Promise<RgbImage> {
+/**
+ * Decodes PNG/JPEG/WebP bytes to RGB (alpha flattened onto white), resized to width×height if given.
+ * An image of more than `maxPixels` pixels is refused before its pixels are decoded (a decompression bomb).
+ */
+export async function decodeImage(bytes: Uint8Array, what: string, size?: { width: number; height: number }, maxPixels = DEFAULT_MAX_INPUT_PIXELS): Promise<RgbImage> {
   try {
-    let img = sharp(bytes, { failOn: 'error' }).rotate().flatten({ background: '#ffffff' }).removeAlpha();
+    let img = sharp(bytes, { failOn: 'error', limitInputPixels: maxPixels }).rotate().flatten({ background: '#ffffff' }).removeAlpha();
     if (size) img = img.resize(size.width, size.height, { fit: 'fill', kernel: 'lanczos3' });
     const { data, info } = await img.raw().toBuffer({ resolveWithObject: true });
     if (info.channels !== 3) throw new Error(`expected 3 channels, got ${info.channels}`);
@@ -33,12 +37,14 @@ export async function decodeImage(bytes: Uint8Array, what: string, size?: { widt
  * from its alpha where its colour channels are flat (a painted layer on transparent), else from its
  * luminance over black.
  */
-export async function decodeMask(bytes: Uint8Array, size: { width: number; height: number }): Promise<GrayImage> {
+export async function decodeMask(bytes: Uint8Array, size: { width: number; height: number }, maxPixels = DEFAULT_MAX_INPUT_PIXELS): Promise<GrayImage> {
   try {
-    const meta = await sharp(bytes, { failOn: 'error' }).metadata();
-    let img = sharp(bytes, { failOn: 'error' }).rotate();
+    const options = { failOn: 'error', limitInputPixels: maxPixels } as const;
+    const meta = await sharp(bytes, options).metadata();
+    if ((meta.width ?? 0) * (meta.height ?? 0) > maxPixels) throw new Error(`${meta.width}×${meta.height} is more than ${maxPixels} pixels`);
+    let img = sharp(bytes, options).rotate();
     if (meta.hasAlpha) {
-      const stats = await sharp(bytes).stats();
+      const stats = await sharp(bytes, options).stats();
       const colour = stats.channels.slice(0, Math.max(1, (meta.channels ?? 4) - 1));
       const flat = colour.every((c) => c.max === c.min);
       img = flat ? img.extractChannel('alpha') : img.flatten({ background: '#000000' }).grayscale();

@@ -84,11 +84,11 @@ export function labelMapTensor(image: RgbImage, labels: readonly LayoutLabel[], 
  * Decodes a label map: it must be a PNG (lossy formats smear the colours across label edges) of exactly
  * width×height (it is not resized: resampling would invent mixed colours at every edge).
  */
-export async function decodeLabelMap(bytes: Uint8Array, size: { width: number; height: number }): Promise<RgbImage> {
+export async function decodeLabelMap(bytes: Uint8Array, size: { width: number; height: number }, maxPixels?: number): Promise<RgbImage> {
   if (bytes.length < PNG_SIGNATURE.length || PNG_SIGNATURE.some((b, i) => bytes[i] !== b)) {
     throw new BadImageError('label map: not a PNG (a label map is an RGB PNG painted in the model\'s label colours)');
   }
-  const image = await decodeImage(bytes, 'label map');
+  const image = await decodeImage(bytes, 'label map', undefined, maxPixels);
   if (image.width !== size.width || image.height !== size.height) {
     throw new InvalidRequestError(
       `the label map is ${image.width}×${image.height} but the picture is ${size.width}×${size.height}: they must be the same size`,

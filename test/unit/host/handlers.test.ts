@@ -8,6 +8,8 @@ import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Events } from '../../../electron/shared/contract.js';
 import { Host } from '../../../electron/host/host.js';
+import { defaultMaxJobMemoryMb } from '../../../electron/host/request-limits.js';
+import { DEFAULT_MAX_INPUT_PIXELS, DEFAULT_MAX_SIZE_FACTOR } from '../../../electron/shared/resource-limits.js';
 import { FIXTURE_SIZE, jobFinished, ok, tempDir, TEST_ENGINE_SETTINGS, TINY_SD1 } from './support/host-fixtures.js';
 
 const data = tempDir('handlers');
@@ -15,6 +17,8 @@ const dataDir = join(data.dir, 'data');
 writeFileSync(join(data.dir, 'a-file'), 'not a folder');
 let host: Host;
 const historyEvents: Array<Events['history.changed']> = [];
+/** The resource limits settings.get reports when none is set. */
+const limitDefaults = { maxInputPixels: DEFAULT_MAX_INPUT_PIXELS, maxSizeFactor: DEFAULT_MAX_SIZE_FACTOR, maxJobMemoryMb: defaultMaxJobMemoryMb() };
 
 before(async () => {
   host = await Host.open({ dataDir, engineSettings: TEST_ENGINE_SETTINGS });
@@ -94,7 +98,7 @@ test('tokenize counts a prompt as A1111 does: tokens over 75 × the chunks (long
 test('settings: providers and threads reach the engine; the output folder gets a copy of each result', async () => {
   const outputFolder = join(data.dir, 'outputs');
   const set = ok('settings.set', await host.invoke('settings.set', { providers: ['cpu'], threads: 2, outputFolder }));
-  assert.deepEqual(set, { providers: ['cpu'], threads: 2, outputFolder, selectedModelId: 'tiny-sd1' });
+  assert.deepEqual(set, { providers: ['cpu'], threads: 2, outputFolder, selectedModelId: 'tiny-sd1', ...limitDefaults });
   assert.deepEqual(ok('settings.get', await host.invoke('settings.get', {})), set);
 
   const unwritable = await host.invoke('settings.set', { outputFolder: join(data.dir, 'a-file', 'outputs') });
