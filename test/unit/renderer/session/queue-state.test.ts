@@ -5,7 +5,7 @@ import type { JobSummary, QueueDelta, QueueSnapshot } from '../../../../electron
 import { applyQueueDelta, EMPTY_QUEUE } from '../../../../renderer/src/session/queue-state.js';
 
 function job(id: string, status: JobSummary['status'], position: number, finishedAt: number | null = null): JobSummary {
-  return { id, status, position, mode: 'txt2img', prompt: id, modelId: 'm', createdAt: position, startedAt: null, finishedAt, progress: null, historyId: null, error: null };
+  return { id, status, position, mode: 'txt2img', prompt: id, modelId: 'm', createdAt: position, startedAt: null, finishedAt, progress: null, historyId: null, error: null, warnings: [] };
 }
 
 const base: QueueSnapshot = { revision: 4, running: job('a', 'running', 1), queued: [job('b', 'queued', 2), job('c', 'queued', 3)], recent: [job('z', 'succeeded', 0, 10)] };

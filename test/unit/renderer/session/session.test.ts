@@ -40,7 +40,7 @@ function idleHost(): FakeHost {
 }
 
 function job(id: string, status: JobSummary['status'], historyId: number | null = null): JobSummary {
-  return { id, status, position: historyId ?? 0, mode: 'txt2img', prompt: 'p', modelId: MODEL_ID, createdAt: 0, startedAt: null, finishedAt: historyId, progress: null, historyId, error: null };
+  return { id, status, position: historyId ?? 0, mode: 'txt2img', prompt: 'p', modelId: MODEL_ID, createdAt: 0, startedAt: null, finishedAt: historyId, progress: null, historyId, error: null, warnings: [] };
 }
 
 describe('renderer session', () => {
@@ -173,7 +173,8 @@ describe('renderer session', () => {
       session.settingsStore.update({ prompt: 'a cat', batchCount: 2 });
       await session.generate();
       // One result is staged, the other still running.
-      host.emit('queue.changed', { running: job(ids[1]!, 'running'), queued: [], recent: [job(ids[0]!, 'succeeded', 7)] });
+      await until(() => session.queueStore.get().revision === 0, 2000, 'the first queue snapshot');
+      host.emit('queue.changed', { revision: 1, added: [], changed: [job(ids[1]!, 'running'), job(ids[0]!, 'succeeded', 7)], removed: [] });
       await until(() => session.stagingStore.get().items.length === 1, 2000, 'the staged result');
       session.explainStagedPainting();
       session.explainStagedPainting();
@@ -186,7 +187,7 @@ describe('renderer session', () => {
       assert.deepEqual(session.doc.image?.source, { kind: 'history', historyId: 3, hash: 'b'.repeat(64) });
       assert.equal(infos().at(-1), 'Result #7 set aside, not accepted: it stays in History. The result still coming goes to History only.');
       // The job that finishes later is no longer staged over the opened picture.
-      host.emit('queue.changed', { running: null, queued: [], recent: [job(ids[1]!, 'succeeded', 8), job(ids[0]!, 'succeeded', 7)] });
+      host.emit('queue.changed', { revision: 2, added: [], changed: [job(ids[1]!, 'succeeded', 8)], removed: [] });
       await new Promise((r) => setTimeout(r, 50));
       assert.deepEqual(session.stagingStore.get().items, []);
       // Nothing staged: the brush paints the opened picture's mask, one undo step.
