@@ -78,8 +78,11 @@ test('a live frame answers the repainted crop, bypassing the queue; Keep stores 
 
 test('a queued job that arrives while frames are painted waits for one frame at most', async () => {
   // A long frame is in flight when the job is queued; the strokes go on after it.
-  const first = host.invoke('live.frame', frame({ steps: 60, sampler: 'euler' }));
-  await new Promise((r) => setTimeout(r, 200));
+  // 400 steps: still running when the job and the next frame arrive, on a quiet machine too (60 steps
+  // finished in 190 ms there, before the job was queued).
+  const first = host.invoke('live.frame', frame({ steps: 400, sampler: 'euler' }));
+  while (!host.live.busy) await new Promise((r) => setTimeout(r, 10));
+  await new Promise((r) => setTimeout(r, 50));
   const { jobId } = ok('generate', await host.invoke('generate', { mode: 'inpaint', prompt: 'x', seed: 1, steps: 2, width: 64, height: 64, initImage: picture, mask }));
   const later = host.invoke('live.frame', frame({ seed: 4 }));
   const firstAnswer = ok('live.frame', await first);
