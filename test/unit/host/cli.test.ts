@@ -1,31 +1,19 @@
 /** The `studio` CLI as a user runs it: a real process, real files, JSON on stdout. */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { readPngMetadata } from '../../../electron/history/png.js';
 import { writeNpyFloat32 } from '../../../electron/engine/tensor/npy.js';
 import { SeededRng } from '../../../electron/engine/tensor/rng.js';
 import { Engine } from '../../../electron/engine/engine.js';
 import { webgpuUnavailableReason } from '../../../electron/engine/model/onnx-module.js';
 import { assertProviderContract } from '../../support/provider-contract.js';
-import { REPO_ROOT, modelDir, readRgb, testPicture, toPng } from '../../support/engine-fixtures.js';
+import { modelDir, readRgb, testPicture, toPng } from '../../support/engine-fixtures.js';
+import { studio } from '../../support/studio-cli.js';
 
-const run = promisify(execFile);
-const STUDIO = join(REPO_ROOT, 'bin', 'studio.mjs');
 
-async function studio(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [STUDIO, ...args], { cwd: REPO_ROOT, timeout: 120_000 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof e.code === 'number' ? e.code : 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
 
 /** The error JSON is the last line on stderr (a GPU provider that can't start may print before it). */
 function lastJsonLine(text: string): { error: { code: string; message: string } } {

@@ -4,29 +4,17 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { readPngMetadata } from '../../../electron/history/png.js';
 import { parseA1111Parameters } from '../../../electron/shared/a1111.js';
-import { FIXTURES, MODELS, REPO_ROOT } from '../../support/engine-fixtures.js';
+import { FIXTURES, MODELS } from '../../support/engine-fixtures.js';
+import { studio } from '../../support/studio-cli.js';
 
-const run = promisify(execFile);
-const STUDIO = join(REPO_ROOT, 'bin', 'studio.mjs');
 const LORAS = join(FIXTURES, 'loras');
 const MODEL = join(MODELS, 'tiny-sd1-named');
 
-async function studio(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [STUDIO, ...args], { cwd: REPO_ROOT, timeout: 120_000 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof e.code === 'number' ? e.code : 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
 
 const lastError = (text: string): { code: string; message: string } =>
   (JSON.parse(text.trim().split('\n').filter((l) => l.startsWith('{')).pop()!) as { error: { code: string; message: string } }).error;

@@ -1,28 +1,16 @@
 /** A1111 prompt features from the `studio` CLI: clip skip, embeddings folders, chunks in tokenize, infotext. */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { readPngMetadata } from '../../../electron/history/png.js';
 import { parseA1111Parameters } from '../../../electron/shared/a1111.js';
-import { MODELS, PARITY, REPO_ROOT } from '../../support/engine-fixtures.js';
+import { MODELS, PARITY } from '../../support/engine-fixtures.js';
+import { studio } from '../../support/studio-cli.js';
 
-const run = promisify(execFile);
-const STUDIO = join(REPO_ROOT, 'bin', 'studio.mjs');
 const MODEL = join(MODELS, 'tiny-sd1-prompt');
 
-async function studio(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [STUDIO, ...args], { cwd: REPO_ROOT, timeout: 120_000 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof e.code === 'number' ? e.code : 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
 
 describe('studio CLI: A1111 prompts', () => {
   let dir: string;
