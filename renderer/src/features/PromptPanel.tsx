@@ -4,6 +4,7 @@ import type { GenerationMode, InpaintArea, SamplerName } from '../../../electron
 import { useDocumentShape, useSession } from '../session/hooks.js';
 import {
   MAX_CFG,
+  MAX_CLIP_SKIP,
   MAX_MASK_BLUR,
   MAX_MASK_PADDING,
   MAX_STEPS,
@@ -237,10 +238,16 @@ export function PromptPanel() {
         <NumberField label="Batch count" value={s.batchCount} min={1} max={MAX_BATCH_COUNT} onChange={(v) => settingsStore.update({ batchCount: v })} />
         <NumberField label="Strength" value={s.strength} min={MIN_STRENGTH} max={MAX_STRENGTH} step={0.05} disabled={mode === 'txt2img' || mode === 'layout'} onChange={(v) => settingsStore.update({ strength: v })} hint="How much of the image is repainted (1 = from noise)" />
         <NumberField label="Mask blur" value={s.maskBlur} min={0} max={MAX_MASK_BLUR} disabled={mode !== 'inpaint'} onChange={(v) => settingsStore.update({ maskBlur: v })} hint="Feather radius of the mask edge, in pixels" />
-        {s.inpaintArea === 'masked' ? (
+        <NumberField
+          label="Clip skip"
+          value={s.clipSkip}
+          min={1}
+          max={MAX_CLIP_SKIP}
+          onChange={(v) => settingsStore.update({ clipSkip: v })}
+          hint="A1111's Clip skip: 2 uses the text encoder's layer before the last (what many anime-style models expect)"
+        />
+        {s.inpaintArea === 'masked' && (
           <NumberField label="Padding" value={s.maskPadding} min={0} max={MAX_MASK_PADDING} disabled={mode !== 'inpaint'} onChange={(v) => settingsStore.update({ maskPadding: v })} hint="Pixels of context kept around the mask" />
-        ) : (
-          <span aria-hidden="true" />
         )}
       </div>
 

@@ -13,6 +13,7 @@ import { applyQueueDelta, EMPTY_QUEUE } from './queue-state.js';
 import type { GenerationMode, GenerationParams } from '../../../electron/shared/generation.js';
 import {
   MAX_CFG,
+  MAX_CLIP_SKIP,
   MAX_MASK_BLUR,
   MAX_MASK_PADDING,
   MAX_SEED,
@@ -253,6 +254,7 @@ export function createSession(client: StudioClient, doc: EditorDocument) {
     if (!Number.isInteger(s.steps) || s.steps < MIN_STEPS || s.steps > MAX_STEPS) return `Steps must be a whole number from ${MIN_STEPS} to ${MAX_STEPS}.`;
     if (!(s.cfg >= MIN_CFG && s.cfg <= MAX_CFG)) return `CFG must be from ${MIN_CFG} to ${MAX_CFG}.`;
     if (s.seedMode === 'fixed' && !(Number.isInteger(s.seed) && s.seed >= 0 && s.seed <= MAX_SEED)) return `The seed must be a whole number from 0 to ${MAX_SEED}.`;
+    if (!(Number.isInteger(s.clipSkip) && s.clipSkip >= 1 && s.clipSkip <= MAX_CLIP_SKIP)) return `Clip skip must be a whole number from 1 to ${MAX_CLIP_SKIP}.`;
     if (!(s.batchCount >= 1 && s.batchCount <= MAX_BATCH_COUNT)) return `Batch count must be from 1 to ${MAX_BATCH_COUNT}.`;
     if (mode !== 'txt2img' && mode !== 'layout' && !(s.strength >= MIN_STRENGTH && s.strength <= MAX_STRENGTH)) return `Strength must be from ${MIN_STRENGTH} to ${MAX_STRENGTH}.`;
     if (mode === 'inpaint' && !(s.maskBlur >= 0 && s.maskBlur <= MAX_MASK_BLUR)) return `Mask blur must be from 0 to ${MAX_MASK_BLUR}.`;
