@@ -97,10 +97,18 @@ export function checkFamily(model: LoadedModel, file: LoraFile): void {
   }
 }
 
+/**
+ * The model's session for a LoRA component, or null when the model has no such module. An SDXL refiner
+ * has encoder 2 (OpenCLIP bigG) only: its `textEncoder` field holds that same session, so `lora_te1_`
+ * modules (CLIP-L) have no encoder there and are reported unmatched instead of patching bigG.
+ */
 function componentModule(model: LoadedModel, component: LoraComponent): OnnxModule | null {
-  const modules = model.modules as unknown as Record<string, OnnxModule | null | undefined>;
-  const field = component === 'unet' ? 'unet' : component === 'text_encoder' ? 'textEncoder' : 'textEncoder2';
-  return modules[field] ?? null;
+  const { modules } = model;
+  if (component === 'unet') return modules.unet;
+  if (component === 'text_encoder_2') return modules.textEncoder2;
+  const sdxl = modules.sdxlTextEncoders;
+  if (sdxl && !sdxl.some((e) => e.info.submodel === 'text_encoder')) return null;
+  return modules.textEncoder;
 }
 
 function moduleField(component: LoraComponent): string {
@@ -138,7 +146,17 @@ export class LoraSessions {
     for (const component of COMPONENTS) {
       const base = componentModule(this.model, component);
       const users = loras.filter((l) => l.file.modules.some((m) => m.component === component));
-      if (!base || users.length === 0) continue;
+      if (users.length === 0) continue;
+      if (!base) {
+        // No such module in this model (a refiner's missing CLIP-L): every module of it is unmatched.
+        for (const l of users) {
+          const report = reports[loras.indexOf(l)]!;
+          const names = l.file.modules.filter((m) => m.component === component).map((m) => m.source);
+          report.unmatched += names.length;
+          report.unmatchedExamples.push(...names.slice(0, Math.max(0, 5 - report.unmatchedExamples.length)));
+        }
+        continue;
+      }
       const weights = this.weightsOf(component, base);
       const { plan, matches } = planMerge(weights, component, users);
       users.forEach((l, i) => {
@@ -205,7 +223,10 @@ export class LoraSessions {
 /** A view of `model` whose `modules` has some sessions replaced; everything else is shared. */
 function withModules(model: LoadedModel, overrides: Record<string, OnnxModule>): LoadedModel {
   const view = Object.create(model) as LoadedModel;
-  Object.defineProperty(view, 'modules', { value: { ...model.modules, ...overrides }, enumerable: true });
+  const modules = { ...model.modules, ...overrides };
+  // A refiner's `textEncoder` is its encoder 2: keep the two fields the same session.
+  if (overrides['textEncoder2'] && model.modules.textEncoder === model.modules.textEncoder2) modules.textEncoder = overrides['textEncoder2'];
+  Object.defineProperty(view, 'modules', { value: modules, enumerable: true });
   return view;
 }
 

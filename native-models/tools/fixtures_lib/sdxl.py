@@ -400,12 +400,14 @@ def _sdxl_folder(
 
 def _compact_names(root: Path) -> None:
     """Rename internals of each exported model and store it as one file (folders._compact_names_in_place,
-    over the submodels this folder has)."""
+    over the submodels this folder has). The text encoders keep torch's node names (small graphs), so a
+    LoRA's `lora_te1_`/`lora_te2_` modules are found in them as in the folders people have."""
     for path in sorted(root.glob(f"*/{ONNX_WEIGHTS_NAME}")):
         model = onnx.load(path.as_posix())
         for extra in [p for p in path.parent.iterdir() if p.name != ONNX_WEIGHTS_NAME]:
             extra.unlink()
-        onnx.save_model(compact_internal_names(model), path.as_posix())
+        keep_names = path.parent.name.startswith("text_encoder")
+        onnx.save_model(model if keep_names else compact_internal_names(model), path.as_posix())
 
 
 def write_fp16_vae_decoder(out: Path) -> Path:
