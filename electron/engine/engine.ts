@@ -18,6 +18,7 @@ import { LiveSession, type LiveFrame, type LiveFrameOptions } from './pipelines/
 import { layoutToImage } from './pipelines/layout.js';
 import { resolveParams } from './pipelines/resolve.js';
 import { cropForInpaint, cropRegion, pasteCrop } from './pipelines/only-masked.js';
+import { cropRegions, decodeRegions, regionParams } from './pipelines/regions.js';
 import { textToImage } from './pipelines/txt2img.js';
 import type { GenerateOptions, GenerateRequest, GenerateResult } from './pipelines/types.js';
 import { decodeImage, decodeMask } from './tensor/image.js';
@@ -206,7 +207,9 @@ export async function prepareJob(
       const full = await decodeImage(request.control.image, 'control image', { width: picture.width, height: picture.height }, limit);
       control = await prepareControl(model, request.control, (await cropForInpaint(full, pictureMask, crop, size)).image);
     }
-    return { ...job, initImage: cut.image, mask: cut.mask, region: { picture, pictureMask, crop }, control };
+    const regions = request.regions?.length ? await decodeRegions(request.regions, picture, limit) : [];
+    if (regions.length > 0) params.regions = regionParams(regions);
+    return { ...job, initImage: cut.image, mask: cut.mask, region: { picture, pictureMask, crop }, control, regions: await cropRegions(regions, crop, size) };
   }
   if (params.mode === 'layout' && request.labelMap) {
     const labels = model.info.layout?.labels;
@@ -217,6 +220,10 @@ export async function prepareJob(
   job.mask = params.mode === 'inpaint' && request.mask ? await decodeMask(request.mask, size, limit) : null;
   if (request.control) {
     job.control = await prepareControl(model, request.control, await decodeImage(request.control.image, 'control image', size, limit));
+  }
+  if (request.regions?.length) {
+    job.regions = await decodeRegions(request.regions, size, limit);
+    params.regions = regionParams(job.regions);
   }
   return job;
 }

@@ -28,6 +28,15 @@ export const MAX_MASK_BLUR = 256;
 export const MAX_MASK_PADDING = 1024;
 /** The conditioning scale range of A1111's and diffusers' ControlNet UIs ("Control Weight" 0–2). */
 export const MAX_CONTROL_SCALE = 2;
+/**
+ * Regional prompts: at most this many regions in one generation. Each distinct prompt adds one U-Net pass
+ * per step (engine/pipelines/regions.ts), so the cap bounds a job's time and memory.
+ */
+export const MAX_REGIONS = 8;
+/** A region's weight: 1 = its prompt alone inside its mask; below 1 mixes in the main prompt; above 1 wins where regions overlap. */
+export const MIN_REGION_WEIGHT = 0.05;
+export const MAX_REGION_WEIGHT = 2;
+export const DEFAULT_REGION_WEIGHT = 1;
 /** Seeds are integers in [0, 2^53 − 1] (the engine's RNG takes any safe integer). */
 export const MAX_SEED = Number.MAX_SAFE_INTEGER;
 

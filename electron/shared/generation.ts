@@ -47,6 +47,19 @@ export interface GenerationParams {
   clipSkip?: number;
   /** Textual-inversion embeddings the prompts used: name and the first 12 hex digits of the file's sha256 (A1111 "TI hashes"). */
   embeddings?: EmbeddingUse[];
+  /**
+   * Regional prompts, in the request's order: each region's prompt, weight and the share of the picture
+   * its mask covers (0 to 1, the mask's mean). The masks themselves are inputs (stored like the mask).
+   */
+  regions?: RegionParams[];
+}
+
+/** One regional prompt as it ran (engine/pipelines/regions.ts). */
+export interface RegionParams {
+  prompt: string;
+  weight: number;
+  /** The mean of the region's mask over the picture, 0 to 1 (rounded to 3 decimals). */
+  area: number;
 }
 
 export interface EmbeddingUse {

@@ -19,6 +19,7 @@ import { timed, type Job } from './job.js';
 import type { EncodedPrompt } from '../prompt/conditioning.js';
 import { TI_SHORT_HASH_LENGTH } from '../prompt/embeddings.js';
 import type { GenerateOptions } from './types.js';
+import { encodeRegions, predictRegionalNoise, type RegionConditioning } from './regions.js';
 
 /** `logvar` clamp of diffusers `DiagonalGaussianDistribution`. */
 const LOGVAR_MIN = -30;
@@ -67,18 +68,20 @@ export async function encodePrompts(job: Job, withUncond: boolean): Promise<Prom
   for (const e of [...cond.embeddings, ...(uncond?.embeddings ?? [])]) used.set(e.name, e.sha256.slice(0, TI_SHORT_HASH_LENGTH));
   if (used.size > 0) params.embeddings = [...used].map(([name, hash]) => ({ name, hash }));
 
-  const fixed = model.info.unet.sequenceLength;
-  const fit = (e: EncodedPrompt, which: string): { data: Float32Array; tokens: number } => {
-    if (fixed === null || e.tokens <= fixed) return { data: e.data, tokens: e.tokens };
-    job.warnings.push(
-      `the ${which} needs ${e.tokens} tokens (${e.chunks} chunks of 77) but this U-Net's sequence axis is fixed at ${fixed}: ` +
-        `everything after the first ${fixed} tokens was left out (re-export the U-Net with a dynamic sequence axis for long prompts)`,
-    );
-    return { data: e.data.subarray(0, fixed * e.width), tokens: fixed };
-  };
-  const c = fit(cond, 'prompt');
-  const u = uncond ? fit(uncond, 'negative prompt') : null;
+  const c = fitToUnet(job, cond, 'prompt');
+  const u = uncond ? fitToUnet(job, uncond, 'negative prompt') : null;
   return { cond: c.data, uncond: u?.data ?? null, condTokens: c.tokens, uncondTokens: u?.tokens ?? 0, hidden: cond.width };
+}
+
+/** An encoded prompt as the U-Net takes it: cut to a fixed sequence axis, with a warning on the job. */
+export function fitToUnet(job: Job, e: EncodedPrompt, which: string): { data: Float32Array; tokens: number } {
+  const fixed = job.model.info.unet.sequenceLength;
+  if (fixed === null || e.tokens <= fixed) return { data: e.data, tokens: e.tokens };
+  job.warnings.push(
+    `the ${which} needs ${e.tokens} tokens (${e.chunks} chunks of 77) but this U-Net's sequence axis is fixed at ${fixed}: ` +
+      `everything after the first ${fixed} tokens was left out (re-export the U-Net with a dynamic sequence axis for long prompts)`,
+  );
+  return { data: e.data.subarray(0, fixed * e.width), tokens: fixed };
 }
 
 /** Everything that steers the U-Net besides the latents: text embeddings and guidance. */
@@ -97,6 +100,8 @@ export interface Conditioning {
   labelMap: Float32Array | null;
   /** SDXL: the U-Net's `text_embeds` and `time_ids` for the prompt and the negative (sdxl-conditioning.ts). */
   added: AddedConditioning | null;
+  /** Regional prompts: each region's embeddings and the blend weights at latent resolution (regions.ts). */
+  regions?: RegionConditioning | null;
 }
 
 /**
@@ -121,8 +126,9 @@ export async function encodeConditioning(job: Job): Promise<Conditioning> {
       ? encodeSdxlConditioning(model, stripLoraTags(params.prompt), params.negativePrompt, doCfg, size)
       : { embeddings: await encodePrompts(job, doCfg), added: null },
   );
+  const regions = job.regions?.length ? await timed(job, 'textEncodeMs', () => encodeRegions(job, embeddings, added)) : null;
   throwIfAborted(job.options.signal);
-  return { embeddings, cfg: params.cfg, timestepCond, residuals: residualSource(job), labelMap: job.labelMap, added };
+  return { embeddings, cfg: params.cfg, timestepCond, residuals: residualSource(job), labelMap: job.labelMap, added, regions };
 }
 
 /**
@@ -180,39 +186,11 @@ export async function predictNoise(
   t: number,
   conditioning: Conditioning,
 ): Promise<Float32Array> {
-  const { embeddings, cfg, timestepCond, residuals, labelMap, added } = conditioning;
-  const residualInputs = model.info.control ? [...model.info.control.downInputs, model.info.control.midInput] : [];
-  const unet = model.modules.unet;
-  const outName = unet.outputName(['out_sample']);
-  const { height: h, width: w } = shape;
-  const { hidden } = embeddings;
-  const call = async (batch: number, sample: Float32Array, states: Float32Array, which: 'cond' | 'uncond' | 'both'): Promise<Float32Array> => {
-    const tokens = states.length / (batch * hidden);
-    const feeds: Record<string, HostTensor> = {
-      sample: { data: sample, dims: [batch, inChannels, h, w] },
-      timestep: timestepTensor(t, model.info.unet.timestepRank),
-      encoder_hidden_states: { data: states, dims: [batch, tokens, hidden] },
-      ...(added ? addedFeeds(added, which) : {}),
-    };
-    if (timestepCond) {
-      const dim = timestepCond.length;
-      const cond = new Float32Array(batch * dim);
-      for (let b = 0; b < batch; b++) cond.set(timestepCond, b * dim);
-      feeds['timestep_cond'] = { data: cond, dims: [batch, dim] };
-    }
-    if (labelMap) {
-      const plane = labelMap.length;
-      const maps = new Float32Array(batch * plane);
-      for (let b = 0; b < batch; b++) maps.set(labelMap, b * plane);
-      feeds[LABEL_MAP_INPUT] = { data: maps, dims: [batch, plane / (h * w), h, w] };
-    }
-    if (residuals) {
-      const fromControl = await residuals(feeds['sample']!, t, feeds['encoder_hidden_states']!);
-      residualInputs.forEach((name, i) => (feeds[name] = fromControl[i]!));
-    }
-    const out = await unet.run(feeds, [outName]);
-    return out[outName]!.data as Float32Array;
-  };
+  // Regional prompts blend one guided prediction per prompt by the regions' masks (regions.ts).
+  if (conditioning.regions) return predictRegionalNoise(model, input, inChannels, shape, t, conditioning, conditioning.regions);
+  const { embeddings, cfg, added } = conditioning;
+  const call = (batch: number, sample: Float32Array, states: Float32Array, which: 'cond' | 'uncond' | 'both'): Promise<Float32Array> =>
+    runUnet(model, conditioning, { inChannels, shape, t, batch, sample, states, added: added ? addedFeeds(added, which) : {} });
   if (!embeddings.uncond) return call(1, input, embeddings.cond, 'cond');
 
   let uncondOut: Float32Array;
@@ -237,6 +215,57 @@ export async function predictNoise(
   const guided = new Float32Array(condOut.length);
   for (let i = 0; i < guided.length; i++) guided[i] = uncondOut[i]! + cfg * (condOut[i]! - uncondOut[i]!);
   return guided;
+}
+
+/** One U-Net call on a batch: `sample` [batch, Cin, h, w], `states` [batch, tokens, hidden] and SDXL's added feeds for that batch. */
+export interface UnetBatch {
+  inChannels: number;
+  shape: LatentShape;
+  t: number;
+  batch: number;
+  sample: Float32Array;
+  states: Float32Array;
+  added: Record<string, HostTensor>;
+}
+
+/**
+ * Runs the U-Net once with everything the conditioning adds to each call: LCM's `timestep_cond`, a layout
+ * U-Net's label map and ControlNet residuals, each repeated or computed for the whole batch. Returns the
+ * predicted noise, [batch, C, h, w].
+ */
+export async function runUnet(model: LoadedModel, conditioning: Conditioning, call: UnetBatch): Promise<Float32Array> {
+  const { timestepCond, residuals, labelMap } = conditioning;
+  const { inChannels, shape, t, batch, sample, states } = call;
+  const residualInputs = model.info.control ? [...model.info.control.downInputs, model.info.control.midInput] : [];
+  const unet = model.modules.unet;
+  const outName = unet.outputName(['out_sample']);
+  const { height: h, width: w } = shape;
+  const hidden = conditioning.embeddings.hidden;
+  const tokens = states.length / (batch * hidden);
+  const feeds: Record<string, HostTensor> = {
+    sample: { data: sample, dims: [batch, inChannels, h, w] },
+    timestep: timestepTensor(t, model.info.unet.timestepRank),
+    encoder_hidden_states: { data: states, dims: [batch, tokens, hidden] },
+    ...call.added,
+  };
+  if (timestepCond) {
+    const dim = timestepCond.length;
+    const cond = new Float32Array(batch * dim);
+    for (let b = 0; b < batch; b++) cond.set(timestepCond, b * dim);
+    feeds['timestep_cond'] = { data: cond, dims: [batch, dim] };
+  }
+  if (labelMap) {
+    const plane = labelMap.length;
+    const maps = new Float32Array(batch * plane);
+    for (let b = 0; b < batch; b++) maps.set(labelMap, b * plane);
+    feeds[LABEL_MAP_INPUT] = { data: maps, dims: [batch, plane / (h * w), h, w] };
+  }
+  if (residuals) {
+    const fromControl = await residuals(feeds['sample']!, t, feeds['encoder_hidden_states']!);
+    residualInputs.forEach((name, i) => (feeds[name] = fromControl[i]!));
+  }
+  const out = await unet.run(feeds, [outName]);
+  return out[outName]!.data as Float32Array;
 }
 
 /** Decodes `latents / scaling_factor` with the VAE decoder to RGB (§3.1 step 6). */

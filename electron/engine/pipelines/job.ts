@@ -39,8 +39,19 @@ export interface Job {
   loras: LoraReport[];
   /** Folders of textual-inversion embeddings the prompts may use (from the request). */
   embeddingDirs: string[];
+  /**
+   * Regional prompts: each region's prompt, weight and mask at width×height (gray, white = the region).
+   * Absent or empty without regions. The masks come to latent resolution when the prompts are encoded.
+   */
+  regions?: JobRegion[];
   /** What the run had to change or leave out; returned with the result. */
   warnings: string[];
+}
+
+export interface JobRegion {
+  prompt: string;
+  weight: number;
+  mask: GrayImage;
 }
 
 export interface JobControl {

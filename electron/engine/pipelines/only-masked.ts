@@ -89,6 +89,11 @@ export async function cropForInpaint(
   return { image: { ...size, rgb }, mask: { ...size, data } };
 }
 
+/** A mask (e.g. a regional prompt's) cut to the region and scaled to the working size, as cropForInpaint cuts the picture's. */
+export async function cropMask(mask: GrayImage, region: CropRegion, size: { width: number; height: number }): Promise<GrayImage> {
+  return { ...size, data: await resizeRaw(mask.data, mask, 1, region, size) };
+}
+
 /**
  * Scales the repainted crop back to the region's size and pastes it into the picture with the
  * inward-feathered full-resolution mask, so pixels outside the mask stay byte-identical.

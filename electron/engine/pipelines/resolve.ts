@@ -13,6 +13,9 @@ import {
   MAX_MASK_BLUR,
   MAX_MASK_PADDING,
   MAX_PROMPT_CHARS,
+  MAX_REGION_WEIGHT,
+  MAX_REGIONS,
+  MIN_REGION_WEIGHT,
   MAX_SEED,
   MAX_SIDE,
   MAX_STEPS,
@@ -126,6 +129,7 @@ export function resolveParams(model: LoadedModel, req: GenerateRequest): Generat
       );
     }
   }
+  checkRegions(req.regions);
   const controlScale = req.control !== undefined ? checkControl(model, req.control) : undefined;
   const clipSkip = req.clipSkip ?? 1;
   checkInt('clipSkip', clipSkip, 1, MAX_CLIP_SKIP);
@@ -148,6 +152,31 @@ export function resolveParams(model: LoadedModel, req: GenerateRequest): Generat
     ...(controlScale !== undefined ? { controlScale } : {}),
     ...(clipSkip > 1 ? { clipSkip } : {}),
   };
+}
+
+/**
+ * Regional prompts: a list of at most MAX_REGIONS, each with a prompt, a mask and a weight in range. A
+ * LoRA patches the whole U-Net, so it cannot act on one region: its tag is refused in a region's prompt.
+ * The masks' sizes and contents are checked when they are decoded (engine.ts prepareJob).
+ */
+function checkRegions(regions: GenerateRequest['regions']): void {
+  if (regions === undefined) return;
+  if (!Array.isArray(regions)) throw new InvalidRequestError('regions must be a list of { prompt, mask, weight? }');
+  if (regions.length > MAX_REGIONS) throw new InvalidRequestError(`at most ${MAX_REGIONS} regions, got ${regions.length}`);
+  regions.forEach((r, i) => {
+    const which = `region ${i + 1}`;
+    if (typeof r !== 'object' || r === null) throw new InvalidRequestError(`${which} must be { prompt, mask, weight? }`);
+    if (typeof r.prompt !== 'string' || r.prompt.trim() === '') throw new InvalidRequestError(`${which} has no prompt`);
+    if (r.prompt.length > MAX_PROMPT_CHARS) throw new InvalidRequestError(`${which}'s prompt is longer than ${MAX_PROMPT_CHARS} characters`);
+    const tags = extractLoraTags(r.prompt).loras;
+    if (tags.length > 0) {
+      throw new InvalidRequestError(
+        `${which}'s prompt has <lora:${tags[0]!.name}:…>: a LoRA changes the whole model, so it can only go in the main prompt`,
+      );
+    }
+    if (!(r.mask instanceof Uint8Array) || r.mask.length === 0) throw new InvalidRequestError(`${which} needs a mask (white = the region)`);
+    if (r.weight !== undefined) checkNumber(`${which}'s weight`, r.weight, MIN_REGION_WEIGHT, MAX_REGION_WEIGHT);
+  });
 }
 
 /** Checks a request's control against the model; returns the conditioning scale. */

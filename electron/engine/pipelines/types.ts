@@ -49,6 +49,20 @@ export interface GenerateRequest {
   clipSkip?: number;
   /** Folders of textual-inversion embeddings (.pt, .bin, .safetensors); a prompt word equal to a file stem uses its vectors. */
   embeddingDirs?: string[];
+  /**
+   * Regional prompts (txt2img, img2img, inpaint): each region's prompt conditions the picture inside its
+   * mask, the main prompt the rest (pipelines/regions.ts). At most MAX_REGIONS.
+   */
+  regions?: RegionRequest[];
+}
+
+export interface RegionRequest {
+  /** The region's prompt (A1111 syntax; `<lora:…>` tags belong in the main prompt). */
+  prompt: string;
+  /** The region's mask, encoded (PNG, JPEG, WebP) at the picture's size: white = this region, grey = partly. */
+  mask: Uint8Array;
+  /** MIN_REGION_WEIGHT to MAX_REGION_WEIGHT, default 1. */
+  weight?: number;
 }
 
 export interface ControlRequest {
