@@ -4,7 +4,7 @@
  */
 import { resolve } from 'node:path';
 import { InvalidRequestError } from '../shared/errors.js';
-import type { ExecutionProviderName } from '../shared/generation.js';
+import { HIRES_PIXEL_UPSCALERS, isLatentUpscaler, type ExecutionProviderName } from '../shared/generation.js';
 import type { ModelInfo, SessionReport } from '../shared/model.js';
 import { applyPromptLoras, releaseLoraSessions } from './lora/sessions.js';
 import { openModelFolder, type LoadedModel } from './model/model-folder.js';
@@ -12,6 +12,7 @@ import type { SessionSettings } from './model/onnx-module.js';
 import { throwIfAborted } from './pipelines/components.js';
 import { emptyTimings, type Job, type JobControl } from './pipelines/job.js';
 import type { RgbImage } from './tensor/image.js';
+import { hiresFix } from './pipelines/hires.js';
 import { imageToImage } from './pipelines/img2img.js';
 import { inpaint } from './pipelines/inpaint.js';
 import { LiveSession, type LiveFrame, type LiveFrameOptions } from './pipelines/live.js';
@@ -21,6 +22,7 @@ import { cropForInpaint, cropRegion, pasteCrop } from './pipelines/only-masked.j
 import { cropRegions, decodeRegions, regionParams } from './pipelines/regions.js';
 import { textToImage } from './pipelines/txt2img.js';
 import type { GenerateOptions, GenerateRequest, GenerateResult } from './pipelines/types.js';
+import { findUpscaler } from './model/upscaler.js';
 import { decodeImage, decodeMask } from './tensor/image.js';
 import { decodeLabelMap, labelMapTensor } from './tensor/label-map.js';
 import { SeededRng, type GaussianSource } from './tensor/rng.js';
@@ -195,6 +197,10 @@ export async function prepareJob(
     embeddingDirs: request.embeddingDirs ?? [],
     warnings: [],
   };
+  const upscaler = params.hires?.upscaler;
+  if (upscaler !== undefined && !isLatentUpscaler(upscaler) && !(HIRES_PIXEL_UPSCALERS as readonly string[]).includes(upscaler)) {
+    job.upscalerFile = findUpscaler(request.upscalerDirs ?? [], upscaler);
+  }
   if (params.inpaintArea === 'masked' && request.initImage && request.mask) {
     // Only masked: keep the picture at its own size and repaint a crop of it at width×height.
     const picture = await decodeImage(request.initImage, 'init image', undefined, limit);
@@ -241,6 +247,7 @@ async function prepareControl(model: LoadedModel, control: NonNullable<GenerateR
 export async function runJob(job: Job): Promise<RgbImage> {
   const { model, params } = job;
   const nineChannel = model.info.kind === 'inpaint';
+  if (params.hires) return hiresFix(job, runJob);
   switch (params.mode) {
     case 'txt2img':
       if (!nineChannel) return textToImage(job);

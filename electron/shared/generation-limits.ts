@@ -66,3 +66,49 @@ export const DEFAULT_SDXL_TURBO_STEPS = 1;
 export const DEFAULT_SDXL_LIGHTNING_STEPS = 4;
 /** Guidance off: Turbo and Lightning are distilled without classifier-free guidance. */
 export const DEFAULT_DISTILLED_CFG = 0;
+
+/** Hires fix (A1111's UI defaults: Latent, upscale by 2, denoising strength 0.7, hires steps 0 = same as the first pass). */
+export const DEFAULT_HIRES_UPSCALER = 'Latent';
+export const DEFAULT_HIRES_SCALE = 2;
+export const DEFAULT_HIRES_STRENGTH = 0.7;
+/** A1111's "Upscale by" slider range. */
+export const MIN_HIRES_SCALE = 1;
+export const MAX_HIRES_SCALE = 4;
+
+/** The sizes a hires fix works at: `upscaleTo` is what the first pass is upscaled to, `target` what comes out (a centred crop of it). */
+export interface HiresSize {
+  upscaleTo: { width: number; height: number };
+  target: { width: number; height: number };
+}
+
+/**
+ * A1111's `StableDiffusionProcessingTxt2Img.init` size rules, with every side rounded down to a multiple
+ * of `multiple` (SIDE_MULTIPLE as A1111, or the model's own larger ModelInfo.sizeMultiple): no resize → width·scale × height·scale; one side given → the other keeps the aspect
+ * ratio; both given → upscale to cover them, then crop the middle (A1111's `truncate_x/y`).
+ */
+export function hiresSize(
+  width: number,
+  height: number,
+  hires: { scale: number; resizeWidth: number; resizeHeight: number },
+  multiple: number = SIDE_MULTIPLE,
+): HiresSize {
+  const floor8 = (v: number): number => Math.floor(v / multiple) * multiple;
+  const { scale, resizeWidth: rx, resizeHeight: ry } = hires;
+  if (rx === 0 && ry === 0) {
+    const size = { width: floor8(width * scale), height: floor8(height * scale) };
+    return { upscaleTo: size, target: size };
+  }
+  if (ry === 0) {
+    const size = { width: floor8(rx), height: floor8(Math.floor((rx * height) / width)) };
+    return { upscaleTo: size, target: size };
+  }
+  if (rx === 0) {
+    const size = { width: floor8(Math.floor((ry * width) / height)), height: floor8(ry) };
+    return { upscaleTo: size, target: size };
+  }
+  const target = { width: floor8(rx), height: floor8(ry) };
+  const upscaleTo = width / height < rx / ry
+    ? { width: floor8(rx), height: floor8(Math.floor((rx * height) / width)) }
+    : { width: floor8(Math.floor((ry * width) / height)), height: floor8(ry) };
+  return { upscaleTo, target };
+}

@@ -52,6 +52,8 @@ export interface GenerationParams {
    * its mask covers (0 to 1, the mask's mean). The masks themselves are inputs (stored like the mask).
    */
   regions?: RegionParams[];
+  /** txt2img: A1111's hires fix, a second img2img pass at a larger size (absent = off). */
+  hires?: HiresParams;
 }
 
 /** One regional prompt as it ran (engine/pipelines/regions.ts). */
@@ -60,6 +62,38 @@ export interface RegionParams {
   weight: number;
   /** The mean of the region's mask over the picture, 0 to 1 (rounded to 3 decimals). */
   area: number;
+}
+
+/**
+ * A1111's "Latent" upscalers: the first pass's latents interpolated as torch `F.interpolate` does
+ * (A1111 `shared.latent_upscale_modes`, align_corners False, no antialias).
+ */
+export const HIRES_LATENT_UPSCALERS = ['Latent', 'Latent (bicubic)', 'Latent (nearest)', 'Latent (nearest-exact)'] as const;
+/** Pixel upscalers built in: the decoded first pass resized (A1111's "Lanczos" and "Nearest"). */
+export const HIRES_PIXEL_UPSCALERS = ['Lanczos', 'Nearest'] as const;
+export type HiresLatentUpscaler = (typeof HIRES_LATENT_UPSCALERS)[number];
+
+export function isLatentUpscaler(name: string): name is HiresLatentUpscaler {
+  return (HIRES_LATENT_UPSCALERS as readonly string[]).includes(name);
+}
+
+/**
+ * Hires fix, as A1111 runs it: the first pass at width×height, upscaled (latents, or the decoded picture
+ * by Lanczos, Nearest or an ONNX upscaler model named by its file stem), then img2img at `strength`
+ * for `steps` (0 = the first pass's steps) at the target size.
+ */
+export interface HiresParams {
+  /** A1111 "Hires upscaler": one of HIRES_LATENT_UPSCALERS / HIRES_PIXEL_UPSCALERS, or an ONNX upscaler's name. */
+  upscaler: string;
+  /** A1111 "Hires upscale" (used when no resize is given). */
+  scale: number;
+  /** A1111 "Hires resize": the target size; 0 = derived from the other side (both 0 = use `scale`). */
+  resizeWidth: number;
+  resizeHeight: number;
+  /** A1111 "Hires steps": the second pass's steps; 0 = the same as the first pass. */
+  steps: number;
+  /** A1111 "Denoising strength" of the second pass. */
+  strength: number;
 }
 
 export interface EmbeddingUse {

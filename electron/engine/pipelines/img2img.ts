@@ -13,15 +13,15 @@ import {
 } from './components.js';
 import { timed, type Job } from './job.js';
 
-export async function imageToImage(job: Job): Promise<RgbImage> {
+/** `latents`: start from these scaled latents z_0 instead of encoding `job.initImage` (a hires fix's upscaled latents). */
+export async function imageToImage(job: Job, latents0?: Float32Array): Promise<RgbImage> {
   const { model, params, shape, options } = job;
   const { signal } = options;
-  const image = job.initImage!;
 
   // 1. Prompt and init image latents.
   const conditioning = await encodeConditioning(job);
-  const initLatents = await timed(job, 'vaeEncodeMs', () =>
-    encodeImage(model, imageToTensor(image), params.width, params.height, job.rng),
+  const initLatents = latents0 ?? await timed(job, 'vaeEncodeMs', () =>
+    encodeImage(model, imageToTensor(job.initImage!), params.width, params.height, job.rng),
   );
   throwIfAborted(signal);
 

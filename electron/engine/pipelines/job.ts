@@ -44,6 +44,8 @@ export interface Job {
    * Absent or empty without regions. The masks come to latent resolution when the prompts are encoded.
    */
   regions?: JobRegion[];
+  /** A hires fix's ONNX upscaler file (found in the request's upscalerDirs); absent for the built-in upscalers. */
+  upscalerFile?: string;
   /** What the run had to change or leave out; returned with the result. */
   warnings: string[];
 }

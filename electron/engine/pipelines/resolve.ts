@@ -3,13 +3,17 @@
  * "Raising concise error messages is preferred to silently correcting erroneous input" (diffusers).
  */
 import { InvalidRequestError } from '../../shared/errors.js';
-import { GENERATION_MODES, INPAINT_AREAS, SAMPLERS, type GenerationParams } from '../../shared/generation.js';
+import { GENERATION_MODES, INPAINT_AREAS, SAMPLERS, isLatentUpscaler, type GenerationParams, type HiresParams, type SamplerName } from '../../shared/generation.js';
 import {
+  DEFAULT_HIRES_SCALE,
+  DEFAULT_HIRES_STRENGTH,
+  DEFAULT_HIRES_UPSCALER,
   DEFAULT_MASK_BLUR,
   DEFAULT_MASK_PADDING,
   MAX_CFG,
   MAX_CLIP_SKIP,
   MAX_CONTROL_SCALE,
+  MAX_HIRES_SCALE,
   MAX_MASK_BLUR,
   MAX_MASK_PADDING,
   MAX_PROMPT_CHARS,
@@ -21,10 +25,12 @@ import {
   MAX_STEPS,
   MAX_STRENGTH,
   MIN_CFG,
+  MIN_HIRES_SCALE,
   MIN_SIDE,
   MIN_STEPS,
   MIN_STRENGTH,
   SIDE_MULTIPLE,
+  hiresSize,
 } from '../../shared/generation-limits.js';
 import { checkRequestForModel, effectiveStrength, isLcmLoraName } from '../../shared/model-checks.js';
 import { extractLoraTags } from '../lora/prompt-tags.js';
@@ -136,6 +142,7 @@ export function resolveParams(model: LoadedModel, req: GenerateRequest): Generat
   if (req.embeddingDirs !== undefined && (!Array.isArray(req.embeddingDirs) || req.embeddingDirs.some((d) => typeof d !== 'string' || d === ''))) {
     throw new InvalidRequestError('embeddingDirs must be a list of folder paths');
   }
+  const hires = req.hires !== undefined ? checkHires(model, req, { sampler, steps, width, height }) : undefined;
   return {
     mode: req.mode,
     prompt: req.prompt,
@@ -151,6 +158,7 @@ export function resolveParams(model: LoadedModel, req: GenerateRequest): Generat
     ...(req.mode === 'inpaint' && inpaintArea === 'masked' ? { inpaintArea, maskPadding } : {}),
     ...(controlScale !== undefined ? { controlScale } : {}),
     ...(clipSkip > 1 ? { clipSkip } : {}),
+    ...(hires ? { hires } : {}),
   };
 }
 
@@ -177,6 +185,54 @@ function checkRegions(regions: GenerateRequest['regions']): void {
     if (!(r.mask instanceof Uint8Array) || r.mask.length === 0) throw new InvalidRequestError(`${which} needs a mask (white = the region)`);
     if (r.weight !== undefined) checkNumber(`${which}'s weight`, r.weight, MIN_REGION_WEIGHT, MAX_REGION_WEIGHT);
   });
+}
+
+/** A hires fix's settings with A1111's defaults, checked against the model and the first pass (pipelines/hires.ts). */
+function checkHires(
+  model: LoadedModel,
+  req: GenerateRequest,
+  first: { sampler: SamplerName; steps: number; width: number; height: number },
+): HiresParams {
+  const h = req.hires;
+  if (typeof h !== 'object' || h === null) throw new InvalidRequestError('hires must be an object { upscaler, scale, resizeWidth, resizeHeight, steps, strength }');
+  if (req.mode !== 'txt2img') throw new InvalidRequestError(`hires fix is a txt2img setting (a second img2img pass), not for ${req.mode}`);
+  if (req.control !== undefined) throw new InvalidRequestError('hires fix with a ControlNet is not supported yet: the control image would have to follow the upscale');
+  if (req.regions !== undefined && req.regions.length > 0) throw new InvalidRequestError('hires fix with regional prompts is not supported yet: the region masks would have to follow the upscale');
+  const upscaler = h.upscaler ?? DEFAULT_HIRES_UPSCALER;
+  if (typeof upscaler !== 'string' || upscaler.trim() === '') throw new InvalidRequestError('hires upscaler must be a name');
+  const scale = h.scale ?? DEFAULT_HIRES_SCALE;
+  checkNumber('hires scale', scale, MIN_HIRES_SCALE, MAX_HIRES_SCALE);
+  const resizeWidth = h.resizeWidth ?? 0;
+  const resizeHeight = h.resizeHeight ?? 0;
+  checkInt('hires resizeWidth', resizeWidth, 0, MAX_SIDE);
+  checkInt('hires resizeHeight', resizeHeight, 0, MAX_SIDE);
+  const steps = h.steps ?? 0;
+  checkInt('hires steps', steps, 0, MAX_STEPS);
+  const strength = h.strength ?? DEFAULT_HIRES_STRENGTH;
+  checkNumber('hires strength', strength, MIN_STRENGTH, MAX_STRENGTH);
+  const size = hiresSize(first.width, first.height, { scale, resizeWidth, resizeHeight }, Math.max(SIDE_MULTIPLE, model.info.sizeMultiple));
+  for (const s of [size.upscaleTo, size.target]) {
+    if (s.width < MIN_SIDE || s.height < MIN_SIDE || s.width > MAX_SIDE || s.height > MAX_SIDE) {
+      throw new InvalidRequestError(`hires fix would work at ${s.width}×${s.height}; sides must be from ${MIN_SIDE} to ${MAX_SIDE}`);
+    }
+  }
+  if (isLatentUpscaler(upscaler) && model.info.kind === 'inpaint') {
+    throw new InvalidRequestError(`${model.info.name} is an inpainting model: its first pass ends as a picture, so hires fix needs a pixel upscaler (Lanczos, Nearest or an ONNX upscaler), not ${upscaler}`);
+  }
+  // The second pass is an img2img run at the target size: the same checks as one.
+  const secondSteps = steps === 0 ? first.steps : steps;
+  checkRequestForModel(model.info, { mode: 'img2img', sampler: first.sampler, steps: secondSteps, ...size.target, strength, prompt: req.prompt });
+  if (strength < 1) {
+    try {
+      createScheduler(first.sampler, model.schedulerConfig).setTimesteps(secondSteps, { strength });
+    } catch (err) {
+      if (err instanceof SchedulerInputError || err instanceof SchedulerConfigError) {
+        throw new InvalidRequestError(`hires fix: ${first.sampler} cannot run ${secondSteps} steps at strength ${strength}: ${err.message}`);
+      }
+      throw err;
+    }
+  }
+  return { upscaler, scale, resizeWidth, resizeHeight, steps, strength };
 }
 
 /** Checks a request's control against the model; returns the conditioning scale. */

@@ -8,7 +8,13 @@ import { decodeLatents, denoise, encodeConditioning } from './components.js';
 import { timed, type Job } from './job.js';
 
 export async function textToImage(job: Job): Promise<RgbImage> {
-  const { model, params, shape } = job;
+  const final = await textToLatents(job);
+  return timed(job, 'vaeDecodeMs', () => decodeLatents(job.model, final, job.shape));
+}
+
+/** Text-to-image up to the final latents (what a hires fix with a latent upscaler takes on). */
+export async function textToLatents(job: Job): Promise<Float32Array> {
+  const { model, params } = job;
 
   // 1. Encode the prompt ([uncond, cond] under classifier-free guidance; LCM embeds the scale instead).
   const conditioning = await encodeConditioning(job);
@@ -19,7 +25,6 @@ export async function textToImage(job: Job): Promise<RgbImage> {
   const latents = new Float32Array(job.noise.length);
   for (let i = 0; i < latents.length; i++) latents[i] = job.noise[i]! * scheduler.initNoiseSigma;
 
-  // 3. Denoising loop, then decode (LCM decodes its last `denoised`, §3.7).
-  const final = await denoise(job, scheduler, latents, conditioning);
-  return timed(job, 'vaeDecodeMs', () => decodeLatents(model, final, shape));
+  // 3. Denoising loop (LCM hands back its last `denoised`, §3.7).
+  return denoise(job, scheduler, latents, conditioning);
 }

@@ -54,6 +54,10 @@ export interface GenerateRequest {
    * mask, the main prompt the rest (pipelines/regions.ts). At most MAX_REGIONS.
    */
   regions?: RegionRequest[];
+  /** txt2img: A1111's hires fix (pipelines/hires.ts); every field has A1111's default. */
+  hires?: HiresRequest;
+  /** Folders of ONNX upscaler models (`<dir>/<name>.onnx`, ESRGAN-style) a hires fix may name as its upscaler. */
+  upscalerDirs?: readonly string[];
 }
 
 export interface RegionRequest {
@@ -63,6 +67,15 @@ export interface RegionRequest {
   mask: Uint8Array;
   /** MIN_REGION_WEIGHT to MAX_REGION_WEIGHT, default 1. */
   weight?: number;
+}
+
+export interface HiresRequest {
+  upscaler?: string;
+  scale?: number;
+  resizeWidth?: number;
+  resizeHeight?: number;
+  steps?: number;
+  strength?: number;
 }
 
 export interface ControlRequest {

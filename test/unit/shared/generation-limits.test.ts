@@ -50,7 +50,7 @@ function declarations(path: string): Array<{ name: string; literal: number | nul
 
 const NAMES = new Set(Object.keys(limits));
 /** Numbers that can only mean a limit or default here (small counts like 1, 4 or 8 mean many things). */
-const DISTINCTIVE = new Set(Object.values(limits).filter((v) => !Number.isInteger(v) || v >= 10));
+const DISTINCTIVE = new Set(Object.values(limits).filter((v): v is number => typeof v === 'number' && (!Number.isInteger(v) || v >= 10)));
 
 describe('generation limits: one definition', () => {
   it('generation-limits.ts exports the names the three consumers use', () => {
