@@ -31,6 +31,17 @@ export const generationParamsSchema = z.object({
   controlScale: z.number().finite().min(0).optional(),
   clipSkip: z.number().int().min(1).optional(),
   embeddings: z.array(z.object({ name: z.string(), hash: z.string() })).optional(),
+  hires: z
+    .object({
+      upscaler: z.string(),
+      scale: z.number().finite(),
+      resizeWidth: z.number().int().min(0),
+      resizeHeight: z.number().int().min(0),
+      steps: z.number().int().min(0),
+      strength: z.number().finite().min(0).max(1),
+    })
+    .optional(),
+  softInpaint: z.boolean().optional(),
 });
 
 /**
@@ -125,5 +136,7 @@ function recorded(p: Partial<GenerationParams> & { prompt: string }, width: numb
     ...(p.controlScale !== undefined ? { controlScale: p.controlScale } : {}),
     ...(p.clipSkip !== undefined && p.clipSkip > 1 ? { clipSkip: p.clipSkip } : {}),
     ...(p.embeddings !== undefined && p.embeddings.length > 0 ? { embeddings: p.embeddings } : {}),
+    ...(p.hires !== undefined ? { hires: p.hires } : {}),
+    ...(p.softInpaint === true ? { softInpaint: true } : {}),
   };
 }

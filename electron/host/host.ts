@@ -39,10 +39,11 @@ import { createHandlers } from './handlers.js';
 import { LEGACY_MODELS_TABLE, openHostDatabase } from './host-database.js';
 import { JobQueue, type JobRunner } from './job-queue.js';
 import { LiveFrames } from './live-frames.js';
-import { generationLimits } from './request-limits.js';
+import { generationLimits, outputSize } from './request-limits.js';
 import { OUTSIZED_JOB_PIXEL_RATIO } from '../shared/resource-limits.js';
 import { SettingsStore } from './settings-store.js';
 import { loraFolder } from '../model-library/loras.js';
+import { upscalerFolder } from '../model-library/upscalers.js';
 import { embeddingFolder } from '../model-library/embeddings.js';
 
 export interface HostOptions {
@@ -447,8 +448,10 @@ export class Host {
       seed: req.seed,
       loraDirs: [loraFolder(this.dataDir)],
       embeddingDirs: [embeddingFolder(this.dataDir)],
+      // A hires fix may name an ONNX upscaler in the data folder's upscalers/.
+      upscalerDirs: [upscalerFolder(this.dataDir)],
     };
-    for (const key of ['negativePrompt', 'steps', 'cfg', 'sampler', 'width', 'height', 'strength', 'maskBlur', 'inpaintArea', 'maskPadding', 'clipSkip'] as const) {
+    for (const key of ['negativePrompt', 'steps', 'cfg', 'sampler', 'width', 'height', 'strength', 'maskBlur', 'inpaintArea', 'maskPadding', 'clipSkip', 'hires'] as const) {
       if (req[key] !== undefined) (engineRequest as unknown as Record<string, unknown>)[key] = req[key];
     }
     if (req.control) {
@@ -467,7 +470,8 @@ export class Host {
     // An outsized job (far more pixels than the model's native size, allowed by a raised maxSizeFactor)
     // leaves gigabytes in the sessions' memory arenas: its sessions are released after it.
     const native = model.nativeResolution;
-    const pixels = (req.width ?? native.width) * (req.height ?? native.height);
+    const out = outputSize(req, model);
+    const pixels = out.width * out.height;
     const outsized = pixels > native.width * native.height * OUTSIZED_JOB_PIXEL_RATIO;
     const result = await this.engine.generate(model.dir, engineRequest, {
       signal,

@@ -15,6 +15,7 @@ import {
   formatBytes,
   formatMegapixels,
 } from '../shared/resource-limits.js';
+import { DEFAULT_HIRES_SCALE, hiresSize } from '../shared/generation-limits.js';
 import type { StoredSettings } from './settings-store.js';
 
 export type GenerationLimits = Pick<StudioSettings, 'maxInputPixels' | 'maxSizeFactor' | 'maxJobMemoryMb'>;
@@ -31,6 +32,23 @@ export function generationLimits(stored: StoredSettings): GenerationLimits {
     maxSizeFactor: stored.maxSizeFactor ?? DEFAULT_MAX_SIZE_FACTOR,
     maxJobMemoryMb: stored.maxJobMemoryMb ?? defaultMaxJobMemoryMb(),
   };
+}
+
+/**
+ * The largest size the engine works at: width×height, or a hires fix's target and what it upscales to
+ * (rounded to multiples of 8; a model with a larger size multiple rounds further down, never up).
+ */
+export function outputSize(req: Requests['generate'], model: LibraryModel): { width: number; height: number } {
+  const native = model.nativeResolution;
+  const width = req.width ?? native.width;
+  const height = req.height ?? native.height;
+  if (!req.hires || req.mode !== 'txt2img') return { width, height };
+  const { upscaleTo, target } = hiresSize(
+    width,
+    height,
+    { scale: req.hires.scale ?? DEFAULT_HIRES_SCALE, resizeWidth: req.hires.resizeWidth ?? 0, resizeHeight: req.hires.resizeHeight ?? 0 },
+  );
+  return { width: Math.max(upscaleTo.width, target.width), height: Math.max(upscaleTo.height, target.height) };
 }
 
 /** Throws E_TOO_LARGE (or E_BAD_IMAGE for an image that isn't PNG, JPEG or WebP) before the request is queued. */
@@ -54,13 +72,13 @@ export function checkGenerateLimits(req: Requests['generate'], model: LibraryMod
     }
   }
   const native = model.nativeResolution;
-  const width = req.width ?? native.width;
-  const height = req.height ?? native.height;
+  const { width, height } = outputSize(req, model);
   const maxWidth = Math.floor(native.width * limits.maxSizeFactor);
   const maxHeight = Math.floor(native.height * limits.maxSizeFactor);
   if (width > maxWidth || height > maxHeight) {
+    const what = req.hires ? `Hires fix would make ${width}×${height} (from ${req.width ?? native.width}×${req.height ?? native.height}), which` : `${width}×${height}`;
     throw new InvalidRequestError(
-      `${width}×${height} is too large for the model "${model.name}": it was trained at ${native.width}×${native.height}, and outputs may be at most ${limits.maxSizeFactor}× that (${maxWidth}×${maxHeight}, setting maxSizeFactor).`,
+      `${what} is too large for the model "${model.name}": it was trained at ${native.width}×${native.height}, and outputs may be at most ${limits.maxSizeFactor}× that (${maxWidth}×${maxHeight}, setting maxSizeFactor).`,
     );
   }
   const needed = estimateJobBytes(width, height);

@@ -11,7 +11,8 @@
  * holds the settings only if at least 3 `Key: value` pairs are found in it; the "Negative prompt:" line
  * is left out when the negative prompt is empty.
  */
-import type { GenerationMode, GenerationParams, SamplerName } from './generation.js';
+import type { GenerationMode, GenerationParams, HiresParams, SamplerName } from './generation.js';
+import { DEFAULT_HIRES_SCALE, DEFAULT_HIRES_UPSCALER } from './generation-limits.js';
 
 /** Our sampler names as A1111 shows them (its `samplers_k_diffusion` / `samplers_data_compvis` labels). */
 export const A1111_SAMPLER_NAMES: Readonly<Record<SamplerName, string>> = {
@@ -58,6 +59,12 @@ function unquote(value: string): string {
 export const LORA_HASHES_KEY = 'Lora hashes';
 
 export const CLIP_SKIP_KEY = 'Clip skip';
+/** A1111's hires fix keys (processing.py `StableDiffusionProcessingTxt2Img.init`), spelled as it writes them. */
+export const HIRES_UPSCALE_KEY = 'Hires upscale';
+export const HIRES_RESIZE_KEY = 'Hires resize';
+export const HIRES_STEPS_KEY = 'Hires steps';
+export const HIRES_UPSCALER_KEY = 'Hires upscaler';
+export const DENOISING_STRENGTH_KEY = 'Denoising strength';
 export const TI_HASHES_KEY = 'TI hashes';
 
 /** A1111's "name: hash, …" lists (Lora hashes, TI hashes): `:` and `,` leave the names. */
@@ -111,16 +118,51 @@ export function formatA1111Parameters(
   if (model.hash) settings.push(['Model hash', model.hash.slice(0, A1111_MODEL_HASH_LENGTH)]);
   if (model.name) settings.push(['Model', model.name]);
   // Only the modes that start from an image: a layout run draws from noise, like txt2img.
-  if (params.mode === 'img2img' || params.mode === 'inpaint') settings.push(['Denoising strength', params.strength]);
+  if (params.mode === 'img2img' || params.mode === 'inpaint') settings.push([DENOISING_STRENGTH_KEY, params.strength]);
+  // Hires fix: its strength is the txt2img run's "Denoising strength".
+  if (params.mode === 'txt2img' && params.hires) settings.push([DENOISING_STRENGTH_KEY, params.hires.strength]);
   // A1111 writes Clip skip only when it is not 1, and the embeddings a prompt used as "TI hashes".
   if (params.clipSkip !== undefined && params.clipSkip > 1) settings.push([CLIP_SKIP_KEY, params.clipSkip]);
   if (params.mode === 'inpaint') settings.push(['Mask blur', params.maskBlur]);
   if (params.embeddings && params.embeddings.length > 0) settings.push([TI_HASHES_KEY, hashList(params.embeddings)]);
+  if (params.mode === 'txt2img' && params.hires) settings.push(...hiresSettings(params.hires));
   for (const [k, v] of Object.entries(extra)) settings.push([k, v]);
 
   const settingsLine = settings.map(([k, v]) => `${k}: ${quote(String(v))}`).join(', ');
   const negative = params.negativePrompt === '' ? '' : `\n${NEGATIVE_PROMPT_PREFIX} ${params.negativePrompt}`;
   return `${params.prompt}${negative}\n${settingsLine}`;
+}
+
+/**
+ * A1111's hires keys in its order: "Hires upscale" only without a resize, "Hires resize" with one,
+ * "Hires steps" only when not 0 (0 = the first pass's), "Hires upscaler" always.
+ */
+function hiresSettings(h: HiresParams): Array<[string, string | number]> {
+  const out: Array<[string, string | number]> = [];
+  if (h.resizeWidth === 0 && h.resizeHeight === 0) out.push([HIRES_UPSCALE_KEY, h.scale]);
+  else out.push([HIRES_RESIZE_KEY, `${h.resizeWidth}x${h.resizeHeight}`]);
+  if (h.steps !== 0) out.push([HIRES_STEPS_KEY, h.steps]);
+  out.push([HIRES_UPSCALER_KEY, h.upscaler]);
+  return out;
+}
+
+/**
+ * Reads a hires fix back as A1111's paste does: on when "Denoising strength" is there with "Hires upscale",
+ * "Hires upscaler" or "Hires resize" (A1111 also turns it on for any pasted img2img text, through the
+ * "Hires resize-1" it always inserts; we don't). Missing values take A1111's defaults.
+ */
+function parseHires(settings: Record<string, string>): HiresParams | undefined {
+  const strength = toNumber(settings[DENOISING_STRENGTH_KEY]);
+  const resize = SIZE_PATTERN.exec(settings[HIRES_RESIZE_KEY] ?? '');
+  if (strength === undefined || (settings[HIRES_UPSCALE_KEY] === undefined && settings[HIRES_UPSCALER_KEY] === undefined && !resize)) return undefined;
+  return {
+    upscaler: settings[HIRES_UPSCALER_KEY] ?? DEFAULT_HIRES_UPSCALER,
+    scale: toNumber(settings[HIRES_UPSCALE_KEY]) ?? DEFAULT_HIRES_SCALE,
+    resizeWidth: resize ? Number(resize[1]) : 0,
+    resizeHeight: resize ? Number(resize[2]) : 0,
+    steps: toInteger(settings[HIRES_STEPS_KEY]) ?? 0,
+    strength,
+  };
 }
 
 export interface ParsedA1111Parameters {
@@ -220,16 +262,22 @@ export function parseA1111Parameters(text: string): ParsedA1111Parameters {
   }
 
   // Hires fix writes a Denoising strength in txt2img too; its "Hires upscale"/"Hires steps" give it away.
-  const hires = Object.keys(settings).some((k) => k.startsWith('Hires'));
+  const hasHires = Object.keys(settings).some((k) => k.startsWith('Hires'));
   const mode: GenerationMode =
     settings[LABEL_MAP_HASH_KEY] !== undefined
       ? 'layout'
       : settings['Mask blur'] !== undefined
         ? 'inpaint'
-        : strength !== undefined && !hires
+        : strength !== undefined && !hasHires
           ? 'img2img'
           : 'txt2img';
   params.mode = mode;
+  const hires = mode === 'txt2img' ? parseHires(settings) : undefined;
+  if (hires) {
+    params.hires = hires;
+    // In a hires txt2img text the strength is the second pass's, not the run's.
+    delete params.strength;
+  }
 
   const result: ParsedA1111Parameters = {
     prompt: params.prompt ?? '',

@@ -16,6 +16,7 @@ import {
   MAX_CFG,
   MAX_CLIP_SKIP,
   MAX_CONTROL_SCALE,
+  MAX_HIRES_SCALE,
   MAX_MASK_BLUR,
   MAX_MASK_PADDING,
   MAX_PROMPT_CHARS,
@@ -24,6 +25,7 @@ import {
   MAX_STEPS,
   MAX_STRENGTH,
   MIN_CFG,
+  MIN_HIRES_SCALE,
   MIN_SIDE,
   MIN_STEPS,
   MIN_STRENGTH,
@@ -208,12 +210,29 @@ export const generateRequestSchema = z
      * (ModelInfo.layout.labels); required for layout, refused for the other modes.
      */
     labelMap: base64ImageSchema.optional(),
+    /**
+     * txt2img: A1111's hires fix. upscaler: Latent, Latent (bicubic), Latent (nearest), Latent (nearest-exact),
+     * Lanczos, Nearest, or the name of an ONNX upscaler in the data folder's upscalers/ (file stem).
+     */
+    hires: z
+      .strictObject({
+        upscaler: z.string().min(1).max(200).optional(),
+        scale: z.number().min(MIN_HIRES_SCALE).max(MAX_HIRES_SCALE).optional(),
+        resizeWidth: z.number().int().min(0).max(MAX_SIDE).multipleOf(SIDE_MULTIPLE).optional(),
+        resizeHeight: z.number().int().min(0).max(MAX_SIDE).multipleOf(SIDE_MULTIPLE).optional(),
+        steps: z.number().int().min(0).max(MAX_STEPS).optional(),
+        strength: z.number().min(MIN_STRENGTH).max(MAX_STRENGTH).optional(),
+      })
+      .optional(),
     /** The history item this generation was made from. */
     parentId: historyIdSchema.optional(),
     /** Default: the selected model. */
     modelId: modelIdSchema.optional(),
   })
   .superRefine((req, ctx) => {
+    if (req.hires !== undefined && req.mode !== 'txt2img') {
+      ctx.addIssue({ code: 'custom', path: ['hires'], message: `hires fix is a txt2img setting (a second img2img pass), not for ${req.mode}` });
+    }
     if (req.initImage !== undefined && req.initImageHash !== undefined) {
       ctx.addIssue({ code: 'custom', path: ['initImageHash'], message: 'give initImage or initImageHash, not both' });
     }

@@ -54,6 +54,11 @@ export interface GenerationParams {
   regions?: RegionParams[];
   /** txt2img: A1111's hires fix, a second img2img pass at a larger size (absent = off). */
   hires?: HiresParams;
+  /**
+   * inpaint: soft inpainting by differential diffusion (pipelines/soft-inpaint.ts): the mask's grey levels
+   * (brush hardness, mask blur) say how much each pixel may change. Absent = the hard mask (binarized at ½).
+   */
+  softInpaint?: boolean;
 }
 
 /** One regional prompt as it ran (engine/pipelines/regions.ts). */

@@ -10,6 +10,7 @@ import type {
   GenerationMode,
   GenerationParams,
   GenerationTimings,
+  HiresParams,
   InpaintArea,
   SamplerName,
 } from './generation.js';
@@ -107,6 +108,10 @@ export interface RecordedParams {
   clipSkip?: number;
   /** The textual-inversion embeddings the prompts used (A1111 "TI hashes"). */
   embeddings?: { name: string; hash: string }[];
+  /** txt2img: the hires fix it ran with (A1111 "Hires upscale", "Hires steps", …). */
+  hires?: HiresParams;
+  /** inpaint: ran with soft inpainting (A1111 "Soft inpainting enabled: True"). */
+  softInpaint?: boolean;
 }
 
 export interface HistoryItem {

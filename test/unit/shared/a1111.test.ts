@@ -103,3 +103,29 @@ test('Windows line endings and surrounding whitespace are tolerated', () => {
   assert.equal(p.params.sampler, 'ddim');
   assert.equal(p.params.width, 8);
 });
+
+test('hires fix: written with A1111 keys and read back to the same settings', () => {
+  const base = { mode: 'txt2img', prompt: 'a castle', negativePrompt: '', seed: 5, steps: 20, cfg: 7, sampler: 'euler_a', width: 512, height: 512, strength: 1, maskBlur: 0 } as const;
+  const byScale = { ...base, hires: { upscaler: 'Latent (bicubic)', scale: 2, resizeWidth: 0, resizeHeight: 0, steps: 10, strength: 0.55 } };
+  const text = formatA1111Parameters(byScale);
+  assert.equal(text, 'a castle\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 5, Size: 512x512, Denoising strength: 0.55, Hires upscale: 2, Hires steps: 10, Hires upscaler: Latent (bicubic)');
+  const p = parseA1111Parameters(text);
+  assert.equal(p.mode, 'txt2img');
+  assert.deepEqual(p.params.hires, byScale.hires);
+  assert.equal(p.params.strength, undefined, "the hires strength is not the run's own");
+
+  // A target size: "Hires resize" instead of "Hires upscale"; Hires steps 0 (= the first pass's) left out, as A1111 does.
+  const byResize = { ...base, hires: { upscaler: 'Lanczos', scale: 2, resizeWidth: 1024, resizeHeight: 768, steps: 0, strength: 0.7 } };
+  const text2 = formatA1111Parameters(byResize);
+  assert.match(text2, /Denoising strength: 0\.7, Hires resize: 1024x768, Hires upscaler: Lanczos$/);
+  assert.deepEqual(parseA1111Parameters(text2).params.hires, byResize.hires);
+
+  // No hires: nothing written; an img2img text is not read as hires (A1111's paste would turn it on).
+  assert.doesNotMatch(formatA1111Parameters(base), /Hires|Denoising/);
+  assert.equal(parseA1111Parameters('x\nSteps: 2, Sampler: Euler, CFG scale: 7, Seed: 1, Size: 64x64, Denoising strength: 0.4').params.hires, undefined);
+});
+
+test("hires fix from A1111's own text: missing keys take its defaults", () => {
+  const p = parseA1111Parameters('x\nSteps: 28, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7, Seed: 1, Size: 512x768, Denoising strength: 0.45, Hires upscale: 1.5, Hires upscaler: R-ESRGAN 4x+ Anime6B, Version: v1.10.1');
+  assert.deepEqual(p.params.hires, { upscaler: 'R-ESRGAN 4x+ Anime6B', scale: 1.5, resizeWidth: 0, resizeHeight: 0, steps: 0, strength: 0.45 });
+});
