@@ -11,10 +11,12 @@ import type { Handlers, Requests } from '../shared/contract.js';
 import { checkRequestForModel } from '../shared/model-checks.js';
 import { serializeError, StudioError, type SerializedError } from '../shared/errors.js';
 import { convertCommand } from '../model-library/convert-command.js';
+import { embeddingFolder, embeddingNames } from '../model-library/embeddings.js';
 import { HistoryError } from '../history/errors.js';
 import { makeFolder } from '../history/folders.js';
 import type { Host } from './host.js';
-import { describePrompt } from '../engine/prompt/chunker.js';
+import { describePrompt, EmbeddingVocabulary } from '../engine/prompt/chunker.js';
+import { loadEmbeddingFolder } from '../engine/prompt/embeddings.js';
 import { stripLoraTags } from '../engine/lora/prompt-tags.js';
 import { checkGenerateLimits, generationLimits } from './request-limits.js';
 
@@ -280,8 +282,15 @@ export function createHandlers(host: Host) {
       const tokenizer = await host.tokenizer(model.dir);
       // A1111's counter: its token count over 75 × the chunks it needs (82/150); long prompts are chunked,
       // not cut, so nothing is truncated. <lora:…> tags are not encoded, so they don't count.
-      const { tokenCount, limit } = describePrompt(stripLoraTags(text), tokenizer);
+      // An embedding's name counts as its vectors, as in A1111 (a 3-vector embedding is 3 tokens).
+      const installed = loadEmbeddingFolder([embeddingFolder(host.dataDir)], null);
+      const all = [...installed.usable, ...installed.mismatched];
+      const { tokenCount, limit } = describePrompt(stripLoraTags(text), tokenizer, all.length > 0 ? { embeddings: new EmbeddingVocabulary(tokenizer, all) } : {});
       return { count: tokenCount, maxTokens: limit, truncated: false };
+    },
+
+    async 'embeddings.list'() {
+      return { names: embeddingNames(embeddingFolder(host.dataDir)) };
     },
 
     async 'live.frame'(req) {

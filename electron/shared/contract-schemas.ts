@@ -422,6 +422,8 @@ export const requestSchemas = {
   'app.info': emptySchema,
   /** Counts a prompt's CLIP tokens (the prompt panel's n/75). */
   tokenize: z.strictObject({ text: z.string().max(MAX_PROMPT_CHARS), modelId: modelIdSchema.optional() }),
+  /** Names the embeddings installed in the library (completions in the prompt box). */
+  'embeddings.list': emptySchema,
 
   /** Renders one live frame; a newer frame or live.stop answers the one in flight with 'superseded'. */
   'live.frame': liveFrameRequestSchema,

@@ -60,6 +60,7 @@ export const CHANNELS = [
   'settings.set',
   'app.info',
   'tokenize',
+  'embeddings.list',
   'live.frame',
   'live.keep',
   'live.stop',
@@ -257,6 +258,8 @@ export interface Responses {
   'app.info': AppInfo;
   /** A1111's counter: `count` tokens of `maxTokens` = 75 × the chunks the prompt needs (e.g. 82/150). */
   tokenize: { count: number; maxTokens: number; truncated: boolean };
+  /** The textual-inversion embeddings a prompt word can name (the library's embeddings folder), sorted: the prompt box's completions. */
+  'embeddings.list': { names: string[] };
   'live.frame': LiveFrameAnswer;
   /** The history item the kept frame became. */
   'live.keep': { historyId: number };

@@ -5,9 +5,13 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseA1111Parameters } from '../../electron/shared/a1111.js';
 import { readPngMetadata } from '../../electron/history/png.js';
 import { useStudio } from './support/studio-suite.js';
+import { REPO_ROOT } from './support/renderer-build.js';
 
 /** 92 tokens in the fixtures' tiny vocabulary (tiny-sd1-inpaint): two chunks, so A1111's counter reads 92/150. */
 const LONG = `(a red apple:1.2), ${Array.from({ length: 16 }, (_, i) => `leaf ${i}`).join(', ')}`;
@@ -60,10 +64,11 @@ describe('renderer end to end: A1111 prompts', { timeout: 240_000 }, () => {
     assert.equal(await clipSkip.inputValue(), '1', 'A1111’s default');
     await clipSkip.fill('2');
     await page.getByRole('textbox', { name: 'Prompt', exact: true }).fill('a small red fox');
+    const shown = await page.locator('.canvas-info').textContent();
     await page.getByRole('button', { name: 'Generate' }).click();
     await page.getByRole('button', { name: 'Accept' }).waitFor();
     await page.getByRole('button', { name: 'Accept' }).click();
-    await page.getByText(/64 × 64 · #\d+/).waitFor();
+    await page.waitForFunction(`document.querySelector('.canvas-info')?.textContent !== ${JSON.stringify(shown)}`);
     const id = Number(/#(\d+)/.exec((await page.locator('.canvas-info').textContent()) ?? '')?.[1]);
     const item = await app.server.invoke('history.get', { id });
     assert.equal(item.params.clipSkip, 2);
@@ -80,5 +85,66 @@ describe('renderer end to end: A1111 prompts', { timeout: 240_000 }, () => {
     await details.getByRole('button', { name: 'Reuse parameters' }).click();
     await page.waitForFunction(`document.querySelector('input[aria-label="Clip skip"]').value === '2'`);
     assert.equal(await page.getByRole('textbox', { name: 'Prompt', exact: true }).inputValue(), 'a small red fox');
+  });
+
+  it('offers the installed embeddings as completions while a word is typed; choosing one inserts its name, and the run records it', async () => {
+    const { page } = app.studio;
+    // A 3-vector embedding (emb_params [3, 32], the tiny text encoder's width), installed in this data folder.
+    const file = join(REPO_ROOT, 'test', 'fixtures', 'parity', 'prompt-embedding.safetensors');
+    mkdirSync(join(app.server.dataDir, 'embeddings'), { recursive: true });
+    copyFileSync(file, join(app.server.dataDir, 'embeddings', 'shiny-style.safetensors'));
+    copyFileSync(file, join(app.server.dataDir, 'embeddings', 'shiny-other.safetensors'));
+
+    const box = page.getByRole('textbox', { name: 'Prompt', exact: true });
+    await box.fill('');
+    await box.focus(); // the panel asks for the names again on focus
+    await box.pressSequentially('a red fox, shi');
+    const list = page.getByRole('listbox', { name: 'Embeddings for prompt' });
+    await list.getByRole('option', { name: /^shiny-other/ }).waitFor();
+    assert.deepEqual(await list.getByRole('option').allInnerTexts().then((t) => t.map((x) => x.split('\n')[0]!.replace(/embedding$/, '').trim())), ['shiny-other', 'shiny-style']);
+    await app.studio.screenshot('prompts-03-completions');
+    await box.press('ArrowDown');
+    await list.getByRole('option', { name: /^shiny-style/, selected: true }).waitFor();
+    await box.press('Enter');
+    await list.waitFor({ state: 'detached' });
+    assert.equal(await box.inputValue(), 'a red fox, shiny-style');
+    // The caret is after the name: typing goes on from there.
+    await box.pressSequentially(', snow');
+    assert.equal(await box.inputValue(), 'a red fox, shiny-style, snow');
+    // A1111's counter counts the embedding as its 3 vectors.
+    const plain = (await app.server.invoke('tokenize', { text: 'a red fox, , snow' })).count;
+    await page.locator('#prompt-tokens').getByText(`${plain + 3}/75`, { exact: true }).waitFor();
+
+    // In the negative prompt, a click chooses; Esc closes the list without changing the text.
+    const negative = page.getByRole('textbox', { name: 'Negative prompt' });
+    await negative.fill('');
+    await negative.pressSequentially('blurry, SHINY-O');
+    const negList = page.getByRole('listbox', { name: 'Embeddings for negative prompt' });
+    await negList.getByRole('option', { name: /^shiny-other/ }).click();
+    assert.equal(await negative.inputValue(), 'blurry, shiny-other');
+    await negative.pressSequentially(' shin');
+    await negList.waitFor();
+    await negative.press('Escape');
+    await negList.waitFor({ state: 'detached' });
+    await negative.press('Backspace');
+    await negative.press('Backspace');
+    await negative.press('Backspace');
+    await negative.press('Backspace');
+    await negative.press('Backspace');
+    assert.equal(await negative.inputValue(), 'blurry, shiny-other');
+
+    const shown = await page.locator('.canvas-info').textContent();
+    await page.getByRole('button', { name: 'Generate' }).click();
+    await page.getByRole('button', { name: 'Accept' }).waitFor();
+    await page.getByRole('button', { name: 'Accept' }).click();
+    await page.waitForFunction(`document.querySelector('.canvas-info')?.textContent !== ${JSON.stringify(shown)}`);
+    const id = Number(/#(\d+)/.exec((await page.locator('.canvas-info').textContent()) ?? '')?.[1]);
+    const item = await app.server.invoke('history.get', { id });
+    const hash = createHash('sha256').update(readFileSync(file)).digest('hex').slice(0, 12);
+    assert.equal(item.params.prompt, 'a red fox, shiny-style, snow');
+    assert.deepEqual(item.params.embeddings, [
+      { name: 'shiny-style', hash },
+      { name: 'shiny-other', hash },
+    ]);
   });
 });

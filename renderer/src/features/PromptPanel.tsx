@@ -1,5 +1,5 @@
 /** Prompt, settings, Generate/Cancel, progress and the queue. */
-import { useEffect, useState, type KeyboardEvent } from 'react';
+import { useCallback, useEffect, useState } from 'react';
 import type { GenerationMode, InpaintArea, SamplerName } from '../../../electron/shared/generation.js';
 import { useDocumentShape, useSession } from '../session/hooks.js';
 import {
@@ -17,7 +17,7 @@ import { sizePresets } from '../session/session.js';
 import { MAX_BATCH_COUNT, useStore, type ModeChoice } from '../session/store.js';
 import { LiveStatus, LiveSwitch } from './LiveControls.js';
 import { QueueList } from './QueueList.js';
-import { adjustPromptWeight, WEIGHT_STEP } from './prompt-weight.js';
+import { PromptTextarea } from './PromptTextarea.js';
 
 /** The samplers the engine implements, with the names people know them by (A1111's). */
 const SAMPLER_LABELS: Record<SamplerName, string> = {
@@ -67,16 +67,15 @@ function TokenCounter({ text, modelId, id }: { text: string; modelId: string | n
   );
 }
 
-/** Ctrl+Up / Ctrl+Down (Cmd on macOS): the weight of the word or selection under the caret (A1111's edit-attention). */
-function weightKey(e: KeyboardEvent<HTMLTextAreaElement>, set: (text: string) => void): void {
-  if (!(e.ctrlKey || e.metaKey) || (e.key !== 'ArrowUp' && e.key !== 'ArrowDown')) return;
-  const el = e.currentTarget;
-  const edit = adjustPromptWeight(el.value, el.selectionStart, el.selectionEnd, e.key === 'ArrowUp' ? WEIGHT_STEP : -WEIGHT_STEP);
-  e.preventDefault();
-  if (!edit) return;
-  set(edit.text);
-  // After React has written the new value, select the weighted text, so the next press steps again.
-  requestAnimationFrame(() => el.setSelectionRange(edit.start, edit.end));
+/** The installed embeddings' names, for completions: asked once, and again whenever a prompt box gets focus. */
+function useEmbeddingNames(): { names: string[]; refresh: () => void } {
+  const { client } = useSession();
+  const [names, setNames] = useState<string[]>([]);
+  const refresh = useCallback(() => {
+    client.call('embeddings.list', {}).then((r) => setNames(r.names), () => undefined);
+  }, [client]);
+  useEffect(refresh, [refresh]);
+  return { names, refresh };
 }
 
 function formatMs(ms: number): string {
@@ -112,6 +111,7 @@ export function PromptPanel() {
   const live = useStore(liveJobStore);
   const staging = useStore(stagingStore);
   const lastSeed = useStore(lastSeedStore);
+  const embeddings = useEmbeddingNames();
   useDocumentShape();
   const info = models.selectedId ? models.info[models.selectedId] : undefined;
   const mode = effectiveMode(s);
@@ -151,29 +151,31 @@ export function PromptPanel() {
           <label htmlFor="prompt">Prompt</label>
           <TokenCounter text={s.prompt} modelId={models.selectedId} id="prompt-tokens" />
         </div>
-        <textarea
+        <PromptTextarea
           id="prompt"
-          aria-label="Prompt"
-          aria-describedby="prompt-tokens"
+          label="Prompt"
+          describedBy="prompt-tokens"
           rows={5}
           placeholder="a watercolor fox in a snowy forest, soft light"
           value={s.prompt}
-          onChange={(e) => settingsStore.update({ prompt: e.target.value })}
-          onKeyDown={(e) => weightKey(e, (prompt) => settingsStore.update({ prompt }))}
+          onChange={(prompt) => settingsStore.update({ prompt })}
+          embeddings={embeddings.names}
+          onFocus={embeddings.refresh}
         />
         <div className="label-row">
           <label htmlFor="negative-prompt">Negative prompt</label>
           <TokenCounter text={s.negativePrompt} modelId={models.selectedId} id="negative-tokens" />
         </div>
-        <textarea
+        <PromptTextarea
           id="negative-prompt"
-          aria-label="Negative prompt"
-          aria-describedby="negative-tokens"
+          label="Negative prompt"
+          describedBy="negative-tokens"
           rows={2}
           placeholder="blurry, watermark"
           value={s.negativePrompt}
-          onChange={(e) => settingsStore.update({ negativePrompt: e.target.value })}
-          onKeyDown={(e) => weightKey(e, (negativePrompt) => settingsStore.update({ negativePrompt }))}
+          onChange={(negativePrompt) => settingsStore.update({ negativePrompt })}
+          embeddings={embeddings.names}
+          onFocus={embeddings.refresh}
         />
       </div>
 

@@ -4,13 +4,13 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Events } from '../../../electron/shared/contract.js';
 import { Host } from '../../../electron/host/host.js';
 import { defaultMaxJobMemoryMb } from '../../../electron/host/request-limits.js';
 import { DEFAULT_MAX_INPUT_PIXELS, DEFAULT_MAX_SIZE_FACTOR } from '../../../electron/shared/resource-limits.js';
-import { FIXTURE_SIZE, jobFinished, ok, tempDir, TEST_ENGINE_SETTINGS, TINY_SD1 } from './support/host-fixtures.js';
+import { FIXTURE_MODELS, FIXTURE_SIZE, jobFinished, ok, tempDir, TEST_ENGINE_SETTINGS, TINY_SD1 } from './support/host-fixtures.js';
 
 const data = tempDir('handlers');
 const dataDir = join(data.dir, 'data');
@@ -93,6 +93,22 @@ test('tokenize counts a prompt as A1111 does: tokens over 75 × the chunks (long
   assert.equal(long.truncated, false);
   const tagged = ok('tokenize', await host.invoke('tokenize', { text: 'a fox <lora:style:0.8>' }));
   assert.equal(tagged.count, short.count, 'LoRA tags are not encoded');
+});
+
+test('embeddings.list names the library’s embeddings (file stems, sorted); tokenize counts an embedding as its vectors', async () => {
+  assert.deepEqual(ok('embeddings.list', await host.invoke('embeddings.list', {})), { names: [] }, 'no folder yet');
+  const before = ok('tokenize', await host.invoke('tokenize', { text: 'a fox, shiny-style' })).count;
+  const folder = join(dataDir, 'embeddings');
+  mkdirSync(join(folder, 'styles'), { recursive: true });
+  // 3 vectors (emb_params [3, 32]), in a subfolder: A1111 walks the folder.
+  copyFileSync(join(FIXTURE_MODELS, '..', 'parity', 'prompt-embedding.safetensors'), join(folder, 'styles', 'shiny-style.safetensors'));
+  copyFileSync(join(FIXTURE_MODELS, '..', 'parity', 'prompt-embedding-a1111.pt'), join(folder, 'EasyNegative.pt'));
+  writeFileSync(join(folder, 'notes.txt'), 'not an embedding');
+  assert.deepEqual(ok('embeddings.list', await host.invoke('embeddings.list', {})), { names: ['EasyNegative', 'shiny-style'] });
+  const after = ok('tokenize', await host.invoke('tokenize', { text: 'a fox, shiny-style' })).count;
+  const plainTokens = ok('tokenize', await host.invoke('tokenize', { text: 'a fox,' })).count;
+  assert.equal(after, plainTokens + 3, `shiny-style is 3 vectors (was ${before} tokens as text)`);
+  rmSync(folder, { recursive: true });
 });
 
 test('settings: providers and threads reach the engine; the output folder gets a copy of each result', async () => {

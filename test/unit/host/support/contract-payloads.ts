@@ -51,6 +51,7 @@ export const EXAMPLES: { [C in ChannelName]: RequestInputs[C] } = {
   'settings.set': { providers: ['cpu'], threads: 2, outputFolder: '/tmp/out' },
   'app.info': {},
   tokenize: { text: 'a red fox', modelId: 'tiny-sd1' },
+  'embeddings.list': {},
   'live.frame': { prompt: 'a red fox', seed: 1, steps: 2, initImage: TINY_PNG_BASE64, mask: TINY_PNG_BASE64, modelId: 'tiny-sd1-inpaint' },
   'live.keep': { frameId: UUID },
   'live.stop': {},
