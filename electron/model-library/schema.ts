@@ -53,6 +53,39 @@ export const LIBRARY_MIGRATIONS: Migration[] = [
       CREATE UNIQUE INDEX models_one_default ON models (is_default) WHERE is_default = 1;
     `,
   },
+  {
+    version: 2,
+    name: '002-sdxl-families',
+    // The engine opens SDXL folders (family 'sdxl', and 'sdxl-refiner' for refiner-only folders); the
+    // family CHECK of 001 refused their rows. SQLite can't change a CHECK in place: the table is rebuilt
+    // with the same columns, rows and indexes.
+    sql: `
+      CREATE TABLE library_models (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        origin TEXT NOT NULL CHECK (origin IN ('bundled', 'referenced', 'copied', 'downloaded')),
+        source TEXT NOT NULL,
+        dir TEXT NOT NULL UNIQUE,
+        info_json TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('txt2img', 'inpaint', 'layout')),
+        family TEXT NOT NULL CHECK (family IN ('sd1', 'sd2', 'lcm', 'sdxl', 'sdxl-refiner', 'custom')),
+        prediction_type TEXT NOT NULL,
+        precision TEXT NOT NULL CHECK (precision IN ('fp32', 'fp16', 'mixed')),
+        native_width INTEGER NOT NULL CHECK (native_width > 0),
+        native_height INTEGER NOT NULL CHECK (native_height > 0),
+        providers_json TEXT NOT NULL DEFAULT '[]',
+        size_bytes INTEGER NOT NULL CHECK (size_bytes >= 0),
+        content_hash TEXT NOT NULL UNIQUE CHECK (length(content_hash) = 64),
+        fingerprint TEXT NOT NULL,
+        added_at INTEGER NOT NULL,
+        is_default INTEGER NOT NULL DEFAULT 0 CHECK (is_default IN (0, 1))
+      ) STRICT, WITHOUT ROWID;
+      INSERT INTO library_models SELECT * FROM models;
+      DROP TABLE models;
+      ALTER TABLE library_models RENAME TO models;
+      CREATE UNIQUE INDEX models_one_default ON models (is_default) WHERE is_default = 1;
+    `,
+  },
 ];
 
 /** The library's schema version in this database (0: none of its migrations applied yet). */

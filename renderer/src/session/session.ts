@@ -74,36 +74,12 @@ function toBase64(bytes: Uint8Array): string {
 }
 
 
-/** Sizes the model accepts, from its size multiple around its native resolution. */
-export function sizePresets(info: ModelInfo | undefined): Array<{ width: number; height: number; label: string }> {
-  if (!info) return [512, 768].map((s) => ({ width: s, height: s, label: `${s} × ${s}` }));
-  if (info.fixedSize) return [{ ...info.fixedSize, label: `${info.fixedSize.width} × ${info.fixedSize.height} (fixed)` }];
-  const base = info.nativeResolution.width;
-  const m = info.sizeMultiple;
-  const round = (v: number): number => Math.max(m, Math.round(v / m) * m);
-  const shapes: Array<[number, number, string]> = [
-    [1, 1, 'square'],
-    [4 / 3, 3 / 4, '4:3'],
-    [3 / 4, 4 / 3, '3:4'],
-    [16 / 9, 9 / 16, '16:9'],
-  ];
-  const out: Array<{ width: number; height: number; label: string }> = [];
-  // The tiny test models train at 512 but run fast at one latent tile: offer the small sizes too.
-  for (const side of [m, base / 2, base, base * 1.5]) {
-    if (side < m) continue;
-    for (const [wr, hr, name] of shapes) {
-      const width = round(side * Math.sqrt(wr / hr));
-      const height = round(side * Math.sqrt(hr / wr));
-      if (out.some((p) => p.width === width && p.height === height)) continue;
-      out.push({ width, height, label: `${width} × ${height}${name === 'square' ? '' : ` (${name})`}` });
-    }
-  }
-  return out;
-}
+import { sizePresets } from './size-presets.js';
 
+export { sizePresets };
 
-
-
+/** A model is found by hash from at least this many hex digits (A1111 writes 10), so a short value matches nothing by chance. */
+const MIN_MODEL_HASH_DIGITS = 8;
 
 function jobOf(item: HistoryItem, snapshot: QueueSnapshot): string {
   return snapshot.recent.find((j) => j.historyId === item.id)?.id ?? '';
@@ -190,12 +166,16 @@ export function createSession(client: StudioClient, doc: EditorDocument) {
     doc.resizeBlank(settingsStore.get().width, settingsStore.get().height);
   }
 
-  async function selectModel(modelId: string): Promise<void> {
+  /** Selects a model; `size` (Reuse) is kept even when it is not one of the new model's presets. */
+  async function selectModel(modelId: string, size?: { width: number; height: number }): Promise<void> {
     try {
       await client.call('models.select', { modelId });
       modelsStore.update({ selectedId: modelId });
       const info = modelsStore.get().info[modelId];
-      if (info) applyModelDefaults(info, false);
+      if (size) {
+        settingsStore.update(size);
+        doc.resizeBlank(size.width, size.height);
+      } else if (info) applyModelDefaults(info, false);
     } catch (err) {
       notify('error', describeError(err));
     }
@@ -524,9 +504,13 @@ export function createSession(client: StudioClient, doc: EditorDocument) {
       height: p.height,
     });
     doc.resizeBlank(p.width, p.height);
-    if (item.model.id && modelsStore.get().models.some((m) => m.id === item.model.id) && item.model.id !== modelsStore.get().selectedId) {
-      void selectModel(item.model.id);
-    }
+    // The item's model: by id, else (an A1111 infotext names a model we may know by another name) by its hash.
+    const models = modelsStore.get().models;
+    const hash = item.model.hash?.toLowerCase();
+    const model =
+      models.find((m) => m.id === item.model.id) ??
+      (hash && hash.length >= MIN_MODEL_HASH_DIGITS ? models.find((m) => m.contentHash?.toLowerCase().startsWith(hash)) : undefined);
+    if (model && model.id !== modelsStore.get().selectedId) void selectModel(model.id, { width: p.width, height: p.height });
     if (item.labelMap) void restoreLayout(item, item.labelMap);
     notify('info', `Parameters of #${item.id} are back in the prompt panel.`);
   }

@@ -18,10 +18,10 @@ const HISTORY_MIGRATIONS = loadMigrations();
 const SEEDS = join(import.meta.dirname, '..', 'history', 'migration-seeds');
 const HASH = (c: string): string => c.repeat(64);
 
-function insertModel(db: Database.Database, row: { id: string; dir: string; hash: string; isDefault?: 0 | 1; addedAt?: number }): void {
+function insertModel(db: Database.Database, row: { id: string; dir: string; hash: string; isDefault?: 0 | 1; addedAt?: number; family?: string }): void {
   db.prepare(`INSERT INTO models (id, name, origin, source, dir, info_json, kind, family, prediction_type, precision, native_width,
-    native_height, size_bytes, content_hash, fingerprint, added_at, is_default) VALUES (?, ?, 'referenced', ?, ?, '{}', 'txt2img', 'sd1',
-    'epsilon', 'fp32', 64, 64, 1, ?, '[]', ?, ?)`).run(row.id, row.id, row.dir, row.dir, row.hash, row.addedAt ?? 1, row.isDefault ?? 0);
+    native_height, size_bytes, content_hash, fingerprint, added_at, is_default) VALUES (?, ?, 'referenced', ?, ?, '{}', 'txt2img', ?,
+    'epsilon', 'fp32', 64, 64, 1, ?, '[]', ?, ?)`).run(row.id, row.id, row.dir, row.dir, row.family ?? 'sd1', row.hash, row.addedAt ?? 1, row.isDefault ?? 0);
 }
 
 test('a new data folder: the library’s tables carry their UNIQUE constraints, at its own schema version', async () => {
@@ -55,11 +55,32 @@ test('a data folder from schema 3 keeps every model and download row, and gains 
     const before = db.prepare('SELECT * FROM models ORDER BY id').all();
     const downloads = db.prepare('SELECT * FROM model_downloads').all();
     migrate(db, HISTORY_MIGRATIONS);
-    assert.deepEqual(migrateLibrary(db), [1]);
+    assert.deepEqual(migrateLibrary(db), LIBRARY_MIGRATIONS.map((m) => m.version));
     assert.deepEqual(db.prepare('SELECT * FROM models ORDER BY id').all(), before);
     assert.deepEqual(db.prepare('SELECT * FROM model_downloads').all(), downloads);
     assert.throws(() => insertModel(db, { id: 'x', dir: '/data/models/sd15', hash: HASH('f') }), { code: 'SQLITE_CONSTRAINT_UNIQUE' });
     assert.deepEqual(migrateLibrary(db), [], 'nothing left to apply');
+  } finally {
+    db.close();
+  }
+});
+
+test('library schema 1 → 2: SDXL families are accepted, every row, the default and the constraints kept', () => {
+  const db = new Database(':memory:');
+  try {
+    migrate(db, HISTORY_MIGRATIONS);
+    migrateLibrary(db, LIBRARY_MIGRATIONS, 1);
+    insertModel(db, { id: 'a', dir: '/m/a', hash: HASH('a'), isDefault: 1 });
+    insertModel(db, { id: 'b', dir: '/m/b', hash: HASH('b'), addedAt: 2 });
+    assert.throws(() => insertModel(db, { id: 'xl', dir: '/m/xl', hash: HASH('c'), family: 'sdxl' }), { code: 'SQLITE_CONSTRAINT_CHECK' });
+    const before = db.prepare('SELECT * FROM models ORDER BY id').all();
+    assert.deepEqual(migrateLibrary(db), [2]);
+    assert.deepEqual(db.prepare('SELECT * FROM models ORDER BY id').all(), before);
+    insertModel(db, { id: 'xl', dir: '/m/xl', hash: HASH('c'), family: 'sdxl' });
+    insertModel(db, { id: 'refiner', dir: '/m/r', hash: HASH('d'), family: 'sdxl-refiner' });
+    assert.throws(() => insertModel(db, { id: 'x', dir: '/m/x', hash: HASH('e'), family: 'flux' }), { code: 'SQLITE_CONSTRAINT_CHECK' });
+    assert.throws(() => insertModel(db, { id: 'y', dir: '/m/a', hash: HASH('f') }), { code: 'SQLITE_CONSTRAINT_UNIQUE' });
+    assert.throws(() => insertModel(db, { id: 'z', dir: '/m/z', hash: HASH('9'), isDefault: 1 }), { code: 'SQLITE_CONSTRAINT_UNIQUE' });
   } finally {
     db.close();
   }
