@@ -147,4 +147,34 @@ describe('renderer end to end: A1111 prompts', { timeout: 240_000 }, () => {
       { name: 'shiny-other', hash },
     ]);
   });
+
+  it('an imported A1111 PNG (weights, BREAK, escapes, Clip skip 2, TI hashes) comes back whole with Reuse parameters', async () => {
+    const { page } = app.studio;
+    // Written by Pillow as A1111 writes it (test/unit/history/fixtures/make_a1111_fixtures.py).
+    const file = join(REPO_ROOT, 'test', 'unit', 'history', 'fixtures', 'a1111-prompt-features.png');
+    const { results } = await app.server.invoke('history.import', { paths: [file] });
+    const id = (results[0] as { id: number }).id;
+    assert.ok(Number.isInteger(id), JSON.stringify(results));
+    // The panel holds something else first, so every field is seen to change.
+    await page.getByRole('spinbutton', { name: 'Clip skip' }).fill('1');
+    await page.getByRole('spinbutton', { name: 'Steps' }).fill('3');
+    await page.getByRole('combobox', { name: 'Sampler' }).selectOption('ddim');
+
+    await page.getByRole('region', { name: 'History' }).locator(`[data-history-id="${id}"]`).click();
+    const details = page.getByRole('region', { name: `Details of #${id}` });
+    await details.getByRole('button', { name: 'Reuse parameters' }).click();
+    const prompt = '(masterpiece:1.2), a red apple on a table, ((shiny)), [blurry]\nBREAK\n(green leaves:0.8), \\(still life\\)';
+    await page.waitForFunction(`document.querySelector('#prompt').value === ${JSON.stringify(prompt)}`);
+    assert.equal(await page.getByRole('textbox', { name: 'Negative prompt' }).inputValue(), '(worst quality:1.4), EasyNegative');
+    assert.equal(await page.getByRole('spinbutton', { name: 'Clip skip' }).inputValue(), '2');
+    assert.equal(await page.getByRole('combobox', { name: 'Seed mode' }).inputValue(), 'fixed');
+    assert.equal(await page.getByRole('spinbutton', { name: 'Seed' }).inputValue(), '1234');
+    assert.equal(await page.getByRole('spinbutton', { name: 'Steps' }).inputValue(), '20');
+    assert.equal(await page.getByRole('spinbutton', { name: 'CFG' }).inputValue(), '7');
+    assert.equal(await page.getByRole('combobox', { name: 'Sampler' }).inputValue(), 'euler_a');
+    assert.equal(await page.getByRole('combobox', { name: 'Size' }).inputValue(), '64x64');
+    // Two chunks (BREAK), counted as A1111 does (86 tokens in the tiny vocabulary).
+    await page.locator('#prompt-tokens').getByText('86/150', { exact: true }).waitFor();
+    await app.studio.screenshot('prompts-04-a1111-reuse');
+  });
 });
