@@ -67,6 +67,13 @@ export const DEFAULT_SDXL_LIGHTNING_STEPS = 4;
 /** Guidance off: Turbo and Lightning are distilled without classifier-free guidance. */
 export const DEFAULT_DISTILLED_CFG = 0;
 
+/**
+ * A1111's "Latent" hires upscalers: the first pass's latents interpolated as torch `F.interpolate` does
+ * (A1111 `shared.latent_upscale_modes`, align_corners False, no antialias).
+ */
+export const HIRES_LATENT_UPSCALERS = ['Latent', 'Latent (bicubic)', 'Latent (nearest)', 'Latent (nearest-exact)'] as const;
+/** Pixel upscalers built in: the decoded first pass resized (A1111's "Lanczos" and "Nearest"). */
+export const HIRES_PIXEL_UPSCALERS = ['Lanczos', 'Nearest'] as const;
 /** Hires fix (A1111's UI defaults: Latent, upscale by 2, denoising strength 0.7, hires steps 0 = same as the first pass). */
 export const DEFAULT_HIRES_UPSCALER = 'Latent';
 export const DEFAULT_HIRES_SCALE = 2;

@@ -2,6 +2,7 @@
  * What a generation is, as the engine, the history store, the host and the renderer all see it.
  * Pure types and constants: no node, electron or DOM imports.
  */
+import { HIRES_LATENT_UPSCALERS } from './generation-limits.js';
 
 export const SAMPLERS = [
   'euler',
@@ -69,13 +70,8 @@ export interface RegionParams {
   area: number;
 }
 
-/**
- * A1111's "Latent" upscalers: the first pass's latents interpolated as torch `F.interpolate` does
- * (A1111 `shared.latent_upscale_modes`, align_corners False, no antialias).
- */
-export const HIRES_LATENT_UPSCALERS = ['Latent', 'Latent (bicubic)', 'Latent (nearest)', 'Latent (nearest-exact)'] as const;
-/** Pixel upscalers built in: the decoded first pass resized (A1111's "Lanczos" and "Nearest"). */
-export const HIRES_PIXEL_UPSCALERS = ['Lanczos', 'Nearest'] as const;
+// The upscaler names live with the other generation defaults (the renderer's panel lists them).
+export { HIRES_LATENT_UPSCALERS, HIRES_PIXEL_UPSCALERS } from './generation-limits.js';
 export type HiresLatentUpscaler = (typeof HIRES_LATENT_UPSCALERS)[number];
 
 export function isLatentUpscaler(name: string): name is HiresLatentUpscaler {

@@ -3,7 +3,14 @@ import { useCallback, useEffect, useState } from 'react';
 import type { GenerationMode, InpaintArea, SamplerName } from '../../../electron/shared/generation.js';
 import { useDocumentShape, useSession } from '../session/hooks.js';
 import {
+  HIRES_LATENT_UPSCALERS,
+  HIRES_PIXEL_UPSCALERS,
+  hiresSize,
   MAX_CFG,
+  MAX_HIRES_SCALE,
+  MAX_SIDE,
+  MIN_HIRES_SCALE,
+  SIDE_MULTIPLE,
   MAX_CLIP_SKIP,
   MAX_MASK_BLUR,
   MAX_MASK_PADDING,
@@ -99,6 +106,42 @@ function NumberField(props: { label: string; value: number; min: number; max: nu
         onChange={(e) => props.onChange(e.target.value === '' ? NaN : Number(e.target.value))}
       />
     </label>
+  );
+}
+
+/** A1111's Hires fix: txt2img at the panel's size, upscaled, then repainted (img2img) at the larger size. */
+function HiresSection({ disabled }: { disabled: boolean }) {
+  const { settingsStore } = useSession();
+  const s = useStore(settingsStore);
+  const h = s.hires;
+  const set = (patch: Partial<typeof h>) => settingsStore.update({ hires: { ...settingsStore.get().hires, ...patch } });
+  const target = hiresSize(s.width, s.height, h).target;
+  const known: readonly string[] = [...HIRES_LATENT_UPSCALERS, ...HIRES_PIXEL_UPSCALERS];
+  return (
+    <details className="hires-fix">
+      <summary>Hires fix{h.enabled ? ` · on → ${target.width} × ${target.height}` : ''}</summary>
+      <label className="check" title={disabled ? 'Hires fix is for txt2img' : 'Generate at the panel size, upscale, then repaint at the larger size'}>
+        <input type="checkbox" aria-label="Hires fix" checked={h.enabled} disabled={disabled} onChange={(e) => set({ enabled: e.target.checked })} /> Upscale and repaint
+      </label>
+      <div className="grid-3">
+        <label className="field" title="Latent: the latents are enlarged; Lanczos / Nearest: the picture. An ONNX upscaler in the data folder's upscalers/ can be named by the API and CLI.">
+          <span>Upscaler</span>
+          <select aria-label="Hires upscaler" value={h.upscaler} disabled={disabled} onChange={(e) => set({ upscaler: e.target.value })}>
+            {!known.includes(h.upscaler) && <option value={h.upscaler}>{h.upscaler}</option>}
+            {known.map((u) => (
+              <option key={u} value={u}>
+                {u}
+              </option>
+            ))}
+          </select>
+        </label>
+        <NumberField label="Upscale by" value={h.scale} min={MIN_HIRES_SCALE} max={MAX_HIRES_SCALE} step={0.05} disabled={disabled} onChange={(v) => set({ scale: v })} hint="Used when Resize width and height are 0" />
+        <NumberField label="Hires steps" value={h.steps} min={0} max={MAX_STEPS} disabled={disabled} onChange={(v) => set({ steps: v })} hint="Steps of the second pass; 0 = the same as the first" />
+        <NumberField label="Denoising strength" value={h.strength} min={MIN_STRENGTH} max={MAX_STRENGTH} step={0.05} disabled={disabled} onChange={(v) => set({ strength: v })} hint="How much the second pass repaints" />
+        <NumberField label="Resize width" value={h.resizeWidth} min={0} max={MAX_SIDE} step={SIDE_MULTIPLE} disabled={disabled} onChange={(v) => set({ resizeWidth: v })} hint="A target width instead of Upscale by (0 = from the height or the scale)" />
+        <NumberField label="Resize height" value={h.resizeHeight} min={0} max={MAX_SIDE} step={SIDE_MULTIPLE} disabled={disabled} onChange={(v) => set({ resizeHeight: v })} hint="A target height instead of Upscale by (0 = from the width or the scale)" />
+      </div>
+    </details>
   );
 }
 
@@ -252,6 +295,7 @@ export function PromptPanel() {
           <NumberField label="Padding" value={s.maskPadding} min={0} max={MAX_MASK_PADDING} disabled={mode !== 'inpaint'} onChange={(v) => settingsStore.update({ maskPadding: v })} hint="Pixels of context kept around the mask" />
         )}
       </div>
+      <HiresSection disabled={mode !== 'txt2img'} />
 
       <div className="seed-row">
         <label className="field">

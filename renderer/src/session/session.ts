@@ -14,14 +14,18 @@ import type { GenerationMode, GenerationParams } from '../../../electron/shared/
 import {
   MAX_CFG,
   MAX_CLIP_SKIP,
+  MAX_HIRES_SCALE,
   MAX_MASK_BLUR,
   MAX_MASK_PADDING,
   MAX_SEED,
   MAX_STEPS,
   MAX_STRENGTH,
+  MAX_SIDE,
   MIN_CFG,
+  MIN_HIRES_SCALE,
   MIN_STEPS,
   MIN_STRENGTH,
+  SIDE_MULTIPLE,
 } from '../../../electron/shared/generation-limits.js';
 import type { LayoutLabel, ModelInfo } from '../../../electron/shared/model.js';
 import type { HistoryItem, ImageRef, RecordedParams } from '../../../electron/shared/history.js';
@@ -37,6 +41,7 @@ import {
   MAX_BATCH_COUNT,
   Store,
   type GenerationSettings,
+  type HiresSettings,
   type LiveJob,
   type Notice,
   type StagingState,
@@ -65,6 +70,23 @@ export const browserDeflate: ZlibCompress = async (raw) => {
   const stream = new Blob([raw as Uint8Array<ArrayBuffer>]).stream().pipeThrough(new CompressionStream('deflate'));
   return new Uint8Array(await new Response(stream).arrayBuffer());
 };
+
+/** Why the Hires fix section's values can't be sent, in plain words; null when they can. */
+export function hiresProblem(h: HiresSettings): string | null {
+  if (h.upscaler.trim() === '') return 'Choose a hires upscaler.';
+  if (!(h.scale >= MIN_HIRES_SCALE && h.scale <= MAX_HIRES_SCALE)) return `Upscale by must be from ${MIN_HIRES_SCALE} to ${MAX_HIRES_SCALE}.`;
+  if (!(Number.isInteger(h.steps) && h.steps >= 0 && h.steps <= MAX_STEPS)) return `Hires steps must be a whole number from 0 (same as the first pass) to ${MAX_STEPS}.`;
+  if (!(h.strength > MIN_STRENGTH && h.strength <= MAX_STRENGTH)) return `Denoising strength must be above ${MIN_STRENGTH} and at most ${MAX_STRENGTH}.`;
+  for (const [name, v] of [['Resize width', h.resizeWidth], ['Resize height', h.resizeHeight]] as const) {
+    if (!(Number.isInteger(v) && v >= 0 && v <= MAX_SIDE && v % SIDE_MULTIPLE === 0)) return `${name} must be 0 (from Upscale by) or a multiple of ${SIDE_MULTIPLE} up to ${MAX_SIDE}.`;
+  }
+  return null;
+}
+
+/** The request's `hires`: what the section holds, without the on switch. */
+function hiresRequest(h: HiresSettings): NonNullable<RequestInputs['generate']['hires']> {
+  return { upscaler: h.upscaler, scale: h.scale, steps: h.steps, strength: h.strength, resizeWidth: h.resizeWidth, resizeHeight: h.resizeHeight };
+}
 
 function toBase64(bytes: Uint8Array): string {
   let s = '';
@@ -241,6 +263,7 @@ export function createSession(client: StudioClient, doc: EditorDocument) {
     if (mode === 'inpaint' && s.inpaintArea === 'masked' && !(Number.isInteger(s.maskPadding) && s.maskPadding >= 0 && s.maskPadding <= MAX_MASK_PADDING)) {
       return `Padding must be a whole number from 0 to ${MAX_MASK_PADDING}.`;
     }
+    if (mode === 'txt2img' && s.hires.enabled) return hiresProblem(s.hires);
     return null;
   }
 
@@ -266,6 +289,7 @@ export function createSession(client: StudioClient, doc: EditorDocument) {
         cfg: s.cfg,
         sampler: s.sampler,
         ...(s.clipSkip > 1 ? { clipSkip: s.clipSkip } : {}),
+        ...(mode === 'txt2img' && s.hires.enabled ? { hires: hiresRequest(s.hires) } : {}),
         ...repaintSize(s, mode),
         ...(modelsStore.get().selectedId ? { modelId: modelsStore.get().selectedId! } : {}),
       };
@@ -500,6 +524,8 @@ export function createSession(client: StudioClient, doc: EditorDocument) {
       ...(item.mode === 'inpaint' && recorded.maskPadding !== undefined ? { maskPadding: recorded.maskPadding } : {}),
       // A1111's Clip skip: an item without one ran (or was made in A1111) with 1.
       clipSkip: p.clipSkip ?? 1,
+      // Hires fix: a txt2img item turns it on with its settings, or off (keeping the panel's last settings).
+      ...(item.mode === 'txt2img' ? { hires: p.hires ? { enabled: true, ...p.hires } : { ...settingsStore.get().hires, enabled: false } } : {}),
       width: p.width,
       height: p.height,
     });

@@ -7,6 +7,9 @@ import { useSyncExternalStore } from 'react';
 import type { GenerationMode, InpaintArea, SamplerName } from '../../../electron/shared/generation.js';
 import {
   DEFAULT_CFG,
+  DEFAULT_HIRES_SCALE,
+  DEFAULT_HIRES_STRENGTH,
+  DEFAULT_HIRES_UPSCALER,
   DEFAULT_IMG2IMG_STRENGTH,
   DEFAULT_MASK_BLUR,
   DEFAULT_MASK_PADDING,
@@ -63,7 +66,30 @@ export interface GenerationSettings {
   /** A1111's "Clip skip" (1 = the text encoder's last layer). */
   clipSkip: number;
   batchCount: number;
+  /** txt2img: A1111's hires fix (kept while off, so turning it back on restores the last settings). */
+  hires: HiresSettings;
 }
+
+/** The Hires fix section: A1111's fields (resize 0 × 0 = upscale by `scale`; steps 0 = the first pass's). */
+export interface HiresSettings {
+  enabled: boolean;
+  upscaler: string;
+  scale: number;
+  steps: number;
+  strength: number;
+  resizeWidth: number;
+  resizeHeight: number;
+}
+
+export const DEFAULT_HIRES: HiresSettings = {
+  enabled: false,
+  upscaler: DEFAULT_HIRES_UPSCALER,
+  scale: DEFAULT_HIRES_SCALE,
+  steps: 0,
+  strength: DEFAULT_HIRES_STRENGTH,
+  resizeWidth: 0,
+  resizeHeight: 0,
+};
 
 /** The panel before any model is known (the chosen model's own defaults replace steps, CFG and size). */
 export const DEFAULT_SETTINGS: GenerationSettings = {
@@ -83,6 +109,7 @@ export const DEFAULT_SETTINGS: GenerationSettings = {
   maskPadding: DEFAULT_MASK_PADDING,
   clipSkip: 1,
   batchCount: 1,
+  hires: DEFAULT_HIRES,
 };
 
 /** Most images one Generate press queues (the panel's own bound: each image is its own request). */

@@ -224,4 +224,34 @@ describe('renderer session', () => {
       await stop();
     }
   });
+  it('Hires fix: sent with a txt2img request only, checked, and restored (or turned off) by Reuse', async () => {
+    host.handle('generate', () => ({ jobId: '00000000-0000-4000-8000-00000000000c', seed: 0, position: 0, warnings: [] }));
+    start();
+    try {
+      await until(() => session.modelsStore.get().info[MODEL_ID] !== undefined);
+      const hires = { enabled: true, upscaler: 'Latent (bicubic)', scale: 2, steps: 5, strength: 0.55, resizeWidth: 0, resizeHeight: 0 };
+      session.settingsStore.update({ prompt: 'a cat', hires });
+      const problem = (patch: Partial<typeof hires>): string | null => session.generateProblem({ ...session.settingsStore.get(), hires: { ...hires, ...patch } });
+      assert.equal(problem({}), null);
+      assert.equal(problem({ scale: limits.MAX_HIRES_SCALE + 1 }), `Upscale by must be from ${limits.MIN_HIRES_SCALE} to ${limits.MAX_HIRES_SCALE}.`);
+      assert.match(problem({ strength: 0 }) ?? '', /Denoising strength must be above 0/);
+      assert.match(problem({ resizeWidth: 100 }) ?? '', /Resize width must be 0 \(from Upscale by\) or a multiple of 8/);
+      assert.equal(problem({ enabled: false, scale: 99 }), null, 'off: not checked');
+      await session.generate();
+      const sent = host.callsTo('generate') as Array<Record<string, unknown>>;
+      assert.deepEqual(sent[0]!.hires, { upscaler: 'Latent (bicubic)', scale: 2, steps: 5, strength: 0.55, resizeWidth: 0, resizeHeight: 0 });
+
+      const item = (params: Record<string, unknown>) =>
+        ({ id: 7, mode: 'txt2img', model: { id: MODEL_ID, hash: null }, labelMap: null,
+           params: { mode: 'txt2img', prompt: 'p', negativePrompt: '', seed: 1, steps: 20, cfg: 7, sampler: 'euler', width: 64, height: 64, strength: 1, maskBlur: 0, ...params } }) as unknown as HistoryItem;
+      session.settingsStore.update({ hires: { ...hires, enabled: false } });
+      session.reuseParameters(item({ hires: { upscaler: 'Lanczos', scale: 1.5, steps: 0, strength: 0.3, resizeWidth: 0, resizeHeight: 0 } }));
+      assert.deepEqual(session.settingsStore.get().hires, { enabled: true, upscaler: 'Lanczos', scale: 1.5, steps: 0, strength: 0.3, resizeWidth: 0, resizeHeight: 0 });
+      session.reuseParameters(item({}));
+      assert.equal(session.settingsStore.get().hires.enabled, false, 'an item without hires turns it off');
+      assert.equal(session.settingsStore.get().hires.upscaler, 'Lanczos', 'keeping the last settings for next time');
+    } finally {
+      await stop();
+    }
+  });
 });
