@@ -6,15 +6,22 @@
  * - the pooled embedding: encoder 2's projected `text_embeds` (1280), fed as the U-Net's `text_embeds`;
  * - `time_ids` = (original h, w, crop top, left, target h, w), or for the refiner
  *   (original h, w, crop top, left, aesthetic score) with 6.0 for the prompt and 2.5 for the negative;
+ * - the prompt and the negative follow A1111 on both encoders (sd_models_xl.py, sd_hijack_clip.py): weights,
+ *   BREAK and 75-token chunks, each chunk encoded on its own by each encoder, weighted with the mean
+ *   restored per encoder, the encoders' states of a chunk concatenated along the feature axis and the
+ *   chunks along the sequence (77·k tokens); the pooled embedding is encoder 2's of the first chunk;
  * - under guidance, an empty negative prompt gives zeros for its hidden states and pooled embedding when
  *   the folder's `force_zeros_for_empty_prompt` is true (diffusers does that for a missing negative; a
  *   written one is encoded by both encoders).
  * The batch order under guidance is [negative, positive], as everywhere else in the engine.
  */
+import { StudioError } from '../../shared/errors.js';
 import type { SdxlInfo } from '../../shared/model.js';
 import type { LoadedModel } from '../model/model-folder.js';
 import type { HostTensor, OnnxModule } from '../model/onnx-module.js';
 import { REFINER_TIME_IDS, TEXT_EMBEDS_INPUT, TIME_IDS_INPUT, type SdxlTextEncoder } from '../model/sdxl.js';
+import { CHUNK_TOKENS, tokenizePrompt } from '../prompt/chunker.js';
+import { applyEmphasisOriginal } from '../prompt/conditioning.js';
 import type { PromptEmbeddings } from './components.js';
 
 /** diffusers StableDiffusionXLImg2ImgPipeline defaults for the refiner's aesthetic conditioning. */
@@ -61,30 +68,51 @@ export function sdxlTimeIds(
   return { cond: ids, uncond: ids.slice() };
 }
 
-/** One encoder's outputs for a list of texts: penultimate hidden states [n, tokens, w] and, on encoder 2, pooled [n, p]. */
-async function runEncoder(
-  module: OnnxModule,
-  encoder: SdxlTextEncoder,
-  texts: string[],
-): Promise<{ hidden: Float32Array[]; pooled: Float32Array[] | null }> {
-  const { tokenizer, info } = encoder;
-  const len = tokenizer.maxLength;
+/** One encoder's A1111 conditioning for one text. */
+interface EncodedSdxlText {
+  /** [chunks · 77, width]: each chunk's penultimate hidden state, weighted and mean-restored, concatenated. */
+  hidden: Float32Array;
+  chunks: number;
+  /** On the encoder that gives it (encoder 2): the first chunk's pooled, projected embedding. */
+  pooled: Float32Array | null;
+}
+
+/**
+ * A1111's `FrozenCLIPEmbedderForSDXLWithCustomWords` / `FrozenOpenCLIPEmbedder2WithCustomWords` forward for
+ * one text on one encoder: the text is parsed and chunked with this encoder's tokenizer (chunker.ts: CLIP-L
+ * pads with EOS, bigG with `!` after the first EOS), each 77-token chunk runs through the encoder on its
+ * own, its penultimate hidden state is weighted token by token with the mean restored (emphasis
+ * "Original", per encoder), and the chunks are concatenated along the sequence. The pooled embedding is the
+ * first chunk's (`zs[0].pooled`).
+ */
+async function encodeSdxlText(module: OnnxModule, encoder: SdxlTextEncoder, text: string): Promise<EncodedSdxlText> {
+  const { info } = encoder;
+  const { chunks } = tokenizePrompt(text, encoder.tokenizer);
   const outputs = info.pooledOutput ? [info.hiddenOutput, info.pooledOutput] : [info.hiddenOutput];
-  const run = async (rows: number[][]) => {
-    const ids = new Int32Array(rows.length * len);
-    rows.forEach((r, i) => ids.set(r, i * len));
-    return module.run({ input_ids: { data: ids, dims: [rows.length, len] } }, outputs);
+  const run = (rows: number[][]) => {
+    const ids = new Int32Array(rows.length * CHUNK_TOKENS);
+    rows.forEach((r, i) => ids.set(r, i * CHUNK_TOKENS));
+    return module.run({ input_ids: { data: ids, dims: [rows.length, CHUNK_TOKENS] } }, outputs);
   };
-  const rows = texts.map((t) => tokenizer.encode(t).ids);
-  const results = info.batchDynamic || rows.length === 1 ? [await run(rows)] : await Promise.all(rows.map((r) => run([r])));
-  const split = (name: string): Float32Array[] =>
-    results.flatMap((r) => {
-      const t = r[name]!;
-      const data = t.data as Float32Array;
-      const per = data.length / t.dims[0]!;
-      return Array.from({ length: t.dims[0]! }, (_, i) => data.subarray(i * per, (i + 1) * per));
-    });
-  return { hidden: split(info.hiddenOutput), pooled: info.pooledOutput ? split(info.pooledOutput) : null };
+  const rows = chunks.map((c) => c.ids);
+  const results = [];
+  if (info.batchDynamic) results.push(await run(rows));
+  else for (const r of rows) results.push(await run([r]));
+  const width = info.hiddenSize;
+  const hidden = new Float32Array(chunks.length * CHUNK_TOKENS * width);
+  let o = 0;
+  for (const r of results) {
+    const data = r[info.hiddenOutput]!.data as Float32Array;
+    hidden.set(data, o);
+    o += data.length;
+  }
+  chunks.forEach((c, i) => applyEmphasisOriginal(hidden.subarray(i * CHUNK_TOKENS * width, (i + 1) * CHUNK_TOKENS * width), c.multipliers, width));
+  let pooled: Float32Array | null = null;
+  if (info.pooledOutput) {
+    const first = results[0]![info.pooledOutput]!;
+    pooled = (first.data as Float32Array).slice(0, first.data.length / first.dims[0]!);
+  }
+  return { hidden, chunks: chunks.length, pooled };
 }
 
 /** Concatenates per-token features of each encoder: [tokens, w1] ‖ [tokens, w2] → [tokens, w1 + w2]. */
@@ -102,8 +130,34 @@ function concatFeatures(parts: Float32Array[], widths: number[], tokens: number)
 }
 
 /**
- * Prompt embeddings [tokens, Σw] and pooled embeddings for the prompt and, when `withUncond`, the
- * negative (zeros for an empty negative under `force_zeros_for_empty_prompt`).
+ * One text through every encoder of the folder (the refiner: encoder 2 alone), A1111's way: the hidden
+ * states of the same chunk concatenated along the feature axis (sgm's GeneralConditioner), [77·k, Σw], and
+ * encoder 2's pooled embedding of the first chunk.
+ */
+async function encodeSdxlTextAllEncoders(model: LoadedModel, text: string): Promise<{ states: Float32Array; tokens: number; pooled: Float32Array }> {
+  const encoders = model.modules.sdxlTextEncoders!;
+  const outs: EncodedSdxlText[] = [];
+  for (const e of encoders) {
+    // The model's own session for that encoder (a LoRA view of the model swaps it for a patched one).
+    const session = e.info.submodel === 'text_encoder_2' ? model.modules.textEncoder2! : model.modules.textEncoder;
+    outs.push(await encodeSdxlText(session, e, text));
+  }
+  const chunks = outs[0]!.chunks;
+  if (outs.some((o) => o.chunks !== chunks)) {
+    // Both tokenizers share CLIP's vocabulary, so this only happens with mismatched tokenizer files.
+    throw new StudioError('E_MODEL_FOLDER', `the two SDXL tokenizers split the prompt into ${outs.map((o) => o.chunks).join(' and ')} chunks; tokenizer/ and tokenizer_2/ must share one vocabulary`);
+  }
+  const tokens = chunks * CHUNK_TOKENS;
+  const states = concatFeatures(outs.map((o) => o.hidden), encoders.map((e) => e.info.hiddenSize), tokens);
+  return { states, tokens, pooled: outs.find((o) => o.pooled !== null)!.pooled! };
+}
+
+/**
+ * Prompt embeddings [77·k, Σw] and pooled embeddings for the prompt and, when `withUncond`, the negative,
+ * with A1111's prompt semantics on both encoders (weights, BREAK, 75-token chunks). The two may have
+ * different chunk counts (predictNoise then runs them as two U-Net calls). An empty negative under
+ * `force_zeros_for_empty_prompt` is zeros, as long as the prompt (zero keys and values attend to nothing,
+ * so the length does not change the picture; one batched call is cheaper).
  */
 export async function encodeSdxlPrompts(
   model: LoadedModel,
@@ -111,30 +165,19 @@ export async function encodeSdxlPrompts(
   negative: string,
   withUncond: boolean,
 ): Promise<{ embeddings: PromptEmbeddings; pooled: { cond: Float32Array; uncond: Float32Array | null } }> {
-  const encoders = model.modules.sdxlTextEncoders!;
   const sdxl = model.info.sdxl!;
+  const hidden = model.modules.sdxlTextEncoders!.reduce((n, e) => n + e.info.hiddenSize, 0);
   const zeroNegative = withUncond && negative === '' && sdxl.forceZerosForEmptyPrompt;
-  const texts = withUncond && !zeroNegative ? [prompt, negative] : [prompt];
-  const outs = [];
-  for (const e of encoders) {
-    // The model's own session for that encoder (a LoRA view of the model swaps it for a patched one).
-    const session = e.info.submodel === 'text_encoder_2' ? model.modules.textEncoder2! : model.modules.textEncoder;
-    outs.push(await runEncoder(session, e, texts));
-  }
-  const tokens = encoders[0]!.tokenizer.maxLength;
-  const widths = encoders.map((e) => e.info.hiddenSize);
-  const hidden = widths.reduce((a, b) => a + b, 0);
-  const pooledAll = outs.find((o) => o.pooled !== null)!.pooled!;
-  const cond = concatFeatures(outs.map((o) => o.hidden[0]!), widths, tokens);
-  let uncond: Float32Array | null = null;
-  let pooledUncond: Float32Array | null = null;
+  const cond = await encodeSdxlTextAllEncoders(model, prompt);
+  let uncond: { states: Float32Array; tokens: number; pooled: Float32Array } | null = null;
   if (withUncond) {
-    uncond = zeroNegative ? new Float32Array(cond.length) : concatFeatures(outs.map((o) => o.hidden[1]!), widths, tokens);
-    pooledUncond = zeroNegative ? new Float32Array(pooledAll[0]!.length) : pooledAll[1]!;
+    uncond = zeroNegative
+      ? { states: new Float32Array(cond.states.length), tokens: cond.tokens, pooled: new Float32Array(cond.pooled.length) }
+      : await encodeSdxlTextAllEncoders(model, negative);
   }
   return {
-    embeddings: { cond, uncond, condTokens: tokens, uncondTokens: uncond ? tokens : 0, hidden },
-    pooled: { cond: pooledAll[0]!, uncond: pooledUncond },
+    embeddings: { cond: cond.states, uncond: uncond?.states ?? null, condTokens: cond.tokens, uncondTokens: uncond?.tokens ?? 0, hidden },
+    pooled: { cond: cond.pooled, uncond: uncond?.pooled ?? null },
   };
 }
 
