@@ -12,7 +12,7 @@
  */
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { app, BrowserWindow, Menu, shell, type WebContents } from 'electron';
+import { app, BrowserWindow, Menu, shell, utilityProcess, type WebContents } from 'electron';
 import { Host } from '../host/host.js';
 import { handleAppProtocol, registerAppScheme } from './app-protocol.js';
 import { utilityEngineLauncher } from './engine-launcher.js';
@@ -84,7 +84,7 @@ async function start(): Promise<void> {
     dataDir: app.getPath('userData'),
     frontDoor: 'electron',
     bundledModelDir: BUNDLED_MODEL_DIR,
-    engineLauncher: utilityEngineLauncher(join(BUILD_DIR, 'engine-child.mjs')),
+    engineLauncher: utilityEngineLauncher(join(BUILD_DIR, 'engine-child.mjs'), utilityProcess),
     version: app.getVersion(),
     electronVersion: process.versions.electron ?? null,
     // The host resolves and checks the file (history.reveal); only showing it needs Electron.

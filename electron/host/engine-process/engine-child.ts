@@ -5,10 +5,10 @@
  * It runs under Node's `fork` (messages on `process.send` / `process.on('message')`) or as an
  * Electron utilityProcess (messages on `process.parentPort`); `parentChannel()` hides the difference.
  */
-import { Worker } from 'node:worker_threads';
 import { serializeError } from '../../shared/errors.js';
 import { Engine } from '../../engine/engine.js';
-import { DEFAULT_HEARTBEAT_MS, HEARTBEAT_FD_ENV, HEARTBEAT_MS_ENV, type EngineMessage, type HostMessage } from './protocol.js';
+import { startHeartbeat } from './heartbeat.js';
+import type { EngineMessage, HostMessage } from './protocol.js';
 
 interface ParentChannel {
   send(message: EngineMessage): void;
@@ -38,22 +38,7 @@ function parentChannel(): ParentChannel {
   };
 }
 
-/** Beats on the host's heartbeat pipe from a worker thread (see protocol.ts), when the host gave one. */
-function startHeartbeat(): void {
-  const fd = Number(process.env[HEARTBEAT_FD_ENV]);
-  if (!Number.isInteger(fd) || fd < 0) return;
-  const intervalMs = Number(process.env[HEARTBEAT_MS_ENV]) || DEFAULT_HEARTBEAT_MS;
-  const source = `
-    const { writeSync } = require('node:fs');
-    setInterval(() => {
-      try { writeSync(${fd}, '.'); } catch (err) { if (err.code !== 'EAGAIN') process.exit(0); }
-    }, ${intervalMs});
-  `;
-  const worker = new Worker(source, { eval: true });
-  // The beat must not keep the process alive on its own.
-  worker.unref();
-}
-
+// Beats on the host's heartbeat socket from a worker thread (heartbeat.ts), when the host gave one.
 startHeartbeat();
 const channel = parentChannel();
 let engine: Engine | null = null;

@@ -9,16 +9,7 @@ import type { ModelInfo, SessionReport } from '../../shared/model.js';
 import type { LiveFrame } from '../../engine/pipelines/live.js';
 import type { GenerateProgress, GenerateRequest, GenerateResult } from '../../engine/pipelines/types.js';
 
-/**
- * The engine's heartbeat: a worker thread of the engine process writes one byte every interval to the
- * pipe named by HEARTBEAT_FD_ENV. A worker, not the main thread: onnxruntime-node runs a session
- * synchronously on the main thread, so a long U-Net step would look like a hang there. The heartbeat
- * stops when the whole process stops (SIGSTOP, a frozen machine), which the host's watchdog turns into
- * a restart.
- */
-export const HEARTBEAT_FD_ENV = 'STUDIO_ENGINE_HEARTBEAT_FD';
-export const HEARTBEAT_MS_ENV = 'STUDIO_ENGINE_HEARTBEAT_MS';
-export const DEFAULT_HEARTBEAT_MS = 1000;
+// The heartbeat travels beside these messages, on a socket of its own (heartbeat.ts).
 
 export interface EngineProcessSettings {
   providers?: readonly ExecutionProviderName[];
