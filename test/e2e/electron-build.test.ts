@@ -43,3 +43,17 @@ test('the bundled engine entry generates an image when run as a plain child proc
     await client.close();
   }
 });
+
+// The watchdog's heartbeat comes from a worker thread the bundled entry starts from evaluated source.
+test('the bundled engine entry beats on its heartbeat socket', { timeout: 60_000 }, async () => {
+  const proc = forkLauncher(join(out, 'engine-child.mjs'), [], { heartbeatMs: 50 })();
+  try {
+    let beats = 0;
+    proc.onHeartbeat?.(() => beats++);
+    const deadline = Date.now() + 30_000;
+    while (beats < 3 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.ok(beats >= 3, `${beats} beats`);
+  } finally {
+    proc.kill();
+  }
+});
