@@ -154,9 +154,17 @@ export class Engine {
       provider: model.sessions.providers['unet'] ?? 'cpu',
       providers: model.sessions.providers,
       loras: job.loras,
-      warnings: job.warnings,
+      warnings: [...decoderWarnings(model), ...job.warnings],
     };
   }
+}
+
+/**
+ * What the model's loading said about its VAE decoder (fp16 upcast to fp32, or left in fp16 at the risk
+ * of a black picture): true of every picture it decodes, so each result carries it.
+ */
+function decoderWarnings(model: LoadedModel): string[] {
+  return model.info.warnings.filter((w) => w.startsWith('vae_decoder:'));
 }
 
 /**

@@ -430,7 +430,7 @@ export class Host {
     return t;
   }
 
-  private readonly runJob: JobRunner = async (job, { signal, onProgress }) => {
+  private readonly runJob: JobRunner = async (job, { signal, onProgress, addWarnings }) => {
     const model = this.library.get(job.modelId);
     const req = job.request;
     const initImage = req.initImage !== undefined
@@ -490,6 +490,9 @@ export class Host {
     }).finally(() => {
       if (outsized) this.releaseModel(model.dir);
     });
+    // What the engine changed or left out (a prompt cut to the U-Net's length, an fp16 VAE run in fp32)
+    // stays with the job, beside what the host said at enqueue.
+    addWarnings(result.warnings);
     this.library.recordProviders(model.id, Object.values(result.providers));
     const item: HistoryItem = await this.history.add({
       params: result.params,

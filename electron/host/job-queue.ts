@@ -36,10 +36,14 @@ export interface JobProgress {
   total: number;
 }
 
-export type JobRunner = (
-  job: StoredJob,
-  context: { signal: AbortSignal; onProgress: (progress: JobProgress) => void },
-) => Promise<number>;
+export interface JobRunContext {
+  signal: AbortSignal;
+  onProgress: (progress: JobProgress) => void;
+  /** Adds to the job's warnings what the run said it changed or left out (the engine's result warnings). */
+  addWarnings: (warnings: readonly string[]) => void;
+}
+
+export type JobRunner = (job: StoredJob, context: JobRunContext) => Promise<number>;
 
 export interface JobQueueOptions {
   run: JobRunner;
@@ -117,6 +121,8 @@ export class JobQueue {
     running: Statement;
     request: Statement;
     markRunning: Statement;
+    warnings: Statement;
+    setWarnings: Statement;
     finish: Statement;
     setPosition: Statement;
     interrupt: Statement;
@@ -149,6 +155,8 @@ export class JobQueue {
       running: db.prepare(`SELECT ${SUMMARY_COLUMNS} FROM jobs WHERE status = 'running'`),
       request: db.prepare('SELECT request FROM jobs WHERE id = ?').pluck(),
       markRunning: db.prepare(`UPDATE jobs SET status = 'running', started_at = ? WHERE id = ? AND status = 'queued'`),
+      warnings: db.prepare('SELECT warnings FROM jobs WHERE id = ?').pluck(),
+      setWarnings: db.prepare('UPDATE jobs SET warnings = ? WHERE id = ?'),
       finish: db.prepare(
         `UPDATE jobs SET status = @status, finished_at = @finishedAt, history_id = @historyId, error = @error,
            -- A finished job's request (with its input images) is no longer needed: keep the row small.
@@ -381,6 +389,7 @@ export class JobQueue {
       onProgress: (progress) => {
         active.progress = progress;
       },
+      addWarnings: (warnings) => this.addWarnings(job.id, warnings),
     }).then(
       (historyId) => this.finishRun(job.id, 'succeeded', historyId, null),
       (err: unknown) => {
@@ -403,6 +412,21 @@ export class JobQueue {
       // The next job starts on a fresh tick, after listeners have seen this one finish.
       setImmediate(() => this.pump());
     });
+  }
+
+  /**
+   * Appends warnings to a job's list (each once). A database that refuses the write (a full disk) loses
+   * only the warnings, never the job: they are secondary to its result, which is written next.
+   */
+  private addWarnings(id: string, warnings: readonly string[]): void {
+    if (warnings.length === 0) return;
+    try {
+      const stored = JSON.parse((this.stmt.warnings.get(id) as string | undefined) ?? '[]') as string[];
+      const merged = [...stored, ...warnings.filter((w) => !stored.includes(w))];
+      if (merged.length !== stored.length) this.stmt.setWarnings.run(JSON.stringify(merged), id);
+    } catch (err) {
+      console.error(`studio host: the warnings of job ${id} could not be written: ${serializeError(toHistoryErrorOrSelf(err)).message}`);
+    }
   }
 
   private finish(id: string, status: JobStatus, historyId: number | null, error: SerializedError | null): void {

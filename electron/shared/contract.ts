@@ -110,7 +110,11 @@ export interface JobSummary {
   historyId: number | null;
   /** Why a job failed or was cancelled. */
   error: SerializedError | null;
-  /** What was changed to run it (e.g. a mask of another size than the picture was resized); empty when nothing was. */
+  /**
+   * What was changed to run it: by the host at enqueue (a mask of another size than the picture was
+   * resized), then what the engine said of the run (a prompt cut to a fixed-length U-Net, an fp16 VAE
+   * decoded in fp32). Empty when nothing was.
+   */
   warnings: string[];
 }
 

@@ -116,6 +116,9 @@ export interface GenerateResult {
   providers: Record<string, ExecutionProviderName>;
   /** The LoRAs the prompt applied: hashes and how many of their modules were found (and not found). */
   loras: LoraReport[];
-  /** What the run had to change or leave out (e.g. a long prompt cut to 77 tokens for a fixed-length U-Net). */
+  /**
+   * What the run had to change or leave out (e.g. a long prompt cut to 77 tokens for a fixed-length
+   * U-Net), and what the model's loading said about the VAE decoder that made the picture.
+   */
   warnings: string[];
 }
