@@ -1,7 +1,7 @@
 /** The canvas region: toolbar, stage, staging bar and the empty state. */
 import { useEffect, useRef, useState, type ReactNode } from 'react';
 import { useDocumentShape, useSession } from '../session/hooks.js';
-import { useStore } from '../session/store.js';
+import { stagedWarnings, useStore } from '../session/store.js';
 import { MAX_BRUSH_SIZE, MIN_BRUSH_SIZE } from '../document/brush.js';
 import { MAX_MASK_OP_RADIUS } from '../document/mask-ops.js';
 import { CanvasView, viewCommands } from './CanvasView.js';
@@ -85,6 +85,7 @@ export function EditorPanel() {
   }, []);
 
   const staged = staging.items.length > 0;
+  const warnings = stagedWarnings(staging);
   const waiting = staging.jobIds.length > 0 && !staged;
   return (
     <section
@@ -243,6 +244,13 @@ export function EditorPanel() {
             )}
             <button type="button" className="primary" onClick={acceptStaged} title="Make this the new base image (Enter)">Accept</button>
             <button type="button" onClick={discardStaged} title="Discard this result (Delete)">Discard</button>
+            {warnings.length > 0 && (
+              <ul className="staging-warnings" aria-label="Warnings for this result">
+                {warnings.map((w) => (
+                  <li key={w}>⚠ {w}</li>
+                ))}
+              </ul>
+            )}
           </div>
         )}
         <div className="canvas-info" aria-live="polite">

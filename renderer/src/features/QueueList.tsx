@@ -3,6 +3,7 @@
  * Queued jobs are reordered by dragging a row onto another (it lands before or after it, by which half
  * of the row the pointer is over), or from the keyboard with Move up / Move down; each change sends the
  * whole queued order with `queue.reorder`. The list follows `queue.changed`, never a local guess.
+ * A job's warnings (what the host changed to run it, e.g. a resized mask) are shown under its row.
  */
 import { useState, type DragEvent } from 'react';
 import { describeError } from '../session/session.js';
@@ -100,6 +101,13 @@ export function QueueList() {
                 )}
               </span>
               <button type="button" aria-label={`Cancel job: ${j.prompt}`} title="Cancel" onClick={() => void client.call('cancel', { jobId: j.id }).catch((e: unknown) => setError(describeError(e)))}>✕</button>
+              {j.warnings.length > 0 && (
+                <ul className="queue-warnings" aria-label={`Warnings for job: ${j.prompt}`}>
+                  {j.warnings.map((w) => (
+                    <li key={w}>⚠ {w}</li>
+                  ))}
+                </ul>
+              )}
             </li>
           );
         })}

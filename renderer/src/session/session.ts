@@ -313,7 +313,7 @@ export function createSession(client: StudioClient, doc: EditorDocument) {
         }
       }
       if (mode === 'layout') base.labelMap = toBase64(await exportLayoutPng(doc, layoutPalette(), browserDeflate));
-      stagingStore.set({ jobIds: [], items: [], index: 0 });
+      stagingStore.set(EMPTY_STAGING);
       const jobIds: string[] = [];
       for (let i = 0; i < s.batchCount; i++) {
         const request = { ...base, ...(s.seedMode === 'fixed' ? { seed: s.seed + i } : {}) };
@@ -376,7 +376,8 @@ export function createSession(client: StudioClient, doc: EditorDocument) {
             stagingStore.set((prev) => {
               if (!prev.jobIds.includes(job.id) || prev.items.some((it) => it.id === item.id)) return prev;
               const items = [...prev.items, item].sort((a, b) => prev.jobIds.indexOf(jobOf(a, snapshot)) - prev.jobIds.indexOf(jobOf(b, snapshot)));
-              return { ...prev, items, index: items.indexOf(item) };
+              const warnings = job.warnings.length > 0 ? { ...prev.warnings, [item.id]: job.warnings } : prev.warnings;
+              return { ...prev, items, index: items.indexOf(item), warnings };
             });
             if (item.params.seed !== null) lastSeedStore.set(item.params.seed);
           })
@@ -390,7 +391,7 @@ export function createSession(client: StudioClient, doc: EditorDocument) {
     const open = [snapshot.running, ...snapshot.queued].some((j) => j !== null && staging.jobIds.includes(j.id));
     const finished = staging.jobIds.every((id) => seen.some((j) => j.id === id));
     if (staging.jobIds.length > 0 && !open && finished && staging.items.length === 0 && seen.filter((j) => staging.jobIds.includes(j.id)).every((j) => j.status !== 'succeeded')) {
-      stagingStore.set({ jobIds: [], items: [], index: 0 });
+      stagingStore.set(EMPTY_STAGING);
     }
     const live = liveJobStore.get();
     if (live && snapshot.running?.id !== live.jobId) liveJobStore.set(null);
@@ -402,14 +403,14 @@ export function createSession(client: StudioClient, doc: EditorDocument) {
     const item = items[index];
     if (!item?.output) return;
     doc.setImage({ width: item.output.width, height: item.output.height, source: { kind: 'history', historyId: item.id, hash: item.output.hash } }, 'Accept result');
-    stagingStore.set({ jobIds: [], items: [], index: 0 });
+    stagingStore.set(EMPTY_STAGING);
     selectedHistoryStore.set(item.id);
   }
 
   function discardStaged(): void {
     stagingStore.set((prev) => {
       const items = prev.items.filter((_, i) => i !== prev.index);
-      return { jobIds: items.length > 0 ? prev.jobIds : [], items, index: Math.min(prev.index, Math.max(0, items.length - 1)) };
+      return { ...prev, jobIds: items.length > 0 ? prev.jobIds : [], items, index: Math.min(prev.index, Math.max(0, items.length - 1)) };
     });
   }
 
@@ -426,7 +427,7 @@ export function createSession(client: StudioClient, doc: EditorDocument) {
   function setAsideStaged(): void {
     const { jobIds, items } = stagingStore.get();
     if (jobIds.length === 0 && items.length === 0) return;
-    stagingStore.set({ jobIds: [], items: [], index: 0 });
+    stagingStore.set(EMPTY_STAGING);
     const pending = jobIds.length - items.length;
     const ids = items.map((it) => `#${it.id}`).join(', ');
     const parts: string[] = [];

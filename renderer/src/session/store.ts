@@ -121,8 +121,16 @@ export interface StagingState {
   jobIds: string[];
   items: HistoryItem[];
   index: number;
+  /** What each staged result's job said it changed or left out (job warnings), by history id. */
+  warnings: Record<number, string[]>;
 }
-export const EMPTY_STAGING: StagingState = { jobIds: [], items: [], index: 0 };
+export const EMPTY_STAGING: StagingState = { jobIds: [], items: [], index: 0, warnings: {} };
+
+/** The warnings of the staged result on show (none when nothing is staged). */
+export function stagedWarnings(staging: StagingState): string[] {
+  const item = staging.items[staging.index];
+  return item ? (staging.warnings[item.id] ?? []) : [];
+}
 
 /** A generation's live state while it runs, for the progress bar and the canvas preview. */
 export interface LiveJob {

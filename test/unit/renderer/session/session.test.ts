@@ -15,6 +15,7 @@ import * as limits from '../../../../electron/shared/generation-limits.js';
 import { EditorDocument } from '../../../../renderer/src/document/document.js';
 import { StudioClient, WebSocketStudioApi } from '../../../../renderer/src/ipc/studio-client.js';
 import { createSession, type StudioSession } from '../../../../renderer/src/session/session.js';
+import { stagedWarnings } from '../../../../renderer/src/session/store.js';
 import { FakeHost, NEVER, until } from './fake-host.js';
 
 const FIXTURES = join(import.meta.dirname, '..', '..', '..', 'fixtures', 'models');
@@ -162,6 +163,32 @@ describe('renderer session', () => {
     }
   });
 
+  it("a staged result carries its job's warnings (what was changed or left out), and a result without any shows none", async () => {
+    let next = 0;
+    const ids = ['00000000-0000-4000-8000-0000000000e1', '00000000-0000-4000-8000-0000000000e2'];
+    host.handle('generate', () => ({ jobId: ids[next++]!, seed: 0, position: 0, warnings: [] }));
+    host.handle('history.get', ({ id }) => ({ id, params: { seed: id }, output: { hash: 'e'.repeat(64), width: 64, height: 64 } }) as unknown as HistoryItem);
+    start();
+    try {
+      await until(() => session.modelsStore.get().info[MODEL_ID] !== undefined);
+      session.settingsStore.update({ prompt: 'a cat', batchCount: 2 });
+      await session.generate();
+      await until(() => session.queueStore.get().revision === 0, 2000, 'the first queue snapshot');
+      const warning = 'vae_decoder: runs in fp32 (upcast from its fp16 weights) because its config.json sets force_upcast';
+      host.emit('queue.changed', { revision: 1, added: [], changed: [{ ...job(ids[0]!, 'succeeded', 7), warnings: [warning] }, job(ids[1]!, 'succeeded', 8)], removed: [] });
+      await until(() => session.stagingStore.get().items.length === 2, 2000, 'both results');
+      session.stagingStore.update({ index: 0 });
+      assert.deepEqual(stagedWarnings(session.stagingStore.get()), [warning]);
+      session.flipStaged(1);
+      assert.deepEqual(stagedWarnings(session.stagingStore.get()), []);
+      session.flipStaged(1);
+      session.discardStaged();
+      assert.deepEqual(stagedWarnings(session.stagingStore.get()), [], 'the warning went with its result');
+    } finally {
+      await stop();
+    }
+  });
+
   it('opening a history picture while results are staged sets them aside with a notice, so the brush paints', async () => {
     let next = 0;
     const ids = ['00000000-0000-4000-8000-00000000000c', '00000000-0000-4000-8000-00000000000d'];
@@ -183,7 +210,7 @@ describe('renderer session', () => {
 
       const other = { id: 3, output: { hash: 'b'.repeat(64), width: 64, height: 64 } } as unknown as HistoryItem;
       session.openInCanvas(other);
-      assert.deepEqual(session.stagingStore.get(), { jobIds: [], items: [], index: 0 });
+      assert.deepEqual(session.stagingStore.get(), { jobIds: [], items: [], index: 0, warnings: {} });
       assert.deepEqual(session.doc.image?.source, { kind: 'history', historyId: 3, hash: 'b'.repeat(64) });
       assert.equal(infos().at(-1), 'Result #7 set aside, not accepted: it stays in History. The result still coming goes to History only.');
       // The job that finishes later is no longer staged over the opened picture.
