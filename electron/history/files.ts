@@ -24,18 +24,17 @@ import {
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import sharp from 'sharp';
-
-/** Thumbnails fit inside this square (px): big enough for a dense grid on a HiDPI screen. */
-export const THUMBNAIL_SIZE = 256;
-/** WebP quality for thumbnails: visually clean at grid size, ~10 KB each. */
-const THUMBNAIL_QUALITY = 80;
+import { THUMBNAIL_QUALITY, THUMBNAIL_SIZE } from '../shared/history.js';
 const HASH_FILE = /^([0-9a-f]{64})\.(png|webp)$/;
 
 export function sha256Hex(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
-/** Makes a thumbnail: fits inside THUMBNAIL_SIZE², never enlarged. */
+/**
+ * Makes a thumbnail of an image the host made itself (an output): fits inside THUMBNAIL_SIZE², never
+ * enlarged. User-supplied inputs are thumbnailed by the engine process (engine/tensor/stored-image.ts).
+ */
 export async function makeThumbnail(png: Uint8Array): Promise<Buffer> {
   return sharp(png)
     .resize(THUMBNAIL_SIZE, THUMBNAIL_SIZE, { fit: 'inside', withoutEnlargement: true })

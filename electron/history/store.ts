@@ -129,6 +129,13 @@ export class HistoryStore {
     return this.files.imagePath(hash);
   }
 
+  /** A stored image's size, from its row (nothing is decoded); undefined when it is not in the store. */
+  imageSize(hash: string): { width: number; height: number } | undefined {
+    this.assertOpen();
+    const image = this.repo.image(hash);
+    return image && { width: image.width, height: image.height };
+  }
+
   thumbnailPath(hash: string): string {
     return this.files.thumbPath(hash);
   }
@@ -238,11 +245,19 @@ export class HistoryStore {
     }
   }
 
-  /** Stages an init image or mask: stored by hash, PNG bytes validated, raw pixels encoded. */
+  /**
+   * Stages an init image or mask: stored by hash, prepared by the engine process (kept as given), PNG
+   * bytes validated, raw pixels encoded.
+   */
   private async stageInput(input: ImageInput, what: string): Promise<StagedImage> {
     if ('hash' in input) {
       if (this.repo.image(input.hash) === undefined) throw new HistoryError('E_NOT_FOUND', `The ${what} ${input.hash} is not in the image store.`);
       return { kind: 'stored', hash: input.hash };
+    }
+    if ('prepared' in input) {
+      const { png, thumbnail, width, height } = input.prepared;
+      if (!isPng(png)) throw new HistoryError('E_NOT_PNG', `The ${what} is not a PNG.`);
+      return { kind: 'new', hash: sha256Hex(png), bytes: png, thumb: thumbnail, width, height };
     }
     if ('png' in input) {
       if (!isPng(input.png)) throw new HistoryError('E_NOT_PNG', `The ${what} is not a PNG.`);

@@ -6,7 +6,7 @@ import { randomInt } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { constants } from 'node:fs';
 import { access, readFile } from 'node:fs/promises';
-import sharp from 'sharp';
+import { imageHeaderFromBase64 } from '../shared/image-header.js';
 import type { Handlers, Requests } from '../shared/contract.js';
 import { checkRequestForModel } from '../shared/model-checks.js';
 import { serializeError, StudioError, type SerializedError } from '../shared/errors.js';
@@ -37,26 +37,17 @@ async function assertWritableFolder(folder: string): Promise<void> {
   }
 }
 
-/** Width and height from an image's header (PNG, JPEG, WebP); nothing is decoded. */
-async function headerSize(input: Buffer | string): Promise<{ width: number; height: number } | null> {
-  try {
-    const { width, height } = await sharp(input).metadata();
-    return width && height ? { width, height } : null;
-  } catch {
-    return null; // not an image: the engine says so with the job
-  }
-}
-
 /**
  * The engine stretches a mask to the picture (the editor always sends them at the same size). One of
  * another size was made for another picture, or cut wrongly: it still runs, and the job says so.
  */
-async function maskWarnings(req: Requests['generate'], history: Host['history']): Promise<string[]> {
+function maskWarnings(req: Requests['generate'], history: Host['history']): string[] {
   if (req.mask === undefined) return [];
+  // Sizes from the headers (shared/image-header.ts) and the stored row: the host never decodes a user's image.
   const picture = req.initImage !== undefined
-    ? await headerSize(Buffer.from(req.initImage, 'base64'))
-    : req.initImageHash !== undefined ? await headerSize(history.imagePath(req.initImageHash)) : null;
-  const mask = await headerSize(Buffer.from(req.mask, 'base64'));
+    ? imageHeaderFromBase64(req.initImage)
+    : req.initImageHash !== undefined ? (history.imageSize(req.initImageHash) ?? null) : null;
+  const mask = imageHeaderFromBase64(req.mask);
   if (!picture || !mask || (picture.width === mask.width && picture.height === mask.height)) return [];
   return [`The mask is ${mask.width}×${mask.height} but the picture is ${picture.width}×${picture.height}; it was resized to fit.`];
 }
@@ -86,7 +77,7 @@ export function createHandlers(host: Host) {
       checkGenerateLimits(req, model, generationLimits(settings.read()));
       // What the model can never run is answered now, not by a job that fails a moment later.
       checkRequestForModel(library.info(modelId).info, req);
-      const warnings = await maskWarnings(req, history);
+      const warnings = maskWarnings(req, history);
       const seed = req.seed ?? randomInt(0, RANDOM_SEED_LIMIT);
       const job = queue.enqueue(modelId, { ...req, seed }, warnings);
       return { jobId: job.id, seed, position: queue.positionOf(job.id), warnings };

@@ -21,12 +21,11 @@ import type {
 } from '../shared/contract.js';
 import { isChannel, parseRequest } from '../shared/contract-schemas.js';
 import { InvalidRequestError, isSerializedError, ModelFolderError, serializeError, StudioError } from '../shared/errors.js';
-import type { HistoryItem } from '../shared/history.js';
+import type { HistoryItem, NewGeneration } from '../shared/history.js';
 import type { ModelDownloadProgress, ModelDownloadRequest } from '../shared/model-library.js';
 import type { GenerateRequest } from '../engine/pipelines/types.js';
 import { ClipTokenizer } from '../engine/tokenizer/clip-tokenizer.js';
 import type { SqliteDatabase } from '../history/database.js';
-import { isPng } from '../history/png.js';
 import { makeFolder } from '../history/folders.js';
 import { HistoryStore } from '../history/store.js';
 import { EngineClient } from './engine-process/engine-client.js';
@@ -125,11 +124,6 @@ function packageVersion(): string {
   } catch {
     return '0.0.0';
   }
-}
-
-/** Input images may be PNG, JPEG or WebP; the history store keeps PNG. */
-async function asPng(bytes: Uint8Array, maxPixels: number): Promise<Uint8Array> {
-  return isPng(bytes) ? bytes : sharp(bytes, { limitInputPixels: maxPixels }).png().toBuffer();
 }
 
 function rgbToPngBase64(image: { rgb: Uint8Array; width: number; height: number }): Promise<string> {
@@ -498,10 +492,8 @@ export class Host {
       params: result.params,
       model: { id: model.id, hash: model.contentHash },
       output: result.image,
-      ...(req.initImageHash !== undefined ? { initImage: { hash: req.initImageHash } } : initImage ? { initImage: { png: await asPng(initImage, limits.maxInputPixels) } } : {}),
-      ...(mask ? { mask: { png: await asPng(mask, limits.maxInputPixels) } } : {}),
-      // The engine takes only a PNG: stored as sent, so reuse hands back the very same bytes.
-      ...(labelMap ? { labelMap: { png: labelMap } } : {}),
+      ...(req.initImageHash !== undefined ? { initImage: { hash: req.initImageHash } } : {}),
+      ...(await this.storedInputs({ ...(req.initImageHash === undefined ? { initImage } : {}), mask, labelMap }, limits.maxInputPixels)),
       parentId: req.parentId ?? null,
       executionProvider: result.provider,
       timings: result.timings,
@@ -523,8 +515,7 @@ export class Host {
       params: frame.params,
       model: { id: model.id, hash: model.contentHash },
       output: frame.image,
-      initImage: { png: await asPng(request.initImage!, generationLimits(this.settings.read()).maxInputPixels) },
-      mask: { png: await asPng(request.mask!, generationLimits(this.settings.read()).maxInputPixels) },
+      ...(await this.storedInputs({ initImage: request.initImage, mask: request.mask }, generationLimits(this.settings.read()).maxInputPixels)),
       parentId,
       executionProvider: frame.provider,
       timings: frame.timings,
@@ -532,6 +523,30 @@ export class Host {
     this.emit('history.changed', { kind: 'added', ids: [item.id] });
     await this.copyToOutputFolder(item);
     return { historyId: item.id };
+  }
+
+  /**
+   * A job's user-supplied images as history stores them. The engine process decodes, checks and
+   * thumbnails them (engine/tensor/stored-image.ts): the host never decodes a user's image bytes, so a
+   * bomb that passed the header check, or a file that decodes badly, can't cost the process that serves
+   * every client.
+   */
+  private async storedInputs(
+    images: { initImage?: Uint8Array | undefined; mask?: Uint8Array | undefined; labelMap?: Uint8Array | undefined },
+    maxPixels: number,
+  ): Promise<Pick<NewGeneration, 'initImage' | 'mask' | 'labelMap'>> {
+    const what = { initImage: 'init image', mask: 'mask', labelMap: 'label map' } as const;
+    const given = (Object.keys(what) as Array<keyof typeof what>).flatMap((key) => {
+      const bytes = images[key];
+      return bytes ? [{ key, bytes }] : [];
+    });
+    let prepared;
+    try {
+      prepared = await this.engine.prepareImages(given.map(({ key, bytes }) => ({ bytes, what: what[key] })), maxPixels);
+    } catch (err) {
+      throw fromEngine(err);
+    }
+    return Object.fromEntries(given.map(({ key }, i) => [key, { prepared: prepared[i]! }]));
   }
 
   /** An init image named by hash, read when its job starts: it may have been purged while the job waited. */

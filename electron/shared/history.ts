@@ -22,11 +22,30 @@ export interface RgbImage {
   height: number;
 }
 
+/** Thumbnails fit inside this square (px), never enlarged: big enough for a dense grid on a HiDPI screen. */
+export const THUMBNAIL_SIZE = 256;
+/** WebP quality for thumbnails: visually clean at grid size, ~10 KB each. */
+export const THUMBNAIL_QUALITY = 80;
+
 /**
- * An input image (img2img init image, inpaint mask) handed to the store: raw pixels, PNG bytes, or the
- * content hash of an image already in the store (for example the parent's output in an inpaint chain).
+ * An input image already decoded, checked and thumbnailed by the engine process, which is where a
+ * user's image bytes are decoded (a decompression bomb costs that process, not the host): the store
+ * keeps it as given. `png` is the image as sent when it was a PNG (reuse hands back the same bytes).
  */
-export type ImageInput = RgbImage | { png: Uint8Array } | { hash: string };
+export interface PreparedImage {
+  png: Uint8Array;
+  /** WebP, inside THUMBNAIL_SIZE². */
+  thumbnail: Uint8Array;
+  width: number;
+  height: number;
+}
+
+/**
+ * An input image (img2img init image, inpaint mask) handed to the store: raw pixels, PNG bytes (decoded
+ * by the store to check them), an image prepared by the engine process, or the content hash of an image
+ * already in the store (for example the parent's output in an inpaint chain).
+ */
+export type ImageInput = RgbImage | { png: Uint8Array } | { prepared: PreparedImage } | { hash: string };
 
 export const GENERATION_STATUSES = ['succeeded', 'failed', 'cancelled'] as const;
 export type GenerationStatus = (typeof GENERATION_STATUSES)[number];

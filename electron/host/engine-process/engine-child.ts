@@ -7,6 +7,7 @@
  */
 import { serializeError } from '../../shared/errors.js';
 import { Engine } from '../../engine/engine.js';
+import { prepareStoredImage } from '../../engine/tensor/stored-image.js';
 import { startHeartbeat } from './heartbeat.js';
 import type { EngineMessage, HostMessage } from './protocol.js';
 
@@ -100,6 +101,9 @@ channel.onMessage((message) => {
         requireEngine().endLive();
         return { ended: true as const };
       });
+      return;
+    case 'prepareImages':
+      reply(message.id, () => Promise.all(message.images.map((image) => prepareStoredImage(image.bytes, image.what, message.maxPixels))));
       return;
     case 'cancel':
       running.get(message.id)?.abort();

@@ -323,6 +323,15 @@ export class EngineClient {
     return this.request<'liveEnd'>({ type: 'liveEnd' });
   }
 
+  /**
+   * User images as history stores them (PNG, thumbnail, size), decoded in the engine process with at
+   * most `maxPixels` pixels each: the host never decodes a user's image bytes itself.
+   */
+  prepareImages(images: Array<{ bytes: Uint8Array; what: string }>, maxPixels: number): Promise<EngineReplies['prepareImages']> {
+    if (images.length === 0) return Promise.resolve([]);
+    return this.request<'prepareImages'>({ type: 'prepareImages', images, maxPixels });
+  }
+
   info(modelDir: string): Promise<EngineReplies['info']> {
     return this.request<'info'>({ type: 'info', modelDir });
   }

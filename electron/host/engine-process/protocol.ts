@@ -5,6 +5,7 @@
  */
 import type { SerializedError } from '../../shared/errors.js';
 import type { ExecutionProviderName } from '../../shared/generation.js';
+import type { PreparedImage } from '../../shared/history.js';
 import type { ModelInfo, SessionReport } from '../../shared/model.js';
 import type { LiveFrame } from '../../engine/pipelines/live.js';
 import type { GenerateProgress, GenerateRequest, GenerateResult } from '../../engine/pipelines/types.js';
@@ -25,7 +26,9 @@ export type HostMessage =
   | { type: 'configure'; id: number; settings: EngineProcessSettings }
   | { type: 'unload'; id: number; modelDir: string | null }
   | { type: 'live'; id: number; modelDir: string; request: GenerateRequest }
-  | { type: 'liveEnd'; id: number };
+  | { type: 'liveEnd'; id: number }
+  /** User images for history, decoded and thumbnailed here so the host never decodes them (stored-image.ts). */
+  | { type: 'prepareImages'; id: number; images: Array<{ bytes: Uint8Array; what: string }>; maxPixels: number };
 
 /** What each request message answers with. */
 export interface EngineReplies {
@@ -35,6 +38,7 @@ export interface EngineReplies {
   unload: { unloaded: boolean };
   live: LiveFrame;
   liveEnd: { ended: true };
+  prepareImages: PreparedImage[];
 }
 
 /** Engine → host. */
