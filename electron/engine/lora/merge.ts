@@ -3,6 +3,7 @@
  * with m the tag's text-encoder or U-Net multiplier and scale = alpha / rank. Each LoRA module's delta is
  * added to W in float32 in the initializer's own layout (Wᵀ for a folded MatMul weight), one initializer at a
  * time when the patched model is written; fp16 weights are widened, summed and rounded back once.
+ * The engine computes it with onnxruntime (gemm-merge.ts); `mergedValues` here is the plain reference.
  */
 import type { LoraComponent, LoraFile, LoraModule } from './lora-file.js';
 import type { OnnxWeights, WeightTarget } from './onnx-weights.js';
@@ -140,7 +141,10 @@ export function planMerge(
   return { plan, matches };
 }
 
-/** W + Σ factor·(up·down) for one initializer, in its own layout. */
+/**
+ * W + Σ factor·(up·down) for one initializer, in its own layout, as float32, computed in JavaScript: the
+ * reference the engine's merge (gemm-merge.ts, onnxruntime) is tested against.
+ */
 export function mergedValues(weights: OnnxWeights, name: string, entry: InitializerPlan): Float32Array {
   const w = weights.values(name);
   for (const { module, factor } of entry.parts) accumulateDelta(w, module, entry.target.layout, factor);

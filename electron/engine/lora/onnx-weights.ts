@@ -23,7 +23,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join, normalize, sep } from 'node:path';
 import { ModelFolderError } from '../../shared/errors.js';
 import { schema } from '../model/onnx-graph.js';
-import { float16BitsToFloat32, float32ToFloat16Bits } from '../tensor/fp16.js';
+import { float16ToFloat32 } from '../tensor/fp16.js';
 
 /** How the initializer stores the module's weight W [out, in(, kh, kw)]. */
 export type WeightLayout = 'linear' | 'linear-transposed' | 'conv';
@@ -120,47 +120,54 @@ export class OnnxWeights {
     return this.targets.get(key);
   }
 
-  /** The initializer's values as float32 (fp16 widened). */
+  /** The initializer's values as float32 (fp16 widened), a copy. */
   values(name: string): Float32Array {
+    const stored = this.stored(name);
+    return stored instanceof Float32Array ? stored : float16ToFloat32(stored);
+  }
+
+  /**
+   * The initializer's values as stored: fp16 bit patterns or float32, a copy (aligned; the kept bytes are
+   * never handed out, so nothing can change the original).
+   */
+  stored(name: string): Uint16Array | Float32Array {
     const t = this.initializers.get(name);
     if (!t) throw new ModelFolderError(`no initializer "${name}"`, this.label);
     const count = (t.dims ?? []).reduce<number>((a, d) => a * toNumber(d), 1);
     const bytes = this.storedBytes(t);
     if (t.dataType === FLOAT) {
-      if (bytes) return new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + count * 4));
+      if (bytes) return new Float32Array(bytes.buffer, bytes.byteOffset, count);
       return Float32Array.from(t.floatData ?? []);
     }
     if (t.dataType === FLOAT16) {
-      const out = new Float32Array(count);
-      if (bytes) {
-        const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-        for (let i = 0; i < count; i++) out[i] = float16BitsToFloat32(view.getUint16(i * 2, true));
-      } else {
-        // float16 without raw_data is stored bit patterns in int32_data (onnx.proto).
-        const bits = t.int32Data ?? [];
-        for (let i = 0; i < count; i++) out[i] = float16BitsToFloat32(bits[i]!);
-      }
-      return out;
+      // float16 without raw_data is stored bit patterns in int32_data (onnx.proto).
+      if (bytes) return new Uint16Array(bytes.buffer, bytes.byteOffset, count);
+      return Uint16Array.from(t.int32Data ?? []);
     }
     throw new ModelFolderError(`initializer "${name}" has data type ${t.dataType}, not float32/float16`, this.label);
   }
 
   /**
-   * The model with the named initializers changed (`valueOf(name)`: the new float32 values, in the
-   * initializer's layout, made one at a time so only one is in memory as float32): bytes for
-   * InferenceSession.create and the external data files it needs. The originals are untouched.
+   * The model with the named initializers changed (`storedOf(name)`: the new values as stored, fp16 bits
+   * or float32, in the initializer's layout, made one at a time so only one is in memory at once): bytes
+   * for InferenceSession.create and the external data files it needs. The originals are untouched.
+   * An external file is copied once and patched; inline `raw_data` is patched in a copy of the model's
+   * bytes at its place (same length), so the protobuf is never encoded again unless a weight is stored
+   * in `float_data` / `int32_data`.
    */
-  build(
+  async build(
     names: Iterable<string>,
-    valueOf: (name: string) => Float32Array,
-  ): { bytes: Uint8Array; externalData: { path: string; data: Uint8Array }[] } {
+    storedOf: (name: string) => Promise<Uint16Array | Float32Array>,
+  ): Promise<{ bytes: Uint8Array; externalData: { path: string; data: Uint8Array }[] }> {
     const patchedFiles = new Map<string, Uint8Array>();
-    const inline: [TensorLike, Pick<TensorLike, 'rawData' | 'floatData' | 'int32Data'>][] = [];
+    const reencode: [TensorLike, Pick<TensorLike, 'rawData' | 'floatData' | 'int32Data'>, Uint8Array][] = [];
+    let patchedModel: Uint8Array | null = null;
     for (const name of names) {
-      const values = valueOf(name);
       const t = this.initializers.get(name);
       if (!t) throw new ModelFolderError(`no initializer "${name}"`, this.label);
-      const encoded = t.dataType === FLOAT16 ? encodeFloat16(values) : new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+      const values = await storedOf(name);
+      if ((values instanceof Uint16Array) !== (t.dataType === FLOAT16)) throw new ModelFolderError(`initializer "${name}": patched values of the wrong type`, this.label);
+      const encoded = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
       const ref = externalRef(t);
       if (ref) {
         let data = patchedFiles.get(ref.location);
@@ -170,23 +177,45 @@ export class OnnxWeights {
         }
         if (encoded.length !== ref.length) throw new ModelFolderError(`initializer "${name}": ${encoded.length} bytes for ${ref.length}`, this.label);
         data.set(encoded, ref.offset);
+        continue;
+      }
+      const at = this.rawDataOffset(t);
+      if (at !== null && t.rawData!.length === encoded.length) {
+        patchedModel ??= Uint8Array.prototype.slice.call(this.modelBytes) as Uint8Array;
+        patchedModel.set(encoded, at);
       } else {
-        inline.push([t, { rawData: t.rawData, floatData: t.floatData, int32Data: t.int32Data }]);
-        t.rawData = encoded;
-        t.floatData = [];
-        t.int32Data = [];
+        reencode.push([t, { rawData: t.rawData, floatData: t.floatData, int32Data: t.int32Data }, encoded.slice()]);
       }
     }
-    let bytes = this.modelBytes;
-    if (inline.length > 0) {
+    let bytes = patchedModel ?? this.modelBytes;
+    if (reencode.length > 0) {
+      // Weights stored as float_data / int32_data: write them as raw_data and encode the model again.
+      const encodeFrom = patchedModel ? (schema('ModelProto').decode(patchedModel) as unknown as ModelLike) : this.model;
+      const byName = new Map((encodeFrom.graph?.initializer ?? []).map((x) => [x.name, x]));
+      const changed: [TensorLike, Pick<TensorLike, 'rawData' | 'floatData' | 'int32Data'>][] = [];
       try {
-        bytes = schema('ModelProto').encode(this.model as unknown as Record<string, unknown>).finish();
+        for (const [t, , encoded] of reencode) {
+          const target = byName.get(t.name)!;
+          changed.push([target, { rawData: target.rawData, floatData: target.floatData, int32Data: target.int32Data }]);
+          target.rawData = encoded;
+          target.floatData = [];
+          target.int32Data = [];
+        }
+        bytes = schema('ModelProto').encode(encodeFrom as unknown as Record<string, unknown>).finish();
       } finally {
-        for (const [t, original] of inline) Object.assign(t, original);
+        if (encodeFrom === this.model) for (const [t, original] of changed) Object.assign(t, original);
       }
     }
     const externalData = [...this.externalFiles].map(([path, data]) => ({ path, data: patchedFiles.get(path) ?? data }));
     return { bytes, externalData };
+  }
+
+  /** Where an inline initializer's raw_data lies in the model's bytes (protobufjs decodes bytes as views), or null. */
+  private rawDataOffset(t: TensorLike): number | null {
+    const raw = t.rawData;
+    if (!raw || raw.length === 0 || raw.buffer !== this.modelBytes.buffer) return null;
+    const at = raw.byteOffset - this.modelBytes.byteOffset;
+    return at >= 0 && at + raw.length <= this.modelBytes.length ? at : null;
   }
 
   private storedBytes(t: TensorLike): Uint8Array | null {
@@ -196,8 +225,8 @@ export class OnnxWeights {
       if (ref.offset + ref.length > file.length) {
         throw new ModelFolderError(`external data "${ref.location}" is shorter than initializer "${t.name}" needs`, this.label);
       }
-      // Copy to an aligned buffer (views into a file may start at any byte).
-      return file.slice(ref.offset, ref.offset + ref.length);
+      // A copy in a buffer of its own: aligned (views into a file may start at any byte), never the original.
+      return Uint8Array.prototype.slice.call(file, ref.offset, ref.offset + ref.length) as Uint8Array;
     }
     if (t.rawData && t.rawData.length > 0) return Uint8Array.prototype.slice.call(t.rawData) as Uint8Array;
     return null;
@@ -215,12 +244,6 @@ function externalRef(t: TensorLike): ExternalRef | null {
   return { location, offset, length };
 }
 
-function encodeFloat16(values: Float32Array): Uint8Array {
-  const out = new Uint8Array(values.length * 2);
-  const view = new DataView(out.buffer);
-  for (let i = 0; i < values.length; i++) view.setUint16(i * 2, float32ToFloat16Bits(values[i]!), true);
-  return out;
-}
 
 /** `/down_blocks.0/attentions.0/proj_in/Conv` → segments of the module path (op name dropped). */
 function nodeModulePath(name: string | undefined): string[] | null {

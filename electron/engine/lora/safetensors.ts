@@ -10,7 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { StudioError } from '../../shared/errors.js';
-import { float16BitsToFloat32 } from '../tensor/fp16.js';
+import { float16Table } from '../tensor/fp16.js';
 
 /** A LoRA file that cannot be used (unreadable, malformed, wrong shapes, wrong model family). */
 export class LoraFileError extends StudioError {
@@ -129,9 +129,11 @@ export class SafetensorsFile {
       case 'F32':
         for (let i = 0; i < count; i++) out[i] = view.getFloat32(i * 4, true);
         break;
-      case 'F16':
-        for (let i = 0; i < count; i++) out[i] = float16BitsToFloat32(view.getUint16(i * 2, true));
+      case 'F16': {
+        const table = float16Table();
+        for (let i = 0; i < count; i++) out[i] = table[view.getUint16(i * 2, true)]!;
         break;
+      }
       case 'BF16': {
         // bfloat16 is the top half of a float32.
         const bits = new Uint32Array(out.buffer);

@@ -16,7 +16,8 @@ import type { LoadedModel } from '../model/model-folder.js';
 import { OnnxModule, type SessionSettings } from '../model/onnx-module.js';
 import type { LoraComponent, LoraFamily, LoraFile } from './lora-file.js';
 import { readLoraFile } from './lora-file.js';
-import { mergedValues, multiplierFor, planMerge, type ActiveLora } from './merge.js';
+import { gemmMerge } from './gemm-merge.js';
+import { multiplierFor, planMerge, type ActiveLora } from './merge.js';
 import { OnnxWeights } from './onnx-weights.js';
 import { extractLoraTags } from './prompt-tags.js';
 import { resolveLoraFile } from './resolve.js';
@@ -143,6 +144,7 @@ export class LoraSessions {
     }));
     // 1. Merge every component first: a bad file throws here, before any session changes.
     const plans: { component: LoraComponent; key: string; build: (() => ReturnType<OnnxWeights['build']>) | null }[] = [];
+    const threads = this.settings.threads;
     for (const component of COMPONENTS) {
       const base = componentModule(this.model, component);
       const users = loras.filter((l) => l.file.modules.some((m) => m.component === component));
@@ -169,7 +171,7 @@ export class LoraSessions {
       plans.push({
         component,
         key,
-        build: plan.size > 0 ? () => weights.build(plan.keys(), (name) => mergedValues(weights, name, plan.get(name)!)) : null,
+        build: plan.size > 0 ? () => weights.build(plan.keys(), (name) => gemmMerge(weights.stored(name), plan.get(name)!, threads)) : null,
       });
     }
     for (const [i, report] of reports.entries()) {
@@ -194,7 +196,7 @@ export class LoraSessions {
         await cached.module.release();
       }
       const base = componentModule(this.model, plan.component)!;
-      const { bytes, externalData } = plan.build();
+      const { bytes, externalData } = await plan.build();
       const module = await OnnxModule.open(base.file, base.label, this.settings, bytes, externalData);
       this.patched.set(plan.component, { key: plan.key, module });
       overrides[moduleField(plan.component)] = module;
