@@ -52,6 +52,7 @@ const embeddedParamsSchema = generationParamsSchema.partial().extend({ prompt: z
 const embeddedSchema = z.union([
   z.object({
     params: embeddedParamsSchema,
+    loras: z.array(z.object({ name: z.string(), hash: z.string() })).optional(),
     model: z.union([z.object({ id: z.string().optional(), hash: z.string().optional() }), z.string()]).optional(),
   }),
   embeddedParamsSchema.extend({ model: z.string().optional(), modelId: z.string().optional(), modelHash: z.string().optional() }),
@@ -100,12 +101,13 @@ export async function readImportablePng(bytes: Buffer, fileName: string): Promis
     } else {
       model = { id: e.modelId ?? e.model ?? null, hash: e.modelHash ?? null };
     }
-    return { params: recorded(p, width, height), model, parameters: meta.parameters ?? null, width, height };
+    const loras = ('loras' in e ? e.loras : undefined) ?? (meta.parameters !== undefined ? loraHashesOf(meta.parameters) : []);
+    return { params: recorded({ ...p, loras }, width, height), model, parameters: meta.parameters ?? null, width, height };
   }
   if (meta.parameters !== undefined) {
     const a = parseA1111Parameters(meta.parameters);
     return {
-      params: recorded({ ...a.params, prompt: a.prompt, negativePrompt: a.negativePrompt, mode: a.mode }, width, height),
+      params: recorded({ ...a.params, prompt: a.prompt, negativePrompt: a.negativePrompt, mode: a.mode, loras: a.loras }, width, height),
       model: { id: a.model.name ?? null, hash: a.model.hash ?? null },
       parameters: meta.parameters,
       width,
@@ -118,7 +120,16 @@ export async function readImportablePng(bytes: Buffer, fileName: string): Promis
   );
 }
 
-function recorded(p: Partial<GenerationParams> & { prompt: string }, width: number, height: number): RecordedParams {
+/** `Lora hashes` of an infotext (none when it can't be read). */
+function loraHashesOf(parameters: string): { name: string; hash: string }[] {
+  try {
+    return parseA1111Parameters(parameters).loras;
+  } catch {
+    return [];
+  }
+}
+
+function recorded(p: Partial<GenerationParams> & { prompt: string; loras?: { name: string; hash: string }[] }, width: number, height: number): RecordedParams {
   return {
     mode: p.mode ?? 'txt2img',
     prompt: p.prompt,
@@ -138,5 +149,6 @@ function recorded(p: Partial<GenerationParams> & { prompt: string }, width: numb
     ...(p.embeddings !== undefined && p.embeddings.length > 0 ? { embeddings: p.embeddings } : {}),
     ...(p.hires !== undefined ? { hires: p.hires } : {}),
     ...(p.softInpaint === true ? { softInpaint: true } : {}),
+    ...(p.loras !== undefined && p.loras.length > 0 ? { loras: p.loras } : {}),
   };
 }

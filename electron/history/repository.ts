@@ -79,6 +79,7 @@ interface ItemRow {
   embeddings_json: string | null;
   hires_json: string | null;
   soft_inpaint: number | null;
+  loras_json: string | null;
   o_hash: string | null; o_width: number | null; o_height: number | null; o_missing: number | null;
   i_hash: string | null; i_width: number | null; i_height: number | null; i_missing: number | null;
   m_hash: string | null; m_width: number | null; m_height: number | null; m_missing: number | null;
@@ -91,7 +92,7 @@ const ITEM_SELECT = `
          g.seed, g.steps, g.cfg, g.sampler, g.width, g.height, g.strength, g.mask_blur, g.parent_id,
          g.execution_provider, g.timings_json, g.error, g.favorite, g.tags, g.deleted_at, g.source_file,
          g.source_parameters, g.inpaint_area, g.mask_padding, g.control_scale,
-         g.clip_skip, g.embeddings_json, g.hires_json, g.soft_inpaint,
+         g.clip_skip, g.embeddings_json, g.hires_json, g.soft_inpaint, g.loras_json,
          o.hash AS o_hash, o.width AS o_width, o.height AS o_height, o.file_missing AS o_missing,
          i.hash AS i_hash, i.width AS i_width, i.height AS i_height, i.file_missing AS i_missing,
          m.hash AS m_hash, m.width AS m_width, m.height AS m_height, m.file_missing AS m_missing,
@@ -142,6 +143,8 @@ export function rowToItem(r: ItemRow): HistoryItem {
       // Migration 005: hires fix and soft inpainting.
       ...(r.hires_json !== null ? { hires: JSON.parse(r.hires_json) as HiresParams } : {}),
       ...(r.soft_inpaint === 1 ? { softInpaint: true } : {}),
+      // Migration 006: the LoRAs the prompt's tags applied.
+      ...(r.loras_json !== null ? { loras: JSON.parse(r.loras_json) as { name: string; hash: string }[] } : {}),
     },
     output: imageRef(r.o_hash, r.o_width, r.o_height, r.o_missing),
     initImage: imageRef(r.i_hash, r.i_width, r.i_height, r.i_missing),
@@ -193,11 +196,11 @@ export class HistoryRepository {
       INSERT INTO generations (created_at, source, status, mode, model_id, model_hash, prompt, negative_prompt, seed, steps,
         cfg, sampler, width, height, strength, mask_blur, init_image_hash, mask_hash, output_hash, parent_id,
         execution_provider, timings_json, error, favorite, tags, source_file, source_parameters, label_map_hash,
-        inpaint_area, mask_padding, control_scale, clip_skip, embeddings_json, hires_json, soft_inpaint)
+        inpaint_area, mask_padding, control_scale, clip_skip, embeddings_json, hires_json, soft_inpaint, loras_json)
       VALUES (@createdAt, @source, @status, @mode, @modelId, @modelHash, @prompt, @negativePrompt, @seed, @steps,
         @cfg, @sampler, @width, @height, @strength, @maskBlur, @initImageHash, @maskHash, @outputHash, @parentId,
         @executionProvider, @timingsJson, @error, @favorite, @tags, @sourceFile, @sourceParameters, @labelMapHash,
-        @inpaintArea, @maskPadding, @controlScale, @clipSkip, @embeddingsJson, @hiresJson, @softInpaint)`);
+        @inpaintArea, @maskPadding, @controlScale, @clipSkip, @embeddingsJson, @hiresJson, @softInpaint, @lorasJson)`);
     this.getStmt = db.prepare(`${ITEM_SELECT} FROM generations g ${ITEM_JOINS} WHERE g.id = ?`);
     this.existsStmt = db.prepare('SELECT id, deleted_at FROM generations WHERE id = ?');
     this.imageStmt = db.prepare('SELECT hash, width, height, file_missing FROM images WHERE hash = ?');
@@ -265,6 +268,7 @@ export class HistoryRepository {
       embeddingsJson: r.embeddings && r.embeddings.length > 0 ? JSON.stringify(r.embeddings) : null,
       hiresJson: r.hires ? JSON.stringify(r.hires) : null,
       softInpaint: r.softInpaint ? 1 : null,
+      lorasJson: r.loras && r.loras.length > 0 ? JSON.stringify(r.loras) : null,
     });
     return Number(info.lastInsertRowid);
   }

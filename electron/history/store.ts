@@ -185,6 +185,7 @@ export class HistoryStore {
       modelId: input.model.id,
       modelHash: input.model.hash,
       ...params,
+      ...(input.loras && input.loras.length > 0 ? { loras: input.loras } : {}),
       initImageHash: init?.hash ?? null,
       maskHash: mask?.hash ?? null,
       labelMapHash: labelMap?.hash ?? null,

@@ -4,6 +4,7 @@
  */
 import { randomInt } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { basename, extname } from 'node:path';
 import { constants } from 'node:fs';
 import { access, readFile } from 'node:fs/promises';
 import { imageHeaderFromBase64 } from '../shared/image-header.js';
@@ -12,6 +13,7 @@ import { checkRequestForModel } from '../shared/model-checks.js';
 import { serializeError, StudioError, type SerializedError } from '../shared/errors.js';
 import { convertCommand } from '../model-library/convert-command.js';
 import { embeddingFolder, embeddingNames } from '../model-library/embeddings.js';
+import { checkPromptLoras, listLoras, loraFolder, restoreLoraTags } from '../model-library/loras.js';
 import { HistoryError } from '../history/errors.js';
 import { makeFolder } from '../history/folders.js';
 import type { Host } from './host.js';
@@ -77,6 +79,8 @@ export function createHandlers(host: Host) {
       checkGenerateLimits(req, model, generationLimits(settings.read()));
       // What the model can never run is answered now, not by a job that fails a moment later.
       checkRequestForModel(library.info(modelId).info, req);
+      // <lora:…> tags: each names a library LoRA of the model's family (from the records made at import).
+      await checkPromptLoras(loraFolder(host.dataDir), req.prompt, library.info(modelId).info);
       const warnings = maskWarnings(req, history);
       const seed = req.seed ?? randomInt(0, RANDOM_SEED_LIMIT);
       const job = queue.enqueue(modelId, { ...req, seed }, warnings);
@@ -263,6 +267,17 @@ export function createHandlers(host: Host) {
       }
       const effective = await engine.effectiveSettings();
       return { ...effective, outputFolder: stored.outputFolder, selectedModelId: library.defaultModel()?.id ?? null, ...generationLimits(stored) };
+    },
+
+    async 'loras.list'() {
+      const { loras, broken } = await listLoras(loraFolder(host.dataDir));
+      return {
+        loras: loras.map(({ path: _path, ...info }) => info),
+        broken: broken.map(({ path, error }) => ({ name: basename(path, extname(path)), error })),
+      };
+    },
+    async 'loras.restore'({ prompt, loras }) {
+      return restoreLoraTags(prompt, loras, loraFolder(host.dataDir));
     },
 
     async 'app.info'() {

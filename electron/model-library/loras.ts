@@ -1,15 +1,21 @@
 /**
  * The LoRA folder of the library: `<dataDir>/loras/<name>.safetensors`, where `<lora:name:…>` in a prompt
  * is looked up. Import copies a file in (after reading it as a LoRA, so a broken file never lands there),
- * list reads each file's header (family, trigger words, hash), remove deletes one.
+ * list gives each file's record (family, trigger words, hash), remove deletes one.
+ *
+ * The records are kept in `<dataDir>/loras/.loras.json` (name → record with the file's size and mtime):
+ * written at import, and for a file put into the folder by hand the first time it is listed, so listing
+ * and the family check before a job is queued don't read and hash every LoRA again.
  *
  * Only the LoRA reader is loaded (no onnxruntime), like the rest of the library.
  */
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, rename, rm } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
 import { InvalidRequestError, StudioError } from '../shared/errors.js';
-import { readLoraFile, type LoraFamily, type LoraFile } from '../engine/lora/lora-file.js';
+import { loraFamilyProblem, type LoraInfo } from '../shared/loras.js';
+import type { ModelInfo } from '../shared/model.js';
+import { readLoraFile, type LoraFile } from '../engine/lora/lora-file.js';
 import { extractLoraTags, isLcmLoraName } from '../engine/lora/prompt-tags.js';
 import { closeMatches, listLoraFiles, LORA_EXTENSIONS } from '../engine/lora/resolve.js';
 
@@ -19,20 +25,9 @@ export function loraFolder(dataDir: string): string {
   return join(dataDir, LORA_FOLDER);
 }
 
-export interface LibraryLora {
-  name: string;
+/** A LoRA of the library: its record and where the file is. */
+export interface LibraryLora extends LoraInfo {
   path: string;
-  format: LoraFile['format'];
-  family: LoraFamily;
-  /** Why the family is what it is (metadata key or key shapes); empty when unknown. */
-  familyReason: string;
-  /** Trigger words: kohya's `ss_tag_frequency` tags, most frequent first (at most 20). */
-  triggerWords: string[];
-  /** A1111's short hash (`Lora hashes:`). */
-  hash: string;
-  modules: number;
-  /** LCM-LoRA: a distillation LoRA that turns a model into a few-step LCM model. */
-  lcm: boolean;
 }
 
 const MAX_TRIGGER_WORDS = 20;
@@ -76,17 +71,67 @@ function describe(lora: LoraFile): LibraryLora {
   };
 }
 
-/** Every readable LoRA in the folder, by name; unreadable files are listed in `broken` with the reason. */
+const INDEX_FILE = '.loras.json';
+type IndexEntry = LoraInfo & { size: number; mtimeMs: number };
+
+async function readIndex(dir: string): Promise<Map<string, IndexEntry>> {
+  try {
+    const parsed = JSON.parse(await readFile(join(dir, INDEX_FILE), 'utf8')) as Record<string, IndexEntry>;
+    return new Map(Object.entries(parsed ?? {}).filter(([, e]) => e && typeof e === 'object' && typeof e.hash === 'string'));
+  } catch {
+    return new Map(); // none yet, or unreadable: the files are read again and it is written anew
+  }
+}
+
+async function writeIndex(dir: string, index: ReadonlyMap<string, IndexEntry>): Promise<void> {
+  const file = join(dir, INDEX_FILE);
+  const staging = `${file}.${process.pid}`;
+  try {
+    await writeFile(staging, JSON.stringify(Object.fromEntries(index)));
+    await rename(staging, file);
+  } catch {
+    // A read-only folder still lists (slower): the records are a cache of what the files say.
+    await rm(staging, { force: true });
+  }
+}
+
+function record(lora: LibraryLora, size: number, mtimeMs: number): IndexEntry {
+  const { path: _path, ...info } = lora;
+  return { ...info, size, mtimeMs };
+}
+
+/** Every readable LoRA in the folder, by name (from the records, a file read when it has none or changed); unreadable files are listed in `broken` with the reason. */
 export async function listLoras(dir: string): Promise<{ loras: LibraryLora[]; broken: { path: string; error: string }[] }> {
   const loras: LibraryLora[] = [];
   const broken: { path: string; error: string }[] = [];
-  for (const path of listLoraFiles(dir).values()) {
+  const index = await readIndex(dir);
+  const seen = new Set<string>();
+  let changed = false;
+  for (const [name, path] of listLoraFiles(dir)) {
+    seen.add(name);
     try {
-      loras.push(describe(await readLoraFile(path)));
+      const s = await stat(path);
+      const known = index.get(name);
+      if (known && known.size === s.size && known.mtimeMs === s.mtimeMs) {
+        const { size: _size, mtimeMs: _mtime, ...info } = known;
+        loras.push({ ...info, name, path });
+        continue;
+      }
+      const lora = describe(await readLoraFile(path));
+      index.set(name, record(lora, s.size, s.mtimeMs));
+      changed = true;
+      loras.push(lora);
     } catch (err) {
       broken.push({ path, error: (err as Error).message });
     }
   }
+  for (const name of index.keys()) {
+    if (!seen.has(name)) {
+      index.delete(name);
+      changed = true;
+    }
+  }
+  if (changed && existsSync(dir)) await writeIndex(dir, index);
   return { loras, broken };
 }
 
@@ -106,7 +151,13 @@ export async function importLora(dir: string, file: string): Promise<LibraryLora
   } finally {
     await rm(staging, { force: true });
   }
-  return describe({ ...lora, path: target });
+  const described = describe({ ...lora, path: target });
+  // The record (family, trigger words, hash) is made now, from the file just read.
+  const s = await stat(target);
+  const index = await readIndex(dir);
+  index.set(lora.name, record(described, s.size, s.mtimeMs));
+  await writeIndex(dir, index);
+  return described;
 }
 
 export async function removeLora(dir: string, name: string): Promise<void> {
@@ -150,4 +201,30 @@ export async function restoreLoraTags(
     return to ? `<${type}:${to}` : whole;
   });
   return { prompt: restored, missing: [...new Set(missing)] };
+}
+
+/**
+ * Before a job is queued: every `<lora:NAME…>` tag of the prompt names a LoRA of the library (else the
+ * close matches are offered) that fits the model's family (else the reason). Nothing is read but records.
+ */
+export async function checkPromptLoras(dir: string, prompt: string, model: Pick<ModelInfo, 'family' | 'textHiddenSize' | 'name'>): Promise<void> {
+  const { loras: tags } = extractLoraTags(prompt);
+  if (tags.length === 0) return;
+  const { loras } = await listLoras(dir);
+  const byName = new Map(loras.map((l) => [l.name, l]));
+  for (const tag of tags) {
+    const lora = byName.get(tag.name);
+    if (!lora) {
+      // The engine's own lookup (resolve.ts) also reads files broken here, and says why.
+      if (listLoraFiles(dir).has(tag.name)) continue;
+      const close = closeMatches(tag.name, byName.keys());
+      throw new StudioError(
+        'E_NOT_FOUND',
+        `<lora:${tag.name}>: no LoRA named "${tag.name}" in the library` +
+          (close.length > 0 ? `; did you mean ${close.map((c) => `"${c}"`).join(', ')}?` : loras.length === 0 ? ' (it has none: import one first)' : ''),
+      );
+    }
+    const problem = loraFamilyProblem(lora, model);
+    if (problem) throw new StudioError('E_LORA_FILE', `${problem}: it can't be applied`);
+  }
 }

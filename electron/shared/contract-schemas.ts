@@ -419,6 +419,13 @@ export const requestSchemas = {
     maxJobMemoryMb: z.number().int().min(64).max(16 * 1024 * 1024).nullable().optional(),
   }),
 
+  'loras.list': emptySchema,
+  /** Reuse: `loras` is the item's recorded `Lora hashes` (name, A1111 short hash). */
+  'loras.restore': z.strictObject({
+    prompt: z.string().max(MAX_PROMPT_CHARS),
+    loras: z.array(z.strictObject({ name: z.string().min(1).max(256), hash: z.string().max(64) })).max(64),
+  }),
+
   'app.info': emptySchema,
   /** Counts a prompt's CLIP tokens (the prompt panel's n/75). */
   tokenize: z.strictObject({ text: z.string().max(MAX_PROMPT_CHARS), modelId: modelIdSchema.optional() }),

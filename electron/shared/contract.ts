@@ -24,6 +24,7 @@ import type {
   ImportReport,
 } from './history.js';
 import type { ModelInfo } from './model.js';
+import type { LoraInfo } from './loras.js';
 import type { LibraryModel, ModelDownloadProgress } from './model-library.js';
 
 /** Every invoke channel, in the order a reader meets them. A test checks this equals the schema table. */
@@ -56,6 +57,8 @@ export const CHANNELS = [
   'models.setDefault',
   'models.select',
   'models.convertCommand',
+  'loras.list',
+  'loras.restore',
   'settings.get',
   'settings.set',
   'app.info',
@@ -257,6 +260,13 @@ export interface Responses {
   'models.select': { selectedId: string };
   /** How to turn a single-file `.safetensors` checkpoint into a folder this app imports (it bundles no Python). */
   'models.convertCommand': { command: string; argv: string[]; out: string };
+  /** The LoRAs of the library (`<data>/loras`) with their records; files that can't be read, by name, with the reason. */
+  'loras.list': { loras: LoraInfo[]; broken: { name: string; error: string }[] };
+  /**
+   * Reuse: the prompt with each `<lora:NAME…>` whose recorded hash is a library LoRA of another name
+   * renamed to it (A1111's infotext paste); `missing`: names found neither by name nor by hash.
+   */
+  'loras.restore': { prompt: string; missing: string[] };
   'settings.get': StudioSettings;
   'settings.set': StudioSettings;
   'app.info': AppInfo;

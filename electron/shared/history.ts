@@ -131,6 +131,8 @@ export interface RecordedParams {
   hires?: HiresParams;
   /** inpaint: ran with soft inpainting (A1111 "Soft inpainting enabled: True"). */
   softInpaint?: boolean;
+  /** The LoRAs the prompt's `<lora:…>` tags applied (name as tagged, A1111 short hash; "Lora hashes"). */
+  loras?: { name: string; hash: string }[];
 }
 
 export interface HistoryItem {

@@ -38,7 +38,8 @@ export interface LoraModule {
 }
 
 /** The model family a LoRA says it was trained for, when it says. */
-export type LoraFamily = 'sd1' | 'sd2' | 'sdxl' | 'unknown';
+export type { LoraFamily } from '../../shared/loras.js';
+import type { LoraFamily } from '../../shared/loras.js';
 
 export interface LoraFile {
   path: string;

@@ -540,6 +540,25 @@ export function createSession(client: StudioClient, doc: EditorDocument) {
     if (model && model.id !== modelsStore.get().selectedId) void selectModel(model.id, { width: p.width, height: p.height });
     if (item.labelMap) void restoreLayout(item, item.labelMap);
     notify('info', `Parameters of #${item.id} are back in the prompt panel.`);
+    if (/<(?:lora|lyco):/.test(p.prompt)) void restoreLoras(item);
+  }
+
+  /**
+   * Reuse, for a prompt with `<lora:…>` tags: the host renames each tag whose recorded hash is a library
+   * LoRA of another name, and says which are missing (named in a notice; the tags stay in the prompt).
+   */
+  async function restoreLoras(item: HistoryItem): Promise<void> {
+    const p = item.params;
+    try {
+      const { prompt, missing } = await client.call('loras.restore', { prompt: p.prompt, loras: p.loras ?? [] });
+      // Only if the prompt is still the reused one (not edited or reused again since).
+      if (prompt !== p.prompt && settingsStore.get().prompt === p.prompt) settingsStore.update({ prompt });
+      if (missing.length > 0) {
+        notify('error', `#${item.id} used ${missing.length === 1 ? 'a LoRA' : 'LoRAs'} not in the library: ${missing.join(', ')}. Import ${missing.length === 1 ? 'it' : 'them'} into the LoRA folder, or remove the tag${missing.length === 1 ? '' : 's'}.`);
+      }
+    } catch (err) {
+      notify('error', `Could not look up the LoRAs of #${item.id}: ${describeError(err)}`);
+    }
   }
 
   /**

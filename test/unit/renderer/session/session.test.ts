@@ -281,4 +281,24 @@ describe('renderer session', () => {
       await stop();
     }
   });
+  it('Reuse parameters asks the host to restore the LoRA tags: a renamed file by its hash, missing ones named', async () => {
+    host.handle('loras.restore', ({ prompt }) => ({ prompt: prompt.replace('<lora:old-style:', '<lora:my-style:'), missing: ['gone'] }));
+    start();
+    try {
+      await until(() => session.modelsStore.get().info[MODEL_ID] !== undefined, 2000, 'model info');
+      const loras = [{ name: 'old-style', hash: '0123456789ab' }, { name: 'gone', hash: 'ffffffffffff' }];
+      const item = { id: 7, mode: 'txt2img', model: { id: MODEL_ID }, labelMap: null, params: { prompt: 'a fox <lora:old-style:0.8> <lora:gone:1>', negativePrompt: '', seed: 3, steps: 2, cfg: 7, sampler: 'euler', width: 64, height: 64, strength: null, maskBlur: null, loras } } as unknown as HistoryItem;
+      session.reuseParameters(item);
+      assert.equal(session.settingsStore.get().prompt, item.params.prompt, 'the prompt comes back at once');
+      await until(() => session.settingsStore.get().prompt.includes('my-style'), 2000, 'restored prompt');
+      assert.equal(session.settingsStore.get().prompt, 'a fox <lora:my-style:0.8> <lora:gone:1>');
+      assert.deepEqual(host.callsTo('loras.restore'), [{ prompt: item.params.prompt, loras }]);
+      assert.ok(errors().some((e) => /#7 used a LoRA not in the library: gone\./.test(e)), errors().join(' | '));
+      // A prompt without tags asks nothing.
+      session.reuseParameters({ ...item, params: { ...item.params, prompt: 'plain', loras: undefined } } as unknown as HistoryItem);
+      assert.equal(host.callsTo('loras.restore').length, 1);
+    } finally {
+      await stop();
+    }
+  });
 });
