@@ -417,6 +417,17 @@ export async function startServer(host: Host, options: ServeOptions = {}): Promi
     }
     wss.handleUpgrade(req, socket, head, (ws) => {
       sockets.add(ws);
+      // Invokes start one per event-loop turn: a burst of messages (hundreds of generates arrive in one
+      // read) must not run back to back in one turn, holding up every other client's request meanwhile.
+      const starts: Array<() => void> = [];
+      const startNext = (): void => {
+        starts.shift()?.();
+        if (starts.length > 0) setImmediate(startNext);
+      };
+      const startSoon = (start: () => void): void => {
+        starts.push(start);
+        if (starts.length === 1) setImmediate(startNext);
+      };
       ws.on('close', () => sockets.delete(ws));
       ws.on('error', () => sockets.delete(ws));
       ws.on('message', (data, isBinary) => {
@@ -434,8 +445,11 @@ export async function startServer(host: Host, options: ServeOptions = {}): Promi
           return;
         }
         const id = typeof message.id === 'string' || typeof message.id === 'number' ? message.id : null;
-        void host.invoke(message.channel, message.payload).then((result) => {
-          if (ws.readyState === ws.OPEN) ws.send(toClientJson({ type: 'result', id, result }));
+        const { channel, payload } = message;
+        startSoon(() => {
+          void host.invoke(channel, payload).then((result) => {
+            if (ws.readyState === ws.OPEN) ws.send(toClientJson({ type: 'result', id, result }));
+          });
         });
       });
     });
