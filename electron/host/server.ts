@@ -35,6 +35,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { StudioEvent } from '../shared/contract.js';
 import type { SerializedError } from '../shared/errors.js';
 import type { Host } from './host.js';
+import { BodySlots, COLLECT_AFTER_BYTES, freeLargeGarbage, mayBeLarge, parseJsonBody, PayloadTooLargeError, readBody } from './request-body.js';
 
 export const DEFAULT_SERVE_HOST = '127.0.0.1';
 export const DEFAULT_SERVE_PORT = 7870;
@@ -195,22 +196,6 @@ function httpStatusFor(error: SerializedError): number {
   }
 }
 
-class PayloadTooLargeError extends Error {}
-
-/** Reads a request body up to `limit` bytes; throws PayloadTooLargeError beyond it. */
-async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  const declared = Number(req.headers['content-length']);
-  if (Number.isFinite(declared) && declared > limit) throw new PayloadTooLargeError();
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > limit) throw new PayloadTooLargeError();
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks);
-}
-
 export async function startServer(host: Host, options: ServeOptions = {}): Promise<RunningServer> {
   const bindHost = options.host ?? DEFAULT_SERVE_HOST;
   const token = options.token ?? newToken();
@@ -218,6 +203,8 @@ export async function startServer(host: Host, options: ServeOptions = {}): Promi
   const staticRoot = options.staticRoot ? resolve(options.staticRoot) : null;
   const extraHosts = new Set((options.allowedHosts ?? []).map((h) => h.toLowerCase()));
   let port = options.port ?? DEFAULT_SERVE_PORT;
+  /** One large request body in memory at a time (request-body.ts). */
+  const largeBodies = new BodySlots();
 
   /** DNS rebinding defence: the Host header must name this server. */
   function hostAllowed(req: IncomingMessage): boolean {
@@ -342,21 +329,32 @@ export async function startServer(host: Host, options: ServeOptions = {}): Promi
         // A cross-site form can't send application/json without a preflight: one more CSRF guard.
         return sendError(res, 415, 'InvalidRequestError', 'E_INVALID_REQUEST', 'The body must be application/json.');
       }
-      let payload: unknown;
+      const tooLarge = (): void => {
+        res.setHeader('Connection', 'close');
+        sendError(res, 413, 'PayloadTooLargeError', 'E_TOO_LARGE', `The request is larger than the upload limit of ${maxUpload} bytes.`);
+        req.destroy();
+      };
+      if (Number(req.headers['content-length']) > maxUpload) return tooLarge(); // refused before waiting for a slot
+      // A body that may be large waits for the slot unread, and holds it until its answer is sent.
+      const release = mayBeLarge(req.headers) ? await largeBodies.acquire() : null;
+      let size = 0;
       try {
-        const body = await readBody(req, maxUpload);
-        payload = body.length === 0 ? {} : JSON.parse(body.toString('utf8'));
-      } catch (err) {
-        if (err instanceof PayloadTooLargeError) {
-          res.setHeader('Connection', 'close');
-          sendError(res, 413, 'PayloadTooLargeError', 'E_TOO_LARGE', `The request is larger than the upload limit of ${maxUpload} bytes.`);
-          req.destroy();
-          return;
+        let payload: unknown;
+        try {
+          const body = await readBody(req, maxUpload);
+          size = body.length;
+          payload = parseJsonBody(body);
+        } catch (err) {
+          if (err instanceof PayloadTooLargeError) return tooLarge();
+          return sendError(res, 400, 'InvalidRequestError', 'E_INVALID_REQUEST', 'The body is not valid JSON.');
         }
-        return sendError(res, 400, 'InvalidRequestError', 'E_INVALID_REQUEST', 'The body is not valid JSON.');
+        const result = await host.invoke(invoke[1], payload);
+        payload = undefined;
+        return sendText(res, result.ok ? 200 : httpStatusFor(result.error), toClientJson(result));
+      } finally {
+        if (size >= COLLECT_AFTER_BYTES) freeLargeGarbage();
+        release?.();
       }
-      const result = await host.invoke(invoke[1], payload);
-      return sendText(res, result.ok ? 200 : httpStatusFor(result.error), toClientJson(result));
     }
     const image = /^\/api\/images\/([0-9a-f]{64})(?:\.(?:png|webp))?$/.exec(url.pathname);
     if (image && (req.method === 'GET' || req.method === 'HEAD')) {
@@ -433,8 +431,8 @@ export async function startServer(host: Host, options: ServeOptions = {}): Promi
       ws.on('message', (data, isBinary) => {
         let message: { type?: unknown; id?: unknown; channel?: unknown; payload?: unknown };
         try {
-          if (isBinary) throw new Error('binary');
-          message = JSON.parse(data.toString()) as typeof message;
+          if (isBinary || !Buffer.isBuffer(data) || data.length === 0) throw new Error('not a JSON text');
+          message = parseJsonBody(data) as typeof message;
           if (typeof message !== 'object' || message === null) throw new Error('not an object');
         } catch {
           ws.send(JSON.stringify({ type: 'error', error: { name: 'InvalidRequestError', code: 'E_INVALID_REQUEST', message: 'Messages must be JSON objects {type, id, channel, payload}.' } }));
@@ -445,10 +443,14 @@ export async function startServer(host: Host, options: ServeOptions = {}): Promi
           return;
         }
         const id = typeof message.id === 'string' || typeof message.id === 'number' ? message.id : null;
-        const { channel, payload } = message;
+        const channel = message.channel;
+        let payload = message.payload;
+        const size = data.length;
         startSoon(() => {
           void host.invoke(channel, payload).then((result) => {
+            payload = undefined;
             if (ws.readyState === ws.OPEN) ws.send(toClientJson({ type: 'result', id, result }));
+            if (size >= COLLECT_AFTER_BYTES) setImmediate(freeLargeGarbage);
           });
         });
       });
