@@ -3,6 +3,7 @@
  * device, and reports progress and cancellation. Plain Node; never imports electron.
  */
 import { resolve } from 'node:path';
+import sharp from 'sharp';
 import { InvalidRequestError } from '../shared/errors.js';
 import { HIRES_PIXEL_UPSCALERS, isLatentUpscaler, type ExecutionProviderName } from '../shared/generation.js';
 import type { ModelInfo, SessionReport } from '../shared/model.js';
@@ -221,7 +222,7 @@ export async function prepareJob(
       const full = await decodeImage(request.control.image, 'control image', { width: picture.width, height: picture.height }, limit);
       control = await prepareControl(model, request.control, (await cropForInpaint(full, pictureMask, crop, size)).image);
     }
-    const regions = request.regions?.length ? await decodeRegions(request.regions, picture, limit) : [];
+    const regions = request.regions?.length ? await decodeRegions(request.regions, picture, picture, limit) : [];
     if (regions.length > 0) params.regions = regionParams(regions);
     return { ...job, initImage: cut.image, mask: cut.mask, region: { picture, pictureMask, crop }, control, regions: await cropRegions(regions, crop, size) };
   }
@@ -236,7 +237,10 @@ export async function prepareJob(
     job.control = await prepareControl(model, request.control, await decodeImage(request.control.image, 'control image', size, limit));
   }
   if (request.regions?.length) {
-    job.regions = await decodeRegions(request.regions, size, limit);
+    // Masks are painted over the picture: the init image's size when there is one (it is scaled to width×height).
+    const meta = request.initImage ? await sharp(request.initImage).metadata().catch(() => null) : null;
+    const picture = meta?.width && meta.height ? { width: meta.width, height: meta.height } : size;
+    job.regions = await decodeRegions(request.regions, picture, size, limit);
     params.regions = regionParams(job.regions);
   }
   return job;

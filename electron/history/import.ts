@@ -42,6 +42,7 @@ export const generationParamsSchema = z.object({
     })
     .optional(),
   softInpaint: z.boolean().optional(),
+  regions: z.array(z.object({ prompt: z.string(), weight: z.number().finite().positive(), area: z.number().finite().min(0).max(1) })).optional(),
 });
 
 /**

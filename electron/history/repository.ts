@@ -11,6 +11,7 @@ import type {
   HistoryCounts,
   HistoryFilter,
   HistoryItem,
+  HistoryRegion,
   ImageRef,
   RecordedParams,
 } from '../shared/history.js';
@@ -26,6 +27,8 @@ export interface GenerationRecord extends RecordedParams {
   initImageHash: string | null;
   maskHash: string | null;
   labelMapHash: string | null;
+  /** Regional prompts: each region's mask hash, in the order of `regions` (the images must exist). */
+  regionMaskHashes?: string[];
   outputHash: string | null;
   parentId: number | null;
   executionProvider: ExecutionProviderName | null;
@@ -80,6 +83,7 @@ interface ItemRow {
   hires_json: string | null;
   soft_inpaint: number | null;
   loras_json: string | null;
+  regions_json: string | null;
   o_hash: string | null; o_width: number | null; o_height: number | null; o_missing: number | null;
   i_hash: string | null; i_width: number | null; i_height: number | null; i_missing: number | null;
   m_hash: string | null; m_width: number | null; m_height: number | null; m_missing: number | null;
@@ -93,6 +97,10 @@ const ITEM_SELECT = `
          g.execution_provider, g.timings_json, g.error, g.favorite, g.tags, g.deleted_at, g.source_file,
          g.source_parameters, g.inpaint_area, g.mask_padding, g.control_scale,
          g.clip_skip, g.embeddings_json, g.hires_json, g.soft_inpaint, g.loras_json,
+         (SELECT json_group_array(json_object('prompt', r.prompt, 'weight', r.weight, 'area', r.area, 'hash', r.mask_hash,
+                                              'width', ri.width, 'height', ri.height, 'missing', ri.file_missing))
+            FROM (SELECT * FROM generation_regions WHERE generation_id = g.id ORDER BY position) r
+            JOIN images ri ON ri.hash = r.mask_hash) AS regions_json,
          o.hash AS o_hash, o.width AS o_width, o.height AS o_height, o.file_missing AS o_missing,
          i.hash AS i_hash, i.width AS i_width, i.height AS i_height, i.file_missing AS i_missing,
          m.hash AS m_hash, m.width AS m_width, m.height AS m_height, m.file_missing AS m_missing,
@@ -108,12 +116,28 @@ const TAG_SEPARATOR = '\n';
 /** Lineage walks stop here; a chain this deep is a data problem, not a user's history. */
 export const MAX_LINEAGE_DEPTH = 10_000;
 
+interface RegionRow {
+  prompt: string;
+  weight: number;
+  area: number;
+  hash: string;
+  width: number;
+  height: number;
+  missing: number;
+}
+
+function regionsOf(json: string | null): HistoryRegion[] {
+  const rows = json === null ? [] : (JSON.parse(json) as RegionRow[]);
+  return rows.map((r) => ({ prompt: r.prompt, weight: r.weight, area: r.area, mask: imageRef(r.hash, r.width, r.height, r.missing)! }));
+}
+
 function imageRef(hash: string | null, width: number | null, height: number | null, missing: number | null): ImageRef | null {
   if (hash === null) return null;
   return { hash, width: width ?? 0, height: height ?? 0, fileMissing: missing === 1 };
 }
 
 export function rowToItem(r: ItemRow): HistoryItem {
+  const regions = regionsOf(r.regions_json);
   return {
     id: r.id,
     createdAt: r.created_at,
@@ -145,11 +169,14 @@ export function rowToItem(r: ItemRow): HistoryItem {
       ...(r.soft_inpaint === 1 ? { softInpaint: true } : {}),
       // Migration 006: the LoRAs the prompt's tags applied.
       ...(r.loras_json !== null ? { loras: JSON.parse(r.loras_json) as { name: string; hash: string }[] } : {}),
+      // Migration 007: regional prompts (their masks are on the item).
+      ...(regions.length > 0 ? { regions: regions.map(({ prompt, weight, area }) => ({ prompt, weight, area })) } : {}),
     },
     output: imageRef(r.o_hash, r.o_width, r.o_height, r.o_missing),
     initImage: imageRef(r.i_hash, r.i_width, r.i_height, r.i_missing),
     mask: imageRef(r.m_hash, r.m_width, r.m_height, r.m_missing),
     labelMap: imageRef(r.l_hash, r.l_width, r.l_height, r.l_missing),
+    ...(regions.length > 0 ? { regions } : {}),
     parentId: r.parent_id,
     executionProvider: r.execution_provider,
     timings: r.timings_json === null ? null : (JSON.parse(r.timings_json) as GenerationTimings),
@@ -164,6 +191,8 @@ export function rowToItem(r: ItemRow): HistoryItem {
 export class HistoryRepository {
   private readonly insertImageStmt: Statement;
   private readonly insertGenerationStmt: Statement;
+  private readonly insertRegionStmt: Statement;
+  private readonly regionMaskHashesStmt: Statement<[number], { mask_hash: string }>;
   private readonly getStmt: Statement<[number], ItemRow>;
   private readonly existsStmt: Statement<[number], { id: number; deleted_at: number | null }>;
   private readonly imageStmt: Statement<[string], { hash: string; width: number; height: number; file_missing: number }>;
@@ -201,6 +230,10 @@ export class HistoryRepository {
         @cfg, @sampler, @width, @height, @strength, @maskBlur, @initImageHash, @maskHash, @outputHash, @parentId,
         @executionProvider, @timingsJson, @error, @favorite, @tags, @sourceFile, @sourceParameters, @labelMapHash,
         @inpaintArea, @maskPadding, @controlScale, @clipSkip, @embeddingsJson, @hiresJson, @softInpaint, @lorasJson)`);
+    this.insertRegionStmt = db.prepare(`
+      INSERT INTO generation_regions (generation_id, position, prompt, weight, area, mask_hash)
+      VALUES (@generationId, @position, @prompt, @weight, @area, @maskHash)`);
+    this.regionMaskHashesStmt = db.prepare('SELECT mask_hash FROM generation_regions WHERE generation_id = ? ORDER BY position');
     this.getStmt = db.prepare(`${ITEM_SELECT} FROM generations g ${ITEM_JOINS} WHERE g.id = ?`);
     this.existsStmt = db.prepare('SELECT id, deleted_at FROM generations WHERE id = ?');
     this.imageStmt = db.prepare('SELECT hash, width, height, file_missing FROM images WHERE hash = ?');
@@ -232,7 +265,8 @@ export class HistoryRepository {
         AND NOT EXISTS (SELECT 1 FROM generations WHERE output_hash = @hash)
         AND NOT EXISTS (SELECT 1 FROM generations WHERE init_image_hash = @hash)
         AND NOT EXISTS (SELECT 1 FROM generations WHERE mask_hash = @hash)
-        AND NOT EXISTS (SELECT 1 FROM generations WHERE label_map_hash = @hash)`);
+        AND NOT EXISTS (SELECT 1 FROM generations WHERE label_map_hash = @hash)
+        AND NOT EXISTS (SELECT 1 FROM generation_regions WHERE mask_hash = @hash)`);
     this.imageRowExistsStmt = db.prepare('SELECT hash FROM images WHERE hash = ?');
     this.trashIdsStmt = db.prepare('SELECT id FROM generations WHERE deleted_at IS NOT NULL AND deleted_at < ? ORDER BY id');
     // Reads only the small generations_for_counts index, and the few images marked missing.
@@ -270,7 +304,15 @@ export class HistoryRepository {
       softInpaint: r.softInpaint ? 1 : null,
       lorasJson: r.loras && r.loras.length > 0 ? JSON.stringify(r.loras) : null,
     });
-    return Number(info.lastInsertRowid);
+    const id = Number(info.lastInsertRowid);
+    const regions = r.regions ?? [];
+    if (regions.length !== (r.regionMaskHashes?.length ?? 0)) {
+      throw new Error(`${regions.length} regions but ${r.regionMaskHashes?.length ?? 0} region masks`);
+    }
+    regions.forEach((region, position) => {
+      this.insertRegionStmt.run({ generationId: id, position, prompt: region.prompt, weight: region.weight, area: region.area, maskHash: r.regionMaskHashes![position]! });
+    });
+    return id;
   }
 
   get(id: number): HistoryItem | undefined {
@@ -369,9 +411,10 @@ export class HistoryRepository {
    */
   purgeRow(id: number): string[] {
     const refs = this.imageHashesOfStmt.get(id);
+    const regionMasks = this.regionMaskHashesStmt.all(id).map((r) => r.mask_hash);
     if (refs === undefined || this.purgeRowStmt.run(id).changes === 0) return [];
     const freed: string[] = [];
-    for (const hash of new Set([refs.output_hash, refs.init_image_hash, refs.mask_hash, refs.label_map_hash])) {
+    for (const hash of new Set([refs.output_hash, refs.init_image_hash, refs.mask_hash, refs.label_map_hash, ...regionMasks])) {
       if (hash !== null && this.deleteUnreferencedImageStmt.run({ hash }).changes === 1) freed.push(hash);
     }
     return freed;

@@ -163,12 +163,18 @@ export class HistoryStore {
     const init = input.initImage === undefined ? null : await this.stageInput(input.initImage, 'init image');
     const mask = input.mask === undefined ? null : await this.stageInput(input.mask, 'mask');
     const labelMap = input.labelMap === undefined ? null : await this.stageInput(input.labelMap, 'label map');
+    const regionMasks: StagedImage[] = [];
+    for (const [i, m] of (input.regionMasks ?? []).entries()) regionMasks.push(await this.stageInput(m, `mask of region ${i + 1}`));
+    if (regionMasks.length !== (params.regions?.length ?? 0)) {
+      throw new HistoryError('E_INVALID', `The generation has ${params.regions?.length ?? 0} regions but ${regionMasks.length} region masks.`);
+    }
     let output: StagedImage | null = null;
     if (input.output !== undefined) {
       const embedded: EmbeddedGeneration = { format: EMBEDDED_GENERATION_FORMAT, params, model: input.model };
       if (init) embedded.initImageHash = init.hash;
       if (mask) embedded.maskHash = mask.hash;
       if (labelMap) embedded.labelMapHash = labelMap.hash;
+      if (regionMasks.length > 0) embedded.regionMaskHashes = regionMasks.map((m) => m.hash);
       if (input.loras && input.loras.length > 0) embedded.loras = input.loras;
       const extra = { ...(labelMap ? { [LABEL_MAP_HASH_KEY]: labelMap.hash } : {}), ...loraHashesSetting(input.loras ?? []) };
       const png = await encodePng(input.output, {
@@ -189,6 +195,7 @@ export class HistoryStore {
       initImageHash: init?.hash ?? null,
       maskHash: mask?.hash ?? null,
       labelMapHash: labelMap?.hash ?? null,
+      regionMaskHashes: regionMasks.map((m) => m.hash),
       outputHash: output?.hash ?? null,
       parentId,
       executionProvider: input.executionProvider ?? null,
@@ -199,7 +206,7 @@ export class HistoryStore {
       sourceFile: null,
       sourceParameters: null,
     };
-    const id = this.commit([init, mask, labelMap, output], record, 'save the generation', () => {
+    const id = this.commit([init, mask, labelMap, ...regionMasks, output], record, 'save the generation', () => {
       if (parentId !== null) this.assertExists(parentId, 'parent generation');
     });
     return this.get(id);

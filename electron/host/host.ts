@@ -458,6 +458,10 @@ export class Host {
     if (initImage) engineRequest.initImage = initImage;
     if (mask) engineRequest.mask = mask;
     if (labelMap) engineRequest.labelMap = labelMap;
+    const regionMasks = (req.regions ?? []).map((r) => Buffer.from(r.mask, 'base64'));
+    if (req.regions && req.regions.length > 0) {
+      engineRequest.regions = req.regions.map((r, i) => ({ prompt: r.prompt, mask: regionMasks[i]!, ...(r.weight !== undefined ? { weight: r.weight } : {}) }));
+    }
     const limits = generationLimits(this.settings.read());
     engineRequest.maxInputPixels = limits.maxInputPixels;
 
@@ -493,7 +497,7 @@ export class Host {
       model: { id: model.id, hash: model.contentHash },
       output: result.image,
       ...(req.initImageHash !== undefined ? { initImage: { hash: req.initImageHash } } : {}),
-      ...(await this.storedInputs({ ...(req.initImageHash === undefined ? { initImage } : {}), mask, labelMap }, limits.maxInputPixels)),
+      ...(await this.storedInputs({ ...(req.initImageHash === undefined ? { initImage } : {}), mask, labelMap, regionMasks }, limits.maxInputPixels)),
       parentId: req.parentId ?? null,
       executionProvider: result.provider,
       timings: result.timings,
@@ -532,21 +536,24 @@ export class Host {
    * every client.
    */
   private async storedInputs(
-    images: { initImage?: Uint8Array | undefined; mask?: Uint8Array | undefined; labelMap?: Uint8Array | undefined },
+    images: { initImage?: Uint8Array | undefined; mask?: Uint8Array | undefined; labelMap?: Uint8Array | undefined; regionMasks?: Uint8Array[] },
     maxPixels: number,
-  ): Promise<Pick<NewGeneration, 'initImage' | 'mask' | 'labelMap'>> {
+  ): Promise<Pick<NewGeneration, 'initImage' | 'mask' | 'labelMap' | 'regionMasks'>> {
     const what = { initImage: 'init image', mask: 'mask', labelMap: 'label map' } as const;
     const given = (Object.keys(what) as Array<keyof typeof what>).flatMap((key) => {
       const bytes = images[key];
       return bytes ? [{ key, bytes }] : [];
     });
+    // Regional prompts' masks go with them, after the named inputs.
+    const regions = (images.regionMasks ?? []).map((bytes, i) => ({ bytes, what: `mask of region ${i + 1}` }));
     let prepared;
     try {
-      prepared = await this.engine.prepareImages(given.map(({ key, bytes }) => ({ bytes, what: what[key] })), maxPixels);
+      prepared = await this.engine.prepareImages([...given.map(({ key, bytes }) => ({ bytes, what: what[key] })), ...regions], maxPixels);
     } catch (err) {
       throw fromEngine(err);
     }
-    return Object.fromEntries(given.map(({ key }, i) => [key, { prepared: prepared[i]! }]));
+    const named = Object.fromEntries(given.map(({ key }, i) => [key, { prepared: prepared[i]! }]));
+    return regions.length > 0 ? { ...named, regionMasks: prepared.slice(given.length).map((p) => ({ prepared: p })) } : named;
   }
 
   /** An init image named by hash, read when its job starts: it may have been purged while the job waited. */

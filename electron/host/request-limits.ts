@@ -58,6 +58,7 @@ export function checkGenerateLimits(req: Requests['generate'], model: LibraryMod
     ['mask', req.mask],
     ['control.image', req.control?.image],
     ['labelMap', req.labelMap],
+    ...(req.regions ?? []).map((r, i): [string, string] => [`regions[${i}].mask`, r.mask]),
   ];
   for (const [field, base64] of images) {
     if (base64 === undefined) continue;

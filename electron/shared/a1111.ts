@@ -11,7 +11,7 @@
  * holds the settings only if at least 3 `Key: value` pairs are found in it; the "Negative prompt:" line
  * is left out when the negative prompt is empty.
  */
-import type { GenerationMode, GenerationParams, HiresParams, SamplerName } from './generation.js';
+import type { GenerationMode, GenerationParams, HiresParams, RegionParams, SamplerName } from './generation.js';
 import { DEFAULT_HIRES_SCALE, DEFAULT_HIRES_UPSCALER } from './generation-limits.js';
 
 /** Our sampler names as A1111 shows them (its `samplers_k_diffusion` / `samplers_data_compvis` labels). */
@@ -65,6 +65,29 @@ export const HIRES_RESIZE_KEY = 'Hires resize';
 export const HIRES_STEPS_KEY = 'Hires steps';
 export const HIRES_UPSCALER_KEY = 'Hires upscaler';
 export const DENOISING_STRENGTH_KEY = 'Denoising strength';
+/**
+ * Our own setting (A1111 has regional prompts only in extensions, each with its own syntax): each region
+ * as `<prompt> (area 41.2%, weight 0.7)`, joined by `; `. The masks are not in the text.
+ */
+export const REGIONS_KEY = 'Regions';
+const REGION_ENTRY_PATTERN = /([\s\S]+?) \(area (\d+(?:\.\d+)?)%, weight (\d+(?:\.\d+)?)\)(?:; |$)/gy;
+
+/** The `Regions` value for these regions. */
+export function formatRegions(regions: readonly RegionParams[]): string {
+  return regions.map((r) => `${r.prompt} (area ${Math.round(r.area * 1000) / 10}%, weight ${r.weight})`).join('; ');
+}
+
+/** Reads a `Regions` value back; null when it isn't one we wrote. */
+export function parseRegions(value: string): RegionParams[] | null {
+  const out: RegionParams[] = [];
+  REGION_ENTRY_PATTERN.lastIndex = 0;
+  let end = 0;
+  for (const m of value.matchAll(REGION_ENTRY_PATTERN)) {
+    out.push({ prompt: m[1]!, area: Math.round(Number(m[2]) * 10) / 1000, weight: Number(m[3]) });
+    end = m.index + m[0].length;
+  }
+  return out.length > 0 && end === value.length ? out : null;
+}
 export const TI_HASHES_KEY = 'TI hashes';
 
 /** A1111's "name: hash, …" lists (Lora hashes, TI hashes): `:` and `,` leave the names. */
@@ -126,6 +149,7 @@ export function formatA1111Parameters(
   if (params.mode === 'inpaint') settings.push(['Mask blur', params.maskBlur]);
   if (params.embeddings && params.embeddings.length > 0) settings.push([TI_HASHES_KEY, hashList(params.embeddings)]);
   if (params.mode === 'txt2img' && params.hires) settings.push(...hiresSettings(params.hires));
+  if (params.regions && params.regions.length > 0) settings.push([REGIONS_KEY, formatRegions(params.regions)]);
   for (const [k, v] of Object.entries(extra)) settings.push([k, v]);
 
   const settingsLine = settings.map(([k, v]) => `${k}: ${quote(String(v))}`).join(', ');
@@ -255,6 +279,8 @@ export function parseA1111Parameters(text: string): ParsedA1111Parameters {
   if (clipSkip !== undefined && clipSkip > 1) params.clipSkip = clipSkip;
   const embeddings = parseLoraHashes(settings[TI_HASHES_KEY]);
   if (embeddings.length > 0) params.embeddings = embeddings;
+  const regions = settings[REGIONS_KEY] !== undefined ? parseRegions(settings[REGIONS_KEY]) : null;
+  if (regions) params.regions = regions;
   const samplerLabel = settings['Sampler'];
   if (samplerLabel !== undefined) {
     const sampler = mapSampler(samplerLabel, settings['Schedule type']);

@@ -20,10 +20,13 @@ import {
   MAX_MASK_BLUR,
   MAX_MASK_PADDING,
   MAX_PROMPT_CHARS,
+  MAX_REGION_WEIGHT,
+  MAX_REGIONS,
   MAX_SEED,
   MAX_SIDE,
   MAX_STEPS,
   MAX_STRENGTH,
+  MIN_REGION_WEIGHT,
   MIN_CFG,
   MIN_HIRES_SCALE,
   MIN_SIDE,
@@ -168,6 +171,26 @@ const emptySchema = z.strictObject({});
 
 const side = z.number().int().min(MIN_SIDE).max(MAX_SIDE).multipleOf(SIDE_MULTIPLE);
 
+/** A LoRA patches the whole U-Net, so its tag has no place in a region's prompt (A1111's extra-network syntax). */
+const LORA_TAG = /<(?:lora|lyco):([^:>]+)/i;
+
+/**
+ * One regional prompt: a prompt, a mask (base64 of a PNG at the picture's size; white = the region, grey
+ * = partly) and a weight (1 = the region's prompt alone inside its mask).
+ */
+export const regionRequestSchema = z.strictObject({
+  prompt: z
+    .string()
+    .max(MAX_PROMPT_CHARS)
+    .refine((p) => p.trim() !== '', 'a region needs a prompt')
+    .superRefine((p, ctx) => {
+      const tag = LORA_TAG.exec(p);
+      if (tag) ctx.addIssue({ code: 'custom', message: `<lora:${tag[1]}:…> can only go in the main prompt: a LoRA changes the whole model` });
+    }),
+  mask: base64ImageSchema,
+  weight: z.number().min(MIN_REGION_WEIGHT).max(MAX_REGION_WEIGHT).optional(),
+});
+
 export const generateRequestSchema = z
   .strictObject({
     mode: z.enum(GENERATION_MODES),
@@ -224,6 +247,11 @@ export const generateRequestSchema = z
         strength: z.number().min(MIN_STRENGTH).max(MAX_STRENGTH).optional(),
       })
       .optional(),
+    /**
+     * Regional prompts (any mode): each region's prompt conditions the picture inside its mask, the main
+     * prompt the rest. Masks are at the picture's size: the init image's when there is one, else width×height.
+     */
+    regions: z.array(regionRequestSchema).max(MAX_REGIONS, `at most ${MAX_REGIONS} regions`).optional(),
     /** The history item this generation was made from. */
     parentId: historyIdSchema.optional(),
     /** Default: the selected model. */
@@ -257,6 +285,18 @@ export const generateRequestSchema = z
     } else if (req.labelMap !== undefined) {
       ctx.addIssue({ code: 'custom', path: ['labelMap'], message: `a label map is only for layout, not ${req.mode}` });
     }
+    req.regions?.forEach((region, i) => {
+      const size = pngSizeFromBase64(region.mask);
+      if (!size) {
+        ctx.addIssue({ code: 'custom', path: ['regions', i, 'mask'], message: 'must be a PNG (base64 of the file bytes)' });
+      } else if (!hasImage && ((req.width !== undefined && size.width !== req.width) || (req.height !== undefined && size.height !== req.height))) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['regions', i, 'mask'],
+          message: `region ${i + 1}'s mask is ${size.width}×${size.height}; it must be the picture's size ${req.width ?? size.width}×${req.height ?? size.height}`,
+        });
+      }
+    });
     if (req.labelMap !== undefined) {
       const size = pngSizeFromBase64(req.labelMap);
       if (!size) {

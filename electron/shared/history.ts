@@ -12,6 +12,7 @@ import type {
   GenerationTimings,
   HiresParams,
   InpaintArea,
+  RegionParams,
   SamplerName,
 } from './generation.js';
 
@@ -65,6 +66,8 @@ export interface NewGeneration {
   mask?: ImageInput;
   /** layout: the label map the picture was drawn from (an RGB PNG in the model's label colours). */
   labelMap?: ImageInput;
+  /** Regional prompts: each region's mask (gray PNG, white = the region), in the order of `params.regions`. */
+  regionMasks?: ImageInput[];
   /** The generation this one was made from (inpaint chains form a tree). */
   parentId?: number | null;
   executionProvider?: ExecutionProviderName | null;
@@ -87,6 +90,8 @@ export interface EmbeddedGeneration {
   initImageHash?: string;
   maskHash?: string;
   labelMapHash?: string;
+  /** Regional prompts: the content hashes of the regions' masks, in the order of `params.regions`. */
+  regionMaskHashes?: string[];
   /** The LoRAs applied (name, A1111 short hash), as in the infotext's `Lora hashes`. */
   loras?: { name: string; hash: string }[];
 }
@@ -133,6 +138,13 @@ export interface RecordedParams {
   softInpaint?: boolean;
   /** The LoRAs the prompt's `<lora:…>` tags applied (name as tagged, A1111 short hash; "Lora hashes"). */
   loras?: { name: string; hash: string }[];
+  /** Regional prompts: prompt, weight and covered area of each region (their masks: HistoryItem.regions). */
+  regions?: RegionParams[];
+}
+
+/** One regional prompt of a history item: what it was, and its stored mask. */
+export interface HistoryRegion extends RegionParams {
+  mask: ImageRef;
 }
 
 export interface HistoryItem {
@@ -149,6 +161,8 @@ export interface HistoryItem {
   mask: ImageRef | null;
   /** layout: the label map the picture was drawn from; null for other modes. */
   labelMap: ImageRef | null;
+  /** Regional prompts, in order, with their masks; absent when the item has none. */
+  regions?: HistoryRegion[];
   parentId: number | null;
   executionProvider: ExecutionProviderName | null;
   timings: GenerationTimings | null;

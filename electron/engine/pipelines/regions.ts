@@ -53,16 +53,22 @@ export interface RegionConditioning {
 }
 
 /**
- * Decodes the regions' masks at `size` (the picture's). A mask of another size or with nothing painted is
- * refused with the region's number, so nothing is silently stretched or ignored.
+ * Decodes the regions' masks, which must be `picture`'s size (the init image's, or width×height without
+ * one), and scales them to `size` as the picture is scaled. A mask of another size or with nothing painted
+ * is refused with the region's number, so nothing is silently stretched or ignored.
  */
-export async function decodeRegions(regions: readonly RegionRequest[], size: { width: number; height: number }, maxPixels?: number): Promise<JobRegion[]> {
+export async function decodeRegions(
+  regions: readonly RegionRequest[],
+  picture: { width: number; height: number },
+  size: { width: number; height: number },
+  maxPixels?: number,
+): Promise<JobRegion[]> {
   return Promise.all(
     regions.map(async (r, i) => {
       const which = `region ${i + 1}`;
       const meta = await sharp(r.mask).metadata().catch(() => null);
-      if (meta && (meta.width !== size.width || meta.height !== size.height)) {
-        throw new InvalidRequestError(`${which}'s mask is ${meta.width}×${meta.height}; it must be the picture's size, ${size.width}×${size.height}`);
+      if (meta && (meta.width !== picture.width || meta.height !== picture.height)) {
+        throw new InvalidRequestError(`${which}'s mask is ${meta.width}×${meta.height}; it must be the picture's size, ${picture.width}×${picture.height}`);
       }
       const mask = await decodeMask(r.mask, size, maxPixels);
       if (!mask.data.some((v) => v > 0)) throw new InvalidRequestError(`${which}'s mask is empty: paint the area its prompt is for`);
