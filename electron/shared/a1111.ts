@@ -88,6 +88,12 @@ export function parseRegions(value: string): RegionParams[] | null {
   }
   return out.length > 0 && end === value.length ? out : null;
 }
+/**
+ * A1111's soft inpainting switch (extensions-builtin/soft-inpainting). Our soft inpainting is differential
+ * diffusion, not A1111's per-step mask power: we write only this key, and read it (A1111's own knobs,
+ * "Soft inpainting schedule bias" and the rest, are kept in `settings` but do not apply to our method).
+ */
+export const SOFT_INPAINTING_KEY = 'Soft inpainting enabled';
 export const TI_HASHES_KEY = 'TI hashes';
 
 /** A1111's "name: hash, …" lists (Lora hashes, TI hashes): `:` and `,` leave the names. */
@@ -147,6 +153,7 @@ export function formatA1111Parameters(
   // A1111 writes Clip skip only when it is not 1, and the embeddings a prompt used as "TI hashes".
   if (params.clipSkip !== undefined && params.clipSkip > 1) settings.push([CLIP_SKIP_KEY, params.clipSkip]);
   if (params.mode === 'inpaint') settings.push(['Mask blur', params.maskBlur]);
+  if (params.mode === 'inpaint' && params.softInpaint) settings.push([SOFT_INPAINTING_KEY, 'True']);
   if (params.embeddings && params.embeddings.length > 0) settings.push([TI_HASHES_KEY, hashList(params.embeddings)]);
   if (params.mode === 'txt2img' && params.hires) settings.push(...hiresSettings(params.hires));
   if (params.regions && params.regions.length > 0) settings.push([REGIONS_KEY, formatRegions(params.regions)]);
@@ -298,6 +305,7 @@ export function parseA1111Parameters(text: string): ParsedA1111Parameters {
           ? 'img2img'
           : 'txt2img';
   params.mode = mode;
+  if (mode === 'inpaint' && settings[SOFT_INPAINTING_KEY]?.toLowerCase() === 'true') params.softInpaint = true;
   const hires = mode === 'txt2img' ? parseHires(settings) : undefined;
   if (hires) {
     params.hires = hires;

@@ -205,6 +205,8 @@ export const generateRequestSchema = z
     height: side.optional(),
     strength: z.number().min(MIN_STRENGTH).max(MAX_STRENGTH).optional(),
     maskBlur: z.number().min(0).max(MAX_MASK_BLUR).optional(),
+    /** inpaint: soft inpainting (differential diffusion): the mask's grey levels say how much each pixel may change. */
+    softInpaint: z.boolean().optional(),
     /** img2img / inpaint: the input image, base64 of its file bytes… */
     initImage: base64ImageSchema.optional(),
     /** …or an image already in history (for example the parent's output in an inpaint chain). */
@@ -258,6 +260,9 @@ export const generateRequestSchema = z
     modelId: modelIdSchema.optional(),
   })
   .superRefine((req, ctx) => {
+    if (req.softInpaint === true && req.mode !== 'inpaint') {
+      ctx.addIssue({ code: 'custom', path: ['softInpaint'], message: `soft inpainting is an inpaint setting, not for ${req.mode}` });
+    }
     if (req.hires !== undefined && req.mode !== 'txt2img') {
       ctx.addIssue({ code: 'custom', path: ['hires'], message: `hires fix is a txt2img setting (a second img2img pass), not for ${req.mode}` });
     }

@@ -5,6 +5,8 @@
  *   latents noised to the next timestep, z = (1−m)·add_noise(z_0, ε, t_{i+1}) + m·z.
  * Both honour strength (1 = start from pure noise). After decoding, the result is pasted back over the
  * input with the (inward-feathered) mask, so every pixel outside the mask is bit-identical to the input.
+ * Soft inpainting (params.softInpaint) replaces the 4-channel blend, for both kinds, by differential
+ * diffusion on the mask's grey levels (soft-inpaint.ts), and pastes back by those levels.
  */
 import { createScheduler } from '../schedulers/index.js';
 import {
@@ -26,6 +28,7 @@ import {
   throwIfAborted,
 } from './components.js';
 import { timed, type Job } from './job.js';
+import { blendKnown, latentKeepMap, softChangeMap } from './soft-inpaint.js';
 
 export async function inpaint(job: Job): Promise<RgbImage> {
   const { model, params, shape, options } = job;
@@ -38,11 +41,15 @@ export async function inpaint(job: Job): Promise<RgbImage> {
   // 1. Mask: binarized at ½, and at latent resolution by nearest sampling.
   const binary = job.mask ? binarizeMask(job.mask) : new Uint8Array(width * height).fill(1);
   const latentMask = maskToLatent(binary, width, height, model.info.vaeScaleFactor);
+  // Soft inpainting: the grey levels as a change map, and where each latent pixel keeps the original.
+  const soft = params.softInpaint === true && job.mask !== null;
+  const change = soft ? await softChangeMap(job.mask!, params.maskBlur) : null;
+  const keep = change ? latentKeepMap(change, width, height, model.info.vaeScaleFactor) : null;
 
   // 2. Prompt, init latents z_0 (needed unless a 9-channel model starts from pure noise), masked-image latents.
   const conditioning = await encodeConditioning(job);
   const imageTensor = imageToTensor(image);
-  const needInitLatents = !nineChannel || params.strength < 1;
+  const needInitLatents = !nineChannel || params.strength < 1 || soft;
   const initLatents = needInitLatents
     ? await timed(job, 'vaeEncodeMs', () => encodeImage(model, imageTensor, width, height, job.rng))
     : null;
@@ -78,6 +85,7 @@ export async function inpaint(job: Job): Promise<RgbImage> {
   await timed(job, 'denoiseMs', async () => {
     for (const [i, t] of timesteps.entries()) {
       throwIfAborted(signal);
+      if (keep) latents = blendKnown(latents, scheduler.addNoise(initLatents!, job.noise, t), keep, i, timesteps.length);
       const scaled = scheduler.scaleModelInput(latents, t);
       let input = scaled;
       if (unetInput) {
@@ -88,7 +96,7 @@ export async function inpaint(job: Job): Promise<RgbImage> {
       const out = scheduler.step(noisePred, t, latents, job.rng);
       latents = out.prevSample;
       denoised = out.predOriginal;
-      if (!nineChannel) {
+      if (!nineChannel && !keep) {
         // Latent blending: keep the known region on the noise level of the next step.
         const next = timesteps[i + 1];
         const known = next !== undefined ? scheduler.addNoise(initLatents!, job.noise, next) : initLatents!;
@@ -109,6 +117,6 @@ export async function inpaint(job: Job): Promise<RgbImage> {
   // 5. Decode and paste back.
   const final = isLcm && denoised ? denoised : latents;
   const generated = await timed(job, 'vaeDecodeMs', () => decodeLatents(model, final, shape));
-  const alpha = await featherMask(binary, width, height, params.maskBlur);
+  const alpha = change ?? (await featherMask(binary, width, height, params.maskBlur));
   return pasteBack(image, generated, alpha);
 }

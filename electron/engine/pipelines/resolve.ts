@@ -143,6 +143,8 @@ export function resolveParams(model: LoadedModel, req: GenerateRequest): Generat
     throw new InvalidRequestError('embeddingDirs must be a list of folder paths');
   }
   const hires = req.hires !== undefined ? checkHires(model, req, { sampler, steps, width, height }) : undefined;
+  if (req.softInpaint !== undefined && typeof req.softInpaint !== 'boolean') throw new InvalidRequestError('softInpaint must be true or false');
+  if (req.softInpaint === true && req.mode !== 'inpaint') throw new InvalidRequestError(`soft inpainting is an inpaint setting, not for ${req.mode}`);
   return {
     mode: req.mode,
     prompt: req.prompt,
@@ -159,6 +161,7 @@ export function resolveParams(model: LoadedModel, req: GenerateRequest): Generat
     ...(controlScale !== undefined ? { controlScale } : {}),
     ...(clipSkip > 1 ? { clipSkip } : {}),
     ...(hires ? { hires } : {}),
+    ...(req.softInpaint === true ? { softInpaint: true } : {}),
   };
 }
 
@@ -197,7 +200,6 @@ function checkHires(
   if (typeof h !== 'object' || h === null) throw new InvalidRequestError('hires must be an object { upscaler, scale, resizeWidth, resizeHeight, steps, strength }');
   if (req.mode !== 'txt2img') throw new InvalidRequestError(`hires fix is a txt2img setting (a second img2img pass), not for ${req.mode}`);
   if (req.control !== undefined) throw new InvalidRequestError('hires fix with a ControlNet is not supported yet: the control image would have to follow the upscale');
-  if (req.regions !== undefined && req.regions.length > 0) throw new InvalidRequestError('hires fix with regional prompts is not supported yet: the region masks would have to follow the upscale');
   const upscaler = h.upscaler ?? DEFAULT_HIRES_UPSCALER;
   if (typeof upscaler !== 'string' || upscaler.trim() === '') throw new InvalidRequestError('hires upscaler must be a name');
   const scale = h.scale ?? DEFAULT_HIRES_SCALE;

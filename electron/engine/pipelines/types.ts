@@ -18,8 +18,10 @@ export interface GenerateRequest {
   height?: number;
   /** img2img / inpaint: 0 < strength ≤ 1 (default 0.75 for img2img, 1 for inpaint). */
   strength?: number;
-  /** inpaint: inward feather of the mask edge in pixels (default 4). */
+  /** inpaint: inward feather of the mask edge in pixels (default 4); with softInpaint, the change map's blur. */
   maskBlur?: number;
+  /** inpaint: soft inpainting by differential diffusion on the mask's grey levels (pipelines/soft-inpaint.ts). */
+  softInpaint?: boolean;
   /** inpaint: 'whole' (default) or 'masked' — repaint only a crop around the mask (see only-masked.ts). */
   inpaintArea?: InpaintArea;
   /** inpaint, 'masked' area: context pixels around the mask (default 32). */

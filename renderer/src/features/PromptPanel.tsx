@@ -295,6 +295,9 @@ export function PromptPanel() {
           <NumberField label="Padding" value={s.maskPadding} min={0} max={MAX_MASK_PADDING} disabled={mode !== 'inpaint'} onChange={(v) => settingsStore.update({ maskPadding: v })} hint="Pixels of context kept around the mask" />
         )}
       </div>
+      <label className="check" title="Soft inpainting: the mask's grey levels (brush hardness, mask blur) say how much each pixel may change, so the repaint blends in without a seam (differential diffusion)">
+        <input type="checkbox" aria-label="Soft inpainting" checked={s.softInpaint} disabled={mode !== 'inpaint'} onChange={(e) => settingsStore.update({ softInpaint: e.target.checked })} /> Soft inpainting
+      </label>
       <HiresSection disabled={mode !== 'txt2img'} />
 
       <div className="seed-row">

@@ -307,6 +307,7 @@ export function createSession(client: StudioClient, doc: EditorDocument) {
       if (mode === 'inpaint') {
         base.mask = toBase64(await exportMaskPng(doc, browserDeflate));
         base.maskBlur = s.maskBlur;
+        if (s.softInpaint) base.softInpaint = true;
         if (s.inpaintArea === 'masked') {
           base.inpaintArea = 'masked';
           base.maskPadding = s.maskPadding;
@@ -526,6 +527,7 @@ export function createSession(client: StudioClient, doc: EditorDocument) {
       // A1111's Clip skip: an item without one ran (or was made in A1111) with 1.
       clipSkip: p.clipSkip ?? 1,
       // Hires fix: a txt2img item turns it on with its settings, or off (keeping the panel's last settings).
+      ...(item.mode === 'inpaint' ? { softInpaint: p.softInpaint === true } : {}),
       ...(item.mode === 'txt2img' ? { hires: p.hires ? { enabled: true, ...p.hires } : { ...settingsStore.get().hires, enabled: false } } : {}),
       width: p.width,
       height: p.height,

@@ -68,6 +68,8 @@ export interface GenerationSettings {
   batchCount: number;
   /** txt2img: A1111's hires fix (kept while off, so turning it back on restores the last settings). */
   hires: HiresSettings;
+  /** inpaint: soft inpainting (differential diffusion on the mask's grey levels: brush hardness, mask blur). */
+  softInpaint: boolean;
 }
 
 /** The Hires fix section: A1111's fields (resize 0 × 0 = upscale by `scale`; steps 0 = the first pass's). */
@@ -110,6 +112,7 @@ export const DEFAULT_SETTINGS: GenerationSettings = {
   clipSkip: 1,
   batchCount: 1,
   hires: DEFAULT_HIRES,
+  softInpaint: false,
 };
 
 /** Most images one Generate press queues (the panel's own bound: each image is its own request). */

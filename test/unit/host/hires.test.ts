@@ -1,5 +1,5 @@
 /**
- * Hires fix through the host: the size limits apply to the upscaled size (refused before queueing),
+ * Hires fix (and soft inpainting) through the host: the size limits apply to the upscaled size (refused before queueing),
  * a job stores its hires settings in history and the PNG's A1111 text, and an A1111 PNG with hires
  * keys imports with them. Real host, real engine process, tiny-sd1 (native 512 px, runs at 64 px here).
  */
@@ -66,4 +66,23 @@ test("an A1111 PNG's hires keys come back on import", async () => {
   const item = host.history.get(imported.id);
   assert.equal(item.mode, 'txt2img');
   assert.deepEqual(item.params.hires, { upscaler: 'Lanczos', scale: 2, resizeWidth: 1024, resizeHeight: 1536, steps: 12, strength: 0.45 });
+});
+
+test('a soft inpaint job stores soft inpainting and writes "Soft inpainting enabled: True"', async () => {
+  const picture = await sharp({ create: { width: 64, height: 64, channels: 3, background: '#806040' } }).png().toBuffer();
+  const ramp = Buffer.alloc(64 * 64);
+  for (let y = 0; y < 64; y++) for (let x = 0; x < 64; x++) ramp[y * 64 + x] = Math.round((x / 63) * 255);
+  const mask = await sharp(ramp, { raw: { width: 64, height: 64, channels: 1 } }).png().toBuffer();
+  const { jobId } = ok('generate', await host.invoke('generate', {
+    mode: 'inpaint', prompt: 'a soft door', seed: 2, steps: 3, width: 64, height: 64, maskBlur: 4, softInpaint: true,
+    initImage: picture.toString('base64'), mask: mask.toString('base64'),
+  }));
+  const job = await jobFinished(host, jobId);
+  assert.equal(job.status, 'succeeded', JSON.stringify(job.error));
+  const item = host.history.get(job.historyId!);
+  assert.equal(item.params.softInpaint, true);
+  const png = ok('history.image', await host.invoke('history.image', { hash: item.output!.hash }));
+  assert.match(readPngMetadata(Buffer.from(png.data, 'base64')).parameters ?? '', /Mask blur: 4, Soft inpainting enabled: True/);
+  const txt = await host.invoke('generate', { mode: 'txt2img', prompt: 'x', softInpaint: true });
+  assert.equal(txt.ok, false);
 });

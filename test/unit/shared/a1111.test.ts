@@ -129,3 +129,16 @@ test("hires fix from A1111's own text: missing keys take its defaults", () => {
   const p = parseA1111Parameters('x\nSteps: 28, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7, Seed: 1, Size: 512x768, Denoising strength: 0.45, Hires upscale: 1.5, Hires upscaler: R-ESRGAN 4x+ Anime6B, Version: v1.10.1');
   assert.deepEqual(p.params.hires, { upscaler: 'R-ESRGAN 4x+ Anime6B', scale: 1.5, resizeWidth: 0, resizeHeight: 0, steps: 0, strength: 0.45 });
 });
+
+test('soft inpainting: "Soft inpainting enabled: True" written for a soft inpaint and read back (A1111 knobs kept as settings)', () => {
+  const params = { mode: 'inpaint', prompt: 'a door', negativePrompt: '', seed: 5, steps: 20, cfg: 7, sampler: 'euler', width: 512, height: 512, strength: 0.8, maskBlur: 8, softInpaint: true } as const;
+  const text = formatA1111Parameters(params);
+  assert.match(text, /Denoising strength: 0\.8, Mask blur: 8, Soft inpainting enabled: True$/);
+  assert.equal(parseA1111Parameters(text).params.softInpaint, true);
+  assert.doesNotMatch(formatA1111Parameters({ ...params, softInpaint: undefined }), /Soft inpainting/);
+  const a1111 = parseA1111Parameters('x\nSteps: 20, Sampler: Euler, CFG scale: 7, Seed: 1, Size: 512x512, Denoising strength: 0.75, Mask blur: 4, Soft inpainting enabled: True, Soft inpainting schedule bias: 1, Soft inpainting preservation strength: 0.5, Soft inpainting transition contrast boost: 4');
+  assert.equal(a1111.mode, 'inpaint');
+  assert.equal(a1111.params.softInpaint, true);
+  assert.equal(a1111.settings['Soft inpainting schedule bias'], '1');
+  assert.equal(parseA1111Parameters('x\nSteps: 20, Sampler: Euler, CFG scale: 7, Seed: 1, Size: 64x64, Denoising strength: 0.75, Mask blur: 4').params.softInpaint, undefined);
+});

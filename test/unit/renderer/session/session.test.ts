@@ -301,4 +301,21 @@ describe('renderer session', () => {
       await stop();
     }
   });
+  it('Soft inpainting: restored by Reuse from an inpaint item, left alone by others', async () => {
+    start();
+    try {
+      await until(() => session.modelsStore.get().info[MODEL_ID] !== undefined);
+      const item = (mode: string, params: Record<string, unknown>) =>
+        ({ id: 8, mode, model: { id: MODEL_ID, hash: null }, labelMap: null,
+           params: { mode, prompt: 'p', negativePrompt: '', seed: 1, steps: 20, cfg: 7, sampler: 'euler', width: 64, height: 64, strength: 0.8, maskBlur: 8, ...params } }) as unknown as HistoryItem;
+      session.reuseParameters(item('inpaint', { softInpaint: true }));
+      assert.equal(session.settingsStore.get().softInpaint, true);
+      session.reuseParameters(item('txt2img', {}));
+      assert.equal(session.settingsStore.get().softInpaint, true, 'a txt2img item says nothing about it');
+      session.reuseParameters(item('inpaint', {}));
+      assert.equal(session.settingsStore.get().softInpaint, false);
+    } finally {
+      await stop();
+    }
+  });
 });
