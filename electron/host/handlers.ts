@@ -258,6 +258,7 @@ export function createHandlers(host: Host) {
         ...(patch.maxInputPixels !== undefined ? { maxInputPixels: patch.maxInputPixels } : {}),
         ...(patch.maxSizeFactor !== undefined ? { maxSizeFactor: patch.maxSizeFactor } : {}),
         ...(patch.maxJobMemoryMb !== undefined ? { maxJobMemoryMb: patch.maxJobMemoryMb } : {}),
+        ...(patch.undoMemoryMb !== undefined ? { undoMemoryMb: patch.undoMemoryMb } : {}),
       });
       if (patch.providers !== undefined || patch.threads !== undefined) {
         await engine.configure({

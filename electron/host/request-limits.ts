@@ -11,6 +11,7 @@ import type { LibraryModel } from '../shared/model-library.js';
 import {
   DEFAULT_MAX_INPUT_PIXELS,
   DEFAULT_MAX_SIZE_FACTOR,
+  DEFAULT_UNDO_MEMORY_MB,
   estimateJobBytes,
   formatBytes,
   formatMegapixels,
@@ -18,7 +19,7 @@ import {
 import { DEFAULT_HIRES_SCALE, hiresSize } from '../shared/generation-limits.js';
 import type { StoredSettings } from './settings-store.js';
 
-export type GenerationLimits = Pick<StudioSettings, 'maxInputPixels' | 'maxSizeFactor' | 'maxJobMemoryMb'>;
+export type GenerationLimits = Pick<StudioSettings, 'maxInputPixels' | 'maxSizeFactor' | 'maxJobMemoryMb' | 'undoMemoryMb'>;
 
 /** Three quarters of the machine's memory: the engine is its main user, but shares it with the app and the OS. */
 export function defaultMaxJobMemoryMb(): number {
@@ -31,6 +32,7 @@ export function generationLimits(stored: StoredSettings): GenerationLimits {
     maxInputPixels: stored.maxInputPixels ?? DEFAULT_MAX_INPUT_PIXELS,
     maxSizeFactor: stored.maxSizeFactor ?? DEFAULT_MAX_SIZE_FACTOR,
     maxJobMemoryMb: stored.maxJobMemoryMb ?? defaultMaxJobMemoryMb(),
+    undoMemoryMb: stored.undoMemoryMb ?? DEFAULT_UNDO_MEMORY_MB,
   };
 }
 

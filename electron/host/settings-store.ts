@@ -15,9 +15,10 @@ export interface StoredSettings {
   maxInputPixels: number | null;
   maxSizeFactor: number | null;
   maxJobMemoryMb: number | null;
+  undoMemoryMb: number | null;
 }
 
-const KEYS = ['providers', 'threads', 'outputFolder', 'maxInputPixels', 'maxSizeFactor', 'maxJobMemoryMb'] as const satisfies ReadonlyArray<keyof StudioSettings>;
+const KEYS = ['providers', 'threads', 'outputFolder', 'maxInputPixels', 'maxSizeFactor', 'maxJobMemoryMb', 'undoMemoryMb'] as const satisfies ReadonlyArray<keyof StudioSettings>;
 /** Where the pre-library host kept the selected model; moved to the library's default once (host.ts). */
 const LEGACY_SELECTED_MODEL_KEY = 'selectedModelId';
 
@@ -43,7 +44,7 @@ export class SettingsStore {
   }
 
   read(): StoredSettings {
-    const stored: StoredSettings = { providers: null, threads: null, outputFolder: null, maxInputPixels: null, maxSizeFactor: null, maxJobMemoryMb: null };
+    const stored: StoredSettings = { providers: null, threads: null, outputFolder: null, maxInputPixels: null, maxSizeFactor: null, maxJobMemoryMb: null, undoMemoryMb: null };
     for (const row of this.stmt.all.all() as Array<{ key: string; value: string }>) {
       if ((KEYS as readonly string[]).includes(row.key)) {
         (stored as unknown as Record<string, unknown>)[row.key] = JSON.parse(row.value) as unknown;

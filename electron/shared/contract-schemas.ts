@@ -35,7 +35,7 @@ import {
   SIDE_MULTIPLE,
 } from './generation-limits.js';
 import { HISTORY_PAGE_MAX } from './history.js';
-import { MAX_MAX_INPUT_PIXELS, MAX_SIZE_FACTOR_LIMIT, MIN_MAX_INPUT_PIXELS } from './resource-limits.js';
+import { MAX_MAX_INPUT_PIXELS, MAX_SIZE_FACTOR_LIMIT, MAX_UNDO_MEMORY_MB, MIN_MAX_INPUT_PIXELS, MIN_UNDO_MEMORY_MB } from './resource-limits.js';
 
 // A generation request's limits live in generation-limits.ts (the engine and the renderer read them too);
 // they are re-exported here beside the contract's other limits.
@@ -462,6 +462,8 @@ export const requestSchemas = {
     maxInputPixels: z.number().int().min(MIN_MAX_INPUT_PIXELS).max(MAX_MAX_INPUT_PIXELS).nullable().optional(),
     maxSizeFactor: z.number().min(1).max(MAX_SIZE_FACTOR_LIMIT).nullable().optional(),
     maxJobMemoryMb: z.number().int().min(64).max(16 * 1024 * 1024).nullable().optional(),
+    /** The canvas's undo budget in MiB; null: the default. */
+    undoMemoryMb: z.number().int().min(MIN_UNDO_MEMORY_MB).max(MAX_UNDO_MEMORY_MB).nullable().optional(),
   }),
 
   'loras.list': emptySchema,

@@ -193,6 +193,8 @@ export interface StudioSettings {
   maxSizeFactor: number;
   /** Most memory the engine may need for one job (its estimate, checked before running), in MiB. */
   maxJobMemoryMb: number;
+  /** The canvas's undo history budget in MiB: past it the oldest steps are dropped. */
+  undoMemoryMb: number;
 }
 
 export interface AppInfo {

@@ -31,6 +31,11 @@ export function estimateJobBytes(width: number, height: number): number {
   return width * height * ENGINE_BYTES_PER_OUTPUT_PIXEL;
 }
 
+/** The canvas's undo history budget (the undoMemoryMb setting), in MiB: default, least and most. */
+export const DEFAULT_UNDO_MEMORY_MB = 256;
+export const MIN_UNDO_MEMORY_MB = 16;
+export const MAX_UNDO_MEMORY_MB = 64 * 1024;
+
 /** A job whose output has more than this many times the model's native pixels gets its sessions released after it. */
 export const OUTSIZED_JOB_PIXEL_RATIO = 2;
 

@@ -2,14 +2,18 @@
  * The editor document: a base image (or a blank canvas of a chosen size), the mask and the layout
  * (a label id per pixel, for layout models) at image resolution, and the undo history. No React, no Konva, no DOM: the view subscribes to changes and redraws.
  *
- * Undo records inverse deltas (excalidraw's habit): a mask edit keeps the bytes of the rectangle it
- * changed, before and after, so a stroke on a 2048² mask costs only the area it touched. One stroke is
- * one undo step; Esc while painting puts the stroke's pixels back and leaves no undo entry.
+ * Undo records deltas (excalidraw's habit), bounded by bytes, not steps: a mask or layout edit keeps
+ * the XOR of the rectangle it changed, run-length packed (packed.ts), so a stroke costs about the pixels
+ * it touched and a whole-layer edit of a 2048² mask kilobytes; a new picture (open, accept, extend) keeps
+ * both versions of the mask and layout packed, one copy when they are equal. When the history passes its
+ * byte budget (default 256 MiB, a setting) the oldest steps are dropped; the newest always stays. One
+ * stroke is one undo step; Esc while painting puts the stroke's pixels back and leaves no undo entry.
  */
 import { stampSegment, walkSegment, type BrushSettings, type BrushTool, type StrokePoint } from './brush.js';
 import { BACKGROUND_LABEL, floodFillLabel, LayoutLayer, layoutToRgb, resampleLabels, stampLabelDab, type LayoutPalette } from './layout.js';
 import { MaskLayer, unionRect, type PixelRect } from './mask.js';
 import { colourRangeMask, featherMask, growMask, maskUnion, shrinkMask, type ColourRangeOptions } from './mask-ops.js';
+import { applyDelta, isEmptyDelta, packDelta, packPlane, unpackPlane, type PackedPlane } from './packed.js';
 import { encodeGreyPng, encodeRgbPng, type ZlibCompress } from './png.js';
 
 /** Where the base image came from; it decides how a generation sends it (hash or bytes). */
@@ -24,12 +28,29 @@ export interface ImageLayer {
   source: ImageSource;
 }
 
-/** How much undo history to keep, in steps; old steps are dropped first. */
-export const MAX_UNDO_STEPS = 200;
+/** How many bytes of undo history to keep by default (the `undoMemoryMb` setting); the oldest steps go first. */
+export const DEFAULT_UNDO_BUDGET_BYTES = 256 * 2 ** 20;
+
+/** Bookkeeping per undo step (the entry object, its label, rectangles), counted into the budget. */
+const ENTRY_OVERHEAD_BYTES = 160;
 
 type UndoEntry =
-  | { kind: 'mask' | 'layout'; label: string; rect: PixelRect; before: Uint8Array; after: Uint8Array }
-  | { kind: 'image'; label: string; before: DocumentState; after: DocumentState };
+  | { kind: 'mask' | 'layout'; label: string; rect: PixelRect; delta: PackedPlane; bytes: number }
+  | { kind: 'image'; label: string; before: PackedState; after: PackedState; bytes: number };
+
+/** A whole document state as the undo history keeps it. */
+interface PackedState {
+  image: ImageLayer | null;
+  width: number;
+  height: number;
+  mask: PackedPlane;
+  layout: PackedPlane;
+}
+
+export interface EditorDocumentOptions {
+  /** The undo history's byte budget (default DEFAULT_UNDO_BUDGET_BYTES). */
+  undoBudgetBytes?: number;
+}
 
 interface DocumentState {
   image: ImageLayer | null;
@@ -69,12 +90,21 @@ export class EditorDocument {
   private layoutLayer: LayoutLayer;
   private readonly undoStack: UndoEntry[] = [];
   private readonly redoStack: UndoEntry[] = [];
+  private undoBudget: number;
+  /** Bytes held by the undo and redo stacks together. */
+  private historyBytes = 0;
+  /**
+   * The packed copies of the current mask and layout, while they haven't changed since: a picture
+   * accepted after another shares its planes with the step before instead of packing them again.
+   */
+  private packedNow: { mask: PackedPlane | null; layout: PackedPlane | null } = { mask: null, layout: null };
   private stroke: ActiveStroke | null = null;
   private readonly listeners = new Set<(change: DocumentChange) => void>();
   /** Bumped on every change, so React can tell that something changed. */
   revision = 0;
 
-  constructor(width = 512, height = 512) {
+  constructor(width = 512, height = 512, options: EditorDocumentOptions = {}) {
+    this.undoBudget = checkBudget(options.undoBudgetBytes ?? DEFAULT_UNDO_BUDGET_BYTES);
     this.maskLayer = new MaskLayer(width, height);
     this.layoutLayer = new LayoutLayer(width, height);
   }
@@ -106,6 +136,18 @@ export class EditorDocument {
   get undoDepth(): number {
     return this.undoStack.length;
   }
+  /** Bytes the undo and redo history hold now (packed planes and bookkeeping). */
+  get undoMemoryBytes(): number {
+    return this.historyBytes;
+  }
+  get undoBudgetBytes(): number {
+    return this.undoBudget;
+  }
+  /** Changes the undo byte budget; the oldest steps past it are dropped at once. */
+  setUndoBudget(bytes: number): void {
+    this.undoBudget = checkBudget(bytes);
+    this.enforceBudget();
+  }
 
   subscribe(listener: (change: DocumentChange) => void): () => void {
     this.listeners.add(listener);
@@ -117,6 +159,8 @@ export class EditorDocument {
     if (change.kind !== 'history') {
       this.maskLayer.changed();
       this.layoutLayer.changed();
+      if (change.kind !== 'layout') this.packedNow.mask = null;
+      if (change.kind !== 'mask') this.packedNow.layout = null;
     }
     this.revision++;
     for (const l of [...this.listeners]) l(change);
@@ -144,12 +188,31 @@ export class EditorDocument {
     this.layoutLayer = new LayoutLayer(state.width, state.height, state.layout.slice());
   }
 
+  private restorePacked(state: PackedState): void {
+    this.imageLayer = state.image;
+    this.maskLayer = new MaskLayer(state.width, state.height, unpackPlane(state.mask));
+    this.layoutLayer = new LayoutLayer(state.width, state.height, unpackPlane(state.layout));
+  }
+
   private replaceDocument(label: string, next: DocumentState): void {
     this.cancelStroke();
     const before = this.snapshot();
     this.restore(next);
-    this.pushUndo({ kind: 'image', label, before, after: this.snapshot() });
+    const packedBefore: PackedState = {
+      ...before,
+      mask: this.packedNow.mask ?? packPlane(before.mask),
+      layout: this.packedNow.layout ?? packPlane(before.layout),
+    };
+    const packedAfter = packState(next, packedBefore, before);
+    // Planes shared with the step before (the same packed object) are counted there.
+    const previous = this.undoStack.at(-1);
+    const held = new Set(previous?.kind === 'image' ? [previous.after.mask, previous.after.layout] : []);
+    const planes = new Set([packedBefore.mask, packedBefore.layout, packedAfter.mask, packedAfter.layout]);
+    let bytes = ENTRY_OVERHEAD_BYTES;
+    for (const p of planes) if (!held.has(p)) bytes += p.bytes;
+    this.pushUndo({ kind: 'image', label, before: packedBefore, after: packedAfter, bytes });
     this.emit({ kind: 'document' });
+    this.packedNow = { mask: packedAfter.mask, layout: packedAfter.layout };
   }
 
   /** Starts over on a blank canvas (txt2img at this size); undoable. */
@@ -268,7 +331,7 @@ export class EditorDocument {
       const after = this.strokeLayer(s).read(rect);
       if (!bytesEqual(before, after)) {
         const label = `${s.target.layer === 'layout' ? 'Layout ' : ''}${s.tool === 'brush' ? 'brush' : 'eraser'} stroke`;
-        this.pushUndo({ kind: s.target.layer, label: label[0]!.toUpperCase() + label.slice(1), rect, before, after });
+        this.pushLayerUndo(s.target.layer, label[0]!.toUpperCase() + label.slice(1), rect, before, after);
       }
     }
     this.emit({ kind: 'history' });
@@ -296,7 +359,7 @@ export class EditorDocument {
     edit(this.maskLayer.data);
     const after = this.maskLayer.data.slice();
     if (bytesEqual(before, after)) return false;
-    this.pushUndo({ kind: 'mask', label, rect, before, after });
+    this.pushLayerUndo('mask', label, rect, before, after);
     this.emit({ kind: 'mask', rect });
     this.emit({ kind: 'history' });
     return true;
@@ -353,7 +416,7 @@ export class EditorDocument {
     const rect = floodFillLabel(this.layoutLayer, x, y, label);
     if (!rect) return false;
     const old = new MaskLayer(this.width, this.height, before).read(rect);
-    this.pushUndo({ kind: 'layout', label: 'Layout fill', rect, before: old, after: this.layoutLayer.read(rect) });
+    this.pushLayerUndo('layout', 'Layout fill', rect, old, this.layoutLayer.read(rect));
     this.emit({ kind: 'layout', rect });
     this.emit({ kind: 'history' });
     return true;
@@ -366,7 +429,7 @@ export class EditorDocument {
     const rect = this.layoutLayer.fullRect;
     const before = this.layoutLayer.data.slice();
     this.layoutLayer.data.fill(BACKGROUND_LABEL);
-    this.pushUndo({ kind: 'layout', label: 'Clear layout', rect, before, after: this.layoutLayer.data.slice() });
+    this.pushLayerUndo('layout', 'Clear layout', rect, before, this.layoutLayer.data);
     this.emit({ kind: 'layout', rect });
     this.emit({ kind: 'history' });
   }
@@ -386,17 +449,47 @@ export class EditorDocument {
     const before = this.layoutLayer.data.slice();
     if (bytesEqual(before, ids)) return;
     this.layoutLayer.data.set(ids);
-    this.pushUndo({ kind: 'layout', label, rect, before, after: ids.slice() });
+    this.pushLayerUndo('layout', label, rect, before, ids);
     this.emit({ kind: 'layout', rect });
     this.emit({ kind: 'history' });
   }
 
   // ── undo ─────────────────────────────────────────────────────────────────────────────────────
 
+  /** One undo step for a change of `rect` on a layer: the XOR of its bytes before and after, packed. */
+  private pushLayerUndo(kind: 'mask' | 'layout', label: string, rect: PixelRect, before: Uint8Array, after: Uint8Array): void {
+    const delta = packDelta(before, after);
+    if (isEmptyDelta(delta)) return;
+    this.pushUndo({ kind, label, rect, delta, bytes: delta.bytes + ENTRY_OVERHEAD_BYTES });
+  }
+
   private pushUndo(entry: UndoEntry): void {
-    this.undoStack.push(entry);
-    if (this.undoStack.length > MAX_UNDO_STEPS) this.undoStack.shift();
+    for (const e of this.redoStack) this.historyBytes -= e.bytes;
     this.redoStack.length = 0;
+    this.undoStack.push(entry);
+    this.historyBytes += entry.bytes;
+    this.enforceBudget();
+  }
+
+  /** Drops the oldest undo steps (then the farthest redo steps) past the budget; the newest step stays. */
+  private enforceBudget(): void {
+    while (this.historyBytes > this.undoBudget && this.undoStack.length + this.redoStack.length > 1) {
+      const fromUndo = this.undoStack.length > 1 || this.redoStack.length === 0;
+      const dropped = fromUndo ? this.undoStack.shift() : this.redoStack.shift();
+      if (!dropped) break;
+      this.historyBytes -= dropped.bytes;
+      // Planes the dropped step shared with the next one (its picture's mask and layout) now count there.
+      const next = this.undoStack[0] ?? this.redoStack.at(-1);
+      if (fromUndo && dropped.kind === 'image' && next?.kind === 'image') {
+        const kept = new Set([next.before.mask, next.before.layout]);
+        for (const p of new Set([dropped.after.mask, dropped.after.layout])) {
+          if (kept.has(p)) {
+            next.bytes += p.bytes;
+            this.historyBytes += p.bytes;
+          }
+        }
+      }
+    }
   }
 
   /** Label of the step Undo would take back, for tooltips. */
@@ -429,13 +522,39 @@ export class EditorDocument {
 
   private apply(entry: UndoEntry, side: 'before' | 'after'): void {
     if (entry.kind === 'image') {
-      this.restore(entry[side]);
+      this.restorePacked(entry[side]);
       this.emit({ kind: 'document' });
+      this.packedNow = { mask: entry[side].mask, layout: entry[side].layout };
     } else {
-      (entry.kind === 'mask' ? this.maskLayer : this.layoutLayer).write(entry.rect, entry[side]);
+      // The delta is before XOR after: applied to either side it gives the other.
+      const layer = entry.kind === 'mask' ? this.maskLayer : this.layoutLayer;
+      const pixels = layer.read(entry.rect);
+      applyDelta(pixels, entry.delta);
+      layer.write(entry.rect, pixels);
       this.emit({ kind: entry.kind, rect: entry.rect });
     }
   }
+}
+
+function checkBudget(bytes: number): number {
+  if (!Number.isFinite(bytes) || bytes < 0) throw new RangeError(`the undo budget is a number of bytes ≥ 0, got ${bytes}`);
+  return bytes;
+}
+
+/**
+ * Packs a document state. With `previous` (the packed state before) and `previousRaw` (its bytes), a
+ * plane equal to the previous one shares its packed copy, so an accepted result that keeps its mask and
+ * layout costs nothing for them.
+ */
+function packState(state: DocumentState, previous?: PackedState, previousRaw?: DocumentState): PackedState {
+  const same = (a: Uint8Array, b: Uint8Array | undefined): boolean => b !== undefined && bytesEqual(a, b);
+  return {
+    image: state.image,
+    width: state.width,
+    height: state.height,
+    mask: previous && same(state.mask, previousRaw?.mask) ? previous.mask : packPlane(state.mask),
+    layout: previous && same(state.layout, previousRaw?.layout) ? previous.layout : packPlane(state.layout),
+  };
 }
 
 function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {

@@ -1,4 +1,4 @@
-/** The Settings dialog: execution provider order, CPU threads and the output folder (settings.get / settings.set). */
+/** The Settings dialog: execution provider order, CPU threads, the output folder and the undo memory (settings.get / settings.set). */
 import { useEffect, useState } from 'react';
 import type { StudioSettings } from '../../../electron/shared/contract.js';
 import type { ExecutionProviderName } from '../../../electron/shared/generation.js';
@@ -8,6 +8,9 @@ import { useSession } from '../session/hooks.js';
 /** Mirrors EXECUTION_PROVIDERS and MAX_THREADS in electron/shared/contract-schemas.ts (the renderer imports only types from there). */
 const ALL_PROVIDERS: ExecutionProviderName[] = ['webgpu', 'cuda', 'dml', 'coreml', 'cpu'];
 const MAX_THREADS = 256;
+/** Mirrors MIN_UNDO_MEMORY_MB and MAX_UNDO_MEMORY_MB in electron/shared/resource-limits.ts. */
+const MIN_UNDO_MB = 16;
+const MAX_UNDO_MB = 64 * 1024;
 
 const PROVIDER_LABELS: Record<ExecutionProviderName, string> = {
   webgpu: 'WebGPU',
@@ -28,11 +31,12 @@ function providerRows(saved: ExecutionProviderName[]): ProviderRow[] {
 }
 
 export function SettingsDialog({ onClose }: { onClose: () => void }) {
-  const { client, notify } = useSession();
+  const { client, notify, applyStudioSettings } = useSession();
   const [loaded, setLoaded] = useState<StudioSettings | null>(null);
   const [rows, setRows] = useState<ProviderRow[]>([]);
   const [threads, setThreads] = useState('0');
   const [outputFolder, setOutputFolder] = useState('');
+  const [undoMb, setUndoMb] = useState('256');
   const [error, setError] = useState<string | null>(null);
   const [saving, setSaving] = useState(false);
 
@@ -46,6 +50,7 @@ export function SettingsDialog({ onClose }: { onClose: () => void }) {
         setRows(providerRows(s.providers));
         setThreads(String(s.threads));
         setOutputFolder(s.outputFolder ?? '');
+        setUndoMb(String(s.undoMemoryMb));
       })
       .catch((err: unknown) => live && setError(`Could not read the settings: ${describeError(err)}`));
     return () => {
@@ -73,12 +78,17 @@ export function SettingsDialog({ onClose }: { onClose: () => void }) {
     if (!(Number.isInteger(threadCount) && threadCount >= 0 && threadCount <= MAX_THREADS)) {
       return setError(`CPU threads must be a whole number from 0 (automatic) to ${MAX_THREADS}.`);
     }
+    const undoMemoryMb = Number(undoMb);
+    if (!(Number.isInteger(undoMemoryMb) && undoMemoryMb >= MIN_UNDO_MB && undoMemoryMb <= MAX_UNDO_MB)) {
+      return setError(`Undo memory must be a whole number of MiB from ${MIN_UNDO_MB} to ${MAX_UNDO_MB}.`);
+    }
     setSaving(true);
     setError(null);
     try {
       const folder = outputFolder.trim();
-      const saved = await client.call('settings.set', { providers, threads: threadCount, outputFolder: folder === '' ? null : folder });
+      const saved = await client.call('settings.set', { providers, threads: threadCount, outputFolder: folder === '' ? null : folder, undoMemoryMb });
       setLoaded(saved);
+      applyStudioSettings(saved);
       notify('info', 'Settings saved.');
       onClose();
     } catch (err) {
@@ -118,6 +128,10 @@ export function SettingsDialog({ onClose }: { onClose: () => void }) {
         <label className="field" title="Each result is also written there as a PNG; empty: only the history folder">
           <span>Output folder (empty = history only)</span>
           <input type="text" aria-label="Output folder" placeholder="/path/to/folder" value={outputFolder} onChange={(e) => setOutputFolder(e.target.value)} />
+        </label>
+        <label className="field" title="The canvas keeps undo steps up to this much memory; the oldest go first">
+          <span>Undo memory (MiB)</span>
+          <input type="number" aria-label="Undo memory" min={MIN_UNDO_MB} max={MAX_UNDO_MB} value={undoMb} onChange={(e) => setUndoMb(e.target.value)} />
         </label>
         {error && (
           <p className="error-text" role="alert">

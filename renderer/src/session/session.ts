@@ -8,7 +8,7 @@
  * Imports run one way: app → features / editor → session → document, ipc (the LAYERS table in
  * eslint.config.js fails a session file that imports features/ or editor/).
  */
-import type { JobSummary, ModelEntry, QueueDelta, QueueSnapshot, RequestInputs } from '../../../electron/shared/contract.js';
+import type { JobSummary, ModelEntry, QueueDelta, QueueSnapshot, RequestInputs, StudioSettings } from '../../../electron/shared/contract.js';
 import { applyQueueDelta, EMPTY_QUEUE } from './queue-state.js';
 import type { GenerationMode, GenerationParams } from '../../../electron/shared/generation.js';
 import {
@@ -609,10 +609,15 @@ export function createSession(client: StudioClient, doc: EditorDocument) {
     }
   }
 
-  /** Wires host events to the stores; returns the unsubscribe. */
-  /** Reads what the host has now: the queue, the engine state and the model library. */
+  /** Applies the studio settings the canvas uses (the undo history's byte budget). */
+  function applyStudioSettings(settings: Pick<StudioSettings, 'undoMemoryMb'>): void {
+    if (Number.isFinite(settings.undoMemoryMb) && settings.undoMemoryMb > 0) doc.setUndoBudget(settings.undoMemoryMb * 2 ** 20);
+  }
+
+  /** Reads what the host has now: the queue, the engine state, the settings and the model library. */
   function sync(): void {
     reloadQueue();
+    void client.call('settings.get', {}).then(applyStudioSettings, (err: unknown) => notify('error', `Could not read the settings: ${describeError(err)}`));
     void client.call('app.info', {}).then(
       (info) => connectionStore.update({ connected: true, engine: info.engine.state }),
       (err: unknown) => {
@@ -749,6 +754,7 @@ export function createSession(client: StudioClient, doc: EditorDocument) {
   return {
     client,
     doc,
+    applyStudioSettings,
     settingsStore,
     stagingStore,
     liveJobStore,

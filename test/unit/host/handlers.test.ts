@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { Events } from '../../../electron/shared/contract.js';
 import { Host } from '../../../electron/host/host.js';
 import { defaultMaxJobMemoryMb } from '../../../electron/host/request-limits.js';
-import { DEFAULT_MAX_INPUT_PIXELS, DEFAULT_MAX_SIZE_FACTOR } from '../../../electron/shared/resource-limits.js';
+import { DEFAULT_MAX_INPUT_PIXELS, DEFAULT_MAX_SIZE_FACTOR, DEFAULT_UNDO_MEMORY_MB } from '../../../electron/shared/resource-limits.js';
 import { FIXTURE_MODELS, FIXTURE_SIZE, jobFinished, ok, tempDir, TEST_ENGINE_SETTINGS, TINY_SD1 } from './support/host-fixtures.js';
 
 const data = tempDir('handlers');
@@ -18,7 +18,7 @@ writeFileSync(join(data.dir, 'a-file'), 'not a folder');
 let host: Host;
 const historyEvents: Array<Events['history.changed']> = [];
 /** The resource limits settings.get reports when none is set. */
-const limitDefaults = { maxInputPixels: DEFAULT_MAX_INPUT_PIXELS, maxSizeFactor: DEFAULT_MAX_SIZE_FACTOR, maxJobMemoryMb: defaultMaxJobMemoryMb() };
+const limitDefaults = { maxInputPixels: DEFAULT_MAX_INPUT_PIXELS, maxSizeFactor: DEFAULT_MAX_SIZE_FACTOR, maxJobMemoryMb: defaultMaxJobMemoryMb(), undoMemoryMb: DEFAULT_UNDO_MEMORY_MB };
 
 before(async () => {
   host = await Host.open({ dataDir, engineSettings: TEST_ENGINE_SETTINGS });
@@ -121,6 +121,14 @@ test('settings: providers and threads reach the engine; the output folder gets a
   assert.equal(unwritable.ok, false);
   if (!unwritable.ok) assert.match(unwritable.error.message, /outputFolder: can't write to/);
   assert.equal(ok('settings.get', await host.invoke('settings.get', {})).outputFolder, outputFolder, 'a refused folder is not stored');
+
+  // The canvas's undo budget: stored, bounded, null is the default again.
+  assert.equal(ok('settings.set', await host.invoke('settings.set', { undoMemoryMb: 64 })).undoMemoryMb, 64);
+  assert.equal(ok('settings.get', await host.invoke('settings.get', {})).undoMemoryMb, 64);
+  const tiny = await host.invoke('settings.set', { undoMemoryMb: 1 });
+  assert.equal(tiny.ok, false);
+  if (!tiny.ok) assert.match(tiny.error.message, /undoMemoryMb/);
+  assert.equal(ok('settings.set', await host.invoke('settings.set', { undoMemoryMb: null })).undoMemoryMb, DEFAULT_UNDO_MEMORY_MB);
 
   const { jobId } = ok('generate', await host.invoke('generate', { mode: 'txt2img', prompt: 'a fox', steps: 2, sampler: 'euler', width: FIXTURE_SIZE, height: FIXTURE_SIZE, seed: 11 }));
   const job = await jobFinished(host, jobId);
