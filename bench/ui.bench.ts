@@ -15,8 +15,14 @@
  * - heap: the renderer's JS heap (after a forced GC) after 5 and after 50 generations made through the
  *   UI (Generate, wait for the staged result, Discard); the growth per generation should be small and
  *   explained by what stays visible (history grid rows).
+ * - accepts: a 2048×2048 picture with a painted mask, then 200 "only masked" inpaints through the UI,
+ *   each Accepted (so each is an undo step that replaces the picture and keeps the mask). The renderer's
+ *   real memory after a forced GC, every 50 accepts: the V8 heap, the ArrayBuffer backing stores
+ *   (Runtime.getHeapUsage's backingStorageSize: the mask, layout and undo bytes live there) and the
+ *   renderer process's resident set (/proc), with the undo history's own byte count; then the paint
+ *   measurement above on that document (target: p95 ≤ 8 ms per frame with that history).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -41,6 +47,9 @@ const SCROLL_TIME_LIMIT_MS = 90_000;
 const GENERATIONS = Number(process.env['UI_BENCH_GENERATIONS'] ?? 50);
 const WARMUP_GENERATIONS = 5;
 const FRAME_BUDGET_MS = 16;
+const ACCEPTS = Number(process.env['UI_BENCH_ACCEPTS'] ?? 200);
+const ACCEPT_PAINT_BUDGET_MS = 8;
+const UNDO_BUDGET_MB = 256;
 
 const CHROMIUM_ARGS = [
   '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
@@ -99,19 +108,8 @@ async function stopFrames(page: Page): Promise<Array<{ dt: number; moves: number
   return (await page.evaluate('(() => { window.__recording = false; return window.__frames; })()')) as Array<{ dt: number; moves: number }>;
 }
 
-async function benchPaint(): Promise<unknown> {
-  const server = await startStudioServer();
-  const b = await launch(server.url);
-  try {
-    const { page } = b;
-    const rgb = Buffer.alloc(PAINT_SIDE * PAINT_SIDE * 3);
-    for (let y = 0; y < PAINT_SIDE; y++) for (let x = 0; x < PAINT_SIDE; x++) {
-      const i = (y * PAINT_SIDE + x) * 3;
-      rgb[i] = x >> 3; rgb[i + 1] = y >> 3; rgb[i + 2] = 128;
-    }
-    const png = await sharp(rgb, { raw: { width: PAINT_SIDE, height: PAINT_SIDE, channels: 3 } }).png({ compressionLevel: 1 }).toBuffer();
-    await page.getByLabel('Image file').setInputFiles({ name: 'big.png', mimeType: 'image/png', buffer: png });
-    await page.getByText(`${PAINT_SIDE} × ${PAINT_SIDE} · big.png`).waitFor();
+/** A 200-point spiral brush stroke with real mouse events; the painting frames' times. */
+async function measureStroke(page: Page, targetP95Ms: number): Promise<unknown> {
     await page.getByRole('slider', { name: 'Brush size' }).fill('96');
     await page.waitForTimeout(500);
     if (process.env['UI_BENCH_HIDE_MASK'] === '1') await page.keyboard.press('h');
@@ -147,9 +145,29 @@ async function benchPaint(): Promise<unknown> {
       image: `${PAINT_SIDE}x${PAINT_SIDE}`, points: STROKE_POINTS, brushSize: 96,
       paintingFrameMs: stats([...painting].map((i) => frames[i]!.dt)),
       pointerHandlerMs: stats(handlerMs),
-      targetP95Ms: FRAME_BUDGET_MS,
+      targetP95Ms,
       strokeWallMs: strokeMs,
     };
+}
+
+/** A 2048² picture (a gradient) as PNG. */
+async function bigPicture(): Promise<Buffer> {
+  const rgb = Buffer.alloc(PAINT_SIDE * PAINT_SIDE * 3);
+  for (let y = 0; y < PAINT_SIDE; y++) for (let x = 0; x < PAINT_SIDE; x++) {
+    const i = (y * PAINT_SIDE + x) * 3;
+    rgb[i] = x >> 3; rgb[i + 1] = y >> 3; rgb[i + 2] = 128;
+  }
+  return sharp(rgb, { raw: { width: PAINT_SIDE, height: PAINT_SIDE, channels: 3 } }).png({ compressionLevel: 1 }).toBuffer();
+}
+
+async function benchPaint(): Promise<unknown> {
+  const server = await startStudioServer();
+  const b = await launch(server.url);
+  try {
+    const { page } = b;
+    await page.getByLabel('Image file').setInputFiles({ name: 'big.png', mimeType: 'image/png', buffer: await bigPicture() });
+    await page.getByText(`${PAINT_SIDE} × ${PAINT_SIDE} · big.png`).waitFor();
+    return await measureStroke(page, FRAME_BUDGET_MS);
   } finally {
     await b.close();
     await server.stop();
@@ -302,11 +320,101 @@ async function benchHeap(): Promise<unknown> {
   }
 }
 
+/** The renderer process's resident set in MiB: the largest Chromium renderer process under `browserPid`. */
+function rendererRssMb(): number | null {
+  let best: number | null = null;
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      if (!cmd.includes('--type=renderer') || !cmd.includes('studio-bench-chromium-')) continue;
+      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+      if (m) best = Math.max(best ?? 0, Number(m[1]) / 1024);
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return best === null ? null : Number(best.toFixed(1));
+}
+
+async function benchAccepts(): Promise<unknown> {
+  const server = await startStudioServer();
+  const b = await launch(server.url);
+  try {
+    const { page } = b;
+    page.setDefaultTimeout(60_000);
+    const cdp = await page.context().newCDPSession(page);
+    const mb = (n: number): number => Number((n / 2 ** 20).toFixed(2));
+    const memory = async (accepted: number): Promise<Record<string, number | null>> => {
+      await cdp.send('HeapProfiler.collectGarbage');
+      await page.waitForTimeout(100);
+      await cdp.send('HeapProfiler.collectGarbage');
+      const usage = (await cdp.send('Runtime.getHeapUsage')) as { usedSize: number; totalSize: number; backingStorageSize?: number; embedderHeapUsedSize?: number };
+      const undoBytes = Number(await page.getByTestId('canvas-stage').getAttribute('data-undo-bytes'));
+      return {
+        accepted,
+        v8HeapUsedMB: mb(usage.usedSize),
+        arrayBuffersMB: usage.backingStorageSize === undefined ? null : mb(usage.backingStorageSize),
+        embedderHeapMB: usage.embedderHeapUsedSize === undefined ? null : mb(usage.embedderHeapUsedSize),
+        rendererRssMB: rendererRssMb(),
+        undoHistoryMB: mb(undoBytes),
+      };
+    };
+    await page.getByRole('option', { name: /tiny-sd1-inpaint · inpaint/ }).waitFor({ state: 'attached' });
+    await page.getByLabel('Image file').setInputFiles({ name: 'big.png', mimeType: 'image/png', buffer: await bigPicture() });
+    await page.getByText(`${PAINT_SIDE} × ${PAINT_SIDE} · big.png`).waitFor();
+    // Two steps at strength 1: one U-Net call of the 64² crop each.
+    await page.getByRole('spinbutton', { name: 'Steps' }).fill('2');
+    await page.getByRole('spinbutton', { name: 'Strength' }).fill('1');
+    await page.getByRole('textbox', { name: 'Prompt', exact: true }).fill('a red apple');
+    await page.getByRole('slider', { name: 'Brush size' }).fill('64');
+    // A blob of mask in the middle: the inpaint repaints a crop around it at the model's size.
+    const box = (await page.getByTestId('canvas-stage').boundingBox())!;
+    const cx = box.x + box.width / 2;
+    const cy = box.y + box.height / 2;
+    await page.mouse.move(cx - 20, cy);
+    await page.mouse.down();
+    for (let i = 0; i <= 12; i++) await page.mouse.move(cx - 20 + i * 4, cy + Math.sin(i) * 10);
+    await page.mouse.up();
+    await page.getByRole('combobox', { name: 'Inpaint area' }).selectOption('masked');
+    await page.getByRole('combobox', { name: 'Size' }).selectOption('64x64');
+    const samples = [await memory(0)];
+    const t0 = Date.now();
+    for (let i = 1; i <= ACCEPTS; i++) {
+      await page.getByRole('button', { name: 'Generate' }).click();
+      try {
+        await page.getByRole('button', { name: 'Accept', exact: true }).waitFor();
+      } catch (err) {
+        const alerts = await page.getByRole('alert').allInnerTexts().catch(() => []);
+        await page.screenshot({ path: join(REPO_ROOT, 'test-results', 'renderer', 'bench-accepts-failed.png') });
+        throw new Error(`accept ${i}: no staged result (${alerts.join(' | ') || 'no message'})`, { cause: err });
+      }
+      await page.getByRole('button', { name: 'Accept', exact: true }).click();
+      await page.getByRole('button', { name: 'Accept', exact: true }).waitFor({ state: 'detached' });
+      if (i % 50 === 0 || i === ACCEPTS) {
+        samples.push(await memory(i));
+        log(`accepts: ${JSON.stringify(samples.at(-1))}`);
+      }
+    }
+    const wallMs = Date.now() - t0;
+    const undoDepth = await page.evaluate('document.querySelector("[aria-label=Undo]")?.getAttribute("title") ?? null');
+    const paint = await measureStroke(page, ACCEPT_PAINT_BUDGET_MS);
+    return {
+      image: `${PAINT_SIDE}x${PAINT_SIDE}`, accepts: ACCEPTS, wallMs, undoBudgetMB: UNDO_BUDGET_MB, memory: samples,
+      undoButtonTitle: undoDepth,
+      paintAfterAccepts: paint,
+      note: 'arrayBuffersMB is V8\'s ArrayBuffer backing storage (typed arrays: mask, layout, undo steps); rendererRssMB the renderer process\'s resident set',
+    };
+  } finally {
+    await b.close();
+    await server.stop();
+  }
+}
+
 async function main(): Promise<void> {
   ensureRendererBuilt();
   const only = process.env['UI_BENCH_ONLY'];
   const result: Record<string, unknown> = { machine: { cpus: cpus().length, cpu: cpus()[0]?.model ?? 'unknown' }, chromium: CHROMIUM_PATH };
-  const sections: Array<[string, () => Promise<unknown>]> = [['paint', benchPaint], ['history', benchHistory], ['heap', benchHeap]];
+  const sections: Array<[string, () => Promise<unknown>]> = [['paint', benchPaint], ['history', benchHistory], ['heap', benchHeap], ['accepts', benchAccepts]];
   for (const [name, run] of sections) {
     if (only && only !== name) continue;
     result[name] = await run();

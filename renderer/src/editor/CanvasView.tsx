@@ -337,6 +337,7 @@ export function CanvasView() {
       className={`canvas-stage ${panning ? 'is-panning' : ''}`}
       data-zoom={view.scale.toFixed(4)}
       data-pan={`${Math.round(view.x)},${Math.round(view.y)}`}
+      data-undo-bytes={doc.undoMemoryBytes}
       data-testid="canvas-stage"
       onPointerLeave={() => moveCursor(0, 0, false)}
     >
