@@ -147,6 +147,7 @@ export class EditorDocument {
   setUndoBudget(bytes: number): void {
     this.undoBudget = checkBudget(bytes);
     this.enforceBudget();
+    this.emit({ kind: 'history' });
   }
 
   subscribe(listener: (change: DocumentChange) => void): () => void {

@@ -338,6 +338,7 @@ export function CanvasView() {
       data-zoom={view.scale.toFixed(4)}
       data-pan={`${Math.round(view.x)},${Math.round(view.y)}`}
       data-undo-bytes={doc.undoMemoryBytes}
+      data-undo-budget={doc.undoBudgetBytes}
       data-testid="canvas-stage"
       onPointerLeave={() => moveCursor(0, 0, false)}
     >

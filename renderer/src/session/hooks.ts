@@ -35,7 +35,7 @@ export function useDocumentShape(): number {
 }
 const shapes = new WeakMap<EditorDocument, { key: string; revision: number }>();
 function shapeRevision(doc: EditorDocument): number {
-  const key = `${doc.width}x${doc.height}:${doc.image ? sourceKey(doc.image.source) : ''}:${doc.canUndo}:${doc.canRedo}:${doc.undoDepth}:${doc.isPainting}:${doc.mask.isEmpty()}:${doc.layout.isEmpty()}:${doc.layout.maxLabel()}`;
+  const key = `${doc.width}x${doc.height}:${doc.image ? sourceKey(doc.image.source) : ''}:${doc.canUndo}:${doc.canRedo}:${doc.undoDepth}:${doc.undoBudgetBytes}:${doc.isPainting}:${doc.mask.isEmpty()}:${doc.layout.isEmpty()}:${doc.layout.maxLabel()}`;
   const last = shapes.get(doc) ?? { key: '', revision: 0 };
   if (key !== last.key) shapes.set(doc, { key, revision: last.revision + 1 });
   return shapes.get(doc)!.revision;

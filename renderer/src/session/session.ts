@@ -617,7 +617,8 @@ export function createSession(client: StudioClient, doc: EditorDocument) {
   /** Reads what the host has now: the queue, the engine state, the settings and the model library. */
   function sync(): void {
     reloadQueue();
-    void client.call('settings.get', {}).then(applyStudioSettings, (err: unknown) => notify('error', `Could not read the settings: ${describeError(err)}`));
+    // Without the settings the canvas keeps its default undo budget; app.info below reports a lost host.
+    void client.call('settings.get', {}).then(applyStudioSettings, () => undefined);
     void client.call('app.info', {}).then(
       (info) => connectionStore.update({ connected: true, engine: info.engine.state }),
       (err: unknown) => {
