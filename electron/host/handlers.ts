@@ -10,6 +10,7 @@ import { access, readFile } from 'node:fs/promises';
 import { imageHeaderFromBase64 } from '../shared/image-header.js';
 import type { Handlers, Requests } from '../shared/contract.js';
 import { checkRequestForModel } from '../shared/model-checks.js';
+import { loraFamilyProblem } from '../shared/loras.js';
 import { serializeError, StudioError, type SerializedError } from '../shared/errors.js';
 import { convertCommand } from '../model-library/convert-command.js';
 import { embeddingFolder, embeddingNames } from '../model-library/embeddings.js';
@@ -270,10 +271,11 @@ export function createHandlers(host: Host) {
       return { ...effective, outputFolder: stored.outputFolder, selectedModelId: library.defaultModel()?.id ?? null, ...generationLimits(stored) };
     },
 
-    async 'loras.list'() {
+    async 'loras.list'({ modelId }) {
       const { loras, broken } = await listLoras(loraFolder(host.dataDir));
+      const model = modelId !== undefined ? library.info(modelId).info : null;
       return {
-        loras: loras.map(({ path: _path, ...info }) => info),
+        loras: loras.map(({ path: _path, ...info }) => ({ ...info, problem: model ? loraFamilyProblem(info, model) : null })),
         broken: broken.map(({ path, error }) => ({ name: basename(path, extname(path)), error })),
       };
     },

@@ -466,7 +466,8 @@ export const requestSchemas = {
     undoMemoryMb: z.number().int().min(MIN_UNDO_MEMORY_MB).max(MAX_UNDO_MEMORY_MB).nullable().optional(),
   }),
 
-  'loras.list': emptySchema,
+  /** `modelId`: say for each LoRA whether it fits this model (its family). */
+  'loras.list': z.strictObject({ modelId: modelIdSchema.optional() }),
   /** Reuse: `loras` is the item's recorded `Lora hashes` (name, A1111 short hash). */
   'loras.restore': z.strictObject({
     prompt: z.string().max(MAX_PROMPT_CHARS),

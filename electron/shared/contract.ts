@@ -262,8 +262,11 @@ export interface Responses {
   'models.select': { selectedId: string };
   /** How to turn a single-file `.safetensors` checkpoint into a folder this app imports (it bundles no Python). */
   'models.convertCommand': { command: string; argv: string[]; out: string };
-  /** The LoRAs of the library (`<data>/loras`) with their records; files that can't be read, by name, with the reason. */
-  'loras.list': { loras: LoraInfo[]; broken: { name: string; error: string }[] };
+  /**
+   * The LoRAs of the library (`<data>/loras`) with their records and, when a model is named, why each can't
+   * be applied to it (`problem`, null when it can); files that can't be read, by name, with the reason.
+   */
+  'loras.list': { loras: (LoraInfo & { problem: string | null })[]; broken: { name: string; error: string }[] };
   /**
    * Reuse: the prompt with each `<lora:NAME…>` whose recorded hash is a library LoRA of another name
    * renamed to it (A1111's infotext paste); `missing`: names found neither by name nor by hash.

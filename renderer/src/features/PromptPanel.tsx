@@ -23,6 +23,7 @@ import {
 import { sizePresets } from '../session/session.js';
 import { MAX_BATCH_COUNT, useStore, type ModeChoice } from '../session/store.js';
 import { LiveStatus, LiveSwitch } from './LiveControls.js';
+import { LoraPicker } from './LoraPicker.js';
 import { QueueList } from './QueueList.js';
 import { PromptTextarea } from './PromptTextarea.js';
 
@@ -205,6 +206,7 @@ export function PromptPanel() {
           embeddings={embeddings.names}
           onFocus={embeddings.refresh}
         />
+        <LoraPicker prompt={s.prompt} modelId={models.selectedId} onPrompt={(prompt) => settingsStore.update({ prompt })} />
         <div className="label-row">
           <label htmlFor="negative-prompt">Negative prompt</label>
           <TokenCounter text={s.negativePrompt} modelId={models.selectedId} id="negative-tokens" />

@@ -34,6 +34,10 @@ test('loras.list: the records made at import (family, hash, trigger words), no p
   assert.deepEqual(broken, []);
   assert.deepEqual(loras.map((l) => [l.name, l.family]), [['tiny-kohya', 'sd1'], ['tiny-sdxl-kohya', 'sdxl']]);
   assert.ok(loras.every((l) => /^[0-9a-f]{12}$/.test(l.hash) && l.modules > 0 && !('path' in l)));
+  assert.ok(loras.every((l) => l.problem === null), 'no model named: no problem');
+  const forModel = ok('loras.list', await host.invoke('loras.list', { modelId: 'tiny-sd1-named' })).loras;
+  assert.deepEqual(forModel.map((l) => l.problem === null), [true, false]);
+  assert.match(forModel[1]!.problem!, /<lora:tiny-sdxl-kohya> is a SDXL LoRA .*; tiny-sd1-named is not SDXL/);
   // The record is what list answers: a file changed behind the library's back is read again.
   const records = JSON.parse(readFileSync(join(loraFolder(dataDir), '.loras.json'), 'utf8')) as Record<string, { family: string }>;
   assert.equal(records['tiny-sdxl-kohya']!.family, 'sdxl');

@@ -47,7 +47,7 @@ export const EXAMPLES: { [C in ChannelName]: RequestInputs[C] } = {
   'models.setDefault': { modelId: 'tiny-sd1' },
   'models.select': { modelId: 'tiny-sd1' },
   'models.convertCommand': { path: '/models/checkpoint.safetensors', fp16: true },
-  'loras.list': {},
+  'loras.list': { modelId: 'tiny-sd1' },
   'loras.restore': { prompt: 'a fox <lora:style:0.8>', loras: [{ name: 'style', hash: '0123456789ab' }] },
   'settings.get': {},
   'settings.set': { providers: ['cpu'], threads: 2, outputFolder: '/tmp/out' },
