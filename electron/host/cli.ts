@@ -22,6 +22,7 @@ import { stripLoraTags } from '../engine/lora/prompt-tags.js';
 import { embeddingFolder } from '../model-library/embeddings.js';
 import { encodePng } from '../history/png.js';
 import { importLora, listLoras, loraFolder, removeLora } from '../model-library/loras.js';
+import { upscalerFolder } from '../model-library/upscalers.js';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 /** The model that ships with the app (native-models/), used when no other is chosen. */
@@ -32,7 +33,9 @@ const USAGE = `Usage:
   studio generate [--model DIR] --prompt TEXT [--negative TEXT] [--init IMG --strength S] [--mask PNG]
                   [--mask-blur PX] [--inpaint-area whole|masked] [--mask-padding PX] [--steps N] [--cfg G] [--sampler NAME] [--seed N] [--width W --height H]
                   [--latents FILE.npy] [--control IMG [--control-scale S] [--controlnet DIR]] [--label-map PNG] [--mode MODE]
-                  [--lora-dir DIR]… [--clip-skip N] [--embeddings-dir DIR]… [--data-dir DIR] [--providers cpu,webgpu,…] [--threads N] --out FILE.png
+                  [--lora-dir DIR]… [--clip-skip N] [--embeddings-dir DIR]… [--data-dir DIR] [--providers cpu,webgpu,…] [--threads N]
+                  [--soft-inpaint] [--hires-upscaler NAME] [--hires-scale S] [--hires-steps N] [--hires-strength S] [--hires-resize WxH]
+                  [--upscaler-dir DIR]… --out FILE.png
   studio tokenize [--model DIR] [--embeddings-dir DIR]… [--data-dir DIR] TEXT
   studio info [--model DIR]
   studio loras list|import FILE…|remove NAME… [--data-dir DIR]
@@ -48,6 +51,10 @@ in each --lora-dir, then in the library's LoRA folder (<data dir>/loras, managed
 Prompts follow AUTOMATIC1111: (word:1.2), ((word)), [word], BREAK, long prompts in 75-token chunks; a word equal
 to the file name of a textual-inversion embedding (.pt, .safetensors) in an --embeddings-dir or in
 <data dir>/embeddings uses its vectors. --clip-skip N is A1111's "Clip skip". tokenize prints the chunks.
+--soft-inpaint: the mask's grey levels say how much each pixel may change (differential diffusion).
+Any --hires-* flag turns on A1111's hires fix (txt2img): upscaler Latent, Latent (bicubic), Latent (nearest),
+Latent (nearest-exact), Lanczos, Nearest, or the file stem of an ONNX upscaler in an --upscaler-dir or in
+<data dir>/upscalers; scale 2, steps 0 (= the first pass's), strength 0.7 unless given.
 Modes: ${GENERATION_MODES.join(', ')}. Samplers: ${SAMPLERS.join(', ')}.`;
 
 export function resolveModelDir(dir: string | undefined): string {
@@ -117,6 +124,13 @@ async function generate(argv: string[]): Promise<unknown> {
     threads: { type: 'string' },
     'lora-dir': { type: 'string', multiple: true },
     'clip-skip': { type: 'string' },
+    'soft-inpaint': { type: 'boolean' },
+    'hires-upscaler': { type: 'string' },
+    'hires-scale': { type: 'string' },
+    'hires-steps': { type: 'string' },
+    'hires-strength': { type: 'string' },
+    'hires-resize': { type: 'string' },
+    'upscaler-dir': { type: 'string', multiple: true },
     'embeddings-dir': { type: 'string', multiple: true },
     'data-dir': { type: 'string' },
     out: { type: 'string' },
@@ -169,6 +183,22 @@ async function generate(argv: string[]): Promise<unknown> {
   }
   if (typeof values['sampler'] === 'string') request.sampler = values['sampler'] as SamplerName;
   if (typeof values['inpaint-area'] === 'string') request.inpaintArea = values['inpaint-area'] as InpaintArea;
+  if (values['soft-inpaint'] === true) request.softInpaint = true;
+  // Hires fix: any --hires-* flag turns it on (A1111's defaults for the others).
+  const hiresFlags = ['hires-upscaler', 'hires-scale', 'hires-steps', 'hires-strength', 'hires-resize'];
+  if (hiresFlags.some((f) => values[f] !== undefined)) {
+    const resize = typeof values['hires-resize'] === 'string' ? /^(\d+)x(\d+)$/.exec(values['hires-resize']) : null;
+    if (values['hires-resize'] !== undefined && !resize) throw new InvalidRequestError('--hires-resize takes WIDTHxHEIGHT, e.g. 1024x768');
+    request.hires = {
+      ...(typeof values['hires-upscaler'] === 'string' ? { upscaler: values['hires-upscaler'] } : {}),
+      ...(numberArg(values, 'hires-scale') !== undefined ? { scale: numberArg(values, 'hires-scale')! } : {}),
+      ...(numberArg(values, 'hires-steps') !== undefined ? { steps: numberArg(values, 'hires-steps')! } : {}),
+      ...(numberArg(values, 'hires-strength') !== undefined ? { strength: numberArg(values, 'hires-strength')! } : {}),
+      ...(resize ? { resizeWidth: Number(resize[1]), resizeHeight: Number(resize[2]) } : {}),
+    };
+    const dataDir = await dataDirOf(values);
+    request.upscalerDirs = [...((values['upscaler-dir'] as string[] | undefined) ?? []).map((d) => resolve(d)), upscalerFolder(dataDir)];
+  }
   if (init) request.initImage = readInput(init, 'init image');
   if (mask) request.mask = readInput(mask, 'mask');
   if (labelMap) request.labelMap = readInput(labelMap, 'label map');
