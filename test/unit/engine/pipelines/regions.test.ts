@@ -95,6 +95,17 @@ describe('regional prompts: parity with a torch reference of the same blend', ()
     assert.deepEqual(regional.params.regions, [{ prompt: 'a green leaf', weight: 1, area: 1 }]);
   });
 
+  test('a hires fix carries the regions into its second pass (masks scaled with the picture)', async () => {
+    const dir = join(MODELS, 'tiny-sd1');
+    const base = { mode: 'txt2img' as const, prompt: 'a red apple', seed: 4, steps: 2, width: 64, height: 64, hires: { scale: 2, upscaler: 'Latent', strength: 0.6 } };
+    const region = await grayPng(64, 64, (x) => (x < 32 ? 255 : 0));
+    const regional = await engine.generate(dir, { ...base, regions: [{ prompt: 'a green leaf', mask: region }] });
+    const plain = await engine.generate(dir, base);
+    assert.deepEqual([regional.image.width, regional.image.height], [128, 128]);
+    assert.ok(maxAbsDiff(regional.image, plain.image) > 0);
+    assert.equal(regional.params.regions?.[0]?.area, 0.5);
+  });
+
   test('inpaint "only masked" crops the region masks with the picture, and a region changes the repaint', async () => {
     const dir = join(MODELS, 'tiny-sd1-inpaint');
     const picture = await sharp({ create: { width: 96, height: 96, channels: 3, background: '#808080' } }).png().toBuffer();
