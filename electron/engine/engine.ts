@@ -19,7 +19,7 @@ import { inpaint } from './pipelines/inpaint.js';
 import { LiveSession, type LiveFrame, type LiveFrameOptions } from './pipelines/live.js';
 import { layoutToImage } from './pipelines/layout.js';
 import { resolveParams } from './pipelines/resolve.js';
-import { cropForInpaint, cropRegion, pasteCrop } from './pipelines/only-masked.js';
+import { cropAlpha, cropForInpaint, cropRegion, pasteCrop } from './pipelines/only-masked.js';
 import { cropRegions, decodeRegions, regionParams } from './pipelines/regions.js';
 import { textToImage } from './pipelines/txt2img.js';
 import type { GenerateOptions, GenerateRequest, GenerateResult } from './pipelines/types.js';
@@ -275,7 +275,7 @@ export async function runJob(job: Job): Promise<RgbImage> {
       const repainted = await inpaint(job);
       if (!job.region) return repainted;
       const { picture, pictureMask, crop } = job.region;
-      return pasteCrop(picture, pictureMask, crop, repainted, params.maskBlur);
+      return pasteCrop(picture, crop, repainted, await cropAlpha(pictureMask, crop, params.maskBlur));
     }
     default:
       throw new InvalidRequestError(`unknown mode ${String(params.mode)}`);

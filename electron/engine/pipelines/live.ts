@@ -23,7 +23,8 @@ import { stripLoraTags } from '../lora/prompt-tags.js';
 import { applyPromptLoras, type LoraReport } from '../lora/sessions.js';
 import type { LoadedModel } from '../model/model-folder.js';
 import { createScheduler, type Scheduler } from '../schedulers/index.js';
-import { binarizeMask, decodeImage, decodeMask, featherMask, imageToTensor, maskedImageTensor, maskToLatent, pasteBack, type GrayImage, type RgbImage } from '../tensor/image.js';
+import type { StepBuffers } from '../schedulers/types.js';
+import { binarizeMask, decodeImage, decodeMask, featherMask, imageToTensor, maskedImageTensor, maskToLatent, pasteBack, tensorToImage, type RgbImage } from '../tensor/image.js';
 import { SeededRng, type GaussianSource } from '../tensor/rng.js';
 import {
   decodeLatents,
@@ -39,7 +40,7 @@ import {
 } from './components.js';
 import { emptyTimings, type Job } from './job.js';
 import { encodeSdxlConditioning, type AddedConditioning } from './sdxl-conditioning.js';
-import { cropForInpaint, cropRegion, pasteCrop, type CropRegion } from './only-masked.js';
+import { cropAlpha, cropForInpaint, cropRegion, pasteCrop, type CropRegion } from './only-masked.js';
 import { resolveParams } from './resolve.js';
 import type { GenerateRequest } from './types.js';
 
@@ -114,6 +115,8 @@ export class LiveSession {
   private latents: LatentCache | null = null;
   private schedulers = new Map<string, Scheduler>();
   private unet: PreparedUnet | null = null;
+  private vaeDecoder: PreparedDecoder | null = null;
+  private buffers: StepBuffers | null = null;
 
   constructor(readonly model: LoadedModel) {}
 
@@ -125,7 +128,9 @@ export class LiveSession {
       throw new InvalidRequestError('a live frame is an inpaint: it needs mode "inpaint", an init image and a mask');
     }
     if (request.control || request.labelMap) throw new InvalidRequestError('live frames take no control image or label map');
-    const params = resolveParams(this.model, { ...request, inpaintArea: 'masked' });
+    // Frames run at the model's native size whatever the Size setting: the crop is scaled to it.
+    const native = this.model.info.nativeResolution;
+    const params = resolveParams(this.model, { ...request, width: native.width, height: native.height, inpaintArea: 'masked' });
     const { width, height } = params;
     const base = this.model;
     const f = base.info.vaeScaleFactor;
@@ -173,11 +178,15 @@ export class LiveSession {
     const pictureMask = await decodeMask(request.mask, picture);
     const crop = cropRegion(pictureMask, params.maskPadding ?? 0, width, height);
     const cut = await cropForInpaint(picture, pictureMask, crop, { width, height });
+    const binary = binarizeMask(cut.mask);
+    const latentMask = maskToLatent(binary, width, height, f);
+    // The paste-back weights depend on the mask only: sharp computes them on its own threads while the
+    // VAE and the U-Net run on this one.
+    const alphas = Promise.all([featherMask(binary, width, height, params.maskBlur), cropAlpha(pictureMask, crop, params.maskBlur)]);
+    alphas.catch(() => undefined); // awaited below, unless the frame is cancelled first
     throwIfAborted(signal);
 
     // 3. Latents of the crop: reused while the crop, its pixels and the mask are unchanged.
-    const binary = binarizeMask(cut.mask);
-    const latentMask = maskToLatent(binary, width, height, f);
     const needInitLatents = !nineChannel || params.strength < 1;
     const latentKey = JSON.stringify([crop, params.seed, width, height, needInitLatents, request.latents ? 'latents' : 'seed']);
     const cache = this.latents;
@@ -228,13 +237,14 @@ export class LiveSession {
     const unet = this.preparedUnet(model, shape, embeddings, added, doCfg, params.cfg);
     const fixed = nineChannel ? { mask: latentMask, masked: maskedLatents! } : null;
     let denoised: Float32Array | undefined;
+    const buffers = this.stepBuffers(n);
     const t0 = performance.now();
     unet.unetMs = 0;
     for (const [i, t] of timesteps.entries()) {
       throwIfAborted(signal);
       const scaled = scheduler.scaleModelInput(latents, t);
       const noisePred = await unet.predict(scaled, fixed, t);
-      const out = scheduler.step(noisePred, t, latents, rng);
+      const out = scheduler.step(noisePred, t, latents, rng, buffers);
       latents = out.prevSample;
       denoised = out.predOriginal;
       if (!nineChannel) {
@@ -254,13 +264,29 @@ export class LiveSession {
     // 6. Decode, paste into the crop, paste the crop into the picture.
     const t1 = performance.now();
     const final = params.sampler === 'lcm' && denoised ? denoised : latents;
-    const generated = await decodeLatents(model, final, shape);
+    const generated = await this.decoder(model, shape).decode(final);
     timings.vaeDecodeMs = performance.now() - t1;
-    const alpha = await featherMask(binary, width, height, params.maskBlur);
+    const [alpha, regionAlpha] = await alphas;
     const repainted = pasteBack(cut.image, generated, alpha);
-    const image = await pasteCrop(picture, pictureMask as GrayImage, crop, repainted, params.maskBlur);
+    const image = await pasteCrop(picture, crop, repainted, regionAlpha);
     timings.totalMs = performance.now() - started;
     return { image, params, timings, crop, loras, warnings: [...warnings], reused, provider: model.sessions.providers['unet'] ?? 'cpu', unetMs: unet.unetMs };
+  }
+
+  /** The scheduler's output arrays, one set per latent size, written in place by each step. */
+  private stepBuffers(n: number): StepBuffers {
+    if (this.buffers?.prevSample.length !== n) {
+      this.buffers = { prevSample: new Float32Array(n), predOriginal: new Float32Array(n), scratch: new Float32Array(n) };
+    }
+    return this.buffers;
+  }
+
+  /** The VAE decoder's tensors for this latent shape. */
+  private decoder(model: LoadedModel, shape: LatentShape): PreparedDecoder {
+    const d = this.vaeDecoder;
+    if (d && d.model === model && d.sameShape(shape)) return d;
+    this.vaeDecoder = new PreparedDecoder(model, shape);
+    return this.vaeDecoder;
   }
 
   /** The U-Net's tensors for this shape, guidance and prompt: rebuilt only when one of them changes. */
@@ -416,5 +442,52 @@ class PreparedUnet {
     const out = this.guided;
     for (let i = 0; i < n; i++) out[i] = uncond[i]! + g * (cond[i]! - uncond[i]!);
     return out;
+  }
+}
+
+/**
+ * The VAE decoder on tensors built once per latent shape (components.ts `decodeLatents` allocates its
+ * input and output every call): the latents are scaled into the input tensor and onnxruntime writes the
+ * pixels into a preallocated output. A decoder whose input or output is not float32 goes through
+ * `decodeLatents`.
+ */
+class PreparedDecoder {
+  private readonly input: Float32Array;
+  private readonly output: Float32Array;
+  private readonly feeds: Record<string, ort.Tensor> | null = null;
+  private readonly outputs: Record<string, ort.Tensor> | null = null;
+  private readonly outSize: { width: number; height: number } | null = null;
+
+  constructor(
+    readonly model: LoadedModel,
+    private readonly shape: LatentShape,
+  ) {
+    const dec = model.modules.vaeDecoder;
+    const outName = dec.outputName(['sample']);
+    const outSpec = dec.outputs.get(outName);
+    this.input = new Float32Array(latentSize(shape));
+    this.output = new Float32Array(0);
+    // The output's height and width: from the graph when it names them, else the VAE's factor.
+    const dims = outSpec?.shape ?? [];
+    const f = model.info.vaeScaleFactor;
+    const height = typeof dims[2] === 'number' ? dims[2] : shape.height * f;
+    const width = typeof dims[3] === 'number' ? dims[3] : shape.width * f;
+    if (dec.input('latent_sample')?.type !== 'float32' || outSpec?.type !== 'float32') return;
+    this.output = new Float32Array(3 * height * width);
+    this.outSize = { width, height };
+    this.feeds = { latent_sample: new ort.Tensor('float32', this.input, [1, shape.channels, shape.height, shape.width]) };
+    this.outputs = { [outName]: new ort.Tensor('float32', this.output, [1, 3, height, width]) };
+  }
+
+  sameShape(s: LatentShape): boolean {
+    return s.channels === this.shape.channels && s.height === this.shape.height && s.width === this.shape.width;
+  }
+
+  async decode(latents: Float32Array): Promise<RgbImage> {
+    if (!this.feeds || !this.outputs || !this.outSize) return decodeLatents(this.model, latents, this.shape);
+    const inv = 1 / this.model.info.vaeScalingFactor;
+    for (let i = 0; i < latents.length; i++) this.input[i] = latents[i]! * inv;
+    await this.model.modules.vaeDecoder.runPrepared(this.feeds, this.outputs);
+    return tensorToImage(this.output, this.outSize.width, this.outSize.height);
   }
 }

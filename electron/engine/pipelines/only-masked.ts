@@ -95,19 +95,26 @@ export async function cropMask(mask: GrayImage, region: CropRegion, size: { widt
 }
 
 /**
- * Scales the repainted crop back to the region's size and pastes it into the picture with the
- * inward-feathered full-resolution mask, so pixels outside the mask stay byte-identical.
+ * The paste-back weight of each pixel of the region: the full-resolution mask cut to the region and
+ * feathered inward (featherMask), so pixels outside the mask get weight 0. It depends only on the mask,
+ * so the live path computes it while the U-Net runs.
  */
-export async function pasteCrop(
-  image: RgbImage,
-  mask: GrayImage,
-  region: CropRegion,
-  repainted: RgbImage,
-  maskBlur: number,
-): Promise<RgbImage> {
-  const scaled = await resizeRaw(repainted.rgb, repainted, 3, null, region);
-  const regionMask = await resizeRaw(mask.data, mask, 1, region, region);
-  const alpha = await featherMask(binarizeMask({ ...region, data: regionMask }), region.width, region.height, maskBlur);
+export async function cropAlpha(mask: GrayImage, region: CropRegion, maskBlur: number): Promise<Float32Array> {
+  const regionMask = new Uint8Array(region.width * region.height);
+  for (let y = 0; y < region.height; y++) {
+    const from = (region.y + y) * mask.width + region.x;
+    regionMask.set(mask.data.subarray(from, from + region.width), y * region.width);
+  }
+  return featherMask(binarizeMask({ ...region, data: regionMask }), region.width, region.height, maskBlur);
+}
+
+/**
+ * Scales the repainted crop back to the region's size and pastes it into the picture with the region's
+ * paste-back weights (cropAlpha), so pixels outside the mask stay byte-identical.
+ */
+export async function pasteCrop(image: RgbImage, region: CropRegion, repainted: RgbImage, alpha: Float32Array): Promise<RgbImage> {
+  const scaled =
+    repainted.width === region.width && repainted.height === region.height ? repainted.rgb : await resizeRaw(repainted.rgb, repainted, 3, null, region);
   const rgb = new Uint8Array(image.rgb);
   for (let y = 0; y < region.height; y++) {
     for (let x = 0; x < region.width; x++) {

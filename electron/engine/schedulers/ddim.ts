@@ -92,6 +92,9 @@ export class DdimScheduler implements Scheduler {
     return sample;
   }
 
+  /** Keeps no buffers of its own: each step allocates its results. */
+  readonly writesInto = false;
+
   step(modelOutput: Float32Array, t: number, sample: Float32Array): StepResult {
     if (this.numInferenceSteps === null) throw new Error('DDIM: setTimesteps must be called before step');
     checkSameLength('DDIM step', modelOutput, sample);

@@ -193,6 +193,9 @@ export class DpmSolverMultistepScheduler implements Scheduler {
     return this.thresholding ? thresholdSample(x0, this.dynamicThresholdingRatio, this.sampleMaxValue) : x0;
   }
 
+  /** Keeps no buffers of its own: each step allocates its results. */
+  readonly writesInto = false;
+
   step(modelOutput: Float32Array, t: number, sample: Float32Array): StepResult {
     if (this.schedule.length === 0) throw new Error('DPM-Solver: setTimesteps must be called before step');
     checkSameLength('DPM-Solver step', modelOutput, sample);

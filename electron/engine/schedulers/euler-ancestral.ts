@@ -82,6 +82,9 @@ export class EulerAncestralScheduler implements Scheduler {
     return eulerScaleInput(sample, this.sigmas[i] as number);
   }
 
+  /** Keeps no buffers of its own: each step allocates its results. */
+  readonly writesInto = false;
+
   step(modelOutput: Float32Array, t: number, sample: Float32Array, rng?: GaussianSource): StepResult {
     if (this.schedule.length === 0) throw new Error('Euler ancestral: setTimesteps must be called before step');
     if (!rng) throw new Error('Euler ancestral: step needs a GaussianSource (rng) for the ancestral noise');

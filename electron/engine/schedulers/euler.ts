@@ -169,6 +169,9 @@ export class EulerScheduler implements Scheduler {
     return eulerScaleInput(sample, this.sigmas[i] as number);
   }
 
+  /** Keeps no buffers of its own: each step allocates its results. */
+  readonly writesInto = false;
+
   step(modelOutput: Float32Array, t: number, sample: Float32Array): StepResult {
     if (this.schedule.length === 0) throw new Error('Euler: setTimesteps must be called before step');
     checkSameLength('Euler step', modelOutput, sample);

@@ -21,7 +21,7 @@ import {
   thresholdSample,
   TIMESTEP_SPACINGS,
 } from './common.js';
-import type { PredictionType, Scheduler, SetTimestepsOptions, StepResult } from './types.js';
+import type { PredictionType, Scheduler, SetTimestepsOptions, StepBuffers, StepResult } from './types.js';
 
 const PREDICTION_TYPES = ['epsilon', 'v_prediction', 'sample'] as const;
 /** σ_data of the consistency-model boundary condition (Song et al. 2023, "Consistency Models", §5). */
@@ -121,9 +121,13 @@ export class LcmScheduler implements Scheduler {
     return { cSkip, cOut };
   }
 
-  step(modelOutput: Float32Array, t: number, sample: Float32Array, rng?: GaussianSource): StepResult {
+  readonly writesInto = true;
+
+  step(modelOutput: Float32Array, t: number, sample: Float32Array, rng?: GaussianSource, into?: StepBuffers): StepResult {
     if (this.schedule.length === 0) throw new Error('LCM: setTimesteps must be called before step');
     checkSameLength('LCM step', modelOutput, sample);
+    const n = sample.length;
+    if (into) for (const b of [into.prevSample, into.predOriginal, into.scratch]) checkSameLength('LCM step buffers', b, sample);
     // 1. the previous step value
     const i = this.cursor.current(t, this.schedule, 'throw');
     const isLast = i === this.schedule.length - 1;
@@ -139,14 +143,14 @@ export class LcmScheduler implements Scheduler {
     // 3. boundary-condition scalings
     const { cSkip, cOut } = this.boundaryScalings(t);
 
-    // 4. the predicted original sample x0
-    let predOriginal: Float32Array;
+    // 4. the predicted original sample x0 (in `scratch` when writing into buffers)
+    let predOriginal = into ? into.scratch : new Float32Array(n);
     if (this.predictionType === 'epsilon') {
-      predOriginal = sample.map((x, k) => f32(x - f32(sqrtBeta * (modelOutput[k] as number))) / sqrtAlpha);
+      for (let k = 0; k < n; k++) predOriginal[k] = f32((sample[k] as number) - f32(sqrtBeta * (modelOutput[k] as number))) / sqrtAlpha;
     } else if (this.predictionType === 'v_prediction') {
-      predOriginal = sample.map((x, k) => f32(sqrtAlpha * x) - f32(sqrtBeta * (modelOutput[k] as number)));
+      for (let k = 0; k < n; k++) predOriginal[k] = f32(sqrtAlpha * (sample[k] as number)) - f32(sqrtBeta * (modelOutput[k] as number));
     } else {
-      predOriginal = Float32Array.from(modelOutput);
+      predOriginal.set(modelOutput);
     }
 
     // 5. clip or threshold x0
@@ -154,19 +158,22 @@ export class LcmScheduler implements Scheduler {
       predOriginal = thresholdSample(predOriginal, this.dynamicThresholdingRatio, this.sampleMaxValue);
     } else if (this.clipSample) {
       const r = this.clipSampleRange;
-      predOriginal = predOriginal.map((v) => Math.min(Math.max(v, -r), r));
+      for (let k = 0; k < n; k++) predOriginal[k] = Math.min(Math.max(predOriginal[k] as number, -r), r);
     }
 
     // 6. the consistency-model output: denoised = c_out·x0 + c_skip·x
-    const denoised = predOriginal.map((x0, k) => f32(cOut * x0) + f32(cSkip * (sample[k] as number)));
+    const denoised = into ? into.predOriginal : new Float32Array(n);
+    for (let k = 0; k < n; k++) denoised[k] = f32(cOut * (predOriginal[k] as number)) + f32(cSkip * (sample[k] as number));
 
     // 7. re-noise to the next timestep with fresh noise (multistep consistency sampling), except on the last step
-    let prevSample = Float32Array.from(denoised);
-    if (!isLast) {
-      const noise = (rng as GaussianSource).randn(sample.length);
+    const prevSample = into ? into.prevSample : new Float32Array(n);
+    if (isLast) {
+      prevSample.set(denoised);
+    } else {
+      const noise = (rng as GaussianSource).fill(into ? into.scratch : new Float32Array(n));
       const sqrtAlphaPrev = f32(Math.sqrt(alphaProdTPrev));
       const sqrtBetaPrev = f32(Math.sqrt(f32(1 - alphaProdTPrev)));
-      prevSample = denoised.map((d, k) => f32(sqrtAlphaPrev * d) + f32(sqrtBetaPrev * (noise[k] as number)));
+      for (let k = 0; k < n; k++) prevSample[k] = f32(sqrtAlphaPrev * (denoised[k] as number)) + f32(sqrtBetaPrev * (noise[k] as number));
     }
     this.cursor.advance();
     return { prevSample, predOriginal: denoised };

@@ -128,6 +128,9 @@ export class PndmScheduler implements Scheduler {
     return sample;
   }
 
+  /** Keeps no buffers of its own: each step allocates its results. */
+  readonly writesInto = false;
+
   step(modelOutput: Float32Array, t: number, sample: Float32Array): StepResult {
     if (this.numInferenceSteps === null) throw new Error('PNDM: setTimesteps must be called before step');
     checkSameLength('PNDM step', modelOutput, sample);

@@ -5,10 +5,12 @@
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Engine } from '../../../../electron/engine/engine.js';
 import type { GenerateRequest } from '../../../../electron/engine/pipelines/types.js';
-import { MODELS, modelDir, testPicture, toPng } from '../../../support/engine-fixtures.js';
+import { MODELS, testPicture, toPng } from '../../../support/engine-fixtures.js';
 
 const W = 160;
 const H = 120;
@@ -22,9 +24,30 @@ async function maskPng(rects: Array<[number, number, number, number]>): Promise<
   return toPng({ width: W, height: H, rgb });
 }
 
+/**
+ * Frames run at the model's native size. The tiny SD 1.x fixtures have no U-Net config, so their native
+ * size is SD 1.x's 512 and a frame there takes a minute on a loaded CI machine: this is the fixture
+ * with a U-Net config.json that says `sample_size` 8 (64 px), its files linked, not copied.
+ */
+function withNativeSide64(name: string, into: string): string {
+  const from = join(MODELS, name);
+  const dir = join(into, name);
+  mkdirSync(join(dir, 'unet'), { recursive: true });
+  for (const entry of readdirSync(from)) if (entry !== 'unet') symlinkSync(join(from, entry), join(dir, entry));
+  for (const entry of readdirSync(join(from, 'unet'))) symlinkSync(join(from, 'unet', entry), join(dir, 'unet', entry));
+  writeFileSync(join(dir, 'unet', 'config.json'), JSON.stringify({ sample_size: 8 }));
+  return dir;
+}
+
 describe('live frames', () => {
   const engine = new Engine({ providers: ['cpu'] });
-  after(() => engine.unloadAll());
+  const temp = mkdtempSync(join(tmpdir(), 'live-test-'));
+  const small = { 'tiny-sd1-inpaint': withNativeSide64('tiny-sd1-inpaint', temp), 'tiny-sd1': withNativeSide64('tiny-sd1', temp) };
+  const dirOf = (name: string): string => small[name as keyof typeof small] ?? join(MODELS, name);
+  after(async () => {
+    await engine.unloadAll();
+    rmSync(temp, { recursive: true, force: true });
+  });
 
   const cases = [
     { name: 'tiny-sd1-inpaint', extra: {} },
@@ -41,8 +64,9 @@ describe('live frames', () => {
         prompt: 'a red apple',
         seed: 5,
         steps: 3,
-        width: 64,
-        height: 64,
+        // the Size setting, which frames do not use
+        width: 96,
+        height: 128,
         maskBlur: 2,
         maskPadding: 8,
         initImage: picture,
@@ -57,9 +81,14 @@ describe('live frames', () => {
         { ...base, mask: await maskPng([[40, 30, 60, 50], [60, 40, 80, 55]]), prompt: 'a green pear', cfg: 'cfg' in extra ? extra.cfg + 0.3 : 3 },
       ];
       const reused = [];
+      // Frames run at the model's native size whatever the request's Size (96×128 here): the queued
+      // inpaint they equal is the one at that size.
+      const { nativeResolution } = (await engine.loadModel(dirOf(name))).info;
+      assert.equal(nativeResolution.width, 64);
       for (const request of frames) {
-        const live = await engine.liveFrame(join(MODELS, name), request);
-        const queued = await engine.generate(join(MODELS, name), { ...request, inpaintArea: 'masked' });
+        const live = await engine.liveFrame(dirOf(name), request);
+        const queued = await engine.generate(dirOf(name), { ...request, ...nativeResolution, inpaintArea: 'masked' });
+        assert.deepEqual([live.params.width, live.params.height], [nativeResolution.width, nativeResolution.height]);
         assert.deepEqual(live.params, queued.params);
         assert.equal(live.image.width, W);
         assert.equal(live.image.height, H);
@@ -80,7 +109,7 @@ describe('live frames', () => {
   }
 
   test('a job that arrives during a frame waits for that frame only; frames after it wait for the job', async () => {
-    const dir = modelDir('tiny-sd1-inpaint');
+    const dir = small['tiny-sd1-inpaint'];
     const request: GenerateRequest = {
       mode: 'inpaint',
       prompt: 'x',
@@ -111,7 +140,7 @@ describe('live frames', () => {
 
   test('outside the crop every pixel stays the picture', async () => {
     const pictureRgb = testPicture(W, H);
-    const live = await engine.liveFrame(modelDir('tiny-sd1-inpaint'), {
+    const live = await engine.liveFrame(small['tiny-sd1-inpaint'], {
       mode: 'inpaint',
       prompt: 'x',
       seed: 1,
@@ -146,19 +175,19 @@ describe('live frames', () => {
       initImage: await toPng(testPicture(W, H)),
       mask: await maskPng([[10, 10, 30, 30]]),
     };
-    await assert.rejects(engine.liveFrame(modelDir('tiny-sd1-inpaint'), request, { signal: controller.signal }), { code: 'E_CANCELLED' });
-    const ok = await engine.liveFrame(modelDir('tiny-sd1-inpaint'), request);
+    await assert.rejects(engine.liveFrame(small['tiny-sd1-inpaint'], request, { signal: controller.signal }), { code: 'E_CANCELLED' });
+    const ok = await engine.liveFrame(small['tiny-sd1-inpaint'], request);
     assert.ok(ok.timings.stepsRun > 0);
   });
 
   test('a frame that is not an inpaint, or has an empty mask, is refused clearly', async () => {
     const picture = await toPng(testPicture(W, H));
-    await assert.rejects(engine.liveFrame(modelDir('tiny-sd1-inpaint'), { mode: 'txt2img', prompt: 'x', seed: 1 }), {
+    await assert.rejects(engine.liveFrame(small['tiny-sd1-inpaint'], { mode: 'txt2img', prompt: 'x', seed: 1 }), {
       code: 'E_INVALID_REQUEST',
       message: /live frame is an inpaint/,
     });
     await assert.rejects(
-      engine.liveFrame(modelDir('tiny-sd1-inpaint'), { mode: 'inpaint', prompt: 'x', seed: 1, initImage: picture, mask: await maskPng([]) }),
+      engine.liveFrame(small['tiny-sd1-inpaint'], { mode: 'inpaint', prompt: 'x', seed: 1, initImage: picture, mask: await maskPng([]) }),
       { code: 'E_INVALID_REQUEST', message: /mask is empty/ },
     );
   });

@@ -42,3 +42,35 @@ test('the rng is needed between steps but not on the last one, which returns den
   const last = s.step(e, t1, first.prevSample);
   assert.deepEqual([...last.prevSample], [...(last.predOriginal ?? [])]);
 });
+
+test('a step with buffers writes into them, sample and prevSample may be one array, and the values are the allocating step’s', () => {
+  const n = 64;
+  const rngData = new SeededRng(9);
+  const x = rngData.randn(n);
+  const outputs = [rngData.randn(n), rngData.randn(n), rngData.randn(n), rngData.randn(n)];
+  for (const config of [LCM_CONFIG, { ...LCM_CONFIG, prediction_type: 'v_prediction' }, { ...LCM_CONFIG, clip_sample: true, clip_sample_range: 0.5 }]) {
+    const plain = createScheduler('lcm', config);
+    const inPlace = createScheduler('lcm', config);
+    assert.equal(inPlace.writesInto, true);
+    plain.setTimesteps(4);
+    inPlace.setTimesteps(4);
+    const buffers = { prevSample: new Float32Array(n), predOriginal: new Float32Array(n), scratch: new Float32Array(n) };
+    const rngA = new SeededRng(3);
+    const rngB = new SeededRng(3);
+    let a: Float32Array = Float32Array.from(x);
+    let b: Float32Array = Float32Array.from(x);
+    for (const [i, t] of plain.timesteps.entries()) {
+      const ra = plain.step(outputs[i]!, t, a, rngA);
+      const rb = inPlace.step(outputs[i]!, t, b, rngB, buffers);
+      assert.equal(rb.prevSample, buffers.prevSample);
+      assert.equal(rb.predOriginal, buffers.predOriginal);
+      assert.deepEqual([...rb.prevSample], [...ra.prevSample], `step ${i}`);
+      assert.deepEqual([...rb.predOriginal!], [...ra.predOriginal!], `step ${i}`);
+      a = ra.prevSample;
+      b = rb.prevSample; // from the second step on, sample is buffers.prevSample itself
+    }
+  }
+  const s = createScheduler('lcm', LCM_CONFIG);
+  s.setTimesteps(2);
+  assert.throws(() => s.step(x, s.timesteps[0]!, x, new SeededRng(1), { prevSample: new Float32Array(3), predOriginal: new Float32Array(n), scratch: new Float32Array(n) }), /length/);
+});
