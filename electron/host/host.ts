@@ -17,6 +17,7 @@ import type {
   Events,
   InvokeResult,
   ModelDownloadEntry,
+  Responses,
   StudioEvent,
 } from '../shared/contract.js';
 import { isChannel, parseRequest } from '../shared/contract-schemas.js';
@@ -512,7 +513,7 @@ export class Host {
    * Live painting's Keep: the shown frame goes into history as the inpaint it is (its picture, mask and
    * every parameter), like a queued job's result.
    */
-  async keepLiveFrame(frameId: string): Promise<{ historyId: number }> {
+  async keepLiveFrame(frameId: string): Promise<Responses['live.keep']> {
     const { modelId, request, frame, parentId } = this.live.shownFrame(frameId);
     const model = this.library.get(modelId);
     const item = await this.history.add({
@@ -526,7 +527,8 @@ export class Host {
     });
     this.emit('history.changed', { kind: 'added', ids: [item.id] });
     await this.copyToOutputFolder(item);
-    return { historyId: item.id };
+    const { hash, width, height } = item.output!;
+    return { historyId: item.id, output: { hash, width, height } };
   }
 
   /**

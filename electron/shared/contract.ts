@@ -280,8 +280,8 @@ export interface Responses {
   /** The textual-inversion embeddings a prompt word can name (the library's embeddings folder), sorted: the prompt box's completions. */
   'embeddings.list': { names: string[] };
   'live.frame': LiveFrameAnswer;
-  /** The history item the kept frame became. */
-  'live.keep': { historyId: number };
+  /** The history item the kept frame became, and its picture (the renderer puts it on the canvas). */
+  'live.keep': { historyId: number; output: { hash: string; width: number; height: number } };
   /** `stopped`: a frame was in flight and is cancelled. */
   'live.stop': { stopped: boolean };
 }

@@ -1,12 +1,17 @@
 /**
  * Live painting end to end in Chromium against a real `studio serve` with the tiny inpainting fixture:
  * turn Live on, paint with real mouse drags, and see the live layer change while the button is still
- * down; Keep puts the shown frame into history as an inpaint with its mask, and nothing else reaches
- * the queue or history; Live off removes the layer. Screenshots go to test-results/renderer/.
+ * down; Keep puts the shown frame into history as an inpaint with its mask and onto the canvas as the
+ * base image (the mask cleared), and nothing else reaches the queue or history; Live off removes the
+ * layer. Screenshots go to test-results/renderer/.
  */
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Page } from 'playwright-core';
+import { withNativeSide64 } from '../support/engine-fixtures.js';
 import { useStudio } from './support/studio-suite.js';
 import { waitForPageValue } from './support/canvas.js';
 
@@ -14,9 +19,12 @@ const liveSeq = (page: Page): Promise<number> =>
   page.evaluate(`Number(document.querySelector('[data-testid="canvas-stage"]').dataset.liveSeq ?? 0)`) as Promise<number>;
 
 describe('renderer end to end: live painting', { timeout: 240_000 }, () => {
-  const app = useStudio();
+  // Frames run at the model's native size: the inpainting fixture with a native size of 64 px.
+  const models = mkdtempSync(join(tmpdir(), 'studio-e2e-live-'));
+  const app = useStudio({ models: [withNativeSide64('tiny-sd1-inpaint', models)] });
+  after(() => rmSync(models, { recursive: true, force: true }));
 
-  it('paints with Live on: frames arrive while the button is down; Keep stores an inpaint with its mask', async () => {
+  it('paints with Live on: frames arrive while the button is down; Keep stores an inpaint with its mask and puts it on the canvas', async () => {
     const { page } = app.studio;
     await page.getByRole('option', { name: /tiny-sd1-inpaint · inpaint/ }).waitFor({ state: 'attached' });
     await page.getByRole('combobox', { name: 'Size' }).selectOption('64x64');
@@ -64,6 +72,11 @@ describe('renderer end to end: live painting', { timeout: 240_000 }, () => {
     assert.ok(item.mask, 'the mask is kept with it');
     assert.ok(item.initImage, 'and the picture it was painted on');
     assert.equal((await app.server.invoke('history.page', {})).items.length, 1, 'one item: the kept frame');
+    // Keep put it on the canvas: the base image is the kept item, and with the mask cleared there is
+    // nothing left to repaint, so the live layer is gone.
+    await page.getByText(new RegExp(` · #${id}$`)).waitFor();
+    await waitForPageValue(page, `document.querySelector('[data-testid="canvas-stage"]').dataset.liveSeq === undefined || undefined`, 30_000);
+    await app.studio.screenshot('live-03-kept');
 
     await page.getByRole('switch', { name: 'Live' }).click();
     await page.getByTestId('live-frame-time').waitFor({ state: 'detached' });

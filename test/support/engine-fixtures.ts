@@ -1,6 +1,6 @@
 /** Paths and helpers for tests that run the engine on the tiny fixture models in test/fixtures/models. */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
@@ -124,4 +124,20 @@ export async function assertMatchesReference(t: TestContext, image: RgbImage, c:
   t.diagnostic(`max diff ${diff}/255 vs reference PNG; ${(floatDiff * 255).toFixed(3)}/255 vs float reference`);
   assert.ok(diff <= maxLevels, `${c.name}: max pixel difference ${diff}/255 exceeds ${maxLevels}/255`);
   assert.ok(floatDiff * 255 <= 0.6, `${c.name}: ${(floatDiff * 255).toFixed(3)}/255 from the float reference`);
+}
+
+/**
+ * A fixture as a folder under `into` whose U-Net config.json says `sample_size` 8 (a native size of
+ * 64 px), its files linked, not copied. The tiny SD 1.x fixtures have no U-Net config, so their native
+ * size is SD 1.x's 512, and what runs at the native size (live frames) takes a minute there on a loaded
+ * CI machine.
+ */
+export function withNativeSide64(name: string, into: string): string {
+  const from = join(MODELS, name);
+  const dir = join(into, name);
+  mkdirSync(join(dir, 'unet'), { recursive: true });
+  for (const entry of readdirSync(from)) if (entry !== 'unet') symlinkSync(join(from, entry), join(dir, entry));
+  for (const entry of readdirSync(join(from, 'unet'))) symlinkSync(join(from, 'unet', entry), join(dir, 'unet', entry));
+  writeFileSync(join(dir, 'unet', 'config.json'), JSON.stringify({ sample_size: 8 }));
+  return dir;
 }

@@ -242,14 +242,16 @@ export class EditorDocument {
   /**
    * Sets the base image. The mask and the layout are kept when the size matches (an accepted inpaint
    * result keeps its mask, so the next run can refine it; a layout result keeps its layout), and reset otherwise.
+   * `clearMask` empties the mask in the same undo step (a kept live frame: its area is done, and the
+   * next strokes repaint only where they go).
    */
-  setImage(image: ImageLayer, label = 'Open image'): void {
+  setImage(image: ImageLayer, label = 'Open image', options: { clearMask?: boolean } = {}): void {
     const keep = image.width === this.width && image.height === this.height;
     this.replaceDocument(label, {
       image,
       width: image.width,
       height: image.height,
-      mask: keep ? this.maskLayer.data.slice() : new Uint8Array(image.width * image.height),
+      mask: keep && !options.clearMask ? this.maskLayer.data.slice() : new Uint8Array(image.width * image.height),
       layout: keep ? this.layoutLayer.data.slice() : new Uint8Array(image.width * image.height),
     });
   }

@@ -55,6 +55,8 @@ export interface LivePaintingDeps {
   toBase64: (bytes: Uint8Array) => string;
   describeError: (err: unknown) => string;
   notify: (kind: 'info' | 'error', text: string) => void;
+  /** A frame was kept as this history item (and is now the base image). */
+  onKept?: (historyId: number) => void;
 }
 
 export function createLivePainting(deps: LivePaintingDeps) {
@@ -182,12 +184,19 @@ export function createLivePainting(deps: LivePaintingDeps) {
     client.call('live.stop', {}).catch((err: unknown) => deps.notify('error', deps.describeError(err)));
   }
 
-  /** Puts the shown frame into history as an inpaint with its mask and parameters. */
+  /**
+   * Keep: the shown frame goes into history as an inpaint with its mask and parameters, and onto the
+   * canvas as the base image (as accepting a result does), with the mask cleared in the same undo step,
+   * so the kept area stays as it is and the next strokes repaint only where they go.
+   */
   async function keep(): Promise<number | null> {
     const frame = store.get().frame;
     if (!frame) return null;
     try {
-      const { historyId } = await client.call('live.keep', { frameId: frame.frameId });
+      const { historyId, output } = await client.call('live.keep', { frameId: frame.frameId });
+      const { width, height, hash } = output;
+      doc.setImage({ width, height, source: { kind: 'history', historyId, hash } }, 'Keep live frame', { clearMask: true });
+      deps.onKept?.(historyId);
       deps.notify('info', `Kept as #${historyId}`);
       return historyId;
     } catch (err) {

@@ -683,6 +683,7 @@ export function createSession(client: StudioClient, doc: EditorDocument) {
     toBase64,
     describeError,
     notify,
+    onKept: (historyId) => selectedHistoryStore.set(historyId),
   });
 
   /** Stops the notices' timers (a test's session ends; the app's lives as long as the page). */

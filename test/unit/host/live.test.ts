@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import type { StudioEvent } from '../../../electron/shared/contract.js';
 import { Host } from '../../../electron/host/host.js';
-import { testPicture, toPng } from '../../support/engine-fixtures.js';
-import { jobFinished, ok, tempDir, TEST_ENGINE_SETTINGS, TINY_SD1_INPAINT } from './support/host-fixtures.js';
+import { testPicture, toPng, withNativeSide64 } from '../../support/engine-fixtures.js';
+import { jobFinished, ok, tempDir, TEST_ENGINE_SETTINGS } from './support/host-fixtures.js';
 
 const W = 96;
 const H = 80;
@@ -23,7 +23,8 @@ let mask: string;
 
 before(async () => {
   host = await Host.open({ dataDir: join(data.dir, 'data'), engineSettings: TEST_ENGINE_SETTINGS, bundledModelDirs: [] });
-  ok('models.import', await host.invoke('models.import', { path: TINY_SD1_INPAINT }));
+  // Frames run at the model's native size: the inpainting fixture with a native size of 64 px.
+  ok('models.import', await host.invoke('models.import', { path: withNativeSide64('tiny-sd1-inpaint', data.dir) }));
   host.subscribe((e) => events.push(e));
   picture = (await toPng(testPicture(W, H))).toString('base64');
   const rgb = new Uint8Array(W * H * 3);
@@ -51,8 +52,10 @@ test('a live frame answers the repainted crop, bypassing the queue; Keep stores 
   assert.deepEqual(events.filter((e) => e.event === 'queue.changed' || e.event === 'history.changed'), [], 'no queue or history traffic for a frame');
   assert.deepEqual(ok('queue.list', await host.invoke('queue.list', {})).recent, []);
 
-  const { historyId } = ok('live.keep', await host.invoke('live.keep', { frameId: answer.frameId }));
+  const kept = ok('live.keep', await host.invoke('live.keep', { frameId: answer.frameId }));
+  const { historyId } = kept;
   const item = ok('history.get', await host.invoke('history.get', { id: historyId }));
+  assert.deepEqual(kept.output, { hash: item.output!.hash, width: W, height: H }, 'Keep names the picture the canvas shows next');
   assert.equal(item.params.mode, 'inpaint');
   assert.equal(item.params.inpaintArea, 'masked');
   assert.equal(item.params.seed, 3);

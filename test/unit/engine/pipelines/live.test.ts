@@ -5,12 +5,12 @@
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Engine } from '../../../../electron/engine/engine.js';
 import type { GenerateRequest } from '../../../../electron/engine/pipelines/types.js';
-import { MODELS, testPicture, toPng } from '../../../support/engine-fixtures.js';
+import { MODELS, testPicture, toPng, withNativeSide64 } from '../../../support/engine-fixtures.js';
 
 const W = 160;
 const H = 120;
@@ -24,24 +24,10 @@ async function maskPng(rects: Array<[number, number, number, number]>): Promise<
   return toPng({ width: W, height: H, rgb });
 }
 
-/**
- * Frames run at the model's native size. The tiny SD 1.x fixtures have no U-Net config, so their native
- * size is SD 1.x's 512 and a frame there takes a minute on a loaded CI machine: this is the fixture
- * with a U-Net config.json that says `sample_size` 8 (64 px), its files linked, not copied.
- */
-function withNativeSide64(name: string, into: string): string {
-  const from = join(MODELS, name);
-  const dir = join(into, name);
-  mkdirSync(join(dir, 'unet'), { recursive: true });
-  for (const entry of readdirSync(from)) if (entry !== 'unet') symlinkSync(join(from, entry), join(dir, entry));
-  for (const entry of readdirSync(join(from, 'unet'))) symlinkSync(join(from, 'unet', entry), join(dir, 'unet', entry));
-  writeFileSync(join(dir, 'unet', 'config.json'), JSON.stringify({ sample_size: 8 }));
-  return dir;
-}
-
 describe('live frames', () => {
   const engine = new Engine({ providers: ['cpu'] });
   const temp = mkdtempSync(join(tmpdir(), 'live-test-'));
+  // Frames run at the model's native size: 512 for these two fixtures, 64 for their copies.
   const small = { 'tiny-sd1-inpaint': withNativeSide64('tiny-sd1-inpaint', temp), 'tiny-sd1': withNativeSide64('tiny-sd1', temp) };
   const dirOf = (name: string): string => small[name as keyof typeof small] ?? join(MODELS, name);
   after(async () => {

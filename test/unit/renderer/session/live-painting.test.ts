@@ -14,6 +14,7 @@ import { DEFAULT_SETTINGS, Store } from '../../../../renderer/src/session/store.
 import { FakeHost, until } from './fake-host.js';
 
 const FRAME_MS = 80;
+const KEPT_HASH = 'ab'.repeat(32);
 const brush = { size: 6, hardness: 1, opacity: 1 };
 
 function setup() {
@@ -36,7 +37,7 @@ function setup() {
       } as const;
     })
     .handle('live.stop', () => ({ stopped: false }))
-    .handle('live.keep', () => ({ historyId: 7 }));
+    .handle('live.keep', () => ({ historyId: 7, output: { hash: KEPT_HASH, width: 32, height: 32 } }));
   const client = new StudioClient(new WebSocketStudioApi('ws://studio.test/api/ws', host.openSocket), 'http://127.0.0.1/api/images');
   const doc = new EditorDocument(32, 32);
   const settingsStore = new Store({ ...DEFAULT_SETTINGS, prompt: 'a cat', width: 32, height: 32 });
@@ -97,8 +98,28 @@ describe('live painting in the session', () => {
     assert.equal(t.frames()[1]!.cfg, 3);
     assert.equal(t.frames()[1]!.seed, t.frames()[0]!.seed, 'every frame of a session repaints from the same seed');
     await until(() => !live!.store.get().computing, 2000, 'idle');
+    const shown = live.store.get().frame!;
     assert.equal(await live.keep(), 7);
-    assert.deepEqual(t.host.callsTo('live.keep'), [{ frameId: live.store.get().frame!.frameId }]);
+    assert.deepEqual(t.host.callsTo('live.keep'), [{ frameId: shown.frameId }]);
+  });
+
+  it('Keep puts the kept frame on the canvas as the base image and clears the mask, in one undo step', async () => {
+    const t = setup();
+    live = t.live;
+    t.doc.beginStroke('brush', brush, { x: 10, y: 10, pressure: 1 });
+    t.doc.endStroke();
+    const painted = t.doc.mask.data.slice();
+    live.setLive(true);
+    await until(() => live!.store.get().frame !== null && !live!.store.get().computing, 2000, 'a frame');
+    assert.equal(await live.keep(), 7);
+    assert.deepEqual(t.doc.image, { width: 32, height: 32, source: { kind: 'history', historyId: 7, hash: KEPT_HASH } });
+    assert.ok(t.doc.mask.isEmpty(), 'the kept area is done: the mask is cleared');
+    // Nothing is masked any more: no frame is sent for it, and the live layer is cleared.
+    await until(() => live!.store.get().frame === null && !live!.store.get().computing, 2000, 'the layer cleared');
+    assert.equal(t.frames().length, 1);
+    t.doc.undo();
+    assert.equal(t.doc.image, null, 'one undo takes the kept picture off the canvas');
+    assert.deepEqual(t.doc.mask.data, painted, 'and brings the mask back');
   });
 
   it('Live off while a frame is computed: no further frame is sent, the layer is cleared and the host is told', async () => {
