@@ -6,6 +6,7 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import sharp from 'sharp';
 import { Engine, prepareJob } from '../../../../electron/engine/engine.js';
 import { findUpscaler, OnnxUpscaler } from '../../../../electron/engine/model/upscaler.js';
 import { imageToImage } from '../../../../electron/engine/pipelines/img2img.js';
@@ -135,6 +136,15 @@ describe('hires fix end to end (tiny-sd1)', () => {
     const r = await engine.generate(modelDir('tiny-sd1-inpaint'), { ...base, hires: { upscaler: 'Lanczos', strength: 0.5 } });
     assert.deepEqual([r.image.width, r.image.height], [128, 128]);
     await assert.rejects(engine.generate(modelDir('tiny-sd1-inpaint'), { ...base, hires: { upscaler: 'Latent' } }), /inpainting model.*pixel upscaler/);
+  });
+
+  test('regional prompts follow the upscale: the region masks are resized for the second pass', async () => {
+    const data = Buffer.alloc(64 * 64);
+    for (let i = 0; i < data.length; i++) data[i] = i % 64 < 32 ? 255 : 0;
+    const mask = await sharp(data, { raw: { width: 64, height: 64, channels: 1 } }).png().toBuffer();
+    const r = await engine.generate(modelDir('tiny-sd1'), { ...base, steps: 3, regions: [{ prompt: 'a green leaf', mask }], hires: { upscaler: 'Latent', strength: 0.5 } });
+    assert.deepEqual([r.image.width, r.image.height], [128, 128]);
+    assert.deepEqual(r.params.regions, [{ prompt: 'a green leaf', weight: 1, area: 0.5 }]);
   });
 
   test('bad settings are refused before anything runs', async () => {
