@@ -42,6 +42,8 @@ export interface EngineSettings {
   providers?: readonly ExecutionProviderName[];
   /** CPU intra-op threads (0 = onnxruntime decides). */
   threads?: number;
+  /** Release the text encoders' sessions after each job's prompts are encoded (SessionSettings). */
+  releaseTextEncoders?: boolean;
 }
 
 export class Engine {
@@ -56,6 +58,7 @@ export class Engine {
     this.settings = {
       providers: settings.providers ?? PROVIDERS_BY_PLATFORM[process.platform] ?? DEFAULT_PROVIDERS,
       threads: settings.threads ?? 0,
+      releaseTextEncoders: settings.releaseTextEncoders ?? false,
     };
   }
 
@@ -63,11 +66,12 @@ export class Engine {
     return this.settings;
   }
 
-  /** Changing providers or threads unloads every model so the next job opens fresh sessions. */
+  /** Changing providers, threads or releaseTextEncoders unloads every model so the next job opens fresh sessions. */
   async configure(settings: EngineSettings): Promise<void> {
     this.settings = {
       providers: settings.providers ?? this.settings.providers,
       threads: settings.threads ?? this.settings.threads,
+      releaseTextEncoders: settings.releaseTextEncoders ?? this.settings.releaseTextEncoders ?? false,
     };
     await this.unloadAll();
   }

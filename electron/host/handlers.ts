@@ -248,27 +248,29 @@ export function createHandlers(host: Host) {
     async 'settings.get'() {
       const stored = settings.read();
       const effective = await engine.effectiveSettings();
-      return { ...effective, outputFolder: stored.outputFolder, selectedModelId: library.defaultModel()?.id ?? null, ...generationLimits(stored) };
+      return { ...effective, releaseTextEncoders: stored.releaseTextEncoders ?? false, outputFolder: stored.outputFolder, selectedModelId: library.defaultModel()?.id ?? null, ...generationLimits(stored) };
     },
     async 'settings.set'(patch) {
       if (patch.outputFolder) await assertWritableFolder(patch.outputFolder);
       const stored = settings.write({
         ...(patch.providers !== undefined ? { providers: patch.providers } : {}),
         ...(patch.threads !== undefined ? { threads: patch.threads } : {}),
+        ...(patch.releaseTextEncoders !== undefined ? { releaseTextEncoders: patch.releaseTextEncoders } : {}),
         ...(patch.outputFolder !== undefined ? { outputFolder: patch.outputFolder } : {}),
         ...(patch.maxInputPixels !== undefined ? { maxInputPixels: patch.maxInputPixels } : {}),
         ...(patch.maxSizeFactor !== undefined ? { maxSizeFactor: patch.maxSizeFactor } : {}),
         ...(patch.maxJobMemoryMb !== undefined ? { maxJobMemoryMb: patch.maxJobMemoryMb } : {}),
         ...(patch.undoMemoryMb !== undefined ? { undoMemoryMb: patch.undoMemoryMb } : {}),
       });
-      if (patch.providers !== undefined || patch.threads !== undefined) {
+      if (patch.providers !== undefined || patch.threads !== undefined || patch.releaseTextEncoders !== undefined) {
         await engine.configure({
           ...(patch.providers !== undefined ? { providers: patch.providers } : {}),
           ...(patch.threads !== undefined ? { threads: patch.threads } : {}),
+          ...(patch.releaseTextEncoders !== undefined ? { releaseTextEncoders: patch.releaseTextEncoders } : {}),
         });
       }
       const effective = await engine.effectiveSettings();
-      return { ...effective, outputFolder: stored.outputFolder, selectedModelId: library.defaultModel()?.id ?? null, ...generationLimits(stored) };
+      return { ...effective, releaseTextEncoders: stored.releaseTextEncoders ?? false, outputFolder: stored.outputFolder, selectedModelId: library.defaultModel()?.id ?? null, ...generationLimits(stored) };
     },
 
     async 'loras.list'({ modelId }) {

@@ -170,6 +170,7 @@ export class Host {
     const engineSettings: EngineProcessSettings = {
       ...(stored.providers ? { providers: stored.providers } : {}),
       ...(stored.threads !== null ? { threads: stored.threads } : {}),
+      ...(stored.releaseTextEncoders !== null ? { releaseTextEncoders: stored.releaseTextEncoders } : {}),
       ...options.engineSettings,
     };
     this.engine = new EngineClient({

@@ -11,6 +11,7 @@ import type { SqliteDatabase } from '../history/database.js';
 export interface StoredSettings {
   providers: ExecutionProviderName[] | null;
   threads: number | null;
+  releaseTextEncoders: boolean | null;
   outputFolder: string | null;
   maxInputPixels: number | null;
   maxSizeFactor: number | null;
@@ -18,7 +19,7 @@ export interface StoredSettings {
   undoMemoryMb: number | null;
 }
 
-const KEYS = ['providers', 'threads', 'outputFolder', 'maxInputPixels', 'maxSizeFactor', 'maxJobMemoryMb', 'undoMemoryMb'] as const satisfies ReadonlyArray<keyof StudioSettings>;
+const KEYS = ['providers', 'threads', 'releaseTextEncoders', 'outputFolder', 'maxInputPixels', 'maxSizeFactor', 'maxJobMemoryMb', 'undoMemoryMb'] as const satisfies ReadonlyArray<keyof StudioSettings>;
 /** Where the pre-library host kept the selected model; moved to the library's default once (host.ts). */
 const LEGACY_SELECTED_MODEL_KEY = 'selectedModelId';
 
@@ -44,7 +45,7 @@ export class SettingsStore {
   }
 
   read(): StoredSettings {
-    const stored: StoredSettings = { providers: null, threads: null, outputFolder: null, maxInputPixels: null, maxSizeFactor: null, maxJobMemoryMb: null, undoMemoryMb: null };
+    const stored: StoredSettings = { providers: null, threads: null, releaseTextEncoders: null, outputFolder: null, maxInputPixels: null, maxSizeFactor: null, maxJobMemoryMb: null, undoMemoryMb: null };
     for (const row of this.stmt.all.all() as Array<{ key: string; value: string }>) {
       if ((KEYS as readonly string[]).includes(row.key)) {
         (stored as unknown as Record<string, unknown>)[row.key] = JSON.parse(row.value) as unknown;

@@ -456,6 +456,8 @@ export const requestSchemas = {
       .refine((list) => new Set(list).size === list.length, 'must not name a provider twice')
       .optional(),
     threads: z.number().int().min(0).max(MAX_THREADS).optional(),
+    /** Release the text encoders' sessions after each job's prompts are encoded. */
+    releaseTextEncoders: z.boolean().optional(),
     /** Where each result is also written as a PNG; null: only the history folder. */
     outputFolder: filePathSchema.nullable().optional(),
     /** Resource bounds (electron/shared/resource-limits.ts); null: the default. */

@@ -183,6 +183,8 @@ export interface StudioSettings {
   providers: ExecutionProviderName[];
   /** CPU intra-op threads; 0 lets onnxruntime decide. */
   threads: number;
+  /** Release the text encoders' sessions after each job's prompts are encoded (memory for SDXL); default false. */
+  releaseTextEncoders: boolean;
   /** Where each result is also written as a PNG; null: only the history folder. */
   outputFolder: string | null;
   /** The library's default model (read-only here: set it with models.setDefault). */

@@ -36,6 +36,11 @@ export interface SessionSettings {
   providers: readonly ExecutionProviderName[];
   /** Intra-op threads for the CPU provider; 0 lets onnxruntime decide. */
   threads: number;
+  /**
+   * Release the text encoders' sessions once a job's prompts are encoded (SDXL's two encoders hold
+   * ~1.6 GB in fp16): memory for the U-Net and VAE, at the cost of loading them again for the next prompt.
+   */
+  releaseTextEncoders?: boolean;
 }
 
 const ORT_PROVIDER_IDS: Record<ExecutionProviderName, string> = {
@@ -97,7 +102,7 @@ export class OnnxModule {
     readonly file: string,
     /** Folder-relative name for messages, e.g. "unet/model.onnx". */
     readonly label: string,
-    private readonly session: ort.InferenceSession,
+    private session: ort.InferenceSession | null,
     readonly provider: ExecutionProviderName,
     readonly fallbacks: readonly ProviderAttempt[],
     readonly inputs: ReadonlyMap<string, IoSpec>,
@@ -142,7 +147,7 @@ export class OnnxModule {
           ...(bytes && externalData && externalData.length > 0 ? { externalData: [...externalData] } : {}),
         };
         const session = bytes ? await ort.InferenceSession.create(bytes, options) : await ort.InferenceSession.create(file, options);
-        return new OnnxModule(
+        const module = new OnnxModule(
           file,
           label,
           session,
@@ -151,6 +156,8 @@ export class OnnxModule {
           toSpecMap(session.inputMetadata),
           toSpecMap(session.outputMetadata),
         );
+        if (!bytes) module.reopen = () => ort.InferenceSession.create(file, options);
+        return module;
       } catch (err) {
         const message = err instanceof Error ? err.message : String(err);
         if (provider === 'cpu' || isModelDefect(message)) {
@@ -187,6 +194,41 @@ export class OnnxModule {
     return first.value;
   }
 
+  /** Sessions created for this module: 1, plus one per reload after `unloadSession`. */
+  get sessionLoads(): number {
+    return this.loads;
+  }
+
+  private loads = 1;
+  /** How the session was made (file-based sessions only can be unloaded and made again). */
+  private reopen: (() => Promise<ort.InferenceSession>) | null = null;
+
+  /** Whether the session is in memory now. */
+  get loaded(): boolean {
+    return this.session !== null;
+  }
+
+  /**
+   * Releases the session and keeps the module: the next run creates it again from the file, on the same
+   * provider. A session built from bytes (a LoRA patch) is kept: there is no file to reload it from.
+   * Returns whether the session was released.
+   */
+  async unloadSession(): Promise<boolean> {
+    if (!this.reopen || !this.session) return false;
+    const session = this.session;
+    this.session = null;
+    await session.release();
+    return true;
+  }
+
+  private async activeSession(): Promise<ort.InferenceSession> {
+    if (this.session) return this.session;
+    if (!this.reopen) throw new StudioError('E_MODEL_RUNTIME', `${this.label}: the session was released with its model`);
+    this.session = await this.reopen();
+    this.loads++;
+    return this.session;
+  }
+
   /** Runs the session. Float inputs are converted to the declared dtype; float outputs return as float32. */
   async run(feeds: Record<string, HostTensor>, outputNames: readonly string[]): Promise<Record<string, HostTensor>> {
     const ortFeeds: Record<string, ort.Tensor> = {};
@@ -196,7 +238,8 @@ export class OnnxModule {
     }
     let results: ort.InferenceSession.ReturnType;
     try {
-      results = await this.session.run(ortFeeds, [...outputNames]);
+      const session = await this.activeSession();
+      results = await session.run(ortFeeds, [...outputNames]);
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       throw new StudioError('E_MODEL_RUNTIME', `${this.label}: inference failed: ${firstLine(message)}`, { cause: err });
@@ -219,7 +262,7 @@ export class OnnxModule {
   async runPrepared(feeds: Record<string, ort.Tensor>, outputs: Record<string, ort.Tensor>): Promise<void> {
     let results: ort.InferenceSession.ReturnType;
     try {
-      results = await this.session.run(feeds, outputs);
+      results = await (await this.activeSession()).run(feeds, outputs);
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       throw new StudioError('E_MODEL_RUNTIME', `${this.label}: inference failed: ${firstLine(message)}`, { cause: err });
@@ -230,7 +273,10 @@ export class OnnxModule {
   }
 
   async release(): Promise<void> {
-    await this.session.release();
+    const session = this.session;
+    this.session = null;
+    this.reopen = null;
+    await session?.release();
   }
 }
 

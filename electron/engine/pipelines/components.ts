@@ -127,8 +127,18 @@ export async function encodeConditioning(job: Job): Promise<Conditioning> {
       : { embeddings: await encodePrompts(job, doCfg), added: null },
   );
   const regions = job.regions?.length ? await timed(job, 'textEncodeMs', () => encodeRegions(job, embeddings, added)) : null;
+  // Memory pressure (the releaseTextEncoders setting): the encoders' sessions go until the next prompt.
+  if (model.settings.releaseTextEncoders) await releaseTextEncoderSessions(model);
   throwIfAborted(job.options.signal);
   return { embeddings, cfg: params.cfg, timestepCond, residuals: residualSource(job), labelMap: job.labelMap, added, regions };
+}
+
+/**
+ * Releases the text encoders' sessions (both of SDXL's); each is created again from its file when the next
+ * prompt is encoded. LoRA-patched sessions (built in memory) are kept.
+ */
+export async function releaseTextEncoderSessions(model: LoadedModel): Promise<void> {
+  for (const module of new Set([model.modules.textEncoder, model.modules.textEncoder2])) await module?.unloadSession();
 }
 
 /**

@@ -63,6 +63,7 @@ channel.onMessage((message) => {
       engine = new Engine({
         ...(message.settings.providers ? { providers: message.settings.providers } : {}),
         ...(message.settings.threads !== undefined ? { threads: message.settings.threads } : {}),
+        ...(message.settings.releaseTextEncoders !== undefined ? { releaseTextEncoders: message.settings.releaseTextEncoders } : {}),
       });
       const { providers, threads } = engine.sessionSettings;
       channel.send({ type: 'ready', pid: process.pid, settings: { providers: [...providers], threads } });

@@ -15,6 +15,7 @@ import type { GenerateProgress, GenerateRequest, GenerateResult } from '../../en
 export interface EngineProcessSettings {
   providers?: readonly ExecutionProviderName[];
   threads?: number;
+  releaseTextEncoders?: boolean;
 }
 
 /** Host → engine. Every message but `init` and `cancel` is answered by `result` or `error` with its id. */

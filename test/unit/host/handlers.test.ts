@@ -111,10 +111,11 @@ test('embeddings.list names the library’s embeddings (file stems, sorted); tok
   rmSync(folder, { recursive: true });
 });
 
-test('settings: providers and threads reach the engine; the output folder gets a copy of each result', async () => {
+test('settings: providers, threads and releasing the text encoders reach the engine; the output folder gets a copy of each result', async () => {
   const outputFolder = join(data.dir, 'outputs');
-  const set = ok('settings.set', await host.invoke('settings.set', { providers: ['cpu'], threads: 2, outputFolder }));
-  assert.deepEqual(set, { providers: ['cpu'], threads: 2, outputFolder, selectedModelId: 'tiny-sd1', ...limitDefaults });
+  assert.equal(ok('settings.get', await host.invoke('settings.get', {})).releaseTextEncoders, false, 'off by default');
+  const set = ok('settings.set', await host.invoke('settings.set', { providers: ['cpu'], threads: 2, outputFolder, releaseTextEncoders: true }));
+  assert.deepEqual(set, { providers: ['cpu'], threads: 2, releaseTextEncoders: true, outputFolder, selectedModelId: 'tiny-sd1', ...limitDefaults });
   assert.deepEqual(ok('settings.get', await host.invoke('settings.get', {})), set);
 
   const unwritable = await host.invoke('settings.set', { outputFolder: join(data.dir, 'a-file', 'outputs') });
