@@ -7,7 +7,7 @@ import sharp from 'sharp';
 import { GENERATION_MODES, INPAINT_AREAS, SAMPLERS } from '../shared/generation.js';
 import type { GenerationParams } from '../shared/generation.js';
 import { parseA1111Parameters } from '../shared/a1111.js';
-import type { RecordedParams } from '../shared/history.js';
+import type { PreparedImage, RecordedParams } from '../shared/history.js';
 import { imageHeader } from '../shared/image-header.js';
 import { DEFAULT_MAX_INPUT_PIXELS, formatMegapixels } from '../shared/resource-limits.js';
 import { HistoryError } from './errors.js';
@@ -65,13 +65,28 @@ export interface ImportedRecord {
   parameters: string | null;
   width: number;
   height: number;
+  /** The thumbnail, when the decoder made one. */
+  thumbnail: Uint8Array | null;
 }
+
+/**
+ * Decodes every pixel of a user's image, checking it, and may thumbnail it on the way. The host passes
+ * one that runs in the engine process (the host never decodes a user's image); the default decodes here.
+ */
+export type UserImageDecoder = (bytes: Uint8Array, what: string) => Promise<Pick<PreparedImage, 'width' | 'height'> & { thumbnail: Uint8Array | null }>;
+
+/** Decodes here, with sharp: what the CLI and the store's own tests use. */
+export const decodeUserImageHere: UserImageDecoder = async (bytes) => {
+  // Every pixel: a PNG whose chunks are intact can still hold damaged image data.
+  const { info } = await sharp(bytes, { failOn: 'warning', limitInputPixels: DEFAULT_MAX_INPUT_PIXELS }).raw().toBuffer({ resolveWithObject: true });
+  return { width: info.width, height: info.height, thumbnail: null };
+};
 
 /**
  * Validates a PNG and reads its parameters. Throws HistoryError E_NOT_PNG, E_CORRUPT_IMAGE (bad CRC,
  * truncated, undecodable pixels) or E_NO_METADATA.
  */
-export async function readImportablePng(bytes: Buffer, fileName: string): Promise<ImportedRecord> {
+export async function readImportablePng(bytes: Buffer, fileName: string, decode: UserImageDecoder = decodeUserImageHere): Promise<ImportedRecord> {
   const header = imageHeader(bytes);
   if (header && header.width * header.height > DEFAULT_MAX_INPUT_PIXELS) {
     // Refused from its header: decoding a decompression bomb takes gigabytes.
@@ -83,12 +98,13 @@ export async function readImportablePng(bytes: Buffer, fileName: string): Promis
   const meta = readPngMetadata(bytes);
   let width: number;
   let height: number;
+  let thumbnail: Uint8Array | null;
   try {
-    // Decode every pixel: a PNG whose chunks are intact can still hold damaged image data.
-    const { info } = await sharp(bytes, { failOn: 'warning', limitInputPixels: DEFAULT_MAX_INPUT_PIXELS }).raw().toBuffer({ resolveWithObject: true });
-    width = info.width;
-    height = info.height;
+    ({ width, height, thumbnail } = await decode(bytes, 'imported image'));
   } catch (err) {
+    // A decoder in another process answers bad pixels with E_BAD_IMAGE; anything else (it stopped) is not the file's fault.
+    const code = (err as { code?: unknown }).code;
+    if (code !== undefined && code !== 'E_BAD_IMAGE') throw err;
     throw new HistoryError('E_CORRUPT_IMAGE', `${fileName}: the PNG's image data can't be decoded (${(err as Error).message}).`, { cause: err });
   }
 
@@ -103,7 +119,7 @@ export async function readImportablePng(bytes: Buffer, fileName: string): Promis
       model = { id: e.modelId ?? e.model ?? null, hash: e.modelHash ?? null };
     }
     const loras = ('loras' in e ? e.loras : undefined) ?? (meta.parameters !== undefined ? loraHashesOf(meta.parameters) : []);
-    return { params: recorded({ ...p, loras }, width, height), model, parameters: meta.parameters ?? null, width, height };
+    return { params: recorded({ ...p, loras }, width, height), model, parameters: meta.parameters ?? null, width, height, thumbnail };
   }
   if (meta.parameters !== undefined) {
     const a = parseA1111Parameters(meta.parameters);
@@ -113,6 +129,7 @@ export async function readImportablePng(bytes: Buffer, fileName: string): Promis
       parameters: meta.parameters,
       width,
       height,
+      thumbnail,
     };
   }
   throw new HistoryError(

@@ -40,7 +40,7 @@ import type { Migration, SqliteDatabase } from './database.js';
 import { HistoryError, toHistoryError } from './errors.js';
 import { makeFolderSync } from './folders.js';
 import { ImageFiles, makeThumbnail, sha256Hex } from './files.js';
-import { generationParamsSchema, readImportablePng } from './import.js';
+import { decodeUserImageHere, generationParamsSchema, readImportablePng, type UserImageDecoder } from './import.js';
 import { encodePng, isPng } from './png.js';
 import { HistoryRepository } from './repository.js';
 import type { GenerationRecord } from './repository.js';
@@ -60,6 +60,8 @@ export interface HistoryStoreOptions {
   clock?: () => number;
   /** Tests pass their own migration list. */
   migrations?: Migration[];
+  /** Decodes (checks, may thumbnail) imported files: the host passes the engine process's (import.ts). */
+  decodeUserImage?: UserImageDecoder;
 }
 
 /** An image ready to be stored: its file bytes and thumbnail, or a reference to one already stored. */
@@ -81,6 +83,7 @@ export class HistoryStore {
     private readonly repo: HistoryRepository,
     private readonly files: ImageFiles,
     private readonly clock: () => number,
+    private readonly decodeUserImage: UserImageDecoder,
   ) {
     this.begin = db.prepare('BEGIN IMMEDIATE');
     this.commitTx = db.prepare('COMMIT');
@@ -102,7 +105,7 @@ export class HistoryStore {
       throw toHistoryError(err, `use ${dir} as the history folder`);
     }
     const db = openDatabase(join(dir, DATABASE_FILE), options.migrations ?? loadMigrations());
-    const store = new HistoryStore(dir, db, new HistoryRepository(db), files, options.clock ?? Date.now);
+    const store = new HistoryStore(dir, db, new HistoryRepository(db), files, options.clock ?? Date.now, options.decodeUserImage ?? decodeUserImageHere);
     if (options.reconcile !== false) {
       try {
         store.lastReconcile = await store.reconcile();
@@ -448,11 +451,11 @@ export class HistoryStore {
       } catch (err) {
         throw toHistoryError(err, `read ${path}`);
       }
-      const record = await readImportablePng(bytes, fileName);
+      const record = await readImportablePng(bytes, fileName, this.decodeUserImage);
       const hash = sha256Hex(bytes);
       duplicateOf = this.repo.itemWithOutput(hash)?.id;
       if (duplicateOf !== undefined) return { path, status: 'duplicate', existingId: duplicateOf };
-      const staged: StagedImage = { kind: 'new', hash, bytes, thumb: await makeThumbnail(bytes), width: record.width, height: record.height };
+      const staged: StagedImage = { kind: 'new', hash, bytes, thumb: record.thumbnail ?? (await makeThumbnail(bytes)), width: record.width, height: record.height };
       const id = this.commit([staged], {
         createdAt: this.clock(),
         source: 'imported',

@@ -40,7 +40,7 @@ import { LEGACY_MODELS_TABLE, openHostDatabase } from './host-database.js';
 import { JobQueue, type JobRunner } from './job-queue.js';
 import { LiveFrames } from './live-frames.js';
 import { generationLimits, outputSize } from './request-limits.js';
-import { OUTSIZED_JOB_PIXEL_RATIO } from '../shared/resource-limits.js';
+import { DEFAULT_MAX_INPUT_PIXELS, OUTSIZED_JOB_PIXEL_RATIO } from '../shared/resource-limits.js';
 import { SettingsStore } from './settings-store.js';
 import { loraFolder } from '../model-library/loras.js';
 import { upscalerFolder } from '../model-library/upscalers.js';
@@ -217,7 +217,21 @@ export class Host {
       throw err;
     }
     await assertRoomToStart(dataDir);
-    const history = await HistoryStore.open(join(dataDir, 'history'));
+    // Imported files are decoded in the engine process too (the host never decodes a user's image);
+    // the store opens before the engine client exists, so the decoder finds it when an import runs.
+    let engine: EngineClient | null = null;
+    const history = await HistoryStore.open(join(dataDir, 'history'), {
+      decodeUserImage: async (bytes, what) => {
+        if (!engine) throw new StudioError('E_ENGINE_CLOSED', 'The engine is not running.');
+        let prepared;
+        try {
+          [prepared] = await engine.prepareImages([{ bytes, what }], DEFAULT_MAX_INPUT_PIXELS);
+        } catch (err) {
+          throw fromEngine(err);
+        }
+        return { width: prepared!.width, height: prepared!.height, thumbnail: prepared!.thumbnail };
+      },
+    });
     let db: SqliteDatabase;
     try {
       db = openHostDatabase(dataDir);
@@ -226,6 +240,7 @@ export class Host {
       throw err;
     }
     const host = new Host(dataDir, history, db, options);
+    engine = host.engine;
     host.engine.start().catch(() => undefined);
     try {
       host.openedLibrary = await ModelLibrary.openInDataDir(join(dataDir, 'history'), {
