@@ -35,7 +35,7 @@ const USAGE = `Usage:
                   [--latents FILE.npy] [--control IMG [--control-scale S] [--controlnet DIR]] [--label-map PNG] [--mode MODE]
                   [--lora-dir DIR]… [--clip-skip N] [--embeddings-dir DIR]… [--data-dir DIR] [--providers cpu,webgpu,…] [--threads N]
                   [--soft-inpaint] [--hires-upscaler NAME] [--hires-scale S] [--hires-steps N] [--hires-strength S] [--hires-resize WxH]
-                  [--upscaler-dir DIR]… --out FILE.png
+                  [--upscaler-dir DIR]… [--region MASK.png[@WEIGHT]=PROMPT]… --out FILE.png
   studio tokenize [--model DIR] [--embeddings-dir DIR]… [--data-dir DIR] TEXT
   studio info [--model DIR]
   studio loras list|import FILE…|remove NAME… [--data-dir DIR]
@@ -77,6 +77,16 @@ function numberArg(values: Record<string, unknown>, name: string): number | unde
   const n = Number(v);
   if (typeof v !== 'string' || v.trim() === '' || !Number.isFinite(n)) throw new InvalidRequestError(`--${name} must be a number, got "${String(v)}"`);
   return n;
+}
+
+/** `--region MASK.png[@WEIGHT]=PROMPT`: a regional prompt (pipelines/regions.ts), its mask a PNG at the picture's size. */
+function regionArg(arg: string, i: number): { prompt: string; mask: Uint8Array; weight?: number } {
+  const eq = arg.indexOf('=');
+  if (eq <= 0) throw new InvalidRequestError(`--region must be MASK.png[@WEIGHT]=PROMPT, got "${arg}"`);
+  const [path, weightText] = arg.slice(0, eq).split('@') as [string, string | undefined];
+  const weight = weightText === undefined ? undefined : Number(weightText);
+  if (weight !== undefined && !Number.isFinite(weight)) throw new InvalidRequestError(`--region ${i + 1}: the weight after @ must be a number, got "${weightText}"`);
+  return { prompt: arg.slice(eq + 1), mask: readInput(path, `mask of region ${i + 1}`), ...(weight !== undefined ? { weight } : {}) };
 }
 
 function readInput(path: string, what: string): Uint8Array {
@@ -132,6 +142,7 @@ async function generate(argv: string[]): Promise<unknown> {
     'hires-resize': { type: 'string' },
     'upscaler-dir': { type: 'string', multiple: true },
     'embeddings-dir': { type: 'string', multiple: true },
+    region: { type: 'string', multiple: true },
     'data-dir': { type: 'string' },
     out: { type: 'string' },
   });
@@ -202,6 +213,8 @@ async function generate(argv: string[]): Promise<unknown> {
   if (init) request.initImage = readInput(init, 'init image');
   if (mask) request.mask = readInput(mask, 'mask');
   if (labelMap) request.labelMap = readInput(labelMap, 'label map');
+  const regions = (values['region'] as string[] | undefined) ?? [];
+  if (regions.length > 0) request.regions = regions.map(regionArg);
   if (typeof values['latents'] === 'string') {
     request.latents = readNpyFloat32(readInput(values['latents'], 'latents file'), values['latents']).data;
   }
@@ -258,6 +271,7 @@ async function generate(argv: string[]): Promise<unknown> {
       ...(result.params.controlScale !== undefined ? { controlScale: result.params.controlScale } : {}),
       ...(result.params.clipSkip !== undefined ? { clipSkip: result.params.clipSkip } : {}),
       ...(result.params.embeddings !== undefined ? { embeddings: result.params.embeddings } : {}),
+      ...(result.params.regions !== undefined ? { regions: result.params.regions } : {}),
       ...(result.warnings.length > 0 ? { warnings: result.warnings } : {}),
       provider: result.provider,
       timings: roundTimings(result.timings),
