@@ -24,7 +24,8 @@ export const SDXL_SIZE_BUCKETS: ReadonlyArray<readonly [number, number]> = [
   [1536, 640],
   [640, 1536],
 ];
-const SDXL_BUCKET_SIDE = 1024;
+/** The square bucket's side: the list is scaled from it to the folder's native side. */
+const SDXL_BUCKET_SIDE = SDXL_SIZE_BUCKETS[0]![0];
 
 function ratioLabel(width: number, height: number): string {
   if (width === height) return '';
