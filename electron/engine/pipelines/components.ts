@@ -211,9 +211,7 @@ export async function predictNoise(
     const sample = new Float32Array(input.length * 2);
     sample.set(input, 0);
     sample.set(input, input.length);
-    const states = new Float32Array(embeddings.uncond.length * 2);
-    states.set(embeddings.uncond, 0);
-    states.set(embeddings.cond, embeddings.uncond.length);
+    const states = batchedStates(embeddings, embeddings.uncond);
     const both = await call(2, sample, states, 'both');
     const half = both.length / 2;
     uncondOut = both.subarray(0, half);
@@ -225,6 +223,19 @@ export async function predictNoise(
   const guided = new Float32Array(condOut.length);
   for (let i = 0; i < guided.length; i++) guided[i] = uncondOut[i]! + cfg * (condOut[i]! - uncondOut[i]!);
   return guided;
+}
+
+/** [negative, prompt] states for a batch-2 call: the same every step, so built once per job's embeddings. */
+const batchedStatesCache = new WeakMap<PromptEmbeddings, Float32Array>();
+function batchedStates(embeddings: PromptEmbeddings, uncond: Float32Array): Float32Array {
+  let states = batchedStatesCache.get(embeddings);
+  if (!states) {
+    states = new Float32Array(uncond.length * 2);
+    states.set(uncond, 0);
+    states.set(embeddings.cond, uncond.length);
+    batchedStatesCache.set(embeddings, states);
+  }
+  return states;
 }
 
 /** One U-Net call on a batch: `sample` [batch, Cin, h, w], `states` [batch, tokens, hidden] and SDXL's added feeds for that batch. */

@@ -207,6 +207,19 @@ export async function encodeSdxlConditioning(
  * batch-2 guidance call.
  */
 export function addedFeeds(added: AddedConditioning, which: 'cond' | 'uncond' | 'both'): Record<string, HostTensor> {
+  // The same for every step of a job: built once per (conditioning, batch), not per U-Net call.
+  let byWhich = feedCache.get(added);
+  if (!byWhich) feedCache.set(added, (byWhich = new Map()));
+  const cached = byWhich.get(which);
+  if (cached) return cached;
+  const feeds = buildAddedFeeds(added, which);
+  byWhich.set(which, feeds);
+  return feeds;
+}
+
+const feedCache = new WeakMap<AddedConditioning, Map<'cond' | 'uncond' | 'both', Record<string, HostTensor>>>();
+
+function buildAddedFeeds(added: AddedConditioning, which: 'cond' | 'uncond' | 'both'): Record<string, HostTensor> {
   const pick = (part: { cond: Float32Array; uncond: Float32Array | null; width: number }): HostTensor => {
     if (which === 'cond') return { data: part.cond, dims: [1, part.width] };
     if (which === 'uncond') return { data: part.uncond!, dims: [1, part.width] };
