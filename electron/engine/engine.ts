@@ -208,6 +208,7 @@ export async function prepareJob(
     labelMap: null,
     loras: applied.reports,
     embeddingDirs: request.embeddingDirs ?? [],
+    ...(request.padConds === true ? { padConds: true } : {}),
     warnings: [],
   };
   const upscaler = params.hires?.upscaler;

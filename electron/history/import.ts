@@ -7,6 +7,7 @@ import sharp from 'sharp';
 import { GENERATION_MODES, INPAINT_AREAS, SAMPLERS } from '../shared/generation.js';
 import type { GenerationParams } from '../shared/generation.js';
 import { parseA1111Parameters } from '../shared/a1111.js';
+import { EMPHASIS_MODES } from '../shared/generation-limits.js';
 import type { PreparedImage, RecordedParams } from '../shared/history.js';
 import { imageHeader } from '../shared/image-header.js';
 import { DEFAULT_MAX_INPUT_PIXELS, formatMegapixels } from '../shared/resource-limits.js';
@@ -43,6 +44,8 @@ export const generationParamsSchema = z.object({
     .optional(),
   softInpaint: z.boolean().optional(),
   regions: z.array(z.object({ prompt: z.string(), weight: z.number().finite().positive(), area: z.number().finite().min(0).max(1) })).optional(),
+  emphasis: z.enum(EMPHASIS_MODES).optional(),
+  padConds: z.literal(true).optional(),
 });
 
 /**
@@ -168,5 +171,7 @@ function recorded(p: Partial<GenerationParams> & { prompt: string; loras?: { nam
     ...(p.hires !== undefined ? { hires: p.hires } : {}),
     ...(p.softInpaint === true ? { softInpaint: true } : {}),
     ...(p.loras !== undefined && p.loras.length > 0 ? { loras: p.loras } : {}),
+    ...(p.emphasis !== undefined && p.emphasis !== 'Original' ? { emphasis: p.emphasis } : {}),
+    ...(p.padConds === true ? { padConds: true as const } : {}),
   };
 }

@@ -5,6 +5,7 @@
  */
 import type { Statement } from 'better-sqlite3';
 import type { ExecutionProviderName, GenerationMode, GenerationTimings, HiresParams, InpaintArea, SamplerName } from '../shared/generation.js';
+import type { EmphasisMode } from '../shared/generation-limits.js';
 import type {
   GenerationSource,
   GenerationStatus,
@@ -84,6 +85,8 @@ interface ItemRow {
   soft_inpaint: number | null;
   loras_json: string | null;
   regions_json: string | null;
+  emphasis: EmphasisMode | null;
+  pad_conds: number | null;
   o_hash: string | null; o_width: number | null; o_height: number | null; o_missing: number | null;
   i_hash: string | null; i_width: number | null; i_height: number | null; i_missing: number | null;
   m_hash: string | null; m_width: number | null; m_height: number | null; m_missing: number | null;
@@ -96,7 +99,7 @@ const ITEM_SELECT = `
          g.seed, g.steps, g.cfg, g.sampler, g.width, g.height, g.strength, g.mask_blur, g.parent_id,
          g.execution_provider, g.timings_json, g.error, g.favorite, g.tags, g.deleted_at, g.source_file,
          g.source_parameters, g.inpaint_area, g.mask_padding, g.control_scale,
-         g.clip_skip, g.embeddings_json, g.hires_json, g.soft_inpaint, g.loras_json,
+         g.clip_skip, g.embeddings_json, g.hires_json, g.soft_inpaint, g.loras_json, g.emphasis, g.pad_conds,
          (SELECT json_group_array(json_object('prompt', r.prompt, 'weight', r.weight, 'area', r.area, 'hash', r.mask_hash,
                                               'width', ri.width, 'height', ri.height, 'missing', ri.file_missing))
             FROM (SELECT * FROM generation_regions WHERE generation_id = g.id ORDER BY position) r
@@ -171,6 +174,8 @@ export function rowToItem(r: ItemRow): HistoryItem {
       ...(r.loras_json !== null ? { loras: JSON.parse(r.loras_json) as { name: string; hash: string }[] } : {}),
       // Migration 007: regional prompts (their masks are on the item).
       ...(regions.length > 0 ? { regions: regions.map(({ prompt, weight, area }) => ({ prompt, weight, area })) } : {}),
+      ...(r.emphasis !== null ? { emphasis: r.emphasis } : {}),
+      ...(r.pad_conds === 1 ? { padConds: true as const } : {}),
     },
     output: imageRef(r.o_hash, r.o_width, r.o_height, r.o_missing),
     initImage: imageRef(r.i_hash, r.i_width, r.i_height, r.i_missing),
@@ -225,11 +230,11 @@ export class HistoryRepository {
       INSERT INTO generations (created_at, source, status, mode, model_id, model_hash, prompt, negative_prompt, seed, steps,
         cfg, sampler, width, height, strength, mask_blur, init_image_hash, mask_hash, output_hash, parent_id,
         execution_provider, timings_json, error, favorite, tags, source_file, source_parameters, label_map_hash,
-        inpaint_area, mask_padding, control_scale, clip_skip, embeddings_json, hires_json, soft_inpaint, loras_json)
+        inpaint_area, mask_padding, control_scale, clip_skip, embeddings_json, hires_json, soft_inpaint, loras_json, emphasis, pad_conds)
       VALUES (@createdAt, @source, @status, @mode, @modelId, @modelHash, @prompt, @negativePrompt, @seed, @steps,
         @cfg, @sampler, @width, @height, @strength, @maskBlur, @initImageHash, @maskHash, @outputHash, @parentId,
         @executionProvider, @timingsJson, @error, @favorite, @tags, @sourceFile, @sourceParameters, @labelMapHash,
-        @inpaintArea, @maskPadding, @controlScale, @clipSkip, @embeddingsJson, @hiresJson, @softInpaint, @lorasJson)`);
+        @inpaintArea, @maskPadding, @controlScale, @clipSkip, @embeddingsJson, @hiresJson, @softInpaint, @lorasJson, @emphasis, @padConds)`);
     this.insertRegionStmt = db.prepare(`
       INSERT INTO generation_regions (generation_id, position, prompt, weight, area, mask_hash)
       VALUES (@generationId, @position, @prompt, @weight, @area, @maskHash)`);
@@ -303,6 +308,8 @@ export class HistoryRepository {
       hiresJson: r.hires ? JSON.stringify(r.hires) : null,
       softInpaint: r.softInpaint ? 1 : null,
       lorasJson: r.loras && r.loras.length > 0 ? JSON.stringify(r.loras) : null,
+      emphasis: r.emphasis !== undefined && r.emphasis !== 'Original' ? r.emphasis : null,
+      padConds: r.padConds ? 1 : null,
     });
     const id = Number(info.lastInsertRowid);
     const regions = r.regions ?? [];

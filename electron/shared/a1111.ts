@@ -12,7 +12,7 @@
  * is left out when the negative prompt is empty.
  */
 import type { GenerationMode, GenerationParams, HiresParams, RegionParams, SamplerName } from './generation.js';
-import { DEFAULT_HIRES_SCALE, DEFAULT_HIRES_UPSCALER } from './generation-limits.js';
+import { DEFAULT_EMPHASIS, DEFAULT_HIRES_SCALE, DEFAULT_HIRES_UPSCALER, EMPHASIS_MODES } from './generation-limits.js';
 
 /** Our sampler names as A1111 shows them (its `samplers_k_diffusion` / `samplers_data_compvis` labels). */
 export const A1111_SAMPLER_NAMES: Readonly<Record<SamplerName, string>> = {
@@ -95,6 +95,10 @@ export function parseRegions(value: string): RegionParams[] | null {
  */
 export const SOFT_INPAINTING_KEY = 'Soft inpainting enabled';
 export const TI_HASHES_KEY = 'TI hashes';
+/** A1111's emphasis option, written when it is not Original and a prompt has brackets (sd_hijack_clip.py `forward`). */
+export const EMPHASIS_KEY = 'Emphasis';
+/** Written as `Pad conds: True` when the shorter of prompt and negative was padded (sd_samplers_kdiffusion.py). */
+export const PAD_CONDS_KEY = 'Pad conds';
 
 /** A1111's "name: hash, …" lists (Lora hashes, TI hashes): `:` and `,` leave the names. */
 function hashList(items: readonly { name: string; hash: string }[]): string {
@@ -157,6 +161,9 @@ export function formatA1111Parameters(
   if (params.embeddings && params.embeddings.length > 0) settings.push([TI_HASHES_KEY, hashList(params.embeddings)]);
   if (params.mode === 'txt2img' && params.hires) settings.push(...hiresSettings(params.hires));
   if (params.regions && params.regions.length > 0) settings.push([REGIONS_KEY, formatRegions(params.regions)]);
+  const brackets = /[([]/.test(params.prompt) || /[([]/.test(params.negativePrompt);
+  if (params.emphasis !== undefined && params.emphasis !== DEFAULT_EMPHASIS && brackets) settings.push([EMPHASIS_KEY, params.emphasis]);
+  if (params.padConds) settings.push([PAD_CONDS_KEY, 'True']);
   for (const [k, v] of Object.entries(extra)) settings.push([k, v]);
 
   const settingsLine = settings.map(([k, v]) => `${k}: ${quote(String(v))}`).join(', ');
@@ -288,6 +295,10 @@ export function parseA1111Parameters(text: string): ParsedA1111Parameters {
   if (embeddings.length > 0) params.embeddings = embeddings;
   const regions = settings[REGIONS_KEY] !== undefined ? parseRegions(settings[REGIONS_KEY]) : null;
   if (regions) params.regions = regions;
+  // Missing means Original (A1111's default); an unknown value falls back to Original too (sd_emphasis.get_current_option).
+  const emphasis = EMPHASIS_MODES.find((m) => m === settings[EMPHASIS_KEY]?.trim());
+  if (emphasis !== undefined && emphasis !== DEFAULT_EMPHASIS) params.emphasis = emphasis;
+  if (settings[PAD_CONDS_KEY]?.trim() === 'True') params.padConds = true;
   const samplerLabel = settings['Sampler'];
   if (samplerLabel !== undefined) {
     const sampler = mapSampler(samplerLabel, settings['Schedule type']);

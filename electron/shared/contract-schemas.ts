@@ -15,6 +15,7 @@ import type { ExecutionProviderName } from './generation.js';
 import {
   MAX_CFG,
   MAX_CLIP_SKIP,
+  EMPHASIS_MODES,
   MAX_CONTROL_SCALE,
   MAX_HIRES_SCALE,
   MAX_MASK_BLUR,
@@ -219,6 +220,10 @@ export const generateRequestSchema = z
     maskPadding: z.number().int().min(0).max(MAX_MASK_PADDING).optional(),
     /** A1111's "Clip skip": the text encoder's hidden state N − 1 layers before the last (1 = the last). */
     clipSkip: z.number().int().min(1).max(MAX_CLIP_SKIP).optional(),
+    /** A1111's "Emphasis": how (word:1.2) weights the text encoder's output (default Original). */
+    emphasis: z.enum(EMPHASIS_MODES).optional(),
+    /** A1111's "Pad conds": pad the shorter of prompt and negative with empty chunks so they run as one batch. */
+    padConds: z.boolean().optional(),
     /**
      * ControlNet: the control image (e.g. a segmentation map), its conditioning scale, and optionally a
      * ControlNet folder (default: the model folder's own controlnet/).

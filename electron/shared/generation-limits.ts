@@ -57,6 +57,14 @@ export const DEFAULT_LCM_CFG = 8;
 
 /** A1111's "Clip skip" slider range (`CLIP_stop_at_last_layers`, 1 to 12). */
 export const MAX_CLIP_SKIP = 12;
+/**
+ * A1111's "Emphasis" option (modules/sd_emphasis.py), its infotext values: `Original` (the default) weights
+ * each token and restores the chunk's mean, `No norm` weights without restoring, `Ignore` parses the
+ * brackets but applies no weight, `None` reads brackets (and BREAK) as plain text.
+ */
+export const EMPHASIS_MODES = ['Original', 'No norm', 'Ignore', 'None'] as const;
+export type EmphasisMode = (typeof EMPHASIS_MODES)[number];
+export const DEFAULT_EMPHASIS: EmphasisMode = 'Original';
 /** An SDXL base's (Stability's and diffusers' SDXL examples use 5–7 at 25–50 steps). */
 export const DEFAULT_SDXL_STEPS = 25;
 export const DEFAULT_SDXL_CFG = 5;

@@ -3,6 +3,7 @@
  * Pure types and constants: no node, electron or DOM imports.
  */
 import { HIRES_LATENT_UPSCALERS } from './generation-limits.js';
+import type { EmphasisMode } from './generation-limits.js';
 
 export const SAMPLERS = [
   'euler',
@@ -48,6 +49,13 @@ export interface GenerationParams {
   clipSkip?: number;
   /** Textual-inversion embeddings the prompts used: name and the first 12 hex digits of the file's sha256 (A1111 "TI hashes"). */
   embeddings?: EmbeddingUse[];
+  /** A1111's "Emphasis" when not `Original` (absent = Original). */
+  emphasis?: EmphasisMode;
+  /**
+   * A1111's "Pad conds": set when the run asked for it and the prompt and negative had different chunk
+   * counts, so the shorter was padded with empty-prompt chunks and both went through the U-Net as one batch.
+   */
+  padConds?: true;
   /**
    * Regional prompts, in the request's order: each region's prompt, weight and the share of the picture
    * its mask covers (0 to 1, the mask's mean). The masks themselves are inputs (stored like the mask).

@@ -5,6 +5,7 @@
  * The store itself is electron/history/store.ts (`HistoryStore`); these are the shapes its methods take
  * and return, so that the IPC contract can name them without importing the store.
  */
+import type { EmphasisMode } from './generation-limits.js';
 import type {
   ExecutionProviderName,
   GenerationMode,
@@ -145,6 +146,10 @@ export interface RecordedParams {
 /** One regional prompt of a history item: what it was, and its stored mask. */
 export interface HistoryRegion extends RegionParams {
   mask: ImageRef;
+  /** A1111's "Emphasis" when not Original. */
+  emphasis?: EmphasisMode;
+  /** A1111's "Pad conds": the shorter of prompt and negative was padded with empty chunks. */
+  padConds?: true;
 }
 
 export interface HistoryItem {

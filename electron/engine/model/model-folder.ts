@@ -55,6 +55,7 @@ import { EmbeddingVocabulary } from '../prompt/chunker.js';
 import { encodePrompt, PROMPT_CACHE_SIZE, type EncodedPrompt } from '../prompt/conditioning.js';
 import { loadEmbeddingFolder, widthMismatchError, type TextualInversion } from '../prompt/embeddings.js';
 import { clipSkipState, PromptTextEncoder } from '../prompt/text-encoder.js';
+import { DEFAULT_EMPHASIS, type EmphasisMode } from '../../shared/generation-limits.js';
 
 // Kept where callers have always imported them from.
 export { LABEL_MAP_INPUT, timestepTensor } from './unet.js';
@@ -176,9 +177,9 @@ export class LoadedModel {
    * A1111's conditioning for one text (prompt/conditioning.ts), cached per (clip skip, embeddings, text).
    * Throws a clear error when the text uses an embedding made for another model family.
    */
-  async encodePrompt(text: string, clipSkip: number, embeddings: PromptEmbeddingSet): Promise<EncodedPrompt> {
+  async encodePrompt(text: string, clipSkip: number, embeddings: PromptEmbeddingSet, emphasis: EmphasisMode = DEFAULT_EMPHASIS): Promise<EncodedPrompt> {
     const { encoder, id } = this.promptEncoderEntry();
-    const key = `${id}\u0000${clipSkip}\u0000${embeddings.key}\u0000${text}`;
+    const key = `${id}\u0000${clipSkip}\u0000${emphasis}\u0000${embeddings.key}\u0000${text}`;
     const cached = this.promptCache.get(key);
     if (cached) {
       this.promptCache.delete(key);
@@ -187,6 +188,7 @@ export class LoadedModel {
     }
     const encoded = await encodePrompt(encoder, this.tokenizer, text, {
       state: clipSkipState(this.info.family === 'sd2' ? 1 : clipSkip),
+      emphasis,
       ...(embeddings.vocabulary ? { embeddings: embeddings.vocabulary } : {}),
       check: (used) => {
         const wrong = used.find((e) => e.width !== this.info.textHiddenSize);

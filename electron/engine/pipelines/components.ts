@@ -20,6 +20,7 @@ import type { EncodedPrompt } from '../prompt/conditioning.js';
 import { TI_SHORT_HASH_LENGTH } from '../prompt/embeddings.js';
 import type { GenerateOptions } from './types.js';
 import { encodeRegions, predictRegionalNoise, type RegionConditioning } from './regions.js';
+import { DEFAULT_EMPHASIS } from '../../shared/generation-limits.js';
 
 /** `logvar` clamp of diffusers `DiagonalGaussianDistribution`. */
 const LOGVAR_MIN = -30;
@@ -62,8 +63,17 @@ export async function encodePrompts(job: Job, withUncond: boolean): Promise<Prom
   const clipSkip = params.clipSkip ?? 1;
   const embeddings = model.embeddingSet(job.embeddingDirs);
   // A1111 cuts extra-network tags out of the prompt before it is parsed (lora/prompt-tags.ts).
-  const cond = await model.encodePrompt(stripLoraTags(params.prompt), clipSkip, embeddings);
-  const uncond = withUncond ? await model.encodePrompt(params.negativePrompt, clipSkip, embeddings) : null;
+  const emphasis = params.emphasis ?? DEFAULT_EMPHASIS;
+  let cond = await model.encodePrompt(stripLoraTags(params.prompt), clipSkip, embeddings, emphasis);
+  let uncond = withUncond ? await model.encodePrompt(params.negativePrompt, clipSkip, embeddings, emphasis) : null;
+  // A1111's "Pad conds" (sd_samplers_cfg_denoiser.py pad_cond_uncond): the shorter gets the empty prompt's
+  // 77 states repeated until both are as long, and the run records that it happened.
+  if (job.padConds && uncond && cond.chunks !== uncond.chunks) {
+    const empty = await model.encodePrompt('', clipSkip, embeddings, emphasis);
+    if (cond.chunks < uncond.chunks) cond = padWithEmpty(cond, empty, uncond.chunks);
+    else uncond = padWithEmpty(uncond, empty, cond.chunks);
+    params.padConds = true;
+  }
   const used = new Map<string, string>();
   for (const e of [...cond.embeddings, ...(uncond?.embeddings ?? [])]) used.set(e.name, e.sha256.slice(0, TI_SHORT_HASH_LENGTH));
   if (used.size > 0) params.embeddings = [...used].map(([name, hash]) => ({ name, hash }));
@@ -71,6 +81,15 @@ export async function encodePrompts(job: Job, withUncond: boolean): Promise<Prom
   const c = fitToUnet(job, cond, 'prompt');
   const u = uncond ? fitToUnet(job, uncond, 'negative prompt') : null;
   return { cond: c.data, uncond: u?.data ?? null, condTokens: c.tokens, uncondTokens: u?.tokens ?? 0, hidden: cond.width };
+}
+
+/** `e` followed by copies of the empty prompt's one chunk, to `chunks` chunks (A1111's `pad_cond`). */
+export function padWithEmpty(e: EncodedPrompt, empty: EncodedPrompt, chunks: number): EncodedPrompt {
+  const chunk = empty.tokens * e.width;
+  const data = new Float32Array(chunks * chunk);
+  data.set(e.data);
+  for (let c = e.chunks; c < chunks; c++) data.set(empty.data.subarray(0, chunk), c * chunk);
+  return { ...e, data, chunks, tokens: chunks * empty.tokens };
 }
 
 /** An encoded prompt as the U-Net takes it: cut to a fixed sequence axis, with a warning on the job. */

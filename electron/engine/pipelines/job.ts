@@ -39,6 +39,8 @@ export interface Job {
   loras: LoraReport[];
   /** Folders of textual-inversion embeddings the prompts may use (from the request). */
   embeddingDirs: string[];
+  /** The request asked for A1111's "Pad conds" (components.ts encodePrompts). */
+  padConds?: boolean;
   /**
    * Regional prompts: each region's prompt, weight and mask at width×height (gray, white = the region).
    * Absent or empty without regions. The masks come to latent resolution when the prompts are encoded.

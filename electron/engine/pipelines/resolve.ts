@@ -12,6 +12,8 @@ import {
   DEFAULT_MASK_PADDING,
   MAX_CFG,
   MAX_CLIP_SKIP,
+  DEFAULT_EMPHASIS,
+  EMPHASIS_MODES,
   MAX_CONTROL_SCALE,
   MAX_HIRES_SCALE,
   MAX_MASK_BLUR,
@@ -139,6 +141,9 @@ export function resolveParams(model: LoadedModel, req: GenerateRequest): Generat
   const controlScale = req.control !== undefined ? checkControl(model, req.control) : undefined;
   const clipSkip = req.clipSkip ?? 1;
   checkInt('clipSkip', clipSkip, 1, MAX_CLIP_SKIP);
+  const emphasis = req.emphasis ?? DEFAULT_EMPHASIS;
+  if (!(EMPHASIS_MODES as readonly string[]).includes(emphasis)) throw new InvalidRequestError(`emphasis must be one of ${EMPHASIS_MODES.join(', ')}`);
+  if (req.padConds !== undefined && typeof req.padConds !== 'boolean') throw new InvalidRequestError('padConds must be true or false');
   if (req.embeddingDirs !== undefined && (!Array.isArray(req.embeddingDirs) || req.embeddingDirs.some((d) => typeof d !== 'string' || d === ''))) {
     throw new InvalidRequestError('embeddingDirs must be a list of folder paths');
   }
@@ -160,6 +165,7 @@ export function resolveParams(model: LoadedModel, req: GenerateRequest): Generat
     ...(req.mode === 'inpaint' && inpaintArea === 'masked' ? { inpaintArea, maskPadding } : {}),
     ...(controlScale !== undefined ? { controlScale } : {}),
     ...(clipSkip > 1 ? { clipSkip } : {}),
+    ...(emphasis !== DEFAULT_EMPHASIS ? { emphasis } : {}),
     ...(hires ? { hires } : {}),
     ...(req.softInpaint === true ? { softInpaint: true } : {}),
   };

@@ -2,6 +2,7 @@
 import type { ExecutionProviderName, GenerationMode, InpaintArea, GenerationParams, GenerationTimings, SamplerName } from '../../shared/generation.js';
 import type { LoraReport } from '../lora/sessions.js';
 import type { RgbImage } from '../tensor/image.js';
+import type { EmphasisMode } from '../../shared/generation-limits.js';
 
 export interface GenerateRequest {
   mode: GenerationMode;
@@ -49,6 +50,10 @@ export interface GenerateRequest {
   loraDirs?: readonly string[];
   /** A1111's "Clip skip" (1 to 12, default 1): condition on the text encoder's hidden state N − 1 layers before the last. */
   clipSkip?: number;
+  /** A1111's "Emphasis" (default Original): see EMPHASIS_MODES. */
+  emphasis?: EmphasisMode;
+  /** A1111's "Pad conds": when prompt and negative differ in chunks, pad the shorter with empty-prompt chunks (one U-Net batch). */
+  padConds?: boolean;
   /** Folders of textual-inversion embeddings (.pt, .bin, .safetensors); a prompt word equal to a file stem uses its vectors. */
   embeddingDirs?: string[];
   /**

@@ -67,6 +67,8 @@ export interface ChunkOptions<E extends ChunkEmbedding = ChunkEmbedding> {
   /** 0 turns the comma backtrack off. Default 20. */
   commaBacktrack?: number;
   embeddings?: EmbeddingVocabulary<E>;
+  /** false: A1111's emphasis "None", the whole text is one fragment of weight 1 (brackets and BREAK are plain text). */
+  parseAttention?: boolean;
 }
 
 /**
@@ -109,7 +111,7 @@ export function tokenizePrompt<E extends ChunkEmbedding = ChunkEmbedding>(
   options: ChunkOptions<E> = {},
 ): TokenizedPrompt<E> {
   const backtrack = options.commaBacktrack ?? DEFAULT_COMMA_BACKTRACK;
-  const parsed = parsePromptAttention(prompt);
+  const parsed = options.parseAttention === false ? [{ text: prompt, weight: 1 }] : parsePromptAttention(prompt);
   const chunks: PromptChunk<E>[] = [];
   let tokens: number[] = [];
   let mults: number[] = [];

@@ -11,6 +11,7 @@ import type { ChunkTokenizer, EmbeddingVocabulary, PromptChunk } from './chunker
 import { CHUNK_TOKENS, tokenizePrompt } from './chunker.js';
 import type { TextualInversion } from './embeddings.js';
 import type { HiddenStateChoice, PromptTextEncoder } from './text-encoder.js';
+import { DEFAULT_EMPHASIS, type EmphasisMode } from '../../shared/generation-limits.js';
 
 /** Encoded prompts kept per model (a batch, a re-run or a live preview reuse them). */
 export const PROMPT_CACHE_SIZE = 32;
@@ -34,6 +35,8 @@ export interface PromptEncodeOptions {
   embeddings?: EmbeddingVocabulary<TextualInversion>;
   /** Called with the embeddings the chunks use, before anything is encoded (e.g. to refuse a width mismatch). */
   check?: (used: TextualInversion[]) => void;
+  /** A1111's "Emphasis" option; default Original. */
+  emphasis?: EmphasisMode;
 }
 
 export async function encodePrompt(
@@ -45,13 +48,14 @@ export async function encodePrompt(
   const { chunks, tokenCount } = tokenizePrompt(prompt, tokenizer, {
     ...(options.commaBacktrack !== undefined ? { commaBacktrack: options.commaBacktrack } : {}),
     ...(options.embeddings ? { embeddings: options.embeddings } : {}),
+    ...(options.emphasis === 'None' ? { parseAttention: false } : {}),
   });
   if (options.check) {
     const used: TextualInversion[] = [];
     for (const c of chunks) for (const f of c.fixes) if (!used.includes(f.embedding)) used.push(f.embedding);
     options.check(used);
   }
-  const encoded = await encodeChunks(encoder, chunks, options.state);
+  const encoded = await encodeChunks(encoder, chunks, options.state, options.emphasis);
   return { ...encoded, tokenCount };
 }
 
@@ -64,6 +68,7 @@ export async function encodeChunks(
   encoder: PromptTextEncoder,
   chunks: PromptChunk<TextualInversion>[],
   state: HiddenStateChoice,
+  emphasis: EmphasisMode = DEFAULT_EMPHASIS,
 ): Promise<Omit<EncodedPrompt, 'tokenCount'>> {
   const ids = chunks.map((c) => c.ids);
   const used: TextualInversion[] = [];
@@ -103,8 +108,23 @@ export async function encodeChunks(
   }
 
   const { data, width } = await encoder.run({ ids, state, ...(extra ? { extra } : {}) });
-  chunks.forEach((c, i) => applyEmphasisOriginal(data.subarray(i * CHUNK_TOKENS * width, (i + 1) * CHUNK_TOKENS * width), c.multipliers, width));
+  chunks.forEach((c, i) => applyEmphasis(emphasis, data.subarray(i * CHUNK_TOKENS * width, (i + 1) * CHUNK_TOKENS * width), c.multipliers, width));
   return { data, tokens: chunks.length * CHUNK_TOKENS, width, chunks: chunks.length, embeddings: used };
+}
+
+/**
+ * A1111's emphasis options (modules/sd_emphasis.py) on one chunk z [77, width], in place. "None" and
+ * "Ignore" leave z as encoded (None never parsed the brackets; Ignore parsed them and drops the weights),
+ * "No norm" multiplies each token by its weight, "Original" also restores the chunk's mean.
+ */
+export function applyEmphasis(emphasis: EmphasisMode, z: Float32Array, multipliers: readonly number[], width: number): void {
+  if (emphasis === 'Original') applyEmphasisOriginal(z, multipliers, width);
+  else if (emphasis === 'No norm') {
+    for (let t = 0; t < multipliers.length; t++) {
+      const m = multipliers[t]!;
+      if (m !== 1) for (let k = t * width; k < (t + 1) * width; k++) z[k] = z[k]! * m;
+    }
+  }
 }
 
 /**

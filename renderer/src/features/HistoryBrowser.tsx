@@ -317,6 +317,8 @@ const HistoryDetail = memo(function HistoryDetail() {
     ['Size', `${p.width} × ${p.height}`],
     ...(item.mode !== 'txt2img' && item.mode !== 'layout' ? ([['Strength', p.strength === null ? '—' : String(p.strength)]] as Array<[string, string]>) : []),
     ...(p.clipSkip !== undefined && p.clipSkip > 1 ? ([['Clip skip', String(p.clipSkip)]] as Array<[string, string]>) : []),
+    ...(p.emphasis !== undefined && p.emphasis !== 'Original' ? ([['Emphasis', p.emphasis]] as Array<[string, string]>) : []),
+    ...(p.padConds ? ([['Pad conds', 'yes']] as Array<[string, string]>) : []),
     ...(p.embeddings && p.embeddings.length > 0 ? ([['Embeddings', p.embeddings.map((e) => e.name).join(', ')]] as Array<[string, string]>) : []),
     ...(item.mode === 'inpaint' ? ([['Mask blur', p.maskBlur === null ? '—' : String(p.maskBlur)]] as Array<[string, string]>) : []),
     ['Created', new Date(item.createdAt).toLocaleString()],

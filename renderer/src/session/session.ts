@@ -15,6 +15,7 @@ import {
   MAX_CFG,
   MAX_CLIP_SKIP,
   MAX_HIRES_SCALE,
+  DEFAULT_EMPHASIS,
   MAX_MASK_BLUR,
   MAX_MASK_PADDING,
   MAX_SEED,
@@ -290,6 +291,8 @@ export function createSession(client: StudioClient, doc: EditorDocument) {
         sampler: s.sampler,
         ...(s.clipSkip > 1 ? { clipSkip: s.clipSkip } : {}),
         ...(mode === 'txt2img' && s.hires.enabled ? { hires: hiresRequest(s.hires) } : {}),
+        ...(s.emphasis !== DEFAULT_EMPHASIS ? { emphasis: s.emphasis } : {}),
+        ...(s.padConds ? { padConds: true } : {}),
         ...repaintSize(s, mode),
         ...(modelsStore.get().selectedId ? { modelId: modelsStore.get().selectedId! } : {}),
       };
@@ -529,6 +532,8 @@ export function createSession(client: StudioClient, doc: EditorDocument) {
       // Hires fix: a txt2img item turns it on with its settings, or off (keeping the panel's last settings).
       ...(item.mode === 'inpaint' ? { softInpaint: p.softInpaint === true } : {}),
       ...(item.mode === 'txt2img' ? { hires: p.hires ? { enabled: true, ...p.hires } : { ...settingsStore.get().hires, enabled: false } } : {}),
+      emphasis: p.emphasis ?? DEFAULT_EMPHASIS,
+      padConds: p.padConds === true,
       width: p.width,
       height: p.height,
     });

@@ -10,10 +10,12 @@ import {
   DEFAULT_HIRES_SCALE,
   DEFAULT_HIRES_STRENGTH,
   DEFAULT_HIRES_UPSCALER,
+  DEFAULT_EMPHASIS,
   DEFAULT_IMG2IMG_STRENGTH,
   DEFAULT_MASK_BLUR,
   DEFAULT_MASK_PADDING,
   DEFAULT_STEPS,
+  type EmphasisMode,
 } from '../../../electron/shared/generation-limits.js';
 import type { HistoryItem } from '../../../electron/shared/history.js';
 
@@ -65,6 +67,9 @@ export interface GenerationSettings {
   maskPadding: number;
   /** A1111's "Clip skip" (1 = the text encoder's last layer). */
   clipSkip: number;
+  /** A1111's "Emphasis" and "Pad conds": no field of their own yet; set by Reuse parameters and sent on. */
+  emphasis: EmphasisMode;
+  padConds: boolean;
   batchCount: number;
   /** txt2img: A1111's hires fix (kept while off, so turning it back on restores the last settings). */
   hires: HiresSettings;
@@ -110,6 +115,8 @@ export const DEFAULT_SETTINGS: GenerationSettings = {
   inpaintArea: 'whole',
   maskPadding: DEFAULT_MASK_PADDING,
   clipSkip: 1,
+  emphasis: DEFAULT_EMPHASIS,
+  padConds: false,
   batchCount: 1,
   hires: DEFAULT_HIRES,
   softInpaint: false,

@@ -7,7 +7,7 @@ import { crc32 } from 'node:zlib';
 import sharp from 'sharp';
 import { HistoryStore } from '../../../electron/history/store.js';
 import { HistoryError } from '../../../electron/history/errors.js';
-import { encodePng } from '../../../electron/history/png.js';
+import { encodePng, readPngMetadata } from '../../../electron/history/png.js';
 import { generation, noiseImage, tempDir } from '../../support/history-fixtures.js';
 import { walkPngChunks } from '../../support/history-png-chunks.js';
 
@@ -107,6 +107,28 @@ describe('import', () => {
     store.close();
     store = await HistoryStore.open(join(dir, 'history'));
     assert.equal(store.get(item.id).params.clipSkip, 2);
+  });
+
+  test('Emphasis and Pad conds: kept in the row, written to the infotext as A1111 does, and read back from A1111 text alone', async () => {
+    const source = await HistoryStore.open(join(dir, 'options'));
+    try {
+      const original = await source.add(generation(9, { params: { prompt: '(a red apple:1.2)', emphasis: 'No norm', padConds: true } }));
+      assert.equal(source.get(original.id).params.emphasis, 'No norm');
+      assert.equal(source.get(original.id).params.padConds, true);
+      const { files } = source.export([original.id], join(dir, 'exported-options'));
+      const infotext = readPngMetadata(readFileSync(files[0]!.file)).parameters!;
+      assert.match(infotext.split('\n').at(-1)!, /Emphasis: No norm, Pad conds: True/);
+      const imported = await store.importFile(files[0]!.file);
+      assert.deepEqual([imported.params.emphasis, imported.params.padConds], ['No norm', true]);
+    } finally {
+      source.close();
+    }
+    // An A1111 PNG (text only, no request of ours).
+    const file = join(dir, 'a1111-options.png');
+    const text = '(shiny:1.3) apple\nNegative prompt: blurry\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 5, Size: 8x8, Emphasis: Ignore, Pad conds: True';
+    writeFileSync(file, await encodePng(noiseImage(8), { parameters: text }));
+    const item = await store.importFile(file);
+    assert.deepEqual([item.params.emphasis, item.params.padConds], ['Ignore', true]);
   });
 
   test('our own export imports into another store with the full request', async () => {

@@ -141,4 +141,26 @@ test('soft inpainting: "Soft inpainting enabled: True" written for a soft inpain
   assert.equal(a1111.params.softInpaint, true);
   assert.equal(a1111.settings['Soft inpainting schedule bias'], '1');
   assert.equal(parseA1111Parameters('x\nSteps: 20, Sampler: Euler, CFG scale: 7, Seed: 1, Size: 64x64, Denoising strength: 0.75, Mask blur: 4').params.softInpaint, undefined);
+test('Emphasis: written when not Original and a prompt has brackets (as A1111), read back; Original and unknown values mean the default', () => {
+  const weighted = { ...base, prompt: '(a cat:1.2)', emphasis: 'No norm' as const };
+  const text = formatA1111Parameters(weighted);
+  assert.match(text, /, Emphasis: No norm$/);
+  assert.equal(parseA1111Parameters(text).params.emphasis, 'No norm');
+  // A1111 writes it only when a text uses emphasis: a prompt without brackets runs the same under every option but None.
+  assert.doesNotMatch(formatA1111Parameters({ ...base, emphasis: 'Ignore' }), /Emphasis/);
+  assert.match(formatA1111Parameters({ ...base, negativePrompt: '[blurry]', emphasis: 'None' }), /Emphasis: None/);
+  assert.doesNotMatch(formatA1111Parameters({ ...weighted, emphasis: 'Original' }), /Emphasis/);
+  const line = 'Steps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1, Size: 512x512';
+  assert.equal(parseA1111Parameters(`(a cat:1.2)\n${line}, Emphasis: Original`).params.emphasis, undefined);
+  assert.equal(parseA1111Parameters(`(a cat:1.2)\n${line}, Emphasis: Sideways`).params.emphasis, undefined);
+  assert.equal(parseA1111Parameters(`(a cat:1.2)\n${line}, Emphasis: Ignore`).params.emphasis, 'Ignore');
+});
+
+test('Pad conds: "Pad conds: True" when the run padded, read back; absent otherwise', () => {
+  const text = formatA1111Parameters({ ...base, padConds: true, clipSkip: 2 });
+  assert.match(text, /Clip skip: 2, Pad conds: True$/);
+  assert.equal(parseA1111Parameters(text).params.padConds, true);
+  assert.doesNotMatch(formatA1111Parameters(base), /Pad conds/);
+  assert.equal(parseA1111Parameters(formatA1111Parameters(base)).params.padConds, undefined);
+  assert.equal(parseA1111Parameters('a cat\nSteps: 20, Seed: 1, Size: 512x512, Pad conds: False').params.padConds, undefined);
 });
