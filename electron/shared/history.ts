@@ -141,15 +141,15 @@ export interface RecordedParams {
   loras?: { name: string; hash: string }[];
   /** Regional prompts: prompt, weight and covered area of each region (their masks: HistoryItem.regions). */
   regions?: RegionParams[];
+  /** A1111's "Emphasis" when not Original. */
+  emphasis?: EmphasisMode;
+  /** A1111's "Pad conds": the shorter of prompt and negative was padded with empty chunks. */
+  padConds?: true;
 }
 
 /** One regional prompt of a history item: what it was, and its stored mask. */
 export interface HistoryRegion extends RegionParams {
   mask: ImageRef;
-  /** A1111's "Emphasis" when not Original. */
-  emphasis?: EmphasisMode;
-  /** A1111's "Pad conds": the shorter of prompt and negative was padded with empty chunks. */
-  padConds?: true;
 }
 
 export interface HistoryItem {

@@ -141,6 +141,8 @@ test('soft inpainting: "Soft inpainting enabled: True" written for a soft inpain
   assert.equal(a1111.params.softInpaint, true);
   assert.equal(a1111.settings['Soft inpainting schedule bias'], '1');
   assert.equal(parseA1111Parameters('x\nSteps: 20, Sampler: Euler, CFG scale: 7, Seed: 1, Size: 64x64, Denoising strength: 0.75, Mask blur: 4').params.softInpaint, undefined);
+});
+
 test('Emphasis: written when not Original and a prompt has brackets (as A1111), read back; Original and unknown values mean the default', () => {
   const weighted = { ...base, prompt: '(a cat:1.2)', emphasis: 'No norm' as const };
   const text = formatA1111Parameters(weighted);
