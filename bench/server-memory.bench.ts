@@ -7,7 +7,8 @@
  *
  * For each case, RUNS times: the server's resident memory before (baseline), its peak during the case
  * (VmHWM, reset before each run through /proc/<pid>/clear_refs), the growth (peak − baseline), and what
- * is still resident 2 s after the answers (minus the baseline). Prints one JSON object with the median,
+ * is still resident 2 s after the answers (minus the baseline; and how much of the whole is file-backed,
+ * such as the databases' memory-mapped pages). Prints one JSON object with the median,
  * min and max of each, the answers, and the machine's load.
  *
  * Run: npm run bench:server-memory (Linux: reads /proc/<pid>/status). SERVER_MEMORY_BENCH_RUNS=5 for more
@@ -68,10 +69,10 @@ async function pngBomb(side: number, bitDepth: 1 | 8): Promise<Buffer> {
   return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), pngChunk('IHDR', ihdr), pngChunk('IDAT', Buffer.concat(parts)), pngChunk('IEND', Buffer.alloc(0))]);
 }
 
-function memory(pid: number): { rssMb: number; peakMb: number } {
+function memory(pid: number): { rssMb: number; peakMb: number; fileMb: number } {
   const text = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (key: string) => Number(new RegExp(`${key}:\\s+(\\d+)`).exec(text)?.[1] ?? NaN);
-  return { rssMb: kb('VmRSS') / 1024, peakMb: kb('VmHWM') / 1024 };
+  return { rssMb: kb('VmRSS') / 1024, peakMb: kb('VmHWM') / 1024, fileMb: kb('RssFile') / 1024 };
 }
 
 function resetPeak(pid: number): void {
@@ -188,6 +189,7 @@ async function main(): Promise<void> {
       const peak: number[] = [];
       const growth: number[] = [];
       const after: number[] = [];
+      const afterFile: number[] = [];
       let answers: string[] = [];
       for (let i = 0; i < RUNS; i++) {
         await sleep(SETTLE_MS);
@@ -199,10 +201,12 @@ async function main(): Promise<void> {
         baseline.push(before);
         peak.push(top);
         growth.push(top - before);
-        after.push(memory(pid).rssMb - before);
+        const end = memory(pid);
+        after.push(end.rssMb - before);
+        afterFile.push(end.fileMb);
       }
       console.error(name, JSON.stringify({ answers, growth, after }));
-      out[name] = { answers, baselineMb: spread(baseline), peakMb: spread(peak), growthMb: spread(growth), residentAfterMb: spread(after) };
+      out[name] = { answers, baselineMb: spread(baseline), peakMb: spread(peak), growthMb: spread(growth), residentAfterMb: spread(after), fileBackedAfterMb: spread(afterFile) };
     }
     console.log(
       JSON.stringify(

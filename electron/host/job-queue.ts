@@ -21,6 +21,7 @@ import { isCancelled, serializeError, StudioError, type SerializedError } from '
 import { MAX_QUEUED_JOBS } from '../shared/resource-limits.js';
 import type { SqliteDatabase } from '../history/database.js';
 import { toHistoryError } from '../history/errors.js';
+import { COLLECT_AFTER_BYTES, freeLargeGarbage } from './request-body.js';
 
 /** A generate request as queued: the seed is always chosen before the job is stored. */
 export type QueuedRequest = Requests['generate'] & { seed: number };
@@ -379,7 +380,9 @@ export class JobQueue {
       this.retryLater();
       return;
     }
+    const large = next.request.length >= COLLECT_AFTER_BYTES;
     const job: StoredJob = { id: next.id, modelId: next.model_id, request: JSON.parse(next.request) as QueuedRequest };
+    next = undefined;
     const controller = new AbortController();
     const active: ActiveJob = { id: job.id, controller, abortReason: null, progress: null, settled: Promise.resolve() };
     this.active = active;
@@ -409,8 +412,11 @@ export class JobQueue {
     }).finally(() => {
       this.active = null;
       this.announce({ changed: [job.id] });
-      // The next job starts on a fresh tick, after listeners have seen this one finish.
-      setImmediate(() => this.pump());
+      // The next job starts on a fresh tick, after listeners have seen this one finish. A job that
+      // carried large images (held as its request's string, its parsed copy and the decoded bytes)
+      // leaves them to a full collection first, so they are not still resident when the next one runs.
+      // (A function of its own: a closure here would keep this one's scope, and the job, alive.)
+      setImmediate(this.pumpAfter, large);
     });
   }
 
@@ -428,6 +434,11 @@ export class JobQueue {
       console.error(`studio host: the warnings of job ${id} could not be written: ${serializeError(toHistoryErrorOrSelf(err)).message}`);
     }
   }
+
+  private readonly pumpAfter = (large: boolean): void => {
+    if (large) freeLargeGarbage();
+    this.pump();
+  };
 
   private finish(id: string, status: JobStatus, historyId: number | null, error: SerializedError | null): void {
     this.stmt.finish.run({ id, status, finishedAt: this.clock(), historyId, error: error ? JSON.stringify(error) : null });

@@ -341,9 +341,10 @@ export async function startServer(host: Host, options: ServeOptions = {}): Promi
       try {
         let payload: unknown;
         try {
-          const body = await readBody(req, maxUpload);
+          let body: Buffer | null = await readBody(req, maxUpload);
           size = body.length;
           payload = parseJsonBody(body);
+          body = null; // not kept through the invoke below
         } catch (err) {
           if (err instanceof PayloadTooLargeError) return tooLarge();
           return sendError(res, 400, 'InvalidRequestError', 'E_INVALID_REQUEST', 'The body is not valid JSON.');
