@@ -39,3 +39,12 @@ test("a large job's request is collected before the next job starts", async () =
   db.close();
   assert.equal(collectedBeforeSecond, true, 'the first job’s request was still in memory when the second started');
 });
+
+test('host.sqlite is not memory-mapped: the large rows the queue reads do not stay resident', () => {
+  const db = openHostDatabase(data.dir);
+  try {
+    assert.equal(db.pragma('mmap_size', { simple: true }), 0);
+  } finally {
+    db.close();
+  }
+});
