@@ -58,6 +58,26 @@ function rawPlane(plane: Uint8Array): PackedPlane {
   return { length: plane.length, bytes: data.byteLength + PLANE_OVERHEAD_BYTES, data, raw: true };
 }
 
+/** Calls `run(value, start, length)` for each run of a run-length code, in order; returns the bytes covered. */
+function forEachRun(code: Uint8Array, run: (value: number, start: number, length: number) => void): number {
+  let o = 0;
+  let i = 0;
+  while (i < code.length) {
+    const v = code[i++]!;
+    let length = 0;
+    let shift = 0;
+    let b: number;
+    do {
+      b = code[i++]!;
+      length |= (b & 0x7f) << shift;
+      shift += 7;
+    } while (b & 0x80);
+    run(v, o, length);
+    o += length;
+  }
+  return o;
+}
+
 /** Unpacks into `target` (which must have the plane's length), or into a new array. */
 export function unpackPlane(packed: PackedPlane, target?: Uint8Array): Uint8Array {
   const out = target ?? new Uint8Array(packed.length);
@@ -66,23 +86,8 @@ export function unpackPlane(packed: PackedPlane, target?: Uint8Array): Uint8Arra
     out.set(packed.data);
     return out;
   }
-  const code = packed.data;
-  let o = 0;
-  let i = 0;
-  while (i < code.length) {
-    const v = code[i++]!;
-    let run = 0;
-    let shift = 0;
-    let b: number;
-    do {
-      b = code[i++]!;
-      run |= (b & 0x7f) << shift;
-      shift += 7;
-    } while (b & 0x80);
-    out.fill(v, o, o + run);
-    o += run;
-  }
-  if (o !== packed.length) throw new RangeError(`a packed plane decoded to ${o} bytes, expected ${packed.length}`);
+  const covered = forEachRun(packed.data, (v, start, length) => out.fill(v, start, start + length));
+  if (covered !== packed.length) throw new RangeError(`a packed plane decoded to ${covered} bytes, expected ${packed.length}`);
   return out;
 }
 
@@ -102,22 +107,9 @@ export function applyDelta(data: Uint8Array, delta: PackedPlane): void {
     for (let i = 0; i < d.length; i++) data[i]! ^= d[i]!;
     return;
   }
-  const code = delta.data;
-  let o = 0;
-  let i = 0;
-  while (i < code.length) {
-    const v = code[i++]!;
-    let run = 0;
-    let shift = 0;
-    let b: number;
-    do {
-      b = code[i++]!;
-      run |= (b & 0x7f) << shift;
-      shift += 7;
-    } while (b & 0x80);
-    if (v !== 0) for (let k = o; k < o + run; k++) data[k]! ^= v;
-    o += run;
-  }
+  forEachRun(delta.data, (v, start, length) => {
+    if (v !== 0) for (let k = start; k < start + length; k++) data[k]! ^= v;
+  });
 }
 
 /** True when the delta changes nothing. */
