@@ -396,11 +396,9 @@ async function benchAccepts(): Promise<unknown> {
       }
     }
     const wallMs = Date.now() - t0;
-    const undoDepth = await page.evaluate('document.querySelector("[aria-label=Undo]")?.getAttribute("title") ?? null');
     const paint = await measureStroke(page, ACCEPT_PAINT_BUDGET_MS);
     return {
       image: `${PAINT_SIDE}x${PAINT_SIDE}`, accepts: ACCEPTS, wallMs, undoBudgetMB: UNDO_BUDGET_MB, memory: samples,
-      undoButtonTitle: undoDepth,
       paintAfterAccepts: paint,
       note: 'arrayBuffersMB is V8\'s ArrayBuffer backing storage (typed arrays: mask, layout, undo steps); rendererRssMB the renderer process\'s resident set',
     };

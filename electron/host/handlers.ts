@@ -8,7 +8,8 @@ import { basename, extname } from 'node:path';
 import { constants } from 'node:fs';
 import { access, readFile } from 'node:fs/promises';
 import { imageHeaderFromBase64 } from '../shared/image-header.js';
-import type { Handlers, Requests } from '../shared/contract.js';
+import type { Handlers, Requests, StudioSettings } from '../shared/contract.js';
+import { DEFAULT_UNDO_MEMORY_MB } from '../shared/resource-limits.js';
 import { checkRequestForModel } from '../shared/model-checks.js';
 import { loraFamilyProblem } from '../shared/loras.js';
 import { serializeError, StudioError, type SerializedError } from '../shared/errors.js';
@@ -18,6 +19,7 @@ import { checkPromptLoras, listLoras, loraFolder, restoreLoraTags } from '../mod
 import { HistoryError } from '../history/errors.js';
 import { makeFolder } from '../history/folders.js';
 import type { Host } from './host.js';
+import type { StoredSettings } from './settings-store.js';
 import { describePrompt, EmbeddingVocabulary } from '../engine/prompt/chunker.js';
 import { loadEmbeddingFolder } from '../engine/prompt/embeddings.js';
 import { stripLoraTags } from '../engine/lora/prompt-tags.js';
@@ -67,6 +69,15 @@ export function createHandlers(host: Host) {
   const modelsChanged = (kind: 'imported' | 'removed' | 'default', modelId: string): void =>
     host.emit('models.changed', { kind, modelId, defaultId: library.defaultModel()?.id ?? null });
 
+  /** What settings.get and settings.set answer: the engine's effective settings, the stored ones, and defaults for those left unset. */
+  const settingsReply = (stored: StoredSettings, effective: Awaited<ReturnType<typeof engine.effectiveSettings>>): StudioSettings => ({
+    ...effective,
+    releaseTextEncoders: stored.releaseTextEncoders ?? false,
+    outputFolder: stored.outputFolder,
+    selectedModelId: library.defaultModel()?.id ?? null,
+    ...generationLimits(stored),
+    undoMemoryMb: stored.undoMemoryMb ?? DEFAULT_UNDO_MEMORY_MB,
+  });
   const handlers = {
     async generate(req) {
       const modelId = req.modelId ?? host.defaultModelId();
@@ -248,7 +259,7 @@ export function createHandlers(host: Host) {
     async 'settings.get'() {
       const stored = settings.read();
       const effective = await engine.effectiveSettings();
-      return { ...effective, releaseTextEncoders: stored.releaseTextEncoders ?? false, outputFolder: stored.outputFolder, selectedModelId: library.defaultModel()?.id ?? null, ...generationLimits(stored) };
+      return settingsReply(stored, effective);
     },
     async 'settings.set'(patch) {
       if (patch.outputFolder) await assertWritableFolder(patch.outputFolder);
@@ -270,7 +281,7 @@ export function createHandlers(host: Host) {
         });
       }
       const effective = await engine.effectiveSettings();
-      return { ...effective, releaseTextEncoders: stored.releaseTextEncoders ?? false, outputFolder: stored.outputFolder, selectedModelId: library.defaultModel()?.id ?? null, ...generationLimits(stored) };
+      return settingsReply(stored, effective);
     },
 
     async 'loras.list'({ modelId }) {

@@ -11,7 +11,6 @@ import type { LibraryModel } from '../shared/model-library.js';
 import {
   DEFAULT_MAX_INPUT_PIXELS,
   DEFAULT_MAX_SIZE_FACTOR,
-  DEFAULT_UNDO_MEMORY_MB,
   estimateJobBytes,
   formatBytes,
   formatMegapixels,
@@ -19,7 +18,7 @@ import {
 import { DEFAULT_HIRES_SCALE, hiresSize } from '../shared/generation-limits.js';
 import type { StoredSettings } from './settings-store.js';
 
-export type GenerationLimits = Pick<StudioSettings, 'maxInputPixels' | 'maxSizeFactor' | 'maxJobMemoryMb' | 'undoMemoryMb'>;
+export type GenerationLimits = Pick<StudioSettings, 'maxInputPixels' | 'maxSizeFactor' | 'maxJobMemoryMb'>;
 
 /** Three quarters of the machine's memory: the engine is its main user, but shares it with the app and the OS. */
 export function defaultMaxJobMemoryMb(): number {
@@ -32,7 +31,6 @@ export function generationLimits(stored: StoredSettings): GenerationLimits {
     maxInputPixels: stored.maxInputPixels ?? DEFAULT_MAX_INPUT_PIXELS,
     maxSizeFactor: stored.maxSizeFactor ?? DEFAULT_MAX_SIZE_FACTOR,
     maxJobMemoryMb: stored.maxJobMemoryMb ?? defaultMaxJobMemoryMb(),
-    undoMemoryMb: stored.undoMemoryMb ?? DEFAULT_UNDO_MEMORY_MB,
   };
 }
 
