@@ -95,4 +95,10 @@ export default tseslint.config(
     files: ['electron/shared/generation-limits.ts'],
     rules: { 'no-restricted-syntax': ['error', { selector: 'ImportDeclaration, ExportAllDeclaration, ExportNamedDeclaration[source]', message: 'generation-limits.ts imports nothing (the renderer imports its values).' }] },
   },
+  {
+    // CommonJS scripts meant to run with nothing but Node and one package beside them (bench/providers.bench.cjs).
+    files: ['**/*.cjs'],
+    languageOptions: { sourceType: 'commonjs', globals: { require: 'readonly', module: 'writable', __dirname: 'readonly', process: 'readonly' } },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
 );
