@@ -16,11 +16,34 @@ export async function dragOnCanvas(page: Page, points: Array<[number, number]>, 
   await page.mouse.up();
 }
 
-/** Moves the pointer off the stage (hides the brush cursor) and screenshots the stage. */
-export async function stageSnapshot(page: Page): Promise<Buffer> {
+/**
+ * Moves the pointer off the stage (hides the brush cursor) and screenshots the stage once it has settled:
+ * two screenshots 100 ms apart that are the same (a loaded machine can take longer than a fixed wait to
+ * draw an opened picture or an undo), or the last one after `timeoutMs`. Notices are hidden for the
+ * screenshot: they float over the stage and leave on their own timer, so whether one shows is timing.
+ */
+export async function stageSnapshot(page: Page, timeoutMs = 10_000): Promise<Buffer> {
   await page.mouse.move(2, 2);
+  const stage = page.getByTestId('canvas-stage');
+  const deadline = Date.now() + timeoutMs;
   await page.waitForTimeout(100);
-  return page.getByTestId('canvas-stage').screenshot();
+  const shoot = () => stage.screenshot({ style: '.notices { visibility: hidden !important; }' });
+  let last = await shoot();
+  for (;;) {
+    await page.waitForTimeout(100);
+    const next = await shoot();
+    if (next.equals(last) || Date.now() > deadline) return next;
+    last = next;
+  }
+}
+
+/** Waits until the settled stage equals `expected` (or `timeoutMs` passes) and returns the last snapshot. */
+export async function stageSnapshotEqualTo(page: Page, expected: Buffer, timeoutMs = 10_000): Promise<Buffer> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const shot = await stageSnapshot(page, Math.max(0, deadline - Date.now()));
+    if (shot.equals(expected) || Date.now() > deadline) return shot;
+  }
 }
 
 /**
