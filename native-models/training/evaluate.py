@@ -33,6 +33,7 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -42,11 +43,13 @@ from tqdm import tqdm
 
 from .common import load_images
 from .config import add_common_args, load_config
-from .diffusers_check import check_folders
 from .labels import NUM_LABELS, label_image, label_maps, labels_to_rgb, one_hot_pooled
 from .masks import random_mask
 from .models import limit_threads
-from .onnx_pipeline import OnnxLdm
+# onnxruntime (OnnxLdm, diffusers_check) is imported where a folder is run, so the scoring helpers above
+# (inpaint_cases, run_inpaint, psnr_u8, text_fidelity) also serve training.lcm_proxy on a machine without it.
+if TYPE_CHECKING:
+    from .onnx_pipeline import OnnxLdm
 
 GRID_PROMPTS = ["red apple", "grinning face", "dog face", "pizza", "rocket", "red heart", "sun", "cat face",
                 "green apple", "ghost", "thumbs up sign", "birthday cake", "snowman", "rainbow", "tiger face", "house"]
@@ -331,6 +334,7 @@ def write_lcm_contract(lcm_dir: Path, out: Path, seed: int) -> dict:
     [1, 4, h, w]) and this evaluation's picture from them after one LCM step (no re-noising, so no
     sampler noise is involved) with guidance 8 embedded, at the exported size (pixels repeated). The
     engine must draw the same picture (within 2/255) from the same latents."""
+    from .onnx_pipeline import OnnxLdm
     model = OnnxLdm(lcm_dir)
     latents = model.initial_noise(1, [seed])
     prompt, guidance = "red apple", 8.0
@@ -447,6 +451,7 @@ def lcm_inpaint_eval(lcm: OnnxLdm, teacher_model: OnnxLdm, images_u8, records, e
 def lcm_model_eval(cfg, images_u8, records, eval_cfg, seed, teacher_fidelity: dict | None,
                    which: tuple[str, ...] = ("text", "inpaint")) -> dict:
     """Writes eval.json and samples.png into each exported LCM folder (of `which`); returns the reports."""
+    from .onnx_pipeline import OnnxLdm
     report: dict = {}
     threads = eval_cfg.get("threads", 1)
     export_summary = {}
@@ -506,6 +511,8 @@ def main() -> None:
     parser.add_argument("--lcm", nargs="+", default=["text", "inpaint"], choices=["text", "inpaint"],
                         help="which LCM folders to evaluate (emoji-ldm-lcm: text, emoji-ldm-inpaint-lcm: inpaint)")
     args = parser.parse_args()
+    from .diffusers_check import check_folders
+    from .onnx_pipeline import OnnxLdm
     cfg = load_config(args)
     eval_cfg = cfg["eval"]
     limit_threads(eval_cfg.get("threads", 1))

@@ -58,7 +58,7 @@ from .build_tokenizer import TOKENIZER_DIR
 from .config import Config, add_common_args, load_config
 from .labels import NUM_LABELS, write_labels_json
 from .models import build_vae, limit_threads
-from .train_unet import load_text2img, trained_token_ids
+from .train_unet import load_derived_stage, load_text2img, trained_token_ids
 
 OPSET = 17
 # Initializers smaller than this stay float32 in every storage mode (biases and norms: tiny, and exact
@@ -521,25 +521,6 @@ def export_unet(out: Path, unet: UNet2DConditionModel, hidden_size: int, setting
     if cond_dim:
         feeds["timestep_cond"] = args[3].numpy()
     return check(path, graph, feeds, args, 2e-3)
-
-
-def load_derived_stage(stage_dir: Path) -> tuple[UNet2DConditionModel, dict, dict] | None:
-    """EMA weights of an inpaint / layout U-Net and its frozen text encoder's weights: unet.pt when the
-    stage is finished, else the running stage's state.pt; None when the stage has not started."""
-    path = stage_dir / "unet.pt"
-    if not path.exists():
-        path = stage_dir / "state.pt"
-    if not path.exists():
-        return None
-    saved = torch.load(path, map_location="cpu", weights_only=False)
-    if path.name == "unet.pt":
-        state, info = saved["unet"], {"step": saved["steps"], "snapshot": False, "text2img_source": saved.get("text2img_source")}
-    else:
-        state, info = saved["unet_ema"]["shadow"], {"step": saved["step"], "snapshot": True,
-                                                    "text2img_source": saved.get("text2img_source")}
-    unet = UNet2DConditionModel.from_config(saved["unet_config"])
-    unet.load_state_dict(state)
-    return unet.eval(), info, saved["text_encoder"]
 
 
 def same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:

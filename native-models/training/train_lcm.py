@@ -26,6 +26,13 @@ script; notation of wave2 reference §4):
 Resumes from runs/<stage>/state.pt (student, target, optimizer, RNG, step), saved every
 save_every_minutes, on SIGTERM/Ctrl-C and at --max-minutes; done.json marks the end; unet.pt holds the
 target network's weights (what the export ships). TRAIN_THREADS overrides train_lcm.threads.
+
+Accelerator and experiments: --device cuda runs the networks there (the random draws stay on the CPU's
+generators, so a run's batches do not depend on the device); --lr, --ema-decay, --huber-c, --batch-size,
+--warmup-steps, --steps override train_lcm's values (recorded in unet.pt); --run-dir puts the run in
+another folder, so several variants can train side by side; --stop-at ends a run at a wall-clock time;
+--proxy FILE scores the target network every --proxy-every-minutes with training.lcm_proxy (the figure
+the quality bar uses) and keeps the best-scoring target weights in best.pt.
 """
 from __future__ import annotations
 
@@ -34,6 +41,7 @@ import hashlib
 import json
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -44,10 +52,12 @@ from transformers import CLIPTextModel
 from .common import RunState, atomic_save, load_images, restore_rng, rng_state, seed_everything, to_model_range
 from .config import Config, add_common_args, load_config
 from .models import count_parameters, limit_threads
-from .train_unet import (TokenCache, latent_mask, load_text2img, load_tokenizer, load_trained_vae, make_noise_scheduler,
+from .train_unet import (TokenCache, latent_mask, load_derived_stage, load_text2img, load_tokenizer, load_trained_vae, make_noise_scheduler,
                          mask_batch, posterior_parameters, sample_caption, sample_latents)
 
 STAGE_DIRS = {"text2img": "lcm", "inpaint": "lcm_inpaint"}
+# train_lcm values a command line may override (experiments; the config stays the recipe of record).
+OVERRIDES = {"lr": float, "ema_decay": float, "huber_c": float, "batch_size": int, "warmup_steps": int, "loss_type": str}
 TEACHER_DIRS = {"text2img": "unet", "inpaint": "inpaint"}
 STAGE_SEED_OFFSETS = {"text2img": 10, "inpaint": 11}
 SIGMA_DATA = 0.5
@@ -58,7 +68,7 @@ def guidance_embedding(w: torch.Tensor, dim: int) -> torch.Tensor:
     guidanceEmbedding): w·1000, sinusoidal, [sin | cos], zero-padded when dim is odd. w = ω = scale − 1."""
     w = w.float() * 1000.0
     half = dim // 2
-    freqs = torch.exp(torch.arange(half, dtype=torch.float32) * -(math.log(10000.0) / (half - 1)))
+    freqs = torch.exp(torch.arange(half, dtype=torch.float32, device=w.device) * -(math.log(10000.0) / (half - 1)))
     angles = w[:, None] * freqs[None, :]
     emb = torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
     if dim % 2 == 1:
@@ -95,7 +105,8 @@ def unet_digest(state: dict[str, torch.Tensor]) -> str:
     digest = hashlib.sha256()
     for key in sorted(state):
         digest.update(key.encode())
-        digest.update(state[key].half().numpy().tobytes() if state[key].is_floating_point() else state[key].numpy().tobytes())
+        value = state[key].detach().cpu()
+        digest.update(value.half().numpy().tobytes() if value.is_floating_point() else value.numpy().tobytes())
     return digest.hexdigest()[:16]
 
 
@@ -104,7 +115,6 @@ def load_teacher(cfg: Config, stage: str, allow_snapshot: bool) -> tuple[UNet2DC
     unet, text_encoder, info = load_text2img(cfg, allow_snapshot)
     if stage == "text2img":
         return unet, text_encoder, info
-    from .export_onnx import load_derived_stage  # heavy (onnx), only needed here
     stage_dir = cfg.runs_dir / "inpaint"
     if not (stage_dir / "unet.pt").exists() and not allow_snapshot:
         raise SystemExit(f"the inpainting stage has not finished: {stage_dir / 'unet.pt'} is missing "
@@ -132,12 +142,37 @@ def main() -> None:
     parser.add_argument("--finalize", action="store_true", help="end training at the checkpoint's step and write the weights")
     parser.add_argument("--allow-snapshot", action="store_true",
                         help="distil from the teacher stage's latest checkpoint if it has not finished")
+    parser.add_argument("--device", default="cpu", help="torch device of the networks (cpu, cuda, cuda:1, …)")
+    parser.add_argument("--run-dir", type=Path, default=None, help="the run's folder (default: runs/lcm or runs/lcm_inpaint)")
+    parser.add_argument("--stop-at", type=float, default=None, help="stop (with a checkpoint) at this Unix time")
+    for name, kind in OVERRIDES.items():
+        parser.add_argument("--" + name.replace("_", "-"), type=kind, default=None, help=f"override train_lcm.{name}")
+    parser.add_argument("--proxy", type=Path, default=None,
+                        help="score the target network with training.lcm_proxy: inpaint: the teacher's cases (.npz), "
+                             "text2img: the teacher folder's eval.json")
+    parser.add_argument("--proxy-every-minutes", type=float, default=2.0)
+    parser.add_argument("--steps", type=int, default=None, help="train to this step (overrides train_lcm.steps)")
     args = parser.parse_args()
     cfg = load_config(args)
     inpaint = args.stage == "inpaint"
-    train_cfg = cfg["train_lcm"]
+    train_cfg = dict(cfg["train_lcm"])
+    for name in OVERRIDES:
+        if getattr(args, name) is not None:
+            train_cfg[name] = getattr(args, name)
+    if args.steps is not None:
+        train_cfg["steps"] = args.steps
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     limit_threads(train_cfg.get("threads", 1))
-    run = RunState(cfg.stage_dir(STAGE_DIRS[args.stage]), train_cfg["save_every_minutes"], args.max_minutes)
+    max_minutes = args.max_minutes
+    if args.stop_at is not None:
+        left = max(args.stop_at - time.time(), 1.0) / 60
+        max_minutes = left if max_minutes is None else min(max_minutes, left)
+    run_dir = args.run_dir if args.run_dir is not None else cfg.stage_dir(STAGE_DIRS[args.stage])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    run = RunState(run_dir, train_cfg["save_every_minutes"], max_minutes)
     if run.done:
         print(f"lcm {args.stage}: already done", flush=True)
         return
@@ -150,6 +185,7 @@ def main() -> None:
         r["split"] == "heldout" for r in records) else train_idx[:8]
     images = to_model_range(images_u8)
     vae, scaling_factor, vae_digest = load_trained_vae(cfg)
+    vae.to(device)
     params = posterior_parameters(cfg, vae, vae_digest, images)
     latent_size = params.shape[-1]
     tokens = TokenCache(load_tokenizer(cfg))
@@ -164,7 +200,10 @@ def main() -> None:
     cond_dim = train_cfg["time_cond_proj_dim"]
     student = lcm_unet_from(teacher, cond_dim)
     target = lcm_unet_from(teacher, cond_dim).eval().requires_grad_(False)
-    optimizer = torch.optim.AdamW(student.parameters(), lr=train_cfg["lr"], weight_decay=train_cfg["weight_decay"])
+    for module in (teacher, text_encoder, student, target, vae):
+        module.to(device)
+    optimizer = torch.optim.AdamW(student.parameters(), lr=train_cfg["lr"], weight_decay=train_cfg["weight_decay"],
+                                  foreach=True)
     step = 0
     restart_step = 0
     if state:
@@ -199,7 +238,7 @@ def main() -> None:
     ddim_timesteps = torch.arange(1, n_ddim + 1) * skip - 1
     scaling = train_cfg["timestep_scaling"]
     with torch.no_grad():
-        uncond_hidden = text_encoder(tokens([""])).last_hidden_state
+        uncond_hidden = text_encoder(tokens([""]).to(device)).last_hidden_state
 
     def checkpoint() -> None:
         run.save({"student": student.state_dict(), "target": target.state_dict(), "optimizer": optimizer.state_dict(),
@@ -212,10 +251,11 @@ def main() -> None:
         if not inpaint:
             return None
         mask = mask_batch(len(pick), images.shape[-1], batch_rng, cfg["train_inpaint"]["mask_probabilities"])
-        masked = images[pick] * (mask < 0.5)
+        masked = (images[pick] * (mask < 0.5)).to(device)
         with torch.no_grad():
+            # On an accelerator the sample's noise is still drawn from the CPU generator (diffusers' randn_tensor).
             masked_latents = vae.encode(masked).latent_dist.sample(generator=gen) * scaling_factor
-        return torch.cat([latent_mask(mask, latent_size), masked_latents], dim=1)
+        return torch.cat([latent_mask(mask.to(device), latent_size), masked_latents], dim=1)
 
     def model_input(x: torch.Tensor, extra: torch.Tensor | None) -> torch.Tensor:
         return x if extra is None else torch.cat([x, extra], dim=1)
@@ -223,10 +263,12 @@ def main() -> None:
     def losses(latents, noise, hidden, extra, j, omega) -> torch.Tensor:
         """The per-sample consistency distance (student at t_n vs target at t_{n−k} after one guided
         DDIM step of the teacher)."""
+        latents, noise, hidden, omega = (v.to(device) for v in (latents, noise, hidden, omega))
         t_start = ddim_timesteps[j]
         t_end = (t_start - skip).clamp(min=0)
-        a_start = alphas_cumprod[t_start].view(-1, 1, 1, 1)
-        a_end = alphas_cumprod[t_end].view(-1, 1, 1, 1)
+        a_start = alphas_cumprod[t_start].view(-1, 1, 1, 1).to(device)
+        a_end = alphas_cumprod[t_end].view(-1, 1, 1, 1).to(device)
+        t_start, t_end = t_start.to(device), t_end.to(device)
         x_t = a_start.sqrt() * latents + (1 - a_start).sqrt() * noise
         w_emb = guidance_embedding(omega, cond_dim)
         skip_s, out_s = (v.view(-1, 1, 1, 1) for v in boundary_scalings(t_start, scaling))
@@ -261,7 +303,7 @@ def main() -> None:
     val_j = torch.randint(0, n_ddim, (len(val_pick),), generator=val_gen)
     val_omega = train_cfg["w_min"] + (train_cfg["w_max"] - train_cfg["w_min"]) * torch.rand(len(val_pick), generator=val_gen)
     with torch.no_grad():
-        val_hidden = text_encoder(tokens([records[i]["caption"] for i in val_pick.tolist()])).last_hidden_state
+        val_hidden = text_encoder(tokens([records[i]["caption"] for i in val_pick.tolist()]).to(device)).last_hidden_state
     val_extra = conditioning(val_pick, val_rng, val_gen)
 
     @torch.no_grad()
@@ -270,6 +312,31 @@ def main() -> None:
         value = float(losses(val_latents, val_noise, val_hidden, val_extra, val_j, val_omega).mean())
         student.train()
         return value
+
+    proxy = None
+    best_score = -math.inf
+    if args.proxy is not None:
+        from .lcm_proxy import ProxyEval
+        proxy = ProxyEval(cfg, args.stage, args.proxy, images_u8, records, text_encoder, tokens, vae, scaling_factor, device)
+        best_path = run.dir / "best.pt"
+        if best_path.exists():
+            best_score = torch.load(best_path, map_location="cpu", weights_only=False)["proxy"]["score"]
+    last_proxy = time.monotonic()
+
+    def score_target() -> None:
+        """Logs the proxy figures of the target network; keeps its weights (fp16) when they score best."""
+        nonlocal best_score, last_proxy
+        t0 = time.monotonic()
+        result = proxy(target)
+        run.log({"step": step, "proxy": result, "proxy_s": round(time.monotonic() - t0, 1)})
+        print(f"lcm {args.stage}: step {step} proxy {json.dumps(result)}", flush=True)
+        if result["score"] > best_score:
+            best_score = result["score"]
+            atomic_save({"unet": {k: v.detach().cpu().half() for k, v in target.state_dict().items()},
+                         "unet_config": dict(target.config), "steps": step, "vae_digest": vae_digest,
+                         "teacher_digest": teacher_digest, "teacher": teacher_info, "train_lcm": train_cfg, "proxy": result},
+                        run.dir / "best.pt")
+        last_proxy = time.monotonic()
 
     # train_lcm.steps: one count for both stages, or {"text2img": n, "inpaint": m}.
     steps_cfg = train_cfg["steps"]
@@ -291,7 +358,7 @@ def main() -> None:
         j = torch.randint(0, n_ddim, (batch_size,), generator=generator)
         omega = train_cfg["w_min"] + (train_cfg["w_max"] - train_cfg["w_min"]) * torch.rand(batch_size, generator=generator)
         with torch.no_grad():
-            hidden = text_encoder(tokens(captions)).last_hidden_state
+            hidden = text_encoder(tokens(captions).to(device)).last_hidden_state
         loss = losses(latents, noise, hidden, conditioning(pick, rng, generator), j, omega).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -310,12 +377,16 @@ def main() -> None:
             bar.set_postfix(loss=f"{record['loss']:.5f}", val=record.get("val_loss", ""))
         if run.save_due():
             checkpoint()
+        if proxy is not None and time.monotonic() - last_proxy >= args.proxy_every_minutes * 60:
+            score_target()
     bar.close()
     checkpoint()
+    if proxy is not None and not args.finalize:
+        score_target()
     if step < total:
         print(f"lcm {args.stage}: stopped at step {step}/{total}; rerun the same command to resume", flush=True)
         return
-    atomic_save({"unet": target.state_dict(), "unet_config": dict(target.config), "steps": step, "vae_digest": vae_digest,
+    atomic_save({"unet": {k: v.cpu() for k, v in target.state_dict().items()}, "unet_config": dict(target.config), "steps": step, "vae_digest": vae_digest,
                  "teacher_digest": teacher_digest, "teacher": teacher_info, "train_lcm": train_cfg}, run.dir / "unet.pt")
     summary = {"steps": step, "val_loss_student": validation_loss(), "teacher": teacher_info}
     run.mark_done(summary)

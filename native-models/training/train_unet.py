@@ -20,6 +20,7 @@ import argparse
 import hashlib
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -78,7 +79,8 @@ def posterior_parameters(cfg: Config, vae: AutoencoderKL, vae_digest: str, image
     cache = cfg.runs_dir / f"latents-{vae_digest}.pt"
     if cache.exists():
         return torch.load(cache)
-    params = torch.cat([vae.encode(images[s:s + 64]).latent_dist.parameters for s in range(0, len(images), 64)])
+    device = next(vae.parameters()).device
+    params = torch.cat([vae.encode(images[s:s + 64].to(device)).latent_dist.parameters.cpu() for s in range(0, len(images), 64)])
     atomic_save(params, cache)
     return params
 
@@ -159,6 +161,25 @@ def load_text2img(cfg: Config, allow_snapshot: bool) -> tuple[UNet2DConditionMod
     unet = build_unet(cfg["unet"], latent_channels, latent_size, te_cfg["hidden_size"])
     unet.load_state_dict(unet_state)
     return unet.eval(), text_encoder.eval(), info
+
+
+def load_derived_stage(stage_dir: Path) -> tuple[UNet2DConditionModel, dict, dict] | None:
+    """EMA weights of an inpaint / layout U-Net and its frozen text encoder's weights: unet.pt when the
+    stage is finished, else the running stage's state.pt; None when the stage has not started."""
+    path = stage_dir / "unet.pt"
+    if not path.exists():
+        path = stage_dir / "state.pt"
+    if not path.exists():
+        return None
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    if path.name == "unet.pt":
+        state, info = saved["unet"], {"step": saved["steps"], "snapshot": False, "text2img_source": saved.get("text2img_source")}
+    else:
+        state, info = saved["unet_ema"]["shadow"], {"step": saved["step"], "snapshot": True,
+                                                    "text2img_source": saved.get("text2img_source")}
+    unet = UNet2DConditionModel.from_config(saved["unet_config"])
+    unet.load_state_dict(state)
+    return unet.eval(), info, saved["text_encoder"]
 
 
 def inpaint_unet_from(text_unet: UNet2DConditionModel, in_channels: int) -> UNet2DConditionModel:
