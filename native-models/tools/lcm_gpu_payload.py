@@ -10,9 +10,10 @@ The payload (kept small, everything lossless):
   U-Net stored as the XOR of its fp16 bits with the text-to-image U-Net's (it was fine-tuned from it, so
   the high bits mostly cancel and the file compresses), the whole thing LZMA-compressed;
 - images.npz (the dataset, compressed) and records.json.xz;
-- cases_inpaint.npz: the teacher's 20-step inpainting of training.evaluate's held-out cases, computed here by
-  the evaluation's own ONNX pipeline (training.lcm_proxy.teacher_inpaint_cases), and teacher_eval.json (the
-  teacher's text fidelity from emoji-ldm/eval.json): the references of the proxy evaluation;
+- teacher_scheduler.json (the inpainting teacher folder's sampler: the proxy evaluation draws the teacher's
+  20-step inpainting with it in torch), optionally cases_inpaint.npz (--cases: the same pictures by the
+  evaluation's own ONNX pipeline, training.lcm_proxy.teacher_inpaint_cases; slow on a CPU), and
+  teacher_eval.json (the teacher's text fidelity from emoji-ldm/eval.json): the proxy's references;
 - diffusers (a pinned copy without its pipelines, which training does not import) and, for machines that
   lack them, the Pillow and requests wheels diffusers imports;
 - run.sh (the device script) and this file.
@@ -90,12 +91,12 @@ def build(args: argparse.Namespace) -> None:
     images, records = load_images(cfg.data_dir)
     np.savez_compressed(out / "images.npz", images=images)
     (out / "records.json.xz").write_bytes(lzma.compress((cfg.data_dir / "records.json").read_bytes()))
-    cases = args.cases or out / "cases_inpaint.npz"
-    if not cases.exists():
-        from training.lcm_proxy import teacher_inpaint_cases
-        np.savez_compressed(cases, **teacher_inpaint_cases(cfg, cfg.inpaint_export_dir, images, records))
-    if cases != out / "cases_inpaint.npz":
-        shutil.copyfile(cases, out / "cases_inpaint.npz")
+    shutil.copyfile(cfg.inpaint_export_dir / "scheduler" / "scheduler_config.json", out / "teacher_scheduler.json")
+    if args.cases is not None:  # optional: the ONNX teacher's cases (slow to make on a CPU)
+        if not args.cases.exists():
+            from training.lcm_proxy import teacher_inpaint_cases
+            np.savez_compressed(args.cases, **teacher_inpaint_cases(cfg, cfg.inpaint_export_dir, images, records))
+        shutil.copyfile(args.cases, out / "cases_inpaint.npz")
     teacher_eval = json.loads((cfg.export_dir / "eval.json").read_text())
     (out / "teacher_eval.json").write_text(json.dumps({"text_fidelity": teacher_eval["text_fidelity"]}, indent=1) + "\n")
 
@@ -164,7 +165,7 @@ def main() -> None:
     b.add_argument("--out", type=Path, default=REPO / ".dev" / "lcm")
     b.add_argument("--config", type=Path, default=None)
     b.add_argument("--work-dir", type=Path, default=None, help="the local work folder (default: the config's)")
-    b.add_argument("--cases", type=Path, default=None, help="a cases_inpaint.npz made before (else computed: slow)")
+    b.add_argument("--cases", type=Path, default=None, help="ship the ONNX teacher's cases from this .npz (made there if missing: slow)")
     b.add_argument("--wheels", type=Path, default=None, help="a folder with the wheels already downloaded")
     u = sub.add_parser("unpack")
     u.add_argument("--payload", type=Path, required=True)

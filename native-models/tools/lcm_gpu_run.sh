@@ -7,7 +7,7 @@
 # summary.json (per variant: settings, steps, every proxy figure, the best), <variant>.pt (best target
 # weights, fp16; tools/lcm_gpu_import.py turns one into a run folder) and run.log.
 set -u
-DEVICE=cuda SECONDS_BUDGET=470 ONLY="" FORCE_SITE=0 PY=python3 PROXY_MINUTES=1.0
+DEVICE=cuda SECONDS_BUDGET=470 ONLY="" FORCE_SITE=0 PY=python3 PROXY_MINUTES=1.0 PROXY_CASES=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --device) DEVICE=$2; shift 2 ;;
@@ -16,6 +16,7 @@ while [ $# -gt 0 ]; do
     --force-site) FORCE_SITE=1; shift ;;
     --python) PY=$2; shift 2 ;;
     --proxy-minutes) PROXY_MINUTES=$2; shift 2 ;;
+    --proxy-cases) PROXY_CASES="--proxy-cases $2"; shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -73,10 +74,11 @@ NAMES=""
 while IFS='|' read -r name stage extra; do
   [ -z "$name" ] && continue
   if [ -n "$ONLY" ] && ! echo " $ONLY " | grep -q " $name "; then continue; fi
-  if [ "$stage" = inpaint ]; then ref="$P/cases_inpaint.npz"; else ref="$P/teacher_eval.json"; fi
+  ref="$P/teacher_eval.json"
+  if [ "$stage" = inpaint ]; then ref="$P/teacher_scheduler.json"; [ -f "$P/cases_inpaint.npz" ] && ref="$P/cases_inpaint.npz"; fi
   # shellcheck disable=SC2086
   $PY -m training.train_lcm --stage "$stage" --work-dir "$WORK" --run-dir "$WORK/v/$name" --device "$DEVICE" \
-    --stop-at "$STOP" --steps 1000000 --proxy "$ref" --proxy-every-minutes "$PROXY_MINUTES" $extra \
+    --stop-at "$STOP" --steps 1000000 --proxy "$ref" --proxy-every-minutes "$PROXY_MINUTES" $PROXY_CASES $extra \
     > "$WORK/v/$name.log" 2>&1 &
   PIDS="$PIDS $!"
   NAMES="$NAMES $name"

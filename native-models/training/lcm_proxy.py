@@ -1,11 +1,11 @@
 """A torch stand-in for the LCM rows of training.evaluate, cheap enough to run during distillation (on a GPU,
 every few minutes) so checkpoints can be compared by the figure the quality bar uses, not by the loss.
 
-- inpaint: evaluate.lcm_inpaint_eval's masked PSNR at 4 (and 2) steps, guidance eval.guidance_scale
-  embedded, against the teacher's own 20-step inpainting of the same held-out images, masks, prompts and
-  seeds. The teacher's pictures are not recomputed: they come from a file written by the real evaluation
-  pipeline (OnnxLdm over the exported teacher folder, `teacher_inpaint_cases`), so the reference is
-  exactly what eval.json compares with.
+- inpaint: evaluate.lcm_inpaint_eval's masked PSNR at 4 (and 2, 1) steps, guidance eval.guidance_scale
+  embedded, against the teacher's own 20-step inpainting (CFG) of the same held-out images, masks, prompts
+  and seeds. The teacher's pictures come either from a file written by the real evaluation pipeline
+  (OnnxLdm over the exported teacher folder, `teacher_inpaint_cases`, .npz) or are computed once in torch
+  with the teacher folder's sampler (its scheduler_config.json), as OnnxLdm.denoise does.
 - text2img: evaluate.text_fidelity (top-5 nearest training image's emoji) at 4 steps, as a fraction of
   the teacher's top-5 at 20 steps (from the teacher folder's eval.json).
 
@@ -21,6 +21,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import diffusers
 import torch
 from diffusers import LCMScheduler
 
@@ -42,14 +43,19 @@ def lcm_scheduler(cfg) -> LCMScheduler:
 class TorchLdm:
     """OnnxLdm's text_to_image / inpaint for an LCM U-Net held in torch (see the module docstring)."""
 
-    def __init__(self, cfg, unet, text_encoder, tokens, vae, scaling_factor: float, device: torch.device):
+    def __init__(self, cfg, unet, text_encoder, tokens, vae, scaling_factor: float, device: torch.device,
+                 scheduler_json: dict | None = None):
         self.unet, self.text_encoder, self.tokens, self.vae = unet, text_encoder, tokens, vae
         self.scaling_factor = scaling_factor
         self.device = device
-        self.scheduler_config = lcm_scheduler(cfg).config
+        self.cond_dim = int(unet.config.time_cond_proj_dim or 0)
+        if self.cond_dim:
+            self.scheduler_class, self.scheduler_config = LCMScheduler, lcm_scheduler(cfg).config
+        else:  # a teacher: the sampler its exported folder names
+            self.scheduler_class = getattr(diffusers, scheduler_json["_class_name"])
+            self.scheduler_config = {k: v for k, v in scheduler_json.items() if not k.startswith("_")}
         self.latent_channels = int(vae.config.latent_channels)
         self.latent_size = int(unet.config.sample_size)
-        self.cond_dim = int(unet.config.time_cond_proj_dim)
 
     def guidance_embedding(self, guidance: float, n: int) -> torch.Tensor:
         w = (guidance - 1.0) * 1000.0
@@ -63,6 +69,30 @@ class TorchLdm:
     def initial_noise(self, seeds: list[int]) -> torch.Tensor:
         shape = (self.latent_channels, self.latent_size, self.latent_size)
         return torch.from_numpy(np.stack([np.random.RandomState(s).standard_normal(shape) for s in seeds]).astype(np.float32))
+
+    @torch.no_grad()
+    def denoise(self, prompts: list[str], steps: int, guidance: float, seeds: list[int], extra=None) -> torch.Tensor:
+        """OnnxLdm.denoise for a teacher (CFG batch, the folder's sampler)."""
+        if self.cond_dim:
+            return self.denoise_lcm(prompts, steps, guidance, seeds, extra)
+        scheduler = self.scheduler_class.from_config(self.scheduler_config)
+        scheduler.set_timesteps(steps)
+        n = len(prompts)
+        cond = self.text_encoder(self.tokens(prompts).to(self.device)).last_hidden_state
+        use_cfg = guidance > 1.0
+        hidden = torch.cat([self.text_encoder(self.tokens([""] * n).to(self.device)).last_hidden_state, cond]) if use_cfg else cond
+        latents = (self.initial_noise(seeds[:n]) * scheduler.init_noise_sigma).to(self.device)
+        for t in scheduler.timesteps:
+            model_in = torch.cat([latents, latents]) if use_cfg else latents
+            model_in = scheduler.scale_model_input(model_in, t)
+            if extra is not None:
+                model_in = torch.cat([model_in, *(torch.cat([e, e]) if use_cfg else e for e in extra)], dim=1)
+            noise_pred = self.unet(model_in, t.to(self.device), hidden).sample
+            if use_cfg:
+                uncond, text = noise_pred.chunk(2)
+                noise_pred = uncond + guidance * (text - uncond)
+            latents = scheduler.step(noise_pred, t, latents).prev_sample
+        return latents
 
     @torch.no_grad()
     def denoise_lcm(self, prompts: list[str], steps: int, guidance: float, seeds: list[int], extra=None) -> torch.Tensor:
@@ -87,7 +117,7 @@ class TorchLdm:
         return (image.permute(0, 2, 3, 1).float().cpu().numpy() * 255).round().astype(np.uint8)
 
     def text_to_image(self, prompts: list[str], steps: int, guidance: float, seeds: list[int]) -> np.ndarray:
-        return self.decode(self.denoise_lcm(prompts, steps, guidance, seeds))
+        return self.decode(self.denoise(prompts, steps, guidance, seeds))
 
     @torch.no_grad()
     def inpaint(self, images_u8: np.ndarray, masks: np.ndarray, prompts: list[str], steps: int, guidance: float,
@@ -98,7 +128,7 @@ class TorchLdm:
         latent_mask = torch.from_numpy(np.ascontiguousarray(masks[:, None, ::f, ::f]).astype(np.float32)).to(self.device)
         params = self.vae.encode(masked).latent_dist.parameters
         masked_latents = params[:, : self.latent_channels] * self.scaling_factor
-        return self.decode(self.denoise_lcm(prompts, steps, guidance, seeds, extra=(latent_mask, masked_latents)))
+        return self.decode(self.denoise(prompts, steps, guidance, seeds, extra=(latent_mask, masked_latents)))
 
 
 def teacher_inpaint_cases(cfg, teacher_folder: Path, images_u8, records) -> dict[str, np.ndarray]:
@@ -115,19 +145,32 @@ class ProxyEval:
     """Scores an LCM U-Net by evaluate's LCM figures (main row: 4 steps, guidance eval.guidance_scale)."""
 
     def __init__(self, cfg, stage: str, reference: Path, images_u8, records, text_encoder, tokens, vae, scaling_factor,
-                 device: torch.device):
+                 device: torch.device, teacher=None, cases: int | None = None):
+        """reference: inpaint: the teacher's cases (.npz) or its folder's scheduler_config.json (then `teacher`,
+        the teacher U-Net, draws them); text2img: the teacher folder's eval.json."""
         self.cfg, self.stage = cfg, stage
         self.images_u8, self.records = images_u8, records
         self.parts = (text_encoder, tokens, vae, scaling_factor, device)
         self.eval_cfg = dict(cfg["eval"])
-        ref = np.load(reference) if stage == "inpaint" else None
+        if cases is not None:  # a smaller check (a CPU smoke test); the figures are then not evaluate's
+            self.eval_cfg.update(inpaint_images=cases, train_prompts=cases, heldout_prompts=cases)
         self.teacher_text = None
+        self.info: dict = {}
         if stage == "inpaint":
             self.cases = inpaint_cases(images_u8, records, self.eval_cfg, cfg["train_inpaint"]["mask_probabilities"], cfg["seed"])
-            if not (np.array_equal(ref["originals"], self.cases[0]) and np.array_equal(ref["masks"], self.cases[1].astype(np.float32))):
-                raise SystemExit(f"{reference} holds other inpainting cases than this evaluation draws")
-            self.teacher_out = ref["teacher_out"]
             self.masked = np.broadcast_to((self.cases[1] >= 0.5)[..., None], self.cases[0].shape)
+            if Path(reference).suffix == ".npz":
+                ref = np.load(reference)
+                if not (np.array_equal(ref["originals"], self.cases[0])
+                        and np.array_equal(ref["masks"], self.cases[1].astype(np.float32))):
+                    raise SystemExit(f"{reference} holds other inpainting cases than this evaluation draws")
+                self.teacher_out = ref["teacher_out"]
+                self.info["reference"] = "onnx"
+            else:
+                model = TorchLdm(cfg, teacher, *self.parts, scheduler_json=json.loads(Path(reference).read_text()))
+                self.teacher_out = run_inpaint(model.inpaint, self.cases, self.eval_cfg["steps"], self.eval_cfg["guidance_scale"], 100)
+                self.info["reference"] = "torch"
+            self.info["teacher_psnr_vs_original"] = psnr_u8(self.teacher_out, self.cases[0], self.masked)
         else:
             self.teacher_text = json.loads(Path(reference).read_text())["text_fidelity"]
 

@@ -151,6 +151,8 @@ def main() -> None:
                         help="score the target network with training.lcm_proxy: inpaint: the teacher's cases (.npz), "
                              "text2img: the teacher folder's eval.json")
     parser.add_argument("--proxy-every-minutes", type=float, default=2.0)
+    parser.add_argument("--proxy-cases", type=int, default=None,
+                        help="score on this many images / prompts per split (default: the eval config's, as evaluate)")
     parser.add_argument("--steps", type=int, default=None, help="train to this step (overrides train_lcm.steps)")
     args = parser.parse_args()
     cfg = load_config(args)
@@ -202,8 +204,7 @@ def main() -> None:
     target = lcm_unet_from(teacher, cond_dim).eval().requires_grad_(False)
     for module in (teacher, text_encoder, student, target, vae):
         module.to(device)
-    optimizer = torch.optim.AdamW(student.parameters(), lr=train_cfg["lr"], weight_decay=train_cfg["weight_decay"],
-                                  foreach=True)
+    optimizer = torch.optim.AdamW(student.parameters(), lr=train_cfg["lr"], weight_decay=train_cfg["weight_decay"])
     step = 0
     restart_step = 0
     if state:
@@ -317,7 +318,10 @@ def main() -> None:
     best_score = -math.inf
     if args.proxy is not None:
         from .lcm_proxy import ProxyEval
-        proxy = ProxyEval(cfg, args.stage, args.proxy, images_u8, records, text_encoder, tokens, vae, scaling_factor, device)
+        proxy = ProxyEval(cfg, args.stage, args.proxy, images_u8, records, text_encoder, tokens, vae, scaling_factor, device,
+                          teacher=teacher, cases=args.proxy_cases)
+        run.log({"step": step, "proxy_reference": proxy.info})
+        print(f"lcm {args.stage}: proxy reference {json.dumps(proxy.info)}", flush=True)
         best_path = run.dir / "best.pt"
         if best_path.exists():
             best_score = torch.load(best_path, map_location="cpu", weights_only=False)["proxy"]["score"]
