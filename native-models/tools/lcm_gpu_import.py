@@ -4,8 +4,8 @@ usual commands take over; the real work folder's runs/lcm* are not touched.
 
   python tools/lcm_gpu_import.py --weights out/i1.pt [--scratch .work/emoji-ldm-gpu] [--force]
 
-The scratch work folder links everything else (data, latent cache, runs/vae, unet, inpaint, layout, the
-other LCM stage) to the source work folder, and holds runs/lcm or runs/lcm_inpaint/state.pt as
+The scratch work folder links the rest (data, latent cache, runs/vae, unet, inpaint, layout; not the other
+LCM stage, so nothing there writes into the source) to the source work folder, and holds runs/lcm or runs/lcm_inpaint/state.pt as
 `checkpoints unpack` writes it (weights only, optimizer None). Then (printed at the end):
   python -m training.train_lcm --stage inpaint --work-dir SCRATCH --finalize        # unet.pt, done.json
   python -m training.checkpoints pack --lcm --work-dir SCRATCH --dir SCRATCH/checkpoints
@@ -55,7 +55,8 @@ def main() -> None:
             link.symlink_to(source / name, target_is_directory=True)
     for entry in (source / "runs").iterdir():
         link = scratch / "runs" / entry.name
-        if entry.name == run_name or link.exists() or link.is_symlink():
+        # Not the LCM runs: a later --finalize of the other stage must not write into the source folder.
+        if entry.name in STAGE_DIRS.values() or link.exists() or link.is_symlink():
             continue
         link.symlink_to(entry, target_is_directory=entry.is_dir())
     run_dir = scratch / "runs" / run_name
@@ -79,13 +80,14 @@ def main() -> None:
                                                        "train_lcm": saved.get("train_lcm")}, indent=1) + "\n")
     s = str(scratch)
     print(json.dumps({"stage": stage, "run": str(run_dir), "step": saved["steps"], "proxy": saved.get("proxy")}, indent=1))
-    print("next:\n"
-          f"  python -m training.train_lcm --stage {stage} --work-dir {s} --finalize\n"
-          f"  python -m training.checkpoints pack --lcm --work-dir {s} --dir {s}/checkpoints\n"
-          f"  python -m training.export_onnx --work-dir {s} --out-root {s}/export\n"
-          f"  EMOJI_LDM_EXPORT_ROOT={s}/export python -m training.evaluate --work-dir {s} "
-          f"--skip vae text inpaint layout diffusers speed grid --lcm {'inpaint' if stage == 'inpaint' else 'text'}")
-
+    steps = [f"python -m training.train_lcm --stage {stage} --work-dir {s} --finalize",
+             f"python -m training.checkpoints pack --lcm --work-dir {s} --dir {s}/checkpoints",
+             f"python -m training.export_onnx --work-dir {s} --out-root {s}/export"]
+    if stage == "text2img":  # the LCM text evaluation compares with the teacher's text fidelity
+        steps.append(f"cp emoji-ldm/eval.json {s}/export/emoji-ldm/eval.json")
+    steps.append(f"EMOJI_LDM_EXPORT_ROOT={s}/export python -m training.evaluate --work-dir {s} "
+                 f"--skip vae text inpaint layout diffusers speed grid --lcm {'inpaint' if stage == 'inpaint' else 'text'}")
+    print("next (in native-models/):\n  " + "\n  ".join(steps))
 
 if __name__ == "__main__":
     main()
