@@ -41,7 +41,10 @@ t2|text2img|--batch-size 64 --lr 5e-5 --ema-decay 0.95 --warmup-steps 100
 [ -n "${LCM_VARIANTS:-}" ] && VARIANTS=$LCM_VARIANTS
 
 # Python packages the training imports and the machine may lack (diffusers always comes from the payload).
-if [ "$FORCE_SITE" = 1 ] || ! $PY -c "import diffusers" 2>/dev/null; then tar -xJf "$P/diffusers-slim.tar.xz" -C "$SITE"; fi
+if [ "$FORCE_SITE" = 1 ] || ! $PY -c "import diffusers" 2>/dev/null; then
+  # Python's tarfile rather than tar -J: the machine may have no xz.
+  $PY -c "import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2], filter='data')" "$P/diffusers-slim.tar.xz" "$SITE"
+fi
 if ! $PY -c "import PIL" 2>/dev/null; then $PY -m pip install -q --no-index --no-deps --target "$SITE" "$P"/pillow-*.whl; fi
 if ! $PY -c "import requests" 2>/dev/null; then
   $PY -m pip install -q --no-index --no-deps --target "$SITE" "$P"/requests-*.whl "$P"/urllib3-*.whl "$P"/idna-*.whl \
