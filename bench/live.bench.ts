@@ -2,7 +2,7 @@
  * Live painting benchmark in Debian's Chromium (playwright-core) against a real `studio serve`: with
  * Live on, a scripted paint of `--seconds` (default 10) of real mouse drags (strokes of 2 s, a pointer
  * move every 16 ms) on a blank canvas at the model's native size. Prints one JSON object.
- *   npm run bench:live -- [--model DIR] [--contrast DIR] [--threads N] [--seconds S] [--steps N]
+ *   npm run bench:live -- [--model DIR] [--contrast DIR] [--threads N] [--seconds S] [--steps N] [--stroke-steps N]
  *
  * For each model (the live model, then the contrast model, the 20-step one):
  * - fps: live frames that reached the screen per second of painting;
@@ -10,11 +10,14 @@
  *   answers (the first mask dab after the previous request was sent) to the animation frame after the
  *   frame was drawn on the live layer (editor/live-layer.ts records it on the stage element);
  * - frame_engine_ms: the engine's own time per frame (text encode, VAE, U-Net, decode, paste);
- * - the steps, sampler and size the frames used, and the engine's CPU threads.
+ * - frame_round_trip_ms: from building a frame's request in the renderer to its answer there;
+ * - the steps, sampler and size the frames used, the Live panel's "Steps while painting" (frames during a
+ *   stroke take at most that many; the frame after each stroke takes Steps) and how many frames took
+ *   each step count, and the engine's CPU threads.
  * Defaults: --model the bundled LCM inpainting model (native-models/emoji-ldm-inpaint-lcm) when it is
  * there, else the text-to-image LCM (emoji-ldm-lcm: a 4-channel U-Net inpaints by latent blending),
  * else the bundled 20-step inpainting model (the result says which ran); --contrast the bundled 20-step
- * inpainting model; --threads the machine's cores.
+ * inpainting model; --threads the machine's cores; --stroke-steps the app's default (0: Steps throughout).
  */
 import { existsSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
@@ -40,6 +43,7 @@ const { values } = parseArgs({
     threads: { type: 'string' },
     seconds: { type: 'string', default: '10' },
     steps: { type: 'string' },
+    'stroke-steps': { type: 'string' },
   },
 });
 const hasModel = (dir: string): boolean => existsSync(join(dir, 'model_index.json'));
@@ -88,7 +92,7 @@ async function record(page: Page): Promise<void> {
   await page.evaluate(`(() => {
     const stage = document.querySelector('[data-testid="canvas-stage"]');
     for (const o of window.__liveObservers ?? []) o.disconnect();
-    const rec = { frames: [], engineMs: [] };
+    const rec = { frames: [], engineMs: [], roundTripMs: [], steps: {} };
     window.__live = rec;
     let lastText = '';
     const frames = new MutationObserver(() => {
@@ -99,8 +103,12 @@ async function record(page: Page): Promise<void> {
     frames.observe(stage, { attributes: true, attributeFilter: ['data-live-seq', 'data-live-latency-ms'] });
     const times = new MutationObserver(() => {
       const text = document.querySelector('[data-testid="live-frame-time"]')?.textContent ?? '';
-      const m = /^Frame (\\d+) ms/.exec(text);
-      if (m && text !== lastText) rec.engineMs.push(Number(m[1]));
+      const m = /^Frame (\\d+) ms, (\\d+) steps? · (\\d+) ms round trip/.exec(text);
+      if (m && text !== lastText) {
+        rec.engineMs.push(Number(m[1]));
+        rec.roundTripMs.push(Number(m[3]));
+        rec.steps[m[2]] = (rec.steps[m[2]] ?? 0) + 1;
+      }
       lastText = text;
     });
     times.observe(document.body, { subtree: true, childList: true, characterData: true });
@@ -142,6 +150,9 @@ async function measure(page: Page, server: StudioServer, dir: string): Promise<R
   await page.getByRole('slider', { name: 'Brush size' }).fill('12');
   await page.getByRole('button', { name: 'Brush' }).click();
   await page.getByRole('switch', { name: 'Live' }).click();
+  const strokeSteps = page.getByRole('spinbutton', { name: 'Steps while painting' });
+  if (values['stroke-steps'] !== undefined) await strokeSteps.fill(values['stroke-steps']);
+  const strokeStepsSetting = Number(await strokeSteps.inputValue());
   // Warm up: one dab, wait for its frame (opens the model's sessions).
   const box = (await page.getByTestId('canvas-stage').boundingBox())!;
   await page.mouse.click(box.x + box.width * 0.5, box.y + box.height * 0.8);
@@ -150,7 +161,12 @@ async function measure(page: Page, server: StudioServer, dir: string): Promise<R
   const load = loadavg()[0]!;
   const { startedAt, endedAt, moves } = await paint(page);
   // Frames that answer the painting and reach the screen up to the end of the last stroke.
-  const live = (await page.evaluate('window.__live')) as { frames: Array<{ seq: number; latency: number; at: number }>; engineMs: number[] };
+  const live = (await page.evaluate('window.__live')) as {
+    frames: Array<{ seq: number; latency: number; at: number }>;
+    engineMs: number[];
+    roundTripMs: number[];
+    steps: Record<string, number>;
+  };
   const frames = live.frames.filter((f) => f.at >= startedAt && f.at <= endedAt);
   await page.getByRole('switch', { name: 'Live' }).click();
   const elapsed = (endedAt - startedAt) / 1000;
@@ -158,6 +174,8 @@ async function measure(page: Page, server: StudioServer, dir: string): Promise<R
     model: basename(dir),
     model_dir: dir,
     steps: setup.steps,
+    steps_while_painting: strokeStepsSetting,
+    frames_by_steps: live.steps,
     sampler: setup.sampler,
     cfg: setup.cfg,
     size: setup.size,
@@ -167,6 +185,7 @@ async function measure(page: Page, server: StudioServer, dir: string): Promise<R
     fps: round(frames.length / elapsed, 2),
     latency_ms: stats(frames.map((f) => f.latency)),
     frame_engine_ms: stats(live.engineMs),
+    frame_round_trip_ms: stats(live.roundTripMs),
     load_average_1m_at_start: round(load, 2),
   };
 }

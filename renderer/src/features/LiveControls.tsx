@@ -1,7 +1,9 @@
 /**
- * Live painting's controls: the Live switch beside Generate, and while Live is on, the frame time and
- * Keep (the shown frame into history as an inpaint). See session/live-painting.ts.
+ * Live painting's controls: the Live switch beside Generate, and while Live is on, the frame time, the
+ * steps a frame takes while a stroke is painted, and Keep (the shown frame into history as an inpaint).
+ * See session/live-painting.ts.
  */
+import { MAX_STEPS } from '../../../electron/shared/generation-limits.js';
 import { useSession } from '../session/hooks.js';
 import { useStore } from '../session/store.js';
 
@@ -24,14 +26,36 @@ export function LiveSwitch() {
 }
 
 export function LiveStatus() {
-  const { live } = useSession();
+  const { live, settingsStore } = useSession();
   const { on, frame, computing, error } = useStore(live.store);
+  const { liveStrokeSteps } = useStore(settingsStore);
   if (!on) return null;
   return (
     <div className="live-status" role="status" aria-label="Live painting">
       <span className="live-time" data-testid="live-frame-time">
-        {error ? `Live: ${error}` : frame ? `Frame ${Math.round(frame.engineMs)} ms · ${Math.round(frame.roundTripMs)} ms round trip` : computing ? 'Rendering…' : 'Paint a mask to see it live'}
+        {error
+          ? `Live: ${error}`
+          : frame
+            ? `Frame ${Math.round(frame.engineMs)} ms, ${frame.steps} step${frame.steps === 1 ? '' : 's'} · ${Math.round(frame.roundTripMs)} ms round trip`
+            : computing
+              ? 'Rendering…'
+              : 'Paint a mask to see it live'}
       </span>
+      <label className="live-stroke-steps" title="The most steps a frame takes while you paint a stroke (faster frames); when you lift the pen the area is rendered again at Steps. 0: always Steps.">
+        While painting
+        <input
+          type="number"
+          aria-label="Steps while painting"
+          min={0}
+          max={MAX_STEPS}
+          value={liveStrokeSteps}
+          onChange={(e) => {
+            const n = Math.trunc(Number(e.target.value));
+            if (Number.isFinite(n) && n >= 0 && n <= MAX_STEPS) settingsStore.update({ liveStrokeSteps: n });
+          }}
+        />
+        steps
+      </label>
       <button type="button" onClick={() => void live.keep()} disabled={!frame} title="Put the shown frame into history">
         Keep
       </button>

@@ -6,6 +6,10 @@
  * state in between is dropped, never queued. Frames go through the host's live channel (live.frame),
  * beside the job queue: nothing reaches the queue or history until Keep.
  *
+ * While a stroke is being painted, frames take at most `liveStrokeSteps` steps (Steps while painting,
+ * default 2: an LCM model's frame in about half the time); when the stroke ends, the area is rendered
+ * again at Steps. 0 keeps Steps throughout.
+ *
  * The answer is the repainted crop as RGBA; the editor draws it on its live layer over the picture
  * (editor/live-layer.ts). Each frame carries when the oldest change it answers happened, so the view can
  * measure stroke-to-pixels latency.
@@ -28,6 +32,8 @@ export interface LiveFrameView {
   roundTripMs: number;
   /** The engine's time for the frame, in ms. */
   engineMs: number;
+  /** The steps the frame took (fewer than Steps while a stroke is painted: liveStrokeSteps). */
+  steps: number;
 }
 
 export interface LiveState {
@@ -69,6 +75,8 @@ export function createLivePainting(deps: LivePaintingDeps) {
   let seed = 0;
   let seq = 0;
   let blank: { width: number; height: number; base64: string } | null = null;
+  /** The last frame sent took fewer steps than Steps (a stroke was being painted). */
+  let sentFewerSteps = false;
   const unsubscribe: Array<() => void> = [];
 
   /** Marks the state as changed and starts a frame unless one is in flight. */
@@ -111,6 +119,7 @@ export function createLivePainting(deps: LivePaintingDeps) {
             changedAt,
             roundTripMs: performance.now() - sentAt,
             engineMs: timings.totalMs,
+            steps: request.steps ?? settingsStore.get().steps,
           },
           error: null,
         });
@@ -126,11 +135,13 @@ export function createLivePainting(deps: LivePaintingDeps) {
     if (doc.mask.isEmpty()) return null;
     const s = settingsStore.get();
     const modelId = deps.selectedModelId();
+    const steps = doc.isPainting && s.liveStrokeSteps > 0 ? Math.min(s.steps, s.liveStrokeSteps) : s.steps;
+    sentFewerSteps = steps < s.steps;
     const request: RequestInputs['live.frame'] = {
       prompt: s.prompt,
       negativePrompt: s.negativePrompt,
       seed: s.seedMode === 'fixed' ? s.seed : seed,
-      steps: s.steps,
+      steps,
       cfg: s.cfg,
       sampler: s.sampler,
       width: s.width,
@@ -170,6 +181,8 @@ export function createLivePainting(deps: LivePaintingDeps) {
       unsubscribe.push(
         doc.subscribe((change) => {
           if (change.kind === 'mask' || change.kind === 'document') schedule();
+          // The stroke ended: render the area again at Steps if the last frame took fewer.
+          else if (change.kind === 'history' && sentFewerSteps && !doc.isPainting) schedule();
         }),
         settingsStore.subscribe(schedule),
         deps.onModelChange(schedule),
@@ -179,6 +192,7 @@ export function createLivePainting(deps: LivePaintingDeps) {
     }
     for (const u of unsubscribe.splice(0)) u();
     dirty = false;
+    sentFewerSteps = false;
     pendingSince = null;
     store.set(OFF);
     client.call('live.stop', {}).catch((err: unknown) => deps.notify('error', deps.describeError(err)));

@@ -75,7 +75,15 @@ export interface GenerationSettings {
   hires: HiresSettings;
   /** inpaint: soft inpainting (differential diffusion on the mask's grey levels: brush hardness, mask blur). */
   softInpaint: boolean;
+  /**
+   * Live painting: the most steps a frame takes while a stroke is being painted (0 = Steps). When the
+   * stroke ends, the area is rendered again at Steps (session/live-painting.ts).
+   */
+  liveStrokeSteps: number;
 }
+
+/** Live frames while painting: 2 steps (an LCM model's fewest good ones), Steps again on release. */
+export const DEFAULT_LIVE_STROKE_STEPS = 2;
 
 /** The Hires fix section: A1111's fields (resize 0 × 0 = upscale by `scale`; steps 0 = the first pass's). */
 export interface HiresSettings {
@@ -120,6 +128,7 @@ export const DEFAULT_SETTINGS: GenerationSettings = {
   batchCount: 1,
   hires: DEFAULT_HIRES,
   softInpaint: false,
+  liveStrokeSteps: DEFAULT_LIVE_STROKE_STEPS,
 };
 
 /** Most images one Generate press queues (the panel's own bound: each image is its own request). */

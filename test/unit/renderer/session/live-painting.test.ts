@@ -2,7 +2,8 @@
  * Live painting in the renderer's session (session/live-painting.ts) over the real studio client,
  * against a fake host whose frames take 80 ms: dabs painted while a frame is in flight are never queued
  * (only the newest state is sent when it comes back), frames begin during a stroke, settings edits
- * schedule frames, nothing is sent with an empty mask, and Live off stops at once.
+ * schedule frames, frames take fewer steps while a stroke is painted and Steps once it ends, nothing
+ * is sent with an empty mask, and Live off stops at once.
  */
 import { afterEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -83,6 +84,41 @@ describe('live painting in the session', () => {
     assert.equal(shown.seq, 2);
     assert.deepEqual([...shown.rgba], [1, 2, 3, 255, 4, 5, 6, 255]);
     t.doc.endStroke();
+  });
+
+  it('while a stroke is painted frames take at most "Steps while painting"; when it ends the area is rendered at Steps', async () => {
+    const t = setup();
+    live = t.live;
+    t.settingsStore.update({ steps: 4, liveStrokeSteps: 2 });
+    live.setLive(true);
+    t.doc.beginStroke('brush', brush, { x: 4, y: 4, pressure: 1 });
+    await until(() => t.frames().length === 1, 2000, 'the first frame');
+    t.doc.continueStroke({ x: 12, y: 4, pressure: 1 });
+    await until(() => t.frames().length === 2 && !live!.store.get().computing, 2000, 'a second frame in the stroke');
+    assert.deepEqual(t.frames().map((f) => f.steps), [2, 2]);
+    assert.equal(live.store.get().frame!.steps, 2, 'the shown frame says what it took');
+    t.doc.endStroke();
+    await until(() => t.frames().length === 3 && !live!.store.get().computing, 2000, 'the frame after the stroke');
+    assert.equal(t.frames()[2]!.steps, 4);
+    assert.equal(live.store.get().frame!.steps, 4);
+    // Nothing changed since: no further frame; a frame outside a stroke (a prompt edit) takes Steps.
+    await new Promise((r) => setTimeout(r, FRAME_MS * 2));
+    assert.equal(t.frames().length, 3);
+    t.settingsStore.update({ prompt: 'a dog' });
+    await until(() => t.frames().length === 4 && !live!.store.get().computing, 2000, 'the edit');
+    assert.equal(t.frames()[3]!.steps, 4);
+    // Fewer Steps than the stroke limit: strokes take Steps. 0: the limit is off.
+    for (const [steps, liveStrokeSteps] of [[1, 2], [4, 0]] as const) {
+      t.settingsStore.update({ steps, liveStrokeSteps });
+      await until(() => !live!.store.get().computing, 2000, 'idle');
+      const n = t.frames().length;
+      t.doc.beginStroke('brush', brush, { x: 20, y: 20, pressure: 1 });
+      await until(() => t.frames().length === n + 1 && !live!.store.get().computing, 2000, 'a stroke frame');
+      assert.equal(t.frames()[n]!.steps, steps);
+      t.doc.endStroke();
+      await new Promise((r) => setTimeout(r, FRAME_MS * 2));
+      assert.equal(t.frames().length, n + 1, 'nothing to render again after the stroke');
+    }
   });
 
   it('a prompt or weight edit schedules a frame with the new settings', async () => {
