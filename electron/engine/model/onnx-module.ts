@@ -103,9 +103,9 @@ function looksLikeOnnx(file: string): boolean {
  * A model is several sessions (text encoder, U-Net, VAE), each with its own pool, so after the U-Net's
  * run its threads would spin while the decoder runs, and between live frames they would spin while the
  * host and the renderer (the same few cores) prepare the next frame. With it they stop when the run
- * returns: on 2 cores live painting went from about 4 to about 7 frames per second (bench:live), and a
- * queued job is as fast as before (bench:engine). Never spinning at all (`allow_spinning` 0) made the
- * bundled model's queued steps about 25% slower.
+ * returns. bench:live on a loaded 2-core machine, medians of 3–4 runs: 3.0 → 4.3 frames per second at 4
+ * steps, 4.3 → 6.9 at 2; a queued job is as fast as before (bench:engine). Never spinning at all
+ * (`allow_spinning` 0) made the bundled model's queued steps about 25% slower.
  */
 export function sessionOptions(provider: ExecutionProviderName, settings: Pick<SessionSettings, 'threads'>): ort.InferenceSession.SessionOptions {
   return {
