@@ -40,12 +40,6 @@ function statFailed(err: unknown, what: string, target: string): void {
   throw refuse(what, target, code || (err as Error).message, code === 'EACCES' ? 'E_READ_ONLY' : 'E_IO');
 }
 
-/** The folders to create, outermost first, and the nearest one that exists. */
-interface Plan {
-  existing: string;
-  missing: string[];
-}
-
 function checkPath(target: string, what: string): void {
   if (underSystemRoot(target)) throw refuse(what, target, 'it is inside a system folder (/proc, /sys or /dev)');
 }
@@ -57,39 +51,109 @@ function checkExisting(existing: string, real: string, isDirectory: boolean, fsT
   if (!writable) throw refuse(what, existing, 'it is not writable', 'E_READ_ONLY');
 }
 
-/** Checks `folder` and creates it (and its missing parents, one level at a time). Returns its absolute path. */
-export function makeFolderSync(folder: string, what = 'folder'): string {
+/**
+ * The file-system questions the walk asks. The walk itself (folderWalk) is written once, as a
+ * generator that yields each question; a synchronous and an asynchronous driver answer them.
+ */
+interface FolderOps {
+  /** Throws (ENOENT, ENOTDIR, EACCES…) when the path can't be stat'ed. */
+  isDirectory: boolean;
+  writable: boolean;
+  realpath: string;
+  fsType: number;
+  mkdir: void;
+}
+type FolderOp = keyof FolderOps;
+interface Question {
+  op: FolderOp;
+  path: string;
+}
+type Walk<T> = Generator<Question, T, unknown>;
+
+const syncOps: { [K in FolderOp]: (path: string) => FolderOps[K] } = {
+  isDirectory: (path) => statSync(path).isDirectory(),
+  writable: (path) => {
+    try {
+      accessSync(path, constants.W_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  realpath: (path) => realpathSync(path),
+  fsType: (path) => Number(statfsSync(path).type),
+  mkdir: (path) => {
+    mkdirSync(path);
+  },
+};
+
+const asyncOps: { [K in FolderOp]: (path: string) => Promise<FolderOps[K]> } = {
+  isDirectory: async (path) => (await stat(path)).isDirectory(),
+  writable: (path) => access(path, constants.W_OK).then(() => true, () => false),
+  realpath: (path) => realpath(path),
+  fsType: async (path) => Number((await statfs(path)).type),
+  mkdir: async (path) => {
+    await mkdir(path);
+  },
+};
+
+function* ask<K extends FolderOp>(op: K, path: string): Walk<FolderOps[K]> {
+  return (yield { op, path }) as FolderOps[K];
+}
+
+/** The one walk behind makeFolderSync and makeFolder: checks the path, then creates what is missing. */
+function* folderWalk(folder: string, what: string): Walk<string> {
   const target = resolve(folder);
   checkPath(target, what);
-  const plan: Plan = { existing: target, missing: [] };
-  for (;;) {
+  // The nearest folder that exists, and those to create under it, outermost first.
+  let existing = target;
+  const missing: string[] = [];
+  let isDirectory: boolean | undefined;
+  while (isDirectory === undefined) {
     try {
-      statSync(plan.existing);
-      break;
+      isDirectory = yield* ask('isDirectory', existing);
     } catch (err) {
       statFailed(err, what, target);
-      const parent = dirname(plan.existing);
-      if (parent === plan.existing) throw refuse(what, target, 'no part of the path exists');
-      plan.missing.unshift(plan.existing);
-      plan.existing = parent;
+      const parent = dirname(existing);
+      if (parent === existing) throw refuse(what, target, 'no part of the path exists');
+      missing.unshift(existing);
+      existing = parent;
     }
   }
-  const st = statSync(plan.existing);
-  let writable = true;
-  try {
-    accessSync(plan.existing, constants.W_OK);
-  } catch {
-    writable = false;
-  }
-  checkExisting(plan.existing, realpathSync(plan.existing), st.isDirectory(), st.isDirectory() ? Number(statfsSync(plan.existing).type) : 0, writable, what);
-  for (const dir of plan.missing) {
+  const writable = yield* ask('writable', existing);
+  const fsType = isDirectory ? yield* ask('fsType', existing) : 0;
+  checkExisting(existing, yield* ask('realpath', existing), isDirectory, fsType, writable, what);
+  for (const dir of missing) {
     try {
-      mkdirSync(dir);
+      yield* ask('mkdir', dir);
     } catch (err) {
-      if (errCode(err) !== 'EEXIST' || !statSync(dir).isDirectory()) throw err;
+      if (errCode(err) !== 'EEXIST' || !(yield* ask('isDirectory', dir))) throw err;
     }
   }
   return target;
+}
+
+type Answer = { value: unknown } | { error: unknown };
+
+/** Hands the walk its answer (or throws the error at the question) and returns its next question or its result. */
+function resume<T>(walk: Walk<T>, answer: Answer): IteratorResult<Question, T> {
+  return 'error' in answer ? walk.throw(answer.error) : walk.next(answer.value);
+}
+
+function answerSync({ op, path }: Question): Answer {
+  try {
+    return { value: syncOps[op](path) };
+  } catch (error) {
+    return { error };
+  }
+}
+
+/** Checks `folder` and creates it (and its missing parents, one level at a time). Returns its absolute path. */
+export function makeFolderSync(folder: string, what = 'folder'): string {
+  const walk = folderWalk(folder, what);
+  let step = walk.next();
+  while (!step.done) step = resume(walk, answerSync(step.value));
+  return step.value;
 }
 
 /** makeFolderSync without blocking the event loop, and with a time limit (E_IO when it runs out). */
@@ -106,31 +170,11 @@ export async function makeFolder(folder: string, what = 'folder', timeoutMs = FO
 }
 
 async function makeFolderAsync(folder: string, what: string): Promise<string> {
-  const target = resolve(folder);
-  checkPath(target, what);
-  const plan: Plan = { existing: target, missing: [] };
-  for (;;) {
-    try {
-      await stat(plan.existing);
-      break;
-    } catch (err) {
-      statFailed(err, what, target);
-      const parent = dirname(plan.existing);
-      if (parent === plan.existing) throw refuse(what, target, 'no part of the path exists');
-      plan.missing.unshift(plan.existing);
-      plan.existing = parent;
-    }
+  const walk = folderWalk(folder, what);
+  let step = walk.next();
+  while (!step.done) {
+    const { op, path } = step.value;
+    step = resume(walk, await asyncOps[op](path).then((value): Answer => ({ value }), (error: unknown): Answer => ({ error })));
   }
-  const st = await stat(plan.existing);
-  const writable = await access(plan.existing, constants.W_OK).then(() => true, () => false);
-  const fsType = st.isDirectory() ? Number((await statfs(plan.existing)).type) : 0;
-  checkExisting(plan.existing, await realpath(plan.existing), st.isDirectory(), fsType, writable, what);
-  for (const dir of plan.missing) {
-    try {
-      await mkdir(dir);
-    } catch (err) {
-      if (errCode(err) !== 'EEXIST' || !(await stat(dir)).isDirectory()) throw err;
-    }
-  }
-  return target;
+  return step.value;
 }
