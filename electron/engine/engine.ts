@@ -19,7 +19,7 @@ import { inpaint } from './pipelines/inpaint.js';
 import { LiveSession, type LiveFrame, type LiveFrameOptions } from './pipelines/live.js';
 import { layoutToImage } from './pipelines/layout.js';
 import { resolveParams } from './pipelines/resolve.js';
-import { cropAlpha, cropForInpaint, cropRegion, pasteCrop } from './pipelines/only-masked.js';
+import { cropAlpha, cropForInpaint, cropRegion, pasteCrop, softCrop } from './pipelines/only-masked.js';
 import { cropRegions, decodeRegions, regionParams } from './pipelines/regions.js';
 import { textToImage } from './pipelines/txt2img.js';
 import type { GenerateOptions, GenerateRequest, GenerateResult } from './pipelines/types.js';
@@ -219,7 +219,8 @@ export async function prepareJob(
     // Only masked: keep the picture at its own size and repaint a crop of it at width×height.
     const picture = await decodeImage(request.initImage, 'init image', undefined, limit);
     const pictureMask = await decodeMask(request.mask, picture, limit);
-    const crop = cropRegion(pictureMask, params.maskPadding ?? 0, params.width, params.height);
+    const soft = params.softInpaint === true ? await softCrop(pictureMask, params.maskPadding ?? 0, params.width, params.height, params.maskBlur) : null;
+    const crop = soft?.crop ?? cropRegion(pictureMask, params.maskPadding ?? 0, params.width, params.height);
     const cut = await cropForInpaint(picture, pictureMask, crop, size);
     let control: JobControl | null = null;
     if (request.control) {
@@ -229,7 +230,8 @@ export async function prepareJob(
     }
     const regions = request.regions?.length ? await decodeRegions(request.regions, picture, picture, limit) : [];
     if (regions.length > 0) params.regions = regionParams(regions);
-    return { ...job, initImage: cut.image, mask: cut.mask, region: { picture, pictureMask, crop }, control, regions: await cropRegions(regions, crop, size) };
+    const region = { picture, pictureMask, crop, ...(soft ? { softAlpha: soft.alpha } : {}) };
+    return { ...job, initImage: cut.image, mask: cut.mask, region, control, regions: await cropRegions(regions, crop, size) };
   }
   if (params.mode === 'layout' && request.labelMap) {
     const labels = model.info.layout?.labels;
@@ -279,8 +281,8 @@ export async function runJob(job: Job): Promise<RgbImage> {
     case 'inpaint': {
       const repainted = await inpaint(job);
       if (!job.region) return repainted;
-      const { picture, pictureMask, crop } = job.region;
-      return pasteCrop(picture, crop, repainted, await cropAlpha(pictureMask, crop, params.maskBlur));
+      const { picture, pictureMask, crop, softAlpha } = job.region;
+      return pasteCrop(picture, crop, repainted, softAlpha ?? (await cropAlpha(pictureMask, crop, params.maskBlur)));
     }
     default:
       throw new InvalidRequestError(`unknown mode ${String(params.mode)}`);

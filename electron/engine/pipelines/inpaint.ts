@@ -6,7 +6,8 @@
  * Both honour strength (1 = start from pure noise). After decoding, the result is pasted back over the
  * input with the (inward-feathered) mask, so every pixel outside the mask is bit-identical to the input.
  * Soft inpainting (params.softInpaint) replaces the 4-channel blend, for both kinds, by differential
- * diffusion on the mask's grey levels (soft-inpaint.ts), and pastes back by those levels.
+ * diffusion on the mask's grey levels (soft-inpaint.ts), and pastes back by those levels (for "only
+ * masked", once, at the picture's resolution: only-masked.ts softCrop).
  */
 import { createScheduler } from '../schedulers/index.js';
 import {
@@ -117,6 +118,8 @@ export async function inpaint(job: Job): Promise<RgbImage> {
   // 5. Decode and paste back.
   const final = isLcm && denoised ? denoised : latents;
   const generated = await timed(job, 'vaeDecodeMs', () => decodeLatents(model, final, shape));
+  // Soft "only masked": the crop goes back into the picture once, by the picture's own change map (runJob).
+  if (change && job.region?.softAlpha) return generated;
   const alpha = change ?? (await featherMask(binary, width, height, params.maskBlur));
   return pasteBack(image, generated, alpha);
 }

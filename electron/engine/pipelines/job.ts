@@ -28,9 +28,10 @@ export interface Job {
   timings: GenerationTimings;
   /**
    * 'masked' inpaint area: the whole picture and mask at their own resolution, and the crop that
-   * `initImage`/`mask` (at width×height) were cut from. Null for whole-picture jobs.
+   * `initImage`/`mask` (at width×height) were cut from; with soft inpainting, the paste-back weights of
+   * the crop (only-masked.ts softCrop). Null for whole-picture jobs.
    */
-  region: { picture: RgbImage; pictureMask: GrayImage; crop: CropRegion } | null;
+  region: { picture: RgbImage; pictureMask: GrayImage; crop: CropRegion; softAlpha?: Float32Array } | null;
   /** The request's control: the ControlNet, its image as [3, H, W] in [0, 1] at width×height, and the scale. */
   control: JobControl | null;
   /** layout: the label map at latent resolution, [K, h, w] (tensor/label-map.ts). Null for other modes. */

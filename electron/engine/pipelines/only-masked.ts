@@ -4,11 +4,13 @@
  * result is pasted back into the picture at its own resolution. Pixels outside the mask never change.
  *
  * The crop is the mask's bounding box plus `padding` pixels of context, widened to the working size's
- * aspect ratio and kept inside the picture.
+ * aspect ratio and kept inside the picture. With soft inpainting the box is that of every pixel the soft
+ * mask lets change, and the paste-back weight is the soft mask's own (softCrop).
  */
 import sharp from 'sharp';
 import { InvalidRequestError } from '../../shared/errors.js';
 import { binarizeMask, featherMask, type GrayImage, type RgbImage } from '../tensor/image.js';
+import { softChangeMap } from './soft-inpaint.js';
 
 export interface CropRegion {
   x: number;
@@ -19,14 +21,19 @@ export interface CropRegion {
 
 /** Bounding box of the mask (pixels ≥ ½), or null when nothing is masked. */
 export function maskBounds(mask: GrayImage): CropRegion | null {
-  let x0 = mask.width;
-  let y0 = mask.height;
+  return boundsWhere(mask.width, mask.height, (i) => mask.data[i]! >= 128);
+}
+
+/** Bounding box of the pixels with `marked(index)`, or null when there are none. */
+function boundsWhere(width: number, height: number, marked: (i: number) => boolean): CropRegion | null {
+  let x0 = width;
+  let y0 = height;
   let x1 = -1;
   let y1 = -1;
-  for (let y = 0; y < mask.height; y++) {
-    const row = y * mask.width;
-    for (let x = 0; x < mask.width; x++) {
-      if (mask.data[row + x]! >= 128) {
+  for (let y = 0; y < height; y++) {
+    const row = y * width;
+    for (let x = 0; x < width; x++) {
+      if (marked(row + x)) {
         if (x < x0) x0 = x;
         if (x > x1) x1 = x;
         if (y < y0) y0 = y;
@@ -46,8 +53,7 @@ function grow(start: number, size: number, want: number, limit: number): [number
 }
 
 /** The crop to repaint: bounds + padding, widened to the aspect ratio of width×height, inside the picture. */
-export function cropRegion(mask: GrayImage, padding: number, width: number, height: number): CropRegion {
-  const bounds = maskBounds(mask);
+export function cropRegion(mask: GrayImage, padding: number, width: number, height: number, bounds = maskBounds(mask)): CropRegion {
   if (!bounds) throw new InvalidRequestError('the mask is empty: paint the area to repaint (white = repaint)');
   let [x, w] = grow(bounds.x, bounds.width, bounds.width + 2 * padding, mask.width);
   let [y, h] = grow(bounds.y, bounds.height, bounds.height + 2 * padding, mask.height);
@@ -106,6 +112,30 @@ export async function cropAlpha(mask: GrayImage, region: CropRegion, maskBlur: n
     regionMask.set(mask.data.subarray(from, from + region.width), y * region.width);
   }
   return featherMask(binarizeMask({ ...region, data: regionMask }), region.width, region.height, maskBlur);
+}
+
+/**
+ * Soft inpainting's crop and paste-back weights. The change map (softChangeMap: the mask's grey levels
+ * blurred by mask blur) is made at the picture's resolution; the crop holds every pixel it lets change
+ * (c > 0, not only the mask's inner half ≥ ½), and the weights are c itself cut to the crop, so the
+ * picture is pasted back as the whole-picture soft path pastes it (inpaint() then returns the crop
+ * unblended: one blend, at the picture's resolution).
+ */
+export async function softCrop(
+  mask: GrayImage,
+  padding: number,
+  width: number,
+  height: number,
+  maskBlur: number,
+): Promise<{ crop: CropRegion; alpha: Float32Array }> {
+  const change = await softChangeMap(mask, maskBlur);
+  const crop = cropRegion(mask, padding, width, height, boundsWhere(mask.width, mask.height, (i) => change[i]! > 0));
+  const alpha = new Float32Array(crop.width * crop.height);
+  for (let y = 0; y < crop.height; y++) {
+    const from = (crop.y + y) * mask.width + crop.x;
+    alpha.set(change.subarray(from, from + crop.width), y * crop.width);
+  }
+  return { crop, alpha };
 }
 
 /**

@@ -3,7 +3,8 @@
  * same maths on the fixtures' own weights (native-models/tools/make_soft_inpaint_parity.py,
  * test/fixtures/parity/soft-*): 4-channel tiny-sd1 and 9-channel tiny-sd1-inpaint, a gradient mask, from
  * the same latents and posterior noise, within 2/255 per pixel. And the hard path: with soft inpainting
- * off, a 0/255 mask gives the same bytes as before soft inpainting existed.
+ * off, a 0/255 mask gives the same bytes as before soft inpainting existed. With "Only masked", the crop
+ * is pasted back by the soft mask's full weight, as the whole-picture path pastes.
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,9 +13,10 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { Engine, prepareJob, runJob } from '../../../../electron/engine/engine.js';
+import { cropRegion, softCrop } from '../../../../electron/engine/pipelines/only-masked.js';
 import { blendKnown, latentKeepMap, softChangeMap } from '../../../../electron/engine/pipelines/soft-inpaint.js';
 import { ReplayRng } from '../../../../electron/engine/tensor/rng.js';
-import { FIXTURES, MODELS, PARITY, type ReferenceCase, caseRequest, readCases, readParityNpy, readRgb } from '../../../support/engine-fixtures.js';
+import { FIXTURES, MODELS, PARITY, type ReferenceCase, caseRequest, readCases, readParityNpy, readRgb, testPicture, toPng } from '../../../support/engine-fixtures.js';
 
 interface SoftCase extends ReferenceCase {
   init_image: string;
@@ -139,5 +141,99 @@ describe('soft inpainting off: the hard-mask path is unchanged', () => {
 
   test('soft inpainting is refused outside inpaint', async () => {
     await assert.rejects(engine.generate(join(MODELS, 'tiny-sd1'), { mode: 'txt2img', prompt: 'x', seed: 1, steps: 1, softInpaint: true }), /soft inpainting is an inpaint setting/);
+  });
+});
+
+/** A disc whose edge falls linearly from 255 to 0 over its outer `soft` pixels (a soft brush's dab), as RGB for the request. */
+function softDisc(width: number, height: number, cx: number, cy: number, radius: number, soft: number): { grey: Uint8Array; rgb: Uint8Array } {
+  const grey = new Uint8Array(width * height);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const d = Math.hypot(x + 0.5 - cx, y + 0.5 - cy);
+      grey[y * width + x] = Math.round(255 * Math.min(1, Math.max(0, (radius - d) / soft)));
+    }
+  }
+  const rgb = new Uint8Array(width * height * 3);
+  grey.forEach((v, i) => rgb.fill(v, i * 3, i * 3 + 3));
+  return { grey, rgb };
+}
+
+describe('soft inpainting with "Only masked": pasted back by the soft mask, as the whole-picture path', () => {
+  const engine = new Engine({ providers: ['cpu'] });
+  after(() => engine.unloadAll());
+
+  test('the crop holds every pixel the soft mask lets change, and its weights are that change map', async () => {
+    const { grey } = softDisc(200, 150, 100, 60, 20, 16);
+    const mask = { width: 200, height: 150, data: grey };
+    const { crop, alpha } = await softCrop(mask, 0, 64, 64, 4);
+    const change = await softChangeMap(mask, 4);
+    for (let y = 0; y < 150; y++) {
+      for (let x = 0; x < 200; x++) {
+        const inside = x >= crop.x && x < crop.x + crop.width && y >= crop.y && y < crop.y + crop.height;
+        const c = change[y * 200 + x]!;
+        if (!inside) assert.equal(c, 0, `(${x}, ${y}) may change (${c}) but lies outside the crop ${JSON.stringify(crop)}`);
+        else assert.equal(alpha[(y - crop.y) * crop.width + (x - crop.x)], c);
+      }
+    }
+    // Wider than the hard crop, which only holds the inner half (≥ ½).
+    const hard = cropRegion(mask, 0, 64, 64);
+    assert.ok(crop.width > hard.width && crop.height > hard.height, `${JSON.stringify(crop)} vs hard ${JSON.stringify(hard)}`);
+  });
+
+  for (const [model, sampler] of [['tiny-sd1', 'euler'], ['tiny-sd1-inpaint', 'ddim']] as const) {
+    test(`${model}: a crop that is the whole picture gives the whole-picture soft result (within 2/255), outer half of the edge included`, async (t) => {
+      const W = 64;
+      const picture = testPicture(W, W);
+      const { grey, rgb } = softDisc(W, W, 34, 30, 18, 14);
+      const base = {
+        mode: 'inpaint' as const, prompt: 'a red apple', negativePrompt: 'blurry', seed: 21, steps: 6, sampler, strength: 1, maskBlur: 2,
+        width: W, height: W, initImage: await toPng(picture), mask: await toPng({ width: W, height: W, rgb }), softInpaint: true,
+      };
+      const whole = await engine.generate(join(MODELS, model), base);
+      // Padding wider than the picture: the crop is the whole picture at the working size.
+      const masked = await engine.generate(join(MODELS, model), { ...base, inpaintArea: 'masked', maskPadding: 64 });
+      assert.equal(masked.params.inpaintArea, 'masked');
+      const change = await softChangeMap({ width: W, height: W, data: grey }, 2);
+      let worst = 0;
+      let outerChanged = 0;
+      let outerPixels = 0;
+      for (let p = 0; p < W * W; p++) {
+        const outer = change[p]! > 0 && change[p]! < 0.5;
+        if (outer) outerPixels++;
+        let moved = false;
+        for (let c = 0; c < 3; c++) {
+          const i = p * 3 + c;
+          worst = Math.max(worst, Math.abs(masked.image.rgb[i]! - whole.image.rgb[i]!));
+          if (change[p] === 0) assert.equal(masked.image.rgb[i], picture.rgb[i], `pixel ${p % W},${Math.floor(p / W)} has change 0 but moved`);
+          if (masked.image.rgb[i] !== picture.rgb[i]) moved = true;
+        }
+        if (outer && moved) outerChanged++;
+      }
+      t.diagnostic(`max diff ${worst}/255 vs the whole-picture soft result; outer half of the edge: ${outerChanged} of ${outerPixels} pixels changed`);
+      assert.ok(worst <= MAX_LEVELS, `only-masked differs from the whole-picture soft result by ${worst}/255`);
+      assert.ok(outerPixels > 100 && outerChanged > outerPixels / 2, `the outer half of the soft edge was dropped (${outerChanged} of ${outerPixels} changed)`);
+    });
+  }
+
+  test('a crop of a larger picture: pixels the soft mask does not touch keep their bytes, its outer half is repainted', async () => {
+    const picture = testPicture(200, 150);
+    const { grey, rgb } = softDisc(200, 150, 120, 50, 22, 16);
+    const r = await engine.generate(join(MODELS, 'tiny-sd1'), {
+      mode: 'inpaint', prompt: 'a red apple', seed: 5, steps: 4, width: 64, height: 64, maskBlur: 2, softInpaint: true,
+      inpaintArea: 'masked', maskPadding: 8, initImage: await toPng(picture), mask: await toPng({ width: 200, height: 150, rgb }),
+    });
+    assert.equal(r.image.width, 200);
+    const change = await softChangeMap({ width: 200, height: 150, data: grey }, 2);
+    let outerChanged = 0;
+    let outerPixels = 0;
+    for (let p = 0; p < 200 * 150; p++) {
+      const same = [0, 1, 2].every((c) => r.image.rgb[p * 3 + c] === picture.rgb[p * 3 + c]);
+      if (change[p] === 0) assert.ok(same, `pixel ${p % 200},${Math.floor(p / 200)} has change 0 but moved`);
+      else if (change[p]! < 0.5) {
+        outerPixels++;
+        if (!same) outerChanged++;
+      }
+    }
+    assert.ok(outerChanged > outerPixels / 2, `the outer half of the soft edge was dropped (${outerChanged} of ${outerPixels} changed)`);
   });
 });
