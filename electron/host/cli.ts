@@ -332,7 +332,7 @@ async function tokenize(argv: string[]): Promise<unknown> {
   if (positionals.length === 0) throw new InvalidRequestError(`tokenize needs a text\n\n${USAGE}`);
   const modelDir = resolveModelDir(values['model'] as string | undefined);
   const tokenizer = await ClipTokenizer.fromFolder(join(modelDir, 'tokenizer'));
-  const embeddings = loadEmbeddingFolder(await embeddingDirsOf(values), null);
+  const embeddings = await loadEmbeddingFolder(await embeddingDirsOf(values), null);
   const all = [...embeddings.usable, ...embeddings.mismatched];
   const vocabulary = all.length > 0 ? new EmbeddingVocabulary(tokenizer, all) : undefined;
   return describePrompt(stripLoraTags(positionals.join(' ')), tokenizer, vocabulary ? { embeddings: vocabulary } : {});

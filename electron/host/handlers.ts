@@ -305,14 +305,14 @@ export function createHandlers(host: Host) {
       // A1111's counter: its token count over 75 × the chunks it needs (82/150); long prompts are chunked,
       // not cut, so nothing is truncated. <lora:…> tags are not encoded, so they don't count.
       // An embedding's name counts as its vectors, as in A1111 (a 3-vector embedding is 3 tokens).
-      const installed = loadEmbeddingFolder([embeddingFolder(host.dataDir)], null);
+      const installed = await loadEmbeddingFolder([embeddingFolder(host.dataDir)], null);
       const all = [...installed.usable, ...installed.mismatched];
       const { tokenCount, limit } = describePrompt(stripLoraTags(text), tokenizer, all.length > 0 ? { embeddings: new EmbeddingVocabulary(tokenizer, all) } : {});
       return { count: tokenCount, maxTokens: limit, truncated: false };
     },
 
     async 'embeddings.list'() {
-      return { names: embeddingNames(embeddingFolder(host.dataDir)) };
+      return { names: await embeddingNames(embeddingFolder(host.dataDir)) };
     },
 
     async 'live.frame'(req) {

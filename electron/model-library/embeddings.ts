@@ -1,9 +1,10 @@
 /**
  * The library's textual-inversion folder (<data dir>/embeddings), as A1111's `embeddings/`: every .pt,
- * .bin or .safetensors file in it (and its subfolders) is an embedding named by its file stem.
+ * .bin, .safetensors, .png or .webp embedding in it (and its subfolders), named by its file stem (a
+ * picture by the name inside it).
  */
-import { basename, extname, join } from 'node:path';
-import { listEmbeddingFiles } from '../engine/prompt/embeddings.js';
+import { join } from 'node:path';
+import { loadEmbeddingFolder } from '../engine/prompt/embeddings.js';
 
 export const EMBEDDING_FOLDER = 'embeddings';
 
@@ -11,7 +12,8 @@ export function embeddingFolder(dataDir: string): string {
   return join(dataDir, EMBEDDING_FOLDER);
 }
 
-/** The prompt words the folder offers (file stems), sorted, for completions. */
-export function embeddingNames(dir: string): string[] {
-  return [...new Set(listEmbeddingFiles(dir).map((f) => basename(f, extname(f))))].sort((a, b) => a.localeCompare(b));
+/** The prompt words the folder offers, sorted, for completions (files that are not embeddings left out). */
+export async function embeddingNames(dir: string): Promise<string[]> {
+  const found = await loadEmbeddingFolder([dir], null);
+  return [...new Set([...found.usable, ...found.mismatched].map((e) => e.name))].sort((a, b) => a.localeCompare(b));
 }

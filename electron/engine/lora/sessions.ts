@@ -22,6 +22,7 @@ import { OnnxWeights } from './onnx-weights.js';
 import { extractLoraTags } from './prompt-tags.js';
 import { resolveLoraFile } from './resolve.js';
 import { LoraFileError } from './safetensors.js';
+import { registerGraphSource } from '../prompt/text-encoder.js';
 
 /** What one LoRA did in a job (GenerateResult.loras). */
 export interface LoraReport {
@@ -193,11 +194,15 @@ export class LoraSessions {
       }
       if (cached) {
         this.patched.delete(plan.component);
+        await this.model.releasePromptEncoder(cached.module);
         await cached.module.release();
       }
       const base = componentModule(this.model, plan.component)!;
       const { bytes, externalData } = await plan.build();
       const module = await OnnxModule.open(base.file, base.label, this.settings, bytes, externalData);
+      // Clip skip and embeddings rewrite the text encoder's graph: the patched one, built again when asked
+      // (the bytes are not kept beside the session).
+      if (plan.component !== 'unet') registerGraphSource(module, plan.build);
       this.patched.set(plan.component, { key: plan.key, module });
       overrides[moduleField(plan.component)] = module;
     }
@@ -218,7 +223,10 @@ export class LoraSessions {
     const all = [...this.patched.values()];
     this.patched.clear();
     this.weights.clear();
-    await Promise.all(all.map((p) => p.module.release()));
+    await Promise.all(all.map(async (p) => {
+      await this.model.releasePromptEncoder(p.module);
+      await p.module.release();
+    }));
   }
 }
 

@@ -54,7 +54,7 @@ import { detectVaeDecoder, detectVaeEncoder, openVaeDecoder, openVaeEncoder } fr
 import { EmbeddingVocabulary } from '../prompt/chunker.js';
 import { encodePrompt, PROMPT_CACHE_SIZE, type EncodedPrompt } from '../prompt/conditioning.js';
 import { loadEmbeddingFolder, widthMismatchError, type TextualInversion } from '../prompt/embeddings.js';
-import { clipSkipState, PromptTextEncoder } from '../prompt/text-encoder.js';
+import { clipSkipState, graphSourceOf, PromptTextEncoder } from '../prompt/text-encoder.js';
 import { DEFAULT_EMPHASIS, type EmphasisMode } from '../../shared/generation-limits.js';
 
 // Kept where callers have always imported them from.
@@ -137,8 +137,8 @@ export class LoadedModel {
 
   /**
    * The text encoder as the prompt code uses it, for this model's (or this LoRA view's) text encoder
-   * session. Clip skip and embeddings open a rewritten graph on first use, from the folder's file: a
-   * LoRA-patched session has no file of its own, so those two are refused with it.
+   * session. Clip skip and embeddings open a rewritten graph on first use: from the folder's file, or for a
+   * LoRA-patched session from its patched bytes (built again by lora/sessions.ts, which registers how).
    */
   get promptEncoder(): PromptTextEncoder {
     return this.promptEncoderEntry().encoder;
@@ -148,9 +148,14 @@ export class LoadedModel {
     const te = this.modules.textEncoder;
     let entry = this.promptEncoders.get(te);
     if (!entry) {
-      const rewritable = te === this.baseTextEncoder;
       entry = {
-        encoder: new PromptTextEncoder(te, this.settings, this.info.textEncoder.batchDynamic, this.info.maxTokens, rewritable),
+        encoder: new PromptTextEncoder(
+          te,
+          this.settings,
+          this.info.textEncoder.batchDynamic,
+          this.info.maxTokens,
+          graphSourceOf(te, te === this.baseTextEncoder),
+        ),
         id: nextPromptEncoderId++,
       };
       this.promptEncoders.set(te, entry);
@@ -162,9 +167,9 @@ export class LoadedModel {
    * The embeddings found in `dirs` (A1111: a prompt word equal to a file stem uses its vectors). Files of
    * another width are kept too, so that using one is a clear error naming the file (see encodePrompt).
    */
-  embeddingSet(dirs: readonly string[]): PromptEmbeddingSet {
+  async embeddingSet(dirs: readonly string[]): Promise<PromptEmbeddingSet> {
     if (dirs.length === 0) return { vocabulary: null, key: '' };
-    const found = loadEmbeddingFolder(dirs, this.info.textHiddenSize);
+    const found = await loadEmbeddingFolder(dirs, this.info.textHiddenSize);
     const all = [...found.usable, ...found.mismatched];
     if (all.length === 0) return { vocabulary: null, key: '' };
     return {
@@ -263,6 +268,13 @@ export class LoadedModel {
   private requireControl(): ControlInfo {
     if (!this.info.control) throw new InvalidRequestError(`${this.info.name}'s U-Net takes no ControlNet residuals`);
     return this.info.control;
+  }
+
+  /** Releases the prompt encoder (its rewritten session) made for a text-encoder session that goes away (a LoRA patch). */
+  async releasePromptEncoder(te: OnnxModule): Promise<void> {
+    const entry = this.promptEncoders.get(te);
+    this.promptEncoders.delete(te);
+    await entry?.encoder.release();
   }
 
   async release(): Promise<void> {

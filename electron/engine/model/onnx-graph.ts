@@ -158,15 +158,16 @@ const TENSOR_INT64 = 7;
  *   vocabulary), while `input_ids` keeps A1111's placeholder ids for everything else (the pooled output's
  *   EOS position).
  *
- * Returns null when the graph does not have that shape or keeps its weights in an external file.
+ * Returns null when the graph does not have that shape, or keeps its weights in an external file and the
+ * caller does not give that file's bytes with the session (`externalData`).
  */
-export function rewriteTextEncoder(modelBytes: Uint8Array): TextEncoderRewrite | null {
+export function rewriteTextEncoder(modelBytes: Uint8Array, options: { externalData?: boolean } = {}): TextEncoderRewrite | null {
   const type = schema('ModelProto');
   const model = type.decode(modelBytes) as unknown as ModelLike & { graph?: GraphLike & { output?: OutputLike[] } };
   const graph = model.graph;
   if (!graph?.node) return null;
   const initializers = (graph.initializer ?? []) as InitializerLike[];
-  if (initializers.some((t) => t.dataLocation === DATA_LOCATION_EXTERNAL)) return null;
+  if (!options.externalData && initializers.some((t) => t.dataLocation === DATA_LOCATION_EXTERNAL)) return null;
   const nodes = graph.node;
   const initByName = new Map(initializers.map((t) => [t.name ?? '', t]));
   const producer = new Map<string, NodeLike>();

@@ -61,7 +61,7 @@ export interface PromptEmbeddings {
 export async function encodePrompts(job: Job, withUncond: boolean): Promise<PromptEmbeddings> {
   const { model, params } = job;
   const clipSkip = params.clipSkip ?? 1;
-  const embeddings = model.embeddingSet(job.embeddingDirs);
+  const embeddings = await model.embeddingSet(job.embeddingDirs);
   // A1111 cuts extra-network tags out of the prompt before it is parsed (lora/prompt-tags.ts).
   const emphasis = params.emphasis ?? DEFAULT_EMPHASIS;
   let cond = await model.encodePrompt(stripLoraTags(params.prompt), clipSkip, embeddings, emphasis);

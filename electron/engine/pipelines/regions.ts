@@ -154,7 +154,7 @@ async function encodeRegionPrompt(job: Job, model: LoadedModel, prompt: string, 
     const { embeddings, pooled } = await encodeSdxlPrompts(model, prompt, '', false);
     return { states: embeddings.cond, tokens: embeddings.condTokens, textEmbeds: pooled.cond, timeIds: added!.timeIds.cond };
   }
-  const encoded = await model.encodePrompt(prompt, job.params.clipSkip ?? 1, model.embeddingSet(job.embeddingDirs));
+  const encoded = await model.encodePrompt(prompt, job.params.clipSkip ?? 1, await model.embeddingSet(job.embeddingDirs));
   if (encoded.embeddings.length > 0) {
     const used = new Map((job.params.embeddings ?? []).map((e) => [e.name, e.hash]));
     for (const e of encoded.embeddings) used.set(e.name, e.sha256.slice(0, TI_SHORT_HASH_LENGTH));

@@ -1,17 +1,25 @@
 /**
  * Textual-inversion embeddings from A1111-style files (wave2-reference §1d, `textual_inversion.py`
- * `create_embedding_from_data`). The tensor is chosen by the same rules, in order:
+ * `load_from_file` and `create_embedding_from_data`). The files:
+ *   - `.pt` / `.bin`: torch.save, zip or legacy format (torch-pickle.ts, a restricted unpickler);
+ *   - `.safetensors`;
+ *   - `.png` / `.webp`: A1111's embedding pictures (image-embedding.ts): the `sd-ti-embedding` text chunk,
+ *     else the data hidden in the picture's edges. A picture holding neither is a preview, not an
+ *     embedding, and is skipped, as are `*.preview.png` files.
+ * The tensor is chosen by the same rules, in order:
  *   1. `string_to_param` (A1111 / original TI `.pt`): its single entry, [vectors, width];
  *   2. `clip_l` + `clip_g` (SDXL, kohya): both, for the two encoders;
  *   3. a single tensor key: diffusers' `{"<token>": [width]}` or kohya's `{"emb_params": [n, width]}`.
  * The name used in prompts is the file name without its extension (A1111; the `name` field inside a .pt
- * is ignored). The hash is sha256 of the whole file, shortened to 12 hex digits in infotext ("TI hashes").
+ * is ignored), except for pictures, whose data's `name` wins (A1111 does the same). The hash is sha256 of
+ * the whole file, shortened to 12 hex digits in infotext ("TI hashes").
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import { StudioError } from '../../shared/errors.js';
-import { decodeFloats, readTorchPickle, type TorchTensor } from './torch-pickle.js';
+import { readImageEmbedding } from './image-embedding.js';
+import { decodeFloats, readTorchPickle, UnsafePickleError, type TorchTensor } from './torch-pickle.js';
 
 export interface TextualInversion {
   /** The prompt word: the file stem. */
@@ -28,7 +36,8 @@ export interface TextualInversion {
 
 /** A1111's `shorthash` length. */
 export const TI_SHORT_HASH_LENGTH = 12;
-export const EMBEDDING_EXTENSIONS = ['.pt', '.bin', '.safetensors'] as const;
+export const EMBEDDING_EXTENSIONS = ['.pt', '.bin', '.safetensors', '.png', '.webp'] as const;
+const IMAGE_EXTENSIONS = new Set(['.png', '.webp']);
 
 export class EmbeddingFileError extends StudioError {
   override name = 'EmbeddingFileError';
@@ -42,24 +51,45 @@ interface NamedTensor {
   data: Float32Array;
 }
 
-export function loadTextualInversion(file: string): TextualInversion {
+/**
+ * The embedding in `file`, or null for a picture that holds none (a preview image, as A1111 skips it).
+ * Unreadable or unsafe files throw EmbeddingFileError (E_BAD_EMBEDDING) naming the file.
+ */
+export async function loadTextualInversion(file: string): Promise<TextualInversion | null> {
   const bytes = readFileSync(file);
   const ext = extname(file).toLowerCase();
   let tensors: Map<string, unknown>;
+  let name = basename(file, extname(file));
   try {
-    tensors = ext === '.safetensors' ? readSafetensors(bytes) : readTorchPickle(bytes);
+    if (IMAGE_EXTENSIONS.has(ext)) {
+      if (extname(name).toLowerCase() === '.preview') return null;
+      const found = await readImageEmbedding(bytes);
+      if (!found) return null;
+      tensors = found;
+      const inner = tensors.get('name');
+      if (typeof inner === 'string' && inner.length > 0) name = inner;
+    } else {
+      tensors = ext === '.safetensors' ? readSafetensors(bytes) : readTorchPickle(bytes);
+    }
   } catch (err) {
     if (err instanceof StudioError) throw err;
+    if (err instanceof UnsafePickleError) throw new EmbeddingFileError(file, err.message, { cause: err });
     throw new EmbeddingFileError(file, `could not read it (${(err as Error).message})`, { cause: err });
   }
-  const name = basename(file, extname(file));
   const sha256 = createHash('sha256').update(bytes).digest('hex');
   const matrix = (value: unknown, what: string): NamedTensor => {
     const t = asTensor(value);
     if (!t) throw new EmbeddingFileError(file, `${what} is not a tensor`);
     const dims = t.dims.length === 1 ? [1, t.dims[0]!] : t.dims;
     if (dims.length !== 2) throw new EmbeddingFileError(file, `${what} has shape [${t.dims.join(', ')}], expected [vectors, width]`);
-    return { dims, data: t.data };
+    let data: Float32Array;
+    try {
+      data = t.data;
+    } catch (err) {
+      throw new EmbeddingFileError(file, `could not read ${what} (${(err as Error).message})`, { cause: err });
+    }
+    if (data.length !== dims[0]! * dims[1]!) throw new EmbeddingFileError(file, `${what} holds ${data.length} values for [${dims.join(', ')}]`);
+    return { dims, data };
   };
 
   const stringToParam = tensors.get('string_to_param');
@@ -74,8 +104,10 @@ export function loadTextualInversion(file: string): TextualInversion {
     const g = matrix(tensors.get('clip_g'), 'clip_g');
     return { name, vectors: g.dims[0]!, width: l.dims[1]!, data: l.data, clipG: { width: g.dims[1]!, data: g.data }, file, sha256 };
   }
-  if (tensors.size === 1) {
-    const t = matrix([...tensors.values()][0], [...tensors.keys()][0]!);
+  // A diffusers concept: one tensor (a picture's data also carries its `name`).
+  const tensorEntries = [...tensors].filter(([, v]) => asTensor(v) !== null);
+  if (tensors.size === 1 || (IMAGE_EXTENSIONS.has(ext) && tensorEntries.length === 1)) {
+    const t = matrix(tensorEntries[0]?.[1] ?? [...tensors.values()][0], String(tensorEntries[0]?.[0] ?? [...tensors.keys()][0]));
     return { name, vectors: t.dims[0]!, width: t.dims[1]!, data: t.data, file, sha256 };
   }
   throw new EmbeddingFileError(
@@ -85,18 +117,16 @@ export function loadTextualInversion(file: string): TextualInversion {
 }
 
 /** Files read once per (path, size, mtime): a folder is listed on every job, but rarely changes. */
-const fileCache = new Map<string, TextualInversion>();
+const fileCache = new Map<string, TextualInversion | null>();
 const FILE_CACHE_SIZE = 256;
 
-function cachedTextualInversion(file: string): TextualInversion {
+async function cachedTextualInversion(file: string): Promise<TextualInversion | null> {
   const s = statSync(file);
   const stamp = `${file}\u0000${s.size}\u0000${s.mtimeMs}`;
-  let e = fileCache.get(stamp);
-  if (!e) {
-    e = loadTextualInversion(file);
-    fileCache.set(stamp, e);
-    while (fileCache.size > FILE_CACHE_SIZE) fileCache.delete(fileCache.keys().next().value!);
-  }
+  if (fileCache.has(stamp)) return fileCache.get(stamp)!;
+  const e = await loadTextualInversion(file);
+  fileCache.set(stamp, e);
+  while (fileCache.size > FILE_CACHE_SIZE) fileCache.delete(fileCache.keys().next().value!);
   return e;
 }
 
@@ -126,18 +156,19 @@ export interface EmbeddingSet {
   unreadable: { file: string; message: string }[];
 }
 
-export function loadEmbeddingFolder(dirs: readonly string[], width: number | null): EmbeddingSet {
+export async function loadEmbeddingFolder(dirs: readonly string[], width: number | null): Promise<EmbeddingSet> {
   const set: EmbeddingSet = { usable: [], mismatched: [], unreadable: [] };
   const seen = new Set<string>();
   for (const dir of dirs) {
     for (const file of listEmbeddingFiles(dir)) {
-      let e: TextualInversion;
+      let e: TextualInversion | null;
       try {
-        e = cachedTextualInversion(file);
+        e = await cachedTextualInversion(file);
       } catch (err) {
         set.unreadable.push({ file, message: (err as Error).message });
         continue;
       }
+      if (!e) continue;
       if (seen.has(e.name.toLowerCase())) continue;
       seen.add(e.name.toLowerCase());
       (width === null || e.width === width ? set.usable : set.mismatched).push(e);

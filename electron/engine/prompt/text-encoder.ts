@@ -33,6 +33,24 @@ export function clipSkipState(clipSkip: number): HiddenStateChoice {
   return { fromEnd: Math.max(1, Math.trunc(clipSkip)), finalNorm: true };
 }
 
+/**
+ * Where the rewrite reads the text encoder's graph: the folder's file, or, for a session built in memory
+ * (a LoRA-patched text encoder), the same patched bytes built again on demand, with their external data.
+ */
+export type GraphSource = () => Promise<{ bytes: Uint8Array; externalData?: readonly { path: string; data: Uint8Array }[] }>;
+
+/** The graph sources of sessions built in memory (lora/sessions.ts registers its patched text encoders). */
+const graphSources = new WeakMap<OnnxModule, GraphSource>();
+
+export function registerGraphSource(module: OnnxModule, source: GraphSource): void {
+  graphSources.set(module, source);
+}
+
+/** The source a session's graph can be read from again: its registered one, else its file when it has one. */
+export function graphSourceOf(module: OnnxModule, fromFile: boolean): GraphSource | null {
+  return graphSources.get(module) ?? (fromFile ? async () => ({ bytes: readFileSync(module.file) }) : null);
+}
+
 export interface EncoderRun {
   /** Rows of exactly `tokens` ids each (what `input_ids` gets). */
   ids: number[][];
@@ -61,8 +79,11 @@ export class PromptTextEncoder {
     /** Whether the batch axis is dynamic (else one row per run). */
     readonly batchDynamic: boolean,
     readonly tokens: number,
-    /** False for a session built in memory (a LoRA patch): the rewrite reads the folder's file, which lacks the patch. */
-    private readonly rewritable = true,
+    /**
+     * Where the rewrite reads the graph (the folder's file by default; a LoRA-patched session's own bytes,
+     * built again); null: no rewrite possible, clip skip and embeddings are refused.
+     */
+    private readonly source: GraphSource | null = async () => ({ bytes: readFileSync(plain.file) }),
   ) {}
 
   /** The encoder's hidden states, [rows, tokens, width] as one flat array, and the width. */
@@ -71,10 +92,10 @@ export class PromptTextEncoder {
     if (plainState && !request.extra) {
       return this.batched(request.ids, (rows) => this.runPlain(rows));
     }
-    if (!this.rewritable) {
+    if (!this.source) {
       throw new StudioError(
         'E_UNSUPPORTED',
-        `${request.extra ? 'textual-inversion embeddings' : `clip skip ${request.state.fromEnd}`} together with a LoRA that changes the text encoder is not supported yet`,
+        `${this.plain.label}: ${request.extra ? 'textual-inversion embeddings' : `clip skip ${request.state.fromEnd}`} need the text encoder's graph, and this session was built in memory without one`,
       );
     }
     const rw = await this.rewrite();
@@ -133,9 +154,11 @@ export class PromptTextEncoder {
 
   private rewrite(): Promise<Rewritten | null> {
     this.rewritten ??= (async () => {
-      const patch = rewriteTextEncoder(readFileSync(this.plain.file));
+      const { bytes, externalData } = await this.source!();
+      // External weights resolve only when the source gives them (a LoRA patch does; a folder file is read alone).
+      const patch = rewriteTextEncoder(bytes, { externalData: externalData !== undefined });
       if (!patch) return null;
-      const module = await OnnxModule.open(this.plain.file, this.plain.label, this.settings, patch.bytes);
+      const module = await OnnxModule.open(this.plain.file, this.plain.label, this.settings, patch.bytes, externalData);
       return { module, layers: patch.layers, vocabRows: patch.vocabRows, width: patch.width };
     })();
     return this.rewritten;

@@ -49,7 +49,7 @@ describe('Emphasis and Pad conds on the tiny prompt model', () => {
 
   test('Ignore drops the weights; None reads brackets and BREAK as text; No norm skips the mean restore', async () => {
     const model = await engine.loadModel(PROMPT_MODEL);
-    const set = model.embeddingSet([]);
+    const set = await model.embeddingSet([]);
     const weighted = '(red:1.5) apple, [green] leaf';
     const plain = await model.encodePrompt('red apple, green leaf', 1, set);
     assert.equal(maxAbs((await model.encodePrompt(weighted, 1, set, 'Ignore')).data, plain.data), 0);
@@ -74,7 +74,7 @@ describe('Emphasis and Pad conds on the tiny prompt model', () => {
 
   test('Pad conds: the shorter gets the empty prompt’s chunk repeated, the run records it, and only when lengths differ', async () => {
     const model = await engine.loadModel(PROMPT_MODEL);
-    const set = model.embeddingSet([]);
+    const set = await model.embeddingSet([]);
     const short = await model.encodePrompt('a red apple', 1, set);
     const empty = await model.encodePrompt('', 1, set);
     const padded = padWithEmpty(short, empty, 3);

@@ -56,9 +56,9 @@ describe('text encoder graph rewrite', () => {
 });
 
 describe('textual-inversion files', () => {
-  test('A1111 .pt (string_to_param) and kohya .safetensors (emb_params) give the same vectors, named by file stem', () => {
-    const st = loadTextualInversion(join(PARITY, 'prompt-embedding.safetensors'));
-    const pt = loadTextualInversion(join(PARITY, 'prompt-embedding-a1111.pt'));
+  test('A1111 .pt (string_to_param) and kohya .safetensors (emb_params) give the same vectors, named by file stem', async () => {
+    const st = (await loadTextualInversion(join(PARITY, 'prompt-embedding.safetensors')))!;
+    const pt = (await loadTextualInversion(join(PARITY, 'prompt-embedding-a1111.pt')))!;
     assert.equal(st.name, 'prompt-embedding');
     assert.equal(pt.name, 'prompt-embedding-a1111');
     assert.deepEqual([pt.vectors, pt.width], [3, 32]);
@@ -67,8 +67,8 @@ describe('textual-inversion files', () => {
     assert.match(st.sha256, /^[0-9a-f]{64}$/);
   });
 
-  test('a file that is not an embedding is a clear error naming it', () => {
-    assert.throws(() => loadTextualInversion(join(MODELS, 'tiny-sd1', 'tokenizer', 'vocab.json')), { code: 'E_BAD_EMBEDDING' });
+  test('a file that is not an embedding is a clear error naming it', async () => {
+    await assert.rejects(loadTextualInversion(join(MODELS, 'tiny-sd1', 'tokenizer', 'vocab.json')), { code: 'E_BAD_EMBEDDING' });
   });
 });
 
@@ -94,7 +94,7 @@ describe('prompts in jobs', () => {
 
   test('an encoded prompt is cached per (clip skip, embeddings, text)', async () => {
     const model = await engine.loadModel(PROMPT_MODEL);
-    const set = model.embeddingSet([]);
+    const set = await model.embeddingSet([]);
     const a = await model.encodePrompt('(a red apple:1.2)', 1, set);
     assert.equal(await model.encodePrompt('(a red apple:1.2)', 1, set), a);
     assert.notEqual(await model.encodePrompt('(a red apple:1.2)', 2, set), a);
