@@ -193,8 +193,6 @@ function readZip(bytes: Uint8Array): Map<string, Uint8Array> {
   return out;
 }
 
-const MARK = Symbol('mark');
-
 /** Little-endian two's complement bytes as a number, or a bigint past 2⁵³. */
 function littleEndianInt(bytes: Uint8Array): number | bigint {
   let v = 0n;
