@@ -15,6 +15,7 @@ import { MaskLayer, unionRect, type PixelRect } from './mask.js';
 import { colourRangeMask, featherMask, growMask, maskUnion, shrinkMask, type ColourRangeOptions } from './mask-ops.js';
 import { applyDelta, isEmptyDelta, packDelta, packPlane, unpackPlane, type PackedPlane } from './packed.js';
 import { encodeGreyPng, encodeRgbPng, type ZlibCompress } from './png.js';
+import { makeRegion, nextRegionColour, regionProps, type Region, type RegionProps, type RegionState } from './regions.js';
 
 /** Where the base image came from; it decides how a generation sends it (hash or bytes). */
 export type ImageSource =
@@ -36,7 +37,17 @@ const ENTRY_OVERHEAD_BYTES = 160;
 
 type UndoEntry =
   | { kind: 'mask' | 'layout'; label: string; rect: PixelRect; delta: PackedPlane; bytes: number }
+  | { kind: 'region'; label: string; id: number; rect: PixelRect; delta: PackedPlane; bytes: number }
+  /** The region list changed (added, removed, replaced by Reuse): both lists, masks packed. */
+  | { kind: 'regions'; label: string; before: PackedRegion[]; after: PackedRegion[]; bytes: number }
   | { kind: 'image'; label: string; before: PackedState; after: PackedState; bytes: number };
+
+/** A region as the undo history keeps it. `props` is refreshed when the history leaves that state (prompts are typed without undo steps). */
+interface PackedRegion {
+  id: number;
+  props: RegionProps;
+  mask: PackedPlane;
+}
 
 /** A whole document state as the undo history keeps it. */
 interface PackedState {
@@ -45,6 +56,7 @@ interface PackedState {
   height: number;
   mask: PackedPlane;
   layout: PackedPlane;
+  regions: PackedRegion[];
 }
 
 export interface EditorDocumentOptions {
@@ -58,6 +70,7 @@ interface DocumentState {
   height: number;
   mask: Uint8Array;
   layout: Uint8Array;
+  regions: RegionState[];
 }
 
 export type DocumentChange =
@@ -65,13 +78,19 @@ export type DocumentChange =
   | { kind: 'mask'; rect: PixelRect }
   /** Layout labels inside `rect` changed. */
   | { kind: 'layout'; rect: PixelRect }
+  /** Pixels of region `id`'s mask inside `rect` changed. */
+  | { kind: 'region'; id: number; rect: PixelRect }
+  /** The region list changed: regions added, removed or replaced (with their masks). */
+  | { kind: 'regions' }
+  /** A region's prompt, weight, colour or visibility changed (no pixels, no undo step). */
+  | { kind: 'region-props'; id: number }
   /** The image, the size or the whole mask changed. */
   | { kind: 'document' }
   /** A step ended (stroke, undo, redo, whole-layer edit): undo availability and emptiness may differ. */
   | { kind: 'history' };
 
 /** Which layer a stroke paints: the mask, or the layout with one label. */
-type StrokeTarget = { layer: 'mask' } | { layer: 'layout'; label: number };
+type StrokeTarget = { layer: 'mask' } | { layer: 'layout'; label: number } | { layer: 'region'; id: number; mask: MaskLayer };
 
 interface ActiveStroke {
   tool: BrushTool;
@@ -98,6 +117,10 @@ export class EditorDocument {
    * accepted after another shares its planes with the step before instead of packing them again.
    */
   private packedNow: { mask: PackedPlane | null; layout: PackedPlane | null } = { mask: null, layout: null };
+  private regionList: Region[] = [];
+  private nextRegionId = 1;
+  /** Packed copies of region masks that haven't changed since (by region id), shared by the steps that keep them. */
+  private regionPacked = new Map<number, PackedPlane>();
   private stroke: ActiveStroke | null = null;
   private readonly listeners = new Set<(change: DocumentChange) => void>();
   /** Bumped on every change, so React can tell that something changed. */
@@ -117,6 +140,13 @@ export class EditorDocument {
   }
   get layout(): LayoutLayer {
     return this.layoutLayer;
+  }
+  /** The regional prompts, in the order they are sent. */
+  get regions(): readonly Region[] {
+    return this.regionList;
+  }
+  region(id: number): Region | undefined {
+    return this.regionList.find((r) => r.id === id);
   }
   get width(): number {
     return this.maskLayer.width;
@@ -157,11 +187,18 @@ export class EditorDocument {
 
   private emit(change: DocumentChange): void {
     // Every pixel edit (dabs, whole-mask edits, undo) announces itself here.
-    if (change.kind !== 'history') {
+    if (change.kind === 'mask' || change.kind === 'layout' || change.kind === 'document') {
       this.maskLayer.changed();
       this.layoutLayer.changed();
       if (change.kind !== 'layout') this.packedNow.mask = null;
       if (change.kind !== 'mask') this.packedNow.layout = null;
+    }
+    if (change.kind === 'region') {
+      this.region(change.id)?.mask.changed();
+      this.regionPacked.delete(change.id);
+    } else if (change.kind === 'document' || change.kind === 'regions') {
+      for (const r of this.regionList) r.mask.changed();
+      this.regionPacked.clear();
     }
     this.revision++;
     for (const l of [...this.listeners]) l(change);
@@ -180,45 +217,91 @@ export class EditorDocument {
   // ── image ────────────────────────────────────────────────────────────────────────────────────
 
   private snapshot(): DocumentState {
-    return { image: this.imageLayer, width: this.width, height: this.height, mask: this.maskLayer.data.slice(), layout: this.layoutLayer.data.slice() };
+    return {
+      image: this.imageLayer,
+      width: this.width,
+      height: this.height,
+      mask: this.maskLayer.data.slice(),
+      layout: this.layoutLayer.data.slice(),
+      regions: this.regionStates(),
+    };
+  }
+
+  /** The regions as plain data (masks copied). */
+  private regionStates(): RegionState[] {
+    return this.regionList.map((r) => ({ id: r.id, ...regionProps(r), mask: r.mask.data.slice() }));
+  }
+
+  /** The regions as they would be at another size: masks stretched (nearest pixel), or moved by `offset` into a larger canvas. */
+  private regionsAt(width: number, height: number, offset?: { left: number; top: number }): RegionState[] {
+    return this.regionList.map((r) => {
+      let mask: Uint8Array;
+      if (width === this.width && height === this.height) mask = r.mask.data.slice();
+      else if (offset) {
+        mask = new Uint8Array(width * height);
+        for (let y = 0; y < this.height; y++) mask.set(r.mask.data.subarray(y * this.width, (y + 1) * this.width), (y + offset.top) * width + offset.left);
+      } else mask = resampleLabels(r.mask.data, this.width, this.height, width, height);
+      return { id: r.id, ...regionProps(r), mask };
+    });
   }
 
   private restore(state: DocumentState): void {
     this.imageLayer = state.image;
     this.maskLayer = new MaskLayer(state.width, state.height, state.mask.slice());
     this.layoutLayer = new LayoutLayer(state.width, state.height, state.layout.slice());
+    this.regionList = state.regions.map((r) => makeRegion(r.id, r, state.width, state.height, r.mask.slice()));
   }
 
   private restorePacked(state: PackedState): void {
     this.imageLayer = state.image;
     this.maskLayer = new MaskLayer(state.width, state.height, unpackPlane(state.mask));
     this.layoutLayer = new LayoutLayer(state.width, state.height, unpackPlane(state.layout));
+    this.regionList = state.regions.map((r) => makeRegion(r.id, r.props, state.width, state.height, unpackPlane(r.mask)));
+  }
+
+  /** The current regions packed, reusing the packed copy of each mask that hasn't changed. */
+  private packRegions(): PackedRegion[] {
+    return this.regionList.map((r) => {
+      let mask = this.regionPacked.get(r.id);
+      if (!mask) {
+        mask = packPlane(r.mask.data);
+        this.regionPacked.set(r.id, mask);
+      }
+      return { id: r.id, props: regionProps(r), mask };
+    });
+  }
+
+  /** The undo step before this one holds these planes, so a new step sharing them doesn't count them again. */
+  private entryBytes(planes: Iterable<PackedPlane>): number {
+    const previous = this.undoStack.at(-1);
+    const held = new Set(previous ? sidePlanes(previous, 'after') : []);
+    let bytes = ENTRY_OVERHEAD_BYTES;
+    for (const p of new Set(planes)) if (!held.has(p)) bytes += p.bytes;
+    return bytes;
   }
 
   private replaceDocument(label: string, next: DocumentState): void {
     this.cancelStroke();
     const before = this.snapshot();
+    const regionsBefore = this.packRegions();
     this.restore(next);
     const packedBefore: PackedState = {
       ...before,
       mask: this.packedNow.mask ?? packPlane(before.mask),
       layout: this.packedNow.layout ?? packPlane(before.layout),
+      regions: regionsBefore,
     };
     const packedAfter = packState(next, packedBefore, before);
-    // Planes shared with the step before (the same packed object) are counted there.
-    const previous = this.undoStack.at(-1);
-    const held = new Set(previous?.kind === 'image' ? [previous.after.mask, previous.after.layout] : []);
-    const planes = new Set([packedBefore.mask, packedBefore.layout, packedAfter.mask, packedAfter.layout]);
-    let bytes = ENTRY_OVERHEAD_BYTES;
-    for (const p of planes) if (!held.has(p)) bytes += p.bytes;
+    const bytes = this.entryBytes([...statePlanes(packedBefore), ...statePlanes(packedAfter)]);
     this.pushUndo({ kind: 'image', label, before: packedBefore, after: packedAfter, bytes });
     this.emit({ kind: 'document' });
     this.packedNow = { mask: packedAfter.mask, layout: packedAfter.layout };
+    this.regionPacked = new Map(packedAfter.regions.map((r) => [r.id, r.mask]));
   }
 
   /** Starts over on a blank canvas (txt2img at this size); undoable. */
   newBlank(width: number, height: number): void {
-    this.replaceDocument('New canvas', { image: null, width, height, mask: new Uint8Array(width * height), layout: new Uint8Array(width * height) });
+    this.replaceDocument('New canvas', { image: null, width, height, mask: new Uint8Array(width * height), layout: new Uint8Array(width * height), regions: this.regionsAt(width, height) });
   }
 
   /**
@@ -230,12 +313,12 @@ export class EditorDocument {
     if (this.imageLayer || (width === this.width && height === this.height)) return;
     this.cancelStroke();
     const mask = new Uint8Array(width * height);
-    if (!this.layoutLayer.isEmpty()) {
+    if (!this.layoutLayer.isEmpty() || this.regionList.some((r) => !r.mask.isEmpty())) {
       const layout = resampleLabels(this.layoutLayer.data, this.width, this.height, width, height);
-      this.replaceDocument('Resize canvas', { image: null, width, height, mask, layout });
+      this.replaceDocument('Resize canvas', { image: null, width, height, mask, layout, regions: this.regionsAt(width, height) });
       return;
     }
-    this.restore({ image: null, width, height, mask, layout: new Uint8Array(width * height) });
+    this.restore({ image: null, width, height, mask, layout: new Uint8Array(width * height), regions: this.regionsAt(width, height) });
     this.emit({ kind: 'document' });
   }
 
@@ -253,6 +336,8 @@ export class EditorDocument {
       height: image.height,
       mask: keep && !options.clearMask ? this.maskLayer.data.slice() : new Uint8Array(image.width * image.height),
       layout: keep ? this.layoutLayer.data.slice() : new Uint8Array(image.width * image.height),
+      // Regions belong to the composition, not to one picture: they stay, stretched to a new size.
+      regions: this.regionsAt(image.width, image.height),
     });
   }
 
@@ -274,7 +359,7 @@ export class EditorDocument {
       mask.set(old.data.subarray(y * old.width, (y + 1) * old.width), (y + top) * width + left);
       layout.set(oldLayout.data.subarray(y * old.width, (y + 1) * old.width), (y + top) * width + left);
     }
-    this.replaceDocument('Extend canvas', { image, width, height, mask, layout });
+    this.replaceDocument('Extend canvas', { image, width, height, mask, layout, regions: this.regionsAt(width, height, { left, top }) });
   }
 
   // ── strokes ──────────────────────────────────────────────────────────────────────────────────
@@ -297,8 +382,24 @@ export class EditorDocument {
     this.extend(point, true);
   }
 
+  /**
+   * A stroke on region `id`'s mask: exactly a mask stroke (the same brush, eraser, hardness and opacity),
+   * one undo step, Esc cancels.
+   */
+  beginRegionStroke(id: number, tool: BrushTool, brush: BrushSettings, point: StrokePoint): void {
+    const region = this.region(id);
+    if (!region) throw new RangeError(`there is no region ${id}`);
+    if (this.stroke) this.endStroke();
+    this.stroke = { tool, brush: { ...brush }, target: { layer: 'region', id, mask: region.mask }, last: point, carry: 0, before: region.mask.data.slice(), dirty: null };
+    this.extend(point, true);
+  }
+
   private strokeLayer(s: ActiveStroke): MaskLayer {
-    return s.target.layer === 'layout' ? this.layoutLayer : this.maskLayer;
+    return s.target.layer === 'region' ? s.target.mask : s.target.layer === 'layout' ? this.layoutLayer : this.maskLayer;
+  }
+
+  private strokeChange(target: StrokeTarget, rect: PixelRect): DocumentChange {
+    return target.layer === 'region' ? { kind: 'region', id: target.id, rect } : { kind: target.layer, rect };
   }
 
   /** Adds a pointer sample to the stroke in progress (no-op without one). */
@@ -314,12 +415,12 @@ export class EditorDocument {
     const { rect, carry } =
       target.layer === 'layout'
         ? walkSegment(from, point, carryIn, s.brush.size, (cx, cy, d) => stampLabelDab(this.layoutLayer, cx, cy, d, target.label))
-        : stampSegment(this.maskLayer, from, point, carryIn, s.brush, s.tool);
+        : stampSegment(this.strokeLayer(s), from, point, carryIn, s.brush, s.tool);
     s.last = point;
     s.carry = carry;
     if (rect) {
       s.dirty = unionRect(s.dirty, rect);
-      this.emit({ kind: target.layer, rect });
+      this.emit(this.strokeChange(target, rect));
     }
   }
 
@@ -333,8 +434,10 @@ export class EditorDocument {
       const before = new MaskLayer(this.width, this.height, s.before).read(rect);
       const after = this.strokeLayer(s).read(rect);
       if (!bytesEqual(before, after)) {
-        const label = `${s.target.layer === 'layout' ? 'Layout ' : ''}${s.tool === 'brush' ? 'brush' : 'eraser'} stroke`;
-        this.pushLayerUndo(s.target.layer, label[0]!.toUpperCase() + label.slice(1), rect, before, after);
+        const label = `${s.target.layer === 'layout' ? 'Layout ' : s.target.layer === 'region' ? 'Region ' : ''}${s.tool === 'brush' ? 'brush' : 'eraser'} stroke`;
+        const capitalised = label[0]!.toUpperCase() + label.slice(1);
+        if (s.target.layer === 'region') this.pushRegionUndo(s.target.id, capitalised, rect, before, after);
+        else this.pushLayerUndo(s.target.layer, capitalised, rect, before, after);
       }
     }
     this.emit({ kind: 'history' });
@@ -347,7 +450,7 @@ export class EditorDocument {
     this.stroke = null;
     if (s.dirty) {
       this.strokeLayer(s).write(s.dirty, new MaskLayer(this.width, this.height, s.before).read(s.dirty));
-      this.emit({ kind: s.target.layer, rect: s.dirty });
+      this.emit(this.strokeChange(s.target, s.dirty));
     }
     this.emit({ kind: 'history' });
     return true;
@@ -445,7 +548,7 @@ export class EditorDocument {
     if (ids.length !== width * height) throw new RangeError(`a ${width}×${height} layout has ${width * height} labels, got ${ids.length}`);
     this.cancelStroke();
     if (width !== this.width || height !== this.height) {
-      this.replaceDocument(label, { image: null, width, height, mask: new Uint8Array(width * height), layout: ids.slice() });
+      this.replaceDocument(label, { image: null, width, height, mask: new Uint8Array(width * height), layout: ids.slice(), regions: this.regionsAt(width, height) });
       return;
     }
     const rect = this.layoutLayer.fullRect;
@@ -457,6 +560,80 @@ export class EditorDocument {
     this.emit({ kind: 'history' });
   }
 
+  // ── regional prompts ─────────────────────────────────────────────────────────────────────────
+
+  /** Replaces the region list (one undo step holding both lists); new masks get the document's size. */
+  private replaceRegions(label: string, next: Region[]): void {
+    this.cancelStroke();
+    const before = this.packRegions();
+    for (const id of this.regionPacked.keys()) if (!next.some((r) => r.id === id)) this.regionPacked.delete(id);
+    this.regionList = next;
+    const after = this.packRegions();
+    const bytes = this.entryBytes([...before, ...after].map((r) => r.mask));
+    this.pushUndo({ kind: 'regions', label, before, after, bytes });
+    const packed = this.regionPacked;
+    this.emit({ kind: 'regions' });
+    this.regionPacked = packed;
+    this.emit({ kind: 'history' });
+  }
+
+  /** Adds a region with an empty mask at the end of the list (a colour no region has yet); one undo step. */
+  addRegion(props: Partial<RegionProps> = {}): Region {
+    const region = makeRegion(
+      this.nextRegionId++,
+      { prompt: props.prompt ?? '', weight: props.weight ?? 1, colour: props.colour ?? nextRegionColour(this.regionList), visible: props.visible ?? true },
+      this.width,
+      this.height,
+    );
+    this.replaceRegions('Add region', [...this.regionList, region]);
+    return region;
+  }
+
+  /** Removes a region and its mask; one undo step (undo brings both back). */
+  removeRegion(id: number): boolean {
+    if (!this.region(id)) return false;
+    this.replaceRegions('Remove region', this.regionList.filter((r) => r.id !== id));
+    return true;
+  }
+
+  /**
+   * Replaces every region with `regions` (a history item's, brought back by Reuse): masks at the
+   * document's size. One undo step.
+   */
+  loadRegions(regions: ReadonlyArray<Partial<RegionProps> & { mask: Uint8Array }>, label = 'Reuse regions'): Region[] {
+    const next: Region[] = [];
+    for (const r of regions) {
+      if (r.mask.length !== this.width * this.height) throw new RangeError(`a region mask for ${this.width}×${this.height} has ${this.width * this.height} bytes, got ${r.mask.length}`);
+      const props = { prompt: r.prompt ?? '', weight: r.weight ?? 1, colour: r.colour ?? nextRegionColour(next), visible: r.visible ?? true };
+      next.push(makeRegion(this.nextRegionId++, props, this.width, this.height, r.mask.slice()));
+    }
+    this.replaceRegions(label, next);
+    return next;
+  }
+
+  /** Changes a region's prompt, weight, colour or visibility: no undo step (text has its own undo). */
+  updateRegion(id: number, patch: Partial<RegionProps>): void {
+    const index = this.regionList.findIndex((r) => r.id === id);
+    const region = this.regionList[index];
+    if (!region) return;
+    const next = { ...region, ...patch, id, mask: region.mask };
+    this.regionList = this.regionList.map((r, i) => (i === index ? next : r));
+    this.emit({ kind: 'region-props', id });
+  }
+
+  /** Empties a region's mask (the region and its prompt stay); one undo step. */
+  clearRegion(id: number): void {
+    const region = this.region(id);
+    if (!region || region.mask.isEmpty()) return;
+    this.cancelStroke();
+    const rect = region.mask.fullRect;
+    const before = region.mask.data.slice();
+    region.mask.data.fill(0);
+    this.pushRegionUndo(id, 'Clear region', rect, before, region.mask.data);
+    this.emit({ kind: 'region', id, rect });
+    this.emit({ kind: 'history' });
+  }
+
   // ── undo ─────────────────────────────────────────────────────────────────────────────────────
 
   /** One undo step for a change of `rect` on a layer: the XOR of its bytes before and after, packed. */
@@ -464,6 +641,12 @@ export class EditorDocument {
     const delta = packDelta(before, after);
     if (isEmptyDelta(delta)) return;
     this.pushUndo({ kind, label, rect, delta, bytes: delta.bytes + ENTRY_OVERHEAD_BYTES });
+  }
+
+  private pushRegionUndo(id: number, label: string, rect: PixelRect, before: Uint8Array, after: Uint8Array): void {
+    const delta = packDelta(before, after);
+    if (isEmptyDelta(delta)) return;
+    this.pushUndo({ kind: 'region', label, id, rect, delta, bytes: delta.bytes + ENTRY_OVERHEAD_BYTES });
   }
 
   private pushUndo(entry: UndoEntry): void {
@@ -481,11 +664,11 @@ export class EditorDocument {
       const dropped = fromUndo ? this.undoStack.shift() : this.redoStack.shift();
       if (!dropped) break;
       this.historyBytes -= dropped.bytes;
-      // Planes the dropped step shared with the next one (its picture's mask and layout) now count there.
+      // Planes the dropped step shared with the next one (its picture's mask, layout, regions) now count there.
       const next = this.undoStack[0] ?? this.redoStack.at(-1);
-      if (fromUndo && dropped.kind === 'image' && next?.kind === 'image') {
-        const kept = new Set([next.before.mask, next.before.layout]);
-        for (const p of new Set([dropped.after.mask, dropped.after.layout])) {
+      if (fromUndo && next) {
+        const kept = new Set(sidePlanes(next, 'before'));
+        for (const p of new Set(sidePlanes(dropped, 'after'))) {
           if (kept.has(p)) {
             next.bytes += p.bytes;
             this.historyBytes += p.bytes;
@@ -523,11 +706,34 @@ export class EditorDocument {
     return true;
   }
 
+  /** Prompts and weights are edited without undo steps: the state being left keeps them as they are now. */
+  private keepRegionProps(leaving: PackedRegion[]): void {
+    for (const r of leaving) {
+      const live = this.region(r.id);
+      if (live) r.props = regionProps(live);
+    }
+  }
+
   private apply(entry: UndoEntry, side: 'before' | 'after'): void {
+    const leaving = side === 'before' ? 'after' : 'before';
     if (entry.kind === 'image') {
+      this.keepRegionProps(entry[leaving].regions);
       this.restorePacked(entry[side]);
       this.emit({ kind: 'document' });
       this.packedNow = { mask: entry[side].mask, layout: entry[side].layout };
+      this.regionPacked = new Map(entry[side].regions.map((r) => [r.id, r.mask]));
+    } else if (entry.kind === 'regions') {
+      this.keepRegionProps(entry[leaving]);
+      this.regionList = entry[side].map((r) => makeRegion(r.id, r.props, this.width, this.height, unpackPlane(r.mask)));
+      this.emit({ kind: 'regions' });
+      this.regionPacked = new Map(entry[side].map((r) => [r.id, r.mask]));
+    } else if (entry.kind === 'region') {
+      const layer = this.region(entry.id)?.mask;
+      if (!layer) return;
+      const pixels = layer.read(entry.rect);
+      applyDelta(pixels, entry.delta);
+      layer.write(entry.rect, pixels);
+      this.emit({ kind: 'region', id: entry.id, rect: entry.rect });
     } else {
       // The delta is before XOR after: applied to either side it gives the other.
       const layer = entry.kind === 'mask' ? this.maskLayer : this.layoutLayer;
@@ -537,6 +743,17 @@ export class EditorDocument {
       this.emit({ kind: entry.kind, rect: entry.rect });
     }
   }
+}
+
+/** The packed planes a step holds on one side (pictures and region lists; a pixel step holds a delta, none). */
+function sidePlanes(entry: UndoEntry, side: 'before' | 'after'): PackedPlane[] {
+  if (entry.kind === 'image') return statePlanes(entry[side]);
+  if (entry.kind === 'regions') return entry[side].map((r) => r.mask);
+  return [];
+}
+
+function statePlanes(state: PackedState): PackedPlane[] {
+  return [state.mask, state.layout, ...state.regions.map((r) => r.mask)];
 }
 
 function checkBudget(bytes: number): number {
@@ -557,6 +774,11 @@ function packState(state: DocumentState, previous?: PackedState, previousRaw?: D
     height: state.height,
     mask: previous && same(state.mask, previousRaw?.mask) ? previous.mask : packPlane(state.mask),
     layout: previous && same(state.layout, previousRaw?.layout) ? previous.layout : packPlane(state.layout),
+    regions: state.regions.map((r) => {
+      const i = previousRaw?.regions.findIndex((p) => p.id === r.id) ?? -1;
+      const shared = i >= 0 && previous?.regions[i] && same(r.mask, previousRaw?.regions[i]?.mask) ? previous.regions[i].mask : null;
+      return { id: r.id, props: regionProps(r), mask: shared ?? packPlane(r.mask) };
+    }),
   };
 }
 
@@ -577,4 +799,9 @@ export function exportMaskPng(doc: EditorDocument, compress?: ZlibCompress): Pro
  */
 export async function exportLayoutPng(doc: EditorDocument, palette: LayoutPalette, compress?: ZlibCompress): Promise<Uint8Array> {
   return encodeRgbPng(doc.width, doc.height, layoutToRgb(doc.layout, palette), compress);
+}
+
+/** A region's mask as a greyscale PNG at image resolution (white = the region), as the contract's `regions[].mask` expects. */
+export function exportRegionPng(doc: EditorDocument, region: Region, compress?: ZlibCompress): Promise<Uint8Array> {
+  return encodeGreyPng(doc.width, doc.height, region.mask.data, compress);
 }
