@@ -134,6 +134,7 @@ function Studio({ session, toolStore }: { session: StudioSession; toolStore: Sto
         case 'l':
         case 'L': {
           const t = toolStore.get();
+          session.paintRegionStore.set(null);
           if (t.target === 'layout') toolStore.update(withTarget(t, 'mask'));
           else if (selectedModelInfo()?.layout) toolStore.update(withTarget(t, 'layout'));
           break;

@@ -9,13 +9,14 @@
 import type Konva from 'konva';
 import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState, type RefObject } from 'react';
 import { Image as KImage, Layer, Rect, Shape, Stage } from 'react-konva';
-import { useDocumentShape, useImageElement, useSession, useSourceUrl, useHashUrl } from '../session/hooks.js';
+import { useDocumentShape, useImageElement, useRegions, useSession, useSourceUrl, useHashUrl } from '../session/hooks.js';
 import { useStore } from '../session/store.js';
 import { LayoutOverlay } from './layout-overlay.js';
 import { useLiveLayer } from './live-layer.js';
 import { useTools } from './tools.js';
 import { unionRect, type PixelRect } from '../document/mask.js';
 import { MaskOverlay, type TiledOverlay } from './mask-overlay.js';
+import { RegionOverlay } from './region-overlay.js';
 import { actualSize, fitToView, screenToImage, wheelZoom, type Viewport } from './viewport.js';
 
 export interface ViewCommands {
@@ -24,6 +25,9 @@ export interface ViewCommands {
 }
 /** Set by the mounted view so the toolbar and shortcuts can fit / 100 %. */
 export const viewCommands: { current: ViewCommands | null } = { current: null };
+
+/** How strongly the regions' colours tint the picture. */
+const REGION_OPACITY = 0.5;
 
 /** Screen radius (CSS px) of the fill tool's cursor ring. */
 const FILL_CURSOR_RADIUS = 4;
@@ -101,7 +105,7 @@ function useTiledDraw(overlay: TiledOverlay | null, viewRef: RefObject<Viewport>
 }
 
 export function CanvasView() {
-  const { doc, explainStagedPainting, maskColourRange, layoutPalette, modelsStore, liveJobStore, stagingStore } = useSession();
+  const { doc, explainStagedPainting, maskColourRange, layoutPalette, modelsStore, liveJobStore, paintRegionStore, stagingStore } = useSession();
   const toolStore = useTools();
   const containerRef = useRef<HTMLDivElement>(null);
   const [size, setSize] = useState({ width: 800, height: 600 });
@@ -134,6 +138,10 @@ export function CanvasView() {
   const palette = useMemo(() => layoutPalette(models), [models]);
   const [layoutOverlay, setLayoutOverlay] = useState<LayoutOverlay | null>(null);
   const layoutOverlayRef = useRef<LayoutOverlay | null>(null);
+  // The regions' overlay exists only while there are regions (its tiles cost 4 bytes a pixel).
+  const [regionOverlay, setRegionOverlay] = useState<RegionOverlay | null>(null);
+  const regionOverlayRef = useRef<RegionOverlay | null>(null);
+  const hasRegions = useRegions().length > 0;
 
   const rebuildMask = useCallback(() => {
     const o = new MaskOverlay(doc.width, doc.height);
@@ -160,12 +168,24 @@ export function CanvasView() {
     setLayoutOverlay(o);
   }, [docSizeKey, palette]);
   useEffect(() => {
+    if (!hasRegions) {
+      regionOverlayRef.current = null;
+      setRegionOverlay(null);
+      return;
+    }
+    const o = new RegionOverlay(doc.width, doc.height);
+    o.show(doc.regions, true);
+    regionOverlayRef.current = o;
+    setRegionOverlay(o);
+  }, [docSizeKey, hasRegions]);
+  useEffect(() => {
     fit();
     // Fit again only when the document's size or the view's size changes.
   }, [docSizeKey, size.width, size.height]);
 
   const maskDraw = useTiledDraw(overlay, viewRef, size.width);
   const layoutDraw = useTiledDraw(layoutOverlay, viewRef, size.width);
+  const regionDraw = useTiledDraw(regionOverlay, viewRef, size.width);
   useEffect(
     () =>
       doc.subscribe((change) => {
@@ -175,7 +195,19 @@ export function CanvasView() {
         } else if (change.kind === 'layout') {
           layoutOverlayRef.current?.update(doc.layout, change.rect);
           layoutDraw.invalidate(change.rect);
+        } else if (change.kind === 'region') {
+          regionOverlayRef.current?.recolour(change.rect);
+          regionDraw.invalidate(change.rect);
+        } else if (change.kind === 'regions' || change.kind === 'region-props') {
+          // A typed prompt changes nothing drawn; colours, visibility and the list do.
+          const r = regionOverlayRef.current;
+          if (r && r.width === doc.width && r.height === doc.height && r.show(doc.regions, change.kind === 'regions')) regionDraw.invalidate(null);
         } else if (change.kind === 'document') {
+          const r = regionOverlayRef.current;
+          if (r && r.width === doc.width && r.height === doc.height) {
+            r.show(doc.regions, true);
+            regionDraw.invalidate(null);
+          }
           const o = overlayRef.current;
           if (o && o.width === doc.width && o.height === doc.height) {
             o.update(doc.mask, doc.mask.fullRect);
@@ -188,7 +220,7 @@ export function CanvasView() {
           }
         }
       }),
-    [maskDraw.invalidate, layoutDraw.invalidate],
+    [maskDraw.invalidate, layoutDraw.invalidate, regionDraw.invalidate],
   );
 
   // ── layout ───────────────────────────────────────────────────────────────────────────────
@@ -274,7 +306,12 @@ export function CanvasView() {
       return;
     }
     const t = toolStore.get();
-    if (t.target === 'layout') {
+    const regionId = paintRegionStore.get();
+    if (regionId !== null && doc.region(regionId)) {
+      // A region is chosen in the prompt panel's Regions list: the brush and eraser paint its mask.
+      if (t.tool !== 'brush' && t.tool !== 'eraser') return;
+      doc.beginRegionStroke(regionId, t.tool, { size: t.size, hardness: t.hardness, opacity: t.opacity }, p);
+    } else if (t.target === 'layout') {
       if (t.tool === 'fill') doc.fillLayoutRegion(p.x, p.y, t.layoutLabel);
       else if (t.tool !== 'wand') doc.beginLayoutStroke(t.tool, t.layoutLabel, t.size, p);
     } else if (t.tool === 'wand') {
@@ -365,6 +402,9 @@ export function CanvasView() {
         {/* Drawn by hand (useTiledDraw) so painting redraws only the dirty rect; Konva must not clear them first. */}
         <Layer ref={layoutDraw.layerRef} listening={false} visible={tool.layoutVisible && !staged} opacity={tool.layoutOpacity} clearBeforeDraw={false}>
           <Shape sceneFunc={layoutDraw.sceneFunc} perfectDrawEnabled={false} />
+        </Layer>
+        <Layer ref={regionDraw.layerRef} listening={false} visible={regionOverlay !== null && !staged} opacity={REGION_OPACITY} clearBeforeDraw={false}>
+          <Shape sceneFunc={regionDraw.sceneFunc} perfectDrawEnabled={false} />
         </Layer>
         <Layer ref={maskDraw.layerRef} listening={false} visible={tool.maskVisible && !staged} opacity={tool.maskOpacity} clearBeforeDraw={false}>
           <Shape sceneFunc={maskDraw.sceneFunc} perfectDrawEnabled={false} />

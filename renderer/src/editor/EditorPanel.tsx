@@ -1,6 +1,6 @@
 /** The canvas region: toolbar, stage, staging bar and the empty state. */
 import { useEffect, useRef, useState, type ReactNode } from 'react';
-import { useDocumentShape, useSession } from '../session/hooks.js';
+import { useDocumentShape, useRegions, useSession } from '../session/hooks.js';
 import { stagedWarnings, useStore } from '../session/store.js';
 import { MAX_BRUSH_SIZE, MIN_BRUSH_SIZE } from '../document/brush.js';
 import { MAX_MASK_OP_RADIUS } from '../document/mask-ops.js';
@@ -54,7 +54,7 @@ function LabelPalette({ palette, selected }: { palette: LayoutPalette; selected:
 }
 
 export function EditorPanel() {
-  const { acceptStaged, discardStaged, doc, extendCanvas, flipStaged, layoutPalette, modelsStore, openImageFile, openLayoutFile, settingsStore, stagingStore } = useSession();
+  const { acceptStaged, discardStaged, doc, extendCanvas, flipStaged, layoutPalette, modelsStore, openImageFile, openLayoutFile, paintRegionStore, settingsStore, stagingStore } = useSession();
   const toolStore = useTools();
   useDocumentShape();
   const tool = useStore(toolStore);
@@ -63,7 +63,15 @@ export function EditorPanel() {
   const models = useStore(modelsStore);
   const selectedInfo = models.selectedId ? models.info[models.selectedId] : undefined;
   const palette = layoutPalette(models);
-  const onLayout = tool.target === 'layout';
+  const paintRegion = useStore(paintRegionStore);
+  const regions = useRegions();
+  const regionIndex = regions.findIndex((r) => r.id === paintRegion);
+  const onRegion = regionIndex >= 0 ? regions[regionIndex]! : null;
+  const onLayout = tool.target === 'layout' && !onRegion;
+  // Regions are painted with the brush and eraser only.
+  useEffect(() => {
+    if (onRegion && tool.tool !== 'brush' && tool.tool !== 'eraser') toolStore.update({ tool: 'brush' });
+  }, [onRegion, tool.tool]);
   // A model with fewer labels was picked: paint a label it has.
   useEffect(() => {
     if (palette.length > 0 && tool.layoutLabel >= palette.length) toolStore.update({ layoutLabel: Math.min(1, palette.length - 1) });
@@ -127,11 +135,21 @@ export function EditorPanel() {
             label="Layout"
             pressed={onLayout}
             disabled={!onLayout && !selectedInfo?.layout}
-            onClick={() => toolStore.update(withTarget(tool, onLayout ? 'mask' : 'layout'))}
+            onClick={() => {
+              paintRegionStore.set(null);
+              toolStore.update(withTarget(tool, onLayout ? 'mask' : 'layout'));
+            }}
             title={onLayout || selectedInfo?.layout ? 'Paint the layout: labels a layout model turns into a picture (L)' : 'Layout needs a layout model (one with labels.json): pick one in the model list'}
           >
             ▦ Layout
           </ToolButton>
+          {onRegion && (
+            <span className="painting-region" role="status" aria-label="Painting region">
+              <span className="label-swatch" style={{ background: rgb(onRegion.colour) }} aria-hidden="true" />
+              Region {regionIndex + 1}
+              <button type="button" className="link" onClick={() => paintRegionStore.set(null)} title="Back to painting the inpaint mask">mask</button>
+            </span>
+          )}
           <ToolButton label="Brush" pressed={tool.tool === 'brush'} onClick={() => toolStore.update({ tool: 'brush' })} title={onLayout ? 'Brush (B): paint the chosen label' : 'Brush (B): paint the area to repaint'}>✎ Brush</ToolButton>
           <ToolButton label="Eraser" pressed={tool.tool === 'eraser'} onClick={() => toolStore.update({ tool: 'eraser' })} title={onLayout ? 'Eraser (E): back to background' : 'Eraser (E)'}>⌫ Eraser</ToolButton>
           {onLayout && (

@@ -76,6 +76,28 @@ export abstract class TiledOverlay {
     }
   }
 
+  /**
+   * Recolours the pixels inside `rect`, each by `paintAt(rgba, o, i)` with `i` its index in the image
+   * (for overlays made from more than one layer, such as the regions').
+   */
+  protected updateWith(rect: PixelRect, paintAt: (rgba: Uint8ClampedArray, o: number, i: number) => void): void {
+    if (rect.width <= 0 || rect.height <= 0) return;
+    for (const t of this.tilesIn(rect)) {
+      const x0 = Math.max(rect.x, t.x);
+      const y0 = Math.max(rect.y, t.y);
+      const x1 = Math.min(rect.x + rect.width, t.x + t.canvas.width);
+      const y1 = Math.min(rect.y + rect.height, t.y + t.canvas.height);
+      if (x1 <= x0 || y1 <= y0) continue;
+      const rgba = t.pixels.data;
+      for (let y = y0; y < y1; y++) {
+        let i = y * this.width + x0;
+        let o = ((y - t.y) * t.canvas.width + (x0 - t.x)) * 4;
+        for (let x = x0; x < x1; x++, i++, o += 4) paintAt(rgba, o, i);
+      }
+      t.ctx.putImageData(t.pixels, 0, 0, x0 - t.x, y0 - t.y, x1 - x0, y1 - y0);
+    }
+  }
+
   /** Draws the part of the overlay inside `rect` (image pixels; the whole overlay without one). */
   draw(ctx: CanvasRenderingContext2D, m: DeviceMapping, rect: PixelRect = { x: 0, y: 0, width: this.width, height: this.height }): void {
     ctx.imageSmoothingEnabled = false;

@@ -321,6 +321,16 @@ const HistoryDetail = memo(function HistoryDetail() {
     ...(p.padConds ? ([['Pad conds', 'yes']] as Array<[string, string]>) : []),
     ...(p.embeddings && p.embeddings.length > 0 ? ([['Embeddings', p.embeddings.map((e) => e.name).join(', ')]] as Array<[string, string]>) : []),
     ...(item.mode === 'inpaint' ? ([['Mask blur', p.maskBlur === null ? '—' : String(p.maskBlur)]] as Array<[string, string]>) : []),
+    ...(item.mode === 'inpaint' && p.softInpaint ? ([['Soft inpainting', 'on']] as Array<[string, string]>) : []),
+    ...(p.hires
+      ? ([
+          ['Hires upscaler', p.hires.upscaler],
+          ['Hires upscale', p.hires.resizeWidth > 0 || p.hires.resizeHeight > 0 ? `to ${p.hires.resizeWidth || 'auto'} × ${p.hires.resizeHeight || 'auto'}` : `× ${p.hires.scale}`],
+          ['Hires steps', p.hires.steps === 0 ? 'same as first pass' : String(p.hires.steps)],
+          ['Denoising strength', String(p.hires.strength)],
+        ] as Array<[string, string]>)
+      : []),
+    ...(p.regions ?? []).map((r, i): [string, string] => [`Region ${i + 1}`, `${r.prompt} (weight ${r.weight}, area ${Math.round(r.area * 1000) / 10}%)`]),
     ['Created', new Date(item.createdAt).toLocaleString()],
     ...(item.timings ? ([['Time', `${(item.timings.totalMs / 1000).toFixed(2)} s`]] as Array<[string, string]>) : []),
     ...(item.parentId !== null ? ([['Parent', `#${item.parentId}`]] as Array<[string, string]>) : []),

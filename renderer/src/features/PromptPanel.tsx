@@ -1,7 +1,7 @@
 /** Prompt, settings, Generate/Cancel, progress and the queue. */
 import { useCallback, useEffect, useState } from 'react';
 import type { GenerationMode, InpaintArea, SamplerName } from '../../../electron/shared/generation.js';
-import { useDocumentShape, useSession } from '../session/hooks.js';
+import { useDocumentShape, useRegions, useSession } from '../session/hooks.js';
 import {
   HIRES_LATENT_UPSCALERS,
   HIRES_PIXEL_UPSCALERS,
@@ -26,6 +26,7 @@ import { LiveStatus, LiveSwitch } from './LiveControls.js';
 import { LoraPicker } from './LoraPicker.js';
 import { QueueList } from './QueueList.js';
 import { PromptTextarea } from './PromptTextarea.js';
+import { RegionList } from './RegionList.js';
 
 /** The samplers the engine implements, with the names people know them by (A1111's). */
 const SAMPLER_LABELS: Record<SamplerName, string> = {
@@ -157,6 +158,8 @@ export function PromptPanel() {
   const lastSeed = useStore(lastSeedStore);
   const embeddings = useEmbeddingNames();
   useDocumentShape();
+  // Generate's problem line names a region without a prompt or an area.
+  useRegions();
   const info = models.selectedId ? models.info[models.selectedId] : undefined;
   const mode = effectiveMode(s);
   const problem = generateProblem(s);
@@ -223,6 +226,7 @@ export function PromptPanel() {
           onFocus={embeddings.refresh}
         />
       </div>
+      <RegionList embeddings={embeddings.names} onPromptFocus={embeddings.refresh} />
 
       <div className="grid-2">
         <label className="field">

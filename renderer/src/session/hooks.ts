@@ -30,12 +30,19 @@ export function useDocumentRevision(): number {
 /** Re-renders when the image, size or undo state change, but not on each painted dab (mask or layout). */
 export function useDocumentShape(): number {
   const doc = useDocument();
-  const subscribe = useCallback((cb: () => void) => doc.subscribe((c) => c.kind !== 'mask' && c.kind !== 'layout' && cb()), [doc]);
+  const subscribe = useCallback((cb: () => void) => doc.subscribe((c) => c.kind !== 'mask' && c.kind !== 'layout' && c.kind !== 'region' && c.kind !== 'region-props' && cb()), [doc]);
   return useSyncExternalStore(subscribe, () => shapeRevision(doc));
+}
+
+/** The regional prompts; re-renders when the list or a region's prompt, weight, colour or visibility changes (not on dabs). */
+export function useRegions(): EditorDocument['regions'] {
+  const doc = useDocument();
+  const subscribe = useCallback((cb: () => void) => doc.subscribe((c) => (c.kind === 'regions' || c.kind === 'region-props' || c.kind === 'document') && cb()), [doc]);
+  return useSyncExternalStore(subscribe, () => doc.regions);
 }
 const shapes = new WeakMap<EditorDocument, { key: string; revision: number }>();
 function shapeRevision(doc: EditorDocument): number {
-  const key = `${doc.width}x${doc.height}:${doc.image ? sourceKey(doc.image.source) : ''}:${doc.canUndo}:${doc.canRedo}:${doc.undoDepth}:${doc.undoBudgetBytes}:${doc.isPainting}:${doc.mask.isEmpty()}:${doc.layout.isEmpty()}:${doc.layout.maxLabel()}`;
+  const key = `${doc.width}x${doc.height}:${doc.image ? sourceKey(doc.image.source) : ''}:${doc.canUndo}:${doc.canRedo}:${doc.undoDepth}:${doc.undoBudgetBytes}:${doc.isPainting}:${doc.mask.isEmpty()}:${doc.layout.isEmpty()}:${doc.layout.maxLabel()}:${doc.regions.map((r) => (r.mask.isEmpty() ? 0 : 1)).join('')}`;
   const last = shapes.get(doc) ?? { key: '', revision: 0 };
   if (key !== last.key) shapes.set(doc, { key, revision: last.revision + 1 });
   return shapes.get(doc)!.revision;

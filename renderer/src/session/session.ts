@@ -15,6 +15,9 @@ import {
   MAX_CFG,
   MAX_CLIP_SKIP,
   MAX_HIRES_SCALE,
+  MAX_REGIONS,
+  MAX_REGION_WEIGHT,
+  MIN_REGION_WEIGHT,
   DEFAULT_EMPHASIS,
   MAX_MASK_BLUR,
   MAX_MASK_PADDING,
@@ -30,8 +33,8 @@ import {
 } from '../../../electron/shared/generation-limits.js';
 import type { LayoutLabel, ModelInfo } from '../../../electron/shared/model.js';
 import type { HistoryItem, ImageRef, RecordedParams } from '../../../electron/shared/history.js';
-import { exportLayoutPng, exportMaskPng, type EditorDocument } from '../document/document.js';
-import { labelsFromPixels } from '../document/layout.js';
+import { exportLayoutPng, exportMaskPng, exportRegionPng, type EditorDocument } from '../document/document.js';
+import { labelsFromPixels, resampleLabels } from '../document/layout.js';
 import { pngSize, type ZlibCompress } from '../document/png.js';
 import { StudioCallError, type StudioClient } from '../ipc/studio-client.js';
 import { autoMode, layoutPaletteOf, layoutProblem } from './layout-mode.js';
@@ -131,6 +134,12 @@ export function createSession(client: StudioClient, doc: EditorDocument) {
   const noticesStore = new Store<Notice[]>([]);
   /** The history item shown in the detail panel. */
   const selectedHistoryStore = new Store<number | null>(null);
+  /** The region the brush and eraser paint (its id in the document), or null for the mask / layout. */
+  const paintRegionStore = new Store<number | null>(null);
+  // A removed region (undo of its add included) can't be painted.
+  doc.subscribe((c) => {
+    if ((c.kind === 'regions' || c.kind === 'document') && paintRegionStore.get() !== null && !doc.region(paintRegionStore.get()!)) paintRegionStore.set(null);
+  });
   let noticeId = 1;
   const noticeTimers = new Set<ReturnType<typeof setTimeout>>();
 
@@ -265,7 +274,37 @@ export function createSession(client: StudioClient, doc: EditorDocument) {
       return `Padding must be a whole number from 0 to ${MAX_MASK_PADDING}.`;
     }
     if (mode === 'txt2img' && s.hires.enabled) return hiresProblem(s.hires);
+    return regionsProblem();
+  }
+
+  /** Why the regions can't be sent, in plain words; null when they can (or there are none). */
+  function regionsProblem(): string | null {
+    const regions = doc.regions;
+    if (regions.length > MAX_REGIONS) return `At most ${MAX_REGIONS} regions: remove ${regions.length - MAX_REGIONS}.`;
+    for (const [i, r] of regions.entries()) {
+      if (r.prompt.trim() === '') return `Region ${i + 1} needs a prompt.`;
+      if (!(r.weight >= MIN_REGION_WEIGHT && r.weight <= MAX_REGION_WEIGHT)) return `Region ${i + 1}'s weight must be from ${MIN_REGION_WEIGHT} to ${MAX_REGION_WEIGHT}.`;
+      if (r.mask.isEmpty()) return `Region ${i + 1} has no area: paint it on the canvas, or remove it.`;
+    }
     return null;
+  }
+
+  /** The request's `regions`: each mask a PNG at the picture's size. */
+  async function regionsRequest(): Promise<RequestInputs['generate']['regions']> {
+    const regions = doc.regions;
+    if (regions.length === 0) return undefined;
+    return Promise.all(
+      regions.map(async (r) => ({ prompt: r.prompt, mask: toBase64(await exportRegionPng(doc, r, browserDeflate)), ...(r.weight !== 1 ? { weight: r.weight } : {}) })),
+    );
+  }
+
+  /** Adds a region (at most MAX_REGIONS) and makes it what the brush paints. */
+  function addRegion(): void {
+    if (doc.regions.length >= MAX_REGIONS) {
+      notify('error', `At most ${MAX_REGIONS} regions.`);
+      return;
+    }
+    paintRegionStore.set(doc.addRegion().id);
   }
 
   let generating = false;
@@ -317,6 +356,8 @@ export function createSession(client: StudioClient, doc: EditorDocument) {
         }
       }
       if (mode === 'layout') base.labelMap = toBase64(await exportLayoutPng(doc, layoutPalette(), browserDeflate));
+      const regions = await regionsRequest();
+      if (regions) base.regions = regions;
       stagingStore.set(EMPTY_STAGING);
       const jobIds: string[] = [];
       for (let i = 0; i < s.batchCount; i++) {
@@ -546,6 +587,7 @@ export function createSession(client: StudioClient, doc: EditorDocument) {
       (hash && hash.length >= MIN_MODEL_HASH_DIGITS ? models.find((m) => m.contentHash?.toLowerCase().startsWith(hash)) : undefined);
     if (model && model.id !== modelsStore.get().selectedId) void selectModel(model.id, { width: p.width, height: p.height });
     if (item.labelMap) void restoreLayout(item, item.labelMap);
+    if (item.regions && item.regions.length > 0) void restoreRegions(item, item.regions);
     notify('info', `Parameters of #${item.id} are back in the prompt panel.`);
     if (/<(?:lora|lyco):/.test(p.prompt)) void restoreLoras(item);
   }
@@ -611,6 +653,28 @@ export function createSession(client: StudioClient, doc: EditorDocument) {
       settingsStore.update({ width, height });
     } catch (err) {
       notify('error', `Could not restore the label map of #${item.id}: ${describeError(err)}`);
+    }
+  }
+
+  /**
+   * Reuse: the item's regions back into the region list with their masks painted on the canvas (one undo
+   * step). The masks are at the item's picture size; on a canvas of another size they are stretched to it.
+   */
+  async function restoreRegions(item: HistoryItem, regions: NonNullable<HistoryItem['regions']>): Promise<void> {
+    try {
+      const masks = await Promise.all(regions.map((r) => decodeStoredImage(r.mask.hash)));
+      const loaded = regions.map((r, i) => {
+        const { rgba, width, height } = masks[i]!;
+        // A grey PNG decodes to R = G = B: the red channel is the mask.
+        let mask: Uint8Array = new Uint8Array(width * height);
+        for (let p = 0, o = 0; p < mask.length; p++, o += 4) mask[p] = rgba[o]!;
+        if (width !== doc.width || height !== doc.height) mask = resampleLabels(mask, width, height, doc.width, doc.height);
+        return { prompt: r.prompt, weight: r.weight, mask };
+      });
+      const [first] = doc.loadRegions(loaded);
+      paintRegionStore.set(first?.id ?? null);
+    } catch (err) {
+      notify('error', `Could not restore the regions of #${item.id}: ${describeError(err)}`);
     }
   }
 
@@ -768,6 +832,8 @@ export function createSession(client: StudioClient, doc: EditorDocument) {
     lastSeedStore,
     noticesStore,
     selectedHistoryStore,
+    paintRegionStore,
+    addRegion,
     notify,
     modelsStore,
     queueStore,

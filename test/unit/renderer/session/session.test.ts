@@ -301,6 +301,50 @@ describe('renderer session', () => {
       await stop();
     }
   });
+  it('Regions: Generate says what a region lacks, then sends each with its mask as a PNG at the picture size', async () => {
+    host.handle('generate', () => ({ jobId: '00000000-0000-4000-8000-00000000000d', seed: 0, position: 0, warnings: [] }));
+    start();
+    try {
+      await until(() => session.modelsStore.get().info[MODEL_ID] !== undefined);
+      const doc = session.doc;
+      session.settingsStore.update({ prompt: 'a meadow' });
+      session.addRegion();
+      const a = doc.regions[0]!;
+      assert.equal(session.paintRegionStore.get(), a.id, 'a new region is what the brush paints');
+      assert.equal(session.generateProblem(), 'Region 1 needs a prompt.');
+      doc.updateRegion(a.id, { prompt: 'a red fox' });
+      assert.equal(session.generateProblem(), 'Region 1 has no area: paint it on the canvas, or remove it.');
+      doc.beginRegionStroke(a.id, 'brush', { size: 12, hardness: 1, opacity: 1 }, { x: 10, y: 10, pressure: 1 });
+      doc.continueStroke({ x: 10, y: 50, pressure: 1 });
+      doc.endStroke();
+      assert.equal(session.generateProblem(), null);
+      session.addRegion();
+      const b = doc.regions[1]!;
+      doc.updateRegion(b.id, { prompt: 'a blue bird', weight: limits.MAX_REGION_WEIGHT + 1 });
+      doc.beginRegionStroke(b.id, 'brush', { size: 12, hardness: 1, opacity: 1 }, { x: 50, y: 10, pressure: 1 });
+      doc.endStroke();
+      assert.equal(session.generateProblem(), `Region 2's weight must be from ${limits.MIN_REGION_WEIGHT} to ${limits.MAX_REGION_WEIGHT}.`);
+      doc.updateRegion(b.id, { weight: 0.7 });
+      await session.generate();
+      const sent = host.callsTo('generate') as Array<{ width: number; height: number; regions?: Array<{ prompt: string; mask: string; weight?: number }> }>;
+      const regions = sent[0]!.regions!;
+      assert.deepEqual(regions.map((r) => [r.prompt, r.weight]), [['a red fox', undefined], ['a blue bird', 0.7]]);
+      for (const r of regions) {
+        const png = Buffer.from(r.mask, 'base64');
+        assert.deepEqual([png.readUInt32BE(16), png.readUInt32BE(20), png[25]], [sent[0]!.width, sent[0]!.height, 0], 'a greyscale PNG at the picture size');
+        assert.deepEqual([doc.width, doc.height], [sent[0]!.width, sent[0]!.height]);
+      }
+      // Removing the painted region leaves the brush on the mask.
+      session.paintRegionStore.set(b.id);
+      doc.removeRegion(b.id);
+      assert.equal(session.paintRegionStore.get(), null);
+      for (let i = 0; i < limits.MAX_REGIONS; i++) session.addRegion();
+      assert.equal(doc.regions.length, limits.MAX_REGIONS);
+      assert.ok(errors().includes(`At most ${limits.MAX_REGIONS} regions.`));
+    } finally {
+      await stop();
+    }
+  });
   it('Soft inpainting: restored by Reuse from an inpaint item, left alone by others', async () => {
     start();
     try {
