@@ -10,11 +10,10 @@ import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Page } from 'playwright-core';
 import sharp from 'sharp';
 import { FIXTURE_MODELS, INPAINT_MODEL_DIR } from './support/studio-server.js';
 import { useStudio } from './support/studio-suite.js';
-import { waitForPageValue } from './support/canvas.js';
+import { clickOnImage, dragOnImage, stageColors, waitForPageValue } from './support/canvas.js';
 
 const LAYOUT_MODEL_DIR = join(FIXTURE_MODELS, 'tiny-sd1-layout');
 interface Label {
@@ -38,49 +37,6 @@ function label(index: number): Label {
   const l = LABELS[index];
   assert.ok(l, `the fixture has label ${index}`);
   return l;
-}
-
-/** The stage's view: screen = image × zoom + pan (CSS pixels, relative to the stage). */
-async function view(page: Page): Promise<{ zoom: number; x: number; y: number; box: { x: number; y: number } }> {
-  const stage = page.getByTestId('canvas-stage');
-  const zoom = Number(await stage.getAttribute('data-zoom'));
-  const [x, y] = ((await stage.getAttribute('data-pan')) ?? '0,0').split(',').map(Number) as [number, number];
-  const box = (await stage.boundingBox())!;
-  return { zoom, x, y, box };
-}
-
-/** A real mouse drag through image-pixel points. */
-async function dragOnImage(page: Page, points: Array<[number, number]>): Promise<void> {
-  const v = await view(page);
-  const at = ([ix, iy]: [number, number]) => ({ x: v.box.x + v.x + (ix + 0.5) * v.zoom, y: v.box.y + v.y + (iy + 0.5) * v.zoom });
-  const first = at(points[0]!);
-  await page.mouse.move(first.x, first.y);
-  await page.mouse.down();
-  for (const p of points.slice(1)) {
-    const q = at(p);
-    await page.mouse.move(q.x, q.y, { steps: 10 });
-  }
-  await page.mouse.up();
-}
-
-async function clickOnImage(page: Page, [ix, iy]: [number, number]): Promise<void> {
-  const v = await view(page);
-  await page.mouse.click(v.box.x + v.x + (ix + 0.5) * v.zoom, v.box.y + v.y + (iy + 0.5) * v.zoom);
-}
-
-/** The stage's screen colour at the centre of image pixels (cursor moved away first). */
-async function stageColors(page: Page, points: Array<[number, number]>): Promise<Array<[number, number, number]>> {
-  await page.mouse.move(2, 2);
-  await page.waitForTimeout(100);
-  const v = await view(page);
-  const png = await page.getByTestId('canvas-stage').screenshot();
-  const { data, info } = await sharp(png).removeAlpha().raw().toBuffer({ resolveWithObject: true });
-  return points.map(([ix, iy]) => {
-    const sx = Math.floor(v.x + (ix + 0.5) * v.zoom);
-    const sy = Math.floor(v.y + (iy + 0.5) * v.zoom);
-    const o = (sy * info.width + sx) * 3;
-    return [data[o]!, data[o + 1]!, data[o + 2]!];
-  });
 }
 
 function assertColor(actual: [number, number, number], expected: readonly [number, number, number], what: string): void {

@@ -46,7 +46,7 @@ export function RegionList({ embeddings, onPromptFocus }: { embeddings: readonly
                       step={0.05}
                       value={Number.isFinite(r.weight) ? r.weight : ''}
                       onChange={(e) => doc.updateRegion(r.id, { weight: e.target.value === '' ? NaN : Number(e.target.value) })}
-                      style={{ width: '4.5em' }}
+                      style={{ width: '3.6em' }}
                     />
                   </label>
                   <button type="button" aria-label={`Clear ${name.toLowerCase()}`} onClick={() => doc.clearRegion(r.id)} disabled={r.mask.isEmpty()} title="Erase its whole area (the region stays)">Clear</button>

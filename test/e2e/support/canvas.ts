@@ -1,5 +1,49 @@
 /** Helpers that act on the canvas the way a person does: real mouse drags, screenshots of the stage. */
 import type { Page } from 'playwright-core';
+import sharp from 'sharp';
+
+/** The stage's view: screen = image × zoom + pan (CSS pixels, relative to the stage). */
+export async function imageView(page: Page): Promise<{ zoom: number; x: number; y: number; box: { x: number; y: number } }> {
+  const stage = page.getByTestId('canvas-stage');
+  const zoom = Number(await stage.getAttribute('data-zoom'));
+  const [x, y] = ((await stage.getAttribute('data-pan')) ?? '0,0').split(',').map(Number) as [number, number];
+  const box = (await stage.boundingBox())!;
+  return { zoom, x, y, box };
+}
+
+/** A real mouse drag through image-pixel points. */
+export async function dragOnImage(page: Page, points: Array<[number, number]>): Promise<void> {
+  const v = await imageView(page);
+  const at = ([ix, iy]: [number, number]) => ({ x: v.box.x + v.x + (ix + 0.5) * v.zoom, y: v.box.y + v.y + (iy + 0.5) * v.zoom });
+  const first = at(points[0]!);
+  await page.mouse.move(first.x, first.y);
+  await page.mouse.down();
+  for (const p of points.slice(1)) {
+    const q = at(p);
+    await page.mouse.move(q.x, q.y, { steps: 10 });
+  }
+  await page.mouse.up();
+}
+
+export async function clickOnImage(page: Page, [ix, iy]: [number, number]): Promise<void> {
+  const v = await imageView(page);
+  await page.mouse.click(v.box.x + v.x + (ix + 0.5) * v.zoom, v.box.y + v.y + (iy + 0.5) * v.zoom);
+}
+
+/** The stage's screen colour at the centre of image pixels (cursor moved away first). */
+export async function stageColors(page: Page, points: Array<[number, number]>): Promise<Array<[number, number, number]>> {
+  await page.mouse.move(2, 2);
+  await page.waitForTimeout(100);
+  const v = await imageView(page);
+  const png = await page.getByTestId('canvas-stage').screenshot();
+  const { data, info } = await sharp(png).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  return points.map(([ix, iy]) => {
+    const sx = Math.floor(v.x + (ix + 0.5) * v.zoom);
+    const sy = Math.floor(v.y + (iy + 0.5) * v.zoom);
+    const o = (sy * info.width + sx) * 3;
+    return [data[o]!, data[o + 1]!, data[o + 2]!];
+  });
+}
 
 /** Drags the mouse across the stage through the given points, each in [0,1] of the stage box. */
 export async function dragOnCanvas(page: Page, points: Array<[number, number]>, stepsPerSegment = 8): Promise<void> {
