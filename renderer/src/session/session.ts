@@ -273,7 +273,15 @@ export function createSession(client: StudioClient, doc: EditorDocument) {
     if (mode === 'inpaint' && s.inpaintArea === 'masked' && !(Number.isInteger(s.maskPadding) && s.maskPadding >= 0 && s.maskPadding <= MAX_MASK_PADDING)) {
       return `Padding must be a whole number from 0 to ${MAX_MASK_PADDING}.`;
     }
-    if (mode === 'txt2img' && s.hires.enabled) return hiresProblem(s.hires);
+    if (mode === 'txt2img' && s.hires.enabled) {
+      const hires = hiresProblem(s.hires);
+      if (hires) return hires;
+      // The second pass is img2img: it runs ⌊steps × strength⌋ steps, and the host refuses none (model-checks.ts).
+      const steps = s.hires.steps || s.steps;
+      if (s.sampler !== 'lcm' && Math.floor(steps * s.hires.strength) < 1) {
+        return `The hires pass would run no step (${steps} steps × denoising strength ${s.hires.strength}): raise Hires steps or Denoising strength.`;
+      }
+    }
     return regionsProblem();
   }
 

@@ -264,6 +264,8 @@ describe('renderer session', () => {
       assert.match(problem({ strength: 0 }) ?? '', /Denoising strength must be above 0/);
       assert.match(problem({ resizeWidth: 100 }) ?? '', /Resize width must be 0 \(from Upscale by\) or a multiple of 8/);
       assert.equal(problem({ enabled: false, scale: 99 }), null, 'off: not checked');
+      assert.equal(problem({ steps: 2, strength: 0.45 }), 'The hires pass would run no step (2 steps × denoising strength 0.45): raise Hires steps or Denoising strength.');
+      assert.equal(problem({ steps: 3, strength: 0.45 }), null, '⌊1.35⌋ = 1 step');
       await session.generate();
       const sent = host.callsTo('generate') as Array<Record<string, unknown>>;
       assert.deepEqual(sent[0]!.hires, { upscaler: 'Latent (bicubic)', scale: 2, steps: 5, strength: 0.55, resizeWidth: 0, resizeHeight: 0 });
