@@ -30,12 +30,10 @@ export async function clickOnImage(page: Page, [ix, iy]: [number, number]): Prom
   await page.mouse.click(v.box.x + v.x + (ix + 0.5) * v.zoom, v.box.y + v.y + (iy + 0.5) * v.zoom);
 }
 
-/** The stage's screen colour at the centre of image pixels (cursor moved away first). */
+/** The stage's screen colour at the centre of image pixels, once the stage has settled (stageSnapshot). */
 export async function stageColors(page: Page, points: Array<[number, number]>): Promise<Array<[number, number, number]>> {
-  await page.mouse.move(2, 2);
-  await page.waitForTimeout(100);
+  const png = await stageSnapshot(page);
   const v = await imageView(page);
-  const png = await page.getByTestId('canvas-stage').screenshot();
   const { data, info } = await sharp(png).removeAlpha().raw().toBuffer({ resolveWithObject: true });
   return points.map(([ix, iy]) => {
     const sx = Math.floor(v.x + (ix + 0.5) * v.zoom);
