@@ -140,11 +140,15 @@ export async function encodeConditioning(job: Job): Promise<Conditioning> {
   const condDim = model.info.unet.timestepCondDim;
   const timestepCond = condDim !== null ? guidanceEmbedding(params.cfg, condDim) : null;
   const size = { width: params.width, height: params.height };
-  const { embeddings, added } = await timed(job, 'textEncodeMs', async () =>
-    model.info.sdxl
-      ? encodeSdxlConditioning(model, stripLoraTags(params.prompt), params.negativePrompt, doCfg, size)
-      : { embeddings: await encodePrompts(job, doCfg), added: null },
-  );
+  const { embeddings, added } = await timed(job, 'textEncodeMs', async () => {
+    if (!model.info.sdxl) return { embeddings: await encodePrompts(job, doCfg), added: null };
+    const sdxl = await encodeSdxlConditioning(model, stripLoraTags(params.prompt), params.negativePrompt, doCfg, size, {
+      emphasis: params.emphasis ?? DEFAULT_EMPHASIS,
+      ...(job.padConds ? { padConds: true } : {}),
+    });
+    if (sdxl.padded) params.padConds = true;
+    return sdxl;
+  });
   const regions = job.regions?.length ? await timed(job, 'textEncodeMs', () => encodeRegions(job, embeddings, added)) : null;
   // Memory pressure (the releaseTextEncoders setting): the encoders' sessions go until the next prompt.
   if (model.settings.releaseTextEncoders) await releaseTextEncoderSessions(model);

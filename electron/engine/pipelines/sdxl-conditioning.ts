@@ -21,7 +21,8 @@ import type { LoadedModel } from '../model/model-folder.js';
 import type { HostTensor, OnnxModule } from '../model/onnx-module.js';
 import { REFINER_TIME_IDS, TEXT_EMBEDS_INPUT, TIME_IDS_INPUT, type SdxlTextEncoder } from '../model/sdxl.js';
 import { CHUNK_TOKENS, tokenizePrompt } from '../prompt/chunker.js';
-import { applyEmphasisOriginal } from '../prompt/conditioning.js';
+import { applyEmphasis } from '../prompt/conditioning.js';
+import { DEFAULT_EMPHASIS, type EmphasisMode } from '../../shared/generation-limits.js';
 import type { PromptEmbeddings } from './components.js';
 
 /** diffusers StableDiffusionXLImg2ImgPipeline defaults for the refiner's aesthetic conditioning. */
@@ -32,6 +33,13 @@ export const DEFAULT_NEGATIVE_AESTHETIC_SCORE = 2.5;
 export interface AddedConditioning {
   textEmbeds: { cond: Float32Array; uncond: Float32Array | null; width: number };
   timeIds: { cond: Float32Array; uncond: Float32Array | null; width: number };
+}
+
+/** A1111's prompt options SD 1.x honours too: "Emphasis" and "Pad conds". */
+export interface SdxlPromptOptions {
+  emphasis?: EmphasisMode;
+  /** Pad the shorter of prompt and negative with the empty prompt's chunk (A1111's `pad_cond_uncond`). */
+  padConds?: boolean;
 }
 
 export interface TimeIdOptions {
@@ -85,9 +93,9 @@ interface EncodedSdxlText {
  * "Original", per encoder), and the chunks are concatenated along the sequence. The pooled embedding is the
  * first chunk's (`zs[0].pooled`).
  */
-async function encodeSdxlText(module: OnnxModule, encoder: SdxlTextEncoder, text: string): Promise<EncodedSdxlText> {
+async function encodeSdxlText(module: OnnxModule, encoder: SdxlTextEncoder, text: string, emphasis: EmphasisMode): Promise<EncodedSdxlText> {
   const { info } = encoder;
-  const { chunks } = tokenizePrompt(text, encoder.tokenizer);
+  const { chunks } = tokenizePrompt(text, encoder.tokenizer, emphasis === 'None' ? { parseAttention: false } : {});
   const outputs = info.pooledOutput ? [info.hiddenOutput, info.pooledOutput] : [info.hiddenOutput];
   const run = (rows: number[][]) => {
     const ids = new Int32Array(rows.length * CHUNK_TOKENS);
@@ -106,7 +114,7 @@ async function encodeSdxlText(module: OnnxModule, encoder: SdxlTextEncoder, text
     hidden.set(data, o);
     o += data.length;
   }
-  chunks.forEach((c, i) => applyEmphasisOriginal(hidden.subarray(i * CHUNK_TOKENS * width, (i + 1) * CHUNK_TOKENS * width), c.multipliers, width));
+  chunks.forEach((c, i) => applyEmphasis(emphasis, hidden.subarray(i * CHUNK_TOKENS * width, (i + 1) * CHUNK_TOKENS * width), c.multipliers, width));
   let pooled: Float32Array | null = null;
   if (info.pooledOutput) {
     const first = results[0]![info.pooledOutput]!;
@@ -134,13 +142,17 @@ function concatFeatures(parts: Float32Array[], widths: number[], tokens: number)
  * states of the same chunk concatenated along the feature axis (sgm's GeneralConditioner), [77·k, Σw], and
  * encoder 2's pooled embedding of the first chunk.
  */
-async function encodeSdxlTextAllEncoders(model: LoadedModel, text: string): Promise<{ states: Float32Array; tokens: number; pooled: Float32Array }> {
+async function encodeSdxlTextAllEncoders(
+  model: LoadedModel,
+  text: string,
+  emphasis: EmphasisMode = DEFAULT_EMPHASIS,
+): Promise<{ states: Float32Array; tokens: number; pooled: Float32Array }> {
   const encoders = model.modules.sdxlTextEncoders!;
   const outs: EncodedSdxlText[] = [];
   for (const e of encoders) {
     // The model's own session for that encoder (a LoRA view of the model swaps it for a patched one).
     const session = e.info.submodel === 'text_encoder_2' ? model.modules.textEncoder2! : model.modules.textEncoder;
-    outs.push(await encodeSdxlText(session, e, text));
+    outs.push(await encodeSdxlText(session, e, text, emphasis));
   }
   const chunks = outs[0]!.chunks;
   if (outs.some((o) => o.chunks !== chunks)) {
@@ -158,26 +170,45 @@ async function encodeSdxlTextAllEncoders(model: LoadedModel, text: string): Prom
  * different chunk counts (predictNoise then runs them as two U-Net calls). An empty negative under
  * `force_zeros_for_empty_prompt` is zeros, as long as the prompt (zero keys and values attend to nothing,
  * so the length does not change the picture; one batched call is cheaper).
+ * Emphasis and Pad conds as A1111 applies them to SDXL: emphasis per encoder and chunk; Pad conds repeats
+ * the empty prompt's chunk (both encoders, not zeros: A1111's `cond_stage_model_empty_prompt`) after the
+ * shorter cross-attention states; the pooled embeddings are not padded. `padded` says it happened.
  */
 export async function encodeSdxlPrompts(
   model: LoadedModel,
   prompt: string,
   negative: string,
   withUncond: boolean,
-): Promise<{ embeddings: PromptEmbeddings; pooled: { cond: Float32Array; uncond: Float32Array | null } }> {
+  options: SdxlPromptOptions = {},
+): Promise<{ embeddings: PromptEmbeddings; pooled: { cond: Float32Array; uncond: Float32Array | null }; padded: boolean }> {
   const sdxl = model.info.sdxl!;
+  const emphasis = options.emphasis ?? DEFAULT_EMPHASIS;
   const hidden = model.modules.sdxlTextEncoders!.reduce((n, e) => n + e.info.hiddenSize, 0);
   const zeroNegative = withUncond && negative === '' && sdxl.forceZerosForEmptyPrompt;
-  const cond = await encodeSdxlTextAllEncoders(model, prompt);
+  let cond = await encodeSdxlTextAllEncoders(model, prompt, emphasis);
   let uncond: { states: Float32Array; tokens: number; pooled: Float32Array } | null = null;
   if (withUncond) {
     uncond = zeroNegative
       ? { states: new Float32Array(cond.states.length), tokens: cond.tokens, pooled: new Float32Array(cond.pooled.length) }
-      : await encodeSdxlTextAllEncoders(model, negative);
+      : await encodeSdxlTextAllEncoders(model, negative, emphasis);
+  }
+  let padded = false;
+  if (options.padConds && uncond && uncond.tokens !== cond.tokens) {
+    const empty = await encodeSdxlTextAllEncoders(model, '', emphasis);
+    const pad = <T extends { states: Float32Array; tokens: number }>(e: T, tokens: number): T => {
+      const states = new Float32Array(tokens * hidden);
+      states.set(e.states);
+      for (let t = e.tokens; t < tokens; t += CHUNK_TOKENS) states.set(empty.states, t * hidden);
+      return { ...e, states, tokens };
+    };
+    if (cond.tokens < uncond.tokens) cond = pad(cond, uncond.tokens);
+    else uncond = pad(uncond, cond.tokens);
+    padded = true;
   }
   return {
     embeddings: { cond: cond.states, uncond: uncond?.states ?? null, condTokens: cond.tokens, uncondTokens: uncond?.tokens ?? 0, hidden },
     pooled: { cond: cond.pooled, uncond: uncond?.pooled ?? null },
+    padded,
   };
 }
 
@@ -188,13 +219,14 @@ export async function encodeSdxlConditioning(
   negative: string,
   withUncond: boolean,
   size: { width: number; height: number },
-  options: TimeIdOptions = {},
-): Promise<{ embeddings: PromptEmbeddings; added: AddedConditioning }> {
+  options: TimeIdOptions & SdxlPromptOptions = {},
+): Promise<{ embeddings: PromptEmbeddings; added: AddedConditioning; padded: boolean }> {
   const sdxl = model.info.sdxl!;
-  const { embeddings, pooled } = await encodeSdxlPrompts(model, prompt, negative, withUncond);
+  const { embeddings, pooled, padded } = await encodeSdxlPrompts(model, prompt, negative, withUncond, options);
   const ids = sdxlTimeIds(sdxl, size, options);
   return {
     embeddings,
+    padded,
     added: {
       textEmbeds: { cond: pooled.cond, uncond: pooled.uncond, width: sdxl.pooledSize },
       timeIds: { cond: ids.cond, uncond: withUncond ? ids.uncond : null, width: sdxl.timeIds },
