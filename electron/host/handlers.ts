@@ -95,7 +95,7 @@ export function createHandlers(host: Host) {
       await checkPromptLoras(loraFolder(host.dataDir), req.prompt, library.info(modelId).info);
       const warnings = maskWarnings(req, history);
       const seed = req.seed ?? randomInt(0, RANDOM_SEED_LIMIT);
-      const job = queue.enqueue(modelId, { ...req, seed }, warnings);
+      const job = await queue.enqueue(modelId, { ...req, seed }, warnings);
       return { jobId: job.id, seed, position: queue.positionOf(job.id), warnings };
     },
     async cancel({ jobId }) {

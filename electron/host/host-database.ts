@@ -67,6 +67,14 @@ export const HOST_MIGRATIONS: Migration[] = [
     // What the host changed to run a job (a resized mask), as a JSON array of sentences.
     sql: `ALTER TABLE jobs ADD COLUMN warnings TEXT NOT NULL DEFAULT '[]';`,
   },
+  {
+    version: 4,
+    name: '004-job-image-files',
+    // A queued job's images are files in <data>/jobs/<id>/ (job-images.ts), named here as JSON; the
+    // request no longer holds them. Rows queued before keep their base64 until the queue starts and
+    // moves it to files.
+    sql: `ALTER TABLE jobs ADD COLUMN images TEXT NOT NULL DEFAULT '{}';`,
+  },
 ];
 
 /** The pre-library registry's table, present until its rows are imported (migration 2). */
@@ -74,9 +82,10 @@ export const LEGACY_MODELS_TABLE = 'legacy_models';
 
 export function openHostDatabase(dataDir: string): SqliteDatabase {
   const db = openDatabase(join(dataDir, HOST_DATABASE_FILE), HOST_MIGRATIONS);
-  // No memory map here: a queued job's row holds its images as base64 (up to ~80 MB each), and every
-  // mapped page the queue read stayed in the process's resident memory (295 MB after four 79 MiB
-  // uploads). The queue reads a row once; the history database keeps its map for searches.
+  // No memory map here: a queued job's row held its images as base64 (up to ~80 MB each; rows queued by
+  // an older version still do until the queue moves them to files), and every mapped page the queue
+  // read stayed in the process's resident memory (295 MB after four 79 MiB uploads). The history
+  // database keeps its map for searches.
   db.pragma('mmap_size = 0');
   return db;
 }

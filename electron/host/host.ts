@@ -31,12 +31,13 @@ import { makeFolder } from '../history/folders.js';
 import { HistoryStore } from '../history/store.js';
 import { EngineClient } from './engine-process/engine-client.js';
 import type { EngineLauncher } from './engine-process/launcher.js';
-import type { EngineProcessSettings } from './engine-process/protocol.js';
+import type { EngineProcessSettings, ImageSource } from './engine-process/protocol.js';
 import { BUNDLED_MODEL_NAMES, ModelLibrary } from '../model-library/library.js';
 import type { ModelInspection } from '../model-library/inspect.js';
 import { assertClientPaths } from './client-paths.js';
 import { createHandlers } from './handlers.js';
 import { LEGACY_MODELS_TABLE, openHostDatabase } from './host-database.js';
+import { JOB_IMAGES_FOLDER } from './job-images.js';
 import { JobQueue, type JobRunner } from './job-queue.js';
 import { LiveFrames } from './live-frames.js';
 import { generationLimits, outputSize } from './request-limits.js';
@@ -127,6 +128,16 @@ function packageVersion(): string {
   }
 }
 
+/** An image as bytes, or a file the engine process reads (a queued job's, job-images.ts). */
+type ImageBytesOrFile = Uint8Array | string;
+
+function imageSource(image: ImageBytesOrFile, what: string): ImageSource {
+  return typeof image === 'string' ? { path: image, what } : { bytes: image, what };
+}
+
+/** A placeholder the engine process replaces with a file's bytes (EngineClient.generate's `files`). */
+const NO_BYTES = new Uint8Array(0);
+
 function rgbToPngBase64(image: { rgb: Uint8Array; width: number; height: number }): Promise<string> {
   return sharp(image.rgb, { raw: { width: image.width, height: image.height, channels: 3 } })
     .png({ compressionLevel: 1 })
@@ -185,6 +196,7 @@ export class Host {
     );
     this.queue = new JobQueue(db, {
       run: this.runJob,
+      imagesDir: join(dataDir, JOB_IMAGES_FOLDER),
       onChange: (delta) => this.emit('queue.changed', delta),
     });
     this.appInfo = {
@@ -261,7 +273,7 @@ export class Host {
     }
     host.handlers = createHandlers(host);
     await host.resumeDownloads();
-    host.queue.start();
+    await host.queue.start();
     return host;
   }
 
@@ -444,13 +456,10 @@ export class Host {
   private readonly runJob: JobRunner = async (job, { signal, onProgress, addWarnings }) => {
     const model = this.library.get(job.modelId);
     const req = job.request;
-    const initImage = req.initImage !== undefined
-      ? Buffer.from(req.initImage, 'base64')
-      : req.initImageHash !== undefined
-        ? await this.readHistoryImage(req.initImageHash)
-        : undefined;
-    const mask = req.mask !== undefined ? Buffer.from(req.mask, 'base64') : undefined;
-    const labelMap = req.labelMap !== undefined ? Buffer.from(req.labelMap, 'base64') : undefined;
+    // The request's own images are files the engine process reads (job.images: job-images.ts); this
+    // process never holds them. An init image from history is read here (it is checked for being purged).
+    const files = job.images;
+    const historyImage = req.initImageHash !== undefined ? await this.readHistoryImage(req.initImageHash) : undefined;
     // <lora:name:…> tags in the prompt are looked up in the library's LoRA folder.
     // Embedding names (A1111 textual inversion) are looked up in the library's embeddings folder.
     const engineRequest: GenerateRequest = {
@@ -465,19 +474,17 @@ export class Host {
     for (const key of ['negativePrompt', 'steps', 'cfg', 'sampler', 'width', 'height', 'strength', 'maskBlur', 'inpaintArea', 'maskPadding', 'clipSkip', 'emphasis', 'padConds', 'hires', 'softInpaint'] as const) {
       if (req[key] !== undefined) (engineRequest as unknown as Record<string, unknown>)[key] = req[key];
     }
+    // control.image and the regions' masks are placeholders here, filled from `files` by the engine process.
     if (req.control) {
       engineRequest.control = {
-        image: Buffer.from(req.control.image, 'base64'),
+        image: NO_BYTES,
         scale: req.control.scale,
         ...(req.control.controlnetPath !== undefined ? { model: req.control.controlnetPath } : {}),
       };
     }
-    if (initImage) engineRequest.initImage = initImage;
-    if (mask) engineRequest.mask = mask;
-    if (labelMap) engineRequest.labelMap = labelMap;
-    const regionMasks = (req.regions ?? []).map((r) => Buffer.from(r.mask, 'base64'));
+    if (historyImage) engineRequest.initImage = historyImage;
     if (req.regions && req.regions.length > 0) {
-      engineRequest.regions = req.regions.map((r, i) => ({ prompt: r.prompt, mask: regionMasks[i]!, ...(r.weight !== undefined ? { weight: r.weight } : {}) }));
+      engineRequest.regions = req.regions.map((r) => ({ prompt: r.prompt, mask: NO_BYTES, ...(r.weight !== undefined ? { weight: r.weight } : {}) }));
     }
     const limits = generationLimits(this.settings.read());
     engineRequest.maxInputPixels = limits.maxInputPixels;
@@ -489,6 +496,7 @@ export class Host {
     const pixels = out.width * out.height;
     const outsized = pixels > native.width * native.height * OUTSIZED_JOB_PIXEL_RATIO;
     const result = await this.engine.generate(model.dir, engineRequest, {
+      files,
       signal,
       previewEvery: this.previewEvery,
       onProgress: (p) => {
@@ -514,7 +522,7 @@ export class Host {
       model: { id: model.id, hash: model.contentHash },
       output: result.image,
       ...(req.initImageHash !== undefined ? { initImage: { hash: req.initImageHash } } : {}),
-      ...(await this.storedInputs({ ...(req.initImageHash === undefined ? { initImage } : {}), mask, labelMap, regionMasks }, limits.maxInputPixels)),
+      ...(await this.storedInputs({ initImage: files.initImage, mask: files.mask, labelMap: files.labelMap, regionMasks: files.regions ?? [] }, limits.maxInputPixels)),
       parentId: req.parentId ?? null,
       executionProvider: result.provider,
       timings: result.timings,
@@ -554,19 +562,19 @@ export class Host {
    * every client.
    */
   private async storedInputs(
-    images: { initImage?: Uint8Array | undefined; mask?: Uint8Array | undefined; labelMap?: Uint8Array | undefined; regionMasks?: Uint8Array[] },
+    images: { initImage?: ImageBytesOrFile | undefined; mask?: ImageBytesOrFile | undefined; labelMap?: ImageBytesOrFile | undefined; regionMasks?: ImageBytesOrFile[] },
     maxPixels: number,
   ): Promise<Pick<NewGeneration, 'initImage' | 'mask' | 'labelMap' | 'regionMasks'>> {
     const what = { initImage: 'init image', mask: 'mask', labelMap: 'label map' } as const;
     const given = (Object.keys(what) as Array<keyof typeof what>).flatMap((key) => {
-      const bytes = images[key];
-      return bytes ? [{ key, bytes }] : [];
+      const image = images[key];
+      return image !== undefined ? [{ key, image }] : [];
     });
     // Regional prompts' masks go with them, after the named inputs.
-    const regions = (images.regionMasks ?? []).map((bytes, i) => ({ bytes, what: `mask of region ${i + 1}` }));
+    const regions = (images.regionMasks ?? []).map((image, i) => imageSource(image, `mask of region ${i + 1}`));
     let prepared;
     try {
-      prepared = await this.engine.prepareImages([...given.map(({ key, bytes }) => ({ bytes, what: what[key] })), ...regions], maxPixels);
+      prepared = await this.engine.prepareImages([...given.map(({ key, image }) => imageSource(image, what[key])), ...regions], maxPixels);
     } catch (err) {
       throw fromEngine(err);
     }

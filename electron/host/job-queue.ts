@@ -3,8 +3,10 @@
  * jobs survive a restart. A job that was running when the app died is marked failed with the reason at
  * the next start, never silently lost or silently rerun.
  *
- * The queue knows nothing of models or images: `run` (supplied by the host) turns a job into a
- * history item id, reporting progress and honouring the AbortSignal.
+ * The queue knows nothing of models: `run` (supplied by the host) turns a job into a history item id,
+ * reporting progress and honouring the AbortSignal. A job's input images are not in its row: at enqueue
+ * they are decoded into files in the data folder (job-images.ts), which the engine process reads when
+ * the job runs, and which go when the job ends; at start, folders no queued job owns are removed.
  *
  * Listeners get deltas (`QueueDelta`: the jobs that changed), never the whole queue: with hundreds of
  * queued jobs, a snapshot per change to every client stalled the server.
@@ -21,7 +23,7 @@ import { isCancelled, serializeError, StudioError, type SerializedError } from '
 import { MAX_QUEUED_JOBS } from '../shared/resource-limits.js';
 import type { SqliteDatabase } from '../history/database.js';
 import { toHistoryError } from '../history/errors.js';
-import { COLLECT_AFTER_BYTES, freeLargeGarbage } from './request-body.js';
+import { hasInlineImages, JobImages, type JobImageFiles, type JobRequest } from './job-images.js';
 
 /** A generate request as queued: the seed is always chosen before the job is stored. */
 export type QueuedRequest = Requests['generate'] & { seed: number };
@@ -29,7 +31,10 @@ export type QueuedRequest = Requests['generate'] & { seed: number };
 export interface StoredJob {
   id: string;
   modelId: string;
-  request: QueuedRequest;
+  /** The request without its images… */
+  request: JobRequest;
+  /** …which are files (absolute paths), read by the engine process when the job runs. */
+  images: JobImageFiles;
 }
 
 export interface JobProgress {
@@ -48,6 +53,8 @@ export type JobRunner = (job: StoredJob, context: JobRunContext) => Promise<numb
 
 export interface JobQueueOptions {
   run: JobRunner;
+  /** Where queued jobs' images are written (<data>/jobs): a folder per job, owned by the queue. */
+  imagesDir: string;
   /** Called after every change of the queue (enqueue, start, finish, cancel, reorder) with what changed. */
   onChange?: (delta: QueueDelta) => void;
   clock?: () => number;
@@ -87,6 +94,13 @@ interface JobRow {
 
 const SUMMARY_COLUMNS = 'id, position, status, model_id, mode, prompt, created_at, started_at, finished_at, history_id, error, warnings';
 
+/** How a run ended, as finishRun records it. */
+interface RunEnd {
+  status: JobStatus;
+  historyId: number | null;
+  error: SerializedError | null;
+}
+
 interface ActiveJob {
   id: string;
   controller: AbortController;
@@ -103,6 +117,9 @@ export class JobQueue {
   private readonly recentLimit: number;
   private readonly maxQueued: number;
   private readonly retryMs: number;
+  private readonly images: JobImages;
+  /** Jobs whose images are being written, not yet in the database (start's clean-up leaves them alone). */
+  private readonly stashing = new Set<string>();
   private active: ActiveJob | null = null;
   private revision = 0;
   /** The recent list's ids as the last delta left it (to tell clients which fell off). */
@@ -110,6 +127,8 @@ export class JobQueue {
   private readonly unsaved = new Map<string, UnsavedFinish>();
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
   private started = false;
+  /** Started, and start's clean-up done: jobs may run. */
+  private ready = false;
   private closed = false;
   private readonly stmt: {
     insert: Statement;
@@ -120,7 +139,6 @@ export class JobQueue {
     queuedCount: Statement;
     recent: Statement;
     running: Statement;
-    request: Statement;
     markRunning: Statement;
     warnings: Statement;
     setWarnings: Statement;
@@ -139,13 +157,14 @@ export class JobQueue {
     this.recentLimit = options.recentLimit ?? DEFAULT_RECENT_LIMIT;
     this.maxQueued = options.maxQueued ?? MAX_QUEUED_JOBS;
     this.retryMs = options.retryMs ?? DEFAULT_RETRY_MS;
+    this.images = new JobImages(options.imagesDir);
     this.stmt = {
       insert: db.prepare(
-        `INSERT INTO jobs (id, position, status, model_id, mode, prompt, request, created_at, warnings)
-         VALUES (@id, @position, 'queued', @modelId, @mode, @prompt, @request, @createdAt, @warnings)`,
+        `INSERT INTO jobs (id, position, status, model_id, mode, prompt, request, images, created_at, warnings)
+         VALUES (@id, @position, 'queued', @modelId, @mode, @prompt, @request, @images, @createdAt, @warnings)`,
       ),
       maxPosition: db.prepare('SELECT COALESCE(MAX(position), 0) AS max FROM jobs').pluck(),
-      next: db.prepare(`SELECT id, model_id, request FROM jobs WHERE status = 'queued' ORDER BY position, created_at LIMIT 1`),
+      next: db.prepare(`SELECT id, model_id, request, images FROM jobs WHERE status = 'queued' ORDER BY position, created_at LIMIT 1`),
       byId: db.prepare(`SELECT ${SUMMARY_COLUMNS} FROM jobs WHERE id = ?`),
       queued: db.prepare(`SELECT ${SUMMARY_COLUMNS} FROM jobs WHERE status = 'queued' ORDER BY position, created_at`),
       queuedCount: db.prepare(`SELECT COUNT(*) FROM jobs WHERE status = 'queued'`).pluck(),
@@ -154,28 +173,27 @@ export class JobQueue {
          ORDER BY finished_at DESC, position DESC LIMIT ?`,
       ),
       running: db.prepare(`SELECT ${SUMMARY_COLUMNS} FROM jobs WHERE status = 'running'`),
-      request: db.prepare('SELECT request FROM jobs WHERE id = ?').pluck(),
       markRunning: db.prepare(`UPDATE jobs SET status = 'running', started_at = ? WHERE id = ? AND status = 'queued'`),
       warnings: db.prepare('SELECT warnings FROM jobs WHERE id = ?').pluck(),
       setWarnings: db.prepare('UPDATE jobs SET warnings = ? WHERE id = ?'),
       finish: db.prepare(
         `UPDATE jobs SET status = @status, finished_at = @finishedAt, history_id = @historyId, error = @error,
-           -- A finished job's request (with its input images) is no longer needed: keep the row small.
-           request = '{}'
+           -- A finished job's request and image files are no longer needed: keep the row small.
+           request = '{}', images = '{}'
          WHERE id = @id`,
       ),
       setPosition: db.prepare('UPDATE jobs SET position = ? WHERE id = ?'),
       interrupt: db.prepare(
-        `UPDATE jobs SET status = 'failed', finished_at = @now, error = @error, request = '{}' WHERE status = 'running'`,
+        `UPDATE jobs SET status = 'failed', finished_at = @now, error = @error, request = '{}', images = '{}' WHERE status = 'running'`,
       ),
     };
   }
 
   /**
-   * Marks jobs left `running` by a crash as failed (with the reason) and starts running queued jobs.
-   * Returns the ids of the interrupted jobs.
+   * Marks jobs left `running` by a crash as failed (with the reason), removes the image folders that no
+   * queued job owns, and starts running queued jobs. Returns the ids of the interrupted jobs.
    */
-  start(): string[] {
+  async start(): Promise<string[]> {
     if (this.started) return [];
     this.started = true;
     const interrupted = (this.stmt.running.all() as JobRow[]).map((r) => r.id);
@@ -187,40 +205,86 @@ export class JobQueue {
       };
       this.stmt.interrupt.run({ now: this.clock(), error: JSON.stringify(error) });
     }
+    await this.moveInlineImages();
+    const queued = (this.stmt.queued.all() as JobRow[]).map((r) => r.id);
+    const removed = await this.images.removeAllBut(new Set([...queued, ...this.stashing]));
+    if (removed.length > 0) console.error(`studio host: removed the images of ${removed.length} job(s) that are no longer queued.`);
     this.recentWindow = this.recentIds();
+    this.ready = true;
     this.pump();
     return interrupted;
   }
 
   /**
-   * Adds a job at the end of the queue; `warnings` say what the host changed to run it. Throws
-   * E_QUEUE_FULL past the cap, and E_DISK_FULL (nothing stored) when the database can't take the row.
+   * Queued rows stored by a version that kept images in the row (base64 in the request) get files like
+   * any new job. A job whose images can't be written (a full disk) fails with the reason, its row kept.
    */
-  enqueue(modelId: string, request: QueuedRequest, warnings: readonly string[] = []): JobSummary {
+  private async moveInlineImages(): Promise<void> {
+    const rows = this.db.prepare(`SELECT id FROM jobs WHERE status = 'queued' AND images = '{}'`).pluck().all() as string[];
+    const read = this.db.prepare('SELECT request FROM jobs WHERE id = ?').pluck();
+    const update = this.db.prepare('UPDATE jobs SET request = ?, images = ? WHERE id = ?');
+    for (const id of rows) {
+      const request = JSON.parse(read.get(id) as string) as QueuedRequest;
+      if (!hasInlineImages(request)) continue;
+      try {
+        const stored = await this.images.stash(id, request);
+        update.run(JSON.stringify(stored.request), JSON.stringify(stored.files), id);
+      } catch (err) {
+        await this.images.remove(id);
+        const error = serializeError(toHistoryErrorOrSelf(err));
+        try {
+          this.finish(id, 'failed', null, { ...error, message: `This job was queued by an earlier version, and its images could not be moved to files: ${error.message}` });
+        } catch {
+          // The database refuses too: the job stays as it is, and this is tried again at the next start.
+        }
+      }
+    }
+  }
+
+  /**
+   * Adds a job at the end of the queue; `warnings` say what the host changed to run it. Its images are
+   * written to files first. Throws E_QUEUE_FULL past the cap, and E_DISK_FULL (nothing stored, no file
+   * left) when the disk can't take the images or the database the row.
+   */
+  async enqueue(modelId: string, request: QueuedRequest, warnings: readonly string[] = []): Promise<JobSummary> {
+    this.assertRoom();
+    const id = randomUUID();
+    this.stashing.add(id);
+    try {
+      const stored = await this.images.stash(id, request);
+      try {
+        // Checked again: the queue may have closed or filled while the images were written.
+        this.assertRoom();
+        const position = (this.stmt.maxPosition.get() as number) + 1;
+        this.stmt.insert.run({
+          id,
+          position,
+          modelId,
+          mode: request.mode,
+          prompt: request.prompt,
+          request: JSON.stringify(stored.request),
+          images: JSON.stringify(stored.files),
+          createdAt: this.clock(),
+          warnings: JSON.stringify(warnings),
+        });
+      } catch (err) {
+        await this.images.remove(id);
+        throw err instanceof StudioError ? err : toHistoryError(err, 'queue the job');
+      }
+    } finally {
+      this.stashing.delete(id);
+    }
+    this.announce({ added: [id] });
+    this.pump();
+    return this.get(id);
+  }
+
+  private assertRoom(): void {
     if (this.closed) throw new StudioError('E_CLOSED', 'The job queue is closed (the app is shutting down).');
     const waiting = this.stmt.queuedCount.get() as number;
     if (waiting >= this.maxQueued) {
       throw new StudioError('E_QUEUE_FULL', `The queue is full: ${waiting} jobs are waiting (at most ${this.maxQueued}). Wait for some to finish, or cancel some, then generate again.`);
     }
-    const id = randomUUID();
-    try {
-      const position = (this.stmt.maxPosition.get() as number) + 1;
-      this.stmt.insert.run({
-        id,
-        position,
-        modelId,
-        mode: request.mode,
-        prompt: request.prompt,
-        request: JSON.stringify(request),
-        createdAt: this.clock(),
-        warnings: JSON.stringify(warnings),
-      });
-    } catch (err) {
-      throw toHistoryError(err, 'queue the job');
-    }
-    this.announce({ added: [id] });
-    this.pump();
-    return this.get(id);
   }
 
   get(id: string): JobSummary {
@@ -276,6 +340,7 @@ export class JobQueue {
       } catch (err) {
         throw toHistoryError(err, 'cancel the job');
       }
+      await this.images.remove(id);
       return 'cancelled';
     }
     if (job.status === 'running' && this.active?.id === id) {
@@ -325,6 +390,7 @@ export class JobQueue {
     } catch (err) {
       throw toHistoryError(err, 'clear the queue');
     }
+    for (const id of ids) await this.images.remove(id);
     if (ids.length > 0) this.announce({ changed: ids });
     const running = this.active?.id;
     if (includeRunning && running) {
@@ -346,6 +412,7 @@ export class JobQueue {
     } catch (err) {
       throw toHistoryError(err, 'fail the jobs of the removed model');
     }
+    for (const id of ids) void this.images.remove(id);
     if (ids.length > 0) this.announce({ changed: ids });
     return ids;
   }
@@ -368,9 +435,9 @@ export class JobQueue {
    * full disk), the job stays queued and this runs again after `retryMs`.
    */
   private pump(): void {
-    if (!this.started || this.closed || this.active) return;
+    if (!this.ready || this.closed || this.active) return;
     this.saveUnsaved();
-    let next: { id: string; model_id: string; request: string } | undefined;
+    let next: { id: string; model_id: string; request: string; images: string } | undefined;
     try {
       next = this.stmt.next.get() as typeof next;
       if (!next) return;
@@ -380,9 +447,12 @@ export class JobQueue {
       this.retryLater();
       return;
     }
-    const large = next.request.length >= COLLECT_AFTER_BYTES;
-    const job: StoredJob = { id: next.id, modelId: next.model_id, request: JSON.parse(next.request) as QueuedRequest };
-    next = undefined;
+    const job: StoredJob = {
+      id: next.id,
+      modelId: next.model_id,
+      request: JSON.parse(next.request) as JobRequest,
+      images: this.images.paths(next.id, JSON.parse(next.images) as JobImageFiles),
+    };
     const controller = new AbortController();
     const active: ActiveJob = { id: job.id, controller, abortReason: null, progress: null, settled: Promise.resolve() };
     this.active = active;
@@ -394,29 +464,28 @@ export class JobQueue {
       },
       addWarnings: (warnings) => this.addWarnings(job.id, warnings),
     }).then(
-      (historyId) => this.finishRun(job.id, 'succeeded', historyId, null),
-      (err: unknown) => {
+      (historyId): RunEnd => ({ status: 'succeeded', historyId, error: null }),
+      (err: unknown): RunEnd => {
         const error = serializeError(toHistoryErrorOrSelf(err));
-        if (isCancelled(err)) {
-          // The queue's reason (user, clear, shutdown) says more than the engine's "cancelled"; when the
-          // engine had to be restarted to stop, that follows it (EngineRestartedError).
-          const reason = active.abortReason;
-          const message = reason === null ? error.message : error.name === 'EngineRestartedError' ? `${reason} ${error.message}` : reason;
-          this.finishRun(job.id, 'cancelled', null, { ...error, message });
-        } else {
-          this.finishRun(job.id, 'failed', null, error);
-        }
+        if (!isCancelled(err)) return { status: 'failed', historyId: null, error };
+        // The queue's reason (user, clear, shutdown) says more than the engine's "cancelled"; when the
+        // engine had to be restarted to stop, that follows it (EngineRestartedError).
+        const reason = active.abortReason;
+        const message = reason === null ? error.message : error.name === 'EngineRestartedError' ? `${reason} ${error.message}` : reason;
+        return { status: 'cancelled', historyId: null, error: { ...error, message } };
       },
-    ).catch((err: unknown) => {
+    ).then(async (end) => {
+      // It will not run again, whether or not its end can be written (a job found running at the next
+      // start is interrupted, not rerun): its images go first, so a job seen finished has none left.
+      await this.images.remove(job.id);
+      this.finishRun(job.id, end.status, end.historyId, end.error);
+    }).catch((err: unknown) => {
       console.error(`studio host: the queue failed to record job ${job.id}:`, err);
     }).finally(() => {
       this.active = null;
       this.announce({ changed: [job.id] });
-      // The next job starts on a fresh tick, after listeners have seen this one finish. A job that
-      // carried large images (held as its request's string, its parsed copy and the decoded bytes)
-      // leaves them to a full collection first, so they are not still resident when the next one runs.
-      // (A function of its own: a closure here would keep this one's scope, and the job, alive.)
-      setImmediate(this.pumpAfter, large);
+      // The next job starts on a fresh tick, after listeners have seen this one finish.
+      setImmediate(this.pumpNext);
     });
   }
 
@@ -435,11 +504,11 @@ export class JobQueue {
     }
   }
 
-  private readonly pumpAfter = (large: boolean): void => {
-    if (large) freeLargeGarbage();
+  private readonly pumpNext = (): void => {
     this.pump();
   };
 
+  /** Writes a queued job's end (throws when the database refuses it: it stays queued, with its images; the caller removes them once written). */
   private finish(id: string, status: JobStatus, historyId: number | null, error: SerializedError | null): void {
     this.stmt.finish.run({ id, status, finishedAt: this.clock(), historyId, error: error ? JSON.stringify(error) : null });
     if (this.active?.id !== id) this.announce({ changed: [id] });

@@ -38,7 +38,7 @@ export function generationLimits(stored: StoredSettings): GenerationLimits {
  * The largest size the engine works at: width×height, or a hires fix's target and what it upscales to
  * (rounded to multiples of 8; a model with a larger size multiple rounds further down, never up).
  */
-export function outputSize(req: Requests['generate'], model: LibraryModel): { width: number; height: number } {
+export function outputSize(req: Pick<Requests['generate'], 'mode' | 'width' | 'height' | 'hires'>, model: LibraryModel): { width: number; height: number } {
   const native = model.nativeResolution;
   const width = req.width ?? native.width;
   const height = req.height ?? native.height;

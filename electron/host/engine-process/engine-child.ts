@@ -9,6 +9,7 @@ import { serializeError } from '../../shared/errors.js';
 import { Engine } from '../../engine/engine.js';
 import { prepareStoredImage } from '../../engine/tensor/stored-image.js';
 import { startHeartbeat } from './heartbeat.js';
+import { imageSourceBytes, withImageFiles } from './job-files.js';
 import type { EngineMessage, HostMessage } from './protocol.js';
 
 interface ParentChannel {
@@ -74,7 +75,8 @@ channel.onMessage((message) => {
       running.set(message.id, controller);
       reply(message.id, async () => {
         try {
-          return await requireEngine().generate(message.modelDir, message.request, {
+          const request = await withImageFiles(message.request, message.files);
+          return await requireEngine().generate(message.modelDir, request, {
             signal: controller.signal,
             previewEvery: message.previewEvery,
             onProgress: (p) => channel.send({ type: 'progress', id: message.id, ...p }),
@@ -104,7 +106,7 @@ channel.onMessage((message) => {
       });
       return;
     case 'prepareImages':
-      reply(message.id, () => Promise.all(message.images.map((image) => prepareStoredImage(image.bytes, image.what, message.maxPixels))));
+      reply(message.id, () => Promise.all(message.images.map(async (image) => prepareStoredImage(await imageSourceBytes(image), image.what, message.maxPixels))));
       return;
     case 'cancel':
       running.get(message.id)?.abort();

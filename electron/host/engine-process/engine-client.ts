@@ -10,7 +10,8 @@ import type { ExecutionProviderName } from '../../shared/generation.js';
 import type { LiveFrame } from '../../engine/pipelines/live.js';
 import type { GenerateOptions, GenerateRequest, GenerateResult } from '../../engine/pipelines/types.js';
 import { forkEngine, type EngineExit, type EngineLauncher, type EngineProcess } from './launcher.js';
-import type { EngineMessage, EngineProcessSettings, EngineReplies, HostMessage } from './protocol.js';
+import type { JobImageFiles } from '../job-images.js';
+import type { EngineMessage, EngineProcessSettings, EngineReplies, HostMessage, ImageSource } from './protocol.js';
 
 /** The engine process died (native crash, out of memory, killed) while a request was in flight. */
 export class EngineCrashedError extends StudioError {
@@ -241,8 +242,11 @@ export class EngineClient {
     });
   }
 
-  /** Runs one generation in the engine process. The signal cancels it between steps. */
-  async generate(modelDir: string, request: GenerateRequest, options: GenerateOptions = {}): Promise<GenerateResult> {
+  /**
+   * Runs one generation in the engine process. The signal cancels it between steps. `files`: images the
+   * engine process reads itself (a queued job's, job-images.ts) into the request's fields.
+   */
+  async generate(modelDir: string, request: GenerateRequest, options: GenerateOptions & { files?: JobImageFiles } = {}): Promise<GenerateResult> {
     const { signal } = options;
     signal?.throwIfAborted();
     this.generating++;
@@ -267,7 +271,7 @@ export class EngineClient {
     signal?.addEventListener('abort', onAbort, { once: true });
     try {
       return await this.request<'generate'>(
-        { type: 'generate', modelDir, request, previewEvery: options.previewEvery ?? 1 },
+        { type: 'generate', modelDir, request, previewEvery: options.previewEvery ?? 1, ...(options.files ? { files: options.files } : {}) },
         options.onProgress,
         (id) => {
           sentId = id;
@@ -327,7 +331,7 @@ export class EngineClient {
    * User images as history stores them (PNG, thumbnail, size), decoded in the engine process with at
    * most `maxPixels` pixels each: the host never decodes a user's image bytes itself.
    */
-  prepareImages(images: Array<{ bytes: Uint8Array; what: string }>, maxPixels: number): Promise<EngineReplies['prepareImages']> {
+  prepareImages(images: ImageSource[], maxPixels: number): Promise<EngineReplies['prepareImages']> {
     if (images.length === 0) return Promise.resolve([]);
     return this.request<'prepareImages'>({ type: 'prepareImages', images, maxPixels });
   }

@@ -9,6 +9,7 @@ import type { PreparedImage } from '../../shared/history.js';
 import type { ModelInfo, SessionReport } from '../../shared/model.js';
 import type { LiveFrame } from '../../engine/pipelines/live.js';
 import type { GenerateProgress, GenerateRequest, GenerateResult } from '../../engine/pipelines/types.js';
+import type { JobImageFiles } from '../job-images.js';
 
 // The heartbeat travels beside these messages, on a socket of its own (heartbeat.ts).
 
@@ -21,7 +22,12 @@ export interface EngineProcessSettings {
 /** Host → engine. Every message but `init` and `cancel` is answered by `result` or `error` with its id. */
 export type HostMessage =
   | { type: 'init'; settings: EngineProcessSettings }
-  | { type: 'generate'; id: number; modelDir: string; request: GenerateRequest; previewEvery: number }
+  /**
+   * `files`: a queued job's images, read here from the data folder (job-images.ts) into the request's
+   * fields (control.image and each region's mask: placeholders in `request`), so they never pass
+   * through the host's memory.
+   */
+  | { type: 'generate'; id: number; modelDir: string; request: GenerateRequest; previewEvery: number; files?: JobImageFiles }
   | { type: 'cancel'; id: number }
   | { type: 'info'; id: number; modelDir: string }
   | { type: 'configure'; id: number; settings: EngineProcessSettings }
@@ -29,7 +35,10 @@ export type HostMessage =
   | { type: 'live'; id: number; modelDir: string; request: GenerateRequest }
   | { type: 'liveEnd'; id: number }
   /** User images for history, decoded and thumbnailed here so the host never decodes them (stored-image.ts). */
-  | { type: 'prepareImages'; id: number; images: Array<{ bytes: Uint8Array; what: string }>; maxPixels: number };
+  | { type: 'prepareImages'; id: number; images: ImageSource[]; maxPixels: number };
+
+/** An image's bytes, or the file (absolute path) the engine process reads them from. */
+export type ImageSource = { bytes: Uint8Array; what: string } | { path: string; what: string };
 
 /** What each request message answers with. */
 export interface EngineReplies {

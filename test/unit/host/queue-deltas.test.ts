@@ -4,6 +4,7 @@
  * cap. Real SQLite (host.sqlite); the runner stands in for the engine, which these rules don't involve.
  */
 import { after, test } from 'node:test';
+import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import type { QueueDelta, QueueSnapshot } from '../../../electron/shared/contract.js';
 import { openHostDatabase } from '../../../electron/host/host-database.js';
@@ -23,6 +24,7 @@ test('300 queued jobs: every event stays small, and a client folding the deltas 
   const opened = new Promise<void>((r) => (gate = r));
   let historyId = 0;
   const queue = new JobQueue(db, {
+    imagesDir: join(data.dir, 'jobs'),
     recentLimit: 20,
     onChange: (d) => deltas.push(d),
     run: async (job) => {
@@ -31,9 +33,10 @@ test('300 queued jobs: every event stays small, and a client folding the deltas 
       return ++historyId;
     },
   });
-  queue.start();
+  await queue.start();
   let client: QueueSnapshot = queue.snapshot();
-  const ids = Array.from({ length: 300 }, (_, i) => queue.enqueue('m', request(i)).id);
+  const ids: string[] = [];
+  for (let i = 0; i < 300; i++) ids.push((await queue.enqueue('m', request(i))).id);
   const biggest = Math.max(...deltas.map((d) => JSON.stringify(d).length));
   assert.ok(biggest < 2000, `the largest queue event while queueing is ${biggest} characters (a snapshot of 300 jobs would be ~100 000)`);
 
@@ -67,10 +70,10 @@ test('300 queued jobs: every event stays small, and a client folding the deltas 
 test('the queue is capped: one job past the limit is refused with E_QUEUE_FULL in words, and nothing is stored', async () => {
   const t = tempDir('queue-cap');
   const db = openHostDatabase(t.dir);
-  const queue = new JobQueue(db, { maxQueued: 3, run: () => new Promise<number>(() => undefined) });
+  const queue = new JobQueue(db, { imagesDir: join(t.dir, 'jobs'), maxQueued: 3, run: () => new Promise<number>(() => undefined) });
   // Not started: every job stays queued.
-  for (let i = 0; i < 3; i++) queue.enqueue('m', request(i));
-  assert.throws(() => queue.enqueue('m', request(3)), (err: Error & { code?: string }) => {
+  for (let i = 0; i < 3; i++) await queue.enqueue('m', request(i));
+  await assert.rejects(queue.enqueue('m', request(3)), (err: Error & { code?: string }) => {
     assert.equal(err.code, 'E_QUEUE_FULL');
     assert.match(err.message, /queue is full: 3 jobs are waiting \(at most 3\)/);
     return true;
