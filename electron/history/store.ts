@@ -62,7 +62,18 @@ export interface HistoryStoreOptions {
   migrations?: Migration[];
   /** Decodes (checks, may thumbnail) imported files: the host passes the engine process's (import.ts). */
   decodeUserImage?: UserImageDecoder;
+  /**
+   * false: reconcile at open lists the missing thumbnails instead of making them here (sharp in this
+   * process), and the owner makes them with rebuildThumbnails. The host does, in the engine process
+   * (it never decodes a user's image; the engine starts after the store opens). Default true.
+   */
+  thumbnailsAtOpen?: boolean;
 }
+
+/** Makes a thumbnail (WebP inside THUMBNAIL_SIZE²) of a stored image, given its file. */
+export type ThumbnailMaker = (imagePath: string) => Promise<Uint8Array>;
+
+const thumbnailHere: ThumbnailMaker = (imagePath) => makeThumbnail(readFileSync(imagePath));
 
 /** An image ready to be stored: its file bytes and thumbnail, or a reference to one already stored. */
 type StagedImage =
@@ -72,6 +83,8 @@ type StagedImage =
 export class HistoryStore {
   /** What reconciliation found when the store was opened (null when it was skipped). */
   lastReconcile: ReconcileReport | null = null;
+  /** Images whose thumbnail the last reconcile found missing and that are not made yet. */
+  private missingThumbnails: string[] = [];
   private closed = false;
   private readonly begin: Statement;
   private readonly commitTx: Statement;
@@ -108,7 +121,7 @@ export class HistoryStore {
     const store = new HistoryStore(dir, db, new HistoryRepository(db), files, options.clock ?? Date.now, options.decodeUserImage ?? decodeUserImageHere);
     if (options.reconcile !== false) {
       try {
-        store.lastReconcile = await store.reconcile();
+        store.lastReconcile = await store.reconcile(options.thumbnailsAtOpen !== false);
       } catch (err) {
         store.close();
         throw err;
@@ -533,9 +546,10 @@ export class HistoryStore {
   /**
    * Brings files and rows into agreement, as after a crash: temp files and image files no row refers
    * to are removed; images whose file is gone are marked missing (and reported, never dropped); marks
-   * are cleared for files that came back; missing thumbnails are made again.
+   * are cleared for files that came back; missing thumbnails are made again (with `thumbnails` false:
+   * listed for rebuildThumbnails).
    */
-  async reconcile(): Promise<ReconcileReport> {
+  async reconcile(thumbnails = true): Promise<ReconcileReport> {
     const report: ReconcileReport = { orphanFilesRemoved: [], missingImages: [], affectedItems: [], restoredImages: [], thumbnailsRebuilt: 0 };
     const needThumbs: string[] = [];
     this.write('reconcile the history folder', () => {
@@ -564,17 +578,32 @@ export class HistoryStore {
         if (!known.has(hash) && this.files.remove(file)) report.orphanFilesRemoved.push(file);
       }
     });
-    for (const hash of needThumbs) {
+    this.missingThumbnails = needThumbs;
+    if (thumbnails) report.thumbnailsRebuilt = await this.rebuildThumbnails();
+    report.affectedItems.sort((a, b) => a - b);
+    return report;
+  }
+
+  /**
+   * Makes the thumbnails the last reconcile found missing, with `make` (default: sharp in this
+   * process). Returns how many were made.
+   */
+  async rebuildThumbnails(make: ThumbnailMaker = thumbnailHere): Promise<number> {
+    const hashes = this.missingThumbnails;
+    this.missingThumbnails = [];
+    let made = 0;
+    for (const hash of hashes) {
+      if (this.closed) break;
       try {
-        const thumb = await makeThumbnail(readFileSync(this.files.imagePath(hash)));
+        const thumb = await make(this.files.imagePath(hash));
+        if (this.closed) break;
         this.files.writeAtomic(this.files.thumbPath(hash), thumb);
-        report.thumbnailsRebuilt++;
+        made++;
       } catch {
         // an unreadable image keeps no thumbnail; the image itself is still listed and exportable
       }
     }
-    report.affectedItems.sort((a, b) => a - b);
-    return report;
+    return made;
   }
 
   /** `PRAGMA integrity_check`, `foreign_key_check` and the FTS5 index check, as a maintenance action. */

@@ -243,6 +243,8 @@ export class Host {
         }
         return { width: prepared!.width, height: prepared!.height, thumbnail: prepared!.thumbnail };
       },
+      // Missing thumbnails are made by the engine process too, once it exists (below).
+      thumbnailsAtOpen: false,
     });
     let db: SqliteDatabase;
     try {
@@ -254,6 +256,19 @@ export class Host {
     const host = new Host(dataDir, history, db, options);
     engine = host.engine;
     host.engine.start().catch(() => undefined);
+    // In the background: the studio serves meanwhile (a missing thumbnail only shows as a placeholder).
+    // The files are already in history, checked when stored: no pixel limit.
+    host.history
+      .rebuildThumbnails(async (path) => {
+        const [prepared] = await host.engine.prepareImages([{ path, what: 'history image' }], 0);
+        return prepared!.thumbnail;
+      })
+      .then(
+        (made) => {
+          if (made > 0) console.error(`studio host: made ${made} missing thumbnail(s) again.`);
+        },
+        (err: unknown) => console.error(`studio host: missing thumbnails could not be made: ${serializeError(err).message}`),
+      );
     try {
       host.openedLibrary = await ModelLibrary.openInDataDir(join(dataDir, 'history'), {
         modelsDir: host.modelsDir,

@@ -8,10 +8,11 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type Sharp from 'sharp';
 import type * as PngModule from '../../../electron/history/png.js';
+import type { HistoryItem } from '../../../electron/shared/history.js';
 import type { Host } from '../../../electron/host/host.js';
 import { recordSharpCalls, sharpInputs, sharpWasGiven } from './support/sharp-recorder.js';
 import { FIXTURE_SIZE, jobFinished, ok, tempDir, TEST_ENGINE_SETTINGS, TINY_SD1_INPAINT } from './support/host-fixtures.js';
@@ -20,6 +21,8 @@ const data = tempDir('user-images');
 let host: Host;
 let sharp: typeof Sharp;
 let png: typeof PngModule;
+/** The first test's inpaint result: its init image, mask and output are in history. */
+let inpainted: HistoryItem | null = null;
 before(async () => {
   // The host's modules are loaded after this, so their sharp is the recording one.
   recordSharpCalls();
@@ -46,6 +49,7 @@ test("an inpaint job's JPEG init image and PNG mask are stored and thumbnailed w
   const job = await jobFinished(host, jobId);
   assert.equal(job.status, 'succeeded', JSON.stringify(job.error));
   const item = host.history.get(job.historyId!);
+  inpainted = item;
   const storedInit = readFileSync(host.history.imagePath(item.initImage!.hash));
   assert.ok(png.isPng(storedInit), 'the JPEG init image is stored as a PNG (made in the engine process)');
   assert.deepEqual([item.initImage!.width, item.initImage!.height], [size, size]);
@@ -92,4 +96,23 @@ test('history.import checks and thumbnails the file in the engine process, and r
   assert.equal((failed as { error: { code: string } }).error.code, 'E_CORRUPT_IMAGE');
   assert.equal(sharpWasGiven(withParameters, fileBytes), false, 'the host decoded the imported file');
   assert.equal(sharpWasGiven(cut, fileBytes), false, 'the host decoded the broken file');
+});
+
+test('at open, missing thumbnails are made again in the engine process, not in the host', async () => {
+  assert.ok(inpainted, 'the first test made an inpaint result');
+  const hashes = [inpainted.initImage!.hash, inpainted.mask!.hash, inpainted.output!.hash];
+  const thumbs = hashes.map((h) => host.history.thumbnailPath(h));
+  const images = hashes.map((h) => readFileSync(host.history.imagePath(h)));
+  const dataDir = host.appInfo.dataDir;
+  await host.close();
+  for (const t of thumbs) rmSync(t);
+  sharpInputs.length = 0;
+
+  const { Host } = await import('../../../electron/host/host.js');
+  host = await Host.open({ dataDir, engineSettings: TEST_ENGINE_SETTINGS });
+  for (let i = 0; i < 600 && !thumbs.every((t) => existsSync(t)); i++) await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(thumbs.map((t) => existsSync(t)), [true, true, true], 'the thumbnails are made again');
+  for (const [i, bytes] of images.entries()) assert.equal(sharpWasGiven(bytes, fileBytes), false, `the host decoded stored image ${i} to thumbnail it`);
+  const meta = await sharp(readFileSync(thumbs[0]!)).metadata();
+  assert.equal(meta.format, 'webp');
 });
