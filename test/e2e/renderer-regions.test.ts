@@ -53,7 +53,9 @@ describe('renderer end to end: regional prompts', { timeout: 300_000 }, () => {
     await page.getByText('Region 1 needs a prompt.').waitFor();
     await first.getByRole('textbox', { name: 'Region 1 prompt' }).fill('a red fox');
     await page.getByText('Region 1 has no area: paint it on the canvas, or remove it.').waitFor();
+    await first.getByText('No area yet: press Paint, then paint it on the canvas.').waitFor();
     await dragOnImage(page, LEFT_STROKE);
+    await first.getByText('No area yet', { exact: false }).waitFor({ state: 'detached' });
 
     await regions.getByRole('button', { name: '+ Add region' }).click();
     const second = regions.getByRole('group', { name: 'Region 2' });

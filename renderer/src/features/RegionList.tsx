@@ -63,8 +63,8 @@ export function RegionList({ embeddings, onPromptFocus }: { embeddings: readonly
                   embeddings={embeddings}
                   onFocus={onPromptFocus}
                 />
-                <span id={`region-${r.id}-hint`} className="hint-text" hidden>
-                  {r.weight !== DEFAULT_REGION_WEIGHT ? `weight ${r.weight}` : ''}
+                <span id={`region-${r.id}-hint`} className="hint-text">
+                  {r.mask.isEmpty() ? 'No area yet: press Paint, then paint it on the canvas.' : r.weight !== DEFAULT_REGION_WEIGHT ? `Weight ${r.weight} inside its area.` : ''}
                 </span>
               </li>
             );
