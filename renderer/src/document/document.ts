@@ -571,7 +571,8 @@ export class EditorDocument {
     const after = this.packRegions();
     const bytes = this.entryBytes([...before, ...after].map((r) => r.mask));
     this.pushUndo({ kind: 'regions', label, before, after, bytes });
-    const packed = this.regionPacked;
+    // The emit forgets packed copies (the list changed); the ones just made are still the masks' own.
+    const packed = new Map(this.regionPacked);
     this.emit({ kind: 'regions' });
     this.regionPacked = packed;
     this.emit({ kind: 'history' });

@@ -127,6 +127,17 @@ describe('regions in the document', () => {
     assert.equal(blank.region(r.id)!.mask.width, 32);
   });
 
+  it('adding regions re-packs none of the masks already packed (they are shared with the step before)', () => {
+    const doc = new EditorDocument(512, 512);
+    const a = doc.addRegion();
+    drag(doc, a.id, [[10, 10], [500, 500]]);
+    doc.addRegion();
+    const afterSecond = doc.undoMemoryBytes;
+    doc.addRegion();
+    // The third add holds both lists, but the two existing masks are the same packed planes as in the step before.
+    assert.ok(doc.undoMemoryBytes - afterSecond < 1024, `the third add cost ${doc.undoMemoryBytes - afterSecond} bytes`);
+  });
+
   it('clearRegion empties one mask as one undo step; undo of a region stroke survives whole-document steps', () => {
     const doc = new EditorDocument(16, 16);
     const a = doc.addRegion();
