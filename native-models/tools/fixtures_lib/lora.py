@@ -17,10 +17,17 @@ A and B, so every module moves the picture), then written the ways people have t
   `lora_up`), 1×1 conv_shortcut, time_emb_proj (a Gemm in ONNX), the down/upsampler convs, rank 4,
   alpha 1, bf16 tensors;
 * `tiny-sdxl-kohya.safetensors`: a LoRA in SDXL's kohya naming (`lora_te1_`/`lora_te2_`, LDM U-Net block
-  names), for the "other family" refusal.
+  names), for the "other family" refusal;
+* `lcm-lora-tiny.safetensors`: laid out as latent-consistency/lcm-lora-sdv1-5's `pytorch_lora_weights.safetensors`
+  (diffusers' train_lcm_distill_lora_sd_wds.py: peft LoRA with lora_alpha = rank on the attention, transformer
+  projection, resnet conv1/conv2/conv_shortcut/time_emb_proj and down/upsampler convs of the U-Net only, saved
+  with kohya keys over diffusers module paths: `lora_unet_down_blocks_0_resnets_0_conv1.lora_down.weight`,
+  `.lora_up.weight`, `.alpha`), fp16, no `ss_*` metadata; rank 8 here (64 in the real file).
 
 References: the torch StableDiffusionPipeline on the exported modules, the LoRA files loaded by diffusers
-(`load_lora_weights`) and fused (`fuse_lora(lora_scale=w)`), from the shared initial latents.
+(`load_lora_weights`) and fused (`fuse_lora(lora_scale=w)`), from the shared initial latents. The LCM-LoRA
+references run it as its model card does: `LCMScheduler.from_config(pipe.scheduler.config)`, 4 steps,
+guidance 1 and 2, with the LCM step noises replayed from `parity/lcm-step-noises.npy` (lcm-lora-cases.json).
 """
 
 from __future__ import annotations
@@ -33,14 +40,15 @@ import numpy as np
 import peft
 import torch
 import transformers.integrations.peft as transformers_peft
-from diffusers import PNDMScheduler, StableDiffusionPipeline
+from diffusers import LCMScheduler, PNDMScheduler, StableDiffusionPipeline
+from diffusers.schedulers import scheduling_lcm
 from peft import LoraConfig, inject_adapter_in_model
 from peft.utils import get_peft_model_state_dict
 from safetensors.torch import save_file
 from transformers import CLIPTokenizer
 
 from .folders import SD15_SCHEDULER_CONFIG, BuiltFolder, _diffusers_script_folder
-from .parity import LATENTS_FILE, _save_image, _stats, parity_case
+from .parity import LATENTS_FILE, LCM_NOISES_FILE, _ReplayNoise, _save_image, _stats, parity_case
 from .tiny_models import IMAGE_SIZE, ModelSpec
 from .tokenizer_files import TinyVocabulary
 
@@ -58,6 +66,16 @@ UNET_ATTENTION_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "ff.net.0.proj", "
 TEXT_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"]
 # peft matches a string target_modules as a full regex on the module path.
 LOCON_TARGETS = r".*(resnets\.\d+\.(conv1|conv2|conv_shortcut|time_emb_proj)|(downsamplers|upsamplers)\.0\.conv)"
+
+# LCM-LoRA (train_lcm_distill_lora_sd_wds.py's target_modules): attention, transformer projections, resnets
+# and the down/upsampler convs.
+LCM_LORA_TARGETS = (
+    r".*(attn[12]\.(to_q|to_k|to_v|to_out\.0)|ff\.net\.(0\.proj|2)|attentions\.\d+\.(proj_in|proj_out)"
+    r"|resnets\.\d+\.(conv1|conv2|conv_shortcut|time_emb_proj)|(downsamplers|upsamplers)\.0\.conv)"
+)
+LCM_LORA = "lcm-lora-tiny"
+LCM_LORA_CASES_FILE = "lcm-lora-cases.json"
+LCM_LORA_STEPS = 4
 
 # transformers 5.24 asks for peft >= 0.22.0 before its adapter methods (which diffusers' load_lora_weights
 # uses for the text encoder), a version not on PyPI (latest 0.21.2, pinned). The methods it calls
@@ -182,6 +200,14 @@ def make_loras(folder: BuiltFolder, lora_dir: Path) -> dict[str, Path]:
         xl[f"{name}.alpha"] = torch.tensor(2.0, dtype=torch.float16)
     files["tiny-sdxl-kohya"] = lora_dir / "tiny-sdxl-kohya.safetensors"
     save_file(xl, files["tiny-sdxl-kohya"].as_posix(), metadata={"ss_base_model_version": "sdxl_base_v1-0"})
+
+    # LCM-LoRA layout: U-Net only, lora_alpha = rank (scale 1), kohya keys over diffusers paths, fp16.
+    # Its own generator, so the files above stay the same bytes.
+    rank = 8
+    g = torch.Generator().manual_seed(LORA_SEED + 2)
+    unet = _peft_layers(models.unet, LoraConfig(r=rank, lora_alpha=rank, target_modules=LCM_LORA_TARGETS), g, 1.5)
+    files[LCM_LORA] = lora_dir / f"{LCM_LORA}.safetensors"
+    save_file(_kohya(unet, "lora_unet", float(rank), torch.float16), files[LCM_LORA].as_posix(), metadata={"format": "pt"})
     return files
 
 
@@ -193,8 +219,17 @@ def _keys(file: Path) -> list[str]:
 
 
 @torch.no_grad()
-def _render(folder: BuiltFolder, loras: list[tuple[Path, float]], latents: np.ndarray):
-    """The torch pipeline on copies of the exported modules, each LoRA fused at its weight in turn."""
+def _render(
+    folder: BuiltFolder,
+    loras: list[tuple[Path, float]],
+    latents: np.ndarray,
+    *,
+    lcm_noises: np.ndarray | None = None,
+    steps: int = STEPS,
+    cfg: float = CFG,
+):
+    """The torch pipeline on copies of the exported modules, each LoRA fused at its weight in turn; with
+    `lcm_noises`, on LCMScheduler.from_config(the folder's config) with those step noises replayed."""
     models = folder.models
     tokenizer = CLIPTokenizer.from_pretrained(folder.root / "tokenizer")
     pipe = StableDiffusionPipeline(
@@ -202,7 +237,7 @@ def _render(folder: BuiltFolder, loras: list[tuple[Path, float]], latents: np.nd
         text_encoder=copy.deepcopy(models.text_encoder),
         tokenizer=tokenizer,
         unet=copy.deepcopy(models.unet),
-        scheduler=PNDMScheduler.from_config(SD15_SCHEDULER_CONFIG),
+        scheduler=(LCMScheduler if lcm_noises is not None else PNDMScheduler).from_config(SD15_SCHEDULER_CONFIG),
         safety_checker=None,
         feature_extractor=None,
         image_encoder=None,
@@ -220,16 +255,25 @@ def _render(folder: BuiltFolder, loras: list[tuple[Path, float]], latents: np.nd
             changed = any(not torch.equal(a, b) for a, b in zip(getattr(pipe, part).state_dict().values(), original.state_dict().values(), strict=False))
             if wanted and not changed:
                 raise AssertionError(f"{file.name}: diffusers fused nothing into the {part}")
-    image = pipe(
-        prompt=PROMPT,
-        negative_prompt=NEGATIVE,
-        height=IMAGE_SIZE,
-        width=IMAGE_SIZE,
-        num_inference_steps=STEPS,
-        guidance_scale=CFG,
-        latents=torch.from_numpy(latents.copy()),
-        output_type="np",
-    ).images[0]
+    replay = _ReplayNoise(lcm_noises) if lcm_noises is not None else None
+    original_randn = scheduling_lcm.randn_tensor
+    if replay:
+        scheduling_lcm.randn_tensor = replay
+    try:
+        image = pipe(
+            prompt=PROMPT,
+            negative_prompt=NEGATIVE,
+            height=IMAGE_SIZE,
+            width=IMAGE_SIZE,
+            num_inference_steps=steps,
+            guidance_scale=cfg,
+            latents=torch.from_numpy(latents.copy()),
+            output_type="np",
+        ).images[0]
+    finally:
+        scheduling_lcm.randn_tensor = original_randn
+    if replay and replay.used != steps - 1:
+        raise AssertionError(f"LCM used {replay.used} replayed noises, expected {steps - 1}")
     return image, pipe.scheduler, tokenizer
 
 
@@ -268,4 +312,40 @@ def make_lora_parity(folder: BuiltFolder, files: dict[str, Path], parity: Path, 
         )
         cases.append(case)
     (parity / CASES_FILE).write_text(json.dumps(cases, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+    make_lcm_lora_parity(folder, files, parity, fixtures_root)
+    return cases
+
+
+LCM_LORA_CASES = [(f"tiny-sd1-named-lcm-lora-cfg{cfg:g}", cfg) for cfg in (1.0, 2.0)]
+
+
+def make_lcm_lora_parity(folder: BuiltFolder, files: dict[str, Path], parity: Path, fixtures_root: Path) -> list[dict]:
+    """LCM-LoRA as its users run it: LCMScheduler, 4 steps, guidance 1 (no CFG batch) and 2 (CFG)."""
+    latents = np.load(parity / LATENTS_FILE)
+    noises = np.load(parity / LCM_NOISES_FILE)[: LCM_LORA_STEPS - 1]
+    cases = []
+    for name, cfg in LCM_LORA_CASES:
+        lcm = dict(lcm_noises=noises, steps=LCM_LORA_STEPS, cfg=cfg)
+        base, _, _ = _render(folder, [], latents, **lcm)
+        image, scheduler, tokenizer = _render(folder, [(files[LCM_LORA], 1.0)], latents, **lcm)
+        effect = float(np.abs(image * 255 - base * 255).mean())
+        print(f"parity {name:36s} {_stats(image)}; vs no LoRA: mean {effect:.1f}/255")
+        if effect < MIN_EFFECT:
+            raise AssertionError(f"{name}: the LoRA barely changes the image ({effect:.2f}/255)")
+        case = parity_case(
+            name=name,
+            model=folder.root.relative_to(fixtures_root).as_posix(),
+            pipeline="diffusers StableDiffusionPipeline (torch, the exported weights), LCMScheduler.from_config, load_lora_weights + fuse_lora(lora_scale=1)",
+            prompt=PROMPT,
+            negative=NEGATIVE,
+            steps=LCM_LORA_STEPS,
+            cfg=cfg,
+            sampler="lcm",
+            inputs={"loras": [{"name": LCM_LORA, "file": f"{LORA_DIR}/{files[LCM_LORA].name}", "weight": 1.0}], "step_noises": LCM_NOISES_FILE},
+            reference=_save_image(parity, name, image),
+            tokenizer=tokenizer,
+            scheduler=scheduler,
+        )
+        cases.append(case)
+    (parity / LCM_LORA_CASES_FILE).write_text(json.dumps(cases, indent=1, allow_nan=False) + "\n", encoding="utf-8")
     return cases
