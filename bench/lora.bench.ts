@@ -7,16 +7,19 @@
  * - memory while switching between three LoRA sets ten times: peak RSS over the start (after the first
  *   apply), against the size of one model copy (the fp16 weights).
  * Used by bench:engine (its `lora` section, unless --skip-lora); alone: npm run bench:lora -- [--rank R]
- * [--switches N] [--threads N].
+ * [--switches N] [--threads N] [--default-allocator]. Alone it runs under the engine process's allocator
+ * setting (engineAllocatorEnv: it starts itself again with it); --default-allocator keeps glibc's default.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { loadLoraFile, LoraSessions } from '../electron/engine/lora/sessions.js';
 import type { LoadedModel } from '../electron/engine/model/model-folder.js';
 import { OnnxModule, type SessionSettings } from '../electron/engine/model/onnx-module.js';
+import { engineAllocatorEnv } from '../electron/host/engine-process/launcher.js';
 import { writeKohyaLora, writeSd15ShapedUnet } from './lora-fixture.js';
 
 const round = (x: number, digits = 1): number => Math.round(x * 10 ** digits) / 10 ** digits;
@@ -90,6 +93,26 @@ export async function loraBench(threads = 0, switches = 10, rank = 32): Promise<
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  const { values } = parseArgs({ options: { threads: { type: 'string', default: '0' }, switches: { type: 'string', default: '10' }, rank: { type: 'string', default: '32' } } });
-  console.log(JSON.stringify({ bench: 'lora', ...(await loraBench(Number(values.threads), Number(values.switches), Number(values.rank))) }, null, 2));
+  const { values } = parseArgs({
+    options: {
+      threads: { type: 'string', default: '0' },
+      switches: { type: 'string', default: '10' },
+      rank: { type: 'string', default: '32' },
+      'default-allocator': { type: 'boolean', default: false },
+    },
+  });
+  const allocator = engineAllocatorEnv();
+  if (!values['default-allocator'] && Object.keys(allocator).length > 0) {
+    // The C library reads it at start: run again with it, as the host starts the engine process.
+    const child = spawnSync(process.execPath, [...process.execArgv, ...process.argv.slice(1)], { stdio: 'inherit', env: { ...process.env, ...allocator } });
+    process.exit(child.status ?? 1);
+  }
+  const setting = process.env['MALLOC_MMAP_THRESHOLD_'];
+  console.log(
+    JSON.stringify(
+      { bench: 'lora', allocator: setting === undefined ? 'default' : `MALLOC_MMAP_THRESHOLD_=${setting}`, ...(await loraBench(Number(values.threads), Number(values.switches), Number(values.rank))) },
+      null,
+      2,
+    ),
+  );
 }

@@ -18,23 +18,11 @@ export interface RequestAgainstModel {
   width?: number | undefined;
   height?: number | undefined;
   strength?: number | undefined;
-  /** The prompt: an LCM-LoRA tag in it (`<lora:lcm-lora-sdv1-5:1>`) makes the lcm sampler valid. */
-  prompt?: string | undefined;
 }
 
 /** LCM-LoRA files (latent-consistency/lcm-lora-sdv1-5, …) are known by name: `lcm` as a word in it. */
 export function isLcmLoraName(name: string): boolean {
   return /(^|[-_ .])lcm([-_ .]|$)/i.test(name);
-}
-
-/** Whether the prompt has a `<lora:NAME…>` tag (A1111 syntax) naming an LCM-LoRA with a non-zero U-Net weight. */
-export function promptHasLcmLora(prompt: string | undefined): boolean {
-  for (const m of (prompt ?? '').matchAll(/<(?:lora|lyco):([^>]+)>/g)) {
-    const [name, te, unet] = m[1]!.split(':');
-    const weight = Number(unet ?? te ?? 1);
-    if (isLcmLoraName((name ?? '').trim()) && weight !== 0) return true;
-  }
-  return false;
 }
 
 /** The strength a request runs at: its own, or the mode's default (img2img 0.75; inpaint repaints fully). */
@@ -43,9 +31,10 @@ export function effectiveStrength(req: Pick<RequestAgainstModel, 'mode' | 'stren
 }
 
 /**
- * Throws InvalidRequestError when the model cannot run the request: a mode it lacks, the lcm sampler on
- * a model that is not consistency-distilled, a size that is not a multiple of what its VAE and U-Net
- * need (or not its fixed size), or an img2img/inpaint strength that runs no step.
+ * Throws InvalidRequestError when the model cannot run the request: a mode it lacks, a size that is not a
+ * multiple of what its VAE and U-Net need (or not its fixed size), or an img2img/inpaint strength that runs
+ * no step. The lcm sampler runs on any model, as in A1111 and ComfyUI: an LCM-LoRA makes a plain SD model a
+ * few-step one whatever its file is called (latent-consistency ships `pytorch_lora_weights.safetensors`).
  */
 export function checkRequestForModel(info: ModelRequirements, req: RequestAgainstModel): void {
   if (info.family === 'sdxl-refiner' && !info.supports.includes(req.mode)) {
@@ -58,10 +47,6 @@ export function checkRequestForModel(info: ModelRequirements, req: RequestAgains
     throw new InvalidRequestError(`${info.name} cannot do ${req.mode} (it supports ${info.supports.join(', ')})`);
   }
   const sampler = req.sampler ?? info.defaults.sampler;
-  if (sampler === 'lcm' && info.family !== 'lcm' && !promptHasLcmLora(req.prompt)) {
-    // The LCM scheduler only makes sense for a consistency-distilled U-Net (or one with an LCM-LoRA).
-    throw new InvalidRequestError(`the lcm sampler needs an LCM model; ${info.name} is ${info.family}`);
-  }
   const width = req.width ?? info.defaults.width;
   const height = req.height ?? info.defaults.height;
   if (width % info.sizeMultiple !== 0 || height % info.sizeMultiple !== 0) {

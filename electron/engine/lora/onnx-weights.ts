@@ -15,9 +15,11 @@
  * two different weights share is ambiguous and not used.
  *
  * Weights live inline (`raw_data`, `float_data`) or in external files (`weights.pb`, `model.onnx_data`,
- * location/offset/length). Both are read once and kept: building a patched model copies the bytes it
- * changes (the inline model is re-encoded; an external file is copied and patched), never re-reads the
- * folder, and never touches the originals.
+ * location/offset/length). Both are read once and kept: building a patched model never re-reads the
+ * folder and never touches the originals. Only the changed weights are new bytes: inline ones patched in
+ * a copy of the model's bytes, external ones written to one patch buffer that the model points them at
+ * (location PATCH_LOCATION); the unchanged external weights are handed to onnxruntime as the kept files
+ * themselves, not copies (onnxruntime copies what it needs from the buffers while creating the session).
  */
 import { readFileSync } from 'node:fs';
 import { dirname, join, normalize, sep } from 'node:path';
@@ -71,6 +73,17 @@ const FLOAT16 = 10;
 const EXTERNAL = 1;
 
 const toNumber = (v: Int64 | undefined): number => (v === undefined ? 0 : typeof v === 'number' ? v : v.toNumber());
+
+/** Where a patched model's changed external weights are (a name no exporter writes). */
+export const PATCH_LOCATION = 'latent-studio-lora-patch.bin';
+/** Changed weights start on this boundary in the patch buffer (as onnx's own external-data writer aligns). */
+const PATCH_ALIGN = 4096;
+
+/** A patched model: bytes for InferenceSession.create and the external data files it names, by location. */
+export interface BuiltModel {
+  bytes: Uint8Array;
+  externalData: { path: string; data: Uint8Array }[];
+}
 
 interface ExternalRef {
   location: string;
@@ -149,64 +162,83 @@ export class OnnxWeights {
 
   /**
    * The model with the named initializers changed (`storedOf(name)`: the new values as stored, fp16 bits
-   * or float32, in the initializer's layout, made one at a time so only one is in memory at once): bytes
-   * for InferenceSession.create and the external data files it needs. The originals are untouched.
-   * An external file is copied once and patched; inline `raw_data` is patched in a copy of the model's
-   * bytes at its place (same length), so the protobuf is never encoded again unless a weight is stored
-   * in `float_data` / `int32_data`.
+   * or float32, in the initializer's layout, made one at a time so only one is in memory at once). The
+   * originals are untouched and never copied whole:
+   * - external weights are written into one patch buffer (allocated once, each at an aligned offset) and
+   *   their `external_data` entries point there; the kept external files go along as they are;
+   * - inline `raw_data` is patched in a copy of the model's bytes at its place (same length);
+   * - weights in `float_data` / `int32_data` are written as `raw_data`.
+   * The model's protobuf is encoded again only when an entry changed (external or float_data weights).
    */
-  async build(
-    names: Iterable<string>,
-    storedOf: (name: string) => Promise<Uint16Array | Float32Array>,
-  ): Promise<{ bytes: Uint8Array; externalData: { path: string; data: Uint8Array }[] }> {
-    const patchedFiles = new Map<string, Uint8Array>();
-    const reencode: [TensorLike, Pick<TensorLike, 'rawData' | 'floatData' | 'int32Data'>, Uint8Array][] = [];
-    let patchedModel: Uint8Array | null = null;
-    for (const name of names) {
+  async build(names: Iterable<string>, storedOf: (name: string) => Promise<Uint16Array | Float32Array>): Promise<BuiltModel> {
+    const list = [...names];
+    // The patch buffer's layout first, so it is allocated once.
+    const patchAt = new Map<string, { offset: number; length: number }>();
+    let patchLength = 0;
+    for (const name of list) {
       const t = this.initializers.get(name);
       if (!t) throw new ModelFolderError(`no initializer "${name}"`, this.label);
+      const ref = externalRef(t);
+      if (!ref) continue;
+      patchLength = Math.ceil(patchLength / PATCH_ALIGN) * PATCH_ALIGN;
+      patchAt.set(name, { offset: patchLength, length: ref.length });
+      patchLength += ref.length;
+    }
+    if (patchAt.size > 0 && this.externalFiles.has(PATCH_LOCATION)) {
+      throw new ModelFolderError(`external data "${PATCH_LOCATION}" is a name the LoRA patch uses`, this.label);
+    }
+    const patch = patchAt.size > 0 ? new Uint8Array(patchLength) : null;
+    const reencode: [TensorLike, Uint8Array][] = [];
+    let patchedModel: Uint8Array | null = null;
+    for (const name of list) {
+      const t = this.initializers.get(name)!;
       const values = await storedOf(name);
       if ((values instanceof Uint16Array) !== (t.dataType === FLOAT16)) throw new ModelFolderError(`initializer "${name}": patched values of the wrong type`, this.label);
       const encoded = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
-      const ref = externalRef(t);
-      if (ref) {
-        let data = patchedFiles.get(ref.location);
-        if (!data) {
-          data = Uint8Array.prototype.slice.call(this.externalFiles.get(ref.location)!) as Uint8Array;
-          patchedFiles.set(ref.location, data);
-        }
-        if (encoded.length !== ref.length) throw new ModelFolderError(`initializer "${name}": ${encoded.length} bytes for ${ref.length}`, this.label);
-        data.set(encoded, ref.offset);
+      const at = patchAt.get(name);
+      if (at) {
+        if (encoded.length !== at.length) throw new ModelFolderError(`initializer "${name}": ${encoded.length} bytes for ${at.length}`, this.label);
+        patch!.set(encoded, at.offset);
         continue;
       }
-      const at = this.rawDataOffset(t);
-      if (at !== null && t.rawData!.length === encoded.length) {
+      const rawAt = this.rawDataOffset(t);
+      if (rawAt !== null && t.rawData!.length === encoded.length) {
         patchedModel ??= Uint8Array.prototype.slice.call(this.modelBytes) as Uint8Array;
-        patchedModel.set(encoded, at);
+        patchedModel.set(encoded, rawAt);
       } else {
-        reencode.push([t, { rawData: t.rawData, floatData: t.floatData, int32Data: t.int32Data }, encoded.slice()]);
+        reencode.push([t, encoded.slice()]);
       }
     }
     let bytes = patchedModel ?? this.modelBytes;
-    if (reencode.length > 0) {
-      // Weights stored as float_data / int32_data: write them as raw_data and encode the model again.
+    if (reencode.length > 0 || patchAt.size > 0) {
+      // Entries change: encode the model again (with external weights its protobuf is the graph only).
       const encodeFrom = patchedModel ? (schema('ModelProto').decode(patchedModel) as unknown as ModelLike) : this.model;
       const byName = new Map((encodeFrom.graph?.initializer ?? []).map((x) => [x.name, x]));
-      const changed: [TensorLike, Pick<TensorLike, 'rawData' | 'floatData' | 'int32Data'>][] = [];
+      type Fields = Pick<TensorLike, 'rawData' | 'floatData' | 'int32Data' | 'externalData'>;
+      const saved: [TensorLike, Fields][] = [];
       try {
-        for (const [t, , encoded] of reencode) {
-          const target = byName.get(t.name)!;
-          changed.push([target, { rawData: target.rawData, floatData: target.floatData, int32Data: target.int32Data }]);
-          target.rawData = encoded;
-          target.floatData = [];
-          target.int32Data = [];
+        const change = (name: string | undefined, fields: Fields): void => {
+          const target = byName.get(name)!;
+          saved.push([target, Object.fromEntries(Object.keys(fields).map((k) => [k, target[k as keyof Fields]])) as Fields]);
+          Object.assign(target, fields);
+        };
+        for (const [t, encoded] of reencode) change(t.name, { rawData: encoded, floatData: [], int32Data: [] });
+        for (const [name, { offset, length }] of patchAt) {
+          change(name, {
+            externalData: [
+              { key: 'location', value: PATCH_LOCATION },
+              { key: 'offset', value: String(offset) },
+              { key: 'length', value: String(length) },
+            ],
+          });
         }
         bytes = schema('ModelProto').encode(encodeFrom as unknown as Record<string, unknown>).finish();
       } finally {
-        if (encodeFrom === this.model) for (const [t, original] of changed) Object.assign(t, original);
+        if (encodeFrom === this.model) for (const [t, original] of saved) Object.assign(t, original);
       }
     }
-    const externalData = [...this.externalFiles].map(([path, data]) => ({ path, data: patchedFiles.get(path) ?? data }));
+    const externalData = [...this.externalFiles].map(([path, data]) => ({ path, data }));
+    if (patch) externalData.push({ path: PATCH_LOCATION, data: patch });
     return { bytes, externalData };
   }
 

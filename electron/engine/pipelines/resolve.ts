@@ -91,7 +91,7 @@ export function resolveParams(model: LoadedModel, req: GenerateRequest): Generat
   const strength = effectiveStrength(req);
   checkNumber('strength', strength, MIN_STRENGTH, MAX_STRENGTH);
   // Mode, sampler, size and strength against this model: the same check the host runs at enqueue.
-  checkRequestForModel(info, { mode: req.mode, sampler, steps, width, height, strength, prompt: req.prompt });
+  checkRequestForModel(info, { mode: req.mode, sampler, steps, width, height, strength });
 
   const needsImage = req.mode !== 'txt2img' && req.mode !== 'layout';
   if (needsImage && !(req.initImage instanceof Uint8Array && req.initImage.length > 0)) {
@@ -229,7 +229,7 @@ function checkHires(
   }
   // The second pass is an img2img run at the target size: the same checks as one.
   const secondSteps = steps === 0 ? first.steps : steps;
-  checkRequestForModel(model.info, { mode: 'img2img', sampler: first.sampler, steps: secondSteps, ...size.target, strength, prompt: req.prompt });
+  checkRequestForModel(model.info, { mode: 'img2img', sampler: first.sampler, steps: secondSteps, ...size.target, strength });
   if (strength < 1) {
     try {
       createScheduler(first.sampler, model.schedulerConfig).setTimesteps(secondSteps, { strength });

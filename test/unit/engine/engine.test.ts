@@ -98,7 +98,6 @@ describe('Engine', () => {
       [{ steps: 1000, sampler: 'pndm' }, /pndm cannot run 1000 steps: .*use at most 999 steps/],
       [{ cfg: Number.NaN }, /cfg must be a number/],
       [{ seed: -1 }, /seed must be an integer/],
-      [{ sampler: 'lcm' }, /needs an LCM model/],
       [{ mode: 'img2img' }, /needs an init image/],
       [{ mode: 'inpaint', initImage: new Uint8Array([1]) }, /needs a mask/],
       [{ latents: new Float32Array(10) }, /latents must be float32 \[1, 4, 8, 8\]/],

@@ -8,6 +8,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { readPngMetadata } from '../../../electron/history/png.js';
 import { Host } from '../../../electron/host/host.js';
 import { importLora, loraFolder } from '../../../electron/model-library/loras.js';
 import { FIXTURE_MODELS, jobFinished, ok, tempDir, TEST_ENGINE_SETTINGS } from './support/host-fixtures.js';
@@ -79,4 +80,20 @@ test('a job with a LoRA keeps the tag and records its hash; loras.restore rename
   assert.deepEqual(restored.missing, ['gone']);
   // A name that is there with its hash stays as it is.
   assert.deepEqual(ok('loras.restore', await host.invoke('loras.restore', { prompt: item.params.prompt, loras: item.params.loras! })), { prompt: item.params.prompt, missing: [] });
+});
+
+test('the LCM sampler chosen by hand on a plain SD folder with an LCM-LoRA under its shipped name: run, stored, in the infotext', async () => {
+  // latent-consistency ships pytorch_lora_weights.safetensors: not known as an LCM-LoRA by its name.
+  const shipped = join(data.dir, 'pytorch_lora_weights.safetensors');
+  copyFileSync(join(LORAS, 'lcm-lora-tiny.safetensors'), shipped);
+  await importLora(loraFolder(dataDir), shipped);
+  const prompt = 'a fox <lora:pytorch_lora_weights:1>';
+  const { jobId } = ok('generate', await host.invoke('generate', { mode: 'txt2img', prompt, sampler: 'lcm', steps: 4, cfg: 1.5, width: 64, height: 64, seed: 3 }));
+  const job = await jobFinished(host, jobId);
+  assert.equal(job.status, 'succeeded', JSON.stringify(job.error));
+  const item = ok('history.get', await host.invoke('history.get', { id: job.historyId! }));
+  assert.deepEqual([item.params.sampler, item.params.steps, item.params.cfg], ['lcm', 4, 1.5]);
+  const infotext = readPngMetadata(readFileSync(host.history.imagePath(item.output!.hash))).parameters!;
+  assert.match(infotext, /Steps: 4, Sampler: LCM, CFG scale: 1\.5,/);
+  assert.match(infotext, new RegExp(`Lora hashes: "pytorch_lora_weights: ${item.params.loras![0]!.hash}"`));
 });

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { readLoraFile } from '../../../../electron/engine/lora/lora-file.js';
 import { gemmMerge } from '../../../../electron/engine/lora/gemm-merge.js';
 import { mergedValues, planMerge } from '../../../../electron/engine/lora/merge.js';
-import { OnnxWeights } from '../../../../electron/engine/lora/onnx-weights.js';
+import { OnnxWeights, PATCH_LOCATION } from '../../../../electron/engine/lora/onnx-weights.js';
 import { schema } from '../../../../electron/engine/model/onnx-graph.js';
 import { float16ToFloat32, float32ToFloat16Bits, toFloat16Array } from '../../../../electron/engine/tensor/fp16.js';
 import { FIXTURES, MODELS } from '../../../support/engine-fixtures.js';
@@ -61,7 +61,7 @@ describe('LoRA merge with onnxruntime', () => {
     assert.ok(fp16Off < 100, `${fp16Off} fp16 values one step off`);
   });
 
-  test('the patched model: inline raw_data patched where it lies, external data in a copy, originals unchanged', async () => {
+  test('the patched model: inline raw_data patched where it lies, external weights in a patch of their own, originals unchanged and not copied', async () => {
     for (const [component, lora] of [
       ['text_encoder', 'tiny-kohya'],
       ['unet', 'tiny-kohya'],
@@ -74,6 +74,17 @@ describe('LoRA merge with onnxruntime', () => {
       const { bytes, externalData } = await weights.build(plan.keys(), (name) => gemmMerge(weights.stored(name), plan.get(name)!, 1));
       // tiny-sd1-named's text encoder holds its weights inline: patched in a copy, not encoded again.
       if (component === 'text_encoder') assert.equal(bytes.length, readFileSync(file).length);
+      if (component === 'unet') {
+        // tiny-sd1-named's U-Net keeps its weights in weights.pb: the file goes along as read (the same
+        // bytes, not a patched copy), the changed weights alone in the patch, each 4096-aligned.
+        const onDisk = readFileSync(join(DIR, 'unet', 'weights.pb'));
+        const kept = externalData.find((e) => e.path === 'weights.pb')!;
+        assert.ok(Buffer.from(kept.data.buffer, kept.data.byteOffset, kept.data.byteLength).equals(onDisk));
+        const patch = externalData.find((e) => e.path === PATCH_LOCATION)!;
+        const patchedBytes = [...plan.keys()].reduce((n, name) => n + weights.stored(name).byteLength, 0);
+        assert.ok(patch.data.length >= patchedBytes && patch.data.length < patchedBytes + plan.size * 4096, `patch ${patch.data.length} bytes for ${patchedBytes}`);
+        assert.ok(patch.data.length < onDisk.length, 'only the changed weights are new bytes');
+      }
       // Read the patched model back through the same reader (its external files from memory).
       const model = schema('ModelProto').decode(bytes) as unknown as { graph: { initializer: { name: string; rawData?: Uint8Array; dataLocation?: number; externalData?: { key: string; value: string }[] }[] } };
       for (const [name, entry] of plan) {
@@ -82,6 +93,8 @@ describe('LoRA merge with onnxruntime', () => {
         let raw: Uint8Array;
         if (t.dataLocation === 1) {
           const kv = new Map(t.externalData!.map((e) => [e.key, e.value]));
+          assert.equal(kv.get('location'), PATCH_LOCATION);
+          assert.equal(Number(kv.get('offset')) % 4096, 0);
           const data = externalData.find((e) => e.path === kv.get('location'))!.data;
           const at = Number(kv.get('offset') ?? 0);
           raw = Uint8Array.prototype.slice.call(data, at, at + Number(kv.get('length')));

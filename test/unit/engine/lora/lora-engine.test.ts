@@ -190,7 +190,21 @@ describe('LoRA at run time', () => {
     assert.deepEqual([result.params.sampler, result.params.steps, result.params.cfg, result.timings.stepsRun], ['lcm', 4, 1, 4]);
     const guided = await engine.generate(DIR, { mode, width, height, seed, prompt: 'a red apple <lora:lcm-lora-tiny:1>', cfg: 2, loraDirs: [tmp] });
     assert.ok(!(await encodePng(guided.image)).equals(await encodePng(result.image)), 'guidance 2 runs CFG');
-    await assert.rejects(engine.generate(DIR, { ...quick, sampler: 'lcm' }), /the lcm sampler needs an LCM model/);
+  });
+
+  test('the LCM sampler can be chosen by hand on a plain SD folder (an LCM-LoRA under its shipped name)', async () => {
+    copyFileSync(join(LORAS, 'lcm-lora-tiny.safetensors'), join(tmp, 'pytorch_lora_weights.safetensors'));
+    const { width, height, seed, mode } = quick;
+    const prompt = 'a red apple <lora:pytorch_lora_weights:1>';
+    // Not known by name: the model's own defaults stay, …
+    const plain = await engine.generate(DIR, { mode, width, height, seed, prompt, steps: 2, loraDirs: [tmp] });
+    assert.notEqual(plain.params.sampler, 'lcm');
+    // … and the LCM sampler is the user's choice, as in A1111 and ComfyUI; so is it without any LoRA.
+    const lcm = await engine.generate(DIR, { mode, width, height, seed, prompt, sampler: 'lcm', steps: 4, cfg: 1.5, loraDirs: [tmp] });
+    assert.deepEqual([lcm.params.sampler, lcm.params.steps, lcm.params.cfg, lcm.timings.stepsRun], ['lcm', 4, 1.5, 4]);
+    assert.equal(lcm.loras[0]!.unmatched, 0);
+    const bare = await engine.generate(DIR, { ...quick, sampler: 'lcm' });
+    assert.equal(bare.params.sampler, 'lcm');
   });
 
   test('an unknown name lists the close ones', async () => {
