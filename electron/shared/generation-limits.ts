@@ -54,6 +54,9 @@ export const DEFAULT_CFG = 7.5;
 /** An LCM model's: a consistency-distilled U-Net needs few steps (the LCM paper's 4-step setting, diffusers' LCM guidance 8). */
 export const DEFAULT_LCM_STEPS = 4;
 export const DEFAULT_LCM_CFG = 8;
+/** With an LCM-LoRA on a plain model: 4 steps, guidance 1 (its model card; 1–2 work), plain CFG above 1. */
+export const LCM_LORA_STEPS = 4;
+export const LCM_LORA_CFG = 1;
 
 /** A1111's "Clip skip" slider range (`CLIP_stop_at_last_layers`, 1 to 12). */
 export const MAX_CLIP_SKIP = 12;

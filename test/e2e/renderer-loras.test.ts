@@ -3,7 +3,8 @@
  * installed in the test's data folder are offered by the picker with their family (an SDXL one greyed for
  * the SD 1 model), choosing one inserts `<lora:name:1>`, the active LoRA's weight is edited in the panel
  * (the tag follows), a tag of the wrong family is flagged, and the generated item keeps the tag and the
- * LoRA's hash, shown in its details.
+ * LoRA's hash, shown in its details. An LCM-LoRA in the prompt offers the LCM sampler with its defaults,
+ * and the run records them.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -65,5 +66,32 @@ describe('renderer end to end: LoRAs', { timeout: 240_000 }, () => {
     assert.deepEqual(item.params.loras, [{ name: 'tiny-kohya', hash: listed.find((l) => l.name === 'tiny-kohya')!.hash }]);
     await page.getByRole('region', { name: 'History' }).locator(`[data-history-id="${id}"]`).click();
     await page.getByRole('region', { name: `Details of #${id}` }).locator('.detail-prompt').getByText('a red apple <lora:tiny-kohya:0.6>').waitFor();
+  });
+
+  it('an LCM-LoRA offers the LCM sampler with 4 steps and CFG 1; the run records them', async () => {
+    const { page } = app.studio;
+    copyFileSync(join(FIXTURES, 'loras', 'lcm-lora-tiny.safetensors'), join(app.server.dataDir, 'loras', 'lcm-lora-tiny.safetensors'));
+    await page.getByRole('combobox', { name: 'Sampler' }).selectOption('euler');
+    await page.getByRole('spinbutton', { name: 'Steps' }).fill('2');
+    await page.getByRole('textbox', { name: 'Prompt', exact: true }).fill('a red apple');
+    const picker = page.getByRole('combobox', { name: 'Add a LoRA' });
+    await picker.focus();
+    await picker.locator('option[value="lcm-lora-tiny"]').waitFor({ state: 'attached' });
+    await picker.selectOption('lcm-lora-tiny');
+    const use = page.getByRole('list', { name: 'Active LoRAs' }).getByRole('button', { name: 'Use LCM (4 steps, CFG 1)' });
+    await use.click();
+    assert.equal(await page.getByRole('combobox', { name: 'Sampler' }).inputValue(), 'lcm');
+    assert.equal(await page.getByRole('spinbutton', { name: 'Steps' }).inputValue(), '4');
+    assert.equal(await page.getByRole('spinbutton', { name: 'CFG' }).inputValue(), '1');
+    await use.waitFor({ state: 'detached' }); // offered only while another sampler is chosen
+
+    const shown = await page.locator('.canvas-info').textContent();
+    await page.getByRole('button', { name: 'Generate' }).click();
+    await page.getByRole('button', { name: 'Accept' }).waitFor();
+    await page.getByRole('button', { name: 'Accept' }).click();
+    await page.waitForFunction(`document.querySelector('.canvas-info')?.textContent !== ${JSON.stringify(shown)}`);
+    const id = Number(/#(\d+)/.exec((await page.locator('.canvas-info').textContent()) ?? '')?.[1]);
+    const item = await app.server.invoke('history.get', { id });
+    assert.deepEqual([item.params.prompt, item.params.sampler, item.params.steps, item.params.cfg], ['a red apple <lora:lcm-lora-tiny:1>', 'lcm', 4, 1]);
   });
 });

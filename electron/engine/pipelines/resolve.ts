@@ -33,6 +33,8 @@ import {
   MIN_STRENGTH,
   SIDE_MULTIPLE,
   hiresSize,
+  LCM_LORA_CFG,
+  LCM_LORA_STEPS,
 } from '../../shared/generation-limits.js';
 import { checkRequestForModel, effectiveStrength, isLcmLoraName } from '../../shared/model-checks.js';
 import { extractLoraTags } from '../lora/prompt-tags.js';
@@ -45,7 +47,7 @@ import type { GenerateRequest } from './types.js';
  * With an LCM-LoRA (latent-consistency/lcm-lora-*): LCMScheduler, 4 steps, guidance 1 (its model card;
  * 1–2 work), as diffusers runs it in StableDiffusionPipeline (plain CFG when above 1: no guidance embedding).
  */
-export const LCM_LORA_DEFAULTS = { sampler: 'lcm', steps: 4, cfg: 1 } as const;
+export const LCM_LORA_DEFAULTS = { sampler: 'lcm', steps: LCM_LORA_STEPS, cfg: LCM_LORA_CFG } as const;
 
 function checkInt(name: string, v: number, min: number, max: number): void {
   if (!Number.isInteger(v) || v < min || v > max) {

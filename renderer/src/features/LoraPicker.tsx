@@ -2,10 +2,13 @@
  * The prompt panel's LoRAs: a picker of the installed ones (the library's `<data>/loras`, with family and
  * trigger words) that inserts `<lora:name:1>` into the prompt, and the LoRAs the prompt's tags name, each
  * with its weight editable (the edit rewrites the tag). A LoRA of another family than the selected model's
- * is greyed in the picker and flagged in the list with the reason; the host refuses it too.
+ * is greyed in the picker and flagged in the list with the reason; the host refuses it too. An active
+ * LCM-LoRA offers the LCM sampler with its defaults (4 steps, CFG 1) while another sampler is chosen.
  */
 import { useCallback, useEffect, useState } from 'react';
 import type { Responses } from '../../../electron/shared/contract.js';
+import type { SamplerName } from '../../../electron/shared/generation.js';
+import { LCM_LORA_CFG, LCM_LORA_STEPS } from '../../../electron/shared/generation-limits.js';
 import type { LoraFamily } from '../../../electron/shared/loras.js';
 import { useSession } from '../session/hooks.js';
 import { insertLora, promptLoras, removeLora, setLoraWeight } from './lora-tags.js';
@@ -33,7 +36,20 @@ function familyLabel(l: LoraInfo): string {
   return `${FAMILY_NAMES[l.family]}${l.lcm ? ' · LCM' : ''}`;
 }
 
-export function LoraPicker({ prompt, modelId, onPrompt }: { prompt: string; modelId: string | null; onPrompt: (prompt: string) => void }) {
+export function LoraPicker({
+  prompt,
+  modelId,
+  onPrompt,
+  sampler,
+  onUseLcm,
+}: {
+  prompt: string;
+  modelId: string | null;
+  onPrompt: (prompt: string) => void;
+  sampler: SamplerName;
+  /** Switches to the LCM sampler with an LCM-LoRA's defaults (LCM_LORA_STEPS, LCM_LORA_CFG). */
+  onUseLcm: () => void;
+}) {
   const { loras, refresh } = useInstalledLoras(modelId);
   const active = promptLoras(prompt);
   const byName = new Map((loras ?? []).map((l) => [l.name, l]));
@@ -86,6 +102,11 @@ export function LoraPicker({ prompt, modelId, onPrompt }: { prompt: string; mode
                 <button type="button" className="link" aria-label={`Remove ${a.name}`} onClick={() => onPrompt(removeLora(prompt, a))}>
                   ×
                 </button>
+                {lora?.lcm && a.weight !== 0 && sampler !== 'lcm' && !problem && (
+                  <button type="button" className="link" onClick={onUseLcm} title="An LCM-LoRA makes the model a few-step one: the LCM sampler with its defaults">
+                    Use LCM ({LCM_LORA_STEPS} steps, CFG {LCM_LORA_CFG})
+                  </button>
+                )}
                 {lora && lora.triggerWords.length > 0 && <span className="lora-triggers">Trigger words: {lora.triggerWords.slice(0, 8).join(', ')}</span>}
                 {problem && (
                   <span className="lora-problem" role="note">

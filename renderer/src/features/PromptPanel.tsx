@@ -7,6 +7,8 @@ import {
   HIRES_PIXEL_UPSCALERS,
   hiresSize,
   MAX_CFG,
+  LCM_LORA_CFG,
+  LCM_LORA_STEPS,
   MAX_HIRES_SCALE,
   MAX_SIDE,
   MIN_HIRES_SCALE,
@@ -209,7 +211,13 @@ export function PromptPanel() {
           embeddings={embeddings.names}
           onFocus={embeddings.refresh}
         />
-        <LoraPicker prompt={s.prompt} modelId={models.selectedId} onPrompt={(prompt) => settingsStore.update({ prompt })} />
+        <LoraPicker
+          prompt={s.prompt}
+          modelId={models.selectedId}
+          onPrompt={(prompt) => settingsStore.update({ prompt })}
+          sampler={s.sampler}
+          onUseLcm={() => settingsStore.update({ sampler: 'lcm', steps: LCM_LORA_STEPS, cfg: LCM_LORA_CFG })}
+        />
         <div className="label-row">
           <label htmlFor="negative-prompt">Negative prompt</label>
           <TokenCounter text={s.negativePrompt} modelId={models.selectedId} id="negative-tokens" />
