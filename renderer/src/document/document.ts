@@ -11,7 +11,7 @@
  */
 import { stampSegment, walkSegment, type BrushSettings, type BrushTool, type StrokePoint } from './brush.js';
 import { BACKGROUND_LABEL, floodFillLabel, LayoutLayer, layoutToRgb, resampleLabels, stampLabelDab, type LayoutPalette } from './layout.js';
-import { MaskLayer, unionRect, type PixelRect } from './mask.js';
+import { MaskLayer, StrokeBackup, unionRect, type PixelRect } from './mask.js';
 import { colourRangeMask, featherMask, growMask, maskUnion, shrinkMask, type ColourRangeOptions } from './mask-ops.js';
 import { applyDelta, isEmptyDelta, packDelta, packPlane, unpackPlane, type PackedPlane } from './packed.js';
 import { encodeGreyPng, encodeRgbPng, type ZlibCompress } from './png.js';
@@ -98,8 +98,8 @@ interface ActiveStroke {
   target: StrokeTarget;
   last: StrokePoint;
   carry: number;
-  /** The whole target layer as it was when the stroke began (for Esc and for the undo delta). */
-  before: Uint8Array;
+  /** The target layer as it was when the stroke began, block by block as the stroke reaches them (for Esc and for the undo delta). */
+  before: StrokeBackup;
   dirty: PixelRect | null;
 }
 
@@ -188,8 +188,9 @@ export class EditorDocument {
   private emit(change: DocumentChange): void {
     // Every pixel edit (dabs, whole-mask edits, undo) announces itself here.
     if (change.kind === 'mask' || change.kind === 'layout' || change.kind === 'document') {
-      this.maskLayer.changed();
-      this.layoutLayer.changed();
+      // Only the layer that changed forgets its cached facts (a dab on the mask leaves the layout's).
+      if (change.kind !== 'layout') this.maskLayer.changed();
+      if (change.kind !== 'mask') this.layoutLayer.changed();
       if (change.kind !== 'layout') this.packedNow.mask = null;
       if (change.kind !== 'mask') this.packedNow.layout = null;
     }
@@ -366,7 +367,7 @@ export class EditorDocument {
 
   beginStroke(tool: BrushTool, brush: BrushSettings, point: StrokePoint): void {
     if (this.stroke) this.endStroke();
-    this.stroke = { tool, brush: { ...brush }, target: { layer: 'mask' }, last: point, carry: 0, before: this.maskLayer.data.slice(), dirty: null };
+    this.stroke = { tool, brush: { ...brush }, target: { layer: 'mask' }, last: point, carry: 0, before: new StrokeBackup(this.maskLayer), dirty: null };
     this.extend(point, true);
   }
 
@@ -378,7 +379,7 @@ export class EditorDocument {
     if (!Number.isInteger(label) || label < 0 || label > 255) throw new RangeError(`a label id is a whole number from 0 to 255, got ${label}`);
     if (this.stroke) this.endStroke();
     const target = { layer: 'layout' as const, label: tool === 'eraser' ? BACKGROUND_LABEL : label };
-    this.stroke = { tool, brush: { size, hardness: 1, opacity: 1 }, target, last: point, carry: 0, before: this.layoutLayer.data.slice(), dirty: null };
+    this.stroke = { tool, brush: { size, hardness: 1, opacity: 1 }, target, last: point, carry: 0, before: new StrokeBackup(this.layoutLayer), dirty: null };
     this.extend(point, true);
   }
 
@@ -390,7 +391,7 @@ export class EditorDocument {
     const region = this.region(id);
     if (!region) throw new RangeError(`there is no region ${id}`);
     if (this.stroke) this.endStroke();
-    this.stroke = { tool, brush: { ...brush }, target: { layer: 'region', id, mask: region.mask }, last: point, carry: 0, before: region.mask.data.slice(), dirty: null };
+    this.stroke = { tool, brush: { ...brush }, target: { layer: 'region', id, mask: region.mask }, last: point, carry: 0, before: new StrokeBackup(region.mask), dirty: null };
     this.extend(point, true);
   }
 
@@ -412,6 +413,14 @@ export class EditorDocument {
     const from = first ? point : s.last;
     const carryIn = first ? 0 : s.carry;
     const target = s.target;
+    // Every dab of this segment lies within the brush radius (pressure only shrinks it) of the segment.
+    const reach = Math.max(0.5, s.brush.size / 2) + 1;
+    s.before.save({
+      x: Math.min(from.x, point.x) - reach,
+      y: Math.min(from.y, point.y) - reach,
+      width: Math.abs(point.x - from.x) + 2 * reach + 1,
+      height: Math.abs(point.y - from.y) + 2 * reach + 1,
+    });
     const { rect, carry } =
       target.layer === 'layout'
         ? walkSegment(from, point, carryIn, s.brush.size, (cx, cy, d) => stampLabelDab(this.layoutLayer, cx, cy, d, target.label))
@@ -431,7 +440,7 @@ export class EditorDocument {
     this.stroke = null;
     if (s.dirty) {
       const rect = s.dirty;
-      const before = new MaskLayer(this.width, this.height, s.before).read(rect);
+      const before = s.before.read(rect);
       const after = this.strokeLayer(s).read(rect);
       if (!bytesEqual(before, after)) {
         const label = `${s.target.layer === 'layout' ? 'Layout ' : s.target.layer === 'region' ? 'Region ' : ''}${s.tool === 'brush' ? 'brush' : 'eraser'} stroke`;
@@ -449,7 +458,7 @@ export class EditorDocument {
     if (!s) return false;
     this.stroke = null;
     if (s.dirty) {
-      this.strokeLayer(s).write(s.dirty, new MaskLayer(this.width, this.height, s.before).read(s.dirty));
+      this.strokeLayer(s).write(s.dirty, s.before.read(s.dirty));
       this.emit(this.strokeChange(s.target, s.dirty));
     }
     this.emit({ kind: 'history' });

@@ -98,3 +98,63 @@ export class MaskLayer {
     return { x: x0, y: y0, width: Math.max(0, x1 - x0), height: Math.max(0, y1 - y0) };
   }
 }
+
+/** Side of the blocks a StrokeBackup copies. */
+const BACKUP_BLOCK = 64;
+
+/**
+ * A layer's pixels as they were when a stroke began, copied block by block just before the stroke first
+ * writes into each block (`save`), so beginning a stroke costs nothing and a stroke keeps only the blocks
+ * it touched (a copy of the whole layer is 16 MiB at 4096², copied on every pointer-down).
+ */
+export class StrokeBackup {
+  private readonly blocks: Array<Uint8Array | undefined>;
+  private readonly columns: number;
+
+  constructor(private readonly layer: MaskLayer) {
+    this.columns = Math.ceil(layer.width / BACKUP_BLOCK);
+    this.blocks = new Array<Uint8Array | undefined>(this.columns * Math.ceil(layer.height / BACKUP_BLOCK));
+  }
+
+  /** Copies the blocks under `rect` not copied yet; call before writing into `rect`. */
+  save(rect: PixelRect): void {
+    const r = this.layer.clip(rect);
+    if (r.width === 0 || r.height === 0) return;
+    const { width, height, data } = this.layer;
+    for (let by = Math.floor(r.y / BACKUP_BLOCK); by <= Math.floor((r.y + r.height - 1) / BACKUP_BLOCK); by++) {
+      for (let bx = Math.floor(r.x / BACKUP_BLOCK); bx <= Math.floor((r.x + r.width - 1) / BACKUP_BLOCK); bx++) {
+        const k = by * this.columns + bx;
+        if (this.blocks[k]) continue;
+        const x0 = bx * BACKUP_BLOCK;
+        const y0 = by * BACKUP_BLOCK;
+        const w = Math.min(BACKUP_BLOCK, width - x0);
+        const h = Math.min(BACKUP_BLOCK, height - y0);
+        const block = new Uint8Array(w * h);
+        for (let y = 0; y < h; y++) block.set(data.subarray((y0 + y) * width + x0, (y0 + y) * width + x0 + w), y * w);
+        this.blocks[k] = block;
+      }
+    }
+  }
+
+  /** The pixels of `rect` as they were when the backup was made (row-major, as MaskLayer.read). */
+  read(rect: PixelRect): Uint8Array {
+    const out = this.layer.read(rect);
+    const { width, height } = this.layer;
+    for (let by = Math.floor(rect.y / BACKUP_BLOCK); by <= Math.floor((rect.y + rect.height - 1) / BACKUP_BLOCK); by++) {
+      for (let bx = Math.floor(rect.x / BACKUP_BLOCK); bx <= Math.floor((rect.x + rect.width - 1) / BACKUP_BLOCK); bx++) {
+        const block = this.blocks[by * this.columns + bx];
+        if (!block) continue;
+        const x0 = bx * BACKUP_BLOCK;
+        const y0 = by * BACKUP_BLOCK;
+        const w = Math.min(BACKUP_BLOCK, width - x0);
+        const h = Math.min(BACKUP_BLOCK, height - y0);
+        const cx0 = Math.max(x0, rect.x);
+        const cx1 = Math.min(x0 + w, rect.x + rect.width);
+        for (let y = Math.max(y0, rect.y); y < Math.min(y0 + h, rect.y + rect.height); y++) {
+          out.set(block.subarray((y - y0) * w + cx0 - x0, (y - y0) * w + cx1 - x0), (y - rect.y) * rect.width + cx0 - rect.x);
+        }
+      }
+    }
+    return out;
+  }
+}

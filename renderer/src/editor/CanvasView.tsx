@@ -330,7 +330,6 @@ export function CanvasView() {
       setView({ ...pan.view, x: pan.view.x + p.screen.x - pan.x, y: pan.view.y + p.screen.y - pan.y });
       return;
     }
-    moveCursor(p.x, p.y, !spaceHeld);
     if (doc.isPainting) {
       // Coalesced events keep a fast stroke smooth: the browser batches pointer samples per frame.
       const samples = e.evt.getCoalescedEvents?.() ?? [];
@@ -343,6 +342,8 @@ export function CanvasView() {
         }
       } else doc.continueStroke(p);
     }
+    // After the stroke: moving the ring dirties style, and the stage's getBoundingClientRect above would then force a layout.
+    moveCursor(p.x, p.y, !spaceHeld);
   };
 
   useEffect(() => {
@@ -396,11 +397,12 @@ export function CanvasView() {
           {preview && !staged && <KImage image={preview} x={0} y={0} width={doc.width} height={doc.height} opacity={0.95} />}
         </Layer>
         {/* Live painting: the newest frame's repainted crop over the picture, under the overlays. */}
-        <Layer listening={false} visible={!staged} imageSmoothingEnabled={view.scale < 2}>
+        {/* Hidden while empty: every shown layer is a stage-size canvas the compositor blends on each painted frame. */}
+        <Layer listening={false} visible={!staged && liveImage !== null} imageSmoothingEnabled={view.scale < 2}>
           {liveImage && <KImage image={liveImage.canvas} x={liveImage.x} y={liveImage.y} width={liveImage.width} height={liveImage.height} />}
         </Layer>
         {/* Drawn by hand (useTiledDraw) so painting redraws only the dirty rect; Konva must not clear them first. */}
-        <Layer ref={layoutDraw.layerRef} listening={false} visible={tool.layoutVisible && !staged} opacity={tool.layoutOpacity} clearBeforeDraw={false}>
+        <Layer ref={layoutDraw.layerRef} listening={false} visible={tool.layoutVisible && !staged && (tool.target === 'layout' || !doc.layout.isEmpty())} opacity={tool.layoutOpacity} clearBeforeDraw={false}>
           <Shape sceneFunc={layoutDraw.sceneFunc} perfectDrawEnabled={false} />
         </Layer>
         <Layer ref={regionDraw.layerRef} listening={false} visible={regionOverlay !== null && !staged} opacity={REGION_OPACITY} clearBeforeDraw={false}>
