@@ -18,7 +18,6 @@ import { join } from 'node:path';
 import type { Requests } from '../shared/contract.js';
 import { imageHeaderFromBase64 } from '../shared/image-header.js';
 import { StudioError } from '../shared/errors.js';
-import { fsyncDirectory } from '../history/files.js';
 
 /** The folder under the data folder that holds queued jobs' images. */
 export const JOB_IMAGES_FOLDER = 'jobs';
@@ -93,8 +92,8 @@ export class JobImages {
         await writeBase64(join(dir, name), image.base64);
         image.put(files, name);
       }
-      fsyncDirectory(dir);
-      fsyncDirectory(this.dir);
+      await fsyncDirectory(dir);
+      await fsyncDirectory(this.dir);
     } catch (err) {
       await this.remove(id);
       throw storeError(err, images.reduce((n, i) => n + Math.floor((i.base64.length * 3) / 4), 0));
@@ -155,6 +154,21 @@ async function writeBase64(path: string, base64: string): Promise<void> {
     await file.close();
   }
   await rename(temp, path);
+}
+
+/**
+ * fsync on a folder makes a rename in it durable (POSIX); Windows can't open a folder this way and
+ * journals renames itself. Asynchronous (history/files.ts has the synchronous one): enqueue must not
+ * hold the event loop while the disk flushes.
+ */
+async function fsyncDirectory(dir: string): Promise<void> {
+  if (process.platform === 'win32') return;
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
 }
 
 /** A file-system failure while storing a job's images, in words and without the data folder's path. */
