@@ -1,21 +1,23 @@
 #!/usr/bin/env python
-"""Convert a Stable Diffusion 1.x/2.x model to the ONNX folder Latent Studio opens (the optimum layout).
+"""Convert a Stable Diffusion 1.x/2.x or SDXL model to the ONNX folder Latent Studio opens (the optimum layout).
 
 Input, either:
-  * a diffusers model folder (model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/ with
-    torch weights), or
-  * a single-file .safetensors checkpoint (the CompVis/A1111 layout, as model sites share them). Its
-    architecture is read from the weights' shapes (SD 1.x or 2.x, inpainting or not; see
-    convert_lib/presets.py); SD 2.x is taken as 768-v unless --prediction-type epsilon. Anything else
-    needs --config: a diffusers-format folder of the same architecture (its configs, tokenizer and
-    scheduler are used; its weights, if any, are not).
+  * a diffusers model folder (model_index.json, unet/, vae/, text_encoder/ (and text_encoder_2/ for
+    SDXL), tokenizer/, scheduler/ with torch weights), or
+  * a single-file .safetensors checkpoint (the CompVis/A1111 layout, and sgm's for SDXL, as A1111,
+    ComfyUI and model sites share them). Its architecture is read from the weights' shapes (SD 1.x or
+    2.x, inpainting or not; SDXL base, inpainting or refiner; see convert_lib/presets.py); SD 2.x is
+    taken as 768-v unless --prediction-type epsilon. Anything else needs --config: a diffusers-format
+    folder of the same architecture (its configs, tokenizers and scheduler are used; its weights, if
+    any, are not). SDXL folders get both text encoders with every hidden state, and the U-Net's
+    text_embeds and time_ids inputs, as optimum exports them.
 Conversion is offline: nothing is downloaded (HF_HUB_OFFLINE=1; see convert_lib/sources.py).
 
 Output: OUT, written to a temp folder beside it and renamed into place when complete and checked
 (every submodel is run in onnxruntime and compared with torch). Then import OUT in the studio.
 
 --lora FILE[:WEIGHT] (repeatable) bakes a LoRA into the converted weights (diffusers fuse_lora; weight
-default 1), for those who want a fixed copy instead of <lora:name:weight> at run time.
+default 1), for those who want a fixed copy instead of <lora:name:weight> at run time (SD 1.x/2.x).
 
 Usage (from the repo root; the venv is made by native-models/tools/setup-venv.sh):
   native-models/.venv/bin/python native-models/tools/convert.py SOURCE OUT [--fp16] [--config DIR]
@@ -50,7 +52,8 @@ def main() -> None:
     parser.add_argument("--prediction-type", choices=["epsilon", "v_prediction"], default=None,
                         help="for an SD 2.x .safetensors file: epsilon (512-base) or v_prediction (768-v, the default)")
     parser.add_argument("--dry-run", action="store_true", help="check the input and print the plan; convert nothing")
-    parser.add_argument("--fp16", action="store_true", help="float16 text encoder, U-Net and VAE encoder (VAE decoder stays float32)")
+    parser.add_argument("--fp16", action="store_true",
+                        help="float16 text encoders, U-Net and VAE encoder (the VAE decoder stays float32, and SDXL's encoder too)")
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     parser.add_argument("--skip-check", action="store_true", help="don't compare each submodel with torch")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch decides)")

@@ -12,13 +12,24 @@ engine reads (test/fixtures/README.md, tiny-optimum; /work/shared/docs/sd-onnx-r
   vae_decoder/model.onnx            latent_sample -> sample
   <part>/config.json                each submodel's config (the engine reads sizes and scaling_factor from them)
 
+SDXL (optimum's SDXL configs, output_hidden_states=True on both encoders; wave2-reference §2a):
+
+  text_encoder/model.onnx           input_ids int64 -> last_hidden_state, pooler_output, hidden_states.0 … hidden_states.L
+  text_encoder_2/model.onnx         input_ids int64 -> text_embeds, last_hidden_state, hidden_states.0 … hidden_states.L
+  unet/model.onnx + model.onnx_data  … + text_embeds [batch_size, P], time_ids [batch_size, 6 (5: refiner)]
+  tokenizer_2/                      the bigG tokenizer (pads with "!")
+  model_index.json                  StableDiffusionXL{,Img2Img,Inpaint}Pipeline with force_zeros_for_empty_prompt and
+                                    requires_aesthetics_score; a refiner has text_encoder/tokenizer [null, null]
+
 The TorchScript exporter (dynamo=False) is used, as optimum does. The UNet's weights always go to
 `model.onnx_data` (a real SD UNet is over protobuf's 2 GB limit).
 
 --fp16 converts text_encoder, unet and vae_encoder with onnxruntime's `convert_float_to_float16`
 (keep_io_types=False, as ORT's optimize_pipeline.py --float16 and Olive do), so their float inputs
 and outputs become float16; vae_decoder stays float32 because the SD 1.x/2.x VAE decoder overflows
-float16 (the reason for madebyollin/sdxl-vae-fp16-fix). No graph fusions: their contrib ops only have
+float16 (the reason for madebyollin/sdxl-vae-fp16-fix). A VAE whose config says `force_upcast` (SDXL's)
+keeps its encoder float32 too, as diffusers upcasts it for encoding; text_encoder_2 is converted like
+text_encoder. No graph fusions: their contrib ops only have
 CUDA kernels, and the result must run on every provider.
 """
 
@@ -56,6 +67,30 @@ class _TextEncoder(torch.nn.Module):
         return out.last_hidden_state, out.pooler_output
 
 
+class _TextEncoderHidden(torch.nn.Module):
+    """SDXL's CLIPTextOnnxConfig with output_hidden_states: last_hidden_state, pooler_output, hidden_states.*."""
+
+    def __init__(self, text_encoder):
+        super().__init__()
+        self.text_encoder = text_encoder
+
+    def forward(self, input_ids):
+        out = self.text_encoder(input_ids=input_ids, output_hidden_states=True)
+        return (out.last_hidden_state, out.pooler_output, *out.hidden_states)
+
+
+class _TextEncoderWithProjectionHidden(torch.nn.Module):
+    """CLIPTextWithProjectionOnnxConfig with output_hidden_states: text_embeds, last_hidden_state, hidden_states.*."""
+
+    def __init__(self, text_encoder):
+        super().__init__()
+        self.text_encoder = text_encoder
+
+    def forward(self, input_ids):
+        out = self.text_encoder(input_ids=input_ids, output_hidden_states=True)
+        return (out.text_embeds, out.last_hidden_state, *out.hidden_states)
+
+
 class _UNet(torch.nn.Module):
     def __init__(self, unet):
         super().__init__()
@@ -63,6 +98,18 @@ class _UNet(torch.nn.Module):
 
     def forward(self, sample, timestep, encoder_hidden_states, timestep_cond=None):
         return self.unet(sample, timestep, encoder_hidden_states, timestep_cond=timestep_cond, return_dict=False)[0]
+
+
+class _SdxlUNet(torch.nn.Module):
+    """UNetOnnxConfig with addition_embed_type "text_time": text_embeds and time_ids go to added_cond_kwargs."""
+
+    def __init__(self, unet):
+        super().__init__()
+        self.unet = unet
+
+    def forward(self, sample, timestep, encoder_hidden_states, text_embeds, time_ids):
+        added = {"text_embeds": text_embeds, "time_ids": time_ids}
+        return self.unet(sample, timestep, encoder_hidden_states, added_cond_kwargs=added, return_dict=False)[0]
 
 
 class _VaeEncoder(torch.nn.Module):
@@ -135,22 +182,45 @@ def _check(path: Path, module, feeds: dict[str, np.ndarray], torch_args: tuple, 
     return diff
 
 
+def _export_text_encoder(model, part: str, out: Path, ids: torch.Tensor, opset: int, sdxl: bool):
+    """One text encoder: (wrapper, path, export_model_type). SD: last_hidden_state, pooler_output; SDXL: all
+    hidden states too (encoder 2 with its projection first, as text_embeds)."""
+    seq_axes = {0: "batch_size", 1: "sequence_length"}
+    path = out / part / "model.onnx"
+    if not sdxl:
+        wrapper, heads, kind = _TextEncoder(model), ["last_hidden_state", "pooler_output"], "clip-text"
+        axes = {"last_hidden_state": dict(seq_axes), "pooler_output": {0: "batch_size"}}
+    elif part == "text_encoder_2":
+        # optimum labels text_embeds' dim 1 sequence_length too (it is the projection width).
+        wrapper, heads, kind = _TextEncoderWithProjectionHidden(model), ["text_embeds", "last_hidden_state"], "clip-text-with-projection"
+        axes = {"text_embeds": dict(seq_axes), "last_hidden_state": dict(seq_axes)}
+    else:
+        wrapper, heads, kind = _TextEncoderHidden(model), ["last_hidden_state", "pooler_output"], "clip-text"
+        axes = {"last_hidden_state": dict(seq_axes), "pooler_output": {0: "batch_size"}}
+    hidden = [f"hidden_states.{i}" for i in range(model.config.num_hidden_layers + 1)] if sdxl else []
+    axes.update({name: dict(seq_axes) for name in hidden})
+    _export(wrapper, (ids,), path, ["input_ids"], heads + hidden, {"input_ids": dict(seq_axes), **axes}, opset)
+    config = {**model.config.to_dict(), "export_model_type": kind}
+    if sdxl:
+        config["architectures"] = [type(model).__name__]
+    _write_json(out / part / "config.json", config)
+    return wrapper, path
+
+
 @torch.no_grad()
 def export_model(src: SourceModel, out: Path, opset: int = DEFAULT_OPSET, fp16: bool = False, check: bool = True) -> dict:
     """Writes the folder; returns a report (what was written and the torch-vs-ONNX differences)."""
     generator = torch.Generator().manual_seed(0)
-    text_encoder, unet, vae = src.text_encoder.eval().float(), src.unet.eval().float(), src.vae.eval().float()
-    report: dict = {"opset": opset, "fp16": fp16, "max_relative_diff": {}}
+    unet, vae = src.unet.eval().float(), src.vae.eval().float()
+    report: dict = {"opset": opset, "fp16": fp16, "sdxl": src.sdxl, "max_relative_diff": {}}
 
-    # text_encoder (CLIPTextOnnxConfig, int64 ids)
-    vocab = text_encoder.config.vocab_size
-    ids = torch.randint(0, vocab, (DUMMY_BATCH, DUMMY_SEQUENCE), generator=generator, dtype=torch.int64)
-    text = _TextEncoder(text_encoder)
-    text_path = out / "text_encoder" / "model.onnx"
-    _export(text, (ids,), text_path, ["input_ids"], ["last_hidden_state", "pooler_output"],
-            {"input_ids": {0: "batch_size", 1: "sequence_length"},
-             "last_hidden_state": {0: "batch_size", 1: "sequence_length"}, "pooler_output": {0: "batch_size"}}, opset)
-    _write_json(out / "text_encoder" / "config.json", {**text_encoder.config.to_dict(), "export_model_type": "clip-text"})
+    # text encoders (CLIPTextOnnxConfig / CLIPTextWithProjectionOnnxConfig, int64 ids)
+    encoders = [(name, model.eval().float()) for name, model in (("text_encoder", src.text_encoder), ("text_encoder_2", src.text_encoder_2)) if model is not None]
+    texts = []
+    for name, model in encoders:
+        ids = torch.randint(0, model.config.vocab_size, (DUMMY_BATCH, DUMMY_SEQUENCE), generator=generator, dtype=torch.int64)
+        wrapper, path = _export_text_encoder(model, name, out, ids, opset, src.sdxl)
+        texts.append((name, wrapper, path, ids))
 
     # unet (UNetOnnxConfig)
     size = int(unet.config.sample_size or 64)
@@ -162,13 +232,28 @@ def export_model(src: SourceModel, out: Path, opset: int = DEFAULT_OPSET, fp16: 
     unet_inputs = ["sample", "timestep", "encoder_hidden_states"]
     unet_axes = {"sample": {0: "batch_size", 2: "height", 3: "width"}, "timestep": {},
                  "encoder_hidden_states": {0: "batch_size", 1: "sequence_length"}}
+    if unet.config.addition_embed_type == "text_time":
+        if src.text_encoder_2 is None:
+            raise ConversionError("the U-Net takes SDXL's text_embeds and time_ids but the model has no text_encoder_2")
+        pooled = src.text_encoder_2.config.projection_dim
+        time_ids = (unet.config.projection_class_embeddings_input_dim - pooled) // unet.config.addition_time_embed_dim
+        # original size, crop top-left, target size (or the refiner's aesthetic score): sizes in pixels.
+        unet_args += [torch.randn(DUMMY_BATCH, pooled, generator=generator), torch.rand(DUMMY_BATCH, time_ids, generator=generator) * 1024]
+        unet_inputs += ["text_embeds", "time_ids"]
+        unet_axes.update({"text_embeds": {0: "batch_size"}, "time_ids": {0: "batch_size"}})
+        unet_module = _SdxlUNet(unet)
+    else:
+        if src.sdxl:
+            raise ConversionError("the model has SDXL's two text encoders but its U-Net takes no text_embeds/time_ids (addition_embed_type)")
+        unet_module = _UNet(unet)
     if unet.config.time_cond_proj_dim is not None:
+        if src.sdxl:
+            raise ConversionError("SDXL U-Nets with timestep_cond (LCM distilled) are not supported; use an LCM-LoRA at run time")
         unet_args.append(torch.randn(DUMMY_BATCH, unet.config.time_cond_proj_dim, generator=generator))
         unet_inputs.append("timestep_cond")
         unet_axes["timestep_cond"] = {0: "batch_size"}
     unet_axes["out_sample"] = {0: "batch_size", 2: "height", 3: "width"}
     unet_path = out / "unet" / "model.onnx"
-    unet_module = _UNet(unet)
     _export(unet_module, tuple(unet_args), unet_path, unet_inputs, ["out_sample"], unet_axes, opset)
     _to_external_data(unet_path)
     _write_json(out / "unet" / "config.json", dict(unet.config))
@@ -190,34 +275,56 @@ def export_model(src: SourceModel, out: Path, opset: int = DEFAULT_OPSET, fp16: 
 
     if check:
         diffs = report["max_relative_diff"]
-        diffs["text_encoder"] = _check(text_path, text, {"input_ids": ids.numpy()}, (ids,), "text_encoder")
+        for name, wrapper, path, ids in texts:
+            diffs[name] = _check(path, wrapper, {"input_ids": ids.numpy()}, (ids,), name)
         feeds = {name: t.numpy() for name, t in zip(unet_inputs, unet_args, strict=True)}
         diffs["unet"] = _check(unet_path, unet_module, feeds, tuple(unet_args), "unet")
         diffs["vae_encoder"] = _check(enc_path, encoder, {"sample": image.numpy()}, (image,), "vae_encoder")
         diffs["vae_decoder"] = _check(dec_path, decoder, {"latent_sample": latent.numpy()}, (latent,), "vae_decoder")
 
     if fp16:
-        _to_fp16(text_path, external=False)
+        for _, _, path, _ in texts:
+            _to_fp16(path, external=False)
         _to_fp16(unet_path, external=True)
-        _to_fp16(enc_path, external=False)
+        if not vae.config.get("force_upcast", False):
+            _to_fp16(enc_path, external=False)
 
-    write_tokenizer_folder(src.tokenizer, out / "tokenizer", src.tokenizer_dir)
+    tokenizers = [("tokenizer", src.tokenizer), ("tokenizer_2", src.tokenizer_2)]
+    for name, tokenizer in tokenizers:
+        if tokenizer is not None:
+            write_tokenizer_folder(tokenizer, out / name, src.tokenizers_root / name if src.tokenizers_root else None)
     src.scheduler.save_pretrained(out / "scheduler")
     scheduler_class = type(src.scheduler).__name__
     import diffusers
 
-    pipeline_class = src.pipeline_class if src.pipeline_class.endswith("Pipeline") else "StableDiffusionPipeline"
-    _write_json(out / "model_index.json", {
-        "_class_name": pipeline_class,
-        "_diffusers_version": diffusers.__version__,
-        "feature_extractor": [None, None],
-        "requires_safety_checker": False,
-        "safety_checker": [None, None],
-        "scheduler": ["diffusers", scheduler_class],
-        "text_encoder": ["transformers", "CLIPTextModel"],
-        "tokenizer": ["transformers", "CLIPTokenizer"],
-        "unet": ["diffusers", "UNet2DConditionModel"],
-        "vae": ["diffusers", "AutoencoderKL"],
-    })
+    if src.sdxl:
+        index = {
+            "_class_name": src.pipeline_class,
+            "_diffusers_version": diffusers.__version__,
+            "feature_extractor": [None, None],
+            "image_encoder": [None, None],
+            **(src.pipeline_config or {}),
+            "scheduler": ["diffusers", scheduler_class],
+            "text_encoder": ["transformers", "CLIPTextModel"] if src.text_encoder is not None else [None, None],
+            "text_encoder_2": ["transformers", "CLIPTextModelWithProjection"],
+            "tokenizer": ["transformers", "CLIPTokenizer"] if src.tokenizer is not None else [None, None],
+            "tokenizer_2": ["transformers", "CLIPTokenizer"],
+            "unet": ["diffusers", "UNet2DConditionModel"],
+            "vae": ["diffusers", "AutoencoderKL"],
+        }
+    else:
+        index = {
+            "_class_name": src.pipeline_class if src.pipeline_class.endswith("Pipeline") else "StableDiffusionPipeline",
+            "_diffusers_version": diffusers.__version__,
+            "feature_extractor": [None, None],
+            "requires_safety_checker": False,
+            "safety_checker": [None, None],
+            "scheduler": ["diffusers", scheduler_class],
+            "text_encoder": ["transformers", "CLIPTextModel"],
+            "tokenizer": ["transformers", "CLIPTokenizer"],
+            "unet": ["diffusers", "UNet2DConditionModel"],
+            "vae": ["diffusers", "AutoencoderKL"],
+        }
+    _write_json(out / "model_index.json", index)
     report["files"] = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     return report

@@ -27,6 +27,8 @@ def fuse_loras(model: SourceModel, loras: list[tuple[Path, float]]) -> list[dict
     import transformers.integrations.peft as transformers_peft
     from diffusers import StableDiffusionPipeline
 
+    if model.sdxl:
+        raise ConversionError("--lora bakes LoRAs into SD 1.x/2.x models only; for SDXL use <lora:name:weight> in the prompt")
     # transformers 5.24 asks for peft >= 0.22.0 (not on PyPI; 0.21.2 pinned), whose methods it uses exist in 0.21.
     transformers_peft.MIN_PEFT_VERSION = peft.__version__
     pipe = StableDiffusionPipeline(

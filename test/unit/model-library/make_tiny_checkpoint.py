@@ -86,10 +86,12 @@ def unet_prefixes(unet) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
             m += 1
     others += [("time_embedding.linear_1.", "time_embed.0."), ("time_embedding.linear_2.", "time_embed.2."),
                ("conv_in.", "input_blocks.0.0."), ("conv_norm_out.", "out.0."), ("conv_out.", "out.2.")]
+    if unet.config.addition_embed_type == "text_time":  # SDXL: pooled text + time ids (sgm's label_emb)
+        others += [("add_embedding.linear_1.", "label_emb.0.0."), ("add_embedding.linear_2.", "label_emb.0.2.")]
     return resnets, others
 
 
-def ldm_state_dict(text_encoder, unet, vae) -> dict[str, torch.Tensor]:
+def ldm_unet(unet) -> dict[str, torch.Tensor]:
     out: dict[str, torch.Tensor] = {}
     resnets, others = unet_prefixes(unet)
     for key, tensor in unet.state_dict().items():
@@ -97,6 +99,11 @@ def ldm_state_dict(text_encoder, unet, vae) -> dict[str, torch.Tensor]:
         if ldm is None:
             raise SystemExit(f"no LDM name for unet key {key}")
         out["model.diffusion_model." + ldm] = tensor
+    return out
+
+
+def ldm_vae(vae) -> dict[str, torch.Tensor]:
+    out: dict[str, torch.Tensor] = {}
     levels = len(vae.encoder.down_blocks)
     vae_prefixes = [("encoder.conv_norm_out.", "encoder.norm_out."), ("decoder.conv_norm_out.", "decoder.norm_out.")]
     for part in ("encoder", "decoder"):
@@ -117,10 +124,16 @@ def ldm_state_dict(text_encoder, unet, vae) -> dict[str, torch.Tensor]:
         else:
             ldm = _rename(key, vae_prefixes, VAE_RESNET) or key  # conv_in, conv_out, quant convs: same names
         out["first_stage_model." + ldm] = tensor
-    for key, tensor in text_encoder.state_dict().items():
-        # SD 1.x files hold HF CLIPTextModel keys (text_model.*); transformers 5 names them without text_model.
-        hf = key if key.startswith("text_model.") else "text_model." + key
-        out["cond_stage_model.transformer." + hf] = tensor
+    return out
+
+
+def hf_clip_keys(text_encoder, prefix: str) -> dict[str, torch.Tensor]:
+    # SD 1.x and SDXL files hold HF CLIPTextModel keys (text_model.*); transformers 5 names them without text_model.
+    return {prefix + (k if k.startswith("text_model.") else "text_model." + k): v for k, v in text_encoder.state_dict().items()}
+
+
+def ldm_state_dict(text_encoder, unet, vae) -> dict[str, torch.Tensor]:
+    out = {**ldm_unet(unet), **ldm_vae(vae), **hf_clip_keys(text_encoder, "cond_stage_model.transformer.")}
     return {k: v.contiguous() for k, v in out.items()}
 
 
