@@ -7,7 +7,7 @@ import sharp from 'sharp';
 import { GENERATION_MODES, INPAINT_AREAS, SAMPLERS } from '../shared/generation.js';
 import type { GenerationParams } from '../shared/generation.js';
 import { parseA1111Parameters } from '../shared/a1111.js';
-import { EMPHASIS_MODES } from '../shared/generation-limits.js';
+import { EMPHASIS_MODES, MAX_AESTHETIC_SCORE, MIN_AESTHETIC_SCORE } from '../shared/generation-limits.js';
 import type { PreparedImage, RecordedParams } from '../shared/history.js';
 import { imageHeader } from '../shared/image-header.js';
 import { DEFAULT_MAX_INPUT_PIXELS, formatMegapixels } from '../shared/resource-limits.js';
@@ -46,6 +46,8 @@ export const generationParamsSchema = z.object({
   regions: z.array(z.object({ prompt: z.string(), weight: z.number().finite().positive(), area: z.number().finite().min(0).max(1) })).optional(),
   emphasis: z.enum(EMPHASIS_MODES).optional(),
   padConds: z.literal(true).optional(),
+  aestheticScore: z.number().finite().min(MIN_AESTHETIC_SCORE).max(MAX_AESTHETIC_SCORE).optional(),
+  negativeAestheticScore: z.number().finite().min(MIN_AESTHETIC_SCORE).max(MAX_AESTHETIC_SCORE).optional(),
 });
 
 /**
@@ -173,5 +175,7 @@ function recorded(p: Partial<GenerationParams> & { prompt: string; loras?: { nam
     ...(p.loras !== undefined && p.loras.length > 0 ? { loras: p.loras } : {}),
     ...(p.emphasis !== undefined && p.emphasis !== 'Original' ? { emphasis: p.emphasis } : {}),
     ...(p.padConds === true ? { padConds: true as const } : {}),
+    ...(p.aestheticScore !== undefined ? { aestheticScore: p.aestheticScore } : {}),
+    ...(p.negativeAestheticScore !== undefined ? { negativeAestheticScore: p.negativeAestheticScore } : {}),
   };
 }

@@ -87,6 +87,8 @@ interface ItemRow {
   regions_json: string | null;
   emphasis: EmphasisMode | null;
   pad_conds: number | null;
+  aesthetic_score: number | null;
+  negative_aesthetic_score: number | null;
   o_hash: string | null; o_width: number | null; o_height: number | null; o_missing: number | null;
   i_hash: string | null; i_width: number | null; i_height: number | null; i_missing: number | null;
   m_hash: string | null; m_width: number | null; m_height: number | null; m_missing: number | null;
@@ -100,6 +102,7 @@ const ITEM_SELECT = `
          g.execution_provider, g.timings_json, g.error, g.favorite, g.tags, g.deleted_at, g.source_file,
          g.source_parameters, g.inpaint_area, g.mask_padding, g.control_scale,
          g.clip_skip, g.embeddings_json, g.hires_json, g.soft_inpaint, g.loras_json, g.emphasis, g.pad_conds,
+         g.aesthetic_score, g.negative_aesthetic_score,
          (SELECT json_group_array(json_object('prompt', r.prompt, 'weight', r.weight, 'area', r.area, 'hash', r.mask_hash,
                                               'width', ri.width, 'height', ri.height, 'missing', ri.file_missing))
             FROM (SELECT * FROM generation_regions WHERE generation_id = g.id ORDER BY position) r
@@ -176,6 +179,9 @@ export function rowToItem(r: ItemRow): HistoryItem {
       ...(regions.length > 0 ? { regions: regions.map(({ prompt, weight, area }) => ({ prompt, weight, area })) } : {}),
       ...(r.emphasis !== null ? { emphasis: r.emphasis } : {}),
       ...(r.pad_conds === 1 ? { padConds: true as const } : {}),
+      // Migration 009: an SDXL refiner's aesthetic scores.
+      ...(r.aesthetic_score !== null ? { aestheticScore: r.aesthetic_score } : {}),
+      ...(r.negative_aesthetic_score !== null ? { negativeAestheticScore: r.negative_aesthetic_score } : {}),
     },
     output: imageRef(r.o_hash, r.o_width, r.o_height, r.o_missing),
     initImage: imageRef(r.i_hash, r.i_width, r.i_height, r.i_missing),
@@ -230,11 +236,13 @@ export class HistoryRepository {
       INSERT INTO generations (created_at, source, status, mode, model_id, model_hash, prompt, negative_prompt, seed, steps,
         cfg, sampler, width, height, strength, mask_blur, init_image_hash, mask_hash, output_hash, parent_id,
         execution_provider, timings_json, error, favorite, tags, source_file, source_parameters, label_map_hash,
-        inpaint_area, mask_padding, control_scale, clip_skip, embeddings_json, hires_json, soft_inpaint, loras_json, emphasis, pad_conds)
+        inpaint_area, mask_padding, control_scale, clip_skip, embeddings_json, hires_json, soft_inpaint, loras_json, emphasis, pad_conds,
+        aesthetic_score, negative_aesthetic_score)
       VALUES (@createdAt, @source, @status, @mode, @modelId, @modelHash, @prompt, @negativePrompt, @seed, @steps,
         @cfg, @sampler, @width, @height, @strength, @maskBlur, @initImageHash, @maskHash, @outputHash, @parentId,
         @executionProvider, @timingsJson, @error, @favorite, @tags, @sourceFile, @sourceParameters, @labelMapHash,
-        @inpaintArea, @maskPadding, @controlScale, @clipSkip, @embeddingsJson, @hiresJson, @softInpaint, @lorasJson, @emphasis, @padConds)`);
+        @inpaintArea, @maskPadding, @controlScale, @clipSkip, @embeddingsJson, @hiresJson, @softInpaint, @lorasJson, @emphasis, @padConds,
+        @aestheticScore, @negativeAestheticScore)`);
     this.insertRegionStmt = db.prepare(`
       INSERT INTO generation_regions (generation_id, position, prompt, weight, area, mask_hash)
       VALUES (@generationId, @position, @prompt, @weight, @area, @maskHash)`);
@@ -310,6 +318,8 @@ export class HistoryRepository {
       lorasJson: r.loras && r.loras.length > 0 ? JSON.stringify(r.loras) : null,
       emphasis: r.emphasis !== undefined && r.emphasis !== 'Original' ? r.emphasis : null,
       padConds: r.padConds ? 1 : null,
+      aestheticScore: r.aestheticScore ?? null,
+      negativeAestheticScore: r.negativeAestheticScore ?? null,
     });
     const id = Number(info.lastInsertRowid);
     const regions = r.regions ?? [];

@@ -35,7 +35,8 @@ const USAGE = `Usage:
                   [--latents FILE.npy] [--control IMG [--control-scale S] [--controlnet DIR]] [--label-map PNG] [--mode MODE]
                   [--lora-dir DIR]… [--clip-skip N] [--embeddings-dir DIR]… [--data-dir DIR] [--providers cpu,webgpu,…] [--threads N]
                   [--soft-inpaint] [--hires-upscaler NAME] [--hires-scale S] [--hires-steps N] [--hires-strength S] [--hires-resize WxH]
-                  [--upscaler-dir DIR]… [--region MASK.png[@WEIGHT]=PROMPT]… --out FILE.png
+                  [--upscaler-dir DIR]… [--region MASK.png[@WEIGHT]=PROMPT]… [--aesthetic-score S] [--negative-aesthetic-score S]
+                  --out FILE.png
   studio tokenize [--model DIR] [--embeddings-dir DIR]… [--data-dir DIR] TEXT
   studio info [--model DIR]
   studio loras list|import FILE…|remove NAME… [--data-dir DIR]
@@ -55,6 +56,8 @@ to the file name of a textual-inversion embedding (.pt, .safetensors) in an --em
 Any --hires-* flag turns on A1111's hires fix (txt2img): upscaler Latent, Latent (bicubic), Latent (nearest),
 Latent (nearest-exact), Lanczos, Nearest, or the file stem of an ONNX upscaler in an --upscaler-dir or in
 <data dir>/upscalers; scale 2, steps 0 (= the first pass's), strength 0.7 unless given.
+--aesthetic-score / --negative-aesthetic-score (SDXL refiner only, 0 to 10): the scores its time ids end
+with for the prompt and the negative (default 6 and 2.5, as diffusers and A1111).
 Modes: ${GENERATION_MODES.join(', ')}. Samplers: ${SAMPLERS.join(', ')}.`;
 
 export function resolveModelDir(dir: string | undefined): string {
@@ -135,6 +138,8 @@ async function generate(argv: string[]): Promise<unknown> {
     'lora-dir': { type: 'string', multiple: true },
     'clip-skip': { type: 'string' },
     'soft-inpaint': { type: 'boolean' },
+    'aesthetic-score': { type: 'string' },
+    'negative-aesthetic-score': { type: 'string' },
     'hires-upscaler': { type: 'string' },
     'hires-scale': { type: 'string' },
     'hires-steps': { type: 'string' },
@@ -187,6 +192,8 @@ async function generate(argv: string[]): Promise<unknown> {
     ['maskBlur', 'mask-blur'],
     ['maskPadding', 'mask-padding'],
     ['clipSkip', 'clip-skip'],
+    ['aestheticScore', 'aesthetic-score'],
+    ['negativeAestheticScore', 'negative-aesthetic-score'],
   ];
   for (const [key, flag] of optional) {
     const n = numberArg(values, flag);

@@ -486,7 +486,7 @@ export class Host {
       // A hires fix may name an ONNX upscaler in the data folder's upscalers/.
       upscalerDirs: [upscalerFolder(this.dataDir)],
     };
-    for (const key of ['negativePrompt', 'steps', 'cfg', 'sampler', 'width', 'height', 'strength', 'maskBlur', 'inpaintArea', 'maskPadding', 'clipSkip', 'emphasis', 'padConds', 'hires', 'softInpaint'] as const) {
+    for (const key of ['negativePrompt', 'steps', 'cfg', 'sampler', 'width', 'height', 'strength', 'maskBlur', 'inpaintArea', 'maskPadding', 'clipSkip', 'emphasis', 'padConds', 'hires', 'softInpaint', 'aestheticScore', 'negativeAestheticScore'] as const) {
       if (req[key] !== undefined) (engineRequest as unknown as Record<string, unknown>)[key] = req[key];
     }
     // control.image and the regions' masks are placeholders here, filled from `files` by the engine process.

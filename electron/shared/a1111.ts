@@ -12,7 +12,7 @@
  * is left out when the negative prompt is empty.
  */
 import type { GenerationMode, GenerationParams, HiresParams, RegionParams, SamplerName } from './generation.js';
-import { DEFAULT_EMPHASIS, DEFAULT_HIRES_SCALE, DEFAULT_HIRES_UPSCALER, EMPHASIS_MODES } from './generation-limits.js';
+import { DEFAULT_EMPHASIS, DEFAULT_HIRES_SCALE, DEFAULT_HIRES_UPSCALER, EMPHASIS_MODES, MAX_AESTHETIC_SCORE, MIN_AESTHETIC_SCORE } from './generation-limits.js';
 
 /** Our sampler names as A1111 shows them (its `samplers_k_diffusion` / `samplers_data_compvis` labels). */
 export const A1111_SAMPLER_NAMES: Readonly<Record<SamplerName, string>> = {
@@ -99,6 +99,13 @@ export const TI_HASHES_KEY = 'TI hashes';
 export const EMPHASIS_KEY = 'Emphasis';
 /** Written as `Pad conds: True` when the shorter of prompt and negative was padded (sd_samplers_kdiffusion.py). */
 export const PAD_CONDS_KEY = 'Pad conds';
+/**
+ * Our own settings for an SDXL refiner's aesthetic scores: A1111 and Forge keep them as options
+ * ("SDXL high / low aesthetic score", `sdxl_refiner_high/low_aesthetic_score`) that no infotext records,
+ * so the names are diffusers' (`aesthetic_score`, `negative_aesthetic_score`) in A1111's key style.
+ */
+export const AESTHETIC_SCORE_KEY = 'Aesthetic score';
+export const NEGATIVE_AESTHETIC_SCORE_KEY = 'Negative aesthetic score';
 
 /** A1111's "name: hash, …" lists (Lora hashes, TI hashes): `:` and `,` leave the names. */
 function hashList(items: readonly { name: string; hash: string }[]): string {
@@ -164,6 +171,8 @@ export function formatA1111Parameters(
   const brackets = /[([]/.test(params.prompt) || /[([]/.test(params.negativePrompt);
   if (params.emphasis !== undefined && params.emphasis !== DEFAULT_EMPHASIS && brackets) settings.push([EMPHASIS_KEY, params.emphasis]);
   if (params.padConds) settings.push([PAD_CONDS_KEY, 'True']);
+  if (params.aestheticScore !== undefined) settings.push([AESTHETIC_SCORE_KEY, params.aestheticScore]);
+  if (params.negativeAestheticScore !== undefined) settings.push([NEGATIVE_AESTHETIC_SCORE_KEY, params.negativeAestheticScore]);
   for (const [k, v] of Object.entries(extra)) settings.push([k, v]);
 
   const settingsLine = settings.map(([k, v]) => `${k}: ${quote(String(v))}`).join(', ');
@@ -299,6 +308,15 @@ export function parseA1111Parameters(text: string): ParsedA1111Parameters {
   const emphasis = EMPHASIS_MODES.find((m) => m === settings[EMPHASIS_KEY]?.trim());
   if (emphasis !== undefined && emphasis !== DEFAULT_EMPHASIS) params.emphasis = emphasis;
   if (settings[PAD_CONDS_KEY]?.trim() === 'True') params.padConds = true;
+  // Out of range: kept in `settings` only (a refiner's time ids take 0 to 10).
+  const score = (key: string): number | undefined => {
+    const v = toNumber(settings[key]);
+    return v !== undefined && v >= MIN_AESTHETIC_SCORE && v <= MAX_AESTHETIC_SCORE ? v : undefined;
+  };
+  const aestheticScore = score(AESTHETIC_SCORE_KEY);
+  if (aestheticScore !== undefined) params.aestheticScore = aestheticScore;
+  const negativeAestheticScore = score(NEGATIVE_AESTHETIC_SCORE_KEY);
+  if (negativeAestheticScore !== undefined) params.negativeAestheticScore = negativeAestheticScore;
   const samplerLabel = settings['Sampler'];
   if (samplerLabel !== undefined) {
     const sampler = mapSampler(samplerLabel, settings['Schedule type']);

@@ -13,6 +13,7 @@ import { InvalidRequestError } from './errors.js';
 import { GENERATION_MODES, INPAINT_AREAS, SAMPLERS } from './generation.js';
 import type { ExecutionProviderName } from './generation.js';
 import {
+  MAX_AESTHETIC_SCORE,
   MAX_CFG,
   MAX_CLIP_SKIP,
   EMPHASIS_MODES,
@@ -28,6 +29,7 @@ import {
   MAX_STEPS,
   MAX_STRENGTH,
   MIN_REGION_WEIGHT,
+  MIN_AESTHETIC_SCORE,
   MIN_CFG,
   MIN_HIRES_SCALE,
   MIN_SIDE,
@@ -208,6 +210,9 @@ export const generateRequestSchema = z
     maskBlur: z.number().min(0).max(MAX_MASK_BLUR).optional(),
     /** inpaint: soft inpainting (differential diffusion): the mask's grey levels say how much each pixel may change. */
     softInpaint: z.boolean().optional(),
+    /** SDXL refiner: the aesthetic scores its time ids end with (prompt, negative; defaults 6 and 2.5). */
+    aestheticScore: z.number().min(MIN_AESTHETIC_SCORE).max(MAX_AESTHETIC_SCORE).optional(),
+    negativeAestheticScore: z.number().min(MIN_AESTHETIC_SCORE).max(MAX_AESTHETIC_SCORE).optional(),
     /** img2img / inpaint: the input image, base64 of its file bytes… */
     initImage: base64ImageSchema.optional(),
     /** …or an image already in history (for example the parent's output in an inpaint chain). */

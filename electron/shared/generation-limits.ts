@@ -77,6 +77,15 @@ export const DEFAULT_SDXL_TURBO_STEPS = 1;
 export const DEFAULT_SDXL_LIGHTNING_STEPS = 4;
 /** Guidance off: Turbo and Lightning are distilled without classifier-free guidance. */
 export const DEFAULT_DISTILLED_CFG = 0;
+/**
+ * The SDXL refiner's aesthetic conditioning (its time ids end with a score; the training data's LAION
+ * aesthetic scores run 0 to 10): diffusers' `aesthetic_score` / `negative_aesthetic_score` defaults, the
+ * same as A1111's "SDXL high / low aesthetic score" options.
+ */
+export const DEFAULT_AESTHETIC_SCORE = 6;
+export const DEFAULT_NEGATIVE_AESTHETIC_SCORE = 2.5;
+export const MIN_AESTHETIC_SCORE = 0;
+export const MAX_AESTHETIC_SCORE = 10;
 
 /**
  * A1111's "Latent" hires upscalers: the first pass's latents interpolated as torch `F.interpolate` does

@@ -64,6 +64,12 @@ export interface GenerationParams {
   /** txt2img: A1111's hires fix, a second img2img pass at a larger size (absent = off). */
   hires?: HiresParams;
   /**
+   * SDXL refiner runs: the aesthetic scores its time ids ended with, for the prompt and the negative
+   * (diffusers' `aesthetic_score` / `negative_aesthetic_score`). Absent for every other model.
+   */
+  aestheticScore?: number;
+  negativeAestheticScore?: number;
+  /**
    * inpaint: soft inpainting by differential diffusion (pipelines/soft-inpaint.ts): the mask's grey levels
    * (brush hardness, mask blur) say how much each pixel may change. Absent = the hard mask (binarized at ½).
    */

@@ -145,6 +145,9 @@ export interface RecordedParams {
   emphasis?: EmphasisMode;
   /** A1111's "Pad conds": the shorter of prompt and negative was padded with empty chunks. */
   padConds?: true;
+  /** An SDXL refiner's aesthetic scores (prompt, negative), when recorded. */
+  aestheticScore?: number;
+  negativeAestheticScore?: number;
 }
 
 /** One regional prompt of a history item: what it was, and its stored mask. */

@@ -18,6 +18,9 @@ export interface RequestAgainstModel {
   width?: number | undefined;
   height?: number | undefined;
   strength?: number | undefined;
+  /** Only an SDXL refiner's time ids carry aesthetic scores. */
+  aestheticScore?: number | undefined;
+  negativeAestheticScore?: number | undefined;
 }
 
 /** LCM-LoRA files (latent-consistency/lcm-lora-sdv1-5, …) are known by name: `lcm` as a word in it. */
@@ -45,6 +48,11 @@ export function checkRequestForModel(info: ModelRequirements, req: RequestAgains
   }
   if (!info.supports.includes(req.mode)) {
     throw new InvalidRequestError(`${info.name} cannot do ${req.mode} (it supports ${info.supports.join(', ')})`);
+  }
+  if ((req.aestheticScore !== undefined || req.negativeAestheticScore !== undefined) && info.family !== 'sdxl-refiner') {
+    throw new InvalidRequestError(
+      `aesthetic scores condition an SDXL refiner (its time_ids end with the score); ${info.name} is ${info.family}, whose U-Net takes none`,
+    );
   }
   const sampler = req.sampler ?? info.defaults.sampler;
   const width = req.width ?? info.defaults.width;

@@ -12,7 +12,7 @@ import { LABEL_MAP_INPUT, timestepTensor } from '../model/unet.js';
 import type { HostTensor } from '../model/onnx-module.js';
 import { POSTERIOR_NOISE_INPUT } from '../model/onnx-graph.js';
 import type { GaussianSource } from '../tensor/rng.js';
-import { addedFeeds, encodeSdxlConditioning, type AddedConditioning } from './sdxl-conditioning.js';
+import { addedFeeds, aestheticOptions, encodeSdxlConditioning, type AddedConditioning } from './sdxl-conditioning.js';
 import { latentPreview } from '../tensor/preview.js';
 import { tensorToImage, type RgbImage } from '../tensor/image.js';
 import { timed, type Job } from './job.js';
@@ -145,6 +145,7 @@ export async function encodeConditioning(job: Job): Promise<Conditioning> {
     const sdxl = await encodeSdxlConditioning(model, stripLoraTags(params.prompt), params.negativePrompt, doCfg, size, {
       emphasis: params.emphasis ?? DEFAULT_EMPHASIS,
       ...(job.padConds ? { padConds: true } : {}),
+      ...aestheticOptions(params),
     });
     if (sdxl.padded) params.padConds = true;
     return sdxl;

@@ -39,7 +39,7 @@ import {
   type PromptEmbeddings,
 } from './components.js';
 import { emptyTimings, type Job } from './job.js';
-import { encodeSdxlConditioning, type AddedConditioning } from './sdxl-conditioning.js';
+import { aestheticOptions, encodeSdxlConditioning, type AddedConditioning } from './sdxl-conditioning.js';
 import { cropAlpha, cropForInpaint, cropRegion, pasteCrop, type CropRegion } from './only-masked.js';
 import { resolveParams } from './resolve.js';
 import type { GenerateRequest } from './types.js';
@@ -139,7 +139,7 @@ export class LiveSession {
     const doCfg = params.cfg > 1 && params.sampler !== 'lcm';
 
     // 1. The prompt (and its LoRAs), unless it is the one the last frame used.
-    const promptKey = JSON.stringify([width, height, params.prompt, params.negativePrompt, doCfg, params.clipSkip ?? 1, request.loraDirs ?? [], request.embeddingDirs ?? []]);
+    const promptKey = JSON.stringify([width, height, params.prompt, params.negativePrompt, doCfg, params.clipSkip ?? 1, request.loraDirs ?? [], request.embeddingDirs ?? [], params.aestheticScore, params.negativeAestheticScore]);
     const reused = { prompt: this.prompt?.key === promptKey, picture: false, latents: false };
     if (!reused.prompt) {
       const applied = await applyPromptLoras(base, params.prompt, request.loraDirs ?? []);
@@ -148,7 +148,7 @@ export class LiveSession {
       const t0 = performance.now();
       // As encodeConditioning (components.ts) does for a queued job.
       const { embeddings, added } = base.info.sdxl
-        ? await encodeSdxlConditioning(applied.model, stripLoraTags(params.prompt), params.negativePrompt, doCfg, { width, height })
+        ? await encodeSdxlConditioning(applied.model, stripLoraTags(params.prompt), params.negativePrompt, doCfg, { width, height }, aestheticOptions(params))
         : { embeddings: await encodePrompts(encodeJob as Job, doCfg), added: null };
       timings.textEncodeMs = performance.now() - t0;
       this.prompt = {

@@ -5,6 +5,10 @@
 import { InvalidRequestError } from '../../shared/errors.js';
 import { GENERATION_MODES, INPAINT_AREAS, SAMPLERS, isLatentUpscaler, type GenerationParams, type HiresParams, type SamplerName } from '../../shared/generation.js';
 import {
+  DEFAULT_AESTHETIC_SCORE,
+  DEFAULT_NEGATIVE_AESTHETIC_SCORE,
+  MAX_AESTHETIC_SCORE,
+  MIN_AESTHETIC_SCORE,
   DEFAULT_HIRES_SCALE,
   DEFAULT_HIRES_STRENGTH,
   DEFAULT_HIRES_UPSCALER,
@@ -93,7 +97,16 @@ export function resolveParams(model: LoadedModel, req: GenerateRequest): Generat
   const strength = effectiveStrength(req);
   checkNumber('strength', strength, MIN_STRENGTH, MAX_STRENGTH);
   // Mode, sampler, size and strength against this model: the same check the host runs at enqueue.
-  checkRequestForModel(info, { mode: req.mode, sampler, steps, width, height, strength });
+  checkRequestForModel(info, {
+    mode: req.mode,
+    sampler,
+    steps,
+    width,
+    height,
+    strength,
+    aestheticScore: req.aestheticScore,
+    negativeAestheticScore: req.negativeAestheticScore,
+  });
 
   const needsImage = req.mode !== 'txt2img' && req.mode !== 'layout';
   if (needsImage && !(req.initImage instanceof Uint8Array && req.initImage.length > 0)) {
@@ -152,6 +165,15 @@ export function resolveParams(model: LoadedModel, req: GenerateRequest): Generat
   const hires = req.hires !== undefined ? checkHires(model, req, { sampler, steps, width, height }) : undefined;
   if (req.softInpaint !== undefined && typeof req.softInpaint !== 'boolean') throw new InvalidRequestError('softInpaint must be true or false');
   if (req.softInpaint === true && req.mode !== 'inpaint') throw new InvalidRequestError(`soft inpainting is an inpaint setting, not for ${req.mode}`);
+  // A refiner's run records the scores its time ids carried (the defaults when the request has none).
+  const aesthetic =
+    info.family === 'sdxl-refiner'
+      ? { aestheticScore: req.aestheticScore ?? DEFAULT_AESTHETIC_SCORE, negativeAestheticScore: req.negativeAestheticScore ?? DEFAULT_NEGATIVE_AESTHETIC_SCORE }
+      : null;
+  if (aesthetic) {
+    checkNumber('aestheticScore', aesthetic.aestheticScore, MIN_AESTHETIC_SCORE, MAX_AESTHETIC_SCORE);
+    checkNumber('negativeAestheticScore', aesthetic.negativeAestheticScore, MIN_AESTHETIC_SCORE, MAX_AESTHETIC_SCORE);
+  }
   return {
     mode: req.mode,
     prompt: req.prompt,
@@ -170,6 +192,7 @@ export function resolveParams(model: LoadedModel, req: GenerateRequest): Generat
     ...(emphasis !== DEFAULT_EMPHASIS ? { emphasis } : {}),
     ...(hires ? { hires } : {}),
     ...(req.softInpaint === true ? { softInpaint: true } : {}),
+    ...(aesthetic ?? {}),
   };
 }
 

@@ -16,6 +16,8 @@
  * The batch order under guidance is [negative, positive], as everywhere else in the engine.
  */
 import { StudioError } from '../../shared/errors.js';
+import { DEFAULT_AESTHETIC_SCORE, DEFAULT_NEGATIVE_AESTHETIC_SCORE } from '../../shared/generation-limits.js';
+import type { GenerationParams } from '../../shared/generation.js';
 import type { SdxlInfo } from '../../shared/model.js';
 import type { LoadedModel } from '../model/model-folder.js';
 import type { HostTensor, OnnxModule } from '../model/onnx-module.js';
@@ -25,9 +27,6 @@ import { applyEmphasis } from '../prompt/conditioning.js';
 import { DEFAULT_EMPHASIS, type EmphasisMode } from '../../shared/generation-limits.js';
 import type { PromptEmbeddings } from './components.js';
 
-/** diffusers StableDiffusionXLImg2ImgPipeline defaults for the refiner's aesthetic conditioning. */
-export const DEFAULT_AESTHETIC_SCORE = 6.0;
-export const DEFAULT_NEGATIVE_AESTHETIC_SCORE = 2.5;
 
 /** The U-Net's added inputs for the prompt and (under guidance) the negative. */
 export interface AddedConditioning {
@@ -51,6 +50,14 @@ export interface TimeIdOptions {
   targetSize?: { width: number; height: number };
   aestheticScore?: number;
   negativeAestheticScore?: number;
+}
+
+/** The refiner's scores a run resolved (GenerationParams), as time-id options; empty for other models. */
+export function aestheticOptions(params: Pick<GenerationParams, 'aestheticScore' | 'negativeAestheticScore'>): TimeIdOptions {
+  return {
+    ...(params.aestheticScore !== undefined ? { aestheticScore: params.aestheticScore } : {}),
+    ...(params.negativeAestheticScore !== undefined ? { negativeAestheticScore: params.negativeAestheticScore } : {}),
+  };
 }
 
 /**

@@ -63,6 +63,12 @@ export interface GenerateRequest {
   regions?: RegionRequest[];
   /** txt2img: A1111's hires fix (pipelines/hires.ts); every field has A1111's default. */
   hires?: HiresRequest;
+  /**
+   * SDXL refiner only: the aesthetic scores its time ids end with, for the prompt and the negative
+   * (diffusers' `aesthetic_score` / `negative_aesthetic_score`; defaults 6 and 2.5, 0 to 10).
+   */
+  aestheticScore?: number;
+  negativeAestheticScore?: number;
   /** Folders of ONNX upscaler models (`<dir>/<name>.onnx`, ESRGAN-style) a hires fix may name as its upscaler. */
   upscalerDirs?: readonly string[];
 }

@@ -131,6 +131,26 @@ describe('import', () => {
     assert.deepEqual([item.params.emphasis, item.params.padConds], ['Ignore', true]);
   });
 
+  test("an SDXL refiner's aesthetic scores: kept in the row, written to the infotext, read back from the text alone", async () => {
+    const source = await HistoryStore.open(join(dir, 'aesthetic'));
+    try {
+      const original = await source.add(generation(10, { params: { mode: 'img2img', strength: 0.3, aestheticScore: 7.5, negativeAestheticScore: 1 } }));
+      assert.deepEqual([source.get(original.id).params.aestheticScore, source.get(original.id).params.negativeAestheticScore], [7.5, 1]);
+      const { files } = source.export([original.id], join(dir, 'exported-aesthetic'));
+      const infotext = readPngMetadata(readFileSync(files[0]!.file)).parameters!;
+      assert.match(infotext.split('\n').at(-1)!, /Aesthetic score: 7\.5, Negative aesthetic score: 1/);
+      const imported = await store.importFile(files[0]!.file);
+      assert.deepEqual([imported.params.aestheticScore, imported.params.negativeAestheticScore], [7.5, 1]);
+    } finally {
+      source.close();
+    }
+    const file = join(dir, 'text-aesthetic.png');
+    const text = 'a refined apple\nSteps: 20, Sampler: Euler, CFG scale: 5, Seed: 5, Size: 8x8, Denoising strength: 0.3, Aesthetic score: 8, Negative aesthetic score: 2';
+    writeFileSync(file, await encodePng(noiseImage(8), { parameters: text }));
+    const item = await store.importFile(file);
+    assert.deepEqual([item.params.mode, item.params.aestheticScore, item.params.negativeAestheticScore], ['img2img', 8, 2]);
+  });
+
   test('our own export imports into another store with the full request', async () => {
     const source = await HistoryStore.open(join(dir, 'other'));
     try {

@@ -166,3 +166,16 @@ test('Pad conds: "Pad conds: True" when the run padded, read back; absent otherw
   assert.equal(parseA1111Parameters(formatA1111Parameters(base)).params.padConds, undefined);
   assert.equal(parseA1111Parameters('a cat\nSteps: 20, Seed: 1, Size: 512x512, Pad conds: False').params.padConds, undefined);
 });
+
+test('an SDXL refiner\'s aesthetic scores: our own keys (A1111 and Forge record none), written when the run had them and read back', () => {
+  const refined: GenerationParams = { ...base, mode: 'img2img', strength: 0.3, aestheticScore: 7.5, negativeAestheticScore: 1 };
+  const text = formatA1111Parameters(refined);
+  assert.match(text, /Denoising strength: 0\.3, Aesthetic score: 7\.5, Negative aesthetic score: 1$/);
+  const parsed = parseA1111Parameters(text).params;
+  assert.deepEqual([parsed.mode, parsed.aestheticScore, parsed.negativeAestheticScore], ['img2img', 7.5, 1]);
+  assert.doesNotMatch(formatA1111Parameters(base), /aesthetic/i);
+  // Out of the refiner's 0–10 range: left in the settings, not taken as a parameter.
+  const odd = parseA1111Parameters('a cat\nSteps: 20, Seed: 1, Size: 512x512, Denoising strength: 0.3, Aesthetic score: 11');
+  assert.equal(odd.params.aestheticScore, undefined);
+  assert.equal(odd.settings['Aesthetic score'], '11');
+});
