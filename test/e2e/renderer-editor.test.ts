@@ -192,7 +192,7 @@ describe('renderer end to end: canvas editor', { timeout: 180_000 }, () => {
     const picker = page.getByRole('combobox', { name: 'Model', exact: true });
     assert.match(await picker.locator('option:checked').innerText(), /^tiny-sd1 · txt2img/);
   });
-  it('saves CPU threads, an output folder and the undo memory in Settings; an unwritable folder is explained; all survive a reload', async () => {
+  it('saves CPU threads, releasing text encoders, an output folder and the undo memory in Settings; an unwritable folder is explained; all survive a reload', async () => {
     const { page } = app.studio;
     const aFile = join(app.server.dataDir, 'not-a-folder.txt');
     await writeFile(aFile, 'a file, so nothing can be made under it');
@@ -210,6 +210,9 @@ describe('renderer end to end: canvas editor', { timeout: 180_000 }, () => {
     assert.equal((await app.server.invoke('settings.get', {})).outputFolder, null, 'nothing was saved');
 
     assert.equal(await dialog.getByRole('spinbutton', { name: 'Undo memory' }).inputValue(), '256', 'the default undo budget');
+    const release = dialog.getByRole('checkbox', { name: 'Release text encoders after encoding' });
+    assert.equal(await release.isChecked(), false, 'text encoders are kept by default');
+    await release.check();
     await dialog.getByRole('spinbutton', { name: 'Undo memory' }).fill('3');
     await dialog.getByRole('button', { name: 'Save settings' }).click();
     await dialog.getByRole('alert').filter({ hasText: /Undo memory must be a whole number of MiB from 16/ }).waitFor();
@@ -223,11 +226,13 @@ describe('renderer end to end: canvas editor', { timeout: 180_000 }, () => {
     assert.equal(saved.threads, 2);
     assert.equal(saved.outputFolder, outputFolder);
     assert.equal(saved.undoMemoryMb, 48);
+    assert.equal(saved.releaseTextEncoders, true);
     await page.getByRole('button', { name: 'Settings' }).click();
     await page.getByRole('dialog', { name: 'Settings' }).getByRole('spinbutton', { name: 'CPU threads' }).waitFor();
     await waitForPageValue(page, `document.querySelector('[aria-label="Output folder"]')?.value === ${JSON.stringify(outputFolder)}`);
     assert.equal(await page.getByRole('spinbutton', { name: 'CPU threads' }).inputValue(), '2');
     assert.equal(await page.getByRole('spinbutton', { name: 'Undo memory' }).inputValue(), '48');
+    assert.equal(await page.getByRole('checkbox', { name: 'Release text encoders after encoding' }).isChecked(), true);
     assert.equal(await page.getByTestId('canvas-stage').getAttribute('data-undo-budget'), String(48 * 2 ** 20), 'the canvas uses the saved budget');
     await page.getByRole('button', { name: 'Close', exact: true }).click();
   });

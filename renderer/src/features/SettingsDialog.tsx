@@ -1,4 +1,7 @@
-/** The Settings dialog: execution provider order, CPU threads, the output folder and the undo memory (settings.get / settings.set). */
+/**
+ * The Settings dialog: execution provider order, CPU threads, releasing the text encoders after encoding, the
+ * output folder and the undo memory (settings.get / settings.set).
+ */
 import { useEffect, useState } from 'react';
 import type { StudioSettings } from '../../../electron/shared/contract.js';
 import type { ExecutionProviderName } from '../../../electron/shared/generation.js';
@@ -37,6 +40,7 @@ export function SettingsDialog({ onClose }: { onClose: () => void }) {
   const [threads, setThreads] = useState('0');
   const [outputFolder, setOutputFolder] = useState('');
   const [undoMb, setUndoMb] = useState('256');
+  const [releaseTextEncoders, setReleaseTextEncoders] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const [saving, setSaving] = useState(false);
 
@@ -51,6 +55,7 @@ export function SettingsDialog({ onClose }: { onClose: () => void }) {
         setThreads(String(s.threads));
         setOutputFolder(s.outputFolder ?? '');
         setUndoMb(String(s.undoMemoryMb));
+        setReleaseTextEncoders(s.releaseTextEncoders);
       })
       .catch((err: unknown) => live && setError(`Could not read the settings: ${describeError(err)}`));
     return () => {
@@ -86,7 +91,13 @@ export function SettingsDialog({ onClose }: { onClose: () => void }) {
     setError(null);
     try {
       const folder = outputFolder.trim();
-      const saved = await client.call('settings.set', { providers, threads: threadCount, outputFolder: folder === '' ? null : folder, undoMemoryMb });
+      const saved = await client.call('settings.set', {
+        providers,
+        threads: threadCount,
+        releaseTextEncoders,
+        outputFolder: folder === '' ? null : folder,
+        undoMemoryMb,
+      });
       setLoaded(saved);
       applyStudioSettings(saved);
       notify('info', 'Settings saved.');
@@ -124,6 +135,13 @@ export function SettingsDialog({ onClose }: { onClose: () => void }) {
         <label className="field" title="0 lets onnxruntime decide">
           <span>CPU threads (0 = automatic)</span>
           <input type="number" aria-label="CPU threads" min={0} max={MAX_THREADS} value={threads} onChange={(e) => setThreads(e.target.value)} />
+        </label>
+        <label
+          className="check"
+          title="Frees the text encoders' memory once a job's prompts are encoded (SDXL's are over 1 GB); the next new prompt loads them again from disk"
+        >
+          <input type="checkbox" aria-label="Release text encoders after encoding" checked={releaseTextEncoders} onChange={(e) => setReleaseTextEncoders(e.target.checked)} />
+          Release text encoders after encoding (less memory, slower prompt changes)
         </label>
         <label className="field" title="Each result is also written there as a PNG; empty: only the history folder">
           <span>Output folder (empty = history only)</span>
