@@ -20,7 +20,7 @@ const PYTHON = venvPython();
 const MAKE_CHECKPOINT = join(import.meta.dirname, 'make_tiny_sdxl_checkpoint.py');
 const noVenv = existsSync(PYTHON) ? false : `needs the Python venv at ${PYTHON} (native-models/tools/setup-venv.sh)`;
 /** Three Python start-ups with torch + diffusers on a busy 2-core machine. */
-const CONVERSION_TIMEOUT_MS = 420_000;
+const CONVERSION_TIMEOUT_MS = 600_000;
 /** The issue's bar: within 2/255 per pixel. */
 const MAX_LEVELS = 2;
 
