@@ -30,6 +30,12 @@ export interface ProviderAttempt {
 export interface HostTensor {
   data: Float32Array | Int32Array | BigInt64Array;
   dims: readonly number[];
+  /**
+   * The caller never changes `data` after this run (a job's prompt states, SDXL's added conditioning): its
+   * conversion to the session's dtype (float32 → float16 for fp16 graphs: 2×77×2048 values each SDXL step) is
+   * made once and reused while the array lives.
+   */
+  constant?: true;
 }
 
 export interface SessionSettings {
@@ -128,6 +134,9 @@ export class OnnxModule {
     readonly inputs: ReadonlyMap<string, IoSpec>,
     readonly outputs: ReadonlyMap<string, IoSpec>,
   ) {}
+
+  /** Converted `constant` feeds, by their source array (converted for this module's declared dtypes). */
+  private readonly constants = new WeakMap<object, { name: string; dims: string; tensor: ort.Tensor }>();
 
   /**
    * Opens a session from the file (so external weights resolve next to it), or from `bytes` when the
@@ -251,7 +260,7 @@ export class OnnxModule {
     const ortFeeds: Record<string, ort.Tensor> = {};
     for (const [name, tensor] of Object.entries(feeds)) {
       const spec = this.requireInput(name);
-      ortFeeds[name] = toOrtTensor(tensor, spec, this.label);
+      ortFeeds[name] = tensor.constant ? this.constantTensor(name, tensor, spec) : toOrtTensor(tensor, spec, this.label);
     }
     let results: ort.InferenceSession.ReturnType;
     try {
@@ -269,6 +278,15 @@ export class OnnxModule {
       value.dispose();
     }
     return out;
+  }
+
+  private constantTensor(name: string, tensor: HostTensor, spec: IoSpec): ort.Tensor {
+    const dims = tensor.dims.join(',');
+    const cached = this.constants.get(tensor.data);
+    if (cached && cached.name === name && cached.dims === dims) return cached.tensor;
+    const converted = toOrtTensor(tensor, spec, this.label);
+    this.constants.set(tensor.data, { name, dims, tensor: converted });
+    return converted;
   }
 
   /**

@@ -290,7 +290,8 @@ export async function runUnet(model: LoadedModel, conditioning: Conditioning, ca
   const feeds: Record<string, HostTensor> = {
     sample: { data: sample, dims: [batch, inChannels, h, w] },
     timestep: timestepTensor(t, model.info.unet.timestepRank),
-    encoder_hidden_states: { data: states, dims: [batch, tokens, hidden] },
+    // The same arrays every step of a job (prompt states, SDXL's added conditioning): converted once.
+    encoder_hidden_states: { data: states, dims: [batch, tokens, hidden], constant: true },
     ...call.added,
   };
   if (timestepCond) {

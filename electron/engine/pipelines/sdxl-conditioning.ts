@@ -260,12 +260,12 @@ const feedCache = new WeakMap<AddedConditioning, Map<'cond' | 'uncond' | 'both',
 
 function buildAddedFeeds(added: AddedConditioning, which: 'cond' | 'uncond' | 'both'): Record<string, HostTensor> {
   const pick = (part: { cond: Float32Array; uncond: Float32Array | null; width: number }): HostTensor => {
-    if (which === 'cond') return { data: part.cond, dims: [1, part.width] };
-    if (which === 'uncond') return { data: part.uncond!, dims: [1, part.width] };
+    if (which === 'cond') return { data: part.cond, dims: [1, part.width], constant: true };
+    if (which === 'uncond') return { data: part.uncond!, dims: [1, part.width], constant: true };
     const both = new Float32Array(2 * part.width);
     both.set(part.uncond!, 0);
     both.set(part.cond, part.width);
-    return { data: both, dims: [2, part.width] };
+    return { data: both, dims: [2, part.width], constant: true };
   };
   return { [TEXT_EMBEDS_INPUT]: pick(added.textEmbeds), [TIME_IDS_INPUT]: pick(added.timeIds) };
 }
