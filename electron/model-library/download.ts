@@ -10,7 +10,7 @@
 import { mkdir, open, rename, rm, stat, statfs, truncate } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { CancelledError } from '../shared/errors.js';
-import { ModelLibraryError, type DownloadFileSpec, type DownloadPhase } from '../shared/model-library.js';
+import { ModelLibraryError, type DownloadFileSpec, type DownloadPhase, type ModelDownloadProgress } from '../shared/model-library.js';
 import { sha256File } from './content-hash.js';
 
 export const PART_SUFFIX = '.part';
@@ -26,15 +26,8 @@ export interface Validator {
   lastModified?: string;
 }
 
-export interface ProgressSnapshot {
-  phase: DownloadPhase;
-  receivedBytes: number;
-  totalBytes: number | null;
-  percent: number | null;
-  bytesPerSecond: number;
-  etaSeconds: number | null;
-  file: string | null;
-}
+/** What fetchFiles reports: a download's progress without the library's fields (id, name, outcome). */
+export type ProgressSnapshot = Omit<ModelDownloadProgress, 'downloadId' | 'name' | 'modelId' | 'error'>;
 
 export interface FetchFilesOptions {
   files: readonly DownloadFileSpec[];

@@ -158,6 +158,22 @@ function isInside(parent: string, child: string): boolean {
  * A row's ModelInfo. Rows written before layout models existed name the exporter `layout` (a string)
  * and have no labels: read as `exporter`, with `layout` null.
  */
+/** The columns a model's inspection and content identity fill: an insert and a bundled refresh write the same. */
+function describedColumns(info: ModelInfo, identity: FolderIdentity) {
+  return {
+    info_json: JSON.stringify(info),
+    kind: info.kind,
+    family: info.family,
+    prediction_type: info.predictionType,
+    precision: info.precision,
+    native_width: info.nativeResolution.width,
+    native_height: info.nativeResolution.height,
+    size_bytes: identity.sizeBytes,
+    content_hash: identity.contentHash,
+    fingerprint: identity.fingerprint,
+  };
+}
+
 function storedInfo(json: string): ModelInfo {
   const info = JSON.parse(json) as ModelInfo & { layout?: unknown };
   if (typeof info.layout === 'string') return { ...info, exporter: info.layout as ModelInfo['exporter'], layout: null };
@@ -410,17 +426,8 @@ export class ModelLibrary {
         origin: row.origin,
         source: row.source,
         dir: row.dir,
-        info_json: JSON.stringify(info),
-        kind: info.kind,
-        family: info.family,
-        prediction_type: info.predictionType,
-        precision: info.precision,
-        native_width: info.nativeResolution.width,
-        native_height: info.nativeResolution.height,
+        ...describedColumns(info, row.identity),
         providers_json: JSON.stringify([...new Set(Object.values(sessions.providers))]),
-        size_bytes: row.identity.sizeBytes,
-        content_hash: row.identity.contentHash,
-        fingerprint: row.identity.fingerprint,
         added_at: this.clock(),
       });
       also?.();
@@ -475,20 +482,7 @@ export class ModelLibrary {
         const inspection = await this.inspect(dir);
         const identity = await hashModelFolder(dir);
         if (existing) {
-          const { info } = inspection;
-          this.stmt.refreshBundled.run({
-            id: existing.id,
-            info_json: JSON.stringify(info),
-            kind: info.kind,
-            family: info.family,
-            prediction_type: info.predictionType,
-            precision: info.precision,
-            native_width: info.nativeResolution.width,
-            native_height: info.nativeResolution.height,
-            size_bytes: identity.sizeBytes,
-            content_hash: identity.contentHash,
-            fingerprint: identity.fingerprint,
-          });
+          this.stmt.refreshBundled.run({ id: existing.id, ...describedColumns(inspection.info, identity) });
           this.bundledFolders.set(name, dir);
         } else {
           this.bundledFolders.set(name, dir);
