@@ -252,6 +252,24 @@ export function trailingTimesteps(start: number, numTrainTimesteps: number, n: n
     .map((t) => t - 1);
 }
 
+/**
+ * The schedule of DDIMScheduler and PNDMScheduler (PNDM's `_timesteps` reversed), descending, spaced
+ * over the T training timesteps as timestep_spacing says ("leading" shifted by steps_offset), and
+ * checked to stay below T.
+ */
+export function spacedTimesteps(spacing: TimestepSpacing, T: number, steps: number, stepsOffset: number, className: string): number[] {
+  let schedule: number[];
+  if (spacing === 'linspace') {
+    schedule = numpyLinspace(0, T - 1, steps).map(roundHalfEven).reverse();
+  } else if (spacing === 'leading') {
+    schedule = leadingTimesteps(steps, Math.floor(T / steps), stepsOffset);
+  } else {
+    schedule = trailingTimesteps(T, T, steps);
+  }
+  checkTimestepsInRange(schedule, T, className, (n) => (n - 1) * Math.floor(T / n) + stepsOffset < T);
+  return schedule;
+}
+
 /** The img2img start index of torch `get_timesteps`: t_start = n − min(int(n·strength), n). */
 export function img2imgStart(steps: number, strength: number): number {
   const initTimestep = Math.min(Math.trunc(steps * strength), steps);

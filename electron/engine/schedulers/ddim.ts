@@ -6,7 +6,6 @@
 import type { SamplerName } from '../../shared/generation.js';
 import type { SchedulerConfigReader } from './config.js';
 import {
-  checkTimestepsInRange,
   addNoiseWithAlpha,
   alphaAt,
   checkSameLength,
@@ -14,14 +13,11 @@ import {
   checkSteps,
   f32,
   img2imgStart,
-  leadingTimesteps,
   makeAlphasCumprod,
-  numpyLinspace,
   readBetaConfig,
-  roundHalfEven,
+  spacedTimesteps,
   thresholdSample,
   TIMESTEP_SPACINGS,
-  trailingTimesteps,
   type TimestepSpacing,
 } from './common.js';
 import type { PredictionType, Scheduler, SetTimestepsOptions, StepResult } from './types.js';
@@ -76,14 +72,7 @@ export class DdimScheduler implements Scheduler {
     checkSteps(steps, T, 'DDIMScheduler');
     if (opts.strength !== undefined) checkStrength(opts.strength, steps);
     this.numInferenceSteps = steps;
-    if (this.timestepSpacing === 'linspace') {
-      this.schedule = numpyLinspace(0, T - 1, steps).map(roundHalfEven).reverse();
-    } else if (this.timestepSpacing === 'leading') {
-      this.schedule = leadingTimesteps(steps, Math.floor(T / steps), this.stepsOffset);
-    } else {
-      this.schedule = trailingTimesteps(T, T, steps);
-    }
-    checkTimestepsInRange(this.schedule, T, 'DDIMScheduler', (n) => (n - 1) * Math.floor(T / n) + this.stepsOffset < T);
+    this.schedule = spacedTimesteps(this.timestepSpacing, T, steps, this.stepsOffset, 'DDIMScheduler');
     const start = opts.strength === undefined ? 0 : img2imgStart(steps, opts.strength) * this.order;
     this.active = Object.freeze(this.schedule.slice(start));
   }

@@ -10,7 +10,6 @@ import type { SchedulerConfigReader } from './config.js';
 import { SchedulerInputError } from './errors.js';
 import {
   addNoiseWithAlpha,
-  checkTimestepsInRange,
   alphaAt,
   checkSameLength,
   checkStrength,
@@ -18,11 +17,9 @@ import {
   f32,
   img2imgStart,
   makeAlphasCumprod,
-  numpyLinspace,
   readBetaConfig,
-  roundHalfEven,
+  spacedTimesteps,
   TIMESTEP_SPACINGS,
-  trailingTimesteps,
   type TimestepSpacing,
 } from './common.js';
 import type { PredictionType, Scheduler, SetTimestepsOptions, StepResult } from './types.js';
@@ -88,16 +85,7 @@ export class PndmScheduler implements Scheduler {
     this.numInferenceSteps = steps;
 
     // Ascending training timesteps (`_timesteps`).
-    let ascending: number[];
-    if (this.timestepSpacing === 'linspace') {
-      ascending = numpyLinspace(0, T - 1, steps).map(roundHalfEven);
-    } else if (this.timestepSpacing === 'leading') {
-      const stepRatio = Math.floor(T / steps);
-      ascending = Array.from({ length: steps }, (_, i) => i * stepRatio + this.stepsOffset);
-    } else {
-      ascending = trailingTimesteps(T, T, steps).reverse();
-    }
-    checkTimestepsInRange(ascending, T, 'PNDMScheduler', (n) => (n - 1) * Math.floor(T / n) + this.stepsOffset < T);
+    const ascending = spacedTimesteps(this.timestepSpacing, T, steps, this.stepsOffset, 'PNDMScheduler').reverse();
 
     let plms: number[];
     if (this.skipPrkSteps) {
