@@ -1,16 +1,18 @@
 """Resumable training loop plumbing: checkpoints (periodic, on SIGTERM/SIGINT, at the end), RNG
-state, a JSONL loss log and a time budget per invocation."""
+state, a JSONL loss log, a time budget per invocation, and the optimisation loop the stages share."""
 from __future__ import annotations
 
 import json
 import random
 import signal
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 STATE_FILE = "state.pt"
 DONE_FILE = "done.json"
@@ -93,6 +95,67 @@ def restore_rng(state: dict, generator: torch.Generator) -> None:
     np.random.set_state(state["numpy"])
     random.setstate(state["python"])
     generator.set_state(state["generator"])
+
+
+def resume(state: dict, optimizer: torch.optim.Optimizer, generator: torch.Generator, rng: np.random.Generator,
+           reseed: int, label: str) -> tuple[int, int, torch.Generator, np.random.Generator]:
+    """Restores the step, the optimizer and the random state of a stage's state.pt (the weights are the
+    caller's). Returns (step, restart_step, generator, rng): from a full checkpoint the run goes on where
+    it stopped (restart_step 0); from a compact one (weights only, optimizer None) the optimizer starts
+    fresh, warms up again from restart_step = step, and the data order is drawn anew from reseed + step."""
+    step = state["step"]
+    if state["optimizer"] is not None:
+        optimizer.load_state_dict(state["optimizer"])
+        restore_rng(state["rng"], generator)
+        rng.bit_generator.state = state["np_rng"]
+        print(f"{label}: resumed at step {step}", flush=True)
+        return step, 0, generator, rng
+    print(f"{label}: restored weights at step {step} (no optimizer state; warming up again)", flush=True)
+    return step, step, seed_everything(reseed + step), np.random.default_rng(reseed + step)
+
+
+def train_loop(run: RunState, label: str, train_cfg: dict, optimizer: torch.optim.Optimizer, clipped: Iterable[torch.Tensor], *,
+               step: int, total: int, lr_at: Callable[[int], float], batch_loss: Callable[[], tuple[torch.Tensor, dict]],
+               after_step: Callable[[int], None], validate: Callable[[], float], val_key: str, checkpoint: Callable[[int], None],
+               postfix: str = "{loss:.4f}", val_name: str = "val", mininterval: float = 5,
+               every_step: Callable[[int], None] | None = None) -> int:
+    """Optimizer steps until `total` or until the run must stop (time budget, signal), then a checkpoint.
+    Each step sets the learning rate lr_at(step), takes batch_loss() (the loss and figures to log of one
+    batch), clips the gradients of `clipped` to train_cfg.grad_clip and calls after_step(new step) (EMA).
+    Every log_every_steps the window's mean loss, the learning rate, the batch's figures and (every
+    eval_every_steps) validate() under val_key go to the run's log; checkpoint(step) runs when one is due.
+    Returns the step reached."""
+    bar = tqdm(total=total, initial=step, desc=label, dynamic_ncols=True, mininterval=mininterval)
+    window: list[float] = []
+    started = time.monotonic()
+    while step < total and not run.should_stop():
+        lr = lr_at(step)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        loss, figures = batch_loss()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(clipped, train_cfg["grad_clip"])
+        optimizer.step()
+        step += 1
+        after_step(step)
+        window.append(loss.item())
+        bar.update(1)
+        if step % train_cfg["log_every_steps"] == 0:
+            record = {"step": step, "loss": float(np.mean(window)), **{k: float(v) for k, v in figures.items()}, "lr": lr,
+                      "elapsed_s": round(time.monotonic() - started, 1)}
+            window.clear()
+            if step % train_cfg["eval_every_steps"] == 0:
+                record[val_key] = validate()
+            run.log(record)
+            bar.set_postfix({"loss": postfix.format(loss=record["loss"]), val_name: record.get(val_key, "")})
+        if run.save_due():
+            checkpoint(step)
+        if every_step is not None:
+            every_step(step)
+    bar.close()
+    checkpoint(step)
+    return step
 
 
 class EMA:

@@ -46,14 +46,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from diffusers import UNet2DConditionModel
-from tqdm import tqdm
 from transformers import CLIPTextModel
 
-from .common import RunState, atomic_save, load_images, restore_rng, rng_state, seed_everything, to_model_range
+from .common import RunState, atomic_save, resume, rng_state, seed_everything, train_loop
 from .config import Config, add_common_args, load_config
 from .models import count_parameters, limit_threads
-from .train_unet import (TokenCache, latent_mask, load_derived_stage, load_text2img, load_tokenizer, load_trained_vae, make_noise_scheduler,
-                         mask_batch, posterior_parameters, sample_caption, sample_latents)
+from .train_unet import latent_mask, load_derived_stage, load_latent_data, load_text2img, make_noise_scheduler, mask_batch
 
 STAGE_DIRS = {"text2img": "lcm", "inpaint": "lcm_inpaint"}
 # train_lcm values a command line may override (experiments; the config stays the recipe of record).
@@ -179,18 +177,13 @@ def main() -> None:
         print(f"lcm {args.stage}: already done", flush=True)
         return
 
-    generator = seed_everything(cfg["seed"] + STAGE_SEED_OFFSETS[args.stage])
-    rng = np.random.default_rng(cfg["seed"] + STAGE_SEED_OFFSETS[args.stage])
-    images_u8, records = load_images(cfg.data_dir)
-    train_idx = np.array([r["index"] for r in records if r["split"] == "train"])
-    heldout_idx = np.array([r["index"] for r in records if r["split"] == "heldout"]) if any(
-        r["split"] == "heldout" for r in records) else train_idx[:8]
-    images = to_model_range(images_u8)
-    vae, scaling_factor, vae_digest = load_trained_vae(cfg)
-    vae.to(device)
-    params = posterior_parameters(cfg, vae, vae_digest, images)
-    latent_size = params.shape[-1]
-    tokens = TokenCache(load_tokenizer(cfg))
+    seed = cfg["seed"] + STAGE_SEED_OFFSETS[args.stage]
+    generator = seed_everything(seed)
+    rng = np.random.default_rng(seed)
+    data = load_latent_data(cfg, device)
+    images, vae, scaling_factor, vae_digest = data.images, data.vae, data.scaling_factor, data.vae_digest
+    latent_size = data.latent_size
+    tokens = data.tokens
     alphas_cumprod = make_noise_scheduler(cfg).alphas_cumprod.float()
     num_train = cfg["noise_schedule"]["num_train_timesteps"]
 
@@ -216,17 +209,7 @@ def main() -> None:
         teacher_info = state.get("teacher", teacher_info)
         student.load_state_dict(state["student"])
         target.load_state_dict(state["target"])
-        step = state["step"]
-        if state["optimizer"] is not None:
-            optimizer.load_state_dict(state["optimizer"])
-            restore_rng(state["rng"], generator)
-            rng.bit_generator.state = state["np_rng"]
-            print(f"lcm {args.stage}: resumed at step {step}", flush=True)
-        else:
-            restart_step = step
-            generator = seed_everything(cfg["seed"] + STAGE_SEED_OFFSETS[args.stage] + step)
-            rng = np.random.default_rng(cfg["seed"] + STAGE_SEED_OFFSETS[args.stage] + step)
-            print(f"lcm {args.stage}: restored weights at step {step} (no optimizer state; warming up again)", flush=True)
+        step, restart_step, generator, rng = resume(state, optimizer, generator, rng, seed, f"lcm {args.stage}")
     else:
         print(f"lcm {args.stage}: student initialised from the teacher (step {teacher_info['step']}"
               f"{', snapshot' if teacher_info['snapshot'] else ''})", flush=True)
@@ -241,7 +224,7 @@ def main() -> None:
     with torch.no_grad():
         uncond_hidden = text_encoder(tokens([""]).to(device)).last_hidden_state
 
-    def checkpoint() -> None:
+    def checkpoint(step: int) -> None:
         run.save({"student": student.state_dict(), "target": target.state_dict(), "optimizer": optimizer.state_dict(),
                   "rng": rng_state(generator), "np_rng": rng.bit_generator.state, "step": step, "vae_digest": vae_digest,
                   "teacher_digest": teacher_digest, "teacher": teacher_info, "unet_config": dict(student.config)})
@@ -296,15 +279,11 @@ def main() -> None:
         return diff.pow(2).mean(1)
 
     # A fixed held-out batch (noise, timesteps, ω, masks) so the logged validation loss is comparable over time.
-    val_gen = torch.Generator().manual_seed(cfg["seed"] + 199)
-    val_rng = np.random.default_rng(cfg["seed"] + 199)
-    val_pick = torch.from_numpy(heldout_idx[: train_cfg["val_images"]])
-    val_latents = sample_latents(params[val_pick], scaling_factor, val_gen)
-    val_noise = torch.randn(val_latents.shape, generator=val_gen)
+    val_gen, val_rng, val_pick, val_captions, val_latents, val_noise = data.validation_batch(train_cfg["val_images"], cfg["seed"] + 199)
     val_j = torch.randint(0, n_ddim, (len(val_pick),), generator=val_gen)
     val_omega = train_cfg["w_min"] + (train_cfg["w_max"] - train_cfg["w_min"]) * torch.rand(len(val_pick), generator=val_gen)
     with torch.no_grad():
-        val_hidden = text_encoder(tokens([records[i]["caption"] for i in val_pick.tolist()]).to(device)).last_hidden_state
+        val_hidden = text_encoder(tokens(val_captions).to(device)).last_hidden_state
     val_extra = conditioning(val_pick, val_rng, val_gen)
 
     @torch.no_grad()
@@ -318,7 +297,7 @@ def main() -> None:
     best_score = -math.inf
     if args.proxy is not None:
         from .lcm_proxy import ProxyEval
-        proxy = ProxyEval(cfg, args.stage, args.proxy, images_u8, records, text_encoder, tokens, vae, scaling_factor, device,
+        proxy = ProxyEval(cfg, args.stage, args.proxy, data.images_u8, data.records, text_encoder, tokens, vae, scaling_factor, device,
                           teacher=teacher, cases=args.proxy_cases)
         run.log({"step": step, "proxy_reference": proxy.info})
         print(f"lcm {args.stage}: proxy reference {json.dumps(proxy.info)}", flush=True)
@@ -327,7 +306,7 @@ def main() -> None:
             best_score = torch.load(best_path, map_location="cpu", weights_only=False)["proxy"]["score"]
     last_proxy = time.monotonic()
 
-    def score_target() -> None:
+    def score_target(step: int) -> None:
         """Logs the proxy figures of the target network; keeps its weights (fp16) when they score best."""
         nonlocal best_score, last_proxy
         t0 = time.monotonic()
@@ -345,48 +324,27 @@ def main() -> None:
     # train_lcm.steps: one count for both stages, or {"text2img": n, "inpaint": m}.
     steps_cfg = train_cfg["steps"]
     total = step if args.finalize else int(steps_cfg[args.stage] if isinstance(steps_cfg, dict) else steps_cfg)
-    warmup = train_cfg["warmup_steps"]
     student.train()
-    bar = tqdm(total=total, initial=step, desc=f"lcm {args.stage}", dynamic_ncols=True, mininterval=30)
-    window: list[float] = []
-    started = time.monotonic()
-    while step < total and not run.should_stop():
-        lr = train_cfg["lr"] * min(1.0, (step - restart_step + 1) / warmup)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        batch_size = train_cfg["batch_size"]
-        pick = torch.from_numpy(train_idx)[torch.randint(0, len(train_idx), (batch_size,), generator=generator)]
-        captions = [sample_caption(records[i]["parts"], rng, train_cfg["captions"]) for i in pick.tolist()]
-        latents = sample_latents(params[pick], scaling_factor, generator)
-        noise = torch.randn(latents.shape, generator=generator)
-        j = torch.randint(0, n_ddim, (batch_size,), generator=generator)
-        omega = train_cfg["w_min"] + (train_cfg["w_max"] - train_cfg["w_min"]) * torch.rand(batch_size, generator=generator)
+
+    def batch_loss() -> tuple[torch.Tensor, dict]:
+        pick, captions, latents, noise = data.train_batch(train_cfg["batch_size"], generator, rng, train_cfg["captions"])
+        j = torch.randint(0, n_ddim, (len(pick),), generator=generator)
+        omega = train_cfg["w_min"] + (train_cfg["w_max"] - train_cfg["w_min"]) * torch.rand(len(pick), generator=generator)
         with torch.no_grad():
             hidden = text_encoder(tokens(captions).to(device)).last_hidden_state
-        loss = losses(latents, noise, hidden, conditioning(pick, rng, generator), j, omega).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(student.parameters(), train_cfg["grad_clip"])
-        optimizer.step()
-        ema_update(target, student, train_cfg["ema_decay"])
-        step += 1
-        window.append(loss.item())
-        bar.update(1)
-        if step % train_cfg["log_every_steps"] == 0:
-            record = {"step": step, "loss": float(np.mean(window)), "lr": lr, "elapsed_s": round(time.monotonic() - started, 1)}
-            window.clear()
-            if step % train_cfg["eval_every_steps"] == 0:
-                record["val_loss"] = validation_loss()
-            run.log(record)
-            bar.set_postfix(loss=f"{record['loss']:.5f}", val=record.get("val_loss", ""))
-        if run.save_due():
-            checkpoint()
+        return losses(latents, noise, hidden, conditioning(pick, rng, generator), j, omega).mean(), {}
+
+    def proxy_due(step: int) -> None:
         if proxy is not None and time.monotonic() - last_proxy >= args.proxy_every_minutes * 60:
-            score_target()
-    bar.close()
-    checkpoint()
+            score_target(step)
+
+    step = train_loop(run, f"lcm {args.stage}", train_cfg, optimizer, list(student.parameters()), step=step, total=total,
+                      lr_at=lambda s: train_cfg["lr"] * min(1.0, (s - restart_step + 1) / train_cfg["warmup_steps"]),
+                      batch_loss=batch_loss, after_step=lambda _: ema_update(target, student, train_cfg["ema_decay"]),
+                      validate=validation_loss, val_key="val_loss", checkpoint=checkpoint, postfix="{loss:.5f}", mininterval=30,
+                      every_step=proxy_due)
     if proxy is not None and not args.finalize:
-        score_target()
+        score_target(step)
     if step < total:
         print(f"lcm {args.stage}: stopped at step {step}/{total}; rerun the same command to resume", flush=True)
         return

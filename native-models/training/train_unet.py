@@ -19,18 +19,17 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
-from tqdm import tqdm
 from transformers import CLIPTextModel, CLIPTokenizer
 
 from .build_tokenizer import TOKENIZER_DIR
-from .common import EMA, RunState, atomic_save, load_images, restore_rng, rng_state, seed_everything, to_model_range
+from .common import EMA, RunState, atomic_save, load_images, resume, rng_state, seed_everything, to_model_range, train_loop
 from .config import Config, add_common_args, load_config
 from .labels import NUM_LABELS, label_maps, labels_json
 from .masks import random_mask
@@ -138,6 +137,62 @@ class TokenCache:
         return torch.tensor([self.cache[c] for c in captions], dtype=torch.long)
 
 
+@dataclass
+class LatentData:
+    """The dataset as the U-Net stages see it: the images, their records (captions, split), the trained
+    VAE and every image's posterior under it (cached per VAE version), and the tokenizer."""
+    images_u8: np.ndarray
+    records: list[dict]
+    train_idx: np.ndarray
+    heldout_idx: np.ndarray
+    images: torch.Tensor
+    vae: AutoencoderKL
+    scaling_factor: float
+    vae_digest: str
+    params: torch.Tensor
+    tokens: TokenCache
+
+    @property
+    def latent_size(self) -> int:
+        return self.params.shape[-1]
+
+    def latents_and_noise(self, pick: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """A latent sample of each picked image's posterior and the noise to add to it."""
+        latents = sample_latents(self.params[pick], self.scaling_factor, generator)
+        return latents, torch.randn(latents.shape, generator=generator)
+
+    def train_batch(self, batch_size: int, generator: torch.Generator, rng: np.random.Generator,
+                    caption_cfg: dict) -> tuple[torch.Tensor, list[str], torch.Tensor, torch.Tensor]:
+        """(pick, captions, latents, noise) of a batch of training images, each with a sampled caption."""
+        pick = torch.from_numpy(self.train_idx)[torch.randint(0, len(self.train_idx), (batch_size,), generator=generator)]
+        captions = [sample_caption(self.records[i]["parts"], rng, caption_cfg) for i in pick.tolist()]
+        return pick, captions, *self.latents_and_noise(pick, generator)
+
+    def validation_batch(self, count: int, seed: int) -> tuple[torch.Generator, np.random.Generator, torch.Tensor, list[str], torch.Tensor, torch.Tensor]:
+        """A fixed held-out batch (the same every run, so the logged validation loss is comparable over
+        time): the generators it was drawn from (for the stage's own draws), pick, captions, latents, noise."""
+        generator = torch.Generator().manual_seed(seed)
+        rng = np.random.default_rng(seed)
+        pick = torch.from_numpy(self.heldout_idx[:count])
+        captions = [self.records[i]["caption"] for i in pick.tolist()]
+        return generator, rng, pick, captions, *self.latents_and_noise(pick, generator)
+
+
+def load_latent_data(cfg: Config, device: torch.device | None = None) -> LatentData:
+    """The dataset and the trained VAE (moved to `device` before the posteriors are computed)."""
+    images_u8, records = load_images(cfg.data_dir)
+    train_idx = np.array([r["index"] for r in records if r["split"] == "train"])
+    heldout_idx = np.array([r["index"] for r in records if r["split"] == "heldout"]) if any(
+        r["split"] == "heldout" for r in records) else train_idx[:8]
+    images = to_model_range(images_u8)
+    vae, scaling_factor, vae_digest = load_trained_vae(cfg)
+    if device is not None:
+        vae.to(device)
+    params = posterior_parameters(cfg, vae, vae_digest, images)
+    return LatentData(images_u8, records, train_idx, heldout_idx, images, vae, scaling_factor, vae_digest, params,
+                      TokenCache(load_tokenizer(cfg)))
+
+
 def load_text2img(cfg: Config, allow_snapshot: bool) -> tuple[UNet2DConditionModel, CLIPTextModel, dict]:
     """The text-to-image stage's EMA weights: from unet.pt when the stage is finished, else (if allowed)
     from the running stage's state.pt (a snapshot, so the inpainting stage and exports can go ahead)."""
@@ -230,22 +285,17 @@ def main() -> None:
     generator = seed_everything(cfg["seed"] + STAGE_SEED_OFFSETS[args.stage])
     source_info = None
     rng = np.random.default_rng(cfg["seed"])
-    images_u8, records = load_images(cfg.data_dir)
-    train_idx = np.array([r["index"] for r in records if r["split"] == "train"])
-    heldout_idx = np.array([r["index"] for r in records if r["split"] == "heldout"]) if any(
-        r["split"] == "heldout" for r in records) else train_idx[:8]
-    images = to_model_range(images_u8)
-    vae, scaling_factor, vae_digest = load_trained_vae(cfg)
-    params = posterior_parameters(cfg, vae, vae_digest, images)
-    latent_size = params.shape[-1]
-    latent_channels = params.shape[1] // 2
-    tokens = TokenCache(load_tokenizer(cfg))
+    data = load_latent_data(cfg)
+    images, vae, scaling_factor, vae_digest = data.images, data.vae, data.scaling_factor, data.vae_digest
+    latent_size = data.latent_size
+    latent_channels = data.params.shape[1] // 2
+    tokens = data.tokens
     vocab = tokens.tokenizer.get_vocab()
     noise_scheduler = make_noise_scheduler(cfg)
     alphas_cumprod = noise_scheduler.alphas_cumprod
 
     # Layout conditioning: every image's own label map at latent resolution, [N, K, h, w] (training/labels.py).
-    maps = torch.from_numpy(label_maps(images_u8, images.shape[-1] // latent_size)) if layout else None
+    maps = torch.from_numpy(label_maps(data.images_u8, images.shape[-1] // latent_size)) if layout else None
     state = run.load()
     if frozen_text:
         # On resume the weights (U-Net and the frozen text encoder) come from state.pt below; the
@@ -280,22 +330,11 @@ def main() -> None:
         text_encoder.load_state_dict(state["text_encoder"])
         unet_ema.load_state_dict(state["unet_ema"])
         te_ema.load_state_dict(state["te_ema"])
-        step = state["step"]
-        if state["optimizer"] is not None:
-            optimizer.load_state_dict(state["optimizer"])
-            restore_rng(state["rng"], generator)
-            rng.bit_generator.state = state["np_rng"]
-            print(f"{args.stage}: resumed at step {step}", flush=True)
-        else:
-            # Restored from a compact checkpoint (weights only): fresh optimizer, re-warm-up, new data order.
-            restart_step = step
-            generator = seed_everything(cfg["seed"] + step)
-            rng = np.random.default_rng(cfg["seed"] + step)
-            print(f"{args.stage}: restored weights at step {step} (no optimizer state; warming up again)", flush=True)
+        step, restart_step, generator, rng = resume(state, optimizer, generator, rng, cfg["seed"], args.stage)
     print(f"{args.stage}: U-Net {count_parameters(unet) / 1e6:.2f}M, text encoder {count_parameters(text_encoder) / 1e6:.2f}M "
           f"parameters; latents {latent_channels}×{latent_size}×{latent_size}, scaling factor {scaling_factor:.4f}", flush=True)
 
-    def checkpoint() -> None:
+    def checkpoint(step: int) -> None:
         run.save({"unet": unet.state_dict(), "text_encoder": text_encoder.state_dict(), "optimizer": optimizer.state_dict(),
                   "unet_ema": unet_ema.state_dict(), "te_ema": te_ema.state_dict(), "rng": rng_state(generator),
                   "np_rng": rng.bit_generator.state, "step": step, "vae_digest": vae_digest,
@@ -314,13 +353,9 @@ def main() -> None:
         return torch.cat([noisy, latent_mask(mask, latent_size), masked_latents], dim=1)
 
     # A fixed held-out batch (noise, timesteps, masks) so the logged validation loss is comparable over time.
-    val_gen = torch.Generator().manual_seed(cfg["seed"] + 99)
-    val_rng = np.random.default_rng(cfg["seed"] + 99)
-    val_pick = torch.from_numpy(heldout_idx[: train_cfg["val_images"]])
-    val_latents = sample_latents(params[val_pick], scaling_factor, val_gen)
-    val_noise = torch.randn(val_latents.shape, generator=val_gen)
+    val_gen, val_rng, val_pick, val_captions, val_latents, val_noise = data.validation_batch(train_cfg["val_images"], cfg["seed"] + 99)
     val_t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(val_pick),), generator=val_gen)
-    val_ids = tokens([records[i]["caption"] for i in val_pick.tolist()])
+    val_ids = tokens(val_captions)
     val_extra = model_input(noise_scheduler.add_noise(val_latents, val_noise, val_t), val_pick, val_rng)
 
     @torch.no_grad()
@@ -335,51 +370,29 @@ def main() -> None:
         return float((pred - val_noise).pow(2).mean())
 
     total = step if args.finalize else train_cfg["steps"]
-    warmup = train_cfg["warmup_steps"]
     gamma = train_cfg["min_snr_gamma"]
     unet.train()
     if not frozen_text:
         text_encoder.train()
-    bar = tqdm(total=total, initial=step, desc=args.stage, dynamic_ncols=True, mininterval=5)
-    window: list[float] = []
-    started = time.monotonic()
-    while step < total and not run.should_stop():
-        lr = train_cfg["lr"] * min(1.0, (step - restart_step + 1) / warmup)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        batch_size = train_cfg["batch_size"]
-        pick = torch.from_numpy(train_idx)[torch.randint(0, len(train_idx), (batch_size,), generator=generator)]
-        captions = [sample_caption(records[i]["parts"], rng, train_cfg["captions"]) for i in pick.tolist()]
-        latents = sample_latents(params[pick], scaling_factor, generator)
-        noise = torch.randn(latents.shape, generator=generator)
-        timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (batch_size,), generator=generator)
+
+    def batch_loss() -> tuple[torch.Tensor, dict]:
+        pick, captions, latents, noise = data.train_batch(train_cfg["batch_size"], generator, rng, train_cfg["captions"])
+        timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(pick),), generator=generator)
         noisy = noise_scheduler.add_noise(latents, noise, timesteps)
         hidden = text_encoder(tokens(captions)).last_hidden_state
         pred = unet(model_input(noisy, pick, rng), timesteps, hidden).sample
         snr = alphas_cumprod[timesteps] / (1 - alphas_cumprod[timesteps])
         weight = snr.clamp(max=gamma) / snr  # min-SNR-γ for epsilon prediction
-        loss = (weight * (pred - noise).pow(2).flatten(1).mean(1)).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(trainable, train_cfg["grad_clip"])
-        optimizer.step()
-        step += 1
+        return (weight * (pred - noise).pow(2).flatten(1).mean(1)).mean(), {}
+
+    def after_step(step: int) -> None:
         unet_ema.update(unet, step)
         if not frozen_text:
             te_ema.update(text_encoder, step)
-        window.append(loss.item())
-        bar.update(1)
-        if step % train_cfg["log_every_steps"] == 0:
-            record = {"step": step, "loss": float(np.mean(window)), "lr": lr, "elapsed_s": round(time.monotonic() - started, 1)}
-            window.clear()
-            if step % train_cfg["eval_every_steps"] == 0:
-                record["val_mse"] = validation_loss()
-            run.log(record)
-            bar.set_postfix(loss=f"{record['loss']:.4f}", val=record.get("val_mse", ""))
-        if run.save_due():
-            checkpoint()
-    bar.close()
-    checkpoint()
+
+    step = train_loop(run, args.stage, train_cfg, optimizer, trainable, step=step, total=total,
+                      lr_at=lambda s: train_cfg["lr"] * min(1.0, (s - restart_step + 1) / train_cfg["warmup_steps"]),
+                      batch_loss=batch_loss, after_step=after_step, validate=validation_loss, val_key="val_mse", checkpoint=checkpoint)
     if step < total:
         print(f"{args.stage}: stopped at step {step}/{total}; rerun the same command to resume", flush=True)
         return

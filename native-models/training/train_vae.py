@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from .common import (EMA, RunState, atomic_save, load_images, psnr, restore_rng, rng_state,
-                     seed_everything, to_model_range)
+                     seed_everything, to_model_range, train_loop)
 from .common import DONE_FILE
 from .config import add_common_args, deep_merge, load_config
 from .models import build_vae, count_parameters, limit_threads
@@ -143,7 +141,7 @@ def main() -> None:
     print(f"{name}: {count_parameters(vae) / 1e6:.2f}M parameters, {len(train_idx)} train / {len(heldout_idx)} held-out images",
           flush=True)
 
-    def checkpoint() -> None:
+    def checkpoint(step: int) -> None:
         run.save({"model": vae.state_dict(), "optimizer": optimizer.state_dict(), "ema": ema.state_dict(),
                   "rng": rng_state(generator), "step": step})
 
@@ -160,14 +158,9 @@ def main() -> None:
 
     total = step if args.finalize else train_cfg["steps"]
     warmup = train_cfg["warmup_steps"]
-    bar = tqdm(total=total, initial=step, desc=name, dynamic_ncols=True, mininterval=5)
     vae.train()
-    window: list[float] = []
-    started = time.monotonic()
-    while step < total and not run.should_stop():
-        lr = lr_at(train_cfg, step) * min(1.0, (step + 1) / warmup)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+
+    def batch_loss() -> tuple[torch.Tensor, dict]:
         pick = torch.from_numpy(train_idx)[torch.randint(0, len(train_idx), (train_cfg["batch_size"],), generator=generator)]
         if cached is not None:
             # Encoder frozen: decode samples of the cached posteriors (no encoder pass per step).
@@ -191,26 +184,12 @@ def main() -> None:
         l1 = (recon - x).abs().mean()
         mse = (recon - x).pow(2).mean()
         loss = train_cfg["l1_weight"] * l1 + train_cfg["mse_weight"] * mse + train_cfg["kl_weight"] * kl
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(trainable, train_cfg["grad_clip"])
-        optimizer.step()
-        step += 1
-        ema.update(vae, step)
-        window.append(loss.item())
-        bar.update(1)
-        if step % train_cfg["log_every_steps"] == 0:
-            record = {"step": step, "loss": float(np.mean(window)), "l1": float(l1), "mse": float(mse), "kl": float(kl),
-                      "lr": lr, "elapsed_s": round(time.monotonic() - started, 1)}
-            window.clear()
-            if step % train_cfg["eval_every_steps"] == 0:
-                record["heldout_psnr"] = evaluate_psnr(vae, heldout)
-            run.log(record)
-            bar.set_postfix(loss=f"{record['loss']:.4f}", psnr=record.get("heldout_psnr", ""))
-        if run.save_due():
-            checkpoint()
-    bar.close()
-    checkpoint()
+        return loss, {"l1": l1, "mse": mse, "kl": kl}
+
+    step = train_loop(run, name, train_cfg, optimizer, trainable, step=step, total=total,
+                      lr_at=lambda s: lr_at(train_cfg, s) * min(1.0, (s + 1) / warmup), batch_loss=batch_loss,
+                      after_step=lambda s: ema.update(vae, s), validate=lambda: evaluate_psnr(vae, heldout), val_key="heldout_psnr",
+                      checkpoint=checkpoint, val_name="psnr")
     if step < total:
         print(f"{name}: stopped at step {step}/{total}; rerun the same command to resume", flush=True)
         return
