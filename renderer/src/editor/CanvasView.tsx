@@ -397,12 +397,11 @@ export function CanvasView() {
           {preview && !staged && <KImage image={preview} x={0} y={0} width={doc.width} height={doc.height} opacity={0.95} />}
         </Layer>
         {/* Live painting: the newest frame's repainted crop over the picture, under the overlays. */}
-        {/* Hidden while empty: every shown layer is a stage-size canvas the compositor blends on each painted frame. */}
-        <Layer listening={false} visible={!staged && liveImage !== null} imageSmoothingEnabled={view.scale < 2}>
+        <Layer listening={false} visible={!staged} imageSmoothingEnabled={view.scale < 2}>
           {liveImage && <KImage image={liveImage.canvas} x={liveImage.x} y={liveImage.y} width={liveImage.width} height={liveImage.height} />}
         </Layer>
         {/* Drawn by hand (useTiledDraw) so painting redraws only the dirty rect; Konva must not clear them first. */}
-        <Layer ref={layoutDraw.layerRef} listening={false} visible={tool.layoutVisible && !staged && (tool.target === 'layout' || !doc.layout.isEmpty())} opacity={tool.layoutOpacity} clearBeforeDraw={false}>
+        <Layer ref={layoutDraw.layerRef} listening={false} visible={tool.layoutVisible && !staged} opacity={tool.layoutOpacity} clearBeforeDraw={false}>
           <Shape sceneFunc={layoutDraw.sceneFunc} perfectDrawEnabled={false} />
         </Layer>
         <Layer ref={regionDraw.layerRef} listening={false} visible={regionOverlay !== null && !staged} opacity={REGION_OPACITY} clearBeforeDraw={false}>
