@@ -37,7 +37,13 @@ export async function loraBench(threads = 0, switches = 10, rank = 32): Promise<
     const settings: SessionSettings = { providers: ['cpu'], threads };
     const unet = await OnnxModule.open(join(dir, 'unet', 'model.onnx'), 'unet/model.onnx', settings);
     // The LoRA code needs a model's U-Net, name and family; the bench graph has only the U-Net layers.
-    const model = { info: { name: 'sd15-lora-shapes', family: 'sd1', textHiddenSize: 768 }, modules: { unet, textEncoder: null }, settings } as unknown as LoadedModel;
+    // releasePromptEncoder: switching sets asks the model to drop a text encoder's prompt state (none here).
+    const model = {
+      info: { name: 'sd15-lora-shapes', family: 'sd1', textHiddenSize: 768 },
+      modules: { unet, textEncoder: null },
+      settings,
+      releasePromptEncoder: async () => {},
+    } as unknown as LoadedModel;
     const sessions = new LoraSessions(model, settings);
     const loras = await Promise.all(files.map((f) => loadLoraFile(f)));
 
