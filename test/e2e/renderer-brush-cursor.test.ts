@@ -28,7 +28,7 @@ describe('renderer end to end: brush ring', { timeout: 120_000 }, () => {
     const stage = page.getByTestId('canvas-stage');
     const box = (await stage.boundingBox())!;
     const zoom = Number(await stage.getAttribute('data-zoom'));
-    assert.equal(await stage.locator('canvas').count(), 4, 'image, live-painting, layout and mask layers; no cursor canvas');
+    assert.equal(await stage.locator('canvas').count(), 5, 'image, live-painting, layout, regions and mask layers; no cursor canvas');
 
     const at = { x: box.x + box.width / 2 + 17, y: box.y + box.height / 2 - 11 };
     await page.mouse.move(at.x, at.y);
