@@ -57,15 +57,21 @@ export abstract class TiledOverlay {
     for (let r = r0; r <= r1; r++) for (let c = c0; c <= c1; c++) yield this.tiles[r * this.columns + c]!;
   }
 
-  /** Recolours the pixels inside `rect` from the layer's bytes. */
-  update(layer: MaskLayer, rect: PixelRect): void {
-    if (rect.width <= 0 || rect.height <= 0) return;
+  /** Each tile `rect` touches, with the part of `rect` inside it (image pixels, end exclusive). */
+  private *clippedTilesIn(rect: PixelRect): Generator<{ t: Tile; x0: number; y0: number; x1: number; y1: number }> {
     for (const t of this.tilesIn(rect)) {
       const x0 = Math.max(rect.x, t.x);
       const y0 = Math.max(rect.y, t.y);
       const x1 = Math.min(rect.x + rect.width, t.x + t.canvas.width);
       const y1 = Math.min(rect.y + rect.height, t.y + t.canvas.height);
-      if (x1 <= x0 || y1 <= y0) continue;
+      if (x1 > x0 && y1 > y0) yield { t, x0, y0, x1, y1 };
+    }
+  }
+
+  /** Recolours the pixels inside `rect` from the layer's bytes. */
+  update(layer: MaskLayer, rect: PixelRect): void {
+    if (rect.width <= 0 || rect.height <= 0) return;
+    for (const { t, x0, y0, x1, y1 } of this.clippedTilesIn(rect)) {
       const rgba = t.pixels.data;
       for (let y = y0; y < y1; y++) {
         let i = y * layer.width + x0;
@@ -82,12 +88,7 @@ export abstract class TiledOverlay {
    */
   protected updateWith(rect: PixelRect, paintAt: (rgba: Uint8ClampedArray, o: number, i: number) => void): void {
     if (rect.width <= 0 || rect.height <= 0) return;
-    for (const t of this.tilesIn(rect)) {
-      const x0 = Math.max(rect.x, t.x);
-      const y0 = Math.max(rect.y, t.y);
-      const x1 = Math.min(rect.x + rect.width, t.x + t.canvas.width);
-      const y1 = Math.min(rect.y + rect.height, t.y + t.canvas.height);
-      if (x1 <= x0 || y1 <= y0) continue;
+    for (const { t, x0, y0, x1, y1 } of this.clippedTilesIn(rect)) {
       const rgba = t.pixels.data;
       for (let y = y0; y < y1; y++) {
         let i = y * this.width + x0;
@@ -101,12 +102,7 @@ export abstract class TiledOverlay {
   /** Draws the part of the overlay inside `rect` (image pixels; the whole overlay without one). */
   draw(ctx: CanvasRenderingContext2D, m: DeviceMapping, rect: PixelRect = { x: 0, y: 0, width: this.width, height: this.height }): void {
     ctx.imageSmoothingEnabled = false;
-    for (const t of this.tilesIn(rect)) {
-      const x0 = Math.max(rect.x, t.x);
-      const y0 = Math.max(rect.y, t.y);
-      const x1 = Math.min(rect.x + rect.width, t.x + t.canvas.width);
-      const y1 = Math.min(rect.y + rect.height, t.y + t.canvas.height);
-      if (x1 <= x0 || y1 <= y0) continue;
+    for (const { t, x0, y0, x1, y1 } of this.clippedTilesIn(rect)) {
       ctx.drawImage(t.canvas, x0 - t.x, y0 - t.y, x1 - x0, y1 - y0, x0 * m.scale + m.x, y0 * m.scale + m.y, (x1 - x0) * m.scale, (y1 - y0) * m.scale);
     }
   }
