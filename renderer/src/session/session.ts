@@ -269,6 +269,10 @@ export function createSession(client: StudioClient, doc: EditorDocument) {
     if (!(Number.isInteger(s.clipSkip) && s.clipSkip >= 1 && s.clipSkip <= MAX_CLIP_SKIP)) return `Clip skip must be a whole number from 1 to ${MAX_CLIP_SKIP}.`;
     if (!(s.batchCount >= 1 && s.batchCount <= MAX_BATCH_COUNT)) return `Batch count must be from 1 to ${MAX_BATCH_COUNT}.`;
     if (mode !== 'txt2img' && mode !== 'layout' && !(s.strength >= MIN_STRENGTH && s.strength <= MAX_STRENGTH)) return `Strength must be from ${MIN_STRENGTH} to ${MAX_STRENGTH}.`;
+    // img2img and inpaint run ⌊steps × strength⌋ steps (LCM spreads strength over its own schedule); the host refuses none (model-checks.ts).
+    if ((mode === 'img2img' || mode === 'inpaint') && s.sampler !== 'lcm' && Math.floor(s.steps * s.strength) < 1) {
+      return `At strength ${s.strength}, ${s.steps} steps would run no step: raise Steps or Strength.`;
+    }
     if (mode === 'inpaint' && !(s.maskBlur >= 0 && s.maskBlur <= MAX_MASK_BLUR)) return `Mask blur must be from 0 to ${MAX_MASK_BLUR}.`;
     if (mode === 'inpaint' && s.inpaintArea === 'masked' && !(Number.isInteger(s.maskPadding) && s.maskPadding >= 0 && s.maskPadding <= MAX_MASK_PADDING)) {
       return `Padding must be a whole number from 0 to ${MAX_MASK_PADDING}.`;

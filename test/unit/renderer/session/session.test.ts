@@ -244,6 +244,11 @@ describe('renderer session', () => {
       assert.equal(problem({ cfg: limits.MAX_CFG + 0.5 }), `CFG must be from ${limits.MIN_CFG} to ${limits.MAX_CFG}.`);
       assert.equal(problem({ seedMode: 'fixed', seed: limits.MAX_SEED }), null);
       assert.match(problem({ seedMode: 'fixed', seed: -1 }) ?? '', /seed must be a whole number/);
+      // With a picture open the mode is img2img, which runs ⌊steps × strength⌋ steps: none is refused here, not by the host.
+      session.openInCanvas({ id: 3, output: { hash: 'b'.repeat(64), width: 64, height: 64 } } as unknown as HistoryItem);
+      assert.equal(problem({ modeChoice: 'img2img', steps: 4, strength: 0.2, sampler: 'euler' }), 'At strength 0.2, 4 steps would run no step: raise Steps or Strength.');
+      assert.equal(problem({ modeChoice: 'img2img', steps: 5, strength: 0.2, sampler: 'euler' }), null, '⌊1⌋ = 1 step');
+      assert.equal(problem({ modeChoice: 'img2img', steps: 4, strength: 0.2, sampler: 'lcm' }), null, 'LCM spreads strength over its own schedule');
       // The panel starts from the shared defaults.
       const fresh = createSession(session.client, new EditorDocument(8, 8)).settingsStore.get();
       assert.deepEqual([fresh.steps, fresh.cfg, fresh.strength, fresh.maskBlur, fresh.maskPadding], [limits.DEFAULT_STEPS, limits.DEFAULT_CFG, limits.DEFAULT_IMG2IMG_STRENGTH, limits.DEFAULT_MASK_BLUR, limits.DEFAULT_MASK_PADDING]);
