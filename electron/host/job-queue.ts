@@ -60,6 +60,8 @@ export interface JobQueueOptions {
   clock?: () => number;
   /** How many finished jobs `snapshot().recent` lists. */
   recentLimit?: number;
+  /** How many finished jobs the database keeps; older rows are removed at start (history keeps the results). */
+  keepFinished?: number;
   /** Most queued jobs (default MAX_QUEUED_JOBS). */
   maxQueued?: number;
   /** How long to wait before trying again to start a job when the database could not be written. */
@@ -67,6 +69,8 @@ export interface JobQueueOptions {
 }
 
 const DEFAULT_RECENT_LIMIT = 20;
+/** Finished rows kept in host.sqlite: months of use, a few hundred KiB (a finished row is small). */
+export const DEFAULT_KEEP_FINISHED = 1000;
 const DEFAULT_RETRY_MS = 1000;
 
 /** A job's final state that the database refused (full disk): held here until it can be written. */
@@ -115,6 +119,7 @@ export class JobQueue {
   private readonly onChange: (delta: QueueDelta) => void;
   private readonly clock: () => number;
   private readonly recentLimit: number;
+  private readonly keepFinished: number;
   private readonly maxQueued: number;
   private readonly retryMs: number;
   private readonly images: JobImages;
@@ -155,6 +160,7 @@ export class JobQueue {
     this.onChange = options.onChange ?? (() => undefined);
     this.clock = options.clock ?? Date.now;
     this.recentLimit = options.recentLimit ?? DEFAULT_RECENT_LIMIT;
+    this.keepFinished = Math.max(options.keepFinished ?? DEFAULT_KEEP_FINISHED, this.recentLimit);
     this.maxQueued = options.maxQueued ?? MAX_QUEUED_JOBS;
     this.retryMs = options.retryMs ?? DEFAULT_RETRY_MS;
     this.images = new JobImages(options.imagesDir);
@@ -205,6 +211,7 @@ export class JobQueue {
       };
       this.stmt.interrupt.run({ now: this.clock(), error: JSON.stringify(error) });
     }
+    this.pruneFinished();
     await this.moveInlineImages();
     const queued = (this.stmt.queued.all() as JobRow[]).map((r) => r.id);
     const removed = await this.images.removeAllBut(new Set([...queued, ...this.stashing]));
@@ -213,6 +220,26 @@ export class JobQueue {
     this.ready = true;
     this.pump();
     return interrupted;
+  }
+
+  /**
+   * Removes finished rows beyond the newest `keepFinished`: a finished job's result is in the history
+   * database, and its row only served the queue's list of recent jobs. A database that refuses the delete
+   * (full disk) keeps them until the next start.
+   */
+  private pruneFinished(): void {
+    try {
+      const removed = this.db
+        .prepare(
+          `DELETE FROM jobs WHERE status IN ('succeeded', 'failed', 'cancelled') AND id NOT IN (
+             SELECT id FROM jobs WHERE status IN ('succeeded', 'failed', 'cancelled')
+             ORDER BY finished_at DESC, position DESC LIMIT ?)`,
+        )
+        .run(this.keepFinished).changes;
+      if (removed > 0) console.error(`studio host: removed ${removed} finished job(s) from the queue's database (the newest ${this.keepFinished} are kept).`);
+    } catch (err) {
+      console.error(`studio host: could not remove old finished jobs: ${(err as Error).message}`);
+    }
   }
 
   /**

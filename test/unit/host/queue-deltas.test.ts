@@ -83,3 +83,37 @@ test('the queue is capped: one job past the limit is refused with E_QUEUE_FULL i
   db.close();
   t.remove();
 });
+
+test('finished jobs beyond the newest `keepFinished` leave host.sqlite at the next start; queued ones stay', async () => {
+  const t = tempDir('queue-prune');
+  let now = 1_000;
+  const clock = () => ++now;
+  let db = openHostDatabase(t.dir);
+  let queue = new JobQueue(db, { imagesDir: join(t.dir, 'jobs'), clock, run: async () => 1 });
+  await queue.start();
+  const done: string[] = [];
+  for (let i = 0; i < 12; i++) done.push((await queue.enqueue('m', request(i))).id);
+  while (queue.snapshot().queued.length > 0 || queue.snapshot().running) await new Promise((r) => setTimeout(r, 20));
+  await queue.close();
+  const count = (): number => db.prepare('SELECT COUNT(*) FROM jobs').pluck().get() as number;
+  assert.equal(count(), 12);
+  // Queued while the app is closed (not started): these must survive the pruning.
+  queue = new JobQueue(db, { imagesDir: join(t.dir, 'jobs'), clock, run: () => new Promise<number>(() => undefined) });
+  const waiting = [(await queue.enqueue('m', request(90))).id, (await queue.enqueue('m', request(91))).id];
+  await queue.close();
+  db.close();
+
+  db = openHostDatabase(t.dir);
+  const untilCancelled = (_job: unknown, { signal }: { signal: AbortSignal }) => new Promise<number>((_, reject) => signal.addEventListener('abort', () => reject(new Error('cancelled'))));
+  queue = new JobQueue(db, { imagesDir: join(t.dir, 'jobs'), clock, recentLimit: 3, keepFinished: 5, run: untilCancelled });
+  await queue.start();
+  const left = db.prepare('SELECT id, status FROM jobs ORDER BY finished_at').all() as Array<{ id: string; status: string }>;
+  assert.deepEqual(left.filter((r) => r.status === 'succeeded').map((r) => r.id), done.slice(-5), 'the newest five finished jobs');
+  assert.equal(left.filter((r) => r.status !== 'succeeded').length, 2);
+  const snap = queue.snapshot();
+  assert.deepEqual([snap.running?.id, ...snap.queued.map((j) => j.id)], waiting, 'the queued jobs are still there (the first runs now)');
+  assert.deepEqual(queue.snapshot().recent.map((j) => j.id), done.slice(-3).reverse());
+  await queue.close();
+  db.close();
+  t.remove();
+});
