@@ -11,8 +11,8 @@ import { openLibrary, sandbox } from './support.js';
 const PYTHON = venvPython();
 const MAKE_CHECKPOINT = join(import.meta.dirname, 'make_tiny_checkpoint.py');
 const noVenv = existsSync(PYTHON) ? false : `needs the Python venv at ${PYTHON} (native-models/tools/setup-venv.sh)`;
-/** Two Python start-ups with torch + diffusers on a busy 2-core machine. */
-const CONVERSION_TIMEOUT_MS = 240_000;
+/** Two Python start-ups with torch + diffusers: ~60 s quiet, ~500 s seen on a 2-core machine at load 30. */
+const CONVERSION_TIMEOUT_MS = 600_000;
 
 function python(args: string[]): { stdout: string; stderr: string; status: number | null } {
   const r = spawnSync(PYTHON, args, { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: '2' } });
