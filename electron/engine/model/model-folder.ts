@@ -52,8 +52,8 @@ import { detectTextEncoder, type TextEncoderDetection } from './text-encoder.js'
 import { detectUnet, unetOutChannels } from './unet.js';
 import { detectVaeDecoder, detectVaeEncoder, openVaeDecoder, openVaeEncoder } from './vae.js';
 import { EmbeddingVocabulary } from '../prompt/chunker.js';
-import { encodePrompt, PROMPT_CACHE_SIZE, type EncodedPrompt } from '../prompt/conditioning.js';
-import { loadEmbeddingFolder, widthMismatchError, type TextualInversion } from '../prompt/embeddings.js';
+import { encodePrompt, PROMPT_CACHE_SIZE, skippedEmbeddings, type EncodedPrompt } from '../prompt/conditioning.js';
+import { loadEmbeddingFolder, mismatchWarning, type TextualInversion } from '../prompt/embeddings.js';
 import { clipSkipState, graphSourceOf, PromptTextEncoder } from '../prompt/text-encoder.js';
 import { DEFAULT_EMPHASIS, type EmphasisMode } from '../../shared/generation-limits.js';
 
@@ -103,9 +103,19 @@ export interface ModelSubmodules {
 let nextPromptEncoderId = 0;
 
 
-/** The embeddings a job may use: those that fit this model's text encoder, and those that do not (by name). */
+/**
+ * The embeddings a job may use: those that fit this model's text encoders, and those that do not (A1111's
+ * skipped embeddings: not applied, their names read as text, a warning when a prompt names one).
+ */
 export interface PromptEmbeddingSet {
+  /** The usable embeddings as the model's (first) tokenizer finds them; null when there are none. */
   vocabulary: EmbeddingVocabulary<TextualInversion> | null;
+  /** The same for another tokenizer of the model (SDXL's tokenizer_2); null when there are none. */
+  vocabularyFor(tokenizer: ClipTokenizer): EmbeddingVocabulary<TextualInversion> | null;
+  /** The embeddings made for another model family, for the warning; null when there are none. */
+  mismatched: EmbeddingVocabulary<TextualInversion> | null;
+  /** The model's text encoders' widths, in order (what an embedding must match). */
+  widths: readonly number[];
   /** Names and hashes, for the cache key. */
   key: string;
 }
@@ -145,17 +155,23 @@ export class LoadedModel {
   }
 
   private promptEncoderEntry(): { encoder: PromptTextEncoder; id: number } {
-    const te = this.modules.textEncoder;
+    return this.promptEncoderOf(this.modules.textEncoder, this.baseTextEncoder, this.info.textEncoder.batchDynamic);
+  }
+
+  /**
+   * The prompt encoder of one SDXL text encoder: its session in this model (or LoRA view), whose graph is
+   * read from the folder's file when it is the folder's own session (`encoder.module`).
+   */
+  sdxlPromptEncoder(encoder: SdxlTextEncoder): PromptTextEncoder {
+    const session = encoder.info.submodel === 'text_encoder_2' ? this.modules.textEncoder2! : this.modules.textEncoder;
+    return this.promptEncoderOf(session, encoder.module, encoder.info.batchDynamic).encoder;
+  }
+
+  private promptEncoderOf(te: OnnxModule, base: OnnxModule, batchDynamic: boolean): { encoder: PromptTextEncoder; id: number } {
     let entry = this.promptEncoders.get(te);
     if (!entry) {
       entry = {
-        encoder: new PromptTextEncoder(
-          te,
-          this.settings,
-          this.info.textEncoder.batchDynamic,
-          this.info.maxTokens,
-          graphSourceOf(te, te === this.baseTextEncoder),
-        ),
+        encoder: new PromptTextEncoder(te, this.settings, batchDynamic, this.info.maxTokens, graphSourceOf(te, te === base)),
         id: nextPromptEncoderId++,
       };
       this.promptEncoders.set(te, entry);
@@ -163,24 +179,40 @@ export class LoadedModel {
     return entry;
   }
 
+  /** The widths of the model's text encoders, in order: [768] for SD 1.x, [768, 1280] for SDXL, [1280] for its refiner. */
+  get textEncoderWidths(): number[] {
+    return this.modules.sdxlTextEncoders ? this.modules.sdxlTextEncoders.map((e) => e.info.hiddenSize) : [this.info.textHiddenSize];
+  }
+
   /**
-   * The embeddings found in `dirs` (A1111: a prompt word equal to a file stem uses its vectors). Files of
-   * another width are kept too, so that using one is a clear error naming the file (see encodePrompt).
+   * The embeddings found in `dirs` (A1111: a prompt word equal to a file stem uses its vectors). Files made
+   * for another model family are kept apart, so that a prompt naming one gets a warning naming the file.
    */
   async embeddingSet(dirs: readonly string[]): Promise<PromptEmbeddingSet> {
-    if (dirs.length === 0) return { vocabulary: null, key: '' };
-    const found = await loadEmbeddingFolder(dirs, this.info.textHiddenSize);
+    const widths = this.textEncoderWidths;
+    const none: PromptEmbeddingSet = { vocabulary: null, vocabularyFor: () => null, mismatched: null, widths, key: '' };
+    if (dirs.length === 0) return none;
+    const found = await loadEmbeddingFolder(dirs, widths);
     const all = [...found.usable, ...found.mismatched];
-    if (all.length === 0) return { vocabulary: null, key: '' };
+    if (all.length === 0) return none;
+    const vocabularies = new Map<ClipTokenizer, EmbeddingVocabulary<TextualInversion> | null>();
+    const vocabularyFor = (tokenizer: ClipTokenizer): EmbeddingVocabulary<TextualInversion> | null => {
+      if (!vocabularies.has(tokenizer)) vocabularies.set(tokenizer, found.usable.length > 0 ? new EmbeddingVocabulary(tokenizer, found.usable) : null);
+      return vocabularies.get(tokenizer)!;
+    };
     return {
-      vocabulary: new EmbeddingVocabulary(this.tokenizer, all),
+      vocabulary: vocabularyFor(this.tokenizer),
+      vocabularyFor,
+      mismatched: found.mismatched.length > 0 ? new EmbeddingVocabulary(this.tokenizer, found.mismatched) : null,
+      widths,
       key: all.map((e) => `${e.name}:${e.sha256}`).join(','),
     };
   }
 
   /**
    * A1111's conditioning for one text (prompt/conditioning.ts), cached per (clip skip, embeddings, text).
-   * Throws a clear error when the text uses an embedding made for another model family.
+   * An embedding made for another model family is not applied (its name is read as text, as A1111 does);
+   * `skipped` lists it for the job's warning.
    */
   async encodePrompt(text: string, clipSkip: number, embeddings: PromptEmbeddingSet, emphasis: EmphasisMode = DEFAULT_EMPHASIS): Promise<EncodedPrompt> {
     const { encoder, id } = this.promptEncoderEntry();
@@ -195,14 +227,12 @@ export class LoadedModel {
       state: clipSkipState(this.info.family === 'sd2' ? 1 : clipSkip),
       emphasis,
       ...(embeddings.vocabulary ? { embeddings: embeddings.vocabulary } : {}),
-      check: (used) => {
-        const wrong = used.find((e) => e.width !== this.info.textHiddenSize);
-        if (wrong) throw widthMismatchError(wrong, this.info.textHiddenSize);
-      },
     });
-    this.promptCache.set(key, encoded);
+    const skipped = skippedEmbeddings(text, this.tokenizer, embeddings.mismatched, emphasis);
+    const result = skipped.length > 0 ? { ...encoded, skipped: skipped.map((e) => mismatchWarning(e, embeddings.widths)) } : encoded;
+    this.promptCache.set(key, result);
     if (this.promptCache.size > PROMPT_CACHE_SIZE) this.promptCache.delete(this.promptCache.keys().next().value!);
-    return encoded;
+    return result;
   }
 
   /**
@@ -278,7 +308,9 @@ export class LoadedModel {
   }
 
   async release(): Promise<void> {
-    await this.promptEncoders.get(this.baseTextEncoder)?.encoder.release();
+    for (const te of new Set([this.baseTextEncoder, ...(this.modules.sdxlTextEncoders ?? []).map((e) => e.module)])) {
+      await this.promptEncoders.get(te)?.encoder.release();
+    }
     const encoders = new Set([this.modules.textEncoder, this.modules.textEncoder2]);
     const all = [...encoders, this.modules.unet, this.modules.vaeEncoder, this.modules.vaeDecoder, this.modules.controlNet];
     const external = await Promise.all([...this.externalControlNets.values()].map((p) => p.catch(() => null)));

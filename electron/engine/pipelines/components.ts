@@ -12,12 +12,19 @@ import { LABEL_MAP_INPUT, timestepTensor } from '../model/unet.js';
 import type { HostTensor } from '../model/onnx-module.js';
 import { POSTERIOR_NOISE_INPUT } from '../model/onnx-graph.js';
 import type { GaussianSource } from '../tensor/rng.js';
-import { addedFeeds, aestheticOptions, encodeSdxlConditioning, type AddedConditioning } from './sdxl-conditioning.js';
+import {
+  addedFeeds,
+  aestheticOptions,
+  encodeSdxlConditioning,
+  type AddedConditioning,
+  type SdxlPromptOptions,
+  type TimeIdOptions,
+} from './sdxl-conditioning.js';
 import { latentPreview } from '../tensor/preview.js';
 import { tensorToImage, type RgbImage } from '../tensor/image.js';
 import { timed, type Job } from './job.js';
 import type { EncodedPrompt } from '../prompt/conditioning.js';
-import { TI_SHORT_HASH_LENGTH } from '../prompt/embeddings.js';
+import { TI_SHORT_HASH_LENGTH, type TextualInversion } from '../prompt/embeddings.js';
 import type { GenerateOptions } from './types.js';
 import { encodeRegions, predictRegionalNoise, type RegionConditioning } from './regions.js';
 import { DEFAULT_EMPHASIS } from '../../shared/generation-limits.js';
@@ -74,13 +81,38 @@ export async function encodePrompts(job: Job, withUncond: boolean): Promise<Prom
     else uncond = padWithEmpty(uncond, empty, cond.chunks);
     params.padConds = true;
   }
-  const used = new Map<string, string>();
-  for (const e of [...cond.embeddings, ...(uncond?.embeddings ?? [])]) used.set(e.name, e.sha256.slice(0, TI_SHORT_HASH_LENGTH));
-  if (used.size > 0) params.embeddings = [...used].map(([name, hash]) => ({ name, hash }));
+  recordTextualInversion(job, [...cond.embeddings, ...(uncond?.embeddings ?? [])], [...(cond.skipped ?? []), ...(uncond?.skipped ?? [])]);
 
   const c = fitToUnet(job, cond, 'prompt');
   const u = uncond ? fitToUnet(job, uncond, 'negative prompt') : null;
   return { cond: c.data, uncond: u?.data ?? null, condTokens: c.tokens, uncondTokens: u?.tokens ?? 0, hidden: cond.width };
+}
+
+/**
+ * Records on the job the embeddings its texts used (names and short hashes, A1111's "TI hashes") and a
+ * warning for each file a text named but the model can't take (A1111 skips it; the word stayed text).
+ */
+export function recordTextualInversion(job: Pick<Job, 'params' | 'warnings'>, used: readonly TextualInversion[], skipped: readonly string[]): void {
+  const names = new Map((job.params.embeddings ?? []).map((e) => [e.name, e.hash]));
+  for (const e of used) names.set(e.name, e.sha256.slice(0, TI_SHORT_HASH_LENGTH));
+  if (names.size > 0) job.params.embeddings = [...names].map(([name, hash]) => ({ name, hash }));
+  for (const w of skipped) if (!job.warnings.includes(w)) job.warnings.push(w);
+}
+
+/**
+ * SDXL's conditioning for a job (or a live frame): both encoders, with the embeddings of the job's folders
+ * (sdxl-conditioning.ts), recording on the job the embeddings used and those skipped.
+ */
+export async function encodeSdxlJobConditioning(
+  job: Pick<Job, 'model' | 'params' | 'embeddingDirs' | 'warnings'>,
+  withUncond: boolean,
+  size: { width: number; height: number },
+  options: TimeIdOptions & SdxlPromptOptions,
+): Promise<Awaited<ReturnType<typeof encodeSdxlConditioning>>> {
+  const embeddings = await job.model.embeddingSet(job.embeddingDirs);
+  const out = await encodeSdxlConditioning(job.model, stripLoraTags(job.params.prompt), job.params.negativePrompt, withUncond, size, { ...options, embeddings });
+  recordTextualInversion(job, out.textualInversion.used, out.textualInversion.skipped);
+  return out;
 }
 
 /** `e` followed by copies of the empty prompt's one chunk, to `chunks` chunks (A1111's `pad_cond`). */
@@ -142,7 +174,7 @@ export async function encodeConditioning(job: Job): Promise<Conditioning> {
   const size = { width: params.width, height: params.height };
   const { embeddings, added } = await timed(job, 'textEncodeMs', async () => {
     if (!model.info.sdxl) return { embeddings: await encodePrompts(job, doCfg), added: null };
-    const sdxl = await encodeSdxlConditioning(model, stripLoraTags(params.prompt), params.negativePrompt, doCfg, size, {
+    const sdxl = await encodeSdxlJobConditioning(job, doCfg, size, {
       emphasis: params.emphasis ?? DEFAULT_EMPHASIS,
       ...(job.padConds ? { padConds: true } : {}),
       ...aestheticOptions(params),

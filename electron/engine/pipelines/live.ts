@@ -19,7 +19,6 @@
 import * as ort from 'onnxruntime-node';
 import { InvalidRequestError } from '../../shared/errors.js';
 import type { ExecutionProviderName, GenerationParams, GenerationTimings } from '../../shared/generation.js';
-import { stripLoraTags } from '../lora/prompt-tags.js';
 import { applyPromptLoras, type LoraReport } from '../lora/sessions.js';
 import type { LoadedModel } from '../model/model-folder.js';
 import { createScheduler, type Scheduler } from '../schedulers/index.js';
@@ -30,6 +29,7 @@ import {
   decodeLatents,
   encodeImage,
   encodePrompts,
+  encodeSdxlJobConditioning,
   guidanceEmbedding,
   latentSize,
   predictNoise,
@@ -39,7 +39,7 @@ import {
   type PromptEmbeddings,
 } from './components.js';
 import { emptyTimings, type Job } from './job.js';
-import { aestheticOptions, encodeSdxlConditioning, type AddedConditioning } from './sdxl-conditioning.js';
+import { aestheticOptions, type AddedConditioning } from './sdxl-conditioning.js';
 import { cropAlpha, cropForInpaint, cropRegion, pasteCrop, type CropRegion } from './only-masked.js';
 import { resolveParams } from './resolve.js';
 import type { GenerateRequest } from './types.js';
@@ -148,7 +148,7 @@ export class LiveSession {
       const t0 = performance.now();
       // As encodeConditioning (components.ts) does for a queued job.
       const { embeddings, added } = base.info.sdxl
-        ? await encodeSdxlConditioning(applied.model, stripLoraTags(params.prompt), params.negativePrompt, doCfg, { width, height }, aestheticOptions(params))
+        ? await encodeSdxlJobConditioning(encodeJob, doCfg, { width, height }, aestheticOptions(params))
         : { embeddings: await encodePrompts(encodeJob as Job, doCfg), added: null };
       timings.textEncodeMs = performance.now() - t0;
       this.prompt = {

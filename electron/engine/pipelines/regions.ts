@@ -26,12 +26,11 @@ import type { RegionParams } from '../../shared/generation.js';
 import type { LoadedModel } from '../model/model-folder.js';
 import type { HostTensor } from '../model/onnx-module.js';
 import { decodeMask, type GrayImage } from '../tensor/image.js';
-import { fitToUnet, runUnet, type Conditioning, type LatentShape, type PromptEmbeddings } from './components.js';
+import { fitToUnet, recordTextualInversion, runUnet, type Conditioning, type LatentShape, type PromptEmbeddings } from './components.js';
 import type { Job, JobRegion } from './job.js';
 import { cropMask, type CropRegion } from './only-masked.js';
 import { encodeSdxlPrompts, type AddedConditioning } from './sdxl-conditioning.js';
 import { TEXT_EMBEDS_INPUT, TIME_IDS_INPUT } from '../model/sdxl.js';
-import { TI_SHORT_HASH_LENGTH } from '../prompt/embeddings.js';
 import type { RegionRequest } from './types.js';
 
 /** U-Net batch items per call at most: a region-heavy job on a large model must not multiply its memory by 10. */
@@ -151,15 +150,12 @@ export async function encodeRegions(job: Job, main: PromptEmbeddings, added: Add
 async function encodeRegionPrompt(job: Job, model: LoadedModel, prompt: string, index: number, added: AddedConditioning | null): Promise<PromptRow> {
   if (model.info.sdxl) {
     // The region's own pooled embedding; its time ids are the main prompt's (the same picture).
-    const { embeddings, pooled } = await encodeSdxlPrompts(model, prompt, '', false);
+    const { embeddings, pooled, textualInversion } = await encodeSdxlPrompts(model, prompt, '', false, { embeddings: await model.embeddingSet(job.embeddingDirs) });
+    recordTextualInversion(job, textualInversion.used, textualInversion.skipped);
     return { states: embeddings.cond, tokens: embeddings.condTokens, textEmbeds: pooled.cond, timeIds: added!.timeIds.cond };
   }
   const encoded = await model.encodePrompt(prompt, job.params.clipSkip ?? 1, await model.embeddingSet(job.embeddingDirs));
-  if (encoded.embeddings.length > 0) {
-    const used = new Map((job.params.embeddings ?? []).map((e) => [e.name, e.hash]));
-    for (const e of encoded.embeddings) used.set(e.name, e.sha256.slice(0, TI_SHORT_HASH_LENGTH));
-    job.params.embeddings = [...used].map(([name, hash]) => ({ name, hash }));
-  }
+  recordTextualInversion(job, encoded.embeddings, encoded.skipped ?? []);
   const fitted = fitToUnet(job, encoded, `prompt of region ${index + 1}`);
   return { states: fitted.data, tokens: fitted.tokens, textEmbeds: null, timeIds: null };
 }

@@ -10,6 +10,9 @@
  *   BREAK and 75-token chunks, each chunk encoded on its own by each encoder, weighted with the mean
  *   restored per encoder, the encoders' states of a chunk concatenated along the feature axis and the
  *   chunks along the sequence (77·k tokens); the pooled embedding is encoder 2's of the first chunk;
+ * - textual-inversion embeddings as A1111 applies SDXL files: a word equal to the embedding's name takes
+ *   its `clip_l` vectors on encoder 1 and its `clip_g` vectors on encoder 2, counted as its vector count
+ *   in the chunks; an SD 1.x/2.x embedding is skipped with a warning naming the file;
  * - under guidance, an empty negative prompt gives zeros for its hidden states and pooled embedding when
  *   the folder's `force_zeros_for_empty_prompt` is true (diffusers does that for a missing negative; a
  *   written one is encoded by both encoders).
@@ -19,11 +22,13 @@ import { StudioError } from '../../shared/errors.js';
 import { DEFAULT_AESTHETIC_SCORE, DEFAULT_NEGATIVE_AESTHETIC_SCORE } from '../../shared/generation-limits.js';
 import type { GenerationParams } from '../../shared/generation.js';
 import type { SdxlInfo } from '../../shared/model.js';
-import type { LoadedModel } from '../model/model-folder.js';
-import type { HostTensor, OnnxModule } from '../model/onnx-module.js';
+import type { LoadedModel, PromptEmbeddingSet } from '../model/model-folder.js';
+import type { HostTensor } from '../model/onnx-module.js';
 import { REFINER_TIME_IDS, TEXT_EMBEDS_INPUT, TIME_IDS_INPUT, type SdxlTextEncoder } from '../model/sdxl.js';
 import { CHUNK_TOKENS, tokenizePrompt } from '../prompt/chunker.js';
-import { applyEmphasis } from '../prompt/conditioning.js';
+import { CLIP_G_VECTORS, encodeChunks, FIRST_ENCODER_VECTORS, skippedEmbeddings } from '../prompt/conditioning.js';
+import { mismatchWarning, type TextualInversion } from '../prompt/embeddings.js';
+import type { HiddenStateChoice } from '../prompt/text-encoder.js';
 import { DEFAULT_EMPHASIS, type EmphasisMode } from '../../shared/generation-limits.js';
 import type { PromptEmbeddings } from './components.js';
 
@@ -37,6 +42,8 @@ export interface AddedConditioning {
 /** A1111's prompt options SD 1.x honours too: "Emphasis" and "Pad conds". */
 export interface SdxlPromptOptions {
   emphasis?: EmphasisMode;
+  /** Textual-inversion embeddings the texts may name (LoadedModel.embeddingSet). */
+  embeddings?: PromptEmbeddingSet;
   /** Pad the shorter of prompt and negative with the empty prompt's chunk (A1111's `pad_cond_uncond`). */
   padConds?: boolean;
 }
@@ -90,7 +97,12 @@ interface EncodedSdxlText {
   chunks: number;
   /** On the encoder that gives it (encoder 2): the first chunk's pooled, projected embedding. */
   pooled: Float32Array | null;
+  /** The textual-inversion embeddings the text used on this encoder. */
+  embeddings: TextualInversion[];
 }
+
+/** SDXL conditions on each encoder's penultimate hidden state, without the final LayerNorm (`hidden_states[-2]`). */
+const SDXL_STATE: HiddenStateChoice = { fromEnd: 2, finalNorm: false };
 
 /**
  * A1111's `FrozenCLIPEmbedderForSDXLWithCustomWords` / `FrozenOpenCLIPEmbedder2WithCustomWords` forward for
@@ -98,36 +110,29 @@ interface EncodedSdxlText {
  * pads with EOS, bigG with `!` after the first EOS), each 77-token chunk runs through the encoder on its
  * own, its penultimate hidden state is weighted token by token with the mean restored (emphasis
  * "Original", per encoder), and the chunks are concatenated along the sequence. The pooled embedding is the
- * first chunk's (`zs[0].pooled`).
+ * first chunk's (`zs[0].pooled`). A word naming a textual-inversion embedding takes the embedding's
+ * vectors for this encoder (`clip_l` on CLIP-L, `clip_g` on bigG: A1111's `textual_inversion_key`),
+ * through the same rewritten graph as SD 1.x (prompt/conditioning.ts encodeChunks).
  */
-async function encodeSdxlText(module: OnnxModule, encoder: SdxlTextEncoder, text: string, emphasis: EmphasisMode): Promise<EncodedSdxlText> {
+async function encodeSdxlText(
+  model: LoadedModel,
+  encoder: SdxlTextEncoder,
+  text: string,
+  emphasis: EmphasisMode,
+  embeddings: PromptEmbeddingSet | undefined,
+): Promise<EncodedSdxlText> {
   const { info } = encoder;
-  const { chunks } = tokenizePrompt(text, encoder.tokenizer, emphasis === 'None' ? { parseAttention: false } : {});
-  const outputs = info.pooledOutput ? [info.hiddenOutput, info.pooledOutput] : [info.hiddenOutput];
-  const run = (rows: number[][]) => {
-    const ids = new Int32Array(rows.length * CHUNK_TOKENS);
-    rows.forEach((r, i) => ids.set(r, i * CHUNK_TOKENS));
-    return module.run({ input_ids: { data: ids, dims: [rows.length, CHUNK_TOKENS] } }, outputs);
-  };
-  const rows = chunks.map((c) => c.ids);
-  const results = [];
-  if (info.batchDynamic) results.push(await run(rows));
-  else for (const r of rows) results.push(await run([r]));
-  const width = info.hiddenSize;
-  const hidden = new Float32Array(chunks.length * CHUNK_TOKENS * width);
-  let o = 0;
-  for (const r of results) {
-    const data = r[info.hiddenOutput]!.data as Float32Array;
-    hidden.set(data, o);
-    o += data.length;
-  }
-  chunks.forEach((c, i) => applyEmphasis(emphasis, hidden.subarray(i * CHUNK_TOKENS * width, (i + 1) * CHUNK_TOKENS * width), c.multipliers, width));
-  let pooled: Float32Array | null = null;
-  if (info.pooledOutput) {
-    const first = results[0]![info.pooledOutput]!;
-    pooled = (first.data as Float32Array).slice(0, first.data.length / first.dims[0]!);
-  }
-  return { hidden, chunks: chunks.length, pooled };
+  const vocabulary = embeddings?.vocabularyFor(encoder.tokenizer) ?? null;
+  const { chunks } = tokenizePrompt(text, encoder.tokenizer, {
+    ...(emphasis === 'None' ? { parseAttention: false } : {}),
+    ...(vocabulary ? { embeddings: vocabulary } : {}),
+  });
+  const out = await encodeChunks(model.sdxlPromptEncoder(encoder), chunks, SDXL_STATE, {
+    emphasis,
+    vectors: info.submodel === 'text_encoder_2' ? CLIP_G_VECTORS : FIRST_ENCODER_VECTORS,
+    ...(info.pooledOutput ? { pooled: info.pooledOutput } : {}),
+  });
+  return { hidden: out.data, chunks: out.chunks, pooled: out.pooled ?? null, embeddings: out.embeddings };
 }
 
 /** Concatenates per-token features of each encoder: [tokens, w1] ‖ [tokens, w2] → [tokens, w1 + w2]. */
@@ -153,14 +158,12 @@ async function encodeSdxlTextAllEncoders(
   model: LoadedModel,
   text: string,
   emphasis: EmphasisMode = DEFAULT_EMPHASIS,
-): Promise<{ states: Float32Array; tokens: number; pooled: Float32Array }> {
+  embeddings?: PromptEmbeddingSet,
+): Promise<EncodedSdxlTextAll> {
   const encoders = model.modules.sdxlTextEncoders!;
   const outs: EncodedSdxlText[] = [];
-  for (const e of encoders) {
-    // The model's own session for that encoder (a LoRA view of the model swaps it for a patched one).
-    const session = e.info.submodel === 'text_encoder_2' ? model.modules.textEncoder2! : model.modules.textEncoder;
-    outs.push(await encodeSdxlText(session, e, text, emphasis));
-  }
+  // Each encoder's session in the model (a LoRA view of the model swaps it for a patched one).
+  for (const e of encoders) outs.push(await encodeSdxlText(model, e, text, emphasis, embeddings));
   const chunks = outs[0]!.chunks;
   if (outs.some((o) => o.chunks !== chunks)) {
     // Both tokenizers share CLIP's vocabulary, so this only happens with mismatched tokenizer files.
@@ -168,7 +171,20 @@ async function encodeSdxlTextAllEncoders(
   }
   const tokens = chunks * CHUNK_TOKENS;
   const states = concatFeatures(outs.map((o) => o.hidden), encoders.map((e) => e.info.hiddenSize), tokens);
-  return { states, tokens, pooled: outs.find((o) => o.pooled !== null)!.pooled! };
+  const used: TextualInversion[] = [];
+  for (const o of outs) for (const e of o.embeddings) if (!used.includes(e)) used.push(e);
+  const skipped = embeddings ? skippedEmbeddings(text, encoders[0]!.tokenizer, embeddings.mismatched, emphasis) : [];
+  return { states, tokens, pooled: outs.find((o) => o.pooled !== null)!.pooled!, used, skipped };
+}
+
+interface EncodedSdxlTextAll {
+  states: Float32Array;
+  tokens: number;
+  pooled: Float32Array;
+  /** The embeddings applied. */
+  used: TextualInversion[];
+  /** The embeddings named but made for another model family (not applied). */
+  skipped: TextualInversion[];
 }
 
 /**
@@ -187,17 +203,17 @@ export async function encodeSdxlPrompts(
   negative: string,
   withUncond: boolean,
   options: SdxlPromptOptions = {},
-): Promise<{ embeddings: PromptEmbeddings; pooled: { cond: Float32Array; uncond: Float32Array | null }; padded: boolean }> {
+): Promise<{ embeddings: PromptEmbeddings; pooled: { cond: Float32Array; uncond: Float32Array | null }; padded: boolean; textualInversion: TextualInversionUse }> {
   const sdxl = model.info.sdxl!;
   const emphasis = options.emphasis ?? DEFAULT_EMPHASIS;
   const hidden = model.modules.sdxlTextEncoders!.reduce((n, e) => n + e.info.hiddenSize, 0);
   const zeroNegative = withUncond && negative === '' && sdxl.forceZerosForEmptyPrompt;
-  let cond = await encodeSdxlTextAllEncoders(model, prompt, emphasis);
-  let uncond: { states: Float32Array; tokens: number; pooled: Float32Array } | null = null;
+  let cond = await encodeSdxlTextAllEncoders(model, prompt, emphasis, options.embeddings);
+  let uncond: EncodedSdxlTextAll | null = null;
   if (withUncond) {
     uncond = zeroNegative
-      ? { states: new Float32Array(cond.states.length), tokens: cond.tokens, pooled: new Float32Array(cond.pooled.length) }
-      : await encodeSdxlTextAllEncoders(model, negative, emphasis);
+      ? { states: new Float32Array(cond.states.length), tokens: cond.tokens, pooled: new Float32Array(cond.pooled.length), used: [], skipped: [] }
+      : await encodeSdxlTextAllEncoders(model, negative, emphasis, options.embeddings);
   }
   let padded = false;
   if (options.padConds && uncond && uncond.tokens !== cond.tokens) {
@@ -216,7 +232,17 @@ export async function encodeSdxlPrompts(
     embeddings: { cond: cond.states, uncond: uncond?.states ?? null, condTokens: cond.tokens, uncondTokens: uncond?.tokens ?? 0, hidden },
     pooled: { cond: cond.pooled, uncond: uncond?.pooled ?? null },
     padded,
+    textualInversion: {
+      used: [...new Set([...cond.used, ...(uncond?.used ?? [])])],
+      skipped: [...new Set([...cond.skipped, ...(uncond?.skipped ?? [])])].map((e) => mismatchWarning(e, options.embeddings!.widths)),
+    },
   };
+}
+
+/** The embeddings a job's texts used, and the warnings for those it named but could not take. */
+export interface TextualInversionUse {
+  used: TextualInversion[];
+  skipped: string[];
 }
 
 /** Everything SDXL adds to one job's conditioning: the embeddings and the U-Net's added inputs. */
@@ -227,13 +253,14 @@ export async function encodeSdxlConditioning(
   withUncond: boolean,
   size: { width: number; height: number },
   options: TimeIdOptions & SdxlPromptOptions = {},
-): Promise<{ embeddings: PromptEmbeddings; added: AddedConditioning; padded: boolean }> {
+): Promise<{ embeddings: PromptEmbeddings; added: AddedConditioning; padded: boolean; textualInversion: TextualInversionUse }> {
   const sdxl = model.info.sdxl!;
-  const { embeddings, pooled, padded } = await encodeSdxlPrompts(model, prompt, negative, withUncond, options);
+  const { embeddings, pooled, padded, textualInversion } = await encodeSdxlPrompts(model, prompt, negative, withUncond, options);
   const ids = sdxlTimeIds(sdxl, size, options);
   return {
     embeddings,
     padded,
+    textualInversion,
     added: {
       textEmbeds: { cond: pooled.cond, uncond: pooled.uncond, width: sdxl.pooledSize },
       timeIds: { cond: ids.cond, uncond: withUncond ? ids.uncond : null, width: sdxl.timeIds },

@@ -27,6 +27,8 @@ export interface EncodedPrompt {
   tokenCount: number;
   /** The embeddings the prompt used, in order of first use. */
   embeddings: TextualInversion[];
+  /** Warnings for the embeddings the text names but the model can't take (A1111's skipped embeddings). */
+  skipped?: string[];
 }
 
 export interface PromptEncodeOptions {
@@ -55,21 +57,61 @@ export async function encodePrompt(
     for (const c of chunks) for (const f of c.fixes) if (!used.includes(f.embedding)) used.push(f.embedding);
     options.check(used);
   }
-  const encoded = await encodeChunks(encoder, chunks, options.state, options.emphasis);
+  const encoded = await encodeChunks(encoder, chunks, options.state, options.emphasis ?? DEFAULT_EMPHASIS);
   return { ...encoded, tokenCount };
+}
+
+/** Which tensor of an embedding feeds which text encoder (A1111's `textual_inversion_key`). */
+export type EmbeddingVectors = (e: TextualInversion) => Float32Array;
+
+/** SD 1.x/2.x, and SDXL's first encoder (CLIP-L): the file's `clip_l` or only tensor. */
+export const FIRST_ENCODER_VECTORS: EmbeddingVectors = (e) => e.data;
+/** SDXL's second encoder (OpenCLIP bigG): the file's `clip_g`. */
+export const CLIP_G_VECTORS: EmbeddingVectors = (e) => {
+  if (!e.clipG) throw new StudioError('E_BAD_EMBEDDING', `${e.file}: the embedding "${e.name}" has no clip_g vectors for SDXL's second text encoder`);
+  return e.clipG.data;
+};
+
+export interface EncodeChunksOptions {
+  emphasis?: EmphasisMode;
+  /** The embedding rows this encoder takes (default: the first encoder's). */
+  vectors?: EmbeddingVectors;
+  /** Also return this output of the encoder for the first chunk (SDXL encoder 2's pooled `text_embeds`). */
+  pooled?: string;
+}
+
+/**
+ * The embeddings of `mismatched` (made for another model family) that a text names: A1111 skips those
+ * files, so the word stays text; the job says which file it skipped.
+ */
+export function skippedEmbeddings(
+  text: string,
+  tokenizer: ChunkTokenizer,
+  mismatched: EmbeddingVocabulary<TextualInversion> | null,
+  emphasis: EmphasisMode = DEFAULT_EMPHASIS,
+): TextualInversion[] {
+  if (!mismatched) return [];
+  const { chunks } = tokenizePrompt(text, tokenizer, { embeddings: mismatched, ...(emphasis === 'None' ? { parseAttention: false } : {}) });
+  const out: TextualInversion[] = [];
+  for (const c of chunks) for (const f of c.fixes) if (!out.includes(f.embedding)) out.push(f.embedding);
+  return out;
 }
 
 /**
  * The weighted, mean-restored, concatenated hidden states of already-made chunks (all from one text).
  * An embedding's vectors replace the token-embedding rows at its positions (`EmbeddingsWithFixes`: rows
- * offset+1 … offset+n, n cut to what fits before the end of the chunk).
+ * offset+1 … offset+n, n cut to what fits before the end of the chunk). SDXL runs this once per encoder,
+ * each with its own tensor of the embedding (`clip_l`, `clip_g`).
  */
 export async function encodeChunks(
   encoder: PromptTextEncoder,
   chunks: PromptChunk<TextualInversion>[],
   state: HiddenStateChoice,
-  emphasis: EmphasisMode = DEFAULT_EMPHASIS,
-): Promise<Omit<EncodedPrompt, 'tokenCount'>> {
+  emphasisOrOptions: EmphasisMode | EncodeChunksOptions = {},
+): Promise<Omit<EncodedPrompt, 'tokenCount'> & { pooled?: Float32Array }> {
+  const options = typeof emphasisOrOptions === 'string' ? { emphasis: emphasisOrOptions } : emphasisOrOptions;
+  const emphasis = options.emphasis ?? DEFAULT_EMPHASIS;
+  const vectorsOf = options.vectors ?? FIRST_ENCODER_VECTORS;
   const ids = chunks.map((c) => c.ids);
   const used: TextualInversion[] = [];
   for (const c of chunks) for (const f of c.fixes) if (!used.includes(f.embedding)) used.push(f.embedding);
@@ -83,18 +125,18 @@ export async function encodeChunks(
         `${encoder.plain.label}: textual-inversion embeddings need a plain CLIP text encoder graph with its weights inside model.onnx`,
       );
     }
-    const width = used[0]!.width;
     const firstRow = new Map<TextualInversion, number>();
+    const parts = used.map(vectorsOf);
     let rows = 0;
-    for (const e of used) {
+    used.forEach((e) => {
       firstRow.set(e, base + rows);
       rows += e.vectors;
-    }
-    const table = new Float32Array(rows * width);
+    });
+    const table = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
     let o = 0;
-    for (const e of used) {
-      table.set(e.data, o);
-      o += e.data.length;
+    for (const p of parts) {
+      table.set(p, o);
+      o += p.length;
     }
     const lookup = chunks.map((c) => {
       const row = [...c.ids];
@@ -107,9 +149,11 @@ export async function encodeChunks(
     extra = { rows: table, lookup };
   }
 
-  const { data, width } = await encoder.run({ ids, state, ...(extra ? { extra } : {}) });
+  const out = await encoder.run({ ids, state, ...(extra ? { extra } : {}), ...(options.pooled ? { pooled: options.pooled } : {}) });
+  const { data, width } = out;
   chunks.forEach((c, i) => applyEmphasis(emphasis, data.subarray(i * CHUNK_TOKENS * width, (i + 1) * CHUNK_TOKENS * width), c.multipliers, width));
-  return { data, tokens: chunks.length * CHUNK_TOKENS, width, chunks: chunks.length, embeddings: used };
+  const pooled = out.pooled ? out.pooled.slice(0, out.pooled.length / chunks.length) : undefined;
+  return { data, tokens: chunks.length * CHUNK_TOKENS, width, chunks: chunks.length, embeddings: used, ...(pooled ? { pooled } : {}) };
 }
 
 /**

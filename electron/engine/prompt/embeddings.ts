@@ -102,6 +102,7 @@ export async function loadTextualInversion(file: string): Promise<TextualInversi
   if (tensors.has('clip_l') && tensors.has('clip_g')) {
     const l = matrix(tensors.get('clip_l'), 'clip_l');
     const g = matrix(tensors.get('clip_g'), 'clip_g');
+    if (l.dims[0] !== g.dims[0]) throw new EmbeddingFileError(file, `clip_l holds ${l.dims[0]} vectors but clip_g ${g.dims[0]}; an SDXL embedding has as many of each`);
     return { name, vectors: g.dims[0]!, width: l.dims[1]!, data: l.data, clipG: { width: g.dims[1]!, data: g.data }, file, sha256 };
   }
   // A diffusers concept: one tensor (a picture's data also carries its `name`).
@@ -146,9 +147,10 @@ export function listEmbeddingFiles(dir: string): string[] {
 }
 
 /**
- * The embeddings of a folder that fit a text encoder of `width`. A file of another width (an SD 2.x or
- * SDXL embedding on an SD 1.x model) is a clear error naming it when the prompt uses it: `mismatched`
- * keeps those by name, as A1111's `skipped_embeddings`.
+ * The embeddings of a folder, split by whether they fit the model's text encoders. A1111 compares the
+ * embedding's shape with the model's (`expected_shape`) and keeps the others as `skipped_embeddings`: they
+ * are not applied, and a prompt word equal to their name stays plain text. `mismatched` keeps those, so a
+ * job can say which file it skipped.
  */
 export interface EmbeddingSet {
   usable: TextualInversion[];
@@ -156,7 +158,27 @@ export interface EmbeddingSet {
   unreadable: { file: string; message: string }[];
 }
 
-export async function loadEmbeddingFolder(dirs: readonly string[], width: number | null): Promise<EmbeddingSet> {
+/** The widths an embedding carries, one per text encoder: [clip_l, clip_g] for SDXL files, else [width]. */
+export function embeddingWidths(e: TextualInversion): number[] {
+  return e.clipG ? [e.width, e.clipG.width] : [e.width];
+}
+
+/**
+ * Whether an embedding fits a model whose text encoders are `widths` wide, in order (SD 1.x [768], SD 2.x
+ * [1024], SDXL [768, 1280], the SDXL refiner [1280]): one tensor per encoder, each as wide as its encoder.
+ * (A1111 compares the summed width; per encoder is the same for every real model, and stricter.)
+ */
+export function embeddingFits(e: TextualInversion, widths: readonly number[]): boolean {
+  const own = embeddingWidths(e);
+  return own.length === widths.length && own.every((w, i) => w === widths[i]);
+}
+
+/**
+ * `widths`: the model's text encoders' widths (a single number for one encoder), or null to take every
+ * file as usable (the prompt box's counter and completions, which know no model).
+ */
+export async function loadEmbeddingFolder(dirs: readonly string[], widths: number | readonly number[] | null): Promise<EmbeddingSet> {
+  const expected = typeof widths === 'number' ? [widths] : widths;
   const set: EmbeddingSet = { usable: [], mismatched: [], unreadable: [] };
   const seen = new Set<string>();
   for (const dir of dirs) {
@@ -171,18 +193,29 @@ export async function loadEmbeddingFolder(dirs: readonly string[], width: number
       if (!e) continue;
       if (seen.has(e.name.toLowerCase())) continue;
       seen.add(e.name.toLowerCase());
-      (width === null || e.width === width ? set.usable : set.mismatched).push(e);
+      (expected === null || embeddingFits(e, expected) ? set.usable : set.mismatched).push(e);
     }
   }
   return set;
 }
 
-export function widthMismatchError(e: TextualInversion, width: number): StudioError {
-  const kind = e.clipG ? 'an SDXL embedding' : e.width === 1024 ? 'an SD 2.x embedding' : e.width === 768 ? 'an SD 1.x embedding' : `width ${e.width}`;
-  return new StudioError(
-    'E_BAD_EMBEDDING',
-    `${e.file}: the embedding "${e.name}" is ${kind} (${e.width} wide), but this model's text encoder is ${width} wide`,
-  );
+/** What an embedding is, in words, for messages. */
+function describeEmbedding(e: TextualInversion): string {
+  if (e.clipG) return `an SDXL embedding (clip_l ${e.width} + clip_g ${e.clipG.width} wide)`;
+  const kind = e.width === 1024 ? 'an SD 2.x embedding ' : e.width === 768 ? 'an SD 1.x embedding ' : 'an embedding ';
+  return `${kind}(${e.width} wide)`;
+}
+
+function describeModel(widths: readonly number[]): string {
+  return widths.length === 1 ? `this model's text encoder is ${widths[0]} wide` : `this model's text encoders are ${widths.join(' + ')} wide`;
+}
+
+/**
+ * The job warning for a prompt word naming an embedding made for another model family (A1111 lists such
+ * files as skipped and reads the word as text): the file, what it is, what the model takes.
+ */
+export function mismatchWarning(e: TextualInversion, widths: readonly number[]): string {
+  return `${e.file}: the embedding "${e.name}" is ${describeEmbedding(e)}, but ${describeModel(widths)}: skipped, "${e.name}" was read as plain text`;
 }
 
 function asTensor(value: unknown): NamedTensor | null {

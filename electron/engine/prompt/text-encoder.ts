@@ -60,6 +60,16 @@ export interface EncoderRun {
    * (ids past the vocabulary reach the extra rows). Omitted: the token table as it is.
    */
   extra?: { rows: Float32Array; lookup: number[][] };
+  /** Another output of the graph to return beside the state, one row per input row (SDXL encoder 2's `text_embeds`). */
+  pooled?: string;
+}
+
+/** What `run` gives: the hidden states [rows, tokens, width] as one flat array, and `pooled` when asked for. */
+export interface EncoderOutput {
+  data: Float32Array;
+  width: number;
+  /** [rows, pooled width] when the run asked for `pooled`. */
+  pooled?: Float32Array;
 }
 
 interface Rewritten {
@@ -86,11 +96,15 @@ export class PromptTextEncoder {
     private readonly source: GraphSource | null = async () => ({ bytes: readFileSync(plain.file) }),
   ) {}
 
-  /** The encoder's hidden states, [rows, tokens, width] as one flat array, and the width. */
-  async run(request: EncoderRun): Promise<{ data: Float32Array; width: number }> {
-    const plainState = request.state.fromEnd === 1 && request.state.finalNorm;
-    if (plainState && !request.extra) {
-      return this.batched(request.ids, (rows) => this.runPlain(rows));
+  /**
+   * The encoder's hidden states, [rows, tokens, width] as one flat array, and the width. The folder's own
+   * session runs when it has the state as an output (`last_hidden_state`, or optimum's `hidden_states.N`
+   * as SDXL exports have them) and no embedding is used; else the rewritten graph.
+   */
+  async run(request: EncoderRun): Promise<EncoderOutput> {
+    const plainOutput = this.plainOutput(request.state);
+    if (plainOutput !== null && !request.extra) {
+      return this.batched(request.ids, request.pooled, (rows) => this.runPlain(rows, plainOutput, request.pooled));
     }
     if (!this.source) {
       throw new StudioError(
@@ -115,16 +129,16 @@ export class PromptTextEncoder {
     const extraRows = request.extra?.rows.length ? request.extra.rows : new Float32Array(rw.width);
     const lookup = request.extra?.lookup ?? request.ids;
     const indexed = request.ids.map((ids, i) => ({ ids, lookup: lookup[i]! }));
-    return this.batched(indexed, async (rows) => {
+    return this.batched(indexed, request.pooled, async (rows) => {
       const out = await rw.module.run(
         {
           input_ids: idsTensor(rows.map((r) => r.ids), this.tokens),
           [TOKEN_EMBEDDING_IDS_INPUT]: idsTensor(rows.map((r) => r.lookup), this.tokens),
           [EXTRA_TOKEN_EMBEDDINGS_INPUT]: { data: extraRows, dims: [extraRows.length / rw.width, rw.width] },
         },
-        [output],
+        request.pooled ? [output, request.pooled] : [output],
       );
-      return out[output]!;
+      return { state: out[output]!, ...(request.pooled ? { pooled: out[request.pooled]! } : {}) };
     });
   }
 
@@ -133,23 +147,33 @@ export class PromptTextEncoder {
     await rw?.module.release();
   }
 
-  private async runPlain(rows: number[][]): Promise<HostTensor> {
-    const name = this.plain.outputName(['last_hidden_state']);
-    const out = await this.plain.run({ input_ids: idsTensor(rows, this.tokens) }, [name]);
-    return out[name]!;
+  /**
+   * The folder session's output holding `state`, or null when only the rewritten graph has it:
+   * `last_hidden_state` for the last normed state; optimum's raw `hidden_states.N` (N = 0 … L) for the others.
+   */
+  private plainOutput(state: HiddenStateChoice): string | null {
+    if (state.fromEnd === 1 && state.finalNorm) return this.plain.outputName(['last_hidden_state']);
+    if (state.finalNorm) return null;
+    const layers = Math.max(-1, ...[...this.plain.outputs.keys()].map((n) => /^hidden_states\.(\d+)$/.exec(n)).map((m) => (m ? Number(m[1]) : -1)));
+    const k = layers + 1 - state.fromEnd;
+    return layers > 0 && k >= 0 ? `hidden_states.${k}` : null;
+  }
+
+  private async runPlain(rows: number[][], name: string, pooled: string | undefined): Promise<{ state: HostTensor; pooled?: HostTensor }> {
+    const out = await this.plain.run({ input_ids: idsTensor(rows, this.tokens) }, pooled ? [name, pooled] : [name]);
+    return { state: out[name]!, ...(pooled ? { pooled: out[pooled]! } : {}) };
   }
 
   /** Runs all rows at once when the batch axis is dynamic, else one by one; concatenates the results. */
-  private async batched<R>(rows: R[], run: (rows: R[]) => Promise<HostTensor>): Promise<{ data: Float32Array; width: number }> {
+  private async batched<R>(
+    rows: R[],
+    pooled: string | undefined,
+    run: (rows: R[]) => Promise<{ state: HostTensor; pooled?: HostTensor }>,
+  ): Promise<EncoderOutput> {
     const parts = this.batchDynamic ? [await run(rows)] : await sequential(rows.map((r) => () => run([r])));
-    const width = parts[0]!.dims[2]!;
-    const data = new Float32Array(parts.reduce((n, p) => n + p.data.length, 0));
-    let o = 0;
-    for (const p of parts) {
-      data.set(p.data as Float32Array, o);
-      o += p.data.length;
-    }
-    return { data, width };
+    const width = parts[0]!.state.dims[2]!;
+    const data = concat(parts.map((p) => p.state));
+    return { data, width, ...(pooled ? { pooled: concat(parts.map((p) => p.pooled!)) } : {}) };
   }
 
   private rewrite(): Promise<Rewritten | null> {
@@ -168,6 +192,16 @@ export class PromptTextEncoder {
   async vocabRows(): Promise<number | null> {
     return (await this.rewrite())?.vocabRows ?? null;
   }
+}
+
+function concat(parts: HostTensor[]): Float32Array {
+  const data = new Float32Array(parts.reduce((n, p) => n + p.data.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    data.set(p.data as Float32Array, o);
+    o += p.data.length;
+  }
+  return data;
 }
 
 async function sequential<T>(tasks: (() => Promise<T>)[]): Promise<T[]> {
