@@ -1,7 +1,7 @@
 /**
  * The prompt code's text-encoder side on the tiny fixtures: the graph rewrite for clip skip and
  * textual inversion (every exporter's form of the final LayerNorm), embedding files (.safetensors as
- * kohya writes them, .pt as A1111 writes them), the width-mismatch error, the encoded-prompt cache, and
+ * kohya writes them, .pt as A1111 writes them), the width-mismatch warning, the encoded-prompt cache, and
  * the warning when a U-Net with a fixed sequence axis gets a long prompt.
  */
 import { after, describe, test } from 'node:test';
@@ -81,15 +81,20 @@ describe('prompts in jobs', () => {
   });
   const base = { mode: 'txt2img', seed: 5, steps: 2, width: 64, height: 64, cfg: 7 } as const;
 
-  test('an embedding of another width is an error naming the file only when the prompt uses it', async () => {
+  test('an embedding of another width is skipped (A1111), with a warning naming the file only when the prompt uses it', async () => {
     copyFileSync(join(PARITY, 'prompt-embedding-sd2.safetensors'), join(dir, 'prompt-embedding-sd2.safetensors'));
     const ok = await engine.generate(PROMPT_MODEL, { ...base, prompt: 'a red apple', embeddingDirs: [dir] });
     assert.equal(ok.params.embeddings, undefined);
-    await assert.rejects(
-      engine.generate(PROMPT_MODEL, { ...base, prompt: 'a red apple, prompt-embedding-sd2', embeddingDirs: [dir] }),
-      (err: Error & { code?: string }) =>
-        err.code === 'E_BAD_EMBEDDING' && err.message.includes('prompt-embedding-sd2.safetensors') && /1024 wide.*32 wide/.test(err.message),
-    );
+    assert.deepEqual(ok.warnings, []);
+    const prompt = 'a red apple, prompt-embedding-sd2';
+    const skipped = await engine.generate(PROMPT_MODEL, { ...base, prompt, embeddingDirs: [dir] });
+    assert.equal(skipped.params.embeddings, undefined);
+    assert.equal(skipped.warnings.length, 1);
+    assert.ok(skipped.warnings[0]!.includes('prompt-embedding-sd2.safetensors'), skipped.warnings[0]);
+    assert.match(skipped.warnings[0]!, /an SD 2\.x embedding \(1024 wide\), but this model's text encoder is 32 wide: skipped/);
+    // The word is read as text, as without the folder.
+    const asText = await engine.generate(PROMPT_MODEL, { ...base, prompt });
+    assert.deepEqual(skipped.image.rgb, asText.image.rgb);
   });
 
   test('an encoded prompt is cached per (clip skip, embeddings, text)', async () => {
