@@ -21,7 +21,7 @@ import { makeFolder } from '../history/folders.js';
 import type { Host } from './host.js';
 import type { StoredSettings } from './settings-store.js';
 import { describePrompt, EmbeddingVocabulary } from '../engine/prompt/chunker.js';
-import { loadEmbeddingFolder } from '../engine/prompt/embeddings.js';
+import { loadEmbeddingFolder, modelTextEncoderWidths } from '../engine/prompt/embeddings.js';
 import { stripLoraTags } from '../engine/lora/prompt-tags.js';
 import { checkGenerateLimits, generationLimits } from './request-limits.js';
 
@@ -300,14 +300,19 @@ export function createHandlers(host: Host) {
       return { ...host.appInfo, engine: engine.status };
     },
     async tokenize({ text, modelId }) {
-      const model = library.get(modelId ?? host.defaultModelId());
+      const { model, info } = library.info(modelId ?? host.defaultModelId());
       const tokenizer = await host.tokenizer(model.dir);
       // A1111's counter: its token count over 75 × the chunks it needs (82/150); long prompts are chunked,
       // not cut, so nothing is truncated. <lora:…> tags are not encoded, so they don't count.
-      // An embedding's name counts as its vectors, as in A1111 (a 3-vector embedding is 3 tokens).
-      const installed = await loadEmbeddingFolder([embeddingFolder(host.dataDir)], null);
-      const all = [...installed.usable, ...installed.mismatched];
-      const { tokenCount, limit } = describePrompt(stripLoraTags(text), tokenizer, all.length > 0 ? { embeddings: new EmbeddingVocabulary(tokenizer, all) } : {});
+      // An embedding's name counts as its vectors, as in A1111 (a 3-vector embedding is 3 tokens); one made
+      // for another model family is skipped by the engine (and A1111), so its name counts as text.
+      const widths = modelTextEncoderWidths(info);
+      const installed = await loadEmbeddingFolder([embeddingFolder(host.dataDir)], widths.every((w) => Number.isFinite(w)) ? widths : null);
+      const { tokenCount, limit } = describePrompt(
+        stripLoraTags(text),
+        tokenizer,
+        installed.usable.length > 0 ? { embeddings: new EmbeddingVocabulary(tokenizer, installed.usable) } : {},
+      );
       return { count: tokenCount, maxTokens: limit, truncated: false };
     },
 

@@ -53,7 +53,7 @@ import { detectUnet, unetOutChannels } from './unet.js';
 import { detectVaeDecoder, detectVaeEncoder, openVaeDecoder, openVaeEncoder } from './vae.js';
 import { EmbeddingVocabulary } from '../prompt/chunker.js';
 import { encodePrompt, PROMPT_CACHE_SIZE, skippedEmbeddings, type EncodedPrompt } from '../prompt/conditioning.js';
-import { loadEmbeddingFolder, mismatchWarning, type TextualInversion } from '../prompt/embeddings.js';
+import { loadEmbeddingFolder, mismatchWarning, modelTextEncoderWidths, type TextualInversion } from '../prompt/embeddings.js';
 import { clipSkipState, graphSourceOf, PromptTextEncoder } from '../prompt/text-encoder.js';
 import { DEFAULT_EMPHASIS, type EmphasisMode } from '../../shared/generation-limits.js';
 
@@ -181,7 +181,7 @@ export class LoadedModel {
 
   /** The widths of the model's text encoders, in order: [768] for SD 1.x, [768, 1280] for SDXL, [1280] for its refiner. */
   get textEncoderWidths(): number[] {
-    return this.modules.sdxlTextEncoders ? this.modules.sdxlTextEncoders.map((e) => e.info.hiddenSize) : [this.info.textHiddenSize];
+    return modelTextEncoderWidths(this.info);
   }
 
   /**

@@ -18,6 +18,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import { StudioError } from '../../shared/errors.js';
+import type { ModelInfo } from '../../shared/model.js';
 import { readImageEmbedding } from './image-embedding.js';
 import { decodeFloats, readTorchPickle, UnsafePickleError, type TorchTensor } from './torch-pickle.js';
 
@@ -161,6 +162,11 @@ export interface EmbeddingSet {
 /** The widths an embedding carries, one per text encoder: [clip_l, clip_g] for SDXL files, else [width]. */
 export function embeddingWidths(e: TextualInversion): number[] {
   return e.clipG ? [e.width, e.clipG.width] : [e.width];
+}
+
+/** A model's text-encoder widths in order, what an embedding must match: [768] SD 1.x, [768, 1280] SDXL, [1280] its refiner. */
+export function modelTextEncoderWidths(info: Pick<ModelInfo, 'sdxl' | 'textHiddenSize'>): number[] {
+  return info.sdxl ? info.sdxl.encoders.map((e) => e.hiddenSize) : [info.textHiddenSize];
 }
 
 /**

@@ -108,6 +108,11 @@ test('embeddings.list names the library’s embeddings (file stems, sorted); tok
   const after = ok('tokenize', await host.invoke('tokenize', { text: 'a fox, shiny-style' })).count;
   const plainTokens = ok('tokenize', await host.invoke('tokenize', { text: 'a fox,' })).count;
   assert.equal(after, plainTokens + 3, `shiny-style is 3 vectors (was ${before} tokens as text)`);
+  // An embedding made for another family (1024 wide: SD 2.x) is skipped on this model, as in A1111: text.
+  const asText = ok('tokenize', await host.invoke('tokenize', { text: 'a fox, wide-style' })).count;
+  copyFileSync(join(FIXTURE_MODELS, '..', 'parity', 'prompt-embedding-sd2.safetensors'), join(folder, 'wide-style.safetensors'));
+  assert.equal(ok('tokenize', await host.invoke('tokenize', { text: 'a fox, wide-style' })).count, asText);
+  assert.ok(ok('embeddings.list', await host.invoke('embeddings.list', {})).names.includes('wide-style'), 'still offered');
   rmSync(folder, { recursive: true });
 });
 
