@@ -35,8 +35,6 @@ export interface PromptEncodeOptions {
   state: HiddenStateChoice;
   commaBacktrack?: number;
   embeddings?: EmbeddingVocabulary<TextualInversion>;
-  /** Called with the embeddings the chunks use, before anything is encoded (e.g. to refuse a width mismatch). */
-  check?: (used: TextualInversion[]) => void;
   /** A1111's "Emphasis" option; default Original. */
   emphasis?: EmphasisMode;
 }
@@ -52,11 +50,6 @@ export async function encodePrompt(
     ...(options.embeddings ? { embeddings: options.embeddings } : {}),
     ...(options.emphasis === 'None' ? { parseAttention: false } : {}),
   });
-  if (options.check) {
-    const used: TextualInversion[] = [];
-    for (const c of chunks) for (const f of c.fixes) if (!used.includes(f.embedding)) used.push(f.embedding);
-    options.check(used);
-  }
   const encoded = await encodeChunks(encoder, chunks, options.state, options.emphasis ?? DEFAULT_EMPHASIS);
   return { ...encoded, tokenCount };
 }

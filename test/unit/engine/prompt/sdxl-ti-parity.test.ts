@@ -8,12 +8,12 @@
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { Engine } from '../../../../electron/engine/engine.js';
 import { describePrompt, EmbeddingVocabulary } from '../../../../electron/engine/prompt/chunker.js';
-import { loadEmbeddingFolder, loadTextualInversion } from '../../../../electron/engine/prompt/embeddings.js';
+import { embeddingFits, loadEmbeddingFolder, loadTextualInversion } from '../../../../electron/engine/prompt/embeddings.js';
 import { ClipTokenizer } from '../../../../electron/engine/tokenizer/clip-tokenizer.js';
 import { embeddingNames } from '../../../../electron/model-library/embeddings.js';
 import type { RgbImage } from '../../../../electron/engine/tensor/image.js';
@@ -96,6 +96,23 @@ describe('textual inversion on SDXL: clip_l on encoder 1, clip_g on encoder 2', 
     assert.match(skipped.warnings[0]!, /ti-sdxl\.safetensors: the embedding "ti-sdxl" is an SDXL embedding \(clip_l 32 \+ clip_g 48 wide\), but this model's text encoder is 32 wide: skipped/);
     const asText = await engine.generate(SD1, request);
     assert.deepEqual(skipped.image.rgb, asText.image.rgb);
+  });
+
+  test('which family an embedding fits: SDXL files SDXL base only (not the bigG-only refiner), single tensors SD 1.x/2.x', async () => {
+    const sdxl = (await loadTextualInversion(SDXL_EMBEDDING))!;
+    const sd1 = (await loadTextualInversion(SD1_EMBEDDING))!;
+    assert.deepEqual([[32], [32, 48], [48]].map((w) => embeddingFits(sdxl, w)), [false, true, false]);
+    assert.deepEqual([[32], [32, 48], [48]].map((w) => embeddingFits(sd1, w)), [true, false, false]);
+  });
+
+  test('an SDXL file whose clip_l and clip_g differ in vector count is a clear error naming it', async () => {
+    // safetensors by hand: u64 header length, JSON header, then the float32 data.
+    const header = JSON.stringify({ clip_g: { dtype: 'F32', shape: [2, 48], data_offsets: [0, 384] }, clip_l: { dtype: 'F32', shape: [1, 32], data_offsets: [384, 512] } });
+    const head = Buffer.alloc(8);
+    head.writeBigUInt64LE(BigInt(header.length));
+    const file = join(dir, 'uneven.safetensors');
+    writeFileSync(file, Buffer.concat([head, Buffer.from(header), Buffer.alloc(512)]));
+    await assert.rejects(loadTextualInversion(file), (err: Error & { code?: string }) => err.code === 'E_BAD_EMBEDDING' && /uneven\.safetensors: clip_l holds 1 vectors but clip_g 2/.test(err.message));
   });
 
   test('the prompt box counts an SDXL embedding as its vectors and offers it as a completion', async () => {
