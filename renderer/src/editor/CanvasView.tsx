@@ -1,21 +1,22 @@
 /**
- * The canvas: a Konva stage with layers split by update rate (excalidraw's habit): the image (base,
- * staged result or live preview), the layout and the mask overlays (redrawn per dab, only the dirty rect
- * is recoloured). The brush cursor is a DOM ring over the stage, not a canvas layer: a stage-size canvas
- * that changes on every pointer move is copied to the compositor and composited in software each frame
- * (a trace of bench:ui's stroke: about half the main thread's frame work), where moving a small element
- * costs neither.
+ * The canvas: a Konva stage with one canvas layer drawn by hand, bottom to top: the picture (base, staged
+ * result or generation preview), the live frame, the layout, regions and mask overlays (tiled; a dab
+ * recolours and redraws only its dirty rect). One canvas, not a layer each: Chromium copies every shown
+ * canvas to the compositor on each frame that commits, changed or not, so each stage-size layer cost a
+ * copy and a software composite per painted frame (a trace of bench:ui's stroke: 0.4–1 ms each, four
+ * shown). The brush cursor is a DOM ring over the stage for the same reason: moving a small
+ * element costs neither.
  */
 import type Konva from 'konva';
 import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState, type RefObject } from 'react';
-import { Image as KImage, Layer, Rect, Shape, Stage } from 'react-konva';
+import { Layer, Shape, Stage } from 'react-konva';
 import { useDocumentShape, useImageElement, useRegions, useSession, useSourceUrl, useHashUrl } from '../session/hooks.js';
 import { useStore } from '../session/store.js';
 import { LayoutOverlay } from './layout-overlay.js';
 import { useLiveLayer } from './live-layer.js';
 import { useTools } from './tools.js';
 import { unionRect, type PixelRect } from '../document/mask.js';
-import { MaskOverlay, type TiledOverlay } from './mask-overlay.js';
+import { MaskOverlay, type DeviceMapping, type TiledOverlay } from './mask-overlay.js';
 import { RegionOverlay } from './region-overlay.js';
 import { actualSize, fitToView, screenToImage, wheelZoom, type Viewport } from './viewport.js';
 
@@ -29,10 +30,31 @@ export const viewCommands: { current: ViewCommands | null } = { current: null };
 /** How strongly the regions' colours tint the picture. */
 const REGION_OPACITY = 0.5;
 
+/** The picture's drop shadow (CSS px). */
+const SHADOW_BLUR = 24;
+
 /** Screen radius (CSS px) of the fill tool's cursor ring. */
 const FILL_CURSOR_RADIUS = 4;
 
-interface TiledDraw {
+/**
+ * One thing drawn on the stage's canvas, bottom to top: in device pixels (`m` maps image pixels there),
+ * with the context clipped to `clip` (device pixels) when only that box is redrawn.
+ */
+interface DrawPart {
+  draw(ctx: CanvasRenderingContext2D, m: DeviceMapping, clip: PixelRect | null, pixelRatio: number): void;
+}
+
+/** A stable number per object, for keys that say what a draw showed. */
+const objectIds = new WeakMap<object, number>();
+let nextObjectId = 1;
+function idOf(o: object | null | undefined): number {
+  if (!o) return 0;
+  let id = objectIds.get(o);
+  if (id === undefined) objectIds.set(o, (id = nextObjectId++));
+  return id;
+}
+
+interface StageDraw {
   layerRef: RefObject<Konva.Layer | null>;
   sceneFunc: (ctx: Konva.Context) => void;
   /** Redraw `rect` (image pixels) on the next frame, or everything (null). */
@@ -40,11 +62,13 @@ interface TiledDraw {
 }
 
 /**
- * Draws a tiled overlay on its own Konva layer, redrawing only what changed: a rect (image pixels) while
- * painting, or everything when the view moved or the layer's props changed. Redrawing only what a dab
- * touched keeps a frame cheap on a 2048² canvas, where a full redraw resamples the whole overlay.
+ * Draws the whole canvas (picture, live frame, overlays) on one Konva layer, redrawing only what changed:
+ * a rect (image pixels) while painting, or everything when the view moved or `partsKey` (what the parts
+ * are) changed. One canvas, not a layer per overlay: Chromium copies every shown canvas to the compositor
+ * on each frame that commits, changed or not (a trace of bench:ui's stroke: about 0.4–1 ms per stage-size
+ * canvas per painted frame), and redrawing only what a dab touched keeps a frame cheap on a 2048² picture.
  */
-function useTiledDraw(overlay: TiledOverlay | null, viewRef: RefObject<Viewport>, stageWidth: number): TiledDraw {
+function useStageDraw(partsRef: RefObject<readonly DrawPart[]>, partsKey: string, viewRef: RefObject<Viewport>, stageWidth: number): StageDraw {
   const layerRef = useRef<Konva.Layer>(null);
   const pendingRect = useRef<PixelRect | null>(null);
   const partialRedraw = useRef(false);
@@ -64,44 +88,87 @@ function useTiledDraw(overlay: TiledOverlay | null, viewRef: RefObject<Viewport>
       const layerCanvas = native.canvas;
       const v = viewRef.current;
       const ratio = layerCanvas.width / Math.max(1, stageWidth);
-      // A partial redraw is only right when nothing but overlay pixels changed since the last draw.
-      const key = `${v.scale},${v.x},${v.y},${layerCanvas.width},${layerCanvas.height},${native.globalAlpha}`;
+      // A partial redraw is only right when nothing but the invalidated pixels changed since the last draw.
+      const key = `${v.scale},${v.x},${v.y},${layerCanvas.width},${layerCanvas.height},${partsKey}`;
       const partial = partialRedraw.current && lastDrawKey.current === key ? pendingRect.current : null;
       lastDrawKey.current = key;
       partialRedraw.current = false;
       pendingRect.current = null;
+      const device = { scale: v.scale * ratio, x: v.x * ratio, y: v.y * ratio };
+      let clip: PixelRect | null = null;
       native.save();
       native.setTransform(1, 0, 0, 1, 0, 0);
-      const device = { scale: v.scale * ratio, x: v.x * ratio, y: v.y * ratio };
-      if (!partial) {
-        native.clearRect(0, 0, layerCanvas.width, layerCanvas.height);
-        overlay?.draw(native, device);
-      } else if (overlay) {
+      if (partial) {
         // The dirty rect on screen, widened to whole device pixels so that clearing and redrawing meet
-        // exactly; then every image pixel that reaches into that box is drawn again, clipped to it.
+        // exactly; every part is drawn again clipped to it (the same pixels as a whole draw).
         const pad = 1;
         const sx0 = Math.max(0, Math.floor((partial.x - pad) * device.scale + device.x));
         const sy0 = Math.max(0, Math.floor((partial.y - pad) * device.scale + device.y));
         const sx1 = Math.min(layerCanvas.width, Math.ceil((partial.x + partial.width + pad) * device.scale + device.x));
         const sy1 = Math.min(layerCanvas.height, Math.ceil((partial.y + partial.height + pad) * device.scale + device.y));
-        if (sx1 > sx0 && sy1 > sy0) {
-          native.beginPath();
-          native.rect(sx0, sy0, sx1 - sx0, sy1 - sy0);
-          native.clip();
-          native.clearRect(sx0, sy0, sx1 - sx0, sy1 - sy0);
-          const ix0 = Math.max(0, Math.floor((sx0 - device.x) / device.scale));
-          const iy0 = Math.max(0, Math.floor((sy0 - device.y) / device.scale));
-          const ix1 = Math.min(overlay.width, Math.ceil((sx1 - device.x) / device.scale));
-          const iy1 = Math.min(overlay.height, Math.ceil((sy1 - device.y) / device.scale));
-          overlay.draw(native, device, { x: ix0, y: iy0, width: ix1 - ix0, height: iy1 - iy0 });
+        if (sx1 <= sx0 || sy1 <= sy0) {
+          native.restore();
+          return;
         }
+        native.beginPath();
+        native.rect(sx0, sy0, sx1 - sx0, sy1 - sy0);
+        native.clip();
+        native.clearRect(sx0, sy0, sx1 - sx0, sy1 - sy0);
+        clip = { x: sx0, y: sy0, width: sx1 - sx0, height: sy1 - sy0 };
+      } else native.clearRect(0, 0, layerCanvas.width, layerCanvas.height);
+      for (const part of partsRef.current) {
+        native.save();
+        part.draw(native, device, clip, ratio);
+        native.restore();
       }
       native.restore();
     },
-    [overlay, stageWidth, viewRef],
+    [partsRef, partsKey, stageWidth, viewRef],
   );
 
   return useMemo(() => ({ layerRef, sceneFunc, invalidate }), [sceneFunc, invalidate]);
+}
+
+/** A tiled overlay at `alpha`, only the tiles inside the canvas's clip. */
+function overlayPart(overlay: TiledOverlay, alpha: number): DrawPart {
+  return {
+    draw(ctx, m, clip) {
+      ctx.globalAlpha = alpha;
+      overlay.draw(ctx, m, clip ? imageRectUnder(clip, m, overlay.width, overlay.height) : undefined);
+    },
+  };
+}
+
+/** A picture (or canvas) stretched over `rect` (image pixels). */
+function imagePart(image: CanvasImageSource, rect: PixelRect, smooth: boolean, alpha = 1): DrawPart {
+  return {
+    draw(ctx, m) {
+      ctx.globalAlpha = alpha;
+      ctx.imageSmoothingEnabled = smooth;
+      ctx.drawImage(image, rect.x * m.scale + m.x, rect.y * m.scale + m.y, rect.width * m.scale, rect.height * m.scale);
+    },
+  };
+}
+
+/** The picture's dark backing with its drop shadow (what shows through a transparent picture). */
+function backingPart(width: number, height: number): DrawPart {
+  return {
+    draw(ctx, m, _clip, pixelRatio) {
+      ctx.fillStyle = '#1b1d22';
+      ctx.shadowColor = 'rgba(0,0,0,0.6)';
+      ctx.shadowBlur = SHADOW_BLUR * pixelRatio;
+      ctx.fillRect(m.x, m.y, width * m.scale, height * m.scale);
+    },
+  };
+}
+
+/** Every image pixel that reaches into `clip` (device pixels), within a `width` × `height` image. */
+function imageRectUnder(clip: PixelRect, m: DeviceMapping, width: number, height: number): PixelRect {
+  const x0 = Math.max(0, Math.floor((clip.x - m.x) / m.scale));
+  const y0 = Math.max(0, Math.floor((clip.y - m.y) / m.scale));
+  const x1 = Math.min(width, Math.ceil((clip.x + clip.width - m.x) / m.scale));
+  const y1 = Math.min(height, Math.ceil((clip.y + clip.height - m.y) / m.scale));
+  return { x: x0, y: y0, width: Math.max(0, x1 - x0), height: Math.max(0, y1 - y0) };
 }
 
 export function CanvasView() {
@@ -183,44 +250,71 @@ export function CanvasView() {
     // Fit again only when the document's size or the view's size changes.
   }, [docSizeKey, size.width, size.height]);
 
-  const maskDraw = useTiledDraw(overlay, viewRef, size.width);
-  const layoutDraw = useTiledDraw(layoutOverlay, viewRef, size.width);
-  const regionDraw = useTiledDraw(regionOverlay, viewRef, size.width);
+  // ── what the canvas shows, bottom to top ─────────────────────────────────────────────────
+  const shown = staged ?? base;
+  const liveImage = useLiveLayer(containerRef);
+  const smooth = view.scale < 2;
+  const docRect = { x: 0, y: 0, width: doc.width, height: doc.height };
+  const parts: DrawPart[] = [backingPart(doc.width, doc.height)];
+  if (shown) parts.push(imagePart(shown, docRect, smooth));
+  if (preview && !staged) parts.push(imagePart(preview, docRect, smooth, 0.95));
+  // Live painting: the newest frame's repainted crop over the picture, under the overlays.
+  if (liveImage && !staged) parts.push(imagePart(liveImage.canvas, liveImage, smooth));
+  const showLayout = layoutOverlay !== null && tool.layoutVisible && !staged;
+  if (showLayout) parts.push(overlayPart(layoutOverlay, tool.layoutOpacity));
+  if (regionOverlay && !staged) parts.push(overlayPart(regionOverlay, REGION_OPACITY));
+  const showMask = overlay !== null && tool.maskVisible && !staged;
+  if (showMask) parts.push(overlayPart(overlay, tool.maskOpacity));
+  const partsRef = useRef<readonly DrawPart[]>(parts);
+  partsRef.current = parts;
+  // What the parts are, but for the live frame (a new frame redraws only its crop, below).
+  const partsKey = [
+    doc.width, doc.height, idOf(shown), staged ? 1 : 0, idOf(preview), smooth ? 1 : 0,
+    showLayout ? `${idOf(layoutOverlay)}@${tool.layoutOpacity}` : '-', idOf(regionOverlay), showMask ? `${idOf(overlay)}@${tool.maskOpacity}` : '-',
+  ].join(',');
+  const stageDraw = useStageDraw(partsRef, partsKey, viewRef, size.width);
+  const liveRect = useRef<PixelRect | null>(null);
+  useEffect(() => {
+    const rect = liveImage && !staged ? { x: liveImage.x, y: liveImage.y, width: liveImage.width, height: liveImage.height } : null;
+    const dirty = rect ? unionRect(liveRect.current, rect) : liveRect.current;
+    liveRect.current = rect;
+    if (dirty) stageDraw.invalidate(dirty);
+  }, [liveImage, staged, stageDraw]);
   useEffect(
     () =>
       doc.subscribe((change) => {
         if (change.kind === 'mask') {
           overlayRef.current?.update(doc.mask, change.rect);
-          maskDraw.invalidate(change.rect);
+          stageDraw.invalidate(change.rect);
         } else if (change.kind === 'layout') {
           layoutOverlayRef.current?.update(doc.layout, change.rect);
-          layoutDraw.invalidate(change.rect);
+          stageDraw.invalidate(change.rect);
         } else if (change.kind === 'region') {
           regionOverlayRef.current?.recolour(change.rect);
-          regionDraw.invalidate(change.rect);
+          stageDraw.invalidate(change.rect);
         } else if (change.kind === 'regions' || change.kind === 'region-props') {
           // A typed prompt changes nothing drawn; colours, visibility and the list do.
           const r = regionOverlayRef.current;
-          if (r && r.width === doc.width && r.height === doc.height && r.show(doc.regions, change.kind === 'regions')) regionDraw.invalidate(null);
+          if (r && r.width === doc.width && r.height === doc.height && r.show(doc.regions, change.kind === 'regions')) stageDraw.invalidate(null);
         } else if (change.kind === 'document') {
           const r = regionOverlayRef.current;
           if (r && r.width === doc.width && r.height === doc.height) {
             r.show(doc.regions, true);
-            regionDraw.invalidate(null);
+            stageDraw.invalidate(null);
           }
           const o = overlayRef.current;
           if (o && o.width === doc.width && o.height === doc.height) {
             o.update(doc.mask, doc.mask.fullRect);
-            maskDraw.invalidate(null);
+            stageDraw.invalidate(null);
           }
           const l = layoutOverlayRef.current;
           if (l && l.width === doc.width && l.height === doc.height) {
             l.update(doc.layout, doc.layout.fullRect);
-            layoutDraw.invalidate(null);
+            stageDraw.invalidate(null);
           }
         }
       }),
-    [maskDraw.invalidate, layoutDraw.invalidate, regionDraw.invalidate],
+    [stageDraw.invalidate],
   );
 
   // ── layout ───────────────────────────────────────────────────────────────────────────────
@@ -366,8 +460,6 @@ export function CanvasView() {
     setView((v) => wheelZoom(v, anchor, e.evt.deltaY));
   };
 
-  const shown = staged ?? base;
-  const liveImage = useLiveLayer(containerRef);
   const panning = spaceHeld || panRef.current !== null;
   return (
     <div
@@ -391,24 +483,9 @@ export function CanvasView() {
         onPointerMove={onPointerMove}
         onWheel={onWheel}
       >
-        <Layer listening={false} imageSmoothingEnabled={view.scale < 2}>
-          <Rect x={0} y={0} width={doc.width} height={doc.height} fill="#1b1d22" shadowColor="black" shadowBlur={24 / view.scale} shadowOpacity={0.6} />
-          {shown && <KImage image={shown} x={0} y={0} width={doc.width} height={doc.height} />}
-          {preview && !staged && <KImage image={preview} x={0} y={0} width={doc.width} height={doc.height} opacity={0.95} />}
-        </Layer>
-        {/* Live painting: the newest frame's repainted crop over the picture, under the overlays. */}
-        <Layer listening={false} visible={!staged} imageSmoothingEnabled={view.scale < 2}>
-          {liveImage && <KImage image={liveImage.canvas} x={liveImage.x} y={liveImage.y} width={liveImage.width} height={liveImage.height} />}
-        </Layer>
-        {/* Drawn by hand (useTiledDraw) so painting redraws only the dirty rect; Konva must not clear them first. */}
-        <Layer ref={layoutDraw.layerRef} listening={false} visible={tool.layoutVisible && !staged} opacity={tool.layoutOpacity} clearBeforeDraw={false}>
-          <Shape sceneFunc={layoutDraw.sceneFunc} perfectDrawEnabled={false} />
-        </Layer>
-        <Layer ref={regionDraw.layerRef} listening={false} visible={regionOverlay !== null && !staged} opacity={REGION_OPACITY} clearBeforeDraw={false}>
-          <Shape sceneFunc={regionDraw.sceneFunc} perfectDrawEnabled={false} />
-        </Layer>
-        <Layer ref={maskDraw.layerRef} listening={false} visible={tool.maskVisible && !staged} opacity={tool.maskOpacity} clearBeforeDraw={false}>
-          <Shape sceneFunc={maskDraw.sceneFunc} perfectDrawEnabled={false} />
+        {/* Drawn by hand (useStageDraw) so painting redraws only the dirty rect; Konva must not clear it first. */}
+        <Layer ref={stageDraw.layerRef} listening={false} clearBeforeDraw={false}>
+          <Shape sceneFunc={stageDraw.sceneFunc} perfectDrawEnabled={false} listening={false} />
         </Layer>
       </Stage>
       <div ref={cursorRef} className="brush-cursor" aria-hidden="true" />
