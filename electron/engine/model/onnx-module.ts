@@ -12,7 +12,7 @@ import { existsSync, openSync, readSync, closeSync, statSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
 import { ModelFolderError, StudioError } from '../../shared/errors.js';
 import type { ExecutionProviderName } from '../../shared/generation.js';
-import { fromFloat16Array, toFloat16Array } from '../tensor/fp16.js';
+import { float16Table, float32ToFloat16Bits, fromFloat16Array, toFloat16Array } from '../tensor/fp16.js';
 
 export interface IoSpec {
   name: string;
@@ -357,6 +357,100 @@ export function toOrtTensor(tensor: HostTensor, spec: IoSpec, label: string): or
     default:
       throw new ModelFolderError(`input "${spec.name}" has unsupported type ${spec.type}`, label);
   }
+}
+
+/**
+ * An input allocated once and refilled in place: callers write float32 values into `host`, and `sync()`
+ * puts them into `tensor` in the session's declared dtype, converted exactly as `toOrtTensor` converts a
+ * float32 HostTensor (for a float32 input `tensor` wraps `host` itself and `sync()` does nothing). A
+ * per-step feed (the U-Net's sample and timestep) then costs no allocation and no ort.Tensor per run.
+ */
+export class PreparedInput {
+  readonly host: Float32Array;
+  readonly tensor: ort.Tensor;
+  readonly sync: () => void;
+
+  constructor(spec: IoSpec, dims: readonly number[], label: string) {
+    const size = dims.reduce((a, b) => a * b, 1);
+    const host = new Float32Array(size);
+    this.host = host;
+    const shape = [...dims];
+    switch (spec.type) {
+      case 'float32':
+        this.tensor = new ort.Tensor('float32', host, shape);
+        this.sync = () => undefined;
+        break;
+      case 'float16': {
+        const bits = new Uint16Array(size);
+        this.tensor = new ort.Tensor('float16', bits, shape);
+        this.sync = () => {
+          for (let i = 0; i < size; i++) bits[i] = float32ToFloat16Bits(host[i]!);
+        };
+        break;
+      }
+      case 'float64': {
+        const wide = new Float64Array(size);
+        this.tensor = new ort.Tensor('float64', wide, shape);
+        this.sync = () => wide.set(host);
+        break;
+      }
+      case 'int32': {
+        const ints = new Int32Array(size);
+        this.tensor = new ort.Tensor('int32', ints, shape);
+        this.sync = () => ints.set(host);
+        break;
+      }
+      case 'int64': {
+        const longs = new BigInt64Array(size);
+        this.tensor = new ort.Tensor('int64', longs, shape);
+        // Truncation toward zero, as toOrtTensor.
+        this.sync = () => {
+          for (let i = 0; i < size; i++) longs[i] = BigInt(Math.trunc(host[i]!));
+        };
+        break;
+      }
+      default:
+        throw new ModelFolderError(`input "${spec.name}" has unsupported type ${spec.type}`, label);
+    }
+  }
+}
+
+/**
+ * An output allocated once that onnxruntime writes into (`tensor`, passed to `runPrepared`): `read()` gives
+ * its values as float32 in `host`, as `fromOrtTensor` converts them (a float32 output is `host` itself).
+ * Null for a dtype other than float32, float16 or float64.
+ */
+export function preparedOutput(spec: IoSpec, dims: readonly number[]): { tensor: ort.Tensor; read: () => Float32Array } | null {
+  const size = dims.reduce((a, b) => a * b, 1);
+  const shape = [...dims];
+  if (spec.type === 'float32') {
+    const host = new Float32Array(size);
+    return { tensor: new ort.Tensor('float32', host, shape), read: () => host };
+  }
+  if (spec.type === 'float16') {
+    const host = new Float32Array(size);
+    const bits = new Uint16Array(size);
+    const table = float16Table();
+    return {
+      tensor: new ort.Tensor('float16', bits, shape),
+      read: () => {
+        for (let i = 0; i < size; i++) host[i] = table[bits[i]!]!;
+        return host;
+      },
+    };
+  }
+  if (spec.type === 'float64') {
+    const host = new Float32Array(size);
+    const wide = new Float64Array(size);
+    return {
+      tensor: new ort.Tensor('float64', wide, shape),
+      read: () => {
+        host.set(wide);
+        return host;
+      },
+    };
+  }
+  return null;
 }
 
 function asFloat32(data: HostTensor['data']): Float32Array {

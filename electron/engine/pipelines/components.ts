@@ -9,7 +9,8 @@ import type { Residuals } from '../model/controlnet.js';
 import type { LoadedModel } from '../model/model-folder.js';
 import type { Scheduler } from '../schedulers/index.js';
 import { LABEL_MAP_INPUT, timestepTensor } from '../model/unet.js';
-import type { HostTensor } from '../model/onnx-module.js';
+import type * as ort from 'onnxruntime-node';
+import { PreparedInput, preparedOutput, toOrtTensor, type HostTensor, type OnnxModule } from '../model/onnx-module.js';
 import { POSTERIOR_NOISE_INPUT } from '../model/onnx-graph.js';
 import type { GaussianSource } from '../tensor/rng.js';
 import {
@@ -255,30 +256,113 @@ export async function predictNoise(
   // Regional prompts blend one guided prediction per prompt by the regions' masks (regions.ts).
   if (conditioning.regions) return predictRegionalNoise(model, input, inChannels, shape, t, conditioning, conditioning.regions);
   const { embeddings, cfg, added } = conditioning;
-  const call = (batch: number, sample: Float32Array, states: Float32Array, which: 'cond' | 'uncond' | 'both'): Promise<Float32Array> =>
-    runUnet(model, conditioning, { inChannels, shape, t, batch, sample, states, added: added ? addedFeeds(added, which) : {} });
-  if (!embeddings.uncond) return call(1, input, embeddings.cond, 'cond');
+  // The calls of a job repeat every step with the same shapes and prompt states: their tensors are built
+  // once (PreparedUnetCall) unless ControlNet residuals, which change every call, are fed too.
+  const prepared = conditioning.residuals === null;
+  const call = async (batch: number, states: Float32Array, which: 'cond' | 'uncond' | 'both'): Promise<Float32Array> => {
+    const unetBatch = { inChannels, shape, batch, states, added: added ? addedFeeds(added, which) : {} };
+    const runner = prepared ? preparedCall(model, conditioning, which, unetBatch) : null;
+    if (runner) {
+      for (let b = 0; b < batch; b++) runner.sample.set(input, b * input.length);
+      return runner.run(t);
+    }
+    const sample = new Float32Array(input.length * batch);
+    for (let b = 0; b < batch; b++) sample.set(input, b * input.length);
+    return runUnet(model, conditioning, { ...unetBatch, t, sample });
+  };
+  if (!embeddings.uncond) return (await call(1, embeddings.cond, 'cond')).slice();
 
   let uncondOut: Float32Array;
   let condOut: Float32Array;
   // Prompt and negative prompt of different lengths (chunk counts) go through the U-Net as two calls, as
   // A1111 does by default; padding the shorter one would change the picture.
   if (model.info.unet.batchDynamic && embeddings.condTokens === embeddings.uncondTokens) {
-    const sample = new Float32Array(input.length * 2);
-    sample.set(input, 0);
-    sample.set(input, input.length);
-    const states = batchedStates(embeddings, embeddings.uncond);
-    const both = await call(2, sample, states, 'both');
+    const both = await call(2, batchedStates(embeddings, embeddings.uncond), 'both');
     const half = both.length / 2;
     uncondOut = both.subarray(0, half);
     condOut = both.subarray(half);
   } else {
-    uncondOut = await call(1, input, embeddings.uncond, 'uncond');
-    condOut = await call(1, input, embeddings.cond, 'cond');
+    uncondOut = await call(1, embeddings.uncond, 'uncond');
+    condOut = await call(1, embeddings.cond, 'cond');
   }
   const guided = new Float32Array(condOut.length);
   for (let i = 0; i < guided.length; i++) guided[i] = uncondOut[i]! + cfg * (condOut[i]! - uncondOut[i]!);
   return guided;
+}
+
+/**
+ * One U-Net call of a job ([negative, prompt] under batched CFG, or either alone) with its tensors made
+ * once: the prompt states, SDXL's added inputs, LCM's `timestep_cond` and a layout U-Net's label map are
+ * converted to the session's dtypes at the first step; each step writes the sample and the timestep into
+ * their tensors in place and onnxruntime writes the prediction into a preallocated output. The same
+ * values as runUnet feeds, so the same pictures; no per-step tensors, conversions or output copies.
+ */
+class PreparedUnetCall {
+  readonly sample: Float32Array;
+  private readonly sampleInput: PreparedInput;
+  private readonly timestep: PreparedInput;
+  private readonly feeds: Record<string, ort.Tensor>;
+  private readonly outputs: Record<string, ort.Tensor>;
+  private readonly read: () => Float32Array;
+
+  private constructor(
+    private readonly unet: OnnxModule,
+    parts: { sample: PreparedInput; timestep: PreparedInput; feeds: Record<string, ort.Tensor>; outName: string; output: { tensor: ort.Tensor; read: () => Float32Array } },
+  ) {
+    this.sampleInput = parts.sample;
+    this.sample = parts.sample.host;
+    this.timestep = parts.timestep;
+    this.feeds = parts.feeds;
+    this.outputs = { [parts.outName]: parts.output.tensor };
+    this.read = parts.output.read;
+  }
+
+  /** Null when the output's dtype can't be preallocated (runUnet then takes the call). */
+  static create(model: LoadedModel, conditioning: Conditioning, call: Omit<UnetBatch, 't' | 'sample'>): PreparedUnetCall | null {
+    const unet = model.modules.unet;
+    const outName = unet.outputName(['out_sample']);
+    const { inChannels, shape, batch } = call;
+    const { height: h, width: w } = shape;
+    const output = preparedOutput(unet.outputs.get(outName)!, [batch, shape.channels, h, w]);
+    if (!output) return null;
+    const sample = new PreparedInput(unet.requireInput('sample'), [batch, inChannels, h, w], unet.label);
+    const timestep = new PreparedInput(unet.requireInput('timestep'), model.info.unet.timestepRank === 0 ? [] : [1], unet.label);
+    const constant: Record<string, HostTensor> = { ...unetConstantFeeds(model, conditioning, call), ...call.added };
+    const feeds: Record<string, ort.Tensor> = { sample: sample.tensor, timestep: timestep.tensor };
+    for (const [name, tensor] of Object.entries(constant)) feeds[name] = toOrtTensor(tensor, unet.requireInput(name), unet.label);
+    return new PreparedUnetCall(unet, { sample, timestep, feeds, outName, output });
+  }
+
+  /** The prediction for the sample written into `sample`, at t: [batch, C, h, w], overwritten by the next run. */
+  async run(t: number): Promise<Float32Array> {
+    this.sampleInput.sync();
+    this.timestep.host[0] = t;
+    this.timestep.sync();
+    await this.unet.runPrepared(this.feeds, this.outputs);
+    return this.read();
+  }
+}
+
+/** A job's prepared U-Net calls, by the conditioning they belong to (a job's, or a live frame's). */
+const preparedCalls = new WeakMap<Conditioning, Map<string, { unet: OnnxModule; call: PreparedUnetCall | null }>>();
+
+function preparedCall(
+  model: LoadedModel,
+  conditioning: Conditioning,
+  which: 'cond' | 'uncond' | 'both',
+  call: Omit<UnetBatch, 't' | 'sample'>,
+): PreparedUnetCall | null {
+  let calls = preparedCalls.get(conditioning);
+  if (!calls) preparedCalls.set(conditioning, (calls = new Map()));
+  // A hires fix's second pass runs the same conditioning at another size.
+  const key = `${which}:${call.batch}:${call.inChannels}:${call.shape.channels}x${call.shape.height}x${call.shape.width}`;
+  const unet = model.modules.unet;
+  let entry = calls.get(key);
+  if (!entry || entry.unet !== unet) {
+    entry = { unet, call: PreparedUnetCall.create(model, conditioning, call) };
+    calls.set(key, entry);
+  }
+  return entry.call;
 }
 
 /** [negative, prompt] states for a batch-2 call: the same every step, so built once per job's embeddings. */
@@ -311,20 +395,39 @@ export interface UnetBatch {
  * predicted noise, [batch, C, h, w].
  */
 export async function runUnet(model: LoadedModel, conditioning: Conditioning, call: UnetBatch): Promise<Float32Array> {
-  const { timestepCond, residuals, labelMap } = conditioning;
-  const { inChannels, shape, t, batch, sample, states } = call;
+  const { residuals } = conditioning;
+  const { inChannels, shape, t, batch, sample } = call;
   const residualInputs = model.info.control ? [...model.info.control.downInputs, model.info.control.midInput] : [];
   const unet = model.modules.unet;
   const outName = unet.outputName(['out_sample']);
   const { height: h, width: w } = shape;
-  const hidden = conditioning.embeddings.hidden;
-  const tokens = states.length / (batch * hidden);
   const feeds: Record<string, HostTensor> = {
     sample: { data: sample, dims: [batch, inChannels, h, w] },
     timestep: timestepTensor(t, model.info.unet.timestepRank),
+    ...unetConstantFeeds(model, conditioning, call),
+    ...call.added,
+  };
+  if (residuals) {
+    const fromControl = await residuals(feeds['sample']!, t, feeds['encoder_hidden_states']!);
+    residualInputs.forEach((name, i) => (feeds[name] = fromControl[i]!));
+  }
+  const out = await unet.run(feeds, [outName]);
+  return out[outName]!.data as Float32Array;
+}
+
+/**
+ * The feeds of a U-Net call that are the same every step: the prompt states (converted once: `constant`),
+ * LCM's `timestep_cond` and a layout U-Net's label map, each repeated over the batch.
+ */
+function unetConstantFeeds(model: LoadedModel, conditioning: Conditioning, call: Omit<UnetBatch, 't' | 'sample'>): Record<string, HostTensor> {
+  const { timestepCond, labelMap } = conditioning;
+  const { shape, batch, states } = call;
+  const { height: h, width: w } = shape;
+  const hidden = conditioning.embeddings.hidden;
+  const tokens = states.length / (batch * hidden);
+  const feeds: Record<string, HostTensor> = {
     // The same arrays every step of a job (prompt states, SDXL's added conditioning): converted once.
     encoder_hidden_states: { data: states, dims: [batch, tokens, hidden], constant: true },
-    ...call.added,
   };
   if (timestepCond) {
     const dim = timestepCond.length;
@@ -338,12 +441,7 @@ export async function runUnet(model: LoadedModel, conditioning: Conditioning, ca
     for (let b = 0; b < batch; b++) maps.set(labelMap, b * plane);
     feeds[LABEL_MAP_INPUT] = { data: maps, dims: [batch, plane / (h * w), h, w] };
   }
-  if (residuals) {
-    const fromControl = await residuals(feeds['sample']!, t, feeds['encoder_hidden_states']!);
-    residualInputs.forEach((name, i) => (feeds[name] = fromControl[i]!));
-  }
-  const out = await unet.run(feeds, [outName]);
-  return out[outName]!.data as Float32Array;
+  return feeds;
 }
 
 /** Decodes `latents / scaling_factor` with the VAE decoder to RGB (§3.1 step 6). */

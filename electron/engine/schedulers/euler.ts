@@ -65,7 +65,10 @@ export function eulerInitNoiseSigma(sigmas: Float32Array, spacing: TimestepSpaci
 /** x / √(σ² + 1): the UNet sees unit-variance input (Karras et al. 2022, c_in of Table 1). */
 export function eulerScaleInput(sample: Float32Array, sigma: number): Float32Array {
   const scale = f32(Math.sqrt(f32(f32(sigma * sigma) + 1)));
-  return sample.map((x) => x / scale);
+  // Plain loops rather than TypedArray.map here and below: the same float32 stores, a third of the time.
+  const out = new Float32Array(sample.length);
+  for (let i = 0; i < out.length; i++) out[i] = sample[i]! / scale;
+  return out;
 }
 
 /** x0 from the model output at noise level σ (shared by Euler and Euler ancestral). */
@@ -77,7 +80,9 @@ export function eulerPredOriginal(
 ): Float32Array {
   if (predictionType === 'epsilon') {
     // x0 = x − σ·ε
-    return sample.map((x, i) => x - f32(sigma * (modelOutput[i] as number)));
+    const out = new Float32Array(sample.length);
+    for (let i = 0; i < out.length; i++) out[i] = sample[i]! - f32(sigma * modelOutput[i]!);
+    return out;
   }
   if (predictionType === 'v_prediction') {
     // x0 = v·(−σ/√(σ²+1)) + x/(σ²+1)  (Salimans & Ho 2022, v-parameterisation in σ form)
@@ -184,7 +189,11 @@ export class EulerScheduler implements Scheduler {
     // 3. ODE derivative d = (x − D(x; σ))/σ (Karras et al. eq. 3 / Algorithm 2 line 7)
     // 4. Euler step to σ_{i+1}: x' = x + d·(σ_{i+1} − σ)
     const dt = f32((this.sigmas[i + 1] as number) - sigma);
-    const prevSample = sample.map((x, k) => x + f32(f32(f32(x - (predOriginal[k] as number)) / sigma) * dt));
+    const prevSample = new Float32Array(sample.length);
+    for (let k = 0; k < prevSample.length; k++) {
+      const x = sample[k]!;
+      prevSample[k] = x + f32(f32(f32(x - predOriginal[k]!) / sigma) * dt);
+    }
     this.cursor.advance();
     return { prevSample, predOriginal };
   }
