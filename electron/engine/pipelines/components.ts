@@ -255,39 +255,57 @@ export async function predictNoise(
 ): Promise<Float32Array> {
   // Regional prompts blend one guided prediction per prompt by the regions' masks (regions.ts).
   if (conditioning.regions) return predictRegionalNoise(model, input, inChannels, shape, t, conditioning, conditioning.regions);
-  const { embeddings, cfg, added } = conditioning;
-  // The calls of a job repeat every step with the same shapes and prompt states: their tensors are built
-  // once (PreparedUnetCall) unless ControlNet residuals, which change every call, are fed too.
-  const prepared = conditioning.residuals === null;
-  const call = async (batch: number, states: Float32Array, which: 'cond' | 'uncond' | 'both'): Promise<Float32Array> => {
-    const unetBatch = { inChannels, shape, batch, states, added: added ? addedFeeds(added, which) : {} };
-    const runner = prepared ? preparedCall(model, conditioning, which, unetBatch) : null;
-    if (runner) {
-      for (let b = 0; b < batch; b++) runner.sample.set(input, b * input.length);
-      return runner.run(t);
-    }
-    const sample = new Float32Array(input.length * batch);
-    for (let b = 0; b < batch; b++) sample.set(input, b * input.length);
-    return runUnet(model, conditioning, { ...unetBatch, t, sample });
-  };
-  if (!embeddings.uncond) return (await call(1, embeddings.cond, 'cond')).slice();
+  const { embeddings, cfg } = conditioning;
+  // (No closures here: this runs every step, and a named arrow function per call costs more than it reads.)
+  if (!embeddings.uncond) return (await guidanceCall(model, conditioning, input, inChannels, shape, t, 1, embeddings.cond, 'cond')).slice();
 
   let uncondOut: Float32Array;
   let condOut: Float32Array;
   // Prompt and negative prompt of different lengths (chunk counts) go through the U-Net as two calls, as
   // A1111 does by default; padding the shorter one would change the picture.
   if (model.info.unet.batchDynamic && embeddings.condTokens === embeddings.uncondTokens) {
-    const both = await call(2, batchedStates(embeddings, embeddings.uncond), 'both');
+    const states = batchedStates(embeddings, embeddings.uncond);
+    const both = await guidanceCall(model, conditioning, input, inChannels, shape, t, 2, states, 'both');
     const half = both.length / 2;
     uncondOut = both.subarray(0, half);
     condOut = both.subarray(half);
   } else {
-    uncondOut = await call(1, embeddings.uncond, 'uncond');
-    condOut = await call(1, embeddings.cond, 'cond');
+    // The prepared call's output is overwritten by its next run only: the two calls have their own.
+    uncondOut = await guidanceCall(model, conditioning, input, inChannels, shape, t, 1, embeddings.uncond, 'uncond');
+    condOut = await guidanceCall(model, conditioning, input, inChannels, shape, t, 1, embeddings.cond, 'cond');
   }
   const guided = new Float32Array(condOut.length);
   for (let i = 0; i < guided.length; i++) guided[i] = uncondOut[i]! + cfg * (condOut[i]! - uncondOut[i]!);
   return guided;
+}
+
+/**
+ * One U-Net call of `predictNoise`: `input` repeated `batch` times with `states` (and SDXL's added inputs
+ * for `which`). The calls of a job repeat every step with the same shapes and prompt states, so their
+ * tensors are built once (PreparedUnetCall), unless ControlNet residuals, new every call, are fed too.
+ * A prepared call's result is its output array, overwritten by its next run.
+ */
+async function guidanceCall(
+  model: LoadedModel,
+  conditioning: Conditioning,
+  input: Float32Array,
+  inChannels: number,
+  shape: LatentShape,
+  t: number,
+  batch: number,
+  states: Float32Array,
+  which: 'cond' | 'uncond' | 'both',
+): Promise<Float32Array> {
+  const { added } = conditioning;
+  const unetBatch = { inChannels, shape, batch, states, added: added ? addedFeeds(added, which) : {} };
+  const runner = conditioning.residuals === null ? preparedCall(model, conditioning, which, unetBatch) : null;
+  if (runner) {
+    for (let b = 0; b < batch; b++) runner.sample.set(input, b * input.length);
+    return runner.run(t);
+  }
+  const sample = new Float32Array(input.length * batch);
+  for (let b = 0; b < batch; b++) sample.set(input, b * input.length);
+  return runUnet(model, conditioning, { ...unetBatch, t, sample });
 }
 
 /**
@@ -344,7 +362,16 @@ class PreparedUnetCall {
 }
 
 /** A job's prepared U-Net calls, by the conditioning they belong to (a job's, or a live frame's). */
-const preparedCalls = new WeakMap<Conditioning, Map<string, { unet: OnnxModule; call: PreparedUnetCall | null }>>();
+const preparedCalls = new WeakMap<Conditioning, PreparedEntry[]>();
+
+interface PreparedEntry {
+  unet: OnnxModule;
+  which: 'cond' | 'uncond' | 'both';
+  batch: number;
+  inChannels: number;
+  shape: LatentShape;
+  call: PreparedUnetCall | null;
+}
 
 function preparedCall(
   model: LoadedModel,
@@ -352,16 +379,26 @@ function preparedCall(
   which: 'cond' | 'uncond' | 'both',
   call: Omit<UnetBatch, 't' | 'sample'>,
 ): PreparedUnetCall | null {
-  let calls = preparedCalls.get(conditioning);
-  if (!calls) preparedCalls.set(conditioning, (calls = new Map()));
-  // A hires fix's second pass runs the same conditioning at another size.
-  const key = `${which}:${call.batch}:${call.inChannels}:${call.shape.channels}x${call.shape.height}x${call.shape.width}`;
+  let entries = preparedCalls.get(conditioning);
+  if (!entries) preparedCalls.set(conditioning, (entries = []));
   const unet = model.modules.unet;
-  let entry = calls.get(key);
-  if (!entry || entry.unet !== unet) {
-    entry = { unet, call: PreparedUnetCall.create(model, conditioning, call) };
-    calls.set(key, entry);
+  const { batch, inChannels, shape } = call;
+  // One or two entries per job (a hires fix's second pass runs the same conditioning at another size).
+  for (const e of entries) {
+    if (
+      e.unet === unet &&
+      e.which === which &&
+      e.batch === batch &&
+      e.inChannels === inChannels &&
+      e.shape.channels === shape.channels &&
+      e.shape.height === shape.height &&
+      e.shape.width === shape.width
+    ) {
+      return e.call;
+    }
   }
+  const entry = { unet, which, batch, inChannels, shape: { ...shape }, call: PreparedUnetCall.create(model, conditioning, call) };
+  entries.push(entry);
   return entry.call;
 }
 

@@ -17,29 +17,32 @@ const SD_LATENT_RGB: readonly (readonly [number, number, number])[] = [
 export function latentPreview(latents: Float32Array, channels: number, width: number, height: number): RgbImage {
   const plane = width * height;
   const rgb = new Uint8Array(plane * 3);
-  for (let i = 0; i < plane; i++) {
-    let r = 0;
-    let g = 0;
-    let b = 0;
-    if (channels === 4) {
-      for (let c = 0; c < 4; c++) {
-        const v = latents[c * plane + i]!;
-        const k = SD_LATENT_RGB[c]!;
-        r += v * k[0];
-        g += v * k[1];
-        b += v * k[2];
-      }
-    } else {
-      let s = 0;
-      for (let c = 0; c < channels; c++) s += latents[c * plane + i]!;
-      r = g = b = s / channels / 2;
+  if (channels === 4) {
+    // Made on every step for the progress preview: the coefficients in locals, the sums in the same order.
+    const [[r0, g0, b0], [r1, g1, b1], [r2, g2, b2], [r3, g3, b3]] = SD_LATENT_RGB as [LatentRgb, LatentRgb, LatentRgb, LatentRgb];
+    for (let i = 0; i < plane; i++) {
+      const v0 = latents[i]!;
+      const v1 = latents[plane + i]!;
+      const v2 = latents[2 * plane + i]!;
+      const v3 = latents[3 * plane + i]!;
+      rgb[i * 3] = toByte(v0 * r0 + v1 * r1 + v2 * r2 + v3 * r3);
+      rgb[i * 3 + 1] = toByte(v0 * g0 + v1 * g1 + v2 * g2 + v3 * g3);
+      rgb[i * 3 + 2] = toByte(v0 * b0 + v1 * b1 + v2 * b2 + v3 * b3);
     }
-    rgb[i * 3] = toByte(r);
-    rgb[i * 3 + 1] = toByte(g);
-    rgb[i * 3 + 2] = toByte(b);
+    return { width, height, rgb };
+  }
+  for (let i = 0; i < plane; i++) {
+    let s = 0;
+    for (let c = 0; c < channels; c++) s += latents[c * plane + i]!;
+    const v = toByte(s / channels / 2);
+    rgb[i * 3] = v;
+    rgb[i * 3 + 1] = v;
+    rgb[i * 3 + 2] = v;
   }
   return { width, height, rgb };
 }
+
+type LatentRgb = readonly [number, number, number];
 
 function toByte(v: number): number {
   const x = Math.round(((v + 1) / 2) * 255);
