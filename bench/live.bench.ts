@@ -17,7 +17,7 @@
  * Defaults: --model the bundled LCM inpainting model (native-models/emoji-ldm-inpaint-lcm) when it is
  * there, else the text-to-image LCM (emoji-ldm-lcm: a 4-channel U-Net inpaints by latent blending),
  * else the bundled 20-step inpainting model (the result says which ran); --contrast the bundled 20-step
- * inpainting model; --threads the machine's cores; --stroke-steps the app's default (0: Steps throughout).
+ * inpainting model (`--contrast none`: the live model only); --threads the machine's cores; --stroke-steps the app's default (0: Steps throughout).
  */
 import { existsSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
@@ -63,6 +63,30 @@ function stats(samples: number[]): { n: number; p50: number | null; p95: number 
   return { n: s.length, p50: at(0.5), p95: at(0.95), max: round(s.at(-1)!) };
 }
 
+/**
+ * Where stroke-to-pixels latency goes, per shown frame (p50/p95 of each part): wait (the oldest change
+ * waits for the frame in flight), build (the request in the renderer), transport (round trip less the
+ * host's time: WebSocket/IPC and (de)serialisation), host_other (host time less the engine call:
+ * request decoding, RGBA answer), engine_ipc (engine call less the engine's own time), engine, receive
+ * (answer to pixels), draw (to the live layer's canvas, React included), screen (to the next animation frame).
+ */
+function breakdown(rows: Array<Record<string, number | null>>): Record<string, ReturnType<typeof stats>> {
+  const parts: Record<string, number[]> = { wait: [], build: [], transport: [], host_other: [], engine_ipc: [], engine: [], receive: [], draw: [], screen: [] };
+  for (const r of rows) {
+    const n = (k: string): number => Number(r[k] ?? 0);
+    parts['wait']!.push(n('waitMs'));
+    parts['build']!.push(n('buildMs'));
+    parts['transport']!.push(n('roundTripMs') - n('buildMs') - n('hostMs'));
+    parts['host_other']!.push(n('hostMs') - n('engineCallMs'));
+    parts['engine_ipc']!.push(n('engineCallMs') - n('engineMs'));
+    parts['engine']!.push(n('engineMs'));
+    parts['receive']!.push(n('receiveMs'));
+    parts['draw']!.push(n('drawMs') - n('receiveMs'));
+    parts['screen']!.push(n('screenMs'));
+  }
+  return Object.fromEntries(Object.entries(parts).map(([k, v]) => [k, stats(v)]));
+}
+
 function round(x: number, digits = 1): number {
   const k = 10 ** digits;
   return Math.round(x * k) / k;
@@ -98,7 +122,7 @@ async function record(page: Page): Promise<void> {
     const frames = new MutationObserver(() => {
       const seq = Number(stage.dataset.liveSeq ?? 0);
       const last = rec.frames.at(-1);
-      if (seq > 0 && (!last || last.seq !== seq)) rec.frames.push({ seq, latency: Number(stage.dataset.liveLatencyMs), at: performance.now() });
+      if (seq > 0 && (!last || last.seq !== seq)) rec.frames.push({ seq, latency: Number(stage.dataset.liveLatencyMs), at: performance.now(), breakdown: JSON.parse(stage.dataset.liveBreakdown ?? '{}') });
     });
     frames.observe(stage, { attributes: true, attributeFilter: ['data-live-seq', 'data-live-latency-ms'] });
     const times = new MutationObserver(() => {
@@ -162,7 +186,7 @@ async function measure(page: Page, server: StudioServer, dir: string): Promise<R
   const { startedAt, endedAt, moves } = await paint(page);
   // Frames that answer the painting and reach the screen up to the end of the last stroke.
   const live = (await page.evaluate('window.__live')) as {
-    frames: Array<{ seq: number; latency: number; at: number }>;
+    frames: Array<{ seq: number; latency: number; at: number; breakdown: Record<string, number | null> }>;
     engineMs: number[];
     roundTripMs: number[];
     steps: Record<string, number>;
@@ -186,6 +210,7 @@ async function measure(page: Page, server: StudioServer, dir: string): Promise<R
     latency_ms: stats(frames.map((f) => f.latency)),
     frame_engine_ms: stats(live.engineMs),
     frame_round_trip_ms: stats(live.roundTripMs),
+    latency_breakdown_ms: breakdown(frames.map((f) => f.breakdown)),
     load_average_1m_at_start: round(load, 2),
   };
 }
@@ -196,7 +221,7 @@ const studio = await openStudio(server.url);
 try {
   const settings = await server.invoke('settings.get', {});
   const results = [];
-  for (const dir of [liveModel, contrastModel]) results.push(await measure(studio.page, server, dir));
+  for (const dir of values.contrast === 'none' ? [liveModel] : [liveModel, contrastModel]) results.push(await measure(studio.page, server, dir));
   console.log(
     JSON.stringify(
       {

@@ -16,7 +16,7 @@ import type { RgbImage } from './tensor/image.js';
 import { hiresFix } from './pipelines/hires.js';
 import { imageToImage } from './pipelines/img2img.js';
 import { inpaint } from './pipelines/inpaint.js';
-import { LiveSession, type LiveFrame, type LiveFrameOptions } from './pipelines/live.js';
+import { LiveSession, type LiveFrame, type LiveFrameOptions, type LiveRequest } from './pipelines/live.js';
 import { layoutToImage } from './pipelines/layout.js';
 import { resolveParams } from './pipelines/resolve.js';
 import { cropAlpha, cropForInpaint, cropRegion, pasteCrop, softCrop } from './pipelines/only-masked.js';
@@ -128,7 +128,7 @@ export class Engine {
    * previous frame of the same model computed. Frames share the job chain, so a frame and a queued job
    * never run at the same time and each waits for at most the one in front of it.
    */
-  liveFrame(modelDir: string, request: GenerateRequest, options: LiveFrameOptions = {}): Promise<LiveFrame> {
+  liveFrame(modelDir: string, request: LiveRequest, options: LiveFrameOptions = {}): Promise<LiveFrame> {
     const run = this.queue.then(async () => {
       throwIfAborted(options.signal);
       const key = resolve(modelDir);

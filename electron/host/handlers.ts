@@ -321,18 +321,26 @@ export function createHandlers(host: Host) {
     },
 
     async 'live.frame'(req) {
-      const { modelId, initImage, initImageHash, mask, parentId, ...params } = req;
+      const arrivedAt = performance.now();
+      const { modelId, initImage, initImageHash, mask, maskRect, parentId, ...params } = req;
       const model = library.get(modelId ?? host.defaultModelId());
       if (initImageHash !== undefined && !existsSync(history.imagePath(initImageHash))) {
         throw new StudioError('E_NOT_FOUND', `initImageHash: no image ${initImageHash} in history.`);
       }
       const picture = initImageHash !== undefined ? await readFile(history.imagePath(initImageHash)) : Buffer.from(initImage!, 'base64');
-      return host.live.frame(
+      const answer = await host.live.frame(
         model.id,
         model.dir,
-        { ...params, mode: 'inpaint', initImage: picture, mask: Buffer.from(mask, 'base64') },
+        {
+          ...params,
+          mode: 'inpaint',
+          initImage: picture,
+          ...(maskRect ? { maskRect: { ...maskRect, data: Buffer.from(maskRect.data, 'base64') } } : { mask: Buffer.from(mask!, 'base64') }),
+        },
         parentId ?? null,
       );
+      if (answer.status === 'done' && answer.hostTimings) answer.hostTimings.hostMs = performance.now() - arrivedAt;
+      return answer;
     },
 
     async 'live.keep'({ frameId }) {

@@ -25,6 +25,7 @@ import { InvalidRequestError, isSerializedError, ModelFolderError, serializeErro
 import type { HistoryItem, NewGeneration } from '../shared/history.js';
 import type { ModelDownloadProgress, ModelDownloadRequest } from '../shared/model-library.js';
 import type { GenerateRequest } from '../engine/pipelines/types.js';
+import { maskFromRect, type RawMaskRect } from '../engine/tensor/mask-rect.js';
 import { ClipTokenizer } from '../engine/tokenizer/clip-tokenizer.js';
 import type { SqliteDatabase } from '../history/database.js';
 import { makeFolder } from '../history/folders.js';
@@ -559,7 +560,10 @@ export class Host {
       params: frame.params,
       model: { id: model.id, hash: model.contentHash },
       output: frame.image,
-      ...(await this.storedInputs({ initImage: request.initImage, mask: request.mask }, generationLimits(this.settings.read()).maxInputPixels)),
+      ...(await this.storedInputs(
+        { initImage: request.initImage, mask: request.mask ?? (await rawMaskPng(request.maskRect!, frame.image)) },
+        generationLimits(this.settings.read()).maxInputPixels,
+      )),
       parentId,
       executionProvider: frame.provider,
       timings: frame.timings,
@@ -622,4 +626,10 @@ export class Host {
       console.error(`studio host: could not copy result ${item.id} to the output folder ${folder}:`, (err as Error).message);
     }
   }
+}
+
+/** A live frame's raw mask rectangle as the grey PNG at the picture's size that history stores. */
+async function rawMaskPng(rect: RawMaskRect, size: { width: number; height: number }): Promise<Buffer> {
+  const { width, height, data } = maskFromRect(rect, size);
+  return sharp(Buffer.from(data.buffer, data.byteOffset, data.length), { raw: { width, height, channels: 1 } }).png().toBuffer();
 }

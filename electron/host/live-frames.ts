@@ -10,19 +10,18 @@
  *   it and frees the engine's live session, so Live off leaves no work running.
  */
 import { randomUUID } from 'node:crypto';
-import type { LiveFrame } from '../engine/pipelines/live.js';
-import type { GenerateRequest } from '../engine/pipelines/types.js';
+import type { LiveFrame, LiveRequest } from '../engine/pipelines/live.js';
 import type { LiveFrameAnswer } from '../shared/contract.js';
 import { StudioError } from '../shared/errors.js';
 
 /** Renders one frame in the engine; the signal cancels it. */
-export type LiveFrameRunner = (modelDir: string, request: GenerateRequest, signal: AbortSignal) => Promise<LiveFrame>;
+export type LiveFrameRunner = (modelDir: string, request: LiveRequest, signal: AbortSignal) => Promise<LiveFrame>;
 
 /** The newest finished frame, with what live.keep needs to put it into history. */
 export interface ShownFrame {
   frameId: string;
   modelId: string;
-  request: GenerateRequest;
+  request: LiveRequest;
   frame: LiveFrame;
   /** The history item the picture came from (the kept frame's parent). */
   parentId: number | null;
@@ -50,13 +49,14 @@ export class LiveFrames {
   ) {}
 
   /** Renders a frame; a newer frame or stop() answers this one with 'superseded'. */
-  frame(modelId: string, modelDir: string, request: GenerateRequest, parentId: number | null = null): Promise<LiveFrameAnswer> {
+  frame(modelId: string, modelDir: string, request: LiveRequest, parentId: number | null = null): Promise<LiveFrameAnswer> {
     this.supersede();
     this.active = true;
     const controller = new AbortController();
     return new Promise<LiveFrameAnswer>((resolve, reject) => {
       const entry: InFlight = { controller, answer: resolve };
       this.inFlight = entry;
+      const calledAt = performance.now();
       const work = this.run(modelDir, request, controller.signal);
       this.unsettled.add(work);
       work.then(
@@ -65,7 +65,7 @@ export class LiveFrames {
           this.inFlight = null;
           const frameId = randomUUID();
           this.shown = { frameId, modelId, request, frame, parentId };
-          resolve(answerOf(frameId, frame));
+          resolve(answerOf(frameId, frame, performance.now() - calledAt));
         },
         (err: unknown) => {
           if (this.inFlight !== entry) return;
@@ -116,7 +116,7 @@ export class LiveFrames {
 }
 
 /** The crop of the picture the frame repainted, as RGBA for the canvas. */
-function answerOf(frameId: string, frame: LiveFrame): LiveFrameAnswer {
+function answerOf(frameId: string, frame: LiveFrame, engineCallMs: number): LiveFrameAnswer {
   const { crop, image } = frame;
   const rgba = Buffer.alloc(crop.width * crop.height * 4);
   for (let y = 0; y < crop.height; y++) {
@@ -137,5 +137,6 @@ function answerOf(frameId: string, frame: LiveFrame): LiveFrameAnswer {
     params: frame.params,
     timings: frame.timings,
     provider: frame.provider,
+    hostTimings: { hostMs: engineCallMs, engineCallMs },
   };
 }

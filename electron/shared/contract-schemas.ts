@@ -57,6 +57,8 @@ export {
 export const MAX_PATH_CHARS = 4096;
 /** Base64 of one input image: 64 MiB of text ≈ 48 MiB of file, more than a 4096² PNG needs. */
 export const MAX_IMAGE_BASE64_CHARS = 64 * 1024 * 1024;
+/** The largest coordinate or side of a live frame's raw mask rectangle (the picture is checked in the engine). */
+export const MAX_MASK_RECT_COORD = 65_536;
 /** Most ids one request may name (bulk favourite, delete, export, reorder). */
 export const MAX_IDS_PER_REQUEST = 10_000;
 export const MAX_IMPORT_PATHS = 1000;
@@ -368,8 +370,21 @@ export const liveFrameRequestSchema = z.strictObject({
   initImage: base64ImageSchema.optional(),
   /** …or an image already in history. */
   initImageHash: imageHashSchema.optional(),
-  /** The mask at the picture's size, base64 of its file bytes; white = repaint. */
-  mask: base64ImageSchema,
+  /** The mask at the picture's size, base64 of its file bytes; white = repaint… */
+  mask: base64ImageSchema.optional(),
+  /**
+   * …or, cheaper per frame, the mask as raw 8-bit grey bytes (base64 of width × height bytes, row by
+   * row) of the rectangle at (x, y) of the picture that holds every non-zero pixel: 0 outside it.
+   */
+  maskRect: z
+    .strictObject({
+      x: z.number().int().min(0).max(MAX_MASK_RECT_COORD),
+      y: z.number().int().min(0).max(MAX_MASK_RECT_COORD),
+      width: z.number().int().min(1).max(MAX_MASK_RECT_COORD),
+      height: z.number().int().min(1).max(MAX_MASK_RECT_COORD),
+      data: z.string().min(1, 'must not be empty').max(MAX_IMAGE_BASE64_CHARS, `must be at most ${MAX_IMAGE_BASE64_CHARS} base64 characters`).regex(BASE64, 'must be base64'),
+    })
+    .optional(),
   /** The history item the picture is (or was made from): a kept frame becomes its child. */
   parentId: historyIdSchema.optional(),
   /** Default: the selected model. */
@@ -377,6 +392,13 @@ export const liveFrameRequestSchema = z.strictObject({
 }).superRefine((req, ctx) => {
   if ((req.initImage === undefined) === (req.initImageHash === undefined)) {
     ctx.addIssue({ code: 'custom', path: ['initImage'], message: 'a live frame needs the picture: give initImage or initImageHash (one of them)' });
+  }
+  if ((req.mask === undefined) === (req.maskRect === undefined)) {
+    ctx.addIssue({ code: 'custom', path: ['mask'], message: 'a live frame needs the mask: give mask or maskRect (one of them)' });
+  }
+  const rect = req.maskRect;
+  if (rect && rect.data.length !== Math.ceil((rect.width * rect.height) / 3) * 4) {
+    ctx.addIssue({ code: 'custom', path: ['maskRect', 'data'], message: `must be base64 of width × height = ${rect.width * rect.height} bytes` });
   }
 });
 

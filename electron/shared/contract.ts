@@ -303,6 +303,12 @@ export type LiveFrameAnswer =
       params: GenerationParams;
       timings: GenerationTimings;
       provider: ExecutionProviderName;
+      /**
+       * Where the frame's time went in the host, in ms: `hostMs` from the request's arrival to the
+       * answer (decoding the request, the engine call, building the RGBA); `engineCallMs` the engine
+       * call alone (the engine process's round trip: `timings.totalMs` plus the messages).
+       */
+      hostTimings?: { hostMs: number; engineCallMs: number };
     }
   | { status: 'superseded' };
 

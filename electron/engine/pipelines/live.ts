@@ -23,7 +23,18 @@ import { applyPromptLoras, type LoraReport } from '../lora/sessions.js';
 import type { LoadedModel } from '../model/model-folder.js';
 import { createScheduler, type Scheduler } from '../schedulers/index.js';
 import type { StepBuffers } from '../schedulers/types.js';
-import { binarizeMask, decodeImage, decodeMask, featherMask, imageToTensor, maskedImageTensor, maskToLatent, pasteBack, tensorToImage, type RgbImage } from '../tensor/image.js';
+import {
+  binarizeMask,
+  decodeImage,
+  decodeMask,
+  featherMask,
+  imageToTensor,
+  maskedImageTensor,
+  maskToLatent,
+  pasteBack,
+  tensorToImage,
+  type RgbImage,
+} from '../tensor/image.js';
 import { SeededRng, type GaussianSource } from '../tensor/rng.js';
 import {
   decodeLatents,
@@ -43,6 +54,12 @@ import { aestheticOptions, type AddedConditioning } from './sdxl-conditioning.js
 import { cropAlpha, cropForInpaint, cropRegion, pasteCrop, type CropRegion } from './only-masked.js';
 import { resolveParams } from './resolve.js';
 import type { GenerateRequest } from './types.js';
+import { maskFromRect, type RawMaskRect } from '../tensor/mask-rect.js';
+
+export type { RawMaskRect };
+
+/** A live frame's request: an inpaint request whose mask is either `mask` (encoded) or `maskRect`. */
+export type LiveRequest = GenerateRequest & { maskRect?: RawMaskRect };
 
 export interface LiveFrameOptions {
   signal?: AbortSignal;
@@ -120,17 +137,19 @@ export class LiveSession {
 
   constructor(readonly model: LoadedModel) {}
 
-  async frame(request: GenerateRequest, options: LiveFrameOptions = {}): Promise<LiveFrame> {
+  async frame(request: LiveRequest, options: LiveFrameOptions = {}): Promise<LiveFrame> {
     const { signal } = options;
     const started = performance.now();
     const timings = emptyTimings();
-    if (request.mode !== 'inpaint' || !request.initImage || !request.mask) {
+    if (request.mode !== 'inpaint' || !request.initImage || (!request.mask && !request.maskRect)) {
       throw new InvalidRequestError('a live frame is an inpaint: it needs mode "inpaint", an init image and a mask');
     }
     if (request.control || request.labelMap) throw new InvalidRequestError('live frames take no control image or label map');
     // Frames run at the model's native size whatever the Size setting: the crop is scaled to it.
     const native = this.model.info.nativeResolution;
-    const params = resolveParams(this.model, { ...request, width: native.width, height: native.height, inpaintArea: 'masked' });
+    // (resolveParams only asks that a mask is there: a raw one stands in for the encoded one.)
+    const { maskRect, ...generate } = request;
+    const params = resolveParams(this.model, { ...generate, mask: request.mask ?? maskRect?.data, width: native.width, height: native.height, inpaintArea: 'masked' });
     const { width, height } = params;
     const base = this.model;
     const f = base.info.vaeScaleFactor;
@@ -175,14 +194,19 @@ export class LiveSession {
       this.pictureBytes = new Uint8Array(request.initImage);
     }
     const picture = this.picture!;
-    const pictureMask = await decodeMask(request.mask, picture);
+    // A raw mask at the picture's size is what decodeMask gives for its PNG (resizing to the same size
+    // keeps every byte).
+    const pictureMask = maskRect ? maskFromRect(maskRect, picture) : await decodeMask(request.mask!, picture);
     const crop = cropRegion(pictureMask, params.maskPadding ?? 0, width, height);
     const cut = await cropForInpaint(picture, pictureMask, crop, { width, height });
     const binary = binarizeMask(cut.mask);
     const latentMask = maskToLatent(binary, width, height, f);
     // The paste-back weights depend on the mask only: sharp computes them on its own threads while the
-    // VAE and the U-Net run on this one.
-    const alphas = Promise.all([featherMask(binary, width, height, params.maskBlur), cropAlpha(pictureMask, crop, params.maskBlur)]);
+    // VAE and the U-Net run on this one. A crop of the working size is not scaled, so its two weights
+    // (the crop's and the region's) are one computation on the same mask bytes: done once.
+    const feather = featherMask(binary, width, height, params.maskBlur);
+    const unscaled = crop.width === width && crop.height === height;
+    const alphas = Promise.all([feather, unscaled ? feather : cropAlpha(pictureMask, crop, params.maskBlur)]);
     alphas.catch(() => undefined); // awaited below, unless the frame is cancelled first
     throwIfAborted(signal);
 

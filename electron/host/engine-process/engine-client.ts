@@ -7,7 +7,7 @@
 import type { EngineStatus } from '../../shared/contract.js';
 import { CancelledError, StudioError } from '../../shared/errors.js';
 import type { ExecutionProviderName } from '../../shared/generation.js';
-import type { LiveFrame } from '../../engine/pipelines/live.js';
+import type { LiveFrame, LiveRequest } from '../../engine/pipelines/live.js';
 import type { GenerateOptions, GenerateRequest, GenerateResult } from '../../engine/pipelines/types.js';
 import { forkEngine, type EngineExit, type EngineLauncher, type EngineProcess } from './launcher.js';
 import type { JobImageFiles } from '../job-images.js';
@@ -298,7 +298,7 @@ export class EngineClient {
    * One live-painting frame (engine/pipelines/live.ts). The signal cancels it in the engine between
    * steps; like a job, a frame that does not stop within the grace ends the process.
    */
-  async liveFrame(modelDir: string, request: GenerateRequest, options: { signal?: AbortSignal } = {}): Promise<LiveFrame> {
+  async liveFrame(modelDir: string, request: LiveRequest, options: { signal?: AbortSignal } = {}): Promise<LiveFrame> {
     const { signal } = options;
     signal?.throwIfAborted();
     let sentId: number | null = null;

@@ -7,7 +7,7 @@ import type { SerializedError } from '../../shared/errors.js';
 import type { ExecutionProviderName } from '../../shared/generation.js';
 import type { PreparedImage } from '../../shared/history.js';
 import type { ModelInfo, SessionReport } from '../../shared/model.js';
-import type { LiveFrame } from '../../engine/pipelines/live.js';
+import type { LiveFrame, LiveRequest } from '../../engine/pipelines/live.js';
 import type { GenerateProgress, GenerateRequest, GenerateResult } from '../../engine/pipelines/types.js';
 import type { JobImageFiles } from '../job-images.js';
 
@@ -32,7 +32,7 @@ export type HostMessage =
   | { type: 'info'; id: number; modelDir: string }
   | { type: 'configure'; id: number; settings: EngineProcessSettings }
   | { type: 'unload'; id: number; modelDir: string | null }
-  | { type: 'live'; id: number; modelDir: string; request: GenerateRequest }
+  | { type: 'live'; id: number; modelDir: string; request: LiveRequest }
   | { type: 'liveEnd'; id: number }
   /** User images for history, decoded and thumbnailed here so the host never decodes them (stored-image.ts). */
   | { type: 'prepareImages'; id: number; images: ImageSource[]; maxPixels: number };

@@ -36,9 +36,14 @@ export function useLiveLayer(stageRef: RefObject<HTMLElement | null>): LiveLayer
       delete el.dataset['liveSeq'];
       return;
     }
+    const drawnAt = performance.now();
     const id = requestAnimationFrame(() => {
+      const now = performance.now();
+      const { timing } = frame;
+      // Where the latency went (bench:live): the answer to the draw, and the draw to the screen.
+      el.dataset['liveBreakdown'] = JSON.stringify({ ...timing, drawMs: drawnAt - timing.answeredAt, screenMs: now - drawnAt, roundTripMs: frame.roundTripMs, engineMs: frame.engineMs });
       el.dataset['liveSeq'] = String(frame.seq);
-      el.dataset['liveLatencyMs'] = (performance.now() - frame.changedAt).toFixed(1);
+      el.dataset['liveLatencyMs'] = (now - frame.changedAt).toFixed(1);
     });
     return () => cancelAnimationFrame(id);
   }, [frame, stageRef]);

@@ -15,7 +15,7 @@
  * measure stroke-to-pixels latency.
  */
 import type { LiveFrameAnswer, RequestInputs } from '../../../electron/shared/contract.js';
-import { exportMaskPng, type EditorDocument } from '../document/document.js';
+import type { EditorDocument } from '../document/document.js';
 import { encodeRgbPng, type ZlibCompress } from '../document/png.js';
 import type { StudioClient } from '../ipc/studio-client.js';
 import { Store, type GenerationSettings } from './store.js';
@@ -34,6 +34,13 @@ export interface LiveFrameView {
   engineMs: number;
   /** The steps the frame took (fewer than Steps while a stroke is painted: liveStrokeSteps). */
   steps: number;
+  /**
+   * Where the frame's latency went, in ms (bench:live reads it): `waitMs` from the oldest change to
+   * the request's start (the frame before was still being computed), `buildMs` building the request,
+   * `hostMs` / `engineCallMs` from the host's answer, `receiveMs` turning the answer into pixels;
+   * `answeredAt` is performance.now() when the answer arrived.
+   */
+  timing: { waitMs: number; buildMs: number; hostMs: number | null; engineCallMs: number | null; receiveMs: number; answeredAt: number };
 }
 
 export interface LiveState {
@@ -97,6 +104,7 @@ export function createLivePainting(deps: LivePaintingDeps) {
         pendingSince = null;
         const sentAt = performance.now();
         const request = await buildRequest();
+        const builtAt = performance.now();
         if (!request) {
           store.update({ frame: null });
           continue;
@@ -108,18 +116,28 @@ export function createLivePainting(deps: LivePaintingDeps) {
           if (store.get().on) store.update({ error: deps.describeError(err) });
           continue;
         }
+        const answeredAt = performance.now();
         if (!store.get().on || answer.status !== 'done') continue;
-        const { frameId, crop, rgba, timings } = answer;
+        const { frameId, crop, rgba, timings, hostTimings } = answer;
+        const pixels = base64ToRgba(rgba);
         store.update({
           frame: {
             frameId,
             crop,
-            rgba: base64ToRgba(rgba),
+            rgba: pixels,
             seq: ++seq,
             changedAt,
-            roundTripMs: performance.now() - sentAt,
+            roundTripMs: answeredAt - sentAt,
             engineMs: timings.totalMs,
             steps: request.steps ?? settingsStore.get().steps,
+            timing: {
+              waitMs: sentAt - changedAt,
+              buildMs: builtAt - sentAt,
+              hostMs: hostTimings?.hostMs ?? null,
+              engineCallMs: hostTimings?.engineCallMs ?? null,
+              receiveMs: performance.now() - answeredAt,
+              answeredAt,
+            },
           },
           error: null,
         });
@@ -133,6 +151,8 @@ export function createLivePainting(deps: LivePaintingDeps) {
   /** The frame request for the document and settings as they are now; null when nothing is masked. */
   async function buildRequest(): Promise<RequestInputs['live.frame'] | null> {
     if (doc.mask.isEmpty()) return null;
+    // The mask goes raw, as the rectangle that holds its painted pixels: no PNG to encode here or to
+    // decode in the engine, a few KiB for a stroke on a large picture.
     const s = settingsStore.get();
     const modelId = deps.selectedModelId();
     const steps = doc.isPainting && s.liveStrokeSteps > 0 ? Math.min(s.steps, s.liveStrokeSteps) : s.steps;
@@ -148,7 +168,7 @@ export function createLivePainting(deps: LivePaintingDeps) {
       height: s.height,
       maskBlur: s.maskBlur,
       maskPadding: s.maskPadding,
-      mask: deps.toBase64(await exportMaskPng(doc, deps.compress)),
+      maskRect: maskRect(doc.mask.data, doc.width, doc.height, deps.toBase64),
       ...(modelId ? { modelId } : {}),
     };
     const image = doc.image;
@@ -223,6 +243,48 @@ export function createLivePainting(deps: LivePaintingDeps) {
 }
 
 export type LivePainting = ReturnType<typeof createLivePainting>;
+
+/**
+ * The mask's painted pixels as the contract's `maskRect`: the bytes of the smallest rectangle that holds
+ * every non-zero pixel (the rest is 0). Null for an empty mask.
+ */
+export function maskRect(
+  data: Uint8Array,
+  width: number,
+  height: number,
+  toBase64: (bytes: Uint8Array) => string,
+): NonNullable<RequestInputs['live.frame']['maskRect']> | undefined {
+  let x0 = width;
+  let x1 = -1;
+  let y0 = -1;
+  let y1 = -1;
+  for (let y = 0; y < height; y++) {
+    const row = y * width;
+    let first = -1;
+    for (let x = 0; x < width; x++) {
+      if (data[row + x] !== 0) {
+        first = x;
+        break;
+      }
+    }
+    if (first < 0) continue;
+    if (y0 < 0) y0 = y;
+    y1 = y;
+    if (first < x0) x0 = first;
+    for (let x = width - 1; x > x1; x--) {
+      if (data[row + x] !== 0) {
+        x1 = x;
+        break;
+      }
+    }
+  }
+  if (y0 < 0) return undefined;
+  const w = x1 - x0 + 1;
+  const h = y1 - y0 + 1;
+  const bytes = new Uint8Array(w * h);
+  for (let y = 0; y < h; y++) bytes.set(data.subarray((y0 + y) * width + x0, (y0 + y) * width + x0 + w), y * w);
+  return { x: x0, y: y0, width: w, height: h, data: toBase64(bytes) };
+}
 
 function base64ToRgba(base64: string): Uint8ClampedArray<ArrayBuffer> {
   const s = atob(base64);

@@ -79,6 +79,44 @@ test('a live frame answers the repainted crop, bypassing the queue; Keep stores 
   assert.equal(ok('history.get', await host.invoke('history.get', { id: child.historyId })).parentId, historyId);
 });
 
+/** The test mask (white 20×20 at (30, 20)) as live.frame's raw maskRect. */
+const rawMask = () => ({ x: 30, y: 20, width: 20, height: 20, data: Buffer.alloc(400, 255).toString('base64') });
+
+test('a raw mask rectangle (maskRect) gives the PNG mask frame; Keep stores it as the picture-size mask', async () => {
+  const { mask: _png, ...noMask } = frame();
+  const fromPng = ok('live.frame', await host.invoke('live.frame', frame()));
+  const fromRect = ok('live.frame', await host.invoke('live.frame', { ...noMask, maskRect: rawMask() }));
+  assert.ok(fromPng.status === 'done' && fromRect.status === 'done');
+  assert.deepEqual(fromRect.crop, fromPng.crop);
+  assert.equal(fromRect.rgba, fromPng.rgba, 'the same pixels');
+  assert.ok(fromRect.hostTimings && fromRect.hostTimings.hostMs >= fromRect.hostTimings.engineCallMs && fromRect.hostTimings.engineCallMs >= fromRect.timings.totalMs);
+  const { historyId } = ok('live.keep', await host.invoke('live.keep', { frameId: fromRect.frameId }));
+  const item = ok('history.get', await host.invoke('history.get', { id: historyId }));
+  const stored = await sharp(host.history.imagePath(item.mask!.hash)).extractChannel(0).raw().toBuffer({ resolveWithObject: true });
+  assert.deepEqual([stored.info.width, stored.info.height], [W, H]);
+  const expected = Buffer.alloc(W * H);
+  for (let y = 20; y < 40; y++) expected.fill(255, y * W + 30, y * W + 50);
+  assert.ok(stored.data.equals(expected), 'the stored mask is the painted one at the picture size');
+});
+
+test('a bad maskRect is refused with a clear error, before or in the engine', async () => {
+  const { mask: _png, ...noMask } = frame();
+  const refused = async (payload: Record<string, unknown>, message: RegExp): Promise<void> => {
+    const answer = await host.invoke('live.frame', payload);
+    assert.equal(answer.ok, false, JSON.stringify(payload).slice(0, 200));
+    if (answer.ok) return;
+    assert.equal(answer.error.code, 'E_INVALID_REQUEST');
+    assert.match(answer.error.message, message);
+  };
+  await refused({ ...frame(), maskRect: rawMask() }, /give mask or maskRect \(one of them\)/);
+  await refused(noMask, /give mask or maskRect \(one of them\)/);
+  await refused({ ...noMask, maskRect: { ...rawMask(), data: Buffer.alloc(399, 255).toString('base64') } }, /base64 of width × height = 400 bytes/);
+  await refused({ ...noMask, maskRect: { ...rawMask(), x: -1 } }, /maskRect/);
+  await refused({ ...noMask, maskRect: { ...rawMask(), data: '!!!!' } }, /base64/);
+  await refused({ ...noMask, maskRect: { ...rawMask(), extra: 1 } }, /maskRect/);
+  await refused({ ...noMask, maskRect: { ...rawMask(), x: 90 } }, /not inside the 96×80 picture/);
+});
+
 test('a queued job that arrives while frames are painted waits for one frame at most', async () => {
   // A long frame is in flight when the job is queued; the strokes go on after it.
   // 400 steps: still running when the job and the next frame arrive, on a quiet machine too (60 steps

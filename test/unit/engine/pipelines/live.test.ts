@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import sharp from 'sharp';
 import { Engine } from '../../../../electron/engine/engine.js';
 import type { GenerateRequest } from '../../../../electron/engine/pipelines/types.js';
 import { MODELS, testPicture, toPng, withNativeSide64 } from '../../../support/engine-fixtures.js';
@@ -93,6 +94,50 @@ describe('live frames', () => {
       assert.ok(reused.slice(1).every((r) => r.picture));
     });
   }
+
+  test('a raw mask rectangle (maskRect) gives the frame of its PNG mask and the queued inpaint, byte for byte, scaled crop or not', async () => {
+    const dir = small['tiny-sd1-inpaint'];
+    // A soft-edged stroke (grey levels 1–255) as the renderer paints it.
+    const strokeMask = (w: number, h: number, cx: number, cy: number): Uint8Array => {
+      const m = new Uint8Array(w * h);
+      for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) m[y * w + x] = Math.max(0, Math.min(255, Math.round(255 * (1.4 - Math.hypot(x - cx, (y - cy) * 2) / 8))));
+      return m;
+    };
+    // 160×120: the crop is scaled to the native 64²; 64×64: the crop is the whole picture, unscaled.
+    for (const [w, h, cx, cy] of [[W, H, 70, 50], [64, 64, 30, 34]] as const) {
+      const mask = strokeMask(w, h, cx, cy);
+      const bounds = { x0: w, y0: h, x1: 0, y1: 0 };
+      mask.forEach((v, i) => {
+        if (v === 0) return;
+        const x = i % w, y = Math.floor(i / w);
+        Object.assign(bounds, { x0: Math.min(bounds.x0, x), y0: Math.min(bounds.y0, y), x1: Math.max(bounds.x1, x + 1), y1: Math.max(bounds.y1, y + 1) });
+      });
+      const rectData = new Uint8Array((bounds.x1 - bounds.x0) * (bounds.y1 - bounds.y0));
+      for (let y = bounds.y0; y < bounds.y1; y++) rectData.set(mask.subarray(y * w + bounds.x0, y * w + bounds.x1), (y - bounds.y0) * (bounds.x1 - bounds.x0));
+      const maskRect = { x: bounds.x0, y: bounds.y0, width: bounds.x1 - bounds.x0, height: bounds.y1 - bounds.y0, data: rectData };
+      const maskPngBytes = await sharp(Buffer.from(mask), { raw: { width: w, height: h, channels: 1 } }).png().toBuffer();
+      const request: GenerateRequest = { mode: 'inpaint', prompt: 'a red apple', seed: 4, steps: 2, width: 64, height: 64, maskBlur: 3, maskPadding: 32, initImage: await toPng(testPicture(w, h)) };
+      const fromRect = await engine.liveFrame(dir, { ...request, maskRect });
+      const fromPng = await engine.liveFrame(dir, { ...request, mask: maskPngBytes });
+      const queued = await engine.generate(dir, { ...request, mask: maskPngBytes, inpaintArea: 'masked' });
+      assert.equal(fromRect.crop.width === 64, w === 64, `${w}×${h}: the crop is ${fromRect.crop.width} wide`);
+      assert.ok(Buffer.from(fromRect.image.rgb).equals(Buffer.from(fromPng.image.rgb)), `${w}×${h}: maskRect frame differs from the PNG mask's`);
+      assert.ok(Buffer.from(fromRect.image.rgb).equals(Buffer.from(queued.image.rgb)), `${w}×${h}: maskRect frame differs from the queued inpaint`);
+    }
+  });
+
+  test('a maskRect outside the picture, or with the wrong byte count, is refused clearly', async () => {
+    const request: GenerateRequest = { mode: 'inpaint', prompt: 'x', seed: 1, steps: 1, width: 64, height: 64, initImage: await toPng(testPicture(W, H)) };
+    const dir = small['tiny-sd1-inpaint'];
+    await assert.rejects(engine.liveFrame(dir, { ...request, maskRect: { x: W - 4, y: 0, width: 8, height: 2, data: new Uint8Array(16).fill(255) } }), {
+      code: 'E_INVALID_REQUEST',
+      message: /maskRect: the rectangle 8×2 at \(156, 0\) is not inside the 160×120 picture/,
+    });
+    await assert.rejects(engine.liveFrame(dir, { ...request, maskRect: { x: 0, y: 0, width: 8, height: 2, data: new Uint8Array(15).fill(255) } }), {
+      code: 'E_INVALID_REQUEST',
+      message: /maskRect: 15 bytes for a 8×2 rectangle \(expected 16\)/,
+    });
+  });
 
   test('a job that arrives during a frame waits for that frame only; frames after it wait for the job', async () => {
     const dir = small['tiny-sd1-inpaint'];

@@ -2,7 +2,8 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Engine } from '../../../../electron/engine/engine.js';
-import { cropRegion, maskBounds } from '../../../../electron/engine/pipelines/only-masked.js';
+import sharp from 'sharp';
+import { cropForInpaint, cropRegion, maskBounds, pasteCrop } from '../../../../electron/engine/pipelines/only-masked.js';
 import type { GrayImage } from '../../../../electron/engine/tensor/image.js';
 import { modelDir, testPicture, toPng } from '../../../support/engine-fixtures.js';
 
@@ -32,6 +33,45 @@ describe('crop region', () => {
 
   test('an empty mask is refused with a clear message', () => {
     assert.throws(() => cropRegion(rectMask(50, 50, 0, 0, 0, 0), 8, 64, 64), /the mask is empty/);
+  });
+});
+
+describe('a crop already at the working size', () => {
+  /** libvips' own answer: extract the region, Lanczos-resize it to its own size. */
+  async function viaSharp(data: Uint8Array, width: number, height: number, channels: 1 | 3, r: { x: number; y: number; width: number; height: number }): Promise<Buffer> {
+    let img = sharp(Buffer.from(data), { raw: { width, height, channels } })
+      .extract({ left: r.x, top: r.y, width: r.width, height: r.height })
+      .resize(r.width, r.height, { fit: 'fill', kernel: 'lanczos3' });
+    if (channels === 1) img = img.extractChannel(0);
+    return img.raw().toBuffer();
+  }
+
+  test('is cut by copying its rows: the same bytes as libvips scaling it by 1, picture and mask', async () => {
+    const picture = testPicture(50, 40);
+    const mask: GrayImage = { width: 50, height: 40, data: Uint8Array.from({ length: 2000 }, (_, i) => (i * 37) % 256) };
+    for (const region of [
+      { x: 0, y: 0, width: 50, height: 40 },
+      { x: 7, y: 5, width: 24, height: 24 },
+      { x: 26, y: 16, width: 24, height: 24 },
+    ]) {
+      const cut = await cropForInpaint(picture, mask, region, { width: region.width, height: region.height });
+      assert.ok(Buffer.from(cut.image.rgb).equals(await viaSharp(picture.rgb, 50, 40, 3, region)), `picture ${JSON.stringify(region)}`);
+      assert.ok(Buffer.from(cut.mask.data).equals(await viaSharp(mask.data, 50, 40, 1, region)), `mask ${JSON.stringify(region)}`);
+    }
+  });
+
+  test('a repainted crop of the region size is pasted unscaled', async () => {
+    const picture = testPicture(20, 10);
+    const region = { x: 4, y: 2, width: 8, height: 6 };
+    const repainted = { width: 8, height: 6, rgb: new Uint8Array(8 * 6 * 3).fill(7) };
+    const out = await pasteCrop(picture, region, repainted, new Float32Array(48).fill(1));
+    for (let y = 0; y < 10; y++) {
+      for (let x = 0; x < 20; x++) {
+        const inside = x >= 4 && x < 12 && y >= 2 && y < 8;
+        const i = (y * 20 + x) * 3;
+        assert.deepEqual([...out.rgb.subarray(i, i + 3)], inside ? [7, 7, 7] : [...picture.rgb.subarray(i, i + 3)]);
+      }
+    }
   });
 });
 

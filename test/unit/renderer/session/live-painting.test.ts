@@ -10,13 +10,22 @@ import assert from 'node:assert/strict';
 import type { RequestInputs } from '../../../../electron/shared/contract.js';
 import { EditorDocument } from '../../../../renderer/src/document/document.js';
 import { StudioClient, WebSocketStudioApi } from '../../../../renderer/src/ipc/studio-client.js';
-import { createLivePainting, type LivePainting } from '../../../../renderer/src/session/live-painting.js';
+import { createLivePainting, maskRect, type LivePainting } from '../../../../renderer/src/session/live-painting.js';
 import { DEFAULT_SETTINGS, Store } from '../../../../renderer/src/session/store.js';
 import { FakeHost, until } from './fake-host.js';
 
 const FRAME_MS = 80;
 const KEPT_HASH = 'ab'.repeat(32);
 const brush = { size: 6, hardness: 1, opacity: 1 };
+
+/** The picture-size mask a request's maskRect stands for. */
+function maskOf(rect: NonNullable<RequestInputs['live.frame']['maskRect']>, width: number, height: number): Uint8Array {
+  const out = new Uint8Array(width * height);
+  const bytes = Buffer.from(rect.data, 'base64');
+  assert.equal(bytes.length, rect.width * rect.height);
+  for (let y = 0; y < rect.height; y++) out.set(bytes.subarray(y * rect.width, (y + 1) * rect.width), (rect.y + y) * width + rect.x);
+  return out;
+}
 
 function setup() {
   let inFlight = 0;
@@ -77,8 +86,10 @@ describe('live painting in the session', () => {
     await new Promise((r) => setTimeout(r, FRAME_MS * 2));
     assert.equal(t.frames().length, 2, 'the stale states in between were dropped');
     assert.equal(t.maxInFlight(), 1, 'at most one frame at a time');
-    // The second frame carries the mask as it was after the last dab (a stored PNG: decode by length only).
-    assert.ok(t.frames()[1]!.mask.length > 0 && newestMask.some((v) => v > 0));
+    // The second frame carries the mask as it was after the last dab, raw: the rectangle of its painted pixels.
+    assert.equal(t.frames()[1]!.mask, undefined, 'no PNG per frame');
+    assert.deepEqual(maskOf(t.frames()[1]!.maskRect!, 32, 32), newestMask);
+    assert.ok(newestMask.some((v) => v > 0));
     // Still inside the same stroke: the frame came while the button is down.
     const shown = live.store.get().frame!;
     assert.equal(shown.seq, 2);
@@ -174,5 +185,27 @@ describe('live painting in the session', () => {
     t.doc.continueStroke({ x: 25, y: 12, pressure: 1 });
     await new Promise((r) => setTimeout(r, 20));
     assert.equal(t.frames().length, 1);
+  });
+});
+
+describe('maskRect', () => {
+  const toBase64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64');
+  it('is the smallest rectangle holding every non-zero pixel, with their grey levels', () => {
+    const mask = new Uint8Array(7 * 5);
+    mask[1 * 7 + 4] = 9; // the top row's only pixel, right of the others
+    mask[3 * 7 + 2] = 255;
+    mask[3 * 7 + 5] = 128;
+    const rect = maskRect(mask, 7, 5, toBase64)!;
+    assert.deepEqual({ ...rect, data: undefined }, { x: 2, y: 1, width: 4, height: 3, data: undefined });
+    assert.deepEqual(maskOf(rect, 7, 5), mask);
+  });
+  it('covers the whole mask when the corners are painted, and is undefined for an empty mask', () => {
+    const mask = new Uint8Array(6 * 4);
+    assert.equal(maskRect(mask, 6, 4, toBase64), undefined);
+    mask[0] = 1;
+    mask[6 * 4 - 1] = 1;
+    const rect = maskRect(mask, 6, 4, toBase64)!;
+    assert.deepEqual([rect.x, rect.y, rect.width, rect.height], [0, 0, 6, 4]);
+    assert.deepEqual(maskOf(rect, 6, 4), mask);
   });
 });
