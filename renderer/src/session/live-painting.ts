@@ -8,7 +8,9 @@
  *
  * While a stroke is being painted, frames take at most `liveStrokeSteps` steps (Steps while painting,
  * default 2: an LCM model's frame in about half the time); when the stroke ends, the area is rendered
- * again at Steps. 0 keeps Steps throughout.
+ * again at Steps. 0 keeps Steps throughout. That frame at Steps is the one frame a newer state replaces
+ * while it is computed: when the next stroke begins over it, its request is sent at once and the host
+ * cancels the stale frame (answered 'superseded') instead of the stroke's dabs waiting for it.
  *
  * The answer is the repainted crop as RGBA; the editor draws it on its live layer over the picture
  * (editor/live-layer.ts). Each frame carries when the oldest change it answers happened, so the view can
@@ -76,6 +78,10 @@ export function createLivePainting(deps: LivePaintingDeps) {
   const { client, doc, settingsStore } = deps;
   const store = new Store<LiveState>(OFF);
   let inFlight = false;
+  /** Counts pumps: a pump whose frame was superseded by a newer pump's stops at once. */
+  let pumps = 0;
+  /** The frame in flight renders the area again at Steps after a stroke (a new stroke supersedes it). */
+  let inFlightRefines = false;
   let dirty = false;
   /** performance.now() of the oldest change not yet sent. */
   let pendingSince: number | null = null;
@@ -91,14 +97,16 @@ export function createLivePainting(deps: LivePaintingDeps) {
     if (!store.get().on) return;
     dirty = true;
     pendingSince ??= performance.now();
-    if (!inFlight) void pump();
+    if (!inFlight || (inFlightRefines && doc.isPainting)) void pump();
   }
 
   async function pump(): Promise<void> {
+    const me = ++pumps;
     inFlight = true;
+    inFlightRefines = false;
     store.update({ computing: true });
     try {
-      while (dirty && store.get().on) {
+      while (dirty && store.get().on && me === pumps) {
         dirty = false;
         const changedAt = pendingSince ?? performance.now();
         pendingSince = null;
@@ -113,10 +121,12 @@ export function createLivePainting(deps: LivePaintingDeps) {
         try {
           answer = await client.call('live.frame', request);
         } catch (err) {
+          if (me !== pumps) return;
           if (store.get().on) store.update({ error: deps.describeError(err) });
           continue;
         }
         const answeredAt = performance.now();
+        if (me !== pumps) return; // superseded by a newer pump's request
         if (!store.get().on || answer.status !== 'done') continue;
         const { frameId, crop, rgba, timings, hostTimings } = answer;
         const pixels = base64ToRgba(rgba);
@@ -143,8 +153,11 @@ export function createLivePainting(deps: LivePaintingDeps) {
         });
       }
     } finally {
-      inFlight = false;
-      store.update({ computing: false });
+      if (me === pumps) {
+        inFlight = false;
+        inFlightRefines = false;
+        store.update({ computing: false });
+      }
     }
   }
 
@@ -157,6 +170,8 @@ export function createLivePainting(deps: LivePaintingDeps) {
     const modelId = deps.selectedModelId();
     const steps = doc.isPainting && s.liveStrokeSteps > 0 ? Math.min(s.steps, s.liveStrokeSteps) : s.steps;
     sentFewerSteps = steps < s.steps;
+    // At Steps where a stroke would take fewer: the area rendered again after a stroke.
+    inFlightRefines = !doc.isPainting && s.liveStrokeSteps > 0 && s.liveStrokeSteps < s.steps;
     const request: RequestInputs['live.frame'] = {
       prompt: s.prompt,
       negativePrompt: s.negativePrompt,

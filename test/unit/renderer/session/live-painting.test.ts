@@ -30,12 +30,16 @@ function maskOf(rect: NonNullable<RequestInputs['live.frame']['maskRect']>, widt
 function setup() {
   let inFlight = 0;
   let maxInFlight = 0;
+  let latest = 0;
   const host = new FakeHost()
     .handle('live.frame', async () => {
+      const mine = ++latest;
       inFlight++;
       maxInFlight = Math.max(maxInFlight, inFlight);
       await new Promise((r) => setTimeout(r, FRAME_MS));
       inFlight--;
+      // As the host: a newer frame request supersedes this one.
+      if (mine !== latest) return { status: 'superseded' } as const;
       return {
         status: 'done',
         frameId: crypto.randomUUID(),
@@ -130,6 +134,32 @@ describe('live painting in the session', () => {
       await new Promise((r) => setTimeout(r, FRAME_MS * 2));
       assert.equal(t.frames().length, n + 1, 'nothing to render again after the stroke');
     }
+  });
+
+  it('a new stroke supersedes the frame at Steps after the last one: its first dab is sent at once, the stale frame is never shown', async () => {
+    const t = setup();
+    live = t.live;
+    t.settingsStore.update({ steps: 4, liveStrokeSteps: 2 });
+    live.setLive(true);
+    t.doc.beginStroke('brush', brush, { x: 4, y: 4, pressure: 1 });
+    await until(() => t.frames().length === 1 && !live!.store.get().computing, 2000, 'the stroke frame');
+    t.doc.endStroke();
+    await until(() => t.frames().length === 2, 2000, 'the frame at Steps after the stroke');
+    assert.equal(t.frames()[1]!.steps, 4);
+    const sentAt = performance.now();
+    t.doc.beginStroke('brush', brush, { x: 20, y: 20, pressure: 1 });
+    await until(() => t.frames().length === 3, 2000, 'the next stroke frame');
+    assert.ok(performance.now() - sentAt < FRAME_MS / 2, 'sent without waiting for the stale frame');
+    assert.equal(t.frames()[2]!.steps, 2);
+    // Dabs of the stroke don't supersede each other: they wait for the frame in flight as before.
+    t.doc.continueStroke({ x: 24, y: 20, pressure: 1 });
+    await new Promise((r) => setTimeout(r, FRAME_MS / 4));
+    assert.equal(t.frames().length, 3);
+    await until(() => t.frames().length === 4 && !live!.store.get().computing, 2000, 'the second stroke frame');
+    assert.ok(live.store.get().frame!.steps === 2 && live.store.get().frame!.seq === 3, 'the superseded frame at Steps was never shown');
+    t.doc.endStroke();
+    await until(() => t.frames().length === 5 && !live!.store.get().computing, 2000, 'the frame at Steps after the second stroke');
+    assert.equal(live.store.get().frame!.steps, 4);
   });
 
   it('a prompt or weight edit schedules a frame with the new settings', async () => {
