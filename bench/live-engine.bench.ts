@@ -4,7 +4,7 @@
  * JSON object with the per-frame breakdown (medians and p10–p90 over frames): wall and process CPU
  * time, VAE encode, U-Net (session runs) and the loop's own time, VAE decode, and the rest (mask
  * decode, crop, paste-back). `--threads 2,1`: one engine per thread count, their frames interleaved.
- *   npm run bench:live-engine -- [--model DIR] [--threads N[,N…]] [--frames N] [--steps N] [--brush PX]
+ *   npm run bench:live-engine -- [--model DIR] [--threads N[,N…]] [--frames N] [--steps N] [--brush PX] [--mask raw|png]
  */
 import { existsSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { Engine } from '../electron/engine/engine.js';
+import type { RawMaskRect } from '../electron/engine/pipelines/live.js';
 import { REPO_ROOT } from '../electron/host/cli.js';
 
 const { values } = parseArgs({
@@ -21,6 +22,7 @@ const { values } = parseArgs({
     frames: { type: 'string', default: '40' },
     steps: { type: 'string' },
     brush: { type: 'string', default: '6' },
+    mask: { type: 'string', default: 'raw' },
   },
 });
 const LCM_INPAINT = join(REPO_ROOT, 'native-models/emoji-ldm-inpaint-lcm');
@@ -61,12 +63,26 @@ const base = {
   initImage: picture,
 };
 dab(0);
-for (const engine of engines) await engine.liveFrame(modelDir, { ...base, mask: await png(1, mask) }); // warm-up
+/** The mask as the renderer sends it: `--mask png` an encoded PNG, else raw (maskRect, the painted rectangle). */
+async function maskField(): Promise<{ mask: Buffer } | { maskRect: RawMaskRect }> {
+  if (values.mask === 'png') return { mask: await png(1, mask) };
+  let x0 = width, y0 = height, x1 = -1, y1 = -1;
+  mask.forEach((v, i) => {
+    if (v === 0) return;
+    const x = i % width, y = Math.floor(i / width);
+    x0 = Math.min(x0, x); y0 = Math.min(y0, y); x1 = Math.max(x1, x); y1 = Math.max(y1, y);
+  });
+  const w = x1 - x0 + 1;
+  const data = new Uint8Array(w * (y1 - y0 + 1));
+  for (let y = y0; y <= y1; y++) data.set(mask.subarray(y * width + x0, y * width + x1 + 1), (y - y0) * w);
+  return { maskRect: { x: x0, y: y0, width: w, height: y1 - y0 + 1, data } };
+}
+for (const engine of engines) await engine.liveFrame(modelDir, { ...base, ...(await maskField()) }); // warm-up
 const rows: Array<Array<Record<string, number>>> = engines.map(() => []);
 const load = loadavg()[0]!;
 for (let i = 1; i <= frames; i++) {
   dab(i);
-  const request = { ...base, mask: await png(1, mask) };
+  const request = { ...base, ...(await maskField()) };
   for (const [e, engine] of engines.entries()) {
   const c0 = process.cpuUsage();
   const t0 = performance.now();
@@ -98,5 +114,5 @@ const results = threadCounts.map((threads, e) => {
   }
   return { threads, ms_per_frame: summary };
 });
-console.log(JSON.stringify({ bench: 'live-engine', model: modelDir, size: `${width}x${height}`, steps: base.steps, sampler: base.sampler, frames, load_average_1m_at_start: Math.round(load * 100) / 100, results }, null, 2));
+console.log(JSON.stringify({ bench: 'live-engine', model: modelDir, mask: values.mask, size: `${width}x${height}`, steps: base.steps, sampler: base.sampler, frames, load_average_1m_at_start: Math.round(load * 100) / 100, results }, null, 2));
 for (const engine of engines) await engine.unloadAll();
