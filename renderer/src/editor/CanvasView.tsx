@@ -70,15 +70,17 @@ interface StageDraw {
  */
 function useStageDraw(partsRef: RefObject<readonly DrawPart[]>, partsKey: string, viewRef: RefObject<Viewport>, stageWidth: number): StageDraw {
   const layerRef = useRef<Konva.Layer>(null);
+  /** What the next draw must redraw: a rect (image pixels), or everything once anything asked for it. */
   const pendingRect = useRef<PixelRect | null>(null);
-  const partialRedraw = useRef(false);
+  const fullRedraw = useRef(true);
   const lastDrawKey = useRef('');
 
   const invalidate = useCallback((rect: PixelRect | null) => {
-    if (rect) {
-      pendingRect.current = partialRedraw.current ? unionRect(pendingRect.current, rect) : rect;
-      partialRedraw.current = true;
-    } else partialRedraw.current = false;
+    if (rect && !fullRedraw.current) pendingRect.current = unionRect(pendingRect.current, rect);
+    else {
+      fullRedraw.current = true;
+      pendingRect.current = null;
+    }
     layerRef.current?.batchDraw();
   }, []);
 
@@ -90,9 +92,10 @@ function useStageDraw(partsRef: RefObject<readonly DrawPart[]>, partsKey: string
       const ratio = layerCanvas.width / Math.max(1, stageWidth);
       // A partial redraw is only right when nothing but the invalidated pixels changed since the last draw.
       const key = `${v.scale},${v.x},${v.y},${layerCanvas.width},${layerCanvas.height},${partsKey}`;
-      const partial = partialRedraw.current && lastDrawKey.current === key ? pendingRect.current : null;
+      // A draw that nobody asked for (Konva's own, after a prop change) redraws everything too.
+      const partial = !fullRedraw.current && lastDrawKey.current === key ? pendingRect.current : null;
       lastDrawKey.current = key;
-      partialRedraw.current = false;
+      fullRedraw.current = false;
       pendingRect.current = null;
       const device = { scale: v.scale * ratio, x: v.x * ratio, y: v.y * ratio };
       let clip: PixelRect | null = null;
