@@ -33,7 +33,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import torch
 from diffusers import EulerDiscreteScheduler
 from transformers import CLIPTokenizer
@@ -44,7 +43,7 @@ sys.path.insert(0, HERE.as_posix())
 
 from fixtures_lib.a1111_prompt import TokenizerSpec, emphasis_original, padded_tokens, tokenize_line  # noqa: E402
 from fixtures_lib.parity import _save_image, _stats  # noqa: E402
-from fixtures_lib.sdxl import LATENTS_FILE, build_sdxl_models  # noqa: E402
+from fixtures_lib.sdxl import LATENTS_FILE, build_sdxl_models, rebuilt_text_encoders_checked  # noqa: E402
 from fixtures_lib.tokenizer_files import build_tiny_vocabulary  # noqa: E402
 
 FIXTURES = REPO / "test" / "fixtures"
@@ -130,27 +129,12 @@ def run_case(models, toks, scheduler_config, latents, prompt, negative, save_as:
     return (decoded / 2 + 0.5).clamp(0, 1)[0].permute(1, 2, 0).numpy(), chunks, uncond_chunks
 
 
-def check_text_encoders(models, tokenizers) -> None:
-    """The rebuilt torch encoders are the folder's ONNX ones (penultimate hidden state and pooled)."""
-    for sub, model, tokenizer in (("text_encoder", models.text_encoder, tokenizers[0]), ("text_encoder_2", models.text_encoder_2, tokenizers[1])):
-        session = ort.InferenceSession(str(FOLDER / sub / "model.onnx"), providers=["CPUExecutionProvider"])
-        ids = tokenizer("a red apple", padding="max_length", max_length=77).input_ids
-        layers = model.config.num_hidden_layers
-        onnx_out = session.run([f"hidden_states.{layers - 1}"], {"input_ids": np.array([ids], dtype=np.int64)})[0]
-        with torch.no_grad():
-            torch_out = model(torch.tensor([ids]), output_hidden_states=True).hidden_states[-2].numpy()
-        diff = float(np.abs(onnx_out - torch_out).max())
-        if diff > 1e-4:
-            raise SystemExit(f"the rebuilt torch {sub} differs from {FOLDER}/{sub} ({diff})")
-
-
 def main() -> None:
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
     vocab = build_tiny_vocabulary(FOLDER / "tokenizer" / "merges.txt", MERGE_COUNT)
     models = build_sdxl_models(vocab, SDXL_SEED)
-    tokenizers = (CLIPTokenizer.from_pretrained(str(FOLDER / "tokenizer")), CLIPTokenizer.from_pretrained(str(FOLDER / "tokenizer_2")))
-    check_text_encoders(models, tokenizers)
+    tokenizers = rebuilt_text_encoders_checked(FOLDER, models)
     toks = tuple(tokenizer_spec(t) for t in tokenizers)
     if toks[0].pad == toks[1].pad:
         raise SystemExit("tokenizer_2 should pad with '!' (OpenCLIP), not EOS")

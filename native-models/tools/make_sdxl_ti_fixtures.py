@@ -27,7 +27,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import torch
 from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline
 from safetensors.torch import load_file, save_file
@@ -38,7 +37,7 @@ REPO = HERE.parents[1]
 sys.path.insert(0, HERE.as_posix())
 
 from fixtures_lib.parity import _save_image, _stats  # noqa: E402
-from fixtures_lib.sdxl import LATENTS_FILE, build_sdxl_models  # noqa: E402
+from fixtures_lib.sdxl import LATENTS_FILE, build_sdxl_models, rebuilt_text_encoders_checked  # noqa: E402
 from fixtures_lib.tokenizer_files import build_tiny_vocabulary  # noqa: E402
 
 FIXTURES = REPO / "test" / "fixtures"
@@ -60,20 +59,6 @@ CASES = [
     ("sdxl-ti-prompt", f"a red apple, {NAME}, shiny", "low quality, dark", ("a red apple, shiny", "low quality, dark")),
     ("sdxl-ti-negative", "a red apple on a wooden table", f"{NAME}, blurry", ("a red apple on a wooden table", "blurry")),
 ]
-
-
-def check_text_encoders(models, tokenizers) -> None:
-    """The rebuilt torch encoders are the folder's ONNX ones (penultimate hidden state)."""
-    for sub, model, tokenizer in (("text_encoder", models.text_encoder, tokenizers[0]), ("text_encoder_2", models.text_encoder_2, tokenizers[1])):
-        session = ort.InferenceSession(str(FOLDER / sub / "model.onnx"), providers=["CPUExecutionProvider"])
-        ids = tokenizer("a red apple", padding="max_length", max_length=77).input_ids
-        layers = model.config.num_hidden_layers
-        onnx_out = session.run([f"hidden_states.{layers - 1}"], {"input_ids": np.array([ids], dtype=np.int64)})[0]
-        with torch.no_grad():
-            torch_out = model(torch.tensor([ids]), output_hidden_states=True).hidden_states[-2].numpy()
-        diff = float(np.abs(onnx_out - torch_out).max())
-        if diff > 1e-4:
-            raise SystemExit(f"the rebuilt torch {sub} differs from {FOLDER}/{sub} ({diff})")
 
 
 def write_embedding(models) -> Path:
@@ -143,8 +128,7 @@ def main() -> None:
     torch.use_deterministic_algorithms(True)
     vocab = build_tiny_vocabulary(FOLDER / "tokenizer" / "merges.txt", MERGE_COUNT)
     models = build_sdxl_models(vocab, SDXL_SEED)
-    tokenizers = (CLIPTokenizer.from_pretrained(str(FOLDER / "tokenizer")), CLIPTokenizer.from_pretrained(str(FOLDER / "tokenizer_2")))
-    check_text_encoders(models, tokenizers)
+    rebuilt_text_encoders_checked(FOLDER, models)
     embedding = write_embedding(models)
     scheduler_config = json.loads((FOLDER / "scheduler" / "scheduler_config.json").read_text())
     latents = np.load(PARITY / LATENTS_FILE)

@@ -270,6 +270,25 @@ class _SdxlUNet(torch.nn.Module):
         return self.unet(sample, timestep, encoder_hidden_states, added_cond_kwargs=added, return_dict=False)[0]
 
 
+def rebuilt_text_encoders_checked(folder: Path, models: SdxlModels) -> tuple[CLIPTokenizer, CLIPTokenizer]:
+    """The folder's two tokenizers, after checking that the rebuilt torch encoders are its ONNX ones
+    (penultimate hidden state, within 1e-4): a parity script's reference is only worth its torch modules."""
+    import onnxruntime as ort
+
+    tokenizers = (CLIPTokenizer.from_pretrained(str(folder / "tokenizer")), CLIPTokenizer.from_pretrained(str(folder / "tokenizer_2")))
+    for sub, model, tokenizer in (("text_encoder", models.text_encoder, tokenizers[0]), ("text_encoder_2", models.text_encoder_2, tokenizers[1])):
+        session = ort.InferenceSession(str(folder / sub / "model.onnx"), providers=["CPUExecutionProvider"])
+        ids = tokenizer("a red apple", padding="max_length", max_length=77).input_ids
+        layers = model.config.num_hidden_layers
+        onnx_out = session.run([f"hidden_states.{layers - 1}"], {"input_ids": np.array([ids], dtype=np.int64)})[0]
+        with torch.no_grad():
+            torch_out = model(torch.tensor([ids]), output_hidden_states=True).hidden_states[-2].numpy()
+        diff = float(np.abs(onnx_out - torch_out).max())
+        if diff > 1e-4:
+            raise SystemExit(f"the rebuilt torch {sub} differs from {folder}/{sub} ({diff})")
+    return tokenizers
+
+
 def _export_text_encoder(root: Path, sub: str, model, generator: torch.Generator) -> None:
     batch, seq = OPTIMUM_DUMMY_BATCH, OPTIMUM_DUMMY_SEQUENCE
     layers = model.config.num_hidden_layers
