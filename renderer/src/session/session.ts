@@ -243,6 +243,14 @@ export function createSession(client: StudioClient, doc: EditorDocument) {
     return usesPanelSize(s, mode) && mode !== 'layout' ? { width: s.width, height: s.height } : { width: doc.width, height: doc.height };
   }
 
+  /**
+   * An img2img pass runs ⌊steps × strength⌋ steps (LCM spreads strength over its own schedule instead); the
+   * host refuses one that runs none (checkRequestForModel in shared/model-checks.ts).
+   */
+  function runsNoStep(sampler: string, steps: number, strength: number): boolean {
+    return sampler !== 'lcm' && Math.floor(steps * strength) < 1;
+  }
+
   /** Why Generate can't run now, in plain words; null when it can. */
   function generateProblem(s: GenerationSettings = settingsStore.get()): string | null {
     const models = modelsStore.get();
@@ -269,8 +277,7 @@ export function createSession(client: StudioClient, doc: EditorDocument) {
     if (!(Number.isInteger(s.clipSkip) && s.clipSkip >= 1 && s.clipSkip <= MAX_CLIP_SKIP)) return `Clip skip must be a whole number from 1 to ${MAX_CLIP_SKIP}.`;
     if (!(s.batchCount >= 1 && s.batchCount <= MAX_BATCH_COUNT)) return `Batch count must be from 1 to ${MAX_BATCH_COUNT}.`;
     if (mode !== 'txt2img' && mode !== 'layout' && !(s.strength >= MIN_STRENGTH && s.strength <= MAX_STRENGTH)) return `Strength must be from ${MIN_STRENGTH} to ${MAX_STRENGTH}.`;
-    // img2img and inpaint run ⌊steps × strength⌋ steps (LCM spreads strength over its own schedule); the host refuses none (model-checks.ts).
-    if ((mode === 'img2img' || mode === 'inpaint') && s.sampler !== 'lcm' && Math.floor(s.steps * s.strength) < 1) {
+    if ((mode === 'img2img' || mode === 'inpaint') && runsNoStep(s.sampler, s.steps, s.strength)) {
       return `At strength ${s.strength}, ${s.steps} steps would run no step: raise Steps or Strength.`;
     }
     if (mode === 'inpaint' && !(s.maskBlur >= 0 && s.maskBlur <= MAX_MASK_BLUR)) return `Mask blur must be from 0 to ${MAX_MASK_BLUR}.`;
@@ -280,9 +287,9 @@ export function createSession(client: StudioClient, doc: EditorDocument) {
     if (mode === 'txt2img' && s.hires.enabled) {
       const hires = hiresProblem(s.hires);
       if (hires) return hires;
-      // The second pass is img2img: it runs ⌊steps × strength⌋ steps, and the host refuses none (model-checks.ts).
+      // The second pass is img2img.
       const steps = s.hires.steps || s.steps;
-      if (s.sampler !== 'lcm' && Math.floor(steps * s.hires.strength) < 1) {
+      if (runsNoStep(s.sampler, steps, s.hires.strength)) {
         return `The hires pass would run no step (${steps} steps × denoising strength ${s.hires.strength}): raise Hires steps or Denoising strength.`;
       }
     }

@@ -7,14 +7,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Engine, prepareJob, runJob } from '../../../electron/engine/engine.js';
 import { ReplayRng } from '../../../electron/engine/tensor/rng.js';
 import { CONVERT_SCRIPT, convertCommand, venvPython } from '../../../electron/model-library/convert-command.js';
 import { PARITY, type ReferenceCase, assertMatchesReference, caseRequest, readCases, readParityNpy } from '../../support/engine-fixtures.js';
-import { openLibrary, sandbox } from './support.js';
+import { fakeCheckpoint, openLibrary, runVenvPython, sandbox } from './support.js';
 
 const PYTHON = venvPython();
 const MAKE_CHECKPOINT = join(import.meta.dirname, 'make_tiny_sdxl_checkpoint.py');
@@ -31,26 +30,6 @@ interface SdxlCase extends ReferenceCase {
   posterior_noise?: string;
 }
 
-function python(args: string[]): { stdout: string; stderr: string; status: number | null } {
-  const r = spawnSync(PYTHON, args, { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: '2', HF_HUB_OFFLINE: '1' } });
-  return { stdout: r.stdout, stderr: r.stderr, status: r.status };
-}
-
-/** A .safetensors file holding only the named tensors (float16 zeros): enough to plan a conversion. */
-function fakeCheckpoint(file: string, tensors: Record<string, number[]>): void {
-  const header: Record<string, unknown> = {};
-  let offset = 0;
-  for (const [name, shape] of Object.entries(tensors)) {
-    const bytes = shape.reduce((a, b) => a * b, 1) * 2;
-    header[name] = { dtype: 'F16', shape, data_offsets: [offset, offset + bytes] };
-    offset += bytes;
-  }
-  const json = Buffer.from(JSON.stringify(header));
-  const length = Buffer.alloc(8);
-  length.writeBigUInt64LE(BigInt(json.length));
-  writeFileSync(file, Buffer.concat([length, json, Buffer.alloc(offset)]));
-}
-
 const UNET = 'model.diffusion_model.';
 const CONV_IN = `${UNET}input_blocks.0.0.weight`;
 /** SDXL's first cross-attention sits in input block 4 (input blocks 1–2 have none). */
@@ -65,7 +44,7 @@ test('an SDXL single file: base, inpainting or refiner is read from its weights,
     const plan = (tensors: Record<string, number[]>, extra: string[] = []): { status: number | null; plan?: { config: string }; stderr: string } => {
       const file = join(box.dir, 'model.safetensors');
       fakeCheckpoint(file, tensors);
-      const r = python([CONVERT_SCRIPT, file, join(box.dir, 'out'), '--dry-run', ...extra]);
+      const r = runVenvPython([CONVERT_SCRIPT, file, join(box.dir, 'out'), '--dry-run', ...extra]);
       return { status: r.status, plan: r.status === 0 ? (JSON.parse(r.stdout) as { config: string }) : undefined, stderr: r.stderr };
     };
     const base = { [CONV_IN]: [320, 4, 3, 3], [CROSS_K]: [640, 2048], [CLIP_L]: [77, 768], [BIG_G]: [77, 1280] };
@@ -92,17 +71,17 @@ test('an SDXL single file: base, inpainting or refiner is read from its weights,
 test("a tiny single-file SDXL checkpoint converts to a folder the engine runs to diffusers' pictures", { skip: noVenv, timeout: CONVERSION_TIMEOUT_MS }, async (t) => {
   const box = sandbox('model-convert-sdxl-');
   try {
-    const made = python([MAKE_CHECKPOINT, box.dir, 'tiny-sdxl']);
+    const made = runVenvPython([MAKE_CHECKPOINT, box.dir, 'tiny-sdxl']);
     assert.equal(made.status, 0, made.stderr);
     const checkpoint = join(box.dir, 'tiny-sdxl.safetensors');
 
     // The tiny architecture is no SDXL preset: without --config the tool refuses (offline: no hub lookup).
-    const refused = python([CONVERT_SCRIPT, checkpoint, join(box.dir, 'nope')]);
+    const refused = runVenvPython([CONVERT_SCRIPT, checkpoint, join(box.dir, 'nope')]);
     assert.equal(refused.status, 2);
     assert.match(refused.stderr, /error: tiny-sdxl\.safetensors: the U-Net's cross-attention is 80 wide, SDXL's is 2048 .* pass --config DIR/);
 
     const cmd = convertCommand({ source: checkpoint, config: join(box.dir, 'config') });
-    const converted = python(cmd.argv.slice(1));
+    const converted = runVenvPython(cmd.argv.slice(1));
     assert.equal(converted.status, 0, converted.stderr);
     const report = JSON.parse(converted.stdout.trim().split('\n').at(-1)!) as { sdxl: boolean; max_relative_diff: Record<string, number>; files: string[] };
     assert.equal(report.sdxl, true);

@@ -6,36 +6,13 @@ import { join } from 'node:path';
 import { Engine } from '../../../electron/engine/engine.js';
 import { CONVERT_SCRIPT, convertCommand, venvPython } from '../../../electron/model-library/convert-command.js';
 import { meanAbsDiff } from '../../support/engine-fixtures.js';
-import { openLibrary, sandbox } from './support.js';
+import { fakeCheckpoint, openLibrary, runVenvPython, sandbox } from './support.js';
 
 const PYTHON = venvPython();
 const MAKE_CHECKPOINT = join(import.meta.dirname, 'make_tiny_checkpoint.py');
 const noVenv = existsSync(PYTHON) ? false : `needs the Python venv at ${PYTHON} (native-models/tools/setup-venv.sh)`;
 /** Two Python start-ups with torch + diffusers: ~60 s quiet, ~500 s seen on a 2-core machine at load 30. */
 const CONVERSION_TIMEOUT_MS = 600_000;
-
-function python(args: string[]): { stdout: string; stderr: string; status: number | null } {
-  const r = spawnSync(PYTHON, args, { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: '2' } });
-  return { stdout: r.stdout, stderr: r.stderr, status: r.status };
-}
-
-/**
- * A .safetensors file holding only the named tensors (float16 zeros): enough for the tool to read the
- * header and pick an architecture. Format: u64 little-endian header length, JSON header, data.
- */
-function fakeCheckpoint(file: string, tensors: Record<string, number[]>): void {
-  const header: Record<string, unknown> = {};
-  let offset = 0;
-  for (const [name, shape] of Object.entries(tensors)) {
-    const bytes = shape.reduce((a, b) => a * b, 1) * 2;
-    header[name] = { dtype: 'F16', shape, data_offsets: [offset, offset + bytes] };
-    offset += bytes;
-  }
-  const json = Buffer.from(JSON.stringify(header));
-  const length = Buffer.alloc(8);
-  length.writeBigUInt64LE(BigInt(json.length));
-  writeFileSync(file, Buffer.concat([length, json, Buffer.alloc(offset)]));
-}
 
 const CONV_IN = 'model.diffusion_model.input_blocks.0.0.weight';
 const CROSS_K = 'model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight';
@@ -60,7 +37,7 @@ test('the architecture of an SD 1.x/2.x single file is read from its weights, of
     const plan = (tensors: Record<string, number[]>, extra: string[] = []): { status: number | null; plan?: { config: string }; stderr: string } => {
       const file = join(box.dir, 'model.safetensors');
       fakeCheckpoint(file, tensors);
-      const r = python([CONVERT_SCRIPT, file, join(box.dir, 'out'), '--dry-run', ...extra]);
+      const r = runVenvPython([CONVERT_SCRIPT, file, join(box.dir, 'out'), '--dry-run', ...extra]);
       return { status: r.status, plan: r.status === 0 ? JSON.parse(r.stdout) : undefined, stderr: r.stderr };
     };
     const sd1 = { [CONV_IN]: [320, 4, 3, 3], [CROSS_K]: [320, 768], [SD1_TEXT]: [77, 768] };
@@ -83,10 +60,10 @@ test('the architecture of an SD 1.x/2.x single file is read from its weights, of
       assert.match(r.stderr, message);
     }
     writeFileSync(join(box.dir, 'model.ckpt'), 'pickle');
-    const pickled = python([CONVERT_SCRIPT, join(box.dir, 'model.ckpt'), join(box.dir, 'out')]);
+    const pickled = runVenvPython([CONVERT_SCRIPT, join(box.dir, 'model.ckpt'), join(box.dir, 'out')]);
     assert.match(pickled.stderr, /pickled checkpoints can run code when loaded; only \.safetensors/);
     writeFileSync(join(box.dir, 'model.safetensors'), 'not safetensors at all');
-    assert.match(python([CONVERT_SCRIPT, join(box.dir, 'model.safetensors'), join(box.dir, 'out')]).stderr, /not a readable \.safetensors file/);
+    assert.match(runVenvPython([CONVERT_SCRIPT, join(box.dir, 'model.safetensors'), join(box.dir, 'out')]).stderr, /not a readable \.safetensors file/);
   } finally {
     box.cleanup();
   }
@@ -95,12 +72,12 @@ test('the architecture of an SD 1.x/2.x single file is read from its weights, of
 test('a tiny checkpoint, converted (single file --fp16, and a diffusers folder), generates in the engine', { skip: noVenv, timeout: CONVERSION_TIMEOUT_MS }, async () => {
   const box = sandbox('model-convert-');
   try {
-    const made = python([MAKE_CHECKPOINT, box.dir]);
+    const made = runVenvPython([MAKE_CHECKPOINT, box.dir]);
     assert.equal(made.status, 0, made.stderr);
     const checkpoint = join(box.dir, 'tiny-sd1.safetensors');
 
     // The tiny architecture is no SD preset: without --config the tool refuses (offline: no hub lookup).
-    const refused = python([CONVERT_SCRIPT, checkpoint, join(box.dir, 'nope')]);
+    const refused = runVenvPython([CONVERT_SCRIPT, checkpoint, join(box.dir, 'nope')]);
     assert.equal(refused.status, 2);
     assert.match(refused.stderr, /error: tiny-sd1\.safetensors: the U-Net's cross-attention is 32 wide: .* pass --config DIR/);
     assert.equal(existsSync(join(box.dir, 'nope')), false);

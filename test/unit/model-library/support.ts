@@ -3,13 +3,15 @@
  * 127.0.0.1 that serves a fixture model folder (with Range support) and can misbehave on purpose.
  */
 import { createHash } from 'node:crypto';
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { loadMigrations, openDatabase, type SqliteDatabase } from '../../../electron/history/database.js';
 import { ModelLibrary, type ModelLibraryOptions } from '../../../electron/model-library/library.js';
+import { venvPython } from '../../../electron/model-library/convert-command.js';
 import { engineInspector } from '../../../electron/model-library/inspect.js';
 import type { DownloadFileSpec } from '../../../electron/shared/model-library.js';
 import { modelDir } from '../../support/engine-fixtures.js';
@@ -220,4 +222,28 @@ export async function serveModel(dir: string, behaviour: ServerBehaviour = {}): 
     },
   };
   return server;
+}
+
+/** Runs the native-models venv's Python (two threads, no model hub) and returns what it printed. */
+export function runVenvPython(args: string[]): { stdout: string; stderr: string; status: number | null } {
+  const r = spawnSync(venvPython(), args, { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: '2', HF_HUB_OFFLINE: '1' } });
+  return { stdout: r.stdout, stderr: r.stderr, status: r.status };
+}
+
+/**
+ * A .safetensors file holding only the named tensors (float16 zeros): enough for the convert tool to read
+ * the header and pick an architecture. Format: u64 little-endian header length, JSON header, data.
+ */
+export function fakeCheckpoint(file: string, tensors: Record<string, number[]>): void {
+  const header: Record<string, unknown> = {};
+  let offset = 0;
+  for (const [name, shape] of Object.entries(tensors)) {
+    const bytes = shape.reduce((a, b) => a * b, 1) * 2;
+    header[name] = { dtype: 'F16', shape, data_offsets: [offset, offset + bytes] };
+    offset += bytes;
+  }
+  const json = Buffer.from(JSON.stringify(header));
+  const length = Buffer.alloc(8);
+  length.writeBigUInt64LE(BigInt(json.length));
+  writeFileSync(file, Buffer.concat([length, json, Buffer.alloc(offset)]));
 }
