@@ -219,7 +219,7 @@ export async function prepareJob(
     // Only masked: keep the picture at its own size and repaint a crop of it at width×height.
     const picture = await decodeImage(request.initImage, 'init image', undefined, limit);
     const pictureMask = await decodeMask(request.mask, picture, limit);
-    const soft = params.softInpaint === true ? await softCrop(pictureMask, params.maskPadding ?? 0, params.width, params.height, params.maskBlur) : null;
+    const soft = params.softInpaint === true ? softCrop(pictureMask, params.maskPadding ?? 0, params.width, params.height, params.maskBlur) : null;
     const crop = soft?.crop ?? cropRegion(pictureMask, params.maskPadding ?? 0, params.width, params.height);
     const cut = await cropForInpaint(picture, pictureMask, crop, size);
     let control: JobControl | null = null;
@@ -282,7 +282,7 @@ export async function runJob(job: Job): Promise<RgbImage> {
       const repainted = await inpaint(job);
       if (!job.region) return repainted;
       const { picture, pictureMask, crop, softAlpha } = job.region;
-      return pasteCrop(picture, crop, repainted, softAlpha ?? (await cropAlpha(pictureMask, crop, params.maskBlur)));
+      return pasteCrop(picture, crop, repainted, softAlpha ?? cropAlpha(pictureMask, crop, params.maskBlur));
     }
     default:
       throw new InvalidRequestError(`unknown mode ${String(params.mode)}`);

@@ -44,7 +44,7 @@ export async function inpaint(job: Job): Promise<RgbImage> {
   const latentMask = maskToLatent(binary, width, height, model.info.vaeScaleFactor);
   // Soft inpainting: the grey levels as a change map, and where each latent pixel keeps the original.
   const soft = params.softInpaint === true && job.mask !== null;
-  const change = soft ? await softChangeMap(job.mask!, params.maskBlur) : null;
+  const change = soft ? softChangeMap(job.mask!, params.maskBlur) : null;
   const keep = change ? latentKeepMap(change, width, height, model.info.vaeScaleFactor) : null;
 
   // 2. Prompt, init latents z_0 (needed unless a 9-channel model starts from pure noise), masked-image latents.
@@ -120,6 +120,6 @@ export async function inpaint(job: Job): Promise<RgbImage> {
   const generated = await timed(job, 'vaeDecodeMs', () => decodeLatents(model, final, shape));
   // Soft "only masked": the crop goes back into the picture once, by the picture's own change map (runJob).
   if (change && job.region?.softAlpha) return generated;
-  const alpha = change ?? (await featherMask(binary, width, height, params.maskBlur));
+  const alpha = change ?? featherMask(binary, width, height, params.maskBlur);
   return pasteBack(image, generated, alpha);
 }

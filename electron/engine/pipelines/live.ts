@@ -201,13 +201,6 @@ export class LiveSession {
     const cut = await cropForInpaint(picture, pictureMask, crop, { width, height });
     const binary = binarizeMask(cut.mask);
     const latentMask = maskToLatent(binary, width, height, f);
-    // The paste-back weights depend on the mask only: sharp computes them on its own threads while the
-    // VAE and the U-Net run on this one. A crop of the working size is not scaled, so its two weights
-    // (the crop's and the region's) are one computation on the same mask bytes: done once.
-    const feather = featherMask(binary, width, height, params.maskBlur);
-    const unscaled = crop.width === width && crop.height === height;
-    const alphas = Promise.all([feather, unscaled ? feather : cropAlpha(pictureMask, crop, params.maskBlur)]);
-    alphas.catch(() => undefined); // awaited below, unless the frame is cancelled first
     throwIfAborted(signal);
 
     // 3. Latents of the crop: reused while the crop, its pixels and the mask are unchanged.
@@ -290,7 +283,10 @@ export class LiveSession {
     const final = params.sampler === 'lcm' && denoised ? denoised : latents;
     const generated = await this.decoder(model, shape).decode(final);
     timings.vaeDecodeMs = performance.now() - t1;
-    const [alpha, regionAlpha] = await alphas;
+    // The paste-back weights (on this thread: gauss-blur.ts). A crop of the working size is not scaled,
+    // so its two weights (the crop's and the region's) are one computation on the same mask bytes.
+    const alpha = featherMask(binary, width, height, params.maskBlur);
+    const regionAlpha = crop.width === width && crop.height === height ? alpha : cropAlpha(pictureMask, crop, params.maskBlur);
     const repainted = pasteBack(cut.image, generated, alpha);
     const image = await pasteCrop(picture, crop, repainted, regionAlpha);
     timings.totalMs = performance.now() - started;

@@ -117,10 +117,9 @@ export async function cropMask(mask: GrayImage, region: CropRegion, size: { widt
 
 /**
  * The paste-back weight of each pixel of the region: the full-resolution mask cut to the region and
- * feathered inward (featherMask), so pixels outside the mask get weight 0. It depends only on the mask,
- * so the live path computes it while the U-Net runs.
+ * feathered inward (featherMask), so pixels outside the mask get weight 0.
  */
-export async function cropAlpha(mask: GrayImage, region: CropRegion, maskBlur: number): Promise<Float32Array> {
+export function cropAlpha(mask: GrayImage, region: CropRegion, maskBlur: number): Float32Array {
   const regionMask = new Uint8Array(region.width * region.height);
   for (let y = 0; y < region.height; y++) {
     const from = (region.y + y) * mask.width + region.x;
@@ -136,14 +135,14 @@ export async function cropAlpha(mask: GrayImage, region: CropRegion, maskBlur: n
  * picture is pasted back as the whole-picture soft path pastes it (inpaint() then returns the crop
  * unblended: one blend, at the picture's resolution).
  */
-export async function softCrop(
+export function softCrop(
   mask: GrayImage,
   padding: number,
   width: number,
   height: number,
   maskBlur: number,
-): Promise<{ crop: CropRegion; alpha: Float32Array }> {
-  const change = await softChangeMap(mask, maskBlur);
+): { crop: CropRegion; alpha: Float32Array } {
+  const change = softChangeMap(mask, maskBlur);
   const crop = cropRegion(mask, padding, width, height, boundsWhere(mask.width, mask.height, (i) => change[i]! > 0));
   const alpha = new Float32Array(crop.width * crop.height);
   for (let y = 0; y < crop.height; y++) {

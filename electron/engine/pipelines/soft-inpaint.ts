@@ -18,24 +18,17 @@
  * 9-channel U-Nets keep their conditioning as for a hard mask (the mask binarized at ½ and the picture
  * with that area blanked): they were trained on binary masks, and the blend above is what makes the edge soft.
  */
-import sharp from 'sharp';
+import { gaussBlurU8 } from '../tensor/gauss-blur.js';
 import type { GrayImage } from '../tensor/image.js';
 
 /**
  * The change map at pixel resolution: mask / 255, blurred by a Gaussian of `blur` pixels both ways
  * (σ = blur / 2, the same radius rule as the hard mask's feather). No blur: the painted grey levels as they are.
  */
-export async function softChangeMap(mask: GrayImage, blur: number): Promise<Float32Array> {
+export function softChangeMap(mask: GrayImage, blur: number): Float32Array {
   const { width, height } = mask;
-  let data = mask.data;
-  if (blur > 0) {
-    const out = await sharp(Buffer.from(data), { raw: { width, height, channels: 1 } })
-      .blur(Math.max(0.3, blur / 2))
-      .extractChannel(0) // libvips may hand a one-band image back as three bands
-      .raw()
-      .toBuffer();
-    data = new Uint8Array(out.buffer, out.byteOffset, out.length);
-  }
+  // libvips' Gaussian (sharp's blur), byte for byte (gauss-blur.ts).
+  const data = blur > 0 ? gaussBlurU8(mask.data, width, height, Math.max(0.3, blur / 2)) : mask.data;
   const change = new Float32Array(width * height);
   for (let i = 0; i < change.length; i++) change[i] = data[i]! / 255;
   return change;

@@ -3,6 +3,7 @@
  * Decoding, resizing and blurring use sharp (libvips); the tensor maths is plain loops.
  */
 import sharp from 'sharp';
+import { gaussBlurU8 } from './gauss-blur.js';
 import { BadImageError } from '../../shared/errors.js';
 import { DEFAULT_MAX_INPUT_PIXELS } from '../../shared/resource-limits.js';
 
@@ -126,21 +127,17 @@ export function maskToLatent(binary: Uint8Array, width: number, height: number, 
  * alpha = min(mask, blur(mask)) so that every pixel outside the painted mask keeps weight 0 and stays
  * bit-identical to the input, and the seam fades over the inner edge instead.
  */
-export async function featherMask(binary: Uint8Array, width: number, height: number, blur: number): Promise<Float32Array> {
+export function featherMask(binary: Uint8Array, width: number, height: number, blur: number): Float32Array {
   const alpha = new Float32Array(binary.length);
   if (blur <= 0) {
     for (let i = 0; i < alpha.length; i++) alpha[i] = binary[i]!;
     return alpha;
   }
-  const src = Buffer.alloc(binary.length);
+  const src = new Uint8Array(binary.length);
   for (let i = 0; i < binary.length; i++) src[i] = binary[i] ? 255 : 0;
-  // sharp's sigma: A1111's mask blur is a Gaussian with this radius in pixels; σ = radius / 2 keeps the
-  // visible falloff within the radius.
-  const blurred = await sharp(src, { raw: { width, height, channels: 1 } })
-    .blur(Math.max(0.3, blur / 2))
-    .extractChannel(0) // libvips may hand a one-band image back as three bands
-    .raw()
-    .toBuffer();
+  // A1111's mask blur is a Gaussian with this radius in pixels; σ = radius / 2 keeps the visible falloff
+  // within the radius. libvips' Gaussian (sharp's blur), byte for byte, on this thread (gauss-blur.ts).
+  const blurred = gaussBlurU8(src, width, height, Math.max(0.3, blur / 2));
   for (let i = 0; i < alpha.length; i++) alpha[i] = binary[i] ? Math.min(1, blurred[i]! / 255) : 0;
   return alpha;
 }

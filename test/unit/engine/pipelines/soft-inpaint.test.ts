@@ -84,9 +84,9 @@ describe('soft inpainting: the pieces', () => {
   test('change map: the grey levels, blurred both ways by mask blur', async () => {
     const data = new Uint8Array(32 * 8);
     for (let y = 0; y < 8; y++) data.fill(255, y * 32 + 16, y * 32 + 32);
-    const sharpEdge = await softChangeMap({ width: 32, height: 8, data }, 0);
+    const sharpEdge = softChangeMap({ width: 32, height: 8, data }, 0);
     assert.deepEqual([sharpEdge[15], sharpEdge[16]], [0, 1]);
-    const soft = await softChangeMap({ width: 32, height: 8, data }, 8);
+    const soft = softChangeMap({ width: 32, height: 8, data }, 8);
     assert.ok(soft[14]! > 0 && soft[14]! < 0.5 && soft[17]! > 0.5 && soft[17]! < 1, 'the edge is spread to both sides');
     assert.equal(soft[0], 0);
     assert.equal(soft[31], 1);
@@ -165,8 +165,8 @@ describe('soft inpainting with "Only masked": pasted back by the soft mask, as t
   test('the crop holds every pixel the soft mask lets change, and its weights are that change map', async () => {
     const { grey } = softDisc(200, 150, 100, 60, 20, 16);
     const mask = { width: 200, height: 150, data: grey };
-    const { crop, alpha } = await softCrop(mask, 0, 64, 64, 4);
-    const change = await softChangeMap(mask, 4);
+    const { crop, alpha } = softCrop(mask, 0, 64, 64, 4);
+    const change = softChangeMap(mask, 4);
     for (let y = 0; y < 150; y++) {
       for (let x = 0; x < 200; x++) {
         const inside = x >= crop.x && x < crop.x + crop.width && y >= crop.y && y < crop.y + crop.height;
@@ -193,7 +193,7 @@ describe('soft inpainting with "Only masked": pasted back by the soft mask, as t
       // Padding wider than the picture: the crop is the whole picture at the working size.
       const masked = await engine.generate(join(MODELS, model), { ...base, inpaintArea: 'masked', maskPadding: 64 });
       assert.equal(masked.params.inpaintArea, 'masked');
-      const change = await softChangeMap({ width: W, height: W, data: grey }, 2);
+      const change = softChangeMap({ width: W, height: W, data: grey }, 2);
       let worst = 0;
       let outerChanged = 0;
       let outerPixels = 0;
@@ -223,7 +223,7 @@ describe('soft inpainting with "Only masked": pasted back by the soft mask, as t
       inpaintArea: 'masked', maskPadding: 8, initImage: await toPng(picture), mask: await toPng({ width: 200, height: 150, rgb }),
     });
     assert.equal(r.image.width, 200);
-    const change = await softChangeMap({ width: 200, height: 150, data: grey }, 2);
+    const change = softChangeMap({ width: 200, height: 150, data: grey }, 2);
     let outerChanged = 0;
     let outerPixels = 0;
     for (let p = 0; p < 200 * 150; p++) {

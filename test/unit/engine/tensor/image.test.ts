@@ -23,7 +23,7 @@ test('feathering fades the inner edge of a square symmetrically and never leaks 
   const w = 40;
   const binary = new Uint8Array(w * w);
   for (let y = 10; y < 30; y++) binary.fill(1, y * w + 10, y * w + 30);
-  const alpha = await featherMask(binary, w, w, 6);
+  const alpha = featherMask(binary, w, w, 6);
   for (let i = 0; i < alpha.length; i++) if (!binary[i]) assert.equal(alpha[i], 0);
   assert.equal(alpha[20 * w + 20], 1, 'the centre is fully repainted');
   const edge = alpha[20 * w + 10]!;
