@@ -221,17 +221,17 @@ export async function prepareJob(
     const pictureMask = await decodeMask(request.mask, picture, limit);
     const soft = params.softInpaint === true ? softCrop(pictureMask, params.maskPadding ?? 0, params.width, params.height, params.maskBlur) : null;
     const crop = soft?.crop ?? cropRegion(pictureMask, params.maskPadding ?? 0, params.width, params.height);
-    const cut = await cropForInpaint(picture, pictureMask, crop, size);
+    const cut = cropForInpaint(picture, pictureMask, crop, size);
     let control: JobControl | null = null;
     if (request.control) {
       // The control image covers the whole picture: cut the same crop out of it.
       const full = await decodeImage(request.control.image, 'control image', { width: picture.width, height: picture.height }, limit);
-      control = await prepareControl(model, request.control, (await cropForInpaint(full, pictureMask, crop, size)).image);
+      control = await prepareControl(model, request.control, cropForInpaint(full, pictureMask, crop, size).image);
     }
     const regions = request.regions?.length ? await decodeRegions(request.regions, picture, picture, limit) : [];
     if (regions.length > 0) params.regions = regionParams(regions);
     const region = { picture, pictureMask, crop, ...(soft ? { softAlpha: soft.alpha } : {}) };
-    return { ...job, initImage: cut.image, mask: cut.mask, region, control, regions: await cropRegions(regions, crop, size) };
+    return { ...job, initImage: cut.image, mask: cut.mask, region, control, regions: cropRegions(regions, crop, size) };
   }
   if (params.mode === 'layout' && request.labelMap) {
     const labels = model.info.layout?.labels;

@@ -198,7 +198,7 @@ export class LiveSession {
     // keeps every byte).
     const pictureMask = maskRect ? maskFromRect(maskRect, picture) : await decodeMask(request.mask!, picture);
     const crop = cropRegion(pictureMask, params.maskPadding ?? 0, width, height);
-    const cut = await cropForInpaint(picture, pictureMask, crop, { width, height });
+    const cut = cropForInpaint(picture, pictureMask, crop, { width, height });
     const binary = binarizeMask(cut.mask);
     const latentMask = maskToLatent(binary, width, height, f);
     throwIfAborted(signal);
@@ -288,7 +288,7 @@ export class LiveSession {
     const alpha = featherMask(binary, width, height, params.maskBlur);
     const regionAlpha = crop.width === width && crop.height === height ? alpha : cropAlpha(pictureMask, crop, params.maskBlur);
     const repainted = pasteBack(cut.image, generated, alpha);
-    const image = await pasteCrop(picture, crop, repainted, regionAlpha);
+    const image = pasteCrop(picture, crop, repainted, regionAlpha);
     timings.totalMs = performance.now() - started;
     return { image, params, timings, crop, loras, warnings: [...warnings], reused, provider: model.sessions.providers['unet'] ?? 'cpu', unetMs: unet.unetMs };
   }

@@ -7,9 +7,9 @@
  * aspect ratio and kept inside the picture. With soft inpainting the box is that of every pixel the soft
  * mask lets change, and the paste-back weight is the soft mask's own (softCrop).
  */
-import sharp from 'sharp';
 import { InvalidRequestError } from '../../shared/errors.js';
 import { binarizeMask, featherMask, type GrayImage, type RgbImage } from '../tensor/image.js';
+import { resizeLanczos } from '../tensor/lanczos.js';
 import { softChangeMap } from './soft-inpaint.js';
 
 export interface CropRegion {
@@ -63,26 +63,20 @@ export function cropRegion(mask: GrayImage, padding: number, width: number, heig
   return { x, y, width: w, height: h };
 }
 
-async function resizeRaw(
+/**
+ * The region of an interleaved 8-bit image scaled to `to` as A1111 does it: cut out, then Pillow's
+ * LANCZOS (tensor/lanczos.ts). A region of the target size is a copy of its rows.
+ */
+function resizeRaw(
   data: Uint8Array,
   from: { width: number; height: number },
   channels: 1 | 3,
   region: CropRegion | null,
   to: { width: number; height: number },
-): Promise<Uint8Array> {
-  // No scaling (the region is already the working size): a copy of the region's rows, the very bytes
-  // libvips gives for a scale of 1 (only-masked.test.ts), without its round trip through the thread pool.
+): Uint8Array {
   const box = region ?? { x: 0, y: 0, width: from.width, height: from.height };
-  if (box.width === to.width && box.height === to.height) return copyRegion(data, from.width, channels, box);
-  const raw = { width: from.width, height: from.height, channels };
-  let img = sharp(Buffer.from(data.buffer, data.byteOffset, data.byteLength), { raw });
-  if (region) img = img.extract({ left: region.x, top: region.y, width: region.width, height: region.height });
-  img = img.resize(to.width, to.height, { fit: 'fill', kernel: 'lanczos3' });
-  // libvips may hand a one-band image back as three bands.
-  if (channels === 1) img = img.extractChannel(0);
-  const out = await img.raw().toBuffer();
-  if (out.length !== to.width * to.height * channels) throw new Error(`resize gave ${out.length} bytes, expected ${to.width * to.height * channels}`);
-  return new Uint8Array(out.buffer, out.byteOffset, out.length);
+  const cut = region ? copyRegion(data, from.width, channels, box) : data;
+  return box.width === to.width && box.height === to.height ? cut : resizeLanczos(cut, box, channels, to);
 }
 
 /** The rows of `region` from an image `width` pixels wide, `channels` bytes a pixel. */
@@ -97,22 +91,18 @@ function copyRegion(data: Uint8Array, width: number, channels: number, region: C
 }
 
 /** The picture and mask cut to the region and scaled to the working size. */
-export async function cropForInpaint(
+export function cropForInpaint(
   image: RgbImage,
   mask: GrayImage,
   region: CropRegion,
   size: { width: number; height: number },
-): Promise<{ image: RgbImage; mask: GrayImage }> {
-  const [rgb, data] = await Promise.all([
-    resizeRaw(image.rgb, image, 3, region, size),
-    resizeRaw(mask.data, mask, 1, region, size),
-  ]);
-  return { image: { ...size, rgb }, mask: { ...size, data } };
+): { image: RgbImage; mask: GrayImage } {
+  return { image: { ...size, rgb: resizeRaw(image.rgb, image, 3, region, size) }, mask: { ...size, data: resizeRaw(mask.data, mask, 1, region, size) } };
 }
 
 /** A mask (e.g. a regional prompt's) cut to the region and scaled to the working size, as cropForInpaint cuts the picture's. */
-export async function cropMask(mask: GrayImage, region: CropRegion, size: { width: number; height: number }): Promise<GrayImage> {
-  return { ...size, data: await resizeRaw(mask.data, mask, 1, region, size) };
+export function cropMask(mask: GrayImage, region: CropRegion, size: { width: number; height: number }): GrayImage {
+  return { ...size, data: resizeRaw(mask.data, mask, 1, region, size) };
 }
 
 /**
@@ -156,9 +146,8 @@ export function softCrop(
  * Scales the repainted crop back to the region's size and pastes it into the picture with the region's
  * paste-back weights (cropAlpha), so pixels outside the mask stay byte-identical.
  */
-export async function pasteCrop(image: RgbImage, region: CropRegion, repainted: RgbImage, alpha: Float32Array): Promise<RgbImage> {
-  const scaled =
-    repainted.width === region.width && repainted.height === region.height ? repainted.rgb : await resizeRaw(repainted.rgb, repainted, 3, null, region);
+export function pasteCrop(image: RgbImage, region: CropRegion, repainted: RgbImage, alpha: Float32Array): RgbImage {
+  const scaled = resizeRaw(repainted.rgb, repainted, 3, null, region);
   const rgb = new Uint8Array(image.rgb);
   for (let y = 0; y < region.height; y++) {
     for (let x = 0; x < region.width; x++) {

@@ -77,8 +77,8 @@ export async function decodeRegions(
 }
 
 /** "Only masked" inpaint: each region's mask cut to the crop and scaled to the working size, as the picture is. */
-export async function cropRegions(regions: readonly JobRegion[], crop: CropRegion, size: { width: number; height: number }): Promise<JobRegion[]> {
-  return Promise.all(regions.map(async (r) => ({ ...r, mask: await cropMask(r.mask, crop, size) })));
+export function cropRegions(regions: readonly JobRegion[], crop: CropRegion, size: { width: number; height: number }): JobRegion[] {
+  return regions.map((r) => ({ ...r, mask: cropMask(r.mask, crop, size) }));
 }
 
 /** What history and the infotext keep of each region: prompt, weight and the share of the picture its mask covers. */

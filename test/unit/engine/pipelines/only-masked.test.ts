@@ -2,10 +2,12 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Engine } from '../../../../electron/engine/engine.js';
-import sharp from 'sharp';
 import { cropForInpaint, cropRegion, maskBounds, pasteCrop } from '../../../../electron/engine/pipelines/only-masked.js';
 import type { GrayImage } from '../../../../electron/engine/tensor/image.js';
 import { modelDir, testPicture, toPng } from '../../../support/engine-fixtures.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { goldenPixels, RESIZE_GOLDENS, type ResizeCase } from '../../../support/resize-goldens.js';
 
 function rectMask(width: number, height: number, x0: number, y0: number, x1: number, y1: number): GrayImage {
   const data = new Uint8Array(width * height);
@@ -36,17 +38,22 @@ describe('crop region', () => {
   });
 });
 
-describe('a crop already at the working size', () => {
-  /** libvips' own answer: extract the region, Lanczos-resize it to its own size. */
-  async function viaSharp(data: Uint8Array, width: number, height: number, channels: 1 | 3, r: { x: number; y: number; width: number; height: number }): Promise<Buffer> {
-    let img = sharp(Buffer.from(data), { raw: { width, height, channels } })
-      .extract({ left: r.x, top: r.y, width: r.width, height: r.height })
-      .resize(r.width, r.height, { fit: 'fill', kernel: 'lanczos3' });
-    if (channels === 1) img = img.extractChannel(0);
-    return img.raw().toBuffer();
-  }
+describe('the crop and its scaling', () => {
+  test("a crop scaled to the working size is A1111's: cut out, then Pillow's LANCZOS, picture and mask (make_resize_goldens.py)", async () => {
+    const { cases } = JSON.parse(readFileSync(join(RESIZE_GOLDENS, 'cases.json'), 'utf8')) as { cases: ResizeCase[] };
+    const rgbCase = cases.find((c) => c.crop && c.mode === 'RGB')!;
+    const maskCase = cases.find((c) => c.crop && c.mode === 'L')!;
+    const [left, top, right, bottom] = rgbCase.crop!;
+    assert.deepEqual(maskCase.crop, rgbCase.crop);
+    const picture = await goldenPixels(`in-${rgbCase.case}.png`, 3);
+    const mask = await goldenPixels(`in-${maskCase.case}.png`, 1);
+    const region = { x: left!, y: top!, width: right! - left!, height: bottom! - top! };
+    const cut = cropForInpaint({ width: picture.width, height: picture.height, rgb: picture.data }, { width: mask.width, height: mask.height, data: mask.data }, region, { width: 128, height: 128 });
+    assert.ok(Buffer.from(cut.image.rgb).equals(Buffer.from((await goldenPixels(`out-${rgbCase.case}.png`, 3)).data)), 'picture');
+    assert.ok(Buffer.from(cut.mask.data).equals(Buffer.from((await goldenPixels(`out-${maskCase.case}.png`, 1)).data)), 'mask');
+  });
 
-  test('is cut by copying its rows: the same bytes as libvips scaling it by 1, picture and mask', async () => {
+  test('a crop already at the working size is a copy of its rows, picture and mask', () => {
     const picture = testPicture(50, 40);
     const mask: GrayImage = { width: 50, height: 40, data: Uint8Array.from({ length: 2000 }, (_, i) => (i * 37) % 256) };
     for (const region of [
@@ -54,9 +61,12 @@ describe('a crop already at the working size', () => {
       { x: 7, y: 5, width: 24, height: 24 },
       { x: 26, y: 16, width: 24, height: 24 },
     ]) {
-      const cut = await cropForInpaint(picture, mask, region, { width: region.width, height: region.height });
-      assert.ok(Buffer.from(cut.image.rgb).equals(await viaSharp(picture.rgb, 50, 40, 3, region)), `picture ${JSON.stringify(region)}`);
-      assert.ok(Buffer.from(cut.mask.data).equals(await viaSharp(mask.data, 50, 40, 1, region)), `mask ${JSON.stringify(region)}`);
+      const cut = cropForInpaint(picture, mask, region, { width: region.width, height: region.height });
+      for (let y = 0; y < region.height; y++) {
+        const at = (region.y + y) * 50 + region.x;
+        assert.deepEqual([...cut.image.rgb.subarray(y * region.width * 3, (y + 1) * region.width * 3)], [...picture.rgb.subarray(at * 3, (at + region.width) * 3)]);
+        assert.deepEqual([...cut.mask.data.subarray(y * region.width, (y + 1) * region.width)], [...mask.data.subarray(at, at + region.width)]);
+      }
     }
   });
 
@@ -64,7 +74,7 @@ describe('a crop already at the working size', () => {
     const picture = testPicture(20, 10);
     const region = { x: 4, y: 2, width: 8, height: 6 };
     const repainted = { width: 8, height: 6, rgb: new Uint8Array(8 * 6 * 3).fill(7) };
-    const out = await pasteCrop(picture, region, repainted, new Float32Array(48).fill(1));
+    const out = pasteCrop(picture, region, repainted, new Float32Array(48).fill(1));
     for (let y = 0; y < 10; y++) {
       for (let x = 0; x < 20; x++) {
         const inside = x >= 4 && x < 12 && y >= 2 && y < 8;
