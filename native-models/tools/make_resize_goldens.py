@@ -1,4 +1,4 @@
-"""Writes test/fixtures/parity/resize-lanczos/: Pillow's LANCZOS resize on small 8-bit pictures.
+"""Writes test/fixtures/resize-lanczos/: Pillow's LANCZOS resize on small 8-bit pictures.
 
 AUTOMATIC1111's "Inpaint area: Only masked" crops the picture and the mask and scales both to the
 working size with `Image.resize(size, Image.LANCZOS)` (modules/images.py `resize_image`), and scales the
@@ -17,7 +17,7 @@ import numpy as np
 import PIL
 from PIL import Image
 
-OUT = Path(__file__).resolve().parents[2] / "test" / "fixtures" / "parity" / "resize-lanczos"
+OUT = Path(__file__).resolve().parents[2] / "test" / "fixtures" / "resize-lanczos"
 
 # (mode, input width, height, output width, height, content)
 CASES = [

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { REPO_ROOT } from '../../electron/host/cli.js';
 
-export const RESIZE_GOLDENS = join(REPO_ROOT, 'test/fixtures/parity/resize-lanczos');
+export const RESIZE_GOLDENS = join(REPO_ROOT, 'test/fixtures/resize-lanczos');
 
 export interface ResizeCase {
   case: number;
