@@ -322,24 +322,31 @@ export function createHandlers(host: Host) {
 
     async 'live.frame'(req) {
       const arrivedAt = performance.now();
-      const { modelId, initImage, initImageHash, mask, maskRect, parentId, ...params } = req;
+      const { modelId, initImage, initImageHash, samePicture, mask, maskRect, parentId, ...params } = req;
       const model = library.get(modelId ?? host.defaultModelId());
       if (initImageHash !== undefined && !existsSync(history.imagePath(initImageHash))) {
         throw new StudioError('E_NOT_FOUND', `initImageHash: no image ${initImageHash} in history.`);
       }
-      const picture = initImageHash !== undefined ? await readFile(history.imagePath(initImageHash)) : Buffer.from(initImage!, 'base64');
+      // The picture travels once per live session (samePicture afterwards); the host keeps its bytes.
+      const picture =
+        samePicture !== undefined
+          ? host.live.pictureFor(samePicture)
+          : host.live.rememberPicture(initImageHash !== undefined ? await readFile(history.imagePath(initImageHash)) : Buffer.from(initImage!, 'base64'));
       const answer = await host.live.frame(
         model.id,
         model.dir,
         {
           ...params,
           mode: 'inpaint',
-          initImage: picture,
+          initImage: picture.bytes,
           ...(maskRect ? { maskRect: { ...maskRect, data: Buffer.from(maskRect.data, 'base64') } } : { mask: Buffer.from(mask!, 'base64') }),
         },
         parentId ?? null,
       );
-      if (answer.status === 'done' && answer.hostTimings) answer.hostTimings.hostMs = performance.now() - arrivedAt;
+      if (answer.status === 'done') {
+        answer.pictureId = picture.id;
+        if (answer.hostTimings) answer.hostTimings.hostMs = performance.now() - arrivedAt;
+      }
       return answer;
     },
 

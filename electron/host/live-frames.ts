@@ -8,6 +8,8 @@
  *   arrives while a frame runs starts when that frame is done: it waits for one frame at most.
  * - Only the newest finished frame is kept (for live.keep); stop() cancels the frame in flight, forgets
  *   it and frees the engine's live session, so Live off leaves no work running.
+ * - The picture crosses from the renderer once: a frame may name `samePicture` instead, the bytes the
+ *   last request sent (kept here until stop()).
  */
 import { randomUUID } from 'node:crypto';
 import type { LiveFrame, LiveRequest } from '../engine/pipelines/live.js';
@@ -37,6 +39,8 @@ const SUPERSEDED: LiveFrameAnswer = { status: 'superseded' };
 export class LiveFrames {
   private inFlight: InFlight | null = null;
   private shown: ShownFrame | null = null;
+  /** The picture the last frame request sent (its file bytes), for the requests that say samePicture. */
+  private picture: { id: string; bytes: Buffer } | null = null;
   /** A frame was asked for since the last stop: the engine may hold a live session. */
   private active = false;
   /** Engine calls not settled yet (a cancelled frame settles when the engine has stopped it). */
@@ -84,10 +88,28 @@ export class LiveFrames {
     return this.shown;
   }
 
-  /** Live off: cancels the frame in flight, forgets the shown one, frees the engine's live session. */
+  /** Keeps a request's picture for the ones after it (samePicture: the id). */
+  rememberPicture(bytes: Buffer): { id: string; bytes: Buffer } {
+    this.picture = { id: randomUUID(), bytes };
+    return this.picture;
+  }
+
+  /** The picture named (by a frame answer's pictureId), or a clear error when the host holds another or none. */
+  pictureFor(id: string): { id: string; bytes: Buffer } {
+    if (this.picture?.id !== id) {
+      throw new StudioError(
+        'E_INVALID_REQUEST',
+        'samePicture: the host no longer holds that picture (Live was turned off, or another picture was sent since); send initImage or initImageHash.',
+      );
+    }
+    return this.picture;
+  }
+
+  /** Live off: cancels the frame in flight, forgets the shown one and the picture, frees the engine's live session. */
   async stop(): Promise<boolean> {
     const stopped = this.supersede();
     this.shown = null;
+    this.picture = null;
     if (this.active) {
       this.active = false;
       await this.end().catch(() => undefined);

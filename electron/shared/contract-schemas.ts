@@ -368,8 +368,13 @@ export const liveFrameRequestSchema = z.strictObject({
   maskPadding: z.number().int().min(0).max(MAX_MASK_PADDING).optional(),
   /** The picture, base64 of its file bytes… */
   initImage: base64ImageSchema.optional(),
-  /** …or an image already in history. */
+  /** …or an image already in history… */
   initImageHash: imageHashSchema.optional(),
+  /**
+   * …or the picture a frame before sent (one of the two above), by the `pictureId` its answer gave: a
+   * picture is sent once, not with every stroke. Refused when the host no longer holds that picture.
+   */
+  samePicture: z.string().min(1).max(64).optional(),
   /** The mask at the picture's size, base64 of its file bytes; white = repaint… */
   mask: base64ImageSchema.optional(),
   /**
@@ -390,8 +395,8 @@ export const liveFrameRequestSchema = z.strictObject({
   /** Default: the selected model. */
   modelId: modelIdSchema.optional(),
 }).superRefine((req, ctx) => {
-  if ((req.initImage === undefined) === (req.initImageHash === undefined)) {
-    ctx.addIssue({ code: 'custom', path: ['initImage'], message: 'a live frame needs the picture: give initImage or initImageHash (one of them)' });
+  if ([req.initImage, req.initImageHash, req.samePicture].filter((v) => v !== undefined).length !== 1) {
+    ctx.addIssue({ code: 'custom', path: ['initImage'], message: 'a live frame needs the picture: give initImage, initImageHash or samePicture (one of them)' });
   }
   if ((req.mask === undefined) === (req.maskRect === undefined)) {
     ctx.addIssue({ code: 'custom', path: ['mask'], message: 'a live frame needs the mask: give mask or maskRect (one of them)' });

@@ -309,6 +309,8 @@ export type LiveFrameAnswer =
        * call alone (the engine process's round trip: `timings.totalMs` plus the messages).
        */
       hostTimings?: { hostMs: number; engineCallMs: number };
+      /** Names the picture the host now holds: the next frames send `samePicture` with it instead of the picture. */
+      pictureId?: string;
     }
   | { status: 'superseded' };
 

@@ -12,6 +12,9 @@
  * while it is computed: when the next stroke begins over it, its request is sent at once and the host
  * cancels the stale frame (answered 'superseded') instead of the stroke's dabs waiting for it.
  *
+ * The picture crosses once: after a frame that sent it was answered, the next ones say `samePicture` (the
+ * host keeps the bytes), until the document's picture changes or a request fails.
+ *
  * The answer is the repainted crop as RGBA; the editor draws it on its live layer over the picture
  * (editor/live-layer.ts). Each frame carries when the oldest change it answers happened, so the view can
  * measure stroke-to-pixels latency.
@@ -90,6 +93,12 @@ export function createLivePainting(deps: LivePaintingDeps) {
   let blank: { width: number; height: number; base64: string } | null = null;
   /** The last frame sent took fewer steps than Steps (a stroke was being painted). */
   let sentFewerSteps = false;
+  /**
+   * The picture the host holds for this live session (a frame that sent it was answered with its id):
+   * the document's image object, or the blank picture's; `builtPicture` is the one the last request built names.
+   */
+  let hostPicture: { of: object; id: string } | null = null;
+  let builtPicture: object | null = null;
   const unsubscribe: Array<() => void> = [];
 
   /** Marks the state as changed and starts a frame unless one is in flight. */
@@ -118,13 +127,21 @@ export function createLivePainting(deps: LivePaintingDeps) {
           continue;
         }
         let answer: LiveFrameAnswer;
+        const picture = builtPicture;
         try {
           answer = await client.call('live.frame', request);
         } catch (err) {
+          // The host may not hold the picture any more: the next request sends it again.
+          hostPicture = null;
           if (me !== pumps) return;
+          if (request.samePicture && store.get().on) {
+            dirty = true;
+            continue;
+          }
           if (store.get().on) store.update({ error: deps.describeError(err) });
           continue;
         }
+        if (store.get().on && answer.status === 'done' && answer.pictureId !== undefined && picture !== null) hostPicture = { of: picture, id: answer.pictureId };
         const answeredAt = performance.now();
         if (me !== pumps) return; // superseded by a newer pump's request
         if (!store.get().on || answer.status !== 'done') continue;
@@ -187,7 +204,13 @@ export function createLivePainting(deps: LivePaintingDeps) {
       ...(modelId ? { modelId } : {}),
     };
     const image = doc.image;
-    if (image?.source.kind === 'history') {
+    const blankNow = blank?.width === doc.width && blank.height === doc.height ? blank : null;
+    builtPicture = image ?? blankNow;
+    if (builtPicture !== null && builtPicture === hostPicture?.of) {
+      request.samePicture = hostPicture.id;
+      if (image?.source.kind === 'history') request.parentId = image.source.historyId;
+      else if (image?.source.kind === 'file' && image.source.parentId !== undefined) request.parentId = image.source.parentId;
+    } else if (image?.source.kind === 'history') {
       request.initImageHash = image.source.hash;
       request.parentId = image.source.historyId;
     } else if (image?.source.kind === 'file') {
@@ -195,6 +218,7 @@ export function createLivePainting(deps: LivePaintingDeps) {
       if (image.source.parentId !== undefined) request.parentId = image.source.parentId;
     } else {
       request.initImage = await blankPicture();
+      builtPicture = blank;
     }
     return request;
   }
@@ -227,6 +251,7 @@ export function createLivePainting(deps: LivePaintingDeps) {
     }
     for (const u of unsubscribe.splice(0)) u();
     dirty = false;
+    hostPicture = null;
     sentFewerSteps = false;
     pendingSince = null;
     store.set(OFF);

@@ -160,3 +160,31 @@ test('a bad live request is refused by the contract', async () => {
   const extra = await host.invoke('live.frame', { ...frame(), mode: 'txt2img' });
   assert.equal(!extra.ok && extra.error.code, 'E_INVALID_REQUEST');
 });
+
+test('the picture crosses once: samePicture names it by the answer’s pictureId; an id the host no longer holds is refused', async () => {
+  const { initImage: _bytes, ...noPicture } = frame();
+  const first = ok('live.frame', await host.invoke('live.frame', frame({ seed: 5 })));
+  assert.ok(first.status === 'done' && first.pictureId);
+  const again = ok('live.frame', await host.invoke('live.frame', { ...noPicture, seed: 5, samePicture: first.pictureId }));
+  assert.ok(again.status === 'done');
+  assert.equal(again.rgba, first.rgba, 'the same picture, the same frame');
+  assert.equal(again.pictureId, first.pictureId);
+  // Keep stores the picture the frame was painted on.
+  const { historyId } = ok('live.keep', await host.invoke('live.keep', { frameId: again.frameId }));
+  assert.ok(ok('history.get', await host.invoke('history.get', { id: historyId })).initImage);
+  const refused = async (payload: Record<string, unknown>, message: RegExp): Promise<void> => {
+    const answer = await host.invoke('live.frame', payload);
+    assert.equal(answer.ok, false);
+    if (answer.ok) return;
+    assert.equal(answer.error.code, 'E_INVALID_REQUEST');
+    assert.match(answer.error.message, message);
+  };
+  await refused({ ...noPicture, samePicture: 'not-an-id-the-host-gave' }, /no longer holds that picture/);
+  await refused({ ...frame(), samePicture: first.pictureId }, /initImage, initImageHash or samePicture \(one of them\)/);
+  // Another picture replaces it; Live off forgets it.
+  const other = ok('live.frame', await host.invoke('live.frame', frame({ seed: 6 })));
+  assert.ok(other.status === 'done' && other.pictureId !== first.pictureId);
+  await refused({ ...noPicture, samePicture: first.pictureId }, /no longer holds that picture/);
+  ok('live.stop', await host.invoke('live.stop', {}));
+  await refused({ ...noPicture, samePicture: other.pictureId }, /no longer holds that picture/);
+});

@@ -85,9 +85,15 @@ export class FakeHost {
     let result: InvokeResult<ChannelName>;
     if (!handler) result = { ok: false, error: { name: 'InvalidRequestError', code: 'E_INVALID_REQUEST', message: `the fake host has no ${channel}` } };
     else {
-      const value = await handler(payload as never);
-      if (value === NEVER) return;
-      result = { ok: true, result: value as Responses[ChannelName] };
+      try {
+        const value = await handler(payload as never);
+        if (value === NEVER) return;
+        result = { ok: true, result: value as Responses[ChannelName] };
+      } catch (err) {
+        // A handler refuses as the host does: an error with a code is answered as data.
+        const { code = 'E_INTERNAL', message = String(err) } = err as { code?: string; message?: string };
+        result = { ok: false, error: { name: 'StudioError', code, message } as never };
+      }
     }
     socket.deliver({ type: 'result', id, result });
   }

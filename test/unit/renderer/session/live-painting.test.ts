@@ -31,8 +31,15 @@ function setup() {
   let inFlight = 0;
   let maxInFlight = 0;
   let latest = 0;
+  /** The picture the fake host holds, as the host's live frames keep it (samePicture names it). */
+  const held = { id: null as string | null };
   const host = new FakeHost()
-    .handle('live.frame', async () => {
+    .handle('live.frame', async (req) => {
+      if (req.samePicture !== undefined && req.samePicture !== held.id) {
+        throw Object.assign(new Error('samePicture: the host no longer holds that picture'), { code: 'E_INVALID_REQUEST' });
+      }
+      if (req.samePicture === undefined) held.id = crypto.randomUUID();
+      const pictureId = held.id!;
       const mine = ++latest;
       inFlight++;
       maxInFlight = Math.max(maxInFlight, inFlight);
@@ -48,6 +55,7 @@ function setup() {
         params: {} as never,
         timings: { totalMs: FRAME_MS, textEncodeMs: 0, vaeEncodeMs: 0, denoiseMs: 0, vaeDecodeMs: 0, stepsRun: 1 },
         provider: 'cpu',
+        pictureId,
       } as const;
     })
     .handle('live.stop', () => ({ stopped: false }))
@@ -68,7 +76,7 @@ function setup() {
     notify: (_kind, text) => notices.push(text),
   });
   const frames = () => host.callsTo('live.frame') as Array<RequestInputs['live.frame']>;
-  return { host, doc, settingsStore, live, frames, notices, maxInFlight: () => maxInFlight, inFlight: () => inFlight };
+  return { host, doc, settingsStore, live, frames, notices, held, maxInFlight: () => maxInFlight, inFlight: () => inFlight };
 }
 
 describe('live painting in the session', () => {
@@ -99,6 +107,48 @@ describe('live painting in the session', () => {
     assert.equal(shown.seq, 2);
     assert.deepEqual([...shown.rgba], [1, 2, 3, 255, 4, 5, 6, 255]);
     t.doc.endStroke();
+  });
+
+  it('the picture crosses once: later frames name it (samePicture) until the host forgets it or the picture changes', async () => {
+    const t = setup();
+    live = t.live;
+    live.setLive(true);
+    const dab = async (x: number, what: string): Promise<RequestInputs['live.frame']> => {
+      const n = t.frames().length;
+      t.doc.beginStroke('brush', brush, { x, y: 4, pressure: 1 });
+      t.doc.endStroke();
+      await until(() => t.frames().length > n && !live!.store.get().computing, 2000, what);
+      return t.frames().at(-1)!;
+    };
+    const first = await dab(4, 'the first frame');
+    assert.ok(first.initImage, 'the first frame sends the (blank) picture');
+    assert.equal(first.samePicture, undefined);
+    const second = await dab(10, 'a second frame');
+    assert.equal(second.initImage, undefined, 'not sent again');
+    assert.equal(second.samePicture, t.held.id, 'named by the id the first answer gave');
+    // The host forgot it (another client, Live off there): the refused frame is sent again with the picture, no error shown.
+    t.held.id = 'someone else';
+    const n = t.frames().length;
+    t.doc.beginStroke('brush', brush, { x: 16, y: 4, pressure: 1 });
+    t.doc.endStroke();
+    await until(() => t.frames().length >= n + 2 && !live!.store.get().computing, 2000, 'the refused frame and its retry');
+    assert.ok(t.frames()[n]!.samePicture !== undefined && t.frames()[n + 1]!.initImage !== undefined);
+    assert.equal(live.store.get().error, null);
+    // A new picture on the canvas: sent once, then named.
+    const png = Uint8Array.from([137, 80, 78, 71]);
+    const before = t.frames().length;
+    t.doc.setImage({ width: 32, height: 32, source: { kind: 'file', bytes: png, name: 'new.png', mime: 'image/png' } }, 'Open');
+    await until(() => t.frames().length > before && !live!.store.get().computing, 2000, 'the frame on the new picture');
+    assert.equal(t.frames()[before]!.initImage, Buffer.from(png).toString('base64'));
+    await dab(20, 'a stroke on it');
+    assert.equal((await dab(24, 'the next')).samePicture, t.held.id);
+    assert.equal(t.frames().slice(before + 1).filter((f) => f.initImage !== undefined).length, 0, 'sent once');
+    // Live off forgets it: the first frame after Live on sends the picture again.
+    live.setLive(false);
+    const off = t.frames().length;
+    live.setLive(true);
+    await until(() => t.frames().length > off && !live!.store.get().computing, 2000, 'the frame after Live on again');
+    assert.ok(t.frames()[off]!.initImage !== undefined && t.frames()[off]!.samePicture === undefined);
   });
 
   it('while a stroke is painted frames take at most "Steps while painting"; when it ends the area is rendered at Steps', async () => {
