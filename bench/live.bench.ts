@@ -2,7 +2,7 @@
  * Live painting benchmark in Debian's Chromium (playwright-core) against a real `studio serve`: with
  * Live on, a scripted paint of `--seconds` (default 10) of real mouse drags (strokes of 2 s, a pointer
  * move every 16 ms) on a blank canvas at the model's native size. Prints one JSON object.
- *   npm run bench:live -- [--model DIR] [--contrast DIR] [--threads N] [--seconds S] [--steps N] [--stroke-steps N]
+ *   npm run bench:live -- [--model DIR] [--contrast DIR] [--threads N] [--seconds S] [--steps N] [--stroke-steps N] [--picture N]
  *
  * For each model (the live model, then the contrast model, the 20-step one):
  * - fps: live frames that reached the screen per second of painting;
@@ -17,13 +17,16 @@
  * Defaults: --model the bundled LCM inpainting model (native-models/emoji-ldm-inpaint-lcm) when it is
  * there, else the text-to-image LCM (emoji-ldm-lcm: a 4-channel U-Net inpaints by latent blending),
  * else the bundled 20-step inpainting model (the result says which ran); --contrast the bundled 20-step
- * inpainting model (`--contrast none`: the live model only); --threads the machine's cores; --stroke-steps the app's default (0: Steps throughout).
+ * inpainting model (`--contrast none`: the live model only); --threads the machine's cores; --stroke-steps the app's default (0: Steps throughout);
+ * --picture N paints on an N×N photo-like picture opened from a file (a PNG of a few MB at 1024) instead
+ * of the blank canvas: the crops are then larger than the model's size and scaled down to it.
  */
 import { existsSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Page } from 'playwright-core';
+import sharp from 'sharp';
 import { openStudio } from '../test/e2e/support/browser.js';
 import { waitForPageValue } from '../test/e2e/support/canvas.js';
 import { ensureRendererBuilt, REPO_ROOT } from '../test/e2e/support/renderer-build.js';
@@ -44,6 +47,7 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '10' },
     steps: { type: 'string' },
     'stroke-steps': { type: 'string' },
+    picture: { type: 'string' },
   },
 });
 const hasModel = (dir: string): boolean => existsSync(join(dir, 'model_index.json'));
@@ -167,10 +171,30 @@ async function paint(page: Page): Promise<{ startedAt: number; endedAt: number; 
   return { startedAt, endedAt, moves };
 }
 
+/** An N×N picture with the entropy of a photo: smooth colour fields plus grain (PNG, a few MB at 1024). */
+async function photoLikePng(side: number): Promise<Buffer> {
+  const rgb = Buffer.alloc(side * side * 3);
+  let seed = 7;
+  for (let y = 0; y < side; y++) {
+    for (let x = 0; x < side; x++) {
+      seed = (seed * 1103515245 + 12345) >>> 0;
+      const grain = (seed >>> 24) % 24;
+      const i = (y * side + x) * 3;
+      rgb[i] = (120 + 100 * Math.sin(x / 90) + grain) & 255;
+      rgb[i + 1] = (110 + 90 * Math.cos(y / 70) + grain) & 255;
+      rgb[i + 2] = (100 + 60 * Math.sin((x + y) / 130) + grain) & 255;
+    }
+  }
+  return sharp(rgb, { raw: { width: side, height: side, channels: 3 } }).png().toBuffer();
+}
+
 async function measure(page: Page, server: StudioServer, dir: string): Promise<Record<string, unknown>> {
   log(`model ${dir}`);
   await page.getByRole('button', { name: 'Clear' }).click();
   const setup = await prepare(page, server, dir);
+  // (After the Size choice: with a picture open, the Size is the picture's; live frames run at the model's own.)
+  const picture = values.picture !== undefined ? await photoLikePng(Number(values.picture)) : null;
+  if (picture) await page.getByLabel('Image file').setInputFiles({ name: 'picture.png', mimeType: 'image/png', buffer: picture });
   await page.getByRole('slider', { name: 'Brush size' }).fill('12');
   await page.getByRole('button', { name: 'Brush' }).click();
   await page.getByRole('switch', { name: 'Live' }).click();
@@ -203,6 +227,7 @@ async function measure(page: Page, server: StudioServer, dir: string): Promise<R
     sampler: setup.sampler,
     cfg: setup.cfg,
     size: setup.size,
+    picture: picture ? { side: Number(values.picture), png_bytes: picture.length } : 'blank canvas',
     paint_seconds: round(elapsed, 2),
     pointer_moves: moves,
     frames: frames.length,
