@@ -16,10 +16,10 @@ import type { RgbImage } from './tensor/image.js';
 import { hiresFix } from './pipelines/hires.js';
 import { imageToImage } from './pipelines/img2img.js';
 import { inpaint } from './pipelines/inpaint.js';
-import { LiveSession, type LiveFrame, type LiveFrameOptions, type LiveRequest } from './pipelines/live.js';
+import { composeLiveFrame, LiveSession, type LiveFrame, type LiveFrameOptions, type LiveRequest } from './pipelines/live.js';
 import { layoutToImage } from './pipelines/layout.js';
 import { resolveParams } from './pipelines/resolve.js';
-import { cropAlpha, cropForInpaint, cropRegion, pasteCrop, softCrop } from './pipelines/only-masked.js';
+import { cropAlpha, cropForInpaint, cropRegion, pasteCrop, softCrop, type CropRegion } from './pipelines/only-masked.js';
 import { cropRegions, decodeRegions, regionParams } from './pipelines/regions.js';
 import { textToImage } from './pipelines/txt2img.js';
 import type { GenerateOptions, GenerateRequest, GenerateResult } from './pipelines/types.js';
@@ -138,6 +138,11 @@ export class Engine {
     });
     this.queue = run.catch(() => undefined);
     return run;
+  }
+
+  /** A live frame's whole picture for Keep: the picture with the frame's crop put back (live.ts). */
+  composeLiveFrame(pictureBytes: Uint8Array, crop: CropRegion, image: RgbImage): Promise<RgbImage> {
+    return composeLiveFrame(pictureBytes, crop, image);
   }
 
   /** Forgets the live session's caches (Live turned off). */

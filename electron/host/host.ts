@@ -556,12 +556,19 @@ export class Host {
   async keepLiveFrame(frameId: string): Promise<Responses['live.keep']> {
     const { modelId, request, frame, parentId } = this.live.shownFrame(frameId);
     const model = this.library.get(modelId);
+    // A frame carries only its crop: the engine process puts it back into the picture (never the host).
+    let output;
+    try {
+      output = await this.engine.composeLiveFrame(request.initImage!, frame.crop, frame.image);
+    } catch (err) {
+      throw fromEngine(err);
+    }
     const item = await this.history.add({
       params: frame.params,
       model: { id: model.id, hash: model.contentHash },
-      output: frame.image,
+      output,
       ...(await this.storedInputs(
-        { initImage: request.initImage, mask: request.mask ?? (await rawMaskPng(request.maskRect!, frame.image)) },
+        { initImage: request.initImage, mask: request.mask ?? (await rawMaskPng(request.maskRect!, frame.picture)) },
         generationLimits(this.settings.read()).maxInputPixels,
       )),
       parentId,

@@ -141,15 +141,11 @@ export class LiveFrames {
 function answerOf(frameId: string, frame: LiveFrame, engineCallMs: number): LiveFrameAnswer {
   const { crop, image } = frame;
   const rgba = Buffer.alloc(crop.width * crop.height * 4);
-  for (let y = 0; y < crop.height; y++) {
-    for (let x = 0; x < crop.width; x++) {
-      const src = ((crop.y + y) * image.width + crop.x + x) * 3;
-      const dst = (y * crop.width + x) * 4;
-      rgba[dst] = image.rgb[src]!;
-      rgba[dst + 1] = image.rgb[src + 1]!;
-      rgba[dst + 2] = image.rgb[src + 2]!;
-      rgba[dst + 3] = 255;
-    }
+  for (let i = 0, s = 0, d = 0; i < crop.width * crop.height; i++, s += 3, d += 4) {
+    rgba[d] = image.rgb[s]!;
+    rgba[d + 1] = image.rgb[s + 1]!;
+    rgba[d + 2] = image.rgb[s + 2]!;
+    rgba[d + 3] = 255;
   }
   return {
     status: 'done',

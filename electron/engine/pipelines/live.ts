@@ -51,7 +51,7 @@ import {
 } from './components.js';
 import { emptyTimings, type Job } from './job.js';
 import { aestheticOptions, type AddedConditioning } from './sdxl-conditioning.js';
-import { cropAlpha, cropForInpaint, cropRegion, pasteCrop, type CropRegion } from './only-masked.js';
+import { blendCrop, cropAlpha, cropForInpaint, cropRegion, placeCrop, type CropRegion } from './only-masked.js';
 import { resolveParams } from './resolve.js';
 import type { GenerateRequest } from './types.js';
 import { maskFromRect, type RawMaskRect } from '../tensor/mask-rect.js';
@@ -66,8 +66,14 @@ export interface LiveFrameOptions {
 }
 
 export interface LiveFrame {
-  /** The whole picture with the repainted crop pasted back, at the picture's own size. */
+  /**
+   * The crop of the picture as the frame leaves it (crop.width × crop.height: the picture there with the
+   * repaint pasted back); the rest of the picture is unchanged. `composeLiveFrame` puts it back into the
+   * picture (Keep): a whole picture per frame would cross to the host and be copied for nothing.
+   */
   image: RgbImage;
+  /** The picture's size. */
+  picture: { width: number; height: number };
   /** The parameters as a queued inpaint would record them (inpaintArea 'masked'). */
   params: GenerationParams;
   timings: GenerationTimings;
@@ -288,9 +294,9 @@ export class LiveSession {
     const alpha = featherMask(binary, width, height, params.maskBlur);
     const regionAlpha = crop.width === width && crop.height === height ? alpha : cropAlpha(pictureMask, crop, params.maskBlur);
     const repainted = pasteBack(cut.image, generated, alpha);
-    const image = pasteCrop(picture, crop, repainted, regionAlpha);
+    const image = blendCrop(picture, crop, repainted, regionAlpha);
     timings.totalMs = performance.now() - started;
-    return { image, params, timings, crop, loras, warnings: [...warnings], reused, provider: model.sessions.providers['unet'] ?? 'cpu', unetMs: unet.unetMs };
+    return { image, picture: { width: picture.width, height: picture.height }, params, timings, crop, loras, warnings: [...warnings], reused, provider: model.sessions.providers['unet'] ?? 'cpu', unetMs: unet.unetMs };
   }
 
   /** The scheduler's output arrays, one set per latent size, written in place by each step. */
@@ -510,4 +516,12 @@ class PreparedDecoder {
     await this.model.modules.vaeDecoder.runPrepared(this.feeds, this.outputs);
     return tensorToImage(this.output, this.outSize.width, this.outSize.height);
   }
+}
+
+/**
+ * A live frame's whole picture (what Keep stores): the picture (its file bytes, as the frame's request
+ * sent them) with the frame's crop put back at `crop`.
+ */
+export async function composeLiveFrame(pictureBytes: Uint8Array, crop: CropRegion, image: RgbImage): Promise<RgbImage> {
+  return placeCrop(await decodeImage(pictureBytes, 'init image'), crop, image);
 }

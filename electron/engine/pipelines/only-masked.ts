@@ -147,18 +147,34 @@ export function softCrop(
  * paste-back weights (cropAlpha), so pixels outside the mask stay byte-identical.
  */
 export function pasteCrop(image: RgbImage, region: CropRegion, repainted: RgbImage, alpha: Float32Array): RgbImage {
+  return placeCrop(image, region, blendCrop(image, region, repainted, alpha));
+}
+
+/**
+ * The region of the picture as pasteCrop leaves it (region-sized): the repainted crop scaled back to the
+ * region and blended over the picture's pixels there with the paste-back weights.
+ */
+export function blendCrop(image: RgbImage, region: CropRegion, repainted: RgbImage, alpha: Float32Array): RgbImage {
   const scaled = resizeRaw(repainted.rgb, repainted, 3, null, region);
-  const rgb = new Uint8Array(image.rgb);
-  for (let y = 0; y < region.height; y++) {
-    for (let x = 0; x < region.width; x++) {
-      const a = alpha[y * region.width + x]!;
-      if (a <= 0) continue;
-      const src = (y * region.width + x) * 3;
-      const dst = ((region.y + y) * image.width + region.x + x) * 3;
-      for (let c = 0; c < 3; c++) {
-        rgb[dst + c] = a >= 1 ? scaled[src + c]! : Math.round(image.rgb[dst + c]! * (1 - a) + scaled[src + c]! * a);
-      }
+  const rgb = copyRegion(image.rgb, image.width, 3, region);
+  for (let i = 0; i < region.width * region.height; i++) {
+    const a = alpha[i]!;
+    if (a <= 0) continue;
+    for (let c = 0; c < 3; c++) {
+      const k = i * 3 + c;
+      rgb[k] = a >= 1 ? scaled[k]! : Math.round(rgb[k]! * (1 - a) + scaled[k]! * a);
     }
   }
+  return { width: region.width, height: region.height, rgb };
+}
+
+/** A copy of the picture with the region's pixels replaced by `crop` (region-sized). */
+export function placeCrop(image: RgbImage, region: CropRegion, crop: RgbImage): RgbImage {
+  if (crop.width !== region.width || crop.height !== region.height || region.x + region.width > image.width || region.y + region.height > image.height) {
+    throw new InvalidRequestError(`a ${crop.width}×${crop.height} crop does not fit at (${region.x}, ${region.y}) of a ${image.width}×${image.height} picture`);
+  }
+  const rgb = new Uint8Array(image.rgb);
+  const row = region.width * 3;
+  for (let y = 0; y < region.height; y++) rgb.set(crop.rgb.subarray(y * row, (y + 1) * row), ((region.y + y) * image.width + region.x) * 3);
   return { width: image.width, height: image.height, rgb };
 }

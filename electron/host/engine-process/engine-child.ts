@@ -105,6 +105,9 @@ channel.onMessage((message) => {
         return { ended: true as const };
       });
       return;
+    case 'liveCompose':
+      reply(message.id, () => requireEngine().composeLiveFrame(message.picture, message.crop, message.image));
+      return;
     case 'prepareImages':
       reply(message.id, () => Promise.all(message.images.map(async (image) => prepareStoredImage(await imageSourceBytes(image), image.what, message.maxPixels))));
       return;

@@ -8,6 +8,8 @@ import type { EngineStatus } from '../../shared/contract.js';
 import { CancelledError, StudioError } from '../../shared/errors.js';
 import type { ExecutionProviderName } from '../../shared/generation.js';
 import type { LiveFrame, LiveRequest } from '../../engine/pipelines/live.js';
+import type { CropRegion } from '../../engine/pipelines/only-masked.js';
+import type { RgbImage } from '../../engine/tensor/image.js';
 import type { GenerateOptions, GenerateRequest, GenerateResult } from '../../engine/pipelines/types.js';
 import { forkEngine, type EngineExit, type EngineLauncher, type EngineProcess } from './launcher.js';
 import type { JobImageFiles } from '../job-images.js';
@@ -325,6 +327,11 @@ export class EngineClient {
   async endLive(): Promise<EngineReplies['liveEnd']> {
     if (!this.proc || this.closed) return { ended: true };
     return this.request<'liveEnd'>({ type: 'liveEnd' });
+  }
+
+  /** A live frame's whole picture for Keep (the picture with the frame's crop put back), made in the engine process. */
+  composeLiveFrame(picture: Uint8Array, crop: CropRegion, image: RgbImage): Promise<EngineReplies['liveCompose']> {
+    return this.request<'liveCompose'>({ type: 'liveCompose', picture, crop, image });
   }
 
   /**

@@ -8,6 +8,8 @@ import type { ExecutionProviderName } from '../../shared/generation.js';
 import type { PreparedImage } from '../../shared/history.js';
 import type { ModelInfo, SessionReport } from '../../shared/model.js';
 import type { LiveFrame, LiveRequest } from '../../engine/pipelines/live.js';
+import type { CropRegion } from '../../engine/pipelines/only-masked.js';
+import type { RgbImage } from '../../engine/tensor/image.js';
 import type { GenerateProgress, GenerateRequest, GenerateResult } from '../../engine/pipelines/types.js';
 import type { JobImageFiles } from '../job-images.js';
 
@@ -34,6 +36,8 @@ export type HostMessage =
   | { type: 'unload'; id: number; modelDir: string | null }
   | { type: 'live'; id: number; modelDir: string; request: LiveRequest }
   | { type: 'liveEnd'; id: number }
+  /** A live frame's whole picture for Keep: the picture's bytes with the frame's crop put back. */
+  | { type: 'liveCompose'; id: number; picture: Uint8Array; crop: CropRegion; image: RgbImage }
   /** User images for history, decoded and thumbnailed here so the host never decodes them (stored-image.ts). */
   | { type: 'prepareImages'; id: number; images: ImageSource[]; maxPixels: number };
 
@@ -48,6 +52,7 @@ export interface EngineReplies {
   unload: { unloaded: boolean };
   live: LiveFrame;
   liveEnd: { ended: true };
+  liveCompose: RgbImage;
   prepareImages: PreparedImage[];
 }
 

@@ -48,11 +48,13 @@ function slowEngine(msFor: number | ((seed: number) => number)) {
 }
 
 function fakeFrame(seed: number): LiveFrame {
-  const width = 8;
-  const height = 6;
+  // The crop (4×3 at (2, 1)) of an 8×6 picture.
+  const width = 4;
+  const height = 3;
   const rgb = new Uint8Array(width * height * 3).fill(seed % 256);
   return {
     image: { width, height, rgb },
+    picture: { width: 8, height: 6 },
     params: {
       mode: 'inpaint',
       prompt: 'p',

@@ -77,9 +77,11 @@ describe('live frames', () => {
         const queued = await engine.generate(dirOf(name), { ...request, ...nativeResolution, inpaintArea: 'masked' });
         assert.deepEqual([live.params.width, live.params.height], [nativeResolution.width, nativeResolution.height]);
         assert.deepEqual(live.params, queued.params);
-        assert.equal(live.image.width, W);
-        assert.equal(live.image.height, H);
-        assert.ok(Buffer.from(live.image.rgb).equals(Buffer.from(queued.image.rgb)), `${name}: frame differs from the queued inpaint`);
+        // The frame carries its crop; put back into the picture (Keep) it is the queued inpaint.
+        assert.deepEqual([live.image.width, live.image.height, live.picture.width, live.picture.height], [live.crop.width, live.crop.height, W, H]);
+        const whole = await engine.composeLiveFrame(request.initImage!, live.crop, live.image);
+        assert.deepEqual([whole.width, whole.height], [W, H]);
+        assert.ok(Buffer.from(whole.rgb).equals(Buffer.from(queued.image.rgb)), `${name}: frame differs from the queued inpaint`);
         reused.push(live.reused);
       }
       assert.deepEqual(
@@ -122,7 +124,8 @@ describe('live frames', () => {
       const queued = await engine.generate(dir, { ...request, mask: maskPngBytes, inpaintArea: 'masked' });
       assert.equal(fromRect.crop.width === 64, w === 64, `${w}×${h}: the crop is ${fromRect.crop.width} wide`);
       assert.ok(Buffer.from(fromRect.image.rgb).equals(Buffer.from(fromPng.image.rgb)), `${w}×${h}: maskRect frame differs from the PNG mask's`);
-      assert.ok(Buffer.from(fromRect.image.rgb).equals(Buffer.from(queued.image.rgb)), `${w}×${h}: maskRect frame differs from the queued inpaint`);
+      const whole = await engine.composeLiveFrame(request.initImage!, fromRect.crop, fromRect.image);
+      assert.ok(Buffer.from(whole.rgb).equals(Buffer.from(queued.image.rgb)), `${w}×${h}: maskRect frame differs from the queued inpaint`);
     }
   });
 
@@ -169,8 +172,9 @@ describe('live frames', () => {
     assert.deepEqual(order, ['frame 1 done', 'job started', 'job done', 'frame 2 E_CANCELLED', 'frame 3 done']);
   });
 
-  test('outside the crop every pixel stays the picture', async () => {
+  test('outside the crop every pixel of the kept picture stays the picture; a crop that does not fit is refused', async () => {
     const pictureRgb = testPicture(W, H);
+    const initImage = await toPng(pictureRgb);
     const live = await engine.liveFrame(small['tiny-sd1-inpaint'], {
       mode: 'inpaint',
       prompt: 'x',
@@ -179,18 +183,20 @@ describe('live frames', () => {
       width: 64,
       height: 64,
       maskPadding: 4,
-      initImage: await toPng(pictureRgb),
+      initImage,
       mask: await maskPng([[100, 80, 110, 90]]),
     });
     const { x, y, width, height } = live.crop;
     assert.ok(width < W && height < H, 'only the masked area is repainted');
+    const whole = await engine.composeLiveFrame(initImage, live.crop, live.image);
     for (let py = 0; py < H; py++) {
       for (let px = 0; px < W; px++) {
         if (px >= x && px < x + width && py >= y && py < y + height) continue;
         const i = (py * W + px) * 3;
-        assert.deepEqual([...live.image.rgb.subarray(i, i + 3)], [...pictureRgb.rgb.subarray(i, i + 3)]);
+        assert.deepEqual([...whole.rgb.subarray(i, i + 3)], [...pictureRgb.rgb.subarray(i, i + 3)]);
       }
     }
+    await assert.rejects(engine.composeLiveFrame(initImage, { ...live.crop, x: W - 2 }, live.image), /does not fit/);
   });
 
   test('an aborted frame stops with E_CANCELLED and the next one runs', async () => {
