@@ -21,7 +21,25 @@ export interface CropRegion {
 
 /** Bounding box of the mask (pixels ≥ ½), or null when nothing is masked. */
 export function maskBounds(mask: GrayImage): CropRegion | null {
-  return boundsWhere(mask.width, mask.height, (i) => mask.data[i]! >= 128);
+  // Each row from both ends (a live frame's mask is a picture-size array, mostly empty).
+  const { width, height, data } = mask;
+  let x0 = width;
+  let x1 = -1;
+  let y0 = -1;
+  let y1 = -1;
+  for (let y = 0; y < height; y++) {
+    const row = y * width;
+    let first = 0;
+    while (first < width && data[row + first]! < 128) first++;
+    if (first === width) continue;
+    if (y0 < 0) y0 = y;
+    y1 = y;
+    if (first < x0) x0 = first;
+    let last = width - 1;
+    while (last > x1 && data[row + last]! < 128) last--;
+    if (last > x1) x1 = last;
+  }
+  return y0 < 0 ? null : { x: x0, y: y0, width: x1 - x0 + 1, height: y1 - y0 + 1 };
 }
 
 /** Bounding box of the pixels with `marked(index)`, or null when there are none. */
@@ -73,10 +91,11 @@ function resizeRaw(
   channels: 1 | 3,
   region: CropRegion | null,
   to: { width: number; height: number },
+  spans?: Int32Array,
 ): Uint8Array {
   const box = region ?? { x: 0, y: 0, width: from.width, height: from.height };
   const cut = region ? copyRegion(data, from.width, channels, box) : data;
-  return box.width === to.width && box.height === to.height ? cut : resizeLanczos(cut, box, channels, to);
+  return box.width === to.width && box.height === to.height ? cut : resizeLanczos(cut, box, channels, to, spans);
 }
 
 /** The rows of `region` from an image `width` pixels wide, `channels` bytes a pixel. */
@@ -155,7 +174,18 @@ export function pasteCrop(image: RgbImage, region: CropRegion, repainted: RgbIma
  * region and blended over the picture's pixels there with the paste-back weights.
  */
 export function blendCrop(image: RgbImage, region: CropRegion, repainted: RgbImage, alpha: Float32Array): RgbImage {
-  const scaled = resizeRaw(repainted.rgb, repainted, 3, null, region);
+  // Only the pixels with a weight are scaled back (a stroke is a small part of its crop).
+  const spans = new Int32Array(region.height * 2);
+  for (let y = 0; y < region.height; y++) {
+    const row = y * region.width;
+    let x0 = 0;
+    while (x0 < region.width && !(alpha[row + x0]! > 0)) x0++;
+    let x1 = region.width;
+    while (x1 > x0 && !(alpha[row + x1 - 1]! > 0)) x1--;
+    spans[y * 2] = x0;
+    spans[y * 2 + 1] = x1;
+  }
+  const scaled = resizeRaw(repainted.rgb, repainted, 3, null, region, spans);
   const rgb = copyRegion(image.rgb, image.width, 3, region);
   for (let i = 0; i < region.width * region.height; i++) {
     const a = alpha[i]!;

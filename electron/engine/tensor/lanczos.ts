@@ -73,13 +73,16 @@ function clip8(v: number): number {
 
 /**
  * Resizes an interleaved 8-bit image (`channels` bytes a pixel) from `from` to `to` as Pillow's LANCZOS.
- * Returns a new array (a copy when the size does not change).
+ * Returns a new array (a copy when the size does not change). `spans` (optional, two numbers per output
+ * row: the columns [x0, x1) wanted) computes those pixels and may skip the rest (left 0): a repaint pasted
+ * back through a mask needs only the masked ones. The pixels computed are the same either way.
  */
 export function resizeLanczos(
   data: Uint8Array,
   from: { width: number; height: number },
   channels: number,
   to: { width: number; height: number },
+  spans?: Int32Array,
 ): Uint8Array {
   if (data.length !== from.width * from.height * channels) {
     throw new Error(`resizeLanczos: ${data.length} bytes for ${from.width}×${from.height}×${channels}`);
@@ -96,11 +99,23 @@ export function resizeLanczos(
     const rows = to.height !== from.height ? last - first : from.height;
     const top = to.height !== from.height ? first : 0;
     const { bounds, weights, ksize } = coefficients(from.width, to.width);
+    // The columns any wanted pixel needs (all of them without spans).
+    let colFrom = 0;
+    let colTo = to.width;
+    if (spans) {
+      colFrom = to.width;
+      colTo = 0;
+      for (let yy = 0; yy < to.height; yy++) {
+        if (spans[yy * 2 + 1]! <= spans[yy * 2]!) continue;
+        colFrom = Math.min(colFrom, spans[yy * 2]!);
+        colTo = Math.max(colTo, spans[yy * 2 + 1]!);
+      }
+    }
     const out = new Uint8Array(to.width * rows * channels);
     for (let y = 0; y < rows; y++) {
       const inRow = (y + top) * from.width * channels;
-      let o = y * to.width * channels;
-      for (let xx = 0; xx < to.width; xx++) {
+      let o = (y * to.width + colFrom) * channels;
+      for (let xx = colFrom; xx < colTo; xx++) {
         const n = bounds[xx * 2 + 1]!;
         const kOff = xx * ksize;
         let p = inRow + bounds[xx * 2]! * channels;
@@ -138,16 +153,23 @@ export function resizeLanczos(
   const { weights, ksize } = vertical;
   const rowBytes = srcWidth * channels;
   const out = new Uint8Array(to.height * rowBytes);
+  // Row by row (the taps' rows are read in order: far faster than a column walk on large pictures).
+  const acc = new Int32Array(rowBytes);
   for (let yy = 0; yy < to.height; yy++) {
+    const b0 = spans ? Math.max(0, spans[yy * 2]!) * channels : 0;
+    const b1 = spans ? Math.min(srcWidth, spans[yy * 2 + 1]!) * channels : rowBytes;
+    if (b1 <= b0) continue;
     const n = vBounds[yy * 2 + 1]!;
     const kOff = yy * ksize;
-    const first = vBounds[yy * 2]! * rowBytes;
-    const outRow = yy * rowBytes;
-    for (let i = 0; i < rowBytes; i++) {
-      let s0 = HALF;
-      for (let y = 0, q = first + i; y < n; y++, q += rowBytes) s0 += src[q]! * weights[kOff + y]!;
-      out[outRow + i] = clip8(s0);
+    const first = vBounds[yy * 2]!;
+    acc.fill(HALF, b0, b1);
+    for (let y = 0; y < n; y++) {
+      const w = weights[kOff + y]!;
+      const row = (first + y) * rowBytes;
+      for (let i = b0; i < b1; i++) acc[i]! += src[row + i]! * w;
     }
+    const outRow = yy * rowBytes;
+    for (let i = b0; i < b1; i++) out[outRow + i] = clip8(acc[i]!);
   }
   return out;
 }

@@ -33,6 +33,26 @@ describe('crop region', () => {
     assert.deepEqual(huge, { x: 0, y: 0, width: 200, height: 150 });
   });
 
+  test('the mask bounds are those of every pixel ≥ ½, whatever the shape', () => {
+    let seed = 5;
+    const next = (n: number) => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) % n;
+    for (let t = 0; t < 200; t++) {
+      const width = 1 + next(40);
+      const height = 1 + next(30);
+      const data = new Uint8Array(width * height);
+      for (let k = next(6); k > 0; k--) data[next(data.length)] = 100 + next(156);
+      let expected: { x: number; y: number; width: number; height: number } | null = null;
+      let [x0, y0, x1, y1] = [width, height, -1, -1];
+      data.forEach((v, i) => {
+        if (v < 128) return;
+        const x = i % width, y = Math.floor(i / width);
+        [x0, y0, x1, y1] = [Math.min(x0, x), Math.min(y0, y), Math.max(x1, x), Math.max(y1, y)];
+      });
+      if (x1 >= 0) expected = { x: x0, y: y0, width: x1 - x0 + 1, height: y1 - y0 + 1 };
+      assert.deepEqual(maskBounds({ width, height, data }), expected, `case ${t}`);
+    }
+  });
+
   test('an empty mask is refused with a clear message', () => {
     assert.throws(() => cropRegion(rectMask(50, 50, 0, 0, 0, 0), 8, 64, 64), /the mask is empty/);
   });

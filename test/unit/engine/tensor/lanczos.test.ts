@@ -30,3 +30,23 @@ test('resizeLanczos: the same size is a copy; bad sizes are refused', () => {
   assert.throws(() => resizeLanczos(data, { width: 3, height: 1 }, 3, { width: 2, height: 1 }), /6 bytes for 3×1×3/);
   assert.throws(() => resizeLanczos(data, { width: 2, height: 1 }, 3, { width: 0, height: 1 }), /target 0×1/);
 });
+
+test('resizeLanczos with spans: the pixels asked for are those of the whole resize', () => {
+  const from = { width: 37, height: 29 };
+  const data = Uint8Array.from({ length: 37 * 29 * 3 }, (_, i) => (i * 97) % 251);
+  for (const to of [{ width: 101, height: 77 }, { width: 13, height: 11 }, { width: 37, height: 60 }, { width: 80, height: 29 }]) {
+    const whole = resizeLanczos(data, from, 3, to);
+    const spans = new Int32Array(to.height * 2);
+    for (let y = 0; y < to.height; y++) {
+      spans[y * 2] = (y * 7) % to.width;
+      spans[y * 2 + 1] = y % 5 === 0 ? 0 : Math.min(to.width, spans[y * 2]! + 1 + ((y * 13) % to.width));
+    }
+    const some = resizeLanczos(data, from, 3, to, spans);
+    for (let y = 0; y < to.height; y++) {
+      for (let x = spans[y * 2]!; x < spans[y * 2 + 1]!; x++) {
+        const i = (y * to.width + x) * 3;
+        assert.deepEqual([...some.subarray(i, i + 3)], [...whole.subarray(i, i + 3)], `${to.width}×${to.height} at (${x}, ${y})`);
+      }
+    }
+  }
+});
