@@ -41,10 +41,11 @@ const RENDERER_PATTERNS = [
     message: 'The renderer talks to the host only through src/ipc/studio-client.ts.',
   },
   {
-    // generation-limits imports nothing: its numbers are the one thing the renderer takes from shared as values.
-    group: ['**/electron/shared/**', '!**/electron/shared/generation-limits.js'],
+    // The leaves import nothing: generation-limits' numbers and mask-bounds' one function are what the
+    // renderer takes from shared as values.
+    group: ['**/electron/shared/**', '!**/electron/shared/generation-limits.js', '!**/electron/shared/mask-bounds.js'],
     allowTypeImports: true,
-    message: 'The renderer may only `import type` from electron/shared (values only from generation-limits.ts).',
+    message: 'The renderer may only `import type` from electron/shared (values only from generation-limits.ts and mask-bounds.ts).',
   },
 ];
 const RENDERER_PATHS = [{ name: 'electron', message: 'The renderer never imports electron: the preload exposes window.studio.' }];
@@ -91,9 +92,9 @@ export default tseslint.config(
   { files: ['renderer/src/*.{ts,tsx}'], rules: restrictedImports({ paths: RENDERER_PATHS, patterns: RENDERER_PATTERNS }) },
   ...ALL.map(layerRule),
   {
-    // The renderer imports this one's values: it must stay a leaf (plain constants, no imports).
-    files: ['electron/shared/generation-limits.ts'],
-    rules: { 'no-restricted-syntax': ['error', { selector: 'ImportDeclaration, ExportAllDeclaration, ExportNamedDeclaration[source]', message: 'generation-limits.ts imports nothing (the renderer imports its values).' }] },
+    // The renderer imports these ones' values: they must stay leaves (no imports).
+    files: ['electron/shared/generation-limits.ts', 'electron/shared/mask-bounds.ts'],
+    rules: { 'no-restricted-syntax': ['error', { selector: 'ImportDeclaration, ExportAllDeclaration, ExportNamedDeclaration[source]', message: 'This file imports nothing (the renderer imports its values).' }] },
   },
   {
     // CommonJS scripts meant to run with nothing but Node and one package beside them (bench/providers.bench.cjs).

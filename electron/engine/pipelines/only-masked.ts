@@ -8,6 +8,7 @@
  * mask lets change, and the paste-back weight is the soft mask's own (softCrop).
  */
 import { InvalidRequestError } from '../../shared/errors.js';
+import { maskBoundsAtLeast } from '../../shared/mask-bounds.js';
 import { binarizeMask, featherMask, type GrayImage, type RgbImage } from '../tensor/image.js';
 import { resizeLanczos } from '../tensor/lanczos.js';
 import { softChangeMap } from './soft-inpaint.js';
@@ -21,25 +22,7 @@ export interface CropRegion {
 
 /** Bounding box of the mask (pixels ≥ ½), or null when nothing is masked. */
 export function maskBounds(mask: GrayImage): CropRegion | null {
-  // Each row from both ends (a live frame's mask is a picture-size array, mostly empty).
-  const { width, height, data } = mask;
-  let x0 = width;
-  let x1 = -1;
-  let y0 = -1;
-  let y1 = -1;
-  for (let y = 0; y < height; y++) {
-    const row = y * width;
-    let first = 0;
-    while (first < width && data[row + first]! < 128) first++;
-    if (first === width) continue;
-    if (y0 < 0) y0 = y;
-    y1 = y;
-    if (first < x0) x0 = first;
-    let last = width - 1;
-    while (last > x1 && data[row + last]! < 128) last--;
-    if (last > x1) x1 = last;
-  }
-  return y0 < 0 ? null : { x: x0, y: y0, width: x1 - x0 + 1, height: y1 - y0 + 1 };
+  return maskBoundsAtLeast(mask.data, mask.width, mask.height, 128);
 }
 
 /** Bounding box of the pixels with `marked(index)`, or null when there are none. */

@@ -23,6 +23,7 @@ import type { LiveFrameAnswer, RequestInputs } from '../../../electron/shared/co
 import type { EditorDocument } from '../document/document.js';
 import { encodeRgbPng, type ZlibCompress } from '../document/png.js';
 import type { StudioClient } from '../ipc/studio-client.js';
+import { maskBoundsAtLeast } from '../../../electron/shared/mask-bounds.js';
 import { Store, type GenerationSettings } from './store.js';
 
 export interface LiveFrameView {
@@ -294,33 +295,9 @@ export function maskRect(
   height: number,
   toBase64: (bytes: Uint8Array) => string,
 ): NonNullable<RequestInputs['live.frame']['maskRect']> | undefined {
-  let x0 = width;
-  let x1 = -1;
-  let y0 = -1;
-  let y1 = -1;
-  for (let y = 0; y < height; y++) {
-    const row = y * width;
-    let first = -1;
-    for (let x = 0; x < width; x++) {
-      if (data[row + x] !== 0) {
-        first = x;
-        break;
-      }
-    }
-    if (first < 0) continue;
-    if (y0 < 0) y0 = y;
-    y1 = y;
-    if (first < x0) x0 = first;
-    for (let x = width - 1; x > x1; x--) {
-      if (data[row + x] !== 0) {
-        x1 = x;
-        break;
-      }
-    }
-  }
-  if (y0 < 0) return undefined;
-  const w = x1 - x0 + 1;
-  const h = y1 - y0 + 1;
+  const bounds = maskBoundsAtLeast(data, width, height, 1);
+  if (!bounds) return undefined;
+  const { x: x0, y: y0, width: w, height: h } = bounds;
   const bytes = new Uint8Array(w * h);
   for (let y = 0; y < h; y++) bytes.set(data.subarray((y0 + y) * width + x0, (y0 + y) * width + x0 + w), y * w);
   return { x: x0, y: y0, width: w, height: h, data: toBase64(bytes) };
