@@ -4,7 +4,7 @@
  */
 import { resolve } from 'node:path';
 import sharp from 'sharp';
-import { InvalidRequestError } from '../shared/errors.js';
+import { InvalidRequestError, NO_LIVE_PICTURE } from '../shared/errors.js';
 import { HIRES_PIXEL_UPSCALERS, isLatentUpscaler, type ExecutionProviderName } from '../shared/generation.js';
 import type { ModelInfo, SessionReport } from '../shared/model.js';
 import { applyPromptLoras, releaseLoraSessions } from './lora/sessions.js';
@@ -123,12 +123,22 @@ export class Engine {
     return run;
   }
 
+  /** The picture the last live frame was sent (its file bytes). */
+  private livePicture: Uint8Array | null = null;
+
   /**
    * One live-painting frame (pipelines/live.ts): an inpaint of the masked area that reuses what the
    * previous frame of the same model computed. Frames share the job chain, so a frame and a queued job
    * never run at the same time and each waits for at most the one in front of it.
    */
   liveFrame(modelDir: string, request: LiveRequest, options: LiveFrameOptions = {}): Promise<LiveFrame> {
+    // The picture of a live session is kept here (not per model): a frame may say reusePicture instead.
+    if (request.reusePicture) {
+      if (!this.livePicture) return Promise.reject(new InvalidRequestError(NO_LIVE_PICTURE));
+      request = { ...request, initImage: this.livePicture };
+    } else if (request.initImage) {
+      this.livePicture = request.initImage;
+    }
     const run = this.queue.then(async () => {
       throwIfAborted(options.signal);
       const key = resolve(modelDir);
@@ -145,9 +155,10 @@ export class Engine {
     return composeLiveFrame(pictureBytes, crop, image);
   }
 
-  /** Forgets the live session's caches (Live turned off). */
+  /** Forgets the live session's caches and picture (Live turned off). */
   endLive(): void {
     this.live = null;
+    this.livePicture = null;
   }
 
   private async run(modelDir: string, request: GenerateRequest, options: GenerateOptions): Promise<GenerateResult> {

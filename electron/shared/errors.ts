@@ -37,6 +37,9 @@ export class StudioError extends Error {
   }
 }
 
+/** The engine's answer to a live frame that reuses a picture it no longer holds (its client then sends the picture). */
+export const NO_LIVE_PICTURE = 'the engine holds no live picture to reuse';
+
 /** A request that does not make sense (bad size, bad steps, unknown sampler): rejected before any work. */
 export class InvalidRequestError extends StudioError {
   override name = 'InvalidRequestError';

@@ -58,8 +58,12 @@ import { maskFromRect, type RawMaskRect } from '../tensor/mask-rect.js';
 
 export type { RawMaskRect };
 
-/** A live frame's request: an inpaint request whose mask is either `mask` (encoded) or `maskRect`. */
-export type LiveRequest = GenerateRequest & { maskRect?: RawMaskRect };
+/**
+ * A live frame's request: an inpaint request whose mask is either `mask` (encoded) or `maskRect`.
+ * `reusePicture`: no `initImage`; the picture is the one the engine's previous live frame was sent
+ * (Engine.liveFrame keeps it), so a large picture crosses into the engine process once.
+ */
+export type LiveRequest = GenerateRequest & { maskRect?: RawMaskRect; reusePicture?: boolean };
 
 export interface LiveFrameOptions {
   signal?: AbortSignal;

@@ -5,7 +5,7 @@
  * a fresh process.
  */
 import type { EngineStatus } from '../../shared/contract.js';
-import { CancelledError, StudioError } from '../../shared/errors.js';
+import { CancelledError, NO_LIVE_PICTURE, StudioError } from '../../shared/errors.js';
 import type { ExecutionProviderName } from '../../shared/generation.js';
 import type { LiveFrame, LiveRequest } from '../../engine/pipelines/live.js';
 import type { CropRegion } from '../../engine/pipelines/only-masked.js';
@@ -96,6 +96,8 @@ export class EngineClient {
   /** The process the watchdog ended as frozen (its exit is reported as such). */
   private frozen: EngineProcess | null = null;
   private proc: EngineProcess | null = null;
+  /** The picture the engine process was sent with the last live frame (the host's bytes object). */
+  private livePicture: Uint8Array | null = null;
   private starting: Promise<void> | null = null;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
@@ -190,6 +192,7 @@ export class EngineClient {
         if (this.proc !== proc) return;
         this.proc = null;
         this.starting = null;
+        this.livePicture = null;
         const reason = describeExit(exit);
         const frozen = this.frozen === proc;
         if (frozen) this.frozen = null;
@@ -301,6 +304,22 @@ export class EngineClient {
    * steps; like a job, a frame that does not stop within the grace ends the process.
    */
   async liveFrame(modelDir: string, request: LiveRequest, options: { signal?: AbortSignal } = {}): Promise<LiveFrame> {
+    // A picture the engine process was sent for the frame before (the same bytes object: the host keeps
+    // one per live session) is not sent again; a process that no longer holds it says so, and gets it.
+    const picture = request.initImage;
+    if (picture !== undefined && picture === this.livePicture) {
+      try {
+        return await this.sendLiveFrame(modelDir, { ...request, initImage: undefined, reusePicture: true }, options);
+      } catch (err) {
+        // (Errors cross from the engine process as data: { name, code, message }.)
+        if (!String((err as { message?: unknown }).message).includes(NO_LIVE_PICTURE)) throw err;
+      }
+    }
+    this.livePicture = picture ?? null;
+    return this.sendLiveFrame(modelDir, request, options);
+  }
+
+  private async sendLiveFrame(modelDir: string, request: LiveRequest, options: { signal?: AbortSignal }): Promise<LiveFrame> {
     const { signal } = options;
     signal?.throwIfAborted();
     let sentId: number | null = null;
@@ -323,8 +342,10 @@ export class EngineClient {
     }
   }
 
+
   /** Frees the engine's live session (its cached prompt, latents and tensors); no process, no session. */
   async endLive(): Promise<EngineReplies['liveEnd']> {
+    this.livePicture = null;
     if (!this.proc || this.closed) return { ended: true };
     return this.request<'liveEnd'>({ type: 'liveEnd' });
   }

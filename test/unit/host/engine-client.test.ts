@@ -9,8 +9,10 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { EngineStatus } from '../../../electron/shared/contract.js';
 import { EngineClient } from '../../../electron/host/engine-process/engine-client.js';
-import { forkEngine, forkLauncher } from '../../../electron/host/engine-process/launcher.js';
-import { FIXTURE_SIZE, tempDir, TEST_ENGINE_SETTINGS, TINY_SD1 } from './support/host-fixtures.js';
+import { forkEngine, forkLauncher, type EngineProcess } from '../../../electron/host/engine-process/launcher.js';
+import type { HostMessage } from '../../../electron/host/engine-process/protocol.js';
+import { testPicture, toPng } from '../../support/engine-fixtures.js';
+import { FIXTURE_SIZE, tempDir, TEST_ENGINE_SETTINGS, TINY_SD1, TINY_SD1_INPAINT } from './support/host-fixtures.js';
 
 const scratch = tempDir('engine-client');
 const clients: EngineClient[] = [];
@@ -88,4 +90,44 @@ test('close() ends the process and fails what was pending with E_ENGINE_CLOSED',
   assert.equal(engine.status.state, 'stopped');
   assert.equal(isAlive(pid), false);
   await assert.rejects(engine.info(TINY_SD1), { code: 'E_ENGINE_CLOSED' });
+});
+
+test('a live picture crosses into the engine process once; a process that lost it is sent it again, and a restarted one too', async () => {
+  const sent: HostMessage[] = [];
+  let current: EngineProcess | null = null;
+  const { engine } = client({
+    launcher: () => {
+      const proc = forkEngine();
+      const send = proc.send.bind(proc);
+      proc.send = (message) => {
+        sent.push(message);
+        send(message);
+      };
+      current = proc;
+      return proc;
+    },
+  });
+  const W = FIXTURE_SIZE;
+  const mask = new Uint8Array(W * W * 3);
+  for (let y = 20; y < 40; y++) mask.fill(255, (y * W + 20) * 3, (y * W + 40) * 3);
+  const request = { mode: 'inpaint' as const, prompt: 'x', seed: 1, steps: 1, width: W, height: W, initImage: await toPng(testPicture(W, W)), mask: await toPng({ width: W, height: W, rgb: mask }) };
+  const lives = (): Array<Extract<HostMessage, { type: 'live' }>> => sent.filter((m): m is Extract<HostMessage, { type: 'live' }> => m.type === 'live');
+  const first = await engine.liveFrame(TINY_SD1_INPAINT, request);
+  const second = await engine.liveFrame(TINY_SD1_INPAINT, request);
+  assert.ok(lives()[0]!.request.initImage);
+  assert.equal(lives()[1]!.request.initImage, undefined, 'not sent again');
+  assert.equal(lives()[1]!.request.reusePicture, true);
+  assert.ok(Buffer.from(second.image.rgb).equals(Buffer.from(first.image.rgb)), 'the same picture, the same frame');
+  // The process forgot it (its live session ended behind the client's back): it says so, and gets it.
+  current!.send({ type: 'liveEnd', id: 1_000_000 });
+  const third = await engine.liveFrame(TINY_SD1_INPAINT, request);
+  assert.deepEqual(lives().slice(2).map((m) => [m.request.reusePicture ?? false, m.request.initImage !== undefined]), [[true, false], [false, true]]);
+  assert.ok(Buffer.from(third.image.rgb).equals(Buffer.from(first.image.rgb)));
+  // A new process: the picture goes with the first frame.
+  const old = current!;
+  const exited = new Promise<void>((r) => old.onExit(() => r()));
+  old.kill();
+  await exited;
+  await engine.liveFrame(TINY_SD1_INPAINT, request);
+  assert.ok(lives().at(-1)!.request.initImage, 'sent to the new process');
 });
