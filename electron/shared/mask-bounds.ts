@@ -1,10 +1,10 @@
 /**
- * The bounding box of a mask's pixels of at least `min` (1: every painted pixel; 128: the pixels ≥ ½),
- * or null when there are none. Each row is searched from both ends, so a picture-size mask with a small
- * stroke costs little: the renderer's live `maskRect` and the engine's only-masked crop both use it.
+ * The bounding box of a mask's pixels of at least `min` (1: every painted pixel; 128: the pixels ≥ ½;
+ * Number.MIN_VALUE on a soft change map: every pixel above 0), or null when there are none. Each row is searched from both ends, so a picture-size mask with a small
+ * stroke costs little: the renderer's live `maskRect` and the engine's only-masked crops (hard and soft) all use it.
  */
 export function maskBoundsAtLeast(
-  data: Uint8Array,
+  data: Uint8Array | Float32Array,
   width: number,
   height: number,
   min: number,

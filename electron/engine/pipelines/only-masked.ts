@@ -25,26 +25,6 @@ export function maskBounds(mask: GrayImage): CropRegion | null {
   return maskBoundsAtLeast(mask.data, mask.width, mask.height, 128);
 }
 
-/** Bounding box of the pixels with `marked(index)`, or null when there are none. */
-function boundsWhere(width: number, height: number, marked: (i: number) => boolean): CropRegion | null {
-  let x0 = width;
-  let y0 = height;
-  let x1 = -1;
-  let y1 = -1;
-  for (let y = 0; y < height; y++) {
-    const row = y * width;
-    for (let x = 0; x < width; x++) {
-      if (marked(row + x)) {
-        if (x < x0) x0 = x;
-        if (x > x1) x1 = x;
-        if (y < y0) y0 = y;
-        if (y > y1) y1 = y;
-      }
-    }
-  }
-  return x1 < 0 ? null : { x: x0, y: y0, width: x1 - x0 + 1, height: y1 - y0 + 1 };
-}
-
 /** Grows [start, start+size) to `want` around its centre, shifted to stay within [0, limit). */
 function grow(start: number, size: number, want: number, limit: number): [number, number] {
   const target = Math.min(limit, Math.max(size, want));
@@ -135,7 +115,7 @@ export function softCrop(
   maskBlur: number,
 ): { crop: CropRegion; alpha: Float32Array } {
   const change = softChangeMap(mask, maskBlur);
-  const crop = cropRegion(mask, padding, width, height, boundsWhere(mask.width, mask.height, (i) => change[i]! > 0));
+  const crop = cropRegion(mask, padding, width, height, maskBoundsAtLeast(change, mask.width, mask.height, Number.MIN_VALUE));
   const alpha = new Float32Array(crop.width * crop.height);
   for (let y = 0; y < crop.height; y++) {
     const from = (crop.y + y) * mask.width + crop.x;

@@ -18,7 +18,7 @@
  * 9-channel U-Nets keep their conditioning as for a hard mask (the mask binarized at ½ and the picture
  * with that area blanked): they were trained on binary masks, and the blend above is what makes the edge soft.
  */
-import { gaussBlurU8 } from '../tensor/gauss-blur.js';
+import { blurMaskU8 } from '../tensor/gauss-blur.js';
 import type { GrayImage } from '../tensor/image.js';
 
 /**
@@ -28,7 +28,7 @@ import type { GrayImage } from '../tensor/image.js';
 export function softChangeMap(mask: GrayImage, blur: number): Float32Array {
   const { width, height } = mask;
   // libvips' Gaussian (sharp's blur), byte for byte (gauss-blur.ts).
-  const data = blur > 0 ? gaussBlurU8(mask.data, width, height, Math.max(0.3, blur / 2)) : mask.data;
+  const data = blur > 0 ? blurMaskU8(mask.data, width, height, blur) : mask.data;
   const change = new Float32Array(width * height);
   for (let i = 0; i < change.length; i++) change[i] = data[i]! / 255;
   return change;

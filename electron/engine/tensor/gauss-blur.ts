@@ -117,3 +117,12 @@ function rint(v: number): number {
 function clip8(v: number): number {
   return v < 0 ? 0 : v > 255 ? 255 : v;
 }
+
+/**
+ * A mask blurred by A1111's mask blur of `blur` pixels: a Gaussian with σ = blur / 2, so the visible
+ * falloff stays within the radius (at least σ 0.3). The hard mask's feather and soft inpainting's change
+ * map both blur this way.
+ */
+export function blurMaskU8(mask: Uint8Array, width: number, height: number, blur: number): Uint8Array {
+  return gaussBlurU8(mask, width, height, Math.max(0.3, blur / 2));
+}

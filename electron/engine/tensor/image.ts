@@ -1,9 +1,9 @@
 /**
  * Images in and out of the engine. Pixels are 8-bit RGB, row-major (`rgb[(y*w + x)*3 + c]`).
- * Decoding, resizing and blurring use sharp (libvips); the tensor maths is plain loops.
+ * Decoding and resizing use sharp (libvips); the mask blur (gauss-blur.ts) and the tensor maths are plain loops.
  */
 import sharp from 'sharp';
-import { gaussBlurU8 } from './gauss-blur.js';
+import { blurMaskU8 } from './gauss-blur.js';
 import { BadImageError } from '../../shared/errors.js';
 import { DEFAULT_MAX_INPUT_PIXELS } from '../../shared/resource-limits.js';
 
@@ -135,9 +135,8 @@ export function featherMask(binary: Uint8Array, width: number, height: number, b
   }
   const src = new Uint8Array(binary.length);
   for (let i = 0; i < binary.length; i++) src[i] = binary[i] ? 255 : 0;
-  // A1111's mask blur is a Gaussian with this radius in pixels; σ = radius / 2 keeps the visible falloff
-  // within the radius. libvips' Gaussian (sharp's blur), byte for byte, on this thread (gauss-blur.ts).
-  const blurred = gaussBlurU8(src, width, height, Math.max(0.3, blur / 2));
+  // libvips' Gaussian (sharp's blur), byte for byte, on this thread (gauss-blur.ts).
+  const blurred = blurMaskU8(src, width, height, blur);
   for (let i = 0; i < alpha.length; i++) alpha[i] = binary[i] ? Math.min(1, blurred[i]! / 255) : 0;
   return alpha;
 }

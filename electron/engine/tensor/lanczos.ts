@@ -2,8 +2,9 @@
  * Pillow's LANCZOS resize of an 8-bit image (`Image.resize(size, Image.LANCZOS)`), in JavaScript and to
  * the byte: what AUTOMATIC1111's "Inpaint area: Only masked" scales its crop with (to the working size,
  * and the result back to the crop's size, `images.resize_image`), so the studio's crop matches it.
- * It also runs on the calling thread in well under a millisecond at 128², where a trip through sharp
- * took ~2 ms of hand-off on libvips' threads (on every live frame, three times).
+ * It runs on the calling thread: ~1 ms for an RGB crop of 100² to 128² (and 0.5 ms for its mask), where
+ * each trip through sharp took ~2 ms, mostly hand-off to libvips' threads (three per live frame). Large
+ * crops cost more than libvips' SIMD resize (~12 ms for a 659² crop to 128²).
  *
  * Pillow 12 (src/libImaging/Resample.c), 8 bits per channel:
  * - per axis: scale = in / out, filterscale = max(scale, 1), support = 3 · filterscale; output pixel

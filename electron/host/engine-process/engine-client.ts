@@ -342,7 +342,6 @@ export class EngineClient {
     }
   }
 
-
   /** Frees the engine's live session (its cached prompt, latents and tensors); no process, no session. */
   async endLive(): Promise<EngineReplies['liveEnd']> {
     this.livePicture = null;

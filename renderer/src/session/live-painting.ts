@@ -96,10 +96,9 @@ export function createLivePainting(deps: LivePaintingDeps) {
   let sentFewerSteps = false;
   /**
    * The picture the host holds for this live session (a frame that sent it was answered with its id):
-   * the document's image object, or the blank picture's; `builtPicture` is the one the last request built names.
+   * the document's image object, or the blank picture's.
    */
   let hostPicture: { of: object; id: string } | null = null;
-  let builtPicture: object | null = null;
   const unsubscribe: Array<() => void> = [];
 
   /** Marks the state as changed and starts a frame unless one is in flight. */
@@ -121,14 +120,14 @@ export function createLivePainting(deps: LivePaintingDeps) {
         const changedAt = pendingSince ?? performance.now();
         pendingSince = null;
         const sentAt = performance.now();
-        const request = await buildRequest();
+        const built = await buildRequest();
         const builtAt = performance.now();
-        if (!request) {
+        if (!built) {
           store.update({ frame: null });
           continue;
         }
+        const { request, picture } = built;
         let answer: LiveFrameAnswer;
-        const picture = builtPicture;
         try {
           answer = await client.call('live.frame', request);
         } catch (err) {
@@ -142,7 +141,7 @@ export function createLivePainting(deps: LivePaintingDeps) {
           if (store.get().on) store.update({ error: deps.describeError(err) });
           continue;
         }
-        if (store.get().on && answer.status === 'done' && answer.pictureId !== undefined && picture !== null) hostPicture = { of: picture, id: answer.pictureId };
+        if (store.get().on && answer.status === 'done' && answer.pictureId !== undefined) hostPicture = { of: picture, id: answer.pictureId };
         const answeredAt = performance.now();
         if (me !== pumps) return; // superseded by a newer pump's request
         if (!store.get().on || answer.status !== 'done') continue;
@@ -179,8 +178,11 @@ export function createLivePainting(deps: LivePaintingDeps) {
     }
   }
 
-  /** The frame request for the document and settings as they are now; null when nothing is masked. */
-  async function buildRequest(): Promise<RequestInputs['live.frame'] | null> {
+  /**
+   * The frame request for the document and settings as they are now, and the picture it names (the
+   * document's image object, or the blank one); null when nothing is masked.
+   */
+  async function buildRequest(): Promise<{ request: RequestInputs['live.frame']; picture: object } | null> {
     if (doc.mask.isEmpty()) return null;
     // The mask goes raw, as the rectangle that holds its painted pixels: no PNG to encode here or to
     // decode in the engine, a few KiB for a stroke on a large picture.
@@ -205,23 +207,17 @@ export function createLivePainting(deps: LivePaintingDeps) {
       ...(modelId ? { modelId } : {}),
     };
     const image = doc.image;
-    const blankNow = blank?.width === doc.width && blank.height === doc.height ? blank : null;
-    builtPicture = image ?? blankNow;
-    if (builtPicture !== null && builtPicture === hostPicture?.of) {
-      request.samePicture = hostPicture.id;
-      if (image?.source.kind === 'history') request.parentId = image.source.historyId;
-      else if (image?.source.kind === 'file' && image.source.parentId !== undefined) request.parentId = image.source.parentId;
-    } else if (image?.source.kind === 'history') {
-      request.initImageHash = image.source.hash;
-      request.parentId = image.source.historyId;
-    } else if (image?.source.kind === 'file') {
-      request.initImage = deps.toBase64(image.source.bytes);
-      if (image.source.parentId !== undefined) request.parentId = image.source.parentId;
-    } else {
-      request.initImage = await blankPicture();
-      builtPicture = blank;
-    }
-    return request;
+    // The history item the picture is (or was made from): a kept frame becomes its child.
+    const parentId = image?.source.kind === 'history' ? image.source.historyId : image?.source.parentId;
+    if (parentId !== undefined) request.parentId = parentId;
+    // The picture: named when the host holds it, else sent (a history picture by its hash).
+    const blankBase64 = image ? null : await blankPicture();
+    const picture: object = image ?? blank!;
+    if (picture === hostPicture?.of) request.samePicture = hostPicture.id;
+    else if (image?.source.kind === 'history') request.initImageHash = image.source.hash;
+    else if (image?.source.kind === 'file') request.initImage = deps.toBase64(image.source.bytes);
+    else request.initImage = blankBase64!;
+    return { request, picture };
   }
 
   /** A blank canvas is painted on as a white picture. */
