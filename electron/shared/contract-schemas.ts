@@ -179,6 +179,16 @@ const side = z.number().int().min(MIN_SIDE).max(MAX_SIDE).multipleOf(SIDE_MULTIP
 /** A LoRA patches the whole U-Net, so its tag has no place in a region's prompt (A1111's extra-network syntax). */
 const LORA_TAG = /<(?:lora|lyco):([^:>]+)/i;
 
+/** How the prompt is encoded (A1111's settings): the same for a queued generation and a live frame. */
+const promptOptions = {
+  /** A1111's "Clip skip": the text encoder's hidden state N − 1 layers before the last (1 = the last). */
+  clipSkip: z.number().int().min(1).max(MAX_CLIP_SKIP).optional(),
+  /** A1111's "Emphasis": how (word:1.2) weights the text encoder's output (default Original). */
+  emphasis: z.enum(EMPHASIS_MODES).optional(),
+  /** A1111's "Pad conds": pad the shorter of prompt and negative with empty chunks so they run as one batch. */
+  padConds: z.boolean().optional(),
+};
+
 /**
  * One regional prompt: a prompt, a mask (base64 of a PNG at the picture's size; white = the region, grey
  * = partly) and a weight (1 = the region's prompt alone inside its mask).
@@ -225,12 +235,7 @@ export const generateRequestSchema = z
     inpaintArea: z.enum(INPAINT_AREAS).optional(),
     /** inpaint, "masked" area: pixels of context around the mask. */
     maskPadding: z.number().int().min(0).max(MAX_MASK_PADDING).optional(),
-    /** A1111's "Clip skip": the text encoder's hidden state N − 1 layers before the last (1 = the last). */
-    clipSkip: z.number().int().min(1).max(MAX_CLIP_SKIP).optional(),
-    /** A1111's "Emphasis": how (word:1.2) weights the text encoder's output (default Original). */
-    emphasis: z.enum(EMPHASIS_MODES).optional(),
-    /** A1111's "Pad conds": pad the shorter of prompt and negative with empty chunks so they run as one batch. */
-    padConds: z.boolean().optional(),
+    ...promptOptions,
     /**
      * ControlNet: the control image (e.g. a segmentation map), its conditioning scale, and optionally a
      * ControlNet folder (default: the model folder's own controlnet/).
@@ -366,6 +371,7 @@ export const liveFrameRequestSchema = z.strictObject({
   strength: z.number().min(0).max(1).optional(),
   maskBlur: z.number().min(0).max(MAX_MASK_BLUR).optional(),
   maskPadding: z.number().int().min(0).max(MAX_MASK_PADDING).optional(),
+  ...promptOptions,
   /** The picture, base64 of its file bytes… */
   initImage: base64ImageSchema.optional(),
   /** …or an image already in history… */

@@ -29,6 +29,7 @@ import { TI_SHORT_HASH_LENGTH, type TextualInversion } from '../prompt/embedding
 import type { GenerateOptions } from './types.js';
 import { encodeRegions, predictRegionalNoise, type RegionConditioning } from './regions.js';
 import { DEFAULT_EMPHASIS } from '../../shared/generation-limits.js';
+import type { GenerationParams } from '../../shared/generation.js';
 
 /** `logvar` clamp of diffusers `DiagonalGaussianDistribution`. */
 const LOGVAR_MIN = -30;
@@ -66,7 +67,7 @@ export interface PromptEmbeddings {
  * A U-Net whose sequence axis is fixed takes only that many tokens: longer conditioning is cut to it,
  * and the job records a warning.
  */
-export async function encodePrompts(job: Job, withUncond: boolean): Promise<PromptEmbeddings> {
+export async function encodePrompts(job: PromptJob, withUncond: boolean): Promise<PromptEmbeddings> {
   const { model, params } = job;
   const clipSkip = params.clipSkip ?? 1;
   const embeddings = await model.embeddingSet(job.embeddingDirs);
@@ -126,7 +127,7 @@ export function padWithEmpty(e: EncodedPrompt, empty: EncodedPrompt, chunks: num
 }
 
 /** An encoded prompt as the U-Net takes it: cut to a fixed sequence axis, with a warning on the job. */
-export function fitToUnet(job: Job, e: EncodedPrompt, which: string): { data: Float32Array; tokens: number } {
+export function fitToUnet(job: Pick<Job, 'model' | 'warnings'>, e: EncodedPrompt, which: string): { data: Float32Array; tokens: number } {
   const fixed = job.model.info.unet.sequenceLength;
   if (fixed === null || e.tokens <= fixed) return { data: e.data, tokens: e.tokens };
   job.warnings.push(
@@ -162,27 +163,43 @@ export interface Conditioning {
  */
 export type ResidualSource = (sample: HostTensor, t: number, states: HostTensor) => Promise<Residuals>;
 
+/** What encoding the prompt reads and writes of a job: a live frame (live.ts) builds just this. */
+export type PromptJob = Pick<Job, 'model' | 'params' | 'embeddingDirs' | 'padConds' | 'warnings'>;
+
+/**
+ * Whether the U-Net runs classifier-free guidance (a [negative, prompt] batch): cfg > 1, except on an LCM
+ * model, which embeds the guidance scale; with an LCM-LoRA on another model, guidance is plain CFG (diffusers).
+ */
+export function usesCfg(model: LoadedModel, params: Pick<GenerationParams, 'cfg' | 'sampler'>): boolean {
+  return params.cfg > 1 && !(params.sampler === 'lcm' && model.info.family === 'lcm');
+}
+
+/**
+ * The prompt's (and under guidance the negative's) U-Net states, and SDXL's added inputs, with every
+ * encoding setting of the parameters (clip skip, emphasis, embeddings) and the job's Pad conds; records
+ * in the parameters what A1111's infotext says (embeddings used, Pad conds when it padded).
+ */
+export async function encodePromptStates(job: PromptJob, doCfg: boolean): Promise<{ embeddings: PromptEmbeddings; added: AddedConditioning | null }> {
+  const { model, params } = job;
+  if (!model.info.sdxl) return { embeddings: await encodePrompts(job, doCfg), added: null };
+  const sdxl = await encodeSdxlJobConditioning(job, doCfg, { width: params.width, height: params.height }, {
+    emphasis: params.emphasis ?? DEFAULT_EMPHASIS,
+    ...(job.padConds ? { padConds: true } : {}),
+    ...aestheticOptions(params),
+  });
+  if (sdxl.padded) params.padConds = true;
+  return sdxl;
+}
+
 /**
  * Encodes the prompt and sets up guidance: classifier-free when cfg > 1, except LCM, which embeds the
  * guidance scale instead (sd-onnx-reference §3.7, §8.4).
  */
 export async function encodeConditioning(job: Job): Promise<Conditioning> {
   const { model, params } = job;
-  // An LCM model embeds the guidance scale; with an LCM-LoRA on another model, guidance is plain CFG (diffusers).
-  const doCfg = params.cfg > 1 && !(params.sampler === 'lcm' && model.info.family === 'lcm');
   const condDim = model.info.unet.timestepCondDim;
   const timestepCond = condDim !== null ? guidanceEmbedding(params.cfg, condDim) : null;
-  const size = { width: params.width, height: params.height };
-  const { embeddings, added } = await timed(job, 'textEncodeMs', async () => {
-    if (!model.info.sdxl) return { embeddings: await encodePrompts(job, doCfg), added: null };
-    const sdxl = await encodeSdxlJobConditioning(job, doCfg, size, {
-      emphasis: params.emphasis ?? DEFAULT_EMPHASIS,
-      ...(job.padConds ? { padConds: true } : {}),
-      ...aestheticOptions(params),
-    });
-    if (sdxl.padded) params.padConds = true;
-    return sdxl;
-  });
+  const { embeddings, added } = await timed(job, 'textEncodeMs', () => encodePromptStates(job, usesCfg(model, params)));
   const regions = job.regions?.length ? await timed(job, 'textEncodeMs', () => encodeRegions(job, embeddings, added)) : null;
   // Memory pressure (the releaseTextEncoders setting): the encoders' sessions go until the next prompt.
   if (model.settings.releaseTextEncoders) await releaseTextEncoderSessions(model);

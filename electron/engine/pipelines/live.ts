@@ -39,8 +39,7 @@ import { SeededRng, type GaussianSource } from '../tensor/rng.js';
 import {
   decodeLatents,
   encodeImage,
-  encodePrompts,
-  encodeSdxlJobConditioning,
+  encodePromptStates,
   guidanceEmbedding,
   latentSize,
   predictNoise,
@@ -48,9 +47,11 @@ import {
   type Conditioning,
   type LatentShape,
   type PromptEmbeddings,
+  type PromptJob,
+  usesCfg,
 } from './components.js';
-import { emptyTimings, type Job } from './job.js';
-import { aestheticOptions, type AddedConditioning } from './sdxl-conditioning.js';
+import { emptyTimings } from './job.js';
+import type { AddedConditioning } from './sdxl-conditioning.js';
 import { blendCrop, cropAlpha, cropForInpaint, cropRegion, placeCrop, type CropRegion } from './only-masked.js';
 import { resolveParams } from './resolve.js';
 import type { GenerateRequest } from './types.js';
@@ -101,8 +102,8 @@ interface PromptCache {
   embeddings: PromptEmbeddings;
   /** SDXL: the U-Net's added inputs (text_embeds, time_ids). */
   added: AddedConditioning | null;
-  /** The textual-inversion embeddings the prompt used (recorded in the parameters, as a job does). */
-  usedEmbeddings: GenerationParams['embeddings'];
+  /** What encoding recorded in the parameters (the embeddings used; Pad conds when it padded), as a job does. */
+  recorded: Pick<GenerationParams, 'embeddings' | 'padConds'>;
   warnings: string[];
 }
 
@@ -165,20 +166,18 @@ export class LiveSession {
     const f = base.info.vaeScaleFactor;
     const shape: LatentShape = { channels: base.info.latentChannels, height: height / f, width: width / f };
     const nineChannel = base.info.kind === 'inpaint';
-    const doCfg = params.cfg > 1 && params.sampler !== 'lcm';
+    const doCfg = usesCfg(base, params);
 
     // 1. The prompt (and its LoRAs), unless it is the one the last frame used.
-    const promptKey = JSON.stringify([width, height, params.prompt, params.negativePrompt, doCfg, params.clipSkip ?? 1, request.loraDirs ?? [], request.embeddingDirs ?? [], params.aestheticScore, params.negativeAestheticScore]);
+    // Everything encodePromptStates reads (the parameters' encoding settings, Pad conds, the folders).
+    const padConds = request.padConds === true;
+    const promptKey = JSON.stringify([width, height, params.prompt, params.negativePrompt, doCfg, params.clipSkip ?? 1, params.emphasis, padConds, request.loraDirs ?? [], request.embeddingDirs ?? [], params.aestheticScore, params.negativeAestheticScore]);
     const reused = { prompt: this.prompt?.key === promptKey, picture: false, latents: false };
     if (!reused.prompt) {
       const applied = await applyPromptLoras(base, params.prompt, request.loraDirs ?? []);
-      // encodePrompts reads the model, the parameters, the embedding folders and the warnings of a job.
-      const encodeJob = { model: applied.model, params, embeddingDirs: request.embeddingDirs ?? [], warnings: [] as string[] };
+      const encodeJob: PromptJob = { model: applied.model, params, embeddingDirs: request.embeddingDirs ?? [], warnings: [], ...(padConds ? { padConds } : {}) };
       const t0 = performance.now();
-      // As encodeConditioning (components.ts) does for a queued job.
-      const { embeddings, added } = base.info.sdxl
-        ? await encodeSdxlJobConditioning(encodeJob, doCfg, { width, height }, aestheticOptions(params))
-        : { embeddings: await encodePrompts(encodeJob as Job, doCfg), added: null };
+      const { embeddings, added } = await encodePromptStates(encodeJob, doCfg);
       timings.textEncodeMs = performance.now() - t0;
       this.prompt = {
         key: promptKey,
@@ -186,11 +185,11 @@ export class LiveSession {
         loras: applied.reports,
         embeddings,
         added,
-        usedEmbeddings: params.embeddings,
+        recorded: { ...(params.embeddings ? { embeddings: params.embeddings } : {}), ...(params.padConds ? { padConds: params.padConds } : {}) },
         warnings: encodeJob.warnings,
       };
-    } else if (this.prompt!.usedEmbeddings) {
-      params.embeddings = this.prompt!.usedEmbeddings;
+    } else {
+      Object.assign(params, this.prompt!.recorded);
     }
     const { model, embeddings, added, loras, warnings } = this.prompt!;
     throwIfAborted(signal);

@@ -24,7 +24,7 @@ import type { EditorDocument } from '../document/document.js';
 import { encodeRgbPng, type ZlibCompress } from '../document/png.js';
 import type { StudioClient } from '../ipc/studio-client.js';
 import { maskBoundsAtLeast } from '../../../electron/shared/mask-bounds.js';
-import { Store, type GenerationSettings } from './store.js';
+import { promptOptions, Store, type GenerationSettings } from './store.js';
 
 export interface LiveFrameView {
   frameId: string;
@@ -203,6 +203,7 @@ export function createLivePainting(deps: LivePaintingDeps) {
       height: s.height,
       maskBlur: s.maskBlur,
       maskPadding: s.maskPadding,
+      ...promptOptions(s),
       maskRect: maskRect(doc.mask.data, doc.width, doc.height, deps.toBase64),
       ...(modelId ? { modelId } : {}),
     };

@@ -132,6 +132,18 @@ export const DEFAULT_SETTINGS: GenerationSettings = {
 };
 
 /** Most images one Generate press queues (the panel's own bound: each image is its own request). */
+/**
+ * How the prompt is encoded, as a request carries it (only what differs from the defaults): the same for
+ * Generate and for live frames, so a kept frame is what Generate would have made.
+ */
+export function promptOptions(s: GenerationSettings): { clipSkip?: number; emphasis?: EmphasisMode; padConds?: true } {
+  return {
+    ...(s.clipSkip > 1 ? { clipSkip: s.clipSkip } : {}),
+    ...(s.emphasis !== DEFAULT_EMPHASIS ? { emphasis: s.emphasis } : {}),
+    ...(s.padConds ? { padConds: true as const } : {}),
+  };
+}
+
 export const MAX_BATCH_COUNT = 16;
 
 /** Results of the latest generate press, waiting on the canvas to be accepted or discarded. */

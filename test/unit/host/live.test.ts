@@ -159,6 +159,20 @@ test('a bad live request is refused by the contract', async () => {
   assert.equal(!missing.ok && missing.error.code, 'E_INVALID_REQUEST');
   const extra = await host.invoke('live.frame', { ...frame(), mode: 'txt2img' });
   assert.equal(!extra.ok && extra.error.code, 'E_INVALID_REQUEST');
+  for (const bad of [{ emphasis: 'Loud' }, { clipSkip: 0 }, { padConds: 'yes' }]) {
+    const refused = await host.invoke('live.frame', { ...frame(), ...bad });
+    assert.equal(!refused.ok && refused.error.code, 'E_INVALID_REQUEST', JSON.stringify(bad));
+  }
+});
+
+test("a frame takes the prompt's encoding settings (Clip skip, Emphasis) and Keep records them", async () => {
+  const answer = ok('live.frame', await host.invoke('live.frame', { ...frame(), prompt: 'a (red:1.3) fox', clipSkip: 2, emphasis: 'No norm' }));
+  assert.equal(answer.status, 'done');
+  if (answer.status !== 'done') return;
+  assert.deepEqual([answer.params.clipSkip, answer.params.emphasis], [2, 'No norm']);
+  const kept = ok('live.keep', await host.invoke('live.keep', { frameId: answer.frameId }));
+  const item = ok('history.get', await host.invoke('history.get', { id: kept.historyId }));
+  assert.deepEqual([item.params.clipSkip, item.params.emphasis], [2, 'No norm']);
 });
 
 test('the picture crosses once: samePicture names it by the answer’s pictureId; an id the host no longer holds is refused', async () => {

@@ -40,11 +40,13 @@ describe('live frames', () => {
     { name: 'tiny-sd1-inpaint', extra: {} },
     { name: 'tiny-sd1', extra: { sampler: 'euler' } },
     { name: 'tiny-lcm', extra: { sampler: 'lcm', cfg: 1.5 } },
+    // The LCM sampler on a model that is not an LCM (an LCM-LoRA's use): guidance is plain CFG, as queued.
+    { name: 'tiny-sd1', extra: { sampler: 'lcm', cfg: 2 } },
     // SDXL (text_embeds and time_ids): the Turbo folder, no guidance.
     { name: 'tiny-sdxl-turbo', extra: { cfg: 0 } },
   ] as const;
   for (const { name, extra } of cases) {
-    test(`${name}: every frame of a stroke equals the queued masked inpaint, byte for byte`, async () => {
+    test(`${name}${'sampler' in extra ? ` (${extra.sampler}, cfg ${extra.cfg})` : ''}: every frame of a stroke equals the queued masked inpaint, byte for byte`, async () => {
       const picture = await toPng(testPicture(W, H));
       const base: GenerateRequest = {
         mode: 'inpaint',
@@ -96,6 +98,43 @@ describe('live frames', () => {
       assert.ok(reused.slice(1).every((r) => r.picture));
     });
   }
+
+  test('Clip skip, Emphasis and Pad conds reach the frame: each change re-encodes the prompt, and each frame is the queued inpaint', async () => {
+    const dir = dirOf('tiny-sd1-inpaint');
+    const { nativeResolution } = (await engine.loadModel(dir)).info;
+    const base: GenerateRequest = {
+      mode: 'inpaint',
+      prompt: 'a (red:1.6) apple, [shiny]',
+      // Longer than one 75-token chunk: Pad conds then pads the one-chunk prompt to two.
+      negativePrompt: Array.from({ length: 90 }, (_, i) => `blur${i % 7}`).join(' '),
+      seed: 11,
+      steps: 2,
+      maskBlur: 2,
+      maskPadding: 8,
+      initImage: await toPng(testPicture(W, H)),
+      mask: await maskPng([[40, 30, 70, 60]]),
+    };
+    const frames: GenerateRequest[] = [base, { ...base, emphasis: 'No norm' }, { ...base, emphasis: 'No norm', clipSkip: 2 }, { ...base, emphasis: 'No norm', clipSkip: 2, padConds: true }];
+    const crops: Buffer[] = [];
+    for (const request of frames) {
+      const live = await engine.liveFrame(dir, request);
+      const queued = await engine.generate(dir, { ...request, ...nativeResolution, inpaintArea: 'masked' });
+      assert.equal(live.reused.prompt, false, 'a changed encoding setting re-encodes the prompt');
+      assert.equal(live.reused.latents, request !== base, 'the same mask keeps its latents');
+      assert.deepEqual(live.params, queued.params);
+      assert.deepEqual([live.params.emphasis, live.params.clipSkip, live.params.padConds], [request.emphasis === 'No norm' ? 'No norm' : undefined, request.clipSkip, request.padConds]);
+      const whole = await engine.composeLiveFrame(request.initImage!, live.crop, live.image);
+      assert.ok(Buffer.from(whole.rgb).equals(Buffer.from(queued.image.rgb)), `frame ${crops.length} differs from the queued inpaint`);
+      crops.push(Buffer.from(live.image.rgb));
+    }
+    // The next stroke reuses the padded encoding, and the parameters still say it was padded.
+    const next = await engine.liveFrame(dir, { ...frames[3]!, mask: await maskPng([[40, 30, 80, 64]]) });
+    assert.deepEqual([next.reused.prompt, next.params.padConds], [true, true]);
+    // Each setting changes the picture (so a frame that kept the last encoding would be caught above).
+    for (const [i, setting] of ['Emphasis', 'Clip skip', 'Pad conds'].entries()) {
+      assert.ok(!crops[i + 1]!.equals(crops[i]!), `${setting} changed nothing in the frame`);
+    }
+  });
 
   test('a raw mask rectangle (maskRect) gives the frame of its PNG mask and the queued inpaint, byte for byte, scaled crop or not', async () => {
     const dir = small['tiny-sd1-inpaint'];

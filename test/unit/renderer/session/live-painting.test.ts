@@ -225,6 +225,11 @@ describe('live painting in the session', () => {
     assert.equal(t.frames()[1]!.cfg, 3);
     assert.equal(t.frames()[1]!.seed, t.frames()[0]!.seed, 'every frame of a session repaints from the same seed');
     await until(() => !live!.store.get().computing, 2000, 'idle');
+    // The prompt's encoding settings go with the frame as with Generate (only what differs from the default).
+    assert.deepEqual([t.frames()[1]!.clipSkip, t.frames()[1]!.emphasis, t.frames()[1]!.padConds], [undefined, undefined, undefined]);
+    t.settingsStore.update({ clipSkip: 2, emphasis: 'No norm', padConds: true });
+    await until(() => t.frames().length === 3 && !live!.store.get().computing, 2000, 'a frame for the encoding settings');
+    assert.deepEqual([t.frames()[2]!.clipSkip, t.frames()[2]!.emphasis, t.frames()[2]!.padConds], [2, 'No norm', true]);
     const shown = live.store.get().frame!;
     assert.equal(await live.keep(), 7);
     assert.deepEqual(t.host.callsTo('live.keep'), [{ frameId: shown.frameId }]);
