@@ -56,6 +56,14 @@ describe('renderer end to end: live painting', { timeout: 240_000 }, () => {
     await app.studio.screenshot('live-02-while-painting');
     await page.mouse.up();
     await page.getByTestId('live-frame-time').getByText(/^Frame \d+ ms/).waitFor();
+    // What Generate would use and a frame leaves out is said beside the frame time.
+    assert.equal(await page.getByTestId('live-generate-only').count(), 0);
+    const regions = page.getByRole('region', { name: 'Regions' });
+    await regions.getByRole('button', { name: '+ Add region' }).click();
+    await page.getByTestId('live-generate-only').getByText('Live frames leave out regions: Generate uses them').waitFor();
+    await regions.getByRole('button', { name: 'Remove region 1' }).click();
+    await page.getByTestId('live-generate-only').waitFor({ state: 'detached' });
+    await page.getByTestId('live-frame-time').getByText(/^Frame \d+ ms/).waitFor();
 
     // Live frames never went through the queue or into history.
     assert.deepEqual((await app.server.invoke('queue.list', {})).recent, []);

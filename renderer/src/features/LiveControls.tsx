@@ -4,7 +4,7 @@
  * See session/live-painting.ts.
  */
 import { MAX_STEPS } from '../../../electron/shared/generation-limits.js';
-import { useSession } from '../session/hooks.js';
+import { useRegions, useSession } from '../session/hooks.js';
 import { useStore } from '../session/store.js';
 
 export function LiveSwitch() {
@@ -28,8 +28,11 @@ export function LiveSwitch() {
 export function LiveStatus() {
   const { live, settingsStore } = useSession();
   const { on, frame, computing, error } = useStore(live.store);
-  const { liveStrokeSteps } = useStore(settingsStore);
+  const { liveStrokeSteps, softInpaint } = useStore(settingsStore);
+  const regions = useRegions();
   if (!on) return null;
+  // What Generate uses and a frame does not (a kept frame records neither, so history stays true).
+  const generateOnly = [regions.length > 0 ? 'regions' : null, softInpaint ? 'soft inpainting' : null].filter((s) => s !== null);
   return (
     <div className="live-status" role="status" aria-label="Live painting">
       <span className="live-time" data-testid="live-frame-time">
@@ -56,6 +59,11 @@ export function LiveStatus() {
         />
         steps
       </label>
+      {generateOnly.length > 0 && (
+        <span className="live-note" data-testid="live-generate-only">
+          Live frames leave out {generateOnly.join(' and ')}: Generate uses them
+        </span>
+      )}
       <button type="button" onClick={() => void live.keep()} disabled={!frame} title="Put the shown frame into history">
         Keep
       </button>

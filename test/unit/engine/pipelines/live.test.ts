@@ -46,7 +46,7 @@ describe('live frames', () => {
     { name: 'tiny-sdxl-turbo', extra: { cfg: 0 } },
   ] as const;
   for (const { name, extra } of cases) {
-    test(`${name}${'sampler' in extra ? ` (${extra.sampler}, cfg ${extra.cfg})` : ''}: every frame of a stroke equals the queued masked inpaint, byte for byte`, async () => {
+    test(`${name}${Object.keys(extra).length > 0 ? ` ${JSON.stringify(extra)}` : ''}: every frame of a stroke equals the queued masked inpaint, byte for byte`, async () => {
       const picture = await toPng(testPicture(W, H));
       const base: GenerateRequest = {
         mode: 'inpaint',
