@@ -382,6 +382,8 @@ def sample_grid(model: OnnxLdm, prompts: list[str], path: Path, steps: int, guid
 
 LCM_STEPS = (4, 2)
 LCM_BAR_TEXT_RATIO = 0.9  # top-5 at 4 steps ≥ 90% of the teacher's at 20 steps
+# The seeds of the teacher's second inpainting (the sample-diversity reference): far from the evaluation's.
+OTHER_NOISE_SEED_OFFSET = 100_000
 LCM_BAR_INPAINT_DB = 20.0  # masked PSNR against the teacher's own inpainting at 4 steps
 
 
@@ -424,15 +426,21 @@ def lcm_inpaint_eval(lcm: OnnxLdm, teacher_model: OnnxLdm, images_u8, records, e
     originals, masks, _prompts, _seeds = cases
     batch = eval_cfg["batch_size"]
     teacher_out = run_inpaint(teacher_model.inpaint, cases, eval_cfg["steps"], eval_cfg["guidance_scale"], batch)
+    # What two equally good fills agree to: the teacher against itself from other initial noise (where the
+    # surroundings do not determine the masked content, two samples differ however good each is).
+    other_noise = (*cases[:3], [s + OTHER_NOISE_SEED_OFFSET for s in cases[3]])
+    teacher_other = run_inpaint(teacher_model.inpaint, other_noise, eval_cfg["steps"], eval_cfg["guidance_scale"], batch)
     masked = np.broadcast_to((masks >= 0.5)[..., None], originals.shape)
     result: dict = {"images": len(originals), "mask_mix": mask_probabilities, "masked_fraction": float(masks.mean()),
                     "teacher": {"steps": eval_cfg["steps"], "guidance_scale": eval_cfg["guidance_scale"],
-                                "masked_psnr_db_vs_original": psnr_u8(teacher_out, originals, masked)},
+                                "masked_psnr_db_vs_original": psnr_u8(teacher_out, originals, masked),
+                                "masked_psnr_db_vs_itself_other_noise": psnr_u8(teacher_other, teacher_out, masked)},
                     "bar": f"masked PSNR against the teacher's inpainting at 4 steps (guidance {eval_cfg['guidance_scale']} "
                            f"embedded) ≥ {LCM_BAR_INPAINT_DB} dB",
                     "runs": []}
     outputs = {}
-    for steps in LCM_STEPS:
+    # One step too: the consistency function alone, without the re-noising between steps.
+    for steps in (*LCM_STEPS, 1):
         for guidance in lcm_guidances(eval_cfg):
             out = run_inpaint(lcm.inpaint, cases, steps, guidance, batch)
             outputs[(steps, guidance)] = out

@@ -129,10 +129,12 @@ describe('the toy chain export runs in the engine', { skip }, () => {
     for (const run of text.text_fidelity.runs) assert.ok(Number.isFinite(run.train?.top5), `steps ${run.steps}: no top-5`);
     assert.equal(typeof text.text_fidelity.meets_bar, 'boolean');
     const inpaint = JSON.parse(readFileSync(join(EXPORT, 'emoji-ldm-inpaint-lcm', 'eval.json'), 'utf8')) as {
-      inpaint: { runs: Array<{ steps: number; masked_psnr_db_vs_teacher: number }>; meets_bar: boolean };
+      inpaint: { teacher: { masked_psnr_db_vs_itself_other_noise: number }; runs: Array<{ steps: number; masked_psnr_db_vs_teacher: number }>; meets_bar: boolean };
     };
-    assert.deepEqual([...new Set(inpaint.inpaint.runs.map((r) => r.steps))], [4, 2]);
+    // 4 and 2 steps, and 1 (the consistency function alone); the teacher against itself from other noise beside them.
+    assert.deepEqual([...new Set(inpaint.inpaint.runs.map((r) => r.steps))], [4, 2, 1]);
     for (const run of inpaint.inpaint.runs) assert.ok(Number.isFinite(run.masked_psnr_db_vs_teacher));
+    assert.ok(Number.isFinite(inpaint.inpaint.teacher.masked_psnr_db_vs_itself_other_noise));
     for (const name of ['emoji-ldm-lcm', 'emoji-ldm-inpaint-lcm']) assert.ok(existsSync(join(EXPORT, name, 'samples.png')), name);
   });
 });
