@@ -23,7 +23,7 @@ import type { StoredSettings } from './settings-store.js';
 import { describePrompt, EmbeddingVocabulary } from '../engine/prompt/chunker.js';
 import { loadEmbeddingFolder, modelTextEncoderWidths } from '../engine/prompt/embeddings.js';
 import { stripLoraTags } from '../engine/lora/prompt-tags.js';
-import { checkGenerateLimits, generationLimits } from './request-limits.js';
+import { checkGenerateLimits, checkInputImages, generationLimits } from './request-limits.js';
 
 /** A seed drawn for a request without one: 32 bits, like A1111's random seeds. */
 const RANDOM_SEED_LIMIT = 2 ** 32;
@@ -78,11 +78,18 @@ export function createHandlers(host: Host) {
     ...generationLimits(stored),
     undoMemoryMb: stored.undoMemoryMb ?? DEFAULT_UNDO_MEMORY_MB,
   });
+  /** A library model whose folder is there (a removed or moved folder is named, not failed on later). */
+  const availableModel = (modelId: string) => {
+    const model = library.get(modelId);
+    if (!model.available) throw new StudioError('E_NOT_FOUND', `The folder of the model "${model.name}" is missing (${model.dir}); import it again or pick another model.`);
+    return model;
+  };
+  /** The model and prompt whose <lora:…> tags the last live frame checked. */
+  let lastLiveLoraCheck: string | null = null;
   const handlers = {
     async generate(req) {
       const modelId = req.modelId ?? host.defaultModelId();
-      const model = library.get(modelId);
-      if (!model.available) throw new StudioError('E_NOT_FOUND', `The folder of the model "${model.name}" is missing (${model.dir}); import it again or pick another model.`);
+      const model = availableModel(modelId);
       if (req.parentId !== undefined) history.get(req.parentId);
       if (req.initImageHash !== undefined && !existsSync(history.imagePath(req.initImageHash))) {
         throw new StudioError('E_NOT_FOUND', `initImageHash: no image ${req.initImageHash} in history.`);
@@ -323,9 +330,18 @@ export function createHandlers(host: Host) {
     async 'live.frame'(req) {
       const arrivedAt = performance.now();
       const { modelId, initImage, initImageHash, samePicture, mask, maskRect, parentId, ...params } = req;
-      const model = library.get(modelId ?? host.defaultModelId());
+      const model = availableModel(modelId ?? host.defaultModelId());
+      if (parentId !== undefined) history.get(parentId);
       if (initImageHash !== undefined && !existsSync(history.imagePath(initImageHash))) {
         throw new StudioError('E_NOT_FOUND', `initImageHash: no image ${initImageHash} in history.`);
+      }
+      // As generate: images by their headers before anything decodes them, <lora:…> tags against the
+      // library (once per prompt and model: a stroke's frames share them).
+      checkInputImages([['initImage', initImage], ['mask', mask]], generationLimits(settings.read()));
+      const loraCheck = `${model.id}\n${req.prompt}`;
+      if (loraCheck !== lastLiveLoraCheck) {
+        await checkPromptLoras(loraFolder(host.dataDir), req.prompt, library.info(model.id).info);
+        lastLiveLoraCheck = loraCheck;
       }
       // The picture travels once per live session (samePicture afterwards); the host keeps its bytes.
       const picture =
@@ -338,6 +354,9 @@ export function createHandlers(host: Host) {
         {
           ...params,
           mode: 'inpaint',
+          // The library's LoRAs and embeddings, as a queued job gets them (host.ts runJob).
+          loraDirs: [loraFolder(host.dataDir)],
+          embeddingDirs: [embeddingFolder(host.dataDir)],
           initImage: picture.bytes,
           ...(maskRect ? { maskRect: { ...maskRect, data: Buffer.from(maskRect.data, 'base64') } } : { mask: Buffer.from(mask!, 'base64') }),
         },

@@ -542,7 +542,7 @@ export class Host {
       parentId: req.parentId ?? null,
       executionProvider: result.provider,
       timings: result.timings,
-      ...(result.loras.length > 0 ? { loras: result.loras.map(({ name, hash }) => ({ name, hash })) } : {}),
+      ...loraRecord(result.loras),
     });
     this.emit('history.changed', { kind: 'added', ids: [item.id] });
     await this.copyToOutputFolder(item);
@@ -574,6 +574,7 @@ export class Host {
       parentId,
       executionProvider: frame.provider,
       timings: frame.timings,
+      ...loraRecord(frame.loras),
     });
     this.emit('history.changed', { kind: 'added', ids: [item.id] });
     await this.copyToOutputFolder(item);
@@ -633,6 +634,11 @@ export class Host {
       console.error(`studio host: could not copy result ${item.id} to the output folder ${folder}:`, (err as Error).message);
     }
   }
+}
+
+/** The LoRAs a result was made with, as history records them (name and hash: what Reuse looks them up by). */
+function loraRecord(loras: ReadonlyArray<{ name: string; hash: string }>): Pick<NewGeneration, 'loras'> {
+  return loras.length > 0 ? { loras: loras.map(({ name, hash }) => ({ name, hash })) } : {};
 }
 
 /** A live frame's raw mask rectangle as the grey PNG at the picture's size that history stores. */

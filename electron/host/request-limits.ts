@@ -51,15 +51,11 @@ export function outputSize(req: Pick<Requests['generate'], 'mode' | 'width' | 'h
   return { width: Math.max(upscaleTo.width, target.width), height: Math.max(upscaleTo.height, target.height) };
 }
 
-/** Throws E_TOO_LARGE (or E_BAD_IMAGE for an image that isn't PNG, JPEG or WebP) before the request is queued. */
-export function checkGenerateLimits(req: Requests['generate'], model: LibraryModel, limits: GenerationLimits): void {
-  const images: Array<[string, string | undefined]> = [
-    ['initImage', req.initImage],
-    ['mask', req.mask],
-    ['control.image', req.control?.image],
-    ['labelMap', req.labelMap],
-    ...(req.regions ?? []).map((r, i): [string, string] => [`regions[${i}].mask`, r.mask]),
-  ];
+/**
+ * Request images (field name, base64 of the file) by their headers alone, before anything decodes them:
+ * each must be a PNG, JPEG or WebP of at most maxInputPixels (an image bomb is refused unread).
+ */
+export function checkInputImages(images: Array<[string, string | undefined]>, limits: Pick<GenerationLimits, 'maxInputPixels'>): void {
   for (const [field, base64] of images) {
     if (base64 === undefined) continue;
     const header = imageHeaderFromBase64(base64);
@@ -72,6 +68,20 @@ export function checkGenerateLimits(req: Requests['generate'], model: LibraryMod
       );
     }
   }
+}
+
+/** Throws E_TOO_LARGE (or E_BAD_IMAGE for an image that isn't PNG, JPEG or WebP) before the request is queued. */
+export function checkGenerateLimits(req: Requests['generate'], model: LibraryModel, limits: GenerationLimits): void {
+  checkInputImages(
+    [
+      ['initImage', req.initImage],
+      ['mask', req.mask],
+      ['control.image', req.control?.image],
+      ['labelMap', req.labelMap],
+      ...(req.regions ?? []).map((r, i): [string, string] => [`regions[${i}].mask`, r.mask]),
+    ],
+    limits,
+  );
   const native = model.nativeResolution;
   const { width, height } = outputSize(req, model);
   const maxWidth = Math.floor(native.width * limits.maxSizeFactor);

@@ -6,12 +6,15 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import type { StudioEvent } from '../../../electron/shared/contract.js';
 import { Host } from '../../../electron/host/host.js';
+import { embeddingFolder } from '../../../electron/model-library/embeddings.js';
+import { importLora, loraFolder } from '../../../electron/model-library/loras.js';
 import { testPicture, toPng, withNativeSide64 } from '../../support/engine-fixtures.js';
-import { jobFinished, ok, tempDir, TEST_ENGINE_SETTINGS } from './support/host-fixtures.js';
+import { FIXTURE_MODELS, jobFinished, ok, tempDir, TEST_ENGINE_SETTINGS } from './support/host-fixtures.js';
 
 const W = 96;
 const H = 80;
@@ -163,6 +166,37 @@ test('a bad live request is refused by the contract', async () => {
     const refused = await host.invoke('live.frame', { ...frame(), ...bad });
     assert.equal(!refused.ok && refused.error.code, 'E_INVALID_REQUEST', JSON.stringify(bad));
   }
+});
+
+test("a frame uses the library's LoRAs as Generate does: checked by name and family first, applied, and Keep records them", async () => {
+  const loras = join(FIXTURE_MODELS, '..', 'loras');
+  for (const name of ['tiny-kohya', 'tiny-sdxl-kohya']) await importLora(loraFolder(join(data.dir, 'data')), join(loras, `${name}.safetensors`));
+  const plain = ok('live.frame', await host.invoke('live.frame', frame()));
+  const tagged = ok('live.frame', await host.invoke('live.frame', frame({ prompt: 'a red apple <lora:tiny-kohya:1.5>' })));
+  assert.ok(plain.status === 'done' && tagged.status === 'done');
+  if (plain.status !== 'done' || tagged.status !== 'done') return;
+  assert.notEqual(tagged.rgba, plain.rgba, 'the LoRA changed the frame');
+  assert.deepEqual(tagged.params.prompt, 'a red apple <lora:tiny-kohya:1.5>');
+  const kept = ok('live.keep', await host.invoke('live.keep', { frameId: tagged.frameId }));
+  const item = ok('history.get', await host.invoke('history.get', { id: kept.historyId }));
+  assert.deepEqual(item.params.loras?.map((l) => l.name), ['tiny-kohya']);
+  assert.match(item.params.loras![0]!.hash, /^[0-9a-f]{12}$/);
+  // Refused before the engine, in words: a LoRA the library lacks (with the close names), one of another family.
+  const unknown = await host.invoke('live.frame', frame({ prompt: 'a red apple <lora:tiny-kohy:1>' }));
+  assert.equal(!unknown.ok && unknown.error.code, 'E_NOT_FOUND');
+  if (!unknown.ok) assert.match(unknown.error.message, /no LoRA named "tiny-kohy".*did you mean "tiny-kohya"/);
+  const wrong = await host.invoke('live.frame', frame({ prompt: 'a red apple <lora:tiny-sdxl-kohya:1>' }));
+  assert.equal(!wrong.ok && wrong.error.code, 'E_LORA_FILE');
+});
+
+test("a frame uses the library's textual-inversion embeddings and records them, as Generate does", async () => {
+  const folder = embeddingFolder(join(data.dir, 'data'));
+  mkdirSync(folder, { recursive: true });
+  copyFileSync(join(FIXTURE_MODELS, '..', 'embeddings', 'ti-a1111.pt'), join(folder, 'ti-a1111.pt'));
+  const answer = ok('live.frame', await host.invoke('live.frame', frame({ prompt: 'a ti-a1111 apple' })));
+  assert.equal(answer.status, 'done');
+  if (answer.status !== 'done') return;
+  assert.deepEqual(answer.params.embeddings?.map((e) => e.name), ['ti-a1111']);
 });
 
 test("a frame takes the prompt's encoding settings (Clip skip, Emphasis) and Keep records them", async () => {

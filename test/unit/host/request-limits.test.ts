@@ -86,6 +86,16 @@ test('an image bomb (PNG, JPEG or WebP header past maxInputPixels) is refused by
     }
     assert.ok(performance.now() - started < 1000, 'answered from the header');
   }
+  // A live frame's picture and mask the same way (a frame is not queued, but the engine decodes it).
+  const live: Array<[Record<string, unknown>, RegExp]> = [
+    [{ initImage: b64(bomb), mask: small }, /^initImage: the image is 16000×16000/],
+    [{ initImage: small, mask: b64(jpegBomb) }, /^mask: the image is 30000×20000/],
+  ];
+  for (const [request, message] of live) {
+    const r = await host.invoke('live.frame', { prompt: 'x', seed: 1, steps: 1, ...request });
+    assert.equal(!r.ok && r.error.code, 'E_TOO_LARGE', String(message));
+    if (!r.ok) assert.match(r.error.message, message);
+  }
   const gif = await host.invoke('generate', { mode: 'img2img', prompt: 'x', initImage: b64(Buffer.from('GIF89a\x01\x00\x01\x00', 'latin1')) });
   assert.equal(gif.ok, false);
   if (!gif.ok) assert.match(gif.error.message, /initImage: not a PNG, JPEG or WebP image/);
