@@ -338,6 +338,8 @@ export function createHandlers(host: Host) {
       // As generate: images by their headers before anything decodes them, <lora:…> tags against the
       // library (once per prompt and model: a stroke's frames share them).
       checkInputImages([['initImage', initImage], ['mask', mask]], generationLimits(settings.read()));
+      // A frame is an inpaint at the model's native size (its defaults), whatever the Size setting says.
+      checkRequestForModel(library.info(model.id).info, { mode: 'inpaint', sampler: params.sampler, steps: params.steps, strength: params.strength });
       const loraCheck = `${model.id}\n${req.prompt}`;
       if (loraCheck !== lastLiveLoraCheck) {
         await checkPromptLoras(loraFolder(host.dataDir), req.prompt, library.info(model.id).info);

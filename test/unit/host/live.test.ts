@@ -162,6 +162,10 @@ test('a bad live request is refused by the contract', async () => {
   assert.equal(!missing.ok && missing.error.code, 'E_INVALID_REQUEST');
   const extra = await host.invoke('live.frame', { ...frame(), mode: 'txt2img' });
   assert.equal(!extra.ok && extra.error.code, 'E_INVALID_REQUEST');
+  // What the model can never run, answered as generate answers it.
+  const still = await host.invoke('live.frame', frame({ strength: 0 }));
+  assert.equal(!still.ok && still.error.code, 'E_INVALID_REQUEST');
+  if (!still.ok) assert.match(still.error.message, /^inpaint at strength 0 would hand back the init image unchanged/);
   for (const bad of [{ emphasis: 'Loud' }, { clipSkip: 0 }, { padConds: 'yes' }]) {
     const refused = await host.invoke('live.frame', { ...frame(), ...bad });
     assert.equal(!refused.ok && refused.error.code, 'E_INVALID_REQUEST', JSON.stringify(bad));
