@@ -208,6 +208,8 @@ export function createLivePainting(deps: LivePaintingDeps) {
       ...(modelId ? { modelId } : {}),
     };
     const image = doc.image;
+    // On a picture the Strength setting applies, as Generate's inpaint has it (a blank canvas repaints from noise).
+    if (image) request.strength = s.strength;
     // The history item the picture is (or was made from): a kept frame becomes its child.
     const parentId = image?.source.kind === 'history' ? image.source.historyId : image?.source.parentId;
     if (parentId !== undefined) request.parentId = parentId;

@@ -44,6 +44,10 @@ describe('live frames', () => {
     { name: 'tiny-sd1', extra: { sampler: 'lcm', cfg: 2 } },
     // SDXL (text_embeds and time_ids): the Turbo folder, no guidance.
     { name: 'tiny-sdxl-turbo', extra: { cfg: 0 } },
+    // Below full strength (Generate's Strength on a picture): the init latents noised to the first step.
+    { name: 'tiny-sd1-inpaint', extra: { strength: 0.6 } },
+    { name: 'tiny-sd1', extra: { sampler: 'euler', strength: 0.6 } },
+    { name: 'tiny-lcm', extra: { sampler: 'lcm', cfg: 1.5, strength: 0.5 } },
   ] as const;
   for (const { name, extra } of cases) {
     test(`${name}${Object.keys(extra).length > 0 ? ` ${JSON.stringify(extra)}` : ''}: every frame of a stroke equals the queued masked inpaint, byte for byte`, async () => {

@@ -123,6 +123,7 @@ describe('live painting in the session', () => {
     const first = await dab(4, 'the first frame');
     assert.ok(first.initImage, 'the first frame sends the (blank) picture');
     assert.equal(first.samePicture, undefined);
+    assert.equal(first.strength, undefined, 'a blank canvas repaints from noise');
     const second = await dab(10, 'a second frame');
     assert.equal(second.initImage, undefined, 'not sent again');
     assert.equal(second.samePicture, t.held.id, 'named by the id the first answer gave');
@@ -140,6 +141,7 @@ describe('live painting in the session', () => {
     t.doc.setImage({ width: 32, height: 32, source: { kind: 'file', bytes: png, name: 'new.png', mime: 'image/png' } }, 'Open');
     await until(() => t.frames().length > before && !live!.store.get().computing, 2000, 'the frame on the new picture');
     assert.equal(t.frames()[before]!.initImage, Buffer.from(png).toString('base64'));
+    assert.equal(t.frames()[before]!.strength, t.settingsStore.get().strength, "on a picture, Generate's Strength");
     await dab(20, 'a stroke on it');
     assert.equal((await dab(24, 'the next')).samePicture, t.held.id);
     assert.equal(t.frames().slice(before + 1).filter((f) => f.initImage !== undefined).length, 0, 'sent once');
