@@ -99,6 +99,22 @@ export interface ModelSubmodules {
   controlNet: ControlNet | null;
 }
 
+/** A least-recently-used cache's entry, moved to the back as the most recent. */
+function lruGet<V>(cache: Map<string, V>, key: string): V | undefined {
+  const value = cache.get(key);
+  if (value !== undefined) {
+    cache.delete(key);
+    cache.set(key, value);
+  }
+  return value;
+}
+
+/** Adds an entry to a least-recently-used cache of PROMPT_CACHE_SIZE entries, dropping the oldest past it. */
+function lruSet<V>(cache: Map<string, V>, key: string, value: V): void {
+  cache.set(key, value);
+  if (cache.size > PROMPT_CACHE_SIZE) cache.delete(cache.keys().next().value!);
+}
+
 /** Numbers prompt encoders for cache keys (module-wide: a LoRA view must not count from its base's value). */
 let nextPromptEncoderId = 0;
 
@@ -128,6 +144,8 @@ export class LoadedModel {
   private readonly promptEncoders = new WeakMap<OnnxModule, { encoder: PromptTextEncoder; id: number }>();
   /** Encoded prompts by (clip skip, embeddings, text), least recently used first. */
   private readonly promptCache = new Map<string, EncodedPrompt>();
+  /** SDXL: each encoder's encoded texts by (its session, emphasis, embeddings, text), least recently used first. */
+  private readonly sdxlTextCache = new Map<string, unknown>();
   /** ControlNets named by requests (other folders), by resolved file path; released with the model. */
   private readonly externalControlNets = new Map<string, Promise<ControlNet>>();
   /** Zero-residual shapes (without batch) per latent size "h×w", for runs without control. */
@@ -156,15 +174,6 @@ export class LoadedModel {
 
   private promptEncoderEntry(): { encoder: PromptTextEncoder; id: number } {
     return this.promptEncoderOf(this.modules.textEncoder, this.baseTextEncoder, this.info.textEncoder.batchDynamic);
-  }
-
-  /**
-   * The prompt encoder of one SDXL text encoder: its session in this model (or LoRA view), whose graph is
-   * read from the folder's file when it is the folder's own session (`encoder.module`).
-   */
-  sdxlPromptEncoder(encoder: SdxlTextEncoder): PromptTextEncoder {
-    const session = encoder.info.submodel === 'text_encoder_2' ? this.modules.textEncoder2! : this.modules.textEncoder;
-    return this.promptEncoderOf(session, encoder.module, encoder.info.batchDynamic).encoder;
   }
 
   private promptEncoderOf(te: OnnxModule, base: OnnxModule, batchDynamic: boolean): { encoder: PromptTextEncoder; id: number } {
@@ -217,12 +226,8 @@ export class LoadedModel {
   async encodePrompt(text: string, clipSkip: number, embeddings: PromptEmbeddingSet, emphasis: EmphasisMode = DEFAULT_EMPHASIS): Promise<EncodedPrompt> {
     const { encoder, id } = this.promptEncoderEntry();
     const key = `${id}\u0000${clipSkip}\u0000${emphasis}\u0000${embeddings.key}\u0000${text}`;
-    const cached = this.promptCache.get(key);
-    if (cached) {
-      this.promptCache.delete(key);
-      this.promptCache.set(key, cached);
-      return cached;
-    }
+    const cached = lruGet(this.promptCache, key);
+    if (cached) return cached;
     const encoded = await encodePrompt(encoder, this.tokenizer, text, {
       state: clipSkipState(this.info.family === 'sd2' ? 1 : clipSkip),
       emphasis,
@@ -230,8 +235,24 @@ export class LoadedModel {
     });
     const skipped = skippedEmbeddings(text, this.tokenizer, embeddings.mismatched, emphasis);
     const result = skipped.length > 0 ? { ...encoded, skipped: skipped.map((e) => mismatchWarning(e, embeddings.widths)) } : encoded;
-    this.promptCache.set(key, result);
-    if (this.promptCache.size > PROMPT_CACHE_SIZE) this.promptCache.delete(this.promptCache.keys().next().value!);
+    lruSet(this.promptCache, key, result);
+    return result;
+  }
+
+  /**
+   * One SDXL encoder's encoding of a text (pipelines/sdxl-conditioning.ts computes it with `encode`),
+   * cached per (that encoder's session in this model or LoRA view, `key`: emphasis, embeddings, text), as
+   * `encodePrompt` is: a batch, or Generate pressed again, encodes its prompts once. Callers must not
+   * change what it gives.
+   */
+  async cachedSdxlText<T>(encoder: SdxlTextEncoder, key: string, encode: (promptEncoder: PromptTextEncoder) => Promise<T>): Promise<T> {
+    const session = encoder.info.submodel === 'text_encoder_2' ? this.modules.textEncoder2! : this.modules.textEncoder;
+    const entry = this.promptEncoderOf(session, encoder.module, encoder.info.batchDynamic);
+    const full = `${entry.id}\u0000${key}`;
+    const cached = lruGet(this.sdxlTextCache, full);
+    if (cached !== undefined) return cached as T;
+    const result = await encode(entry.encoder);
+    lruSet(this.sdxlTextCache, full, result);
     return result;
   }
 

@@ -112,7 +112,8 @@ const SDXL_STATE: HiddenStateChoice = { fromEnd: 2, finalNorm: false };
  * "Original", per encoder), and the chunks are concatenated along the sequence. The pooled embedding is the
  * first chunk's (`zs[0].pooled`). A word naming a textual-inversion embedding takes the embedding's
  * vectors for this encoder (`clip_l` on CLIP-L, `clip_g` on bigG: A1111's `textual_inversion_key`),
- * through the same rewritten graph as SD 1.x (prompt/conditioning.ts encodeChunks).
+ * through the same rewritten graph as SD 1.x (prompt/conditioning.ts encodeChunks). Cached per encoder
+ * session, emphasis, embeddings and text (LoadedModel.cachedSdxlText).
  */
 async function encodeSdxlText(
   model: LoadedModel,
@@ -122,17 +123,19 @@ async function encodeSdxlText(
   embeddings: PromptEmbeddingSet | undefined,
 ): Promise<EncodedSdxlText> {
   const { info } = encoder;
-  const vocabulary = embeddings?.vocabularyFor(encoder.tokenizer) ?? null;
-  const { chunks } = tokenizePrompt(text, encoder.tokenizer, {
-    ...(emphasis === 'None' ? { parseAttention: false } : {}),
-    ...(vocabulary ? { embeddings: vocabulary } : {}),
+  return model.cachedSdxlText(encoder, `${emphasis}\u0000${embeddings?.key ?? ''}\u0000${text}`, async (promptEncoder) => {
+    const vocabulary = embeddings?.vocabularyFor(encoder.tokenizer) ?? null;
+    const { chunks } = tokenizePrompt(text, encoder.tokenizer, {
+      ...(emphasis === 'None' ? { parseAttention: false } : {}),
+      ...(vocabulary ? { embeddings: vocabulary } : {}),
+    });
+    const out = await encodeChunks(promptEncoder, chunks, SDXL_STATE, {
+      emphasis,
+      vectors: info.submodel === 'text_encoder_2' ? CLIP_G_VECTORS : FIRST_ENCODER_VECTORS,
+      ...(info.pooledOutput ? { pooled: info.pooledOutput } : {}),
+    });
+    return { hidden: out.data, chunks: out.chunks, pooled: out.pooled ?? null, embeddings: out.embeddings };
   });
-  const out = await encodeChunks(model.sdxlPromptEncoder(encoder), chunks, SDXL_STATE, {
-    emphasis,
-    vectors: info.submodel === 'text_encoder_2' ? CLIP_G_VECTORS : FIRST_ENCODER_VECTORS,
-    ...(info.pooledOutput ? { pooled: info.pooledOutput } : {}),
-  });
-  return { hidden: out.data, chunks: out.chunks, pooled: out.pooled ?? null, embeddings: out.embeddings };
 }
 
 /** Concatenates per-token features of each encoder: [tokens, w1] ‖ [tokens, w2] → [tokens, w1 + w2]. */

@@ -49,4 +49,18 @@ describe('SDXL prompts as A1111 writes them (weights, BREAK, chunks on both enco
       await assertMatchesReference(t, result.image, c, MAX_LEVELS);
     });
   }
+
+  test('each encoder encodes a text once: the same prompt again is the cached encoding, another emphasis or text is not', async () => {
+    const model = await engine.loadModel(dir);
+    const first = await encodeSdxlPrompts(model, 'a (red:1.3) fox', 'blurry', true);
+    const again = await encodeSdxlPrompts(model, 'a (red:1.3) fox', 'blurry', true);
+    // The pooled embedding is the cached encoding's own array; the states are concatenated anew, equal.
+    assert.equal(again.pooled.cond, first.pooled.cond);
+    assert.equal(again.pooled.uncond, first.pooled.uncond);
+    assert.deepEqual(again.embeddings.cond, first.embeddings.cond);
+    const noNorm = await encodeSdxlPrompts(model, 'a (red:1.3) fox', 'blurry', true, { emphasis: 'No norm' });
+    assert.notEqual(noNorm.pooled.cond, first.pooled.cond);
+    assert.notDeepEqual(noNorm.embeddings.cond, first.embeddings.cond);
+    assert.notEqual((await encodeSdxlPrompts(model, 'a (red:1.3) cat', 'blurry', true)).pooled.cond, first.pooled.cond);
+  });
 });
