@@ -76,6 +76,13 @@ class Config:
         return path
 
 
+def lcm_stage_value(train_lcm: dict[str, Any], key: str, stage: str) -> Any:
+    """A train_lcm value for one distillation stage ("text2img" or "inpaint"): one value for both, or
+    {"text2img": a, "inpaint": b} (steps, num_ddim_timesteps)."""
+    value = train_lcm[key]
+    return value[stage] if isinstance(value, dict) else value
+
+
 def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="config JSON file")
     parser.add_argument("--toy", action="store_true", help="run at toy size (CI smoke test)")

@@ -55,7 +55,7 @@ from onnx import helper, numpy_helper
 from transformers import CLIPTextModel
 
 from .build_tokenizer import TOKENIZER_DIR
-from .config import Config, add_common_args, load_config
+from .config import Config, add_common_args, lcm_stage_value, load_config
 from .labels import NUM_LABELS, write_labels_json
 from .models import build_vae, limit_threads
 from .train_unet import load_derived_stage, load_text2img, trained_token_ids
@@ -327,14 +327,14 @@ def lcm_model_index(class_name: str) -> dict:
             "unet": ["diffusers", "UNet2DConditionModel"], "vae": ["diffusers", "AutoencoderKL"]}
 
 
-def lcm_scheduler_config(cfg: Config) -> dict:
-    """LCMScheduler over the training noise schedule, with the distillation's DDIM timestep count as
-    original_inference_steps and its boundary-condition timestep_scaling."""
+def lcm_scheduler_config(cfg: Config, stage: str) -> dict:
+    """LCMScheduler over the training noise schedule, with the stage's ("text2img" or "inpaint")
+    distillation DDIM timestep count as original_inference_steps and its boundary-condition timestep_scaling."""
     s = cfg["noise_schedule"]
     lcm = cfg["train_lcm"]
     scheduler = diffusers.LCMScheduler(num_train_timesteps=s["num_train_timesteps"], beta_start=s["beta_start"],
                                        beta_end=s["beta_end"], beta_schedule=s["beta_schedule"],
-                                       prediction_type=s["prediction_type"], original_inference_steps=lcm["num_ddim_timesteps"],
+                                       prediction_type=s["prediction_type"], original_inference_steps=lcm_stage_value(lcm, "num_ddim_timesteps", stage),
                                        timestep_scaling=lcm["timestep_scaling"], steps_offset=1)
     config = {k: v for k, v in dict(scheduler.config).items() if not k.startswith("_")}
     return {"_class_name": "LCMScheduler", "_diffusers_version": DIFFUSERS_VERSION, **config}
@@ -358,14 +358,14 @@ def load_lcm_stage(stage_dir: Path) -> tuple[UNet2DConditionModel, dict] | None:
 
 
 def export_lcm(cfg: Config, base: Path, dst: Path, unet: UNet2DConditionModel, hidden_size: int, class_name: str,
-               settings: ExportSettings) -> dict:
+               settings: ExportSettings, stage: str) -> dict:
     """An LCM folder: the teacher folder's text encoder, VAE and tokenizer (copied: distillation changes
     only the U-Net), LCMScheduler, and the distilled U-Net with its `timestep_cond` input."""
     for sub in SUBMODELS:
         shutil.rmtree(dst / sub, ignore_errors=True)
     for sub in ("text_encoder", "vae_encoder", "vae_decoder", "tokenizer"):
         shutil.copytree(base / sub, dst / sub)
-    write_json(dst / "scheduler" / "scheduler_config.json", lcm_scheduler_config(cfg))
+    write_json(dst / "scheduler" / "scheduler_config.json", lcm_scheduler_config(cfg, stage))
     report = {"text_encoder": f"copied from {base.name}", "unet": export_unet(dst, unet, hidden_size, settings)}
     write_json(dst / "model_index.json", lcm_model_index(class_name))
     return report
@@ -616,7 +616,8 @@ def main() -> None:
             continue
         lcm_unet, info = loaded_lcm
         round_weights(lcm_unet, settings)
-        report[dst.name] = export_lcm(cfg, base, dst, lcm_unet, hidden, class_name, settings)
+        report[dst.name] = export_lcm(cfg, base, dst, lcm_unet, hidden, class_name, settings,
+                                      "inpaint" if stage == "lcm_inpaint" else "text2img")
         lcm_info[stage] = info
     sizes = {p.relative_to(cfg.export_root).as_posix(): p.stat().st_size
              for d in (cfg.export_dir, cfg.inpaint_export_dir, cfg.layout_export_dir, cfg.lcm_export_dir, cfg.inpaint_lcm_export_dir)

@@ -25,18 +25,20 @@ import diffusers
 import torch
 from diffusers import LCMScheduler
 
+from .config import lcm_stage_value
 from .evaluate import inpaint_cases, psnr_u8, run_inpaint, text_fidelity
 
 LCM_EVAL_STEPS = (4, 2, 1)  # 1: no re-noising, the step closest to the teacher's own trajectory
 
 
-def lcm_scheduler(cfg) -> LCMScheduler:
-    """The exported folders' sampler: as export_onnx.lcm_scheduler_config (not imported: it needs onnx)."""
+def lcm_scheduler(cfg, stage: str) -> LCMScheduler:
+    """The exported folder's sampler for a stage ("text2img" or "inpaint"): as export_onnx.lcm_scheduler_config
+    (not imported: it needs onnx)."""
     s = cfg["noise_schedule"]
     lcm = cfg["train_lcm"]
     return LCMScheduler(num_train_timesteps=s["num_train_timesteps"], beta_start=s["beta_start"], beta_end=s["beta_end"],
                         beta_schedule=s["beta_schedule"], prediction_type=s["prediction_type"],
-                        original_inference_steps=lcm["num_ddim_timesteps"], timestep_scaling=lcm["timestep_scaling"],
+                        original_inference_steps=lcm_stage_value(lcm, "num_ddim_timesteps", stage), timestep_scaling=lcm["timestep_scaling"],
                         steps_offset=1)
 
 
@@ -50,7 +52,8 @@ class TorchLdm:
         self.device = device
         self.cond_dim = int(unet.config.time_cond_proj_dim or 0)
         if self.cond_dim:
-            self.scheduler_class, self.scheduler_config = LCMScheduler, lcm_scheduler(cfg).config
+            stage = "inpaint" if unet.config.in_channels > unet.config.out_channels else "text2img"
+            self.scheduler_class, self.scheduler_config = LCMScheduler, lcm_scheduler(cfg, stage).config
         else:  # a teacher: the sampler its exported folder names
             self.scheduler_class = getattr(diffusers, scheduler_json["_class_name"])
             self.scheduler_config = {k: v for k, v in scheduler_json.items() if not k.startswith("_")}

@@ -12,8 +12,8 @@ script; notation of wave2 reference §4):
   timestep features, added before the time MLP), initialised from the teacher's weights; the new Linear
   starts at zero (so at step 0 the student computes exactly what the teacher does; the reference script
   keeps PyTorch's default init there); target network θ⁻ = EMA of the student (μ = ema_decay, 0.95);
-- skipping-step DDIM solver on N = num_ddim_timesteps (50) timesteps, k = T / N = 20:
-  t_n ∈ {19, 39, …, 999}, t_{n−k} = max(t_n − k, 0);
+- skipping-step DDIM solver on N = num_ddim_timesteps timesteps (per stage: text2img 20, so k = T / N = 50
+  and t_n ∈ {49, 99, …, 999}; inpaint 50, k = 20, t_n ∈ {19, 39, …, 999}), t_{n−k} = max(t_n − k, 0);
 - per batch: ω ~ U[w_min, w_max] (the pipeline embeds ω = guidance_scale − 1, so the engine's guidance
   scale g means ω = g − 1); x_{t_n} = α·x0 + σ·ε; student f(x_{t_n}, t_n, ω, c) = c_skip·x + c_out·x̂0;
   the teacher's guided DDIM step x_{t_{n−k}} = √ᾱ_prev·x̂0_ω + √(1−ᾱ_prev)·ε̂_ω with
@@ -49,7 +49,7 @@ from diffusers import UNet2DConditionModel
 from transformers import CLIPTextModel
 
 from .common import RunState, atomic_save, resume, rng_state, seed_everything, train_loop
-from .config import Config, add_common_args, load_config
+from .config import Config, add_common_args, lcm_stage_value, load_config
 from .models import count_parameters, limit_threads
 from .train_unet import latent_mask, load_derived_stage, load_latent_data, load_text2img, make_noise_scheduler, mask_batch
 
@@ -213,11 +213,11 @@ def main() -> None:
     else:
         print(f"lcm {args.stage}: student initialised from the teacher (step {teacher_info['step']}"
               f"{', snapshot' if teacher_info['snapshot'] else ''})", flush=True)
+    n_ddim = int(lcm_stage_value(train_cfg, "num_ddim_timesteps", args.stage))
     print(f"lcm {args.stage}: U-Net {count_parameters(student) / 1e6:.2f}M parameters, time_cond_proj_dim {cond_dim}, "
-          f"{train_cfg['num_ddim_timesteps']} DDIM timesteps, ω ∈ [{train_cfg['w_min']}, {train_cfg['w_max']}], "
+          f"{n_ddim} DDIM timesteps, ω ∈ [{train_cfg['w_min']}, {train_cfg['w_max']}], "
           f"{torch.get_num_threads()} thread(s)", flush=True)
 
-    n_ddim = train_cfg["num_ddim_timesteps"]
     skip = num_train // n_ddim
     ddim_timesteps = torch.arange(1, n_ddim + 1) * skip - 1
     scaling = train_cfg["timestep_scaling"]
@@ -322,8 +322,7 @@ def main() -> None:
         last_proxy = time.monotonic()
 
     # train_lcm.steps: one count for both stages, or {"text2img": n, "inpaint": m}.
-    steps_cfg = train_cfg["steps"]
-    total = step if args.finalize else int(steps_cfg[args.stage] if isinstance(steps_cfg, dict) else steps_cfg)
+    total = step if args.finalize else int(lcm_stage_value(train_cfg, "steps", args.stage))
     student.train()
 
     def batch_loss() -> tuple[torch.Tensor, dict]:
