@@ -339,10 +339,11 @@ export function createHandlers(host: Host) {
       // library (once per prompt and model: a stroke's frames share them).
       checkInputImages([['initImage', initImage], ['mask', mask]], generationLimits(settings.read()));
       // A frame is an inpaint at the model's native size (its defaults), whatever the Size setting says.
-      checkRequestForModel(library.info(model.id).info, { mode: 'inpaint', sampler: params.sampler, steps: params.steps, strength: params.strength });
+      const { info } = library.info(model.id);
+      checkRequestForModel(info, { mode: 'inpaint', sampler: params.sampler, steps: params.steps, strength: params.strength });
       const loraCheck = `${model.id}\n${req.prompt}`;
       if (loraCheck !== lastLiveLoraCheck) {
-        await checkPromptLoras(loraFolder(host.dataDir), req.prompt, library.info(model.id).info);
+        await checkPromptLoras(loraFolder(host.dataDir), req.prompt, info);
         lastLiveLoraCheck = loraCheck;
       }
       // The picture travels once per live session (samePicture afterwards); the host keeps its bytes.

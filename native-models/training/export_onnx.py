@@ -605,10 +605,10 @@ def main() -> None:
             write_labels_json(dst / "labels.json")
         derived_info[stage] = info
     lcm_info = {}
-    for stage, base, dst, class_name in (
-            ("lcm", cfg.export_dir, cfg.lcm_export_dir, "LatentConsistencyModelPipeline"),
+    for stage, distilled, base, dst, class_name in (
+            ("lcm", "text2img", cfg.export_dir, cfg.lcm_export_dir, "LatentConsistencyModelPipeline"),
             # diffusers has no LCM inpainting pipeline: its inpainting pipeline runs an LCM U-Net with LCMScheduler.
-            ("lcm_inpaint", cfg.inpaint_export_dir, cfg.inpaint_lcm_export_dir, "StableDiffusionInpaintPipeline")):
+            ("lcm_inpaint", "inpaint", cfg.inpaint_export_dir, cfg.inpaint_lcm_export_dir, "StableDiffusionInpaintPipeline")):
         loaded_lcm = load_lcm_stage(cfg.runs_dir / stage)
         if loaded_lcm is None or not base.exists():
             print(f"export: no {stage} U-Net yet (or no {base.name} folder); skipped {dst.name}", flush=True)
@@ -616,8 +616,7 @@ def main() -> None:
             continue
         lcm_unet, info = loaded_lcm
         round_weights(lcm_unet, settings)
-        report[dst.name] = export_lcm(cfg, base, dst, lcm_unet, hidden, class_name, settings,
-                                      "inpaint" if stage == "lcm_inpaint" else "text2img")
+        report[dst.name] = export_lcm(cfg, base, dst, lcm_unet, hidden, class_name, settings, distilled)
         lcm_info[stage] = info
     sizes = {p.relative_to(cfg.export_root).as_posix(): p.stat().st_size
              for d in (cfg.export_dir, cfg.inpaint_export_dir, cfg.layout_export_dir, cfg.lcm_export_dir, cfg.inpaint_lcm_export_dir)

@@ -131,7 +131,6 @@ export const DEFAULT_SETTINGS: GenerationSettings = {
   liveStrokeSteps: DEFAULT_LIVE_STROKE_STEPS,
 };
 
-/** Most images one Generate press queues (the panel's own bound: each image is its own request). */
 /**
  * How the prompt is encoded, as a request carries it (only what differs from the defaults): the same for
  * Generate and for live frames, so a kept frame is what Generate would have made.
@@ -144,6 +143,7 @@ export function promptOptions(s: GenerationSettings): { clipSkip?: number; empha
   };
 }
 
+/** Most images one Generate press queues (the panel's own bound: each image is its own request). */
 export const MAX_BATCH_COUNT = 16;
 
 /** Results of the latest generate press, waiting on the canvas to be accepted or discarded. */
