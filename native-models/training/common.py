@@ -131,7 +131,7 @@ def train_loop(run: RunState, label: str, train_cfg: dict, optimizer: torch.opti
     while step < total and not run.should_stop():
         lr = lr_at(step)
         for group in optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         loss, figures = batch_loss()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

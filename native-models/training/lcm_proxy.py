@@ -29,6 +29,15 @@ from .config import lcm_stage_value
 from .evaluate import inpaint_cases, psnr_u8, run_inpaint, text_fidelity
 
 LCM_EVAL_STEPS = (4, 2, 1)  # 1: no re-noising, the step closest to the teacher's own trajectory
+VALIDATION_SEED_OFFSET = 500_000  # the validation cases' masks and seeds: another draw than the evaluation's
+
+
+def validation_records(records: list[dict], eval_cfg: dict) -> tuple[list[dict], int]:
+    """The held-out images the evaluation does not use (it takes the first eval.inpaint_images), as the only
+    held-out records, and their count: weights chosen on these are not chosen on the evaluation's cases."""
+    heldout = [r for r in records if r["split"] == "heldout"]
+    spare = {r["index"] for r in heldout[eval_cfg["inpaint_images"]:]}
+    return [r if r["index"] in spare or r["split"] != "heldout" else {**r, "split": "eval"} for r in records], len(spare)
 
 
 def lcm_scheduler(cfg, stage: str) -> LCMScheduler:
@@ -148,9 +157,11 @@ class ProxyEval:
     """Scores an LCM U-Net by evaluate's LCM figures (main row: 4 steps, guidance eval.guidance_scale)."""
 
     def __init__(self, cfg, stage: str, reference: Path, images_u8, records, text_encoder, tokens, vae, scaling_factor,
-                 device: torch.device, teacher=None, cases: int | None = None):
+                 device: torch.device, teacher=None, cases: int | None = None, validation: bool = False):
         """reference: inpaint: the teacher's cases (.npz) or its folder's scheduler_config.json (then `teacher`,
-        the teacher U-Net, draws them); text2img: the teacher folder's eval.json."""
+        the teacher U-Net, draws them); text2img: the teacher folder's eval.json. validation (inpaint): score on
+        the held-out images the evaluation leaves out, with other masks and seeds (validation_records), so that
+        keeping the best-scoring weights does not select on the evaluation's own cases."""
         self.cfg, self.stage = cfg, stage
         self.images_u8, self.records = images_u8, records
         self.parts = (text_encoder, tokens, vae, scaling_factor, device)
@@ -160,7 +171,17 @@ class ProxyEval:
         self.teacher_text = None
         self.info: dict = {}
         if stage == "inpaint":
-            self.cases = inpaint_cases(images_u8, records, self.eval_cfg, cfg["train_inpaint"]["mask_probabilities"], cfg["seed"])
+            case_records, seed = records, cfg["seed"]
+            if validation:
+                case_records, spare = validation_records(records, self.eval_cfg)
+                if not spare:
+                    raise SystemExit("no held-out images are left beside the evaluation's for validation")
+                self.eval_cfg["inpaint_images"] = min(spare, cases or spare)
+                seed += VALIDATION_SEED_OFFSET
+                self.info["validation_images"] = self.eval_cfg["inpaint_images"]
+                if Path(reference).suffix == ".npz":
+                    raise SystemExit("validation cases need the teacher U-Net (pass its scheduler_config.json), not the evaluation's .npz")
+            self.cases = inpaint_cases(images_u8, case_records, self.eval_cfg, cfg["train_inpaint"]["mask_probabilities"], seed)
             self.masked = np.broadcast_to((self.cases[1] >= 0.5)[..., None], self.cases[0].shape)
             if Path(reference).suffix == ".npz":
                 ref = np.load(reference)

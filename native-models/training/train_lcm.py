@@ -32,7 +32,9 @@ generators, so a run's batches do not depend on the device); --lr, --ema-decay, 
 --warmup-steps, --steps override train_lcm's values (recorded in unet.pt); --run-dir puts the run in
 another folder, so several variants can train side by side; --stop-at ends a run at a wall-clock time;
 --proxy FILE scores the target network every --proxy-every-minutes with training.lcm_proxy (the figure
-the quality bar uses) and keeps the best-scoring target weights in best.pt.
+the quality bar uses) and keeps the best-scoring target weights in best.pt (--proxy-validation: scored on
+held-out images the evaluation leaves out, kept in best_validation.pt, so choosing them is not choosing on
+the evaluation's cases).
 """
 from __future__ import annotations
 
@@ -55,7 +57,7 @@ from .train_unet import latent_mask, load_derived_stage, load_latent_data, load_
 
 STAGE_DIRS = {"text2img": "lcm", "inpaint": "lcm_inpaint"}
 # train_lcm values a command line may override (experiments; the config stays the recipe of record).
-OVERRIDES = {"lr": float, "ema_decay": float, "huber_c": float, "batch_size": int, "warmup_steps": int, "loss_type": str}
+OVERRIDES = {"lr": float, "cond_lr_scale": float, "ema_decay": float, "huber_c": float, "batch_size": int, "warmup_steps": int, "loss_type": str}
 TEACHER_DIRS = {"text2img": "unet", "inpaint": "inpaint"}
 STAGE_SEED_OFFSETS = {"text2img": 10, "inpaint": 11}
 SIGMA_DATA = 0.5
@@ -149,6 +151,9 @@ def main() -> None:
                         help="score the target network with training.lcm_proxy: inpaint: the teacher's cases (.npz), "
                              "text2img: the teacher folder's eval.json")
     parser.add_argument("--proxy-every-minutes", type=float, default=2.0)
+    parser.add_argument("--proxy-validation", action="store_true",
+                        help="inpaint: score on the held-out images the evaluation leaves out (other masks and seeds), "
+                             "so best.pt is not chosen on the evaluation's cases")
     parser.add_argument("--proxy-cases", type=int, default=None,
                         help="score on this many images / prompts per split (default: the eval config's, as evaluate)")
     parser.add_argument("--steps", type=int, default=None, help="train to this step (overrides train_lcm.steps)")
@@ -197,7 +202,12 @@ def main() -> None:
     target = lcm_unet_from(teacher, cond_dim).eval().requires_grad_(False)
     for module in (teacher, text_encoder, student, target, vae):
         module.to(device)
-    optimizer = torch.optim.AdamW(student.parameters(), lr=train_cfg["lr"], weight_decay=train_cfg["weight_decay"])
+    # The guidance embedding's projection is the one new layer (it starts at zero): cond_lr_scale × lr for it.
+    cond_params = list(student.time_embedding.cond_proj.parameters())
+    cond_ids = {id(p) for p in cond_params}
+    groups = [{"params": [p for p in student.parameters() if id(p) not in cond_ids]},
+              {"params": cond_params, "lr_scale": float(train_cfg.get("cond_lr_scale", 1.0))}]
+    optimizer = torch.optim.AdamW(groups, lr=train_cfg["lr"], weight_decay=train_cfg["weight_decay"])
     step = 0
     restart_step = 0
     if state:
@@ -298,10 +308,11 @@ def main() -> None:
     if args.proxy is not None:
         from .lcm_proxy import ProxyEval
         proxy = ProxyEval(cfg, args.stage, args.proxy, data.images_u8, data.records, text_encoder, tokens, vae, scaling_factor, device,
-                          teacher=teacher, cases=args.proxy_cases)
+                          teacher=teacher, cases=args.proxy_cases, validation=args.proxy_validation)
         run.log({"step": step, "proxy_reference": proxy.info})
         print(f"lcm {args.stage}: proxy reference {json.dumps(proxy.info)}", flush=True)
-        best_path = run.dir / "best.pt"
+        # Validation scores and the evaluation's cases' scores are not comparable: each keeps its own best.
+        best_path = run.dir / ("best_validation.pt" if args.proxy_validation else "best.pt")
         if best_path.exists():
             best_score = torch.load(best_path, map_location="cpu", weights_only=False)["proxy"]["score"]
     last_proxy = time.monotonic()
@@ -318,7 +329,7 @@ def main() -> None:
             atomic_save({"unet": {k: v.detach().cpu().half() for k, v in target.state_dict().items()},
                          "unet_config": dict(target.config), "steps": step, "vae_digest": vae_digest,
                          "teacher_digest": teacher_digest, "teacher": teacher_info, "train_lcm": train_cfg, "proxy": result},
-                        run.dir / "best.pt")
+                        best_path)
         last_proxy = time.monotonic()
 
     # train_lcm.steps: one count for both stages, or {"text2img": n, "inpaint": m}.
