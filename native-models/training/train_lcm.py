@@ -202,11 +202,14 @@ def main() -> None:
     target = lcm_unet_from(teacher, cond_dim).eval().requires_grad_(False)
     for module in (teacher, text_encoder, student, target, vae):
         module.to(device)
-    # The guidance embedding's projection is the one new layer (it starts at zero): cond_lr_scale × lr for it.
-    cond_params = list(student.time_embedding.cond_proj.parameters())
-    cond_ids = {id(p) for p in cond_params}
-    groups = [{"params": [p for p in student.parameters() if id(p) not in cond_ids]},
-              {"params": cond_params, "lr_scale": float(train_cfg.get("cond_lr_scale", 1.0))}]
+    # The guidance embedding's projection is the one new layer (it starts at zero): cond_lr_scale × lr for it,
+    # in a group of its own (only then: a run's state.pt holds its optimizer's groups, so keep the scale when resuming).
+    cond_lr_scale = float(train_cfg.get("cond_lr_scale", 1.0))
+    groups: list[dict] = [{"params": list(student.parameters())}]
+    if cond_lr_scale != 1.0:
+        cond_ids = {id(p) for p in student.time_embedding.cond_proj.parameters()}
+        groups = [{"params": [p for p in student.parameters() if id(p) not in cond_ids]},
+                  {"params": list(student.time_embedding.cond_proj.parameters()), "lr_scale": cond_lr_scale}]
     optimizer = torch.optim.AdamW(groups, lr=train_cfg["lr"], weight_decay=train_cfg["weight_decay"])
     step = 0
     restart_step = 0
