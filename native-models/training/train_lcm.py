@@ -57,7 +57,7 @@ from .train_unet import latent_mask, load_derived_stage, load_latent_data, load_
 
 STAGE_DIRS = {"text2img": "lcm", "inpaint": "lcm_inpaint"}
 # train_lcm values a command line may override (experiments; the config stays the recipe of record).
-OVERRIDES = {"lr": float, "cond_lr_scale": float, "ema_decay": float, "huber_c": float, "batch_size": int, "warmup_steps": int, "loss_type": str}
+OVERRIDES = {"lr": float, "cond_lr_scale": float, "target": str, "ema_decay": float, "huber_c": float, "batch_size": int, "warmup_steps": int, "loss_type": str}
 TEACHER_DIRS = {"text2img": "unet", "inpaint": "inpaint"}
 STAGE_SEED_OFFSETS = {"text2img": 10, "inpaint": 11}
 SIGMA_DATA = 0.5
@@ -234,6 +234,9 @@ def main() -> None:
     skip = num_train // n_ddim
     ddim_timesteps = torch.arange(1, n_ddim + 1) * skip - 1
     scaling = train_cfg["timestep_scaling"]
+    target_kind = str(lcm_stage_value(train_cfg, "target", args.stage)) if "target" in train_cfg else "ema"
+    if target_kind not in ("ema", "ode"):
+        raise SystemExit(f"train_lcm.target must be 'ema' or 'ode', not {target_kind!r}")
     with torch.no_grad():
         uncond_hidden = text_encoder(tokens([""]).to(device)).last_hidden_state
 
@@ -257,9 +260,38 @@ def main() -> None:
     def model_input(x: torch.Tensor, extra: torch.Tensor | None) -> torch.Tensor:
         return x if extra is None else torch.cat([x, extra], dim=1)
 
+    @torch.no_grad()
+    def guided_ddim_step(x, t_from, t_to, hidden, extra, omega):
+        """The teacher's CFG-guided DDIM step from t_from to t_to (per sample), guidance 1 + ω."""
+        n = len(x)
+        a_from = alphas_cumprod[t_from.cpu()].view(-1, 1, 1, 1).to(device)
+        a_to = alphas_cumprod[t_to.cpu()].view(-1, 1, 1, 1).to(device)
+        both = teacher(model_input(torch.cat([x, x]), None if extra is None else torch.cat([extra, extra])),
+                       torch.cat([t_from, t_from]), torch.cat([hidden, uncond_hidden.expand(n, -1, -1)])).sample
+        eps_c, eps_u = both.chunk(2)
+        x0_c = (x - (1 - a_from).sqrt() * eps_c) / a_from.sqrt()
+        x0_u = (x - (1 - a_from).sqrt() * eps_u) / a_from.sqrt()
+        w = omega.view(-1, 1, 1, 1)
+        x0_w = x0_c + w * (x0_c - x0_u)
+        eps_w = eps_c + w * (eps_c - eps_u)
+        return a_to.sqrt() * x0_w + (1 - a_to).sqrt() * eps_w
+
+    @torch.no_grad()
+    def ode_solution(x, t, hidden, extra, omega):
+        """The teacher's guided DDIM ODE from x at t (per sample) down the skipping-step grid to t = 0, where
+        the consistency function is the identity (c_skip(0) = 1): the exact target of f(x, t)."""
+        x, t = x.clone(), t.clone()
+        while bool((t > 0).any()):
+            live = (t > 0).nonzero().flatten()
+            t_to = (t[live] - skip).clamp(min=0)
+            x[live] = guided_ddim_step(x[live], t[live], t_to, hidden[live], None if extra is None else extra[live], omega[live])
+            t[live] = t_to
+        return x
+
     def losses(latents, noise, hidden, extra, j, omega) -> torch.Tensor:
-        """The per-sample consistency distance (student at t_n vs target at t_{n−k} after one guided
-        DDIM step of the teacher)."""
+        """The per-sample consistency distance: the student at t_n against, after one guided DDIM step of the
+        teacher to t_{n−k}, the target network there (target "ema", LCD), or the teacher's guided ODE solved
+        on to t = 0 (target "ode")."""
         latents, noise, hidden, omega = (v.to(device) for v in (latents, noise, hidden, omega))
         t_start = ddim_timesteps[j]
         t_end = (t_start - skip).clamp(min=0)
@@ -273,18 +305,12 @@ def main() -> None:
         eps = student(model_input(x_t, extra), t_start, hidden, timestep_cond=w_emb).sample
         pred = skip_s * x_t + out_s * (x_t - (1 - a_start).sqrt() * eps) / a_start.sqrt()
         with torch.no_grad():
-            n = len(latents)
-            both = teacher(model_input(torch.cat([x_t, x_t]), None if extra is None else torch.cat([extra, extra])),
-                           torch.cat([t_start, t_start]), torch.cat([hidden, uncond_hidden.expand(n, -1, -1)])).sample
-            eps_c, eps_u = both.chunk(2)
-            x0_c = (x_t - (1 - a_start).sqrt() * eps_c) / a_start.sqrt()
-            x0_u = (x_t - (1 - a_start).sqrt() * eps_u) / a_start.sqrt()
-            w = omega.view(-1, 1, 1, 1)
-            x0_w = x0_c + w * (x0_c - x0_u)
-            eps_w = eps_c + w * (eps_c - eps_u)
-            x_prev = a_end.sqrt() * x0_w + (1 - a_end).sqrt() * eps_w
-            eps_t = target(model_input(x_prev, extra), t_end, hidden, timestep_cond=w_emb).sample
-            tgt = skip_e * x_prev + out_e * (x_prev - (1 - a_end).sqrt() * eps_t) / a_end.sqrt()
+            x_prev = guided_ddim_step(x_t, t_start, t_end, hidden, extra, omega)
+            if target_kind == "ode":
+                tgt = ode_solution(x_prev, t_end, hidden, extra, omega)
+            else:
+                eps_t = target(model_input(x_prev, extra), t_end, hidden, timestep_cond=w_emb).sample
+                tgt = skip_e * x_prev + out_e * (x_prev - (1 - a_end).sqrt() * eps_t) / a_end.sqrt()
         diff = (pred.float() - tgt.float()).flatten(1)
         if train_cfg["loss_type"] == "huber":
             c = train_cfg["huber_c"]
