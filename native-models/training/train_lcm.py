@@ -160,7 +160,8 @@ def main() -> None:
     args = parser.parse_args()
     cfg = load_config(args)
     inpaint = args.stage == "inpaint"
-    train_cfg = dict(cfg["train_lcm"])
+    # Any train_lcm value may be given per stage ({"text2img": a, "inpaint": b}); this run takes its stage's.
+    train_cfg = {k: (v[args.stage] if isinstance(v, dict) and set(v) == set(STAGE_DIRS) else v) for k, v in cfg["train_lcm"].items()}
     for name in OVERRIDES:
         if getattr(args, name) is not None:
             train_cfg[name] = getattr(args, name)
@@ -234,7 +235,7 @@ def main() -> None:
     skip = num_train // n_ddim
     ddim_timesteps = torch.arange(1, n_ddim + 1) * skip - 1
     scaling = train_cfg["timestep_scaling"]
-    target_kind = str(lcm_stage_value(train_cfg, "target", args.stage)) if "target" in train_cfg else "ema"
+    target_kind = str(train_cfg.get("target", "ema"))
     if target_kind not in ("ema", "ode"):
         raise SystemExit(f"train_lcm.target must be 'ema' or 'ode', not {target_kind!r}")
     with torch.no_grad():
