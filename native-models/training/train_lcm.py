@@ -12,14 +12,20 @@ script; notation of wave2 reference §4):
   timestep features, added before the time MLP), initialised from the teacher's weights; the new Linear
   starts at zero (so at step 0 the student computes exactly what the teacher does; the reference script
   keeps PyTorch's default init there); target network θ⁻ = EMA of the student (μ = ema_decay, 0.95);
-- skipping-step DDIM solver on N = num_ddim_timesteps timesteps (per stage: text2img 20, so k = T / N = 50
-  and t_n ∈ {49, 99, …, 999}; inpaint 50, k = 20, t_n ∈ {19, 39, …, 999}), t_{n−k} = max(t_n − k, 0);
+- skipping-step DDIM solver on N = num_ddim_timesteps timesteps (20 for both stages now, so k = T / N = 50
+  and t_n ∈ {49, 99, …, 999}; the reference script's 50 gives k = 20), t_{n−k} = max(t_n − k, 0);
 - per batch: ω ~ U[w_min, w_max] (the pipeline embeds ω = guidance_scale − 1, so the engine's guidance
   scale g means ω = g − 1); x_{t_n} = α·x0 + σ·ε; student f(x_{t_n}, t_n, ω, c) = c_skip·x + c_out·x̂0;
   the teacher's guided DDIM step x_{t_{n−k}} = √ᾱ_prev·x̂0_ω + √(1−ᾱ_prev)·ε̂_ω with
   x̂0_ω = x̂0_c + ω(x̂0_c − x̂0_u), ε̂_ω likewise (uncond = the empty prompt); target f_θ⁻(x_{t_{n−k}}, t_{n−k}, ω, c);
   boundary scalings c_skip = σ_d² / ((s·t)² + σ_d²), c_out = s·t / √((s·t)² + σ_d²) with s = timestep_scaling
   (10, as LCMScheduler), σ_d = 0.5; pseudo-Huber loss √(d² + c²) − c (c = huber_c) or L2.
+- target "ode" (train_lcm.target, per stage; the inpainting stage's): instead of f_θ⁻ at t_{n−k}, the
+  teacher's guided DDIM steps on from x_{t_{n−k}} down the same grid to t = 0, where f is the identity:
+  the value a perfect consistency function takes at x_{t_n}, without bootstrapping through θ⁻ (which is
+  still the EMA of the student, and still what the export ships).
+- train_lcm values may be per stage ({"text2img": a, "inpaint": b}): steps, lr, cond_lr_scale (the guidance
+  projection's lr multiple, a second optimizer group), target, num_ddim_timesteps.
 - inpainting: the 9-channel input [latents | mask | masked-image latents] carries the same mask and masked
   image for student, teacher and target (random brush / box / whole masks as the inpainting stage).
 
