@@ -39,16 +39,17 @@ class ExactConsistency(torch.nn.Module):
     teacher's guided DDIM ODE solution from (x, t) to t = 0 (guidance 1 + ω, the skipping-step grid)."""
 
     def __init__(self, teacher, uncond_hidden: torch.Tensor, alphas_cumprod: torch.Tensor, skip: int, omega: float,
-                 timestep_scaling: float):
+                 timestep_scaling: float, cond_dim: int):
         super().__init__()
         self.teacher, self.uncond, self.ac, self.skip, self.omega, self.scaling = teacher, uncond_hidden, alphas_cumprod, skip, omega, timestep_scaling
-        self.config = types.SimpleNamespace(time_cond_proj_dim=256, in_channels=teacher.config.in_channels,
+        self.config = types.SimpleNamespace(time_cond_proj_dim=cond_dim, in_channels=teacher.config.in_channels,
                                             out_channels=teacher.config.out_channels, sample_size=teacher.config.sample_size)
 
     @torch.no_grad()
     def forward(self, model_in, t, hidden, timestep_cond=None):
         t = int(t)
-        x, extra = model_in[:, :4], model_in[:, 4:]
+        latent = self.config.out_channels
+        x, extra = model_in[:, :latent], model_in[:, latent:]
         n = len(x)
         cur, tc = x, t
         while tc > 0:
@@ -104,7 +105,8 @@ def main() -> None:
     lcm_cfg = cfg["train_lcm"]
     n_ddim = int(lcm_stage_value(lcm_cfg, "num_ddim_timesteps", "inpaint"))
     exact = ExactConsistency(teacher, uncond, make_noise_scheduler(cfg).alphas_cumprod.float(),
-                             cfg["noise_schedule"]["num_train_timesteps"] // n_ddim, g - 1.0, lcm_cfg["timestep_scaling"])
+                             cfg["noise_schedule"]["num_train_timesteps"] // n_ddim, g - 1.0, lcm_cfg["timestep_scaling"],
+                             lcm_cfg["time_cond_proj_dim"])
     model = TorchLdm(cfg, exact, text_encoder, data.tokens, data.vae, data.scaling_factor, torch.device("cpu"))
     report["exact_consistency_lcm_sampler"] = {"num_ddim_timesteps": n_ddim}
     for n_steps in (1, 2, 4):
