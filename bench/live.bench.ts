@@ -11,6 +11,8 @@
  *   frame was drawn on the live layer (editor/live-layer.ts records it on the stage element);
  * - frame_engine_ms: the engine's own time per frame (text encode, VAE, U-Net, decode, paste);
  * - frame_round_trip_ms: from building a frame's request in the renderer to its answer there;
+ * - frames_by_cpu_threads: how many frames ran on each thread count of a live copy of the model (engine.ts
+ *   liveThreadsFor: one thread fewer than queued jobs on two cores), "engine" for the engine's own sessions;
  * - the steps, sampler and size the frames used, the Live panel's "Steps while painting" (frames during a
  *   stroke take at most that many; the frame after each stroke takes Steps) and how many frames took
  *   each step count, and the engine's CPU threads.
@@ -120,7 +122,7 @@ async function record(page: Page): Promise<void> {
   await page.evaluate(`(() => {
     const stage = document.querySelector('[data-testid="canvas-stage"]');
     for (const o of window.__liveObservers ?? []) o.disconnect();
-    const rec = { frames: [], engineMs: [], roundTripMs: [], steps: {} };
+    const rec = { frames: [], engineMs: [], roundTripMs: [], steps: {}, threads: {} };
     window.__live = rec;
     let lastText = '';
     const frames = new MutationObserver(() => {
@@ -131,11 +133,13 @@ async function record(page: Page): Promise<void> {
     frames.observe(stage, { attributes: true, attributeFilter: ['data-live-seq', 'data-live-latency-ms'] });
     const times = new MutationObserver(() => {
       const text = document.querySelector('[data-testid="live-frame-time"]')?.textContent ?? '';
-      const m = /^Frame (\\d+) ms, (\\d+) steps? · (\\d+) ms round trip/.exec(text);
+      const m = /^Frame (\\d+) ms, (\\d+) steps?(?:, (\\d+) CPU threads?)? · (\\d+) ms round trip/.exec(text);
       if (m && text !== lastText) {
         rec.engineMs.push(Number(m[1]));
-        rec.roundTripMs.push(Number(m[3]));
+        rec.roundTripMs.push(Number(m[4]));
         rec.steps[m[2]] = (rec.steps[m[2]] ?? 0) + 1;
+        const threads = m[3] ?? 'engine';
+        rec.threads[threads] = (rec.threads[threads] ?? 0) + 1;
       }
       lastText = text;
     });
@@ -214,6 +218,7 @@ async function measure(page: Page, server: StudioServer, dir: string): Promise<R
     engineMs: number[];
     roundTripMs: number[];
     steps: Record<string, number>;
+    threads: Record<string, number>;
   };
   const frames = live.frames.filter((f) => f.at >= startedAt && f.at <= endedAt);
   await page.getByRole('switch', { name: 'Live' }).click();
@@ -224,6 +229,7 @@ async function measure(page: Page, server: StudioServer, dir: string): Promise<R
     steps: setup.steps,
     steps_while_painting: strokeStepsSetting,
     frames_by_steps: live.steps,
+    frames_by_cpu_threads: live.threads,
     sampler: setup.sampler,
     cfg: setup.cfg,
     size: setup.size,

@@ -155,6 +155,7 @@ function answerOf(frameId: string, frame: LiveFrame, engineCallMs: number): Live
     params: frame.params,
     timings: frame.timings,
     provider: frame.provider,
+    ...(frame.threads !== undefined ? { threads: frame.threads } : {}),
     hostTimings: { hostMs: engineCallMs, engineCallMs },
   };
 }

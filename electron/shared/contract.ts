@@ -303,6 +303,8 @@ export type LiveFrameAnswer =
       params: GenerationParams;
       timings: GenerationTimings;
       provider: ExecutionProviderName;
+      /** The CPU threads live frames run on when the engine keeps a copy of the model for them with fewer threads than queued jobs. */
+      threads?: number;
       /**
        * Where the frame's time went in the host, in ms: `hostMs` from the request's arrival to the
        * answer (decoding the request, the engine call, building the RGBA); `engineCallMs` the engine

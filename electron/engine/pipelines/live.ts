@@ -89,6 +89,8 @@ export interface LiveFrame {
   provider: ExecutionProviderName;
   /** Time inside the U-Net's session runs (of `timings.denoiseMs`): the rest is the loop's own overhead. */
   unetMs: number;
+  /** The CPU threads of the sessions that ran the frame when they are a live copy of the model (engine.ts liveThreadsFor). */
+  threads?: number;
   /** What the prompt encoder warned about (e.g. conditioning cut to a fixed-length U-Net). */
   warnings: string[];
   /** What this frame could reuse from the one before. */

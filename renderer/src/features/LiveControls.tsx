@@ -39,7 +39,7 @@ export function LiveStatus() {
         {error
           ? `Live: ${error}`
           : frame
-            ? `Frame ${Math.round(frame.engineMs)} ms, ${frame.steps} step${frame.steps === 1 ? '' : 's'} · ${Math.round(frame.roundTripMs)} ms round trip`
+            ? `Frame ${Math.round(frame.engineMs)} ms, ${frame.steps} step${frame.steps === 1 ? '' : 's'}${frame.threads !== null ? `, ${frame.threads} CPU thread${frame.threads === 1 ? '' : 's'}` : ''} · ${Math.round(frame.roundTripMs)} ms round trip`
             : computing
               ? 'Rendering…'
               : 'Paint a mask to see it live'}

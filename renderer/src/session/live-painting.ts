@@ -40,6 +40,8 @@ export interface LiveFrameView {
   engineMs: number;
   /** The steps the frame took (fewer than Steps while a stroke is painted: liveStrokeSteps). */
   steps: number;
+  /** The CPU threads of the frame's sessions when the engine runs live frames on fewer threads than queued jobs, else null. */
+  threads: number | null;
   /**
    * Where the frame's latency went, in ms (bench:live reads it): `waitMs` from the oldest change to
    * the request's start (the frame before was still being computed), `buildMs` building the request,
@@ -157,6 +159,7 @@ export function createLivePainting(deps: LivePaintingDeps) {
             roundTripMs: answeredAt - sentAt,
             engineMs: timings.totalMs,
             steps: request.steps ?? settingsStore.get().steps,
+            threads: answer.threads ?? null,
             timing: {
               waitMs: sentAt - changedAt,
               buildMs: builtAt - sentAt,

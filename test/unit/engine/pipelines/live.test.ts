@@ -9,9 +9,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { Engine } from '../../../../electron/engine/engine.js';
+import { Engine, LIVE_COPY_MAX_UNET_BYTES, liveThreadsFor } from '../../../../electron/engine/engine.js';
 import type { GenerateRequest } from '../../../../electron/engine/pipelines/types.js';
-import { MODELS, testPicture, toPng, withNativeSide64 } from '../../../support/engine-fixtures.js';
+import { MODELS, REPO_ROOT, testPicture, toPng, withNativeSide64 } from '../../../support/engine-fixtures.js';
 
 const W = 160;
 const H = 120;
@@ -270,5 +270,62 @@ describe('live frames', () => {
       engine.liveFrame(small['tiny-sd1-inpaint'], { mode: 'inpaint', prompt: 'x', seed: 1, initImage: picture, mask: await maskPng([]) }),
       { code: 'E_INVALID_REQUEST', message: /mask is empty/ },
     );
+  });
+});
+
+describe('live frames on fewer CPU threads (liveThreadsFor)', () => {
+  test('on two cores a small CPU U-Net gets a one-thread live copy; more cores, one thread already, a GPU or a large U-Net share the model', () => {
+    const small = { provider: 'cpu' as const, unetBytes: 20 * 2 ** 20 };
+    assert.equal(liveThreadsFor({ ...small, cores: 2, threads: 0 }), 1);
+    assert.equal(liveThreadsFor({ ...small, cores: 2, threads: 2 }), 1);
+    assert.equal(liveThreadsFor({ ...small, cores: 2, threads: 4 }), 1);
+    assert.equal(liveThreadsFor({ ...small, cores: 2, threads: 1 }), null);
+    assert.equal(liveThreadsFor({ ...small, cores: 1, threads: 0 }), null);
+    assert.equal(liveThreadsFor({ ...small, cores: 8, threads: 0 }), null);
+    assert.equal(liveThreadsFor({ ...small, provider: 'webgpu', cores: 2, threads: 0 }), null);
+    assert.equal(liveThreadsFor({ ...small, unetBytes: LIVE_COPY_MAX_UNET_BYTES + 1, cores: 2, threads: 0 }), null);
+  });
+
+  // The bundled LCM inpainting model: large enough that onnxruntime splits its work over the threads.
+  const bundled = join(REPO_ROOT, 'native-models', 'emoji-ldm-inpaint-lcm');
+  test('the bundled model: frames run on a one-thread copy and equal the queued inpaint on two threads; Live off frees the copy', async () => {
+    const engine = new Engine({ providers: ['cpu'], threads: 2, cores: 2 });
+    try {
+      const side = 200;
+      const picture = await toPng(testPicture(side, side));
+      const rgb = new Uint8Array(side * side * 3);
+      for (let y = 60; y < 110; y++) rgb.fill(255, (y * side + 70) * 3, (y * side + 140) * 3);
+      const request: GenerateRequest = { mode: 'inpaint', prompt: 'smiling face', seed: 9, steps: 2, initImage: picture, mask: await toPng({ width: side, height: side, rgb }) };
+      const live = await engine.liveFrame(bundled, request);
+      assert.equal(live.threads, 1);
+      assert.equal(engine.liveCopyThreads(), 1);
+      const { nativeResolution } = (await engine.loadModel(bundled)).info;
+      const queued = await engine.generate(bundled, { ...request, ...nativeResolution, inpaintArea: 'masked' });
+      const whole = await engine.composeLiveFrame(picture, live.crop, live.image);
+      assert.ok(Buffer.from(whole.rgb).equals(Buffer.from(queued.image.rgb)), 'the one-thread frame differs from the two-thread queued inpaint');
+      engine.endLive();
+      assert.equal(engine.liveCopyThreads(), null);
+      // Live on again: a new copy; unloading the model frees it with the model.
+      assert.equal((await engine.liveFrame(bundled, request)).threads, 1);
+      await engine.unload(bundled);
+      assert.equal(engine.liveCopyThreads(), null);
+    } finally {
+      await engine.unloadAll();
+    }
+  });
+
+  test('one thread for queued jobs too: frames run on the model itself, with no threads in the frame', async () => {
+    const engine = new Engine({ providers: ['cpu'], threads: 1, cores: 2 });
+    try {
+      const side = 64;
+      const rgb = new Uint8Array(side * side * 3);
+      for (let y = 20; y < 40; y++) rgb.fill(255, (y * side + 20) * 3, (y * side + 40) * 3);
+      const request: GenerateRequest = { mode: 'inpaint', prompt: 'x', seed: 1, steps: 1, initImage: await toPng(testPicture(side, side)), mask: await toPng({ width: side, height: side, rgb }) };
+      const live = await engine.liveFrame(bundled, request);
+      assert.equal(live.threads, undefined);
+      assert.equal(engine.liveCopyThreads(), null);
+    } finally {
+      await engine.unloadAll();
+    }
   });
 });
