@@ -14,7 +14,8 @@
  *   (open the model + first run), and peak RSS.
  * - lora: lora_apply_ms and the memory of switching LoRA sets, on SD 1.5's layer shapes (bench/lora.bench.ts;
  *   --skip-lora leaves it out).
- * Defaults: the bundled model if present, else the tiny-sd1 fixture.
+ * Defaults: the bundled model if present, else the tiny-sd1 fixture; 40 rounds (one round's ratio ranged
+ * 0.87–1.37 on a quiet shared 2-core machine, so the median of 5 moved by several hundredths from run to run).
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -33,7 +34,7 @@ const { values } = parseArgs({
     model: { type: 'string' },
     steps: { type: 'string', default: '20' },
     size: { type: 'string' },
-    runs: { type: 'string', default: '5' },
+    runs: { type: 'string', default: '40' },
     sampler: { type: 'string' },
     threads: { type: 'string', default: '0' },
     cfg: { type: 'string', default: '7.5' },
@@ -56,7 +57,8 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
-const engine = new Engine({ providers: ['cpu'], threads: Number(values.threads) });
+// Live frames on the model's own sessions (no one-thread live copy on two cores): the same sessions as the bare U-Net.
+const engine = new Engine({ providers: ['cpu'], threads: Number(values.threads), liveCopy: false });
 const coldStart = performance.now();
 const model = await engine.loadModel(modelDir);
 const { info } = model;

@@ -3,7 +3,8 @@
  * at the model's native size, one live frame per dab, as bench:live's strokes send them. Prints one
  * JSON object with the per-frame breakdown (medians and p10–p90 over frames): wall and process CPU
  * time, VAE encode, U-Net (session runs) and the loop's own time, VAE decode, and the rest (mask
- * decode, crop, paste-back). `--threads 2,1`: one engine per thread count, their frames interleaved.
+ * decode, crop, paste-back). `--threads 2,1`: one engine per thread count, their frames interleaved (each
+ * on its sessions: the app's one-thread live copy on two cores is `--threads 1`).
  *   npm run bench:live-engine -- [--model DIR] [--threads N[,N…]] [--frames N] [--steps N] [--brush PX] [--mask raw|png]
  */
 import { existsSync } from 'node:fs';
@@ -32,7 +33,8 @@ const threadCounts = (values.threads ?? String(availableParallelism())).split(',
 const frames = Number(values.frames);
 const radius = Number(values.brush);
 
-const engines = threadCounts.map((threads) => new Engine({ providers: ['cpu'], threads: Number(threads) }));
+// Each engine's frames on its own thread count (no one-thread live copy: engine.ts liveThreadsFor).
+const engines = threadCounts.map((threads) => new Engine({ providers: ['cpu'], threads: Number(threads), liveCopy: false }));
 const model = await engines[0]!.loadModel(modelDir);
 const { width, height } = model.info.nativeResolution;
 const png = (channels: 1 | 3, data: Uint8Array): Promise<Buffer> =>

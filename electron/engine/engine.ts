@@ -48,6 +48,8 @@ export interface EngineSettings {
   releaseTextEncoders?: boolean;
   /** The machine's cores as live painting's thread rule (liveThreadsFor) sees them; default os.availableParallelism(). */
   cores?: number;
+  /** false: live frames always run on the model's own sessions, never a copy with fewer threads (liveThreadsFor). */
+  liveCopy?: boolean;
 }
 
 export class Engine {
@@ -56,6 +58,7 @@ export class Engine {
   private queue: Promise<unknown> = Promise.resolve();
   private settings: SessionSettings;
   private readonly cores: number;
+  private readonly allowLiveCopy: boolean;
   /** The live-painting session (pipelines/live.ts): one at a time, for the model last painted with. */
   private live: { key: string; session: LiveSession } | null = null;
   /** The live copy of a model (liveThreadsFor): sessions with fewer CPU threads, for live frames only. */
@@ -68,6 +71,7 @@ export class Engine {
       releaseTextEncoders: settings.releaseTextEncoders ?? false,
     };
     this.cores = settings.cores ?? availableParallelism();
+    this.allowLiveCopy = settings.liveCopy ?? true;
   }
 
   get sessionSettings(): Readonly<SessionSettings> {
@@ -179,12 +183,14 @@ export class Engine {
    */
   private async liveModel(key: string): Promise<LoadedModel> {
     const shared = await this.loadModel(key);
-    const threads = liveThreadsFor({
-      cores: this.cores,
-      provider: shared.sessions.providers['unet'] ?? 'cpu',
-      threads: this.settings.threads,
-      unetBytes: folderBytes(dirname(shared.modules.unet.file)),
-    });
+    const threads = this.allowLiveCopy
+      ? liveThreadsFor({
+          cores: this.cores,
+          provider: shared.sessions.providers['unet'] ?? 'cpu',
+          threads: this.settings.threads,
+          unetBytes: folderBytes(dirname(shared.modules.unet.file)),
+        })
+      : null;
     if (threads === null) {
       await this.releaseLiveCopy(false);
       return shared;
