@@ -30,18 +30,19 @@ from training.evaluate import OTHER_NOISE_SEED_OFFSET, inpaint_cases, psnr_u8, r
 from training.lcm_proxy import TorchLdm  # noqa: E402
 from training.models import limit_threads  # noqa: E402
 from training.onnx_pipeline import OnnxLdm  # noqa: E402
-from training.train_lcm import boundary_scalings, load_teacher  # noqa: E402
+from training.train_lcm import GuidedDdimTeacher, boundary_scalings, load_teacher  # noqa: E402
 from training.train_unet import load_latent_data, make_noise_scheduler  # noqa: E402
 
 
 class ExactConsistency(torch.nn.Module):
     """Stands in for an LCM U-Net: returns the noise prediction for which LCMScheduler's `denoised` is the
-    teacher's guided DDIM ODE solution from (x, t) to t = 0 (guidance 1 + ω, the skipping-step grid)."""
+    teacher's guided DDIM ODE solution from (x, t) to t = 0 (guidance 1 + ω, the skipping-step grid), as
+    training.train_lcm's target "ode" computes it (GuidedDdimTeacher)."""
 
-    def __init__(self, teacher, uncond_hidden: torch.Tensor, alphas_cumprod: torch.Tensor, skip: int, omega: float,
-                 timestep_scaling: float, cond_dim: int):
+    def __init__(self, solver: GuidedDdimTeacher, omega: float, timestep_scaling: float, cond_dim: int):
         super().__init__()
-        self.teacher, self.uncond, self.ac, self.skip, self.omega, self.scaling = teacher, uncond_hidden, alphas_cumprod, skip, omega, timestep_scaling
+        teacher = solver.teacher
+        self.solver, self.ac, self.omega, self.scaling = solver, solver.ac, omega, timestep_scaling
         self.config = types.SimpleNamespace(time_cond_proj_dim=cond_dim, in_channels=teacher.config.in_channels,
                                             out_channels=teacher.config.out_channels, sample_size=teacher.config.sample_size)
 
@@ -51,19 +52,10 @@ class ExactConsistency(torch.nn.Module):
         latent = self.config.out_channels
         x, extra = model_in[:, :latent], model_in[:, latent:]
         n = len(x)
-        cur, tc = x, t
-        while tc > 0:
-            a, t_to = self.ac[tc], max(tc - self.skip, 0)
-            both = self.teacher(torch.cat([torch.cat([cur, cur]), torch.cat([extra, extra])], 1), torch.tensor([tc] * 2 * n),
-                                torch.cat([hidden, self.uncond.expand(n, -1, -1)])).sample
-            eps_c, eps_u = both.chunk(2)
-            x0_c, x0_u = ((cur - (1 - a).sqrt() * e) / a.sqrt() for e in (eps_c, eps_u))
-            x0, eps = x0_c + self.omega * (x0_c - x0_u), eps_c + self.omega * (eps_c - eps_u)
-            a_to = self.ac[t_to]
-            cur, tc = a_to.sqrt() * x0 + (1 - a_to).sqrt() * eps, t_to
+        solved = self.solver.ode_solution(x, torch.full((n,), t), hidden, extra, torch.full((n,), self.omega))
         a = self.ac[t]
         c_skip, c_out = boundary_scalings(torch.tensor([t]), self.scaling)
-        pred_x0 = (cur - c_skip * x) / c_out
+        pred_x0 = (solved - c_skip * x) / c_out
         return types.SimpleNamespace(sample=(x - a.sqrt() * pred_x0) / (1 - a).sqrt())
 
 
@@ -104,9 +96,9 @@ def main() -> None:
         uncond = text_encoder(data.tokens([""])).last_hidden_state
     lcm_cfg = cfg["train_lcm"]
     n_ddim = int(lcm_stage_value(lcm_cfg, "num_ddim_timesteps", "inpaint"))
-    exact = ExactConsistency(teacher, uncond, make_noise_scheduler(cfg).alphas_cumprod.float(),
-                             cfg["noise_schedule"]["num_train_timesteps"] // n_ddim, g - 1.0, lcm_cfg["timestep_scaling"],
-                             lcm_cfg["time_cond_proj_dim"])
+    solver = GuidedDdimTeacher(teacher, uncond, make_noise_scheduler(cfg).alphas_cumprod.float(),
+                               cfg["noise_schedule"]["num_train_timesteps"] // n_ddim, torch.device("cpu"))
+    exact = ExactConsistency(solver, g - 1.0, lcm_cfg["timestep_scaling"], lcm_cfg["time_cond_proj_dim"])
     model = TorchLdm(cfg, exact, text_encoder, data.tokens, data.vae, data.scaling_factor, torch.device("cpu"))
     report["exact_consistency_lcm_sampler"] = {"num_ddim_timesteps": n_ddim}
     for n_steps in (1, 2, 4):

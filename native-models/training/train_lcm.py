@@ -140,6 +140,43 @@ def ema_update(target: torch.nn.Module, source: torch.nn.Module, decay: float) -
     torch._foreach_lerp_(t_params, s_params, 1.0 - decay)
 
 
+class GuidedDdimTeacher:
+    """The teacher's CFG-guided DDIM solver on the skipping-step grid (step k = `skip`), guidance 1 + ω per
+    sample, the empty prompt's states as the unconditional ones; `extra`: the inpainting U-Net's channels
+    after the latents ([mask | masked-image latents]), the same for both halves of the CFG batch."""
+
+    def __init__(self, teacher, uncond_hidden: torch.Tensor, alphas_cumprod: torch.Tensor, skip: int, device: torch.device):
+        self.teacher, self.uncond, self.ac, self.skip, self.device = teacher, uncond_hidden, alphas_cumprod, skip, device
+
+    @torch.no_grad()
+    def step(self, x, t_from, t_to, hidden, extra, omega):
+        """One guided DDIM step from t_from to t_to (tensors, per sample)."""
+        n = len(x)
+        a_from = self.ac[t_from.cpu()].view(-1, 1, 1, 1).to(self.device)
+        a_to = self.ac[t_to.cpu()].view(-1, 1, 1, 1).to(self.device)
+        both = self.teacher(torch.cat([x, x]) if extra is None else torch.cat([torch.cat([x, x]), torch.cat([extra, extra])], dim=1),
+                            torch.cat([t_from, t_from]), torch.cat([hidden, self.uncond.expand(n, -1, -1)])).sample
+        eps_c, eps_u = both.chunk(2)
+        x0_c = (x - (1 - a_from).sqrt() * eps_c) / a_from.sqrt()
+        x0_u = (x - (1 - a_from).sqrt() * eps_u) / a_from.sqrt()
+        w = omega.view(-1, 1, 1, 1)
+        x0_w = x0_c + w * (x0_c - x0_u)
+        eps_w = eps_c + w * (eps_c - eps_u)
+        return a_to.sqrt() * x0_w + (1 - a_to).sqrt() * eps_w
+
+    @torch.no_grad()
+    def ode_solution(self, x, t, hidden, extra, omega):
+        """The guided DDIM ODE from x at t (per sample) down the grid to t = 0, where the consistency function
+        is the identity (c_skip(0) = 1): the exact target of f(x, t)."""
+        x, t = x.clone(), t.clone()
+        while bool((t > 0).any()):
+            live = (t > 0).nonzero().flatten()
+            t_to = (t[live] - self.skip).clamp(min=0)
+            x[live] = self.step(x[live], t[live], t_to, hidden[live], None if extra is None else extra[live], omega[live])
+            t[live] = t_to
+        return x
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     add_common_args(parser)
@@ -267,33 +304,7 @@ def main() -> None:
     def model_input(x: torch.Tensor, extra: torch.Tensor | None) -> torch.Tensor:
         return x if extra is None else torch.cat([x, extra], dim=1)
 
-    @torch.no_grad()
-    def guided_ddim_step(x, t_from, t_to, hidden, extra, omega):
-        """The teacher's CFG-guided DDIM step from t_from to t_to (per sample), guidance 1 + ω."""
-        n = len(x)
-        a_from = alphas_cumprod[t_from.cpu()].view(-1, 1, 1, 1).to(device)
-        a_to = alphas_cumprod[t_to.cpu()].view(-1, 1, 1, 1).to(device)
-        both = teacher(model_input(torch.cat([x, x]), None if extra is None else torch.cat([extra, extra])),
-                       torch.cat([t_from, t_from]), torch.cat([hidden, uncond_hidden.expand(n, -1, -1)])).sample
-        eps_c, eps_u = both.chunk(2)
-        x0_c = (x - (1 - a_from).sqrt() * eps_c) / a_from.sqrt()
-        x0_u = (x - (1 - a_from).sqrt() * eps_u) / a_from.sqrt()
-        w = omega.view(-1, 1, 1, 1)
-        x0_w = x0_c + w * (x0_c - x0_u)
-        eps_w = eps_c + w * (eps_c - eps_u)
-        return a_to.sqrt() * x0_w + (1 - a_to).sqrt() * eps_w
-
-    @torch.no_grad()
-    def ode_solution(x, t, hidden, extra, omega):
-        """The teacher's guided DDIM ODE from x at t (per sample) down the skipping-step grid to t = 0, where
-        the consistency function is the identity (c_skip(0) = 1): the exact target of f(x, t)."""
-        x, t = x.clone(), t.clone()
-        while bool((t > 0).any()):
-            live = (t > 0).nonzero().flatten()
-            t_to = (t[live] - skip).clamp(min=0)
-            x[live] = guided_ddim_step(x[live], t[live], t_to, hidden[live], None if extra is None else extra[live], omega[live])
-            t[live] = t_to
-        return x
+    solver = GuidedDdimTeacher(teacher, uncond_hidden, alphas_cumprod, skip, device)
 
     def losses(latents, noise, hidden, extra, j, omega) -> torch.Tensor:
         """The per-sample consistency distance: the student at t_n against, after one guided DDIM step of the
@@ -312,9 +323,9 @@ def main() -> None:
         eps = student(model_input(x_t, extra), t_start, hidden, timestep_cond=w_emb).sample
         pred = skip_s * x_t + out_s * (x_t - (1 - a_start).sqrt() * eps) / a_start.sqrt()
         with torch.no_grad():
-            x_prev = guided_ddim_step(x_t, t_start, t_end, hidden, extra, omega)
+            x_prev = solver.step(x_t, t_start, t_end, hidden, extra, omega)
             if target_kind == "ode":
-                tgt = ode_solution(x_prev, t_end, hidden, extra, omega)
+                tgt = solver.ode_solution(x_prev, t_end, hidden, extra, omega)
             else:
                 eps_t = target(model_input(x_prev, extra), t_end, hidden, timestep_cond=w_emb).sample
                 tgt = skip_e * x_prev + out_e * (x_prev - (1 - a_end).sqrt() * eps_t) / a_end.sqrt()
