@@ -1,6 +1,8 @@
 """The teacher's guided DDIM solver of the distillation (training/train_lcm.py GuidedDdimTeacher), the
 target "ode" trains towards and tools/lcm_ceiling.py's exact consistency function runs: checked against the
 DDIM formulas written out, on a tiny random U-Net."""
+from itertools import pairwise
+
 import torch
 from diffusers import DDPMScheduler, UNet2DConditionModel
 
@@ -45,7 +47,7 @@ def test_the_ode_solution_steps_each_sample_down_the_grid_to_zero_and_leaves_t_z
     got = s.ode_solution(x, t, hidden, extra, omega)
     for i, steps in enumerate(([999, 749, 499, 249, 0], [249, 0], [0])):
         cur = x[i:i + 1]
-        for t_from, t_to in zip(steps, steps[1:]):
+        for t_from, t_to in pairwise(steps):
             cur = s.step(cur, torch.tensor([t_from]), torch.tensor([t_to]), hidden[i:i + 1], extra[i:i + 1], omega[i:i + 1])
         torch.testing.assert_close(got[i:i + 1], cur, rtol=1e-4, atol=1e-4)
     assert torch.equal(got[2], x[2])
