@@ -11,7 +11,8 @@ script; notation of wave2 reference §4):
 - student: the teacher's config plus `time_cond_proj_dim` (a Linear from the guidance embedding to the
   timestep features, added before the time MLP), initialised from the teacher's weights; the new Linear
   starts at zero (so at step 0 the student computes exactly what the teacher does; the reference script
-  keeps PyTorch's default init there); target network θ⁻ = EMA of the student (μ = ema_decay, 0.95);
+  keeps PyTorch's default init there); target network θ⁻ = EMA of the student (μ = ema_decay: 0.95; 0.999
+  for the inpainting stage, whose target "ode" does not use θ⁻: there it is only the weights that ship);
 - skipping-step DDIM solver on N = num_ddim_timesteps timesteps (20 for both stages now, so k = T / N = 50
   and t_n ∈ {49, 99, …, 999}; the reference script's 50 gives k = 20), t_{n−k} = max(t_n − k, 0);
 - per batch: ω ~ U[w_min, w_max] (the pipeline embeds ω = guidance_scale − 1, so the engine's guidance
