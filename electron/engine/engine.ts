@@ -63,6 +63,8 @@ export class Engine {
   private live: { key: string; session: LiveSession } | null = null;
   /** The live copy of a model (liveThreadsFor): sessions with fewer CPU threads, for live frames only. */
   private liveCopy: { key: string; threads: number; model: Promise<LoadedModel> } | null = null;
+  /** liveThreadsFor's answer for each loaded model (null: its own sessions). */
+  private readonly liveThreads = new WeakMap<LoadedModel, number | null>();
 
   constructor(settings: EngineSettings = {}) {
     this.settings = {
@@ -183,35 +185,43 @@ export class Engine {
    */
   private async liveModel(key: string): Promise<LoadedModel> {
     const shared = await this.loadModel(key);
-    const threads = this.allowLiveCopy
-      ? liveThreadsFor({
-          cores: this.cores,
-          provider: shared.sessions.providers['unet'] ?? 'cpu',
-          threads: this.settings.threads,
-          unetBytes: folderBytes(dirname(shared.modules.unet.file)),
-        })
-      : null;
+    let threads = this.liveThreads.get(shared);
+    if (threads === undefined) {
+      // Once per loaded model (a new one after configure or unload), not per frame.
+      threads = this.allowLiveCopy
+        ? liveThreadsFor({
+            cores: this.cores,
+            provider: shared.sessions.providers['unet'] ?? 'cpu',
+            threads: this.settings.threads,
+            unetBytes: folderBytes(dirname(shared.modules.unet.file)),
+          })
+        : null;
+      this.liveThreads.set(shared, threads);
+    }
     if (threads === null) {
       await this.releaseLiveCopy(false);
       return shared;
     }
     if (this.liveCopy?.key !== key || this.liveCopy.threads !== threads) {
       await this.releaseLiveCopy(false);
-      const model = openModelFolder(key, { ...this.settings, providers: ['cpu'], threads });
-      this.liveCopy = { key, threads, model };
-      model.catch(() => {
-        if (this.liveCopy?.model === model) this.liveCopy = null;
-      });
+      this.liveCopy = { key, threads, model: openModelFolder(key, { ...this.settings, providers: ['cpu'], threads }) };
     }
-    return this.liveCopy.model;
+    try {
+      return await this.liveCopy.model;
+    } catch {
+      // The copy is an optimisation: if it cannot be opened (memory), frames run on the model itself.
+      this.liveCopy = null;
+      this.liveThreads.set(shared, null);
+      return shared;
+    }
   }
 
-  /** `waitForQueue`: called from outside the job chain, so wait for a running frame first (not from inside it). */
   /** The CPU threads of the live copy of a model that live frames now run on, or null (the model's own sessions). */
   liveCopyThreads(): number | null {
     return this.liveCopy?.threads ?? null;
   }
 
+  /** `waitForQueue`: called from outside the job chain, so wait for a running frame first (not from inside it). */
   private async releaseLiveCopy(waitForQueue = true): Promise<void> {
     const copy = this.liveCopy;
     if (!copy) return;
