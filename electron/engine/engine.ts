@@ -157,11 +157,10 @@ export class Engine {
     const run = this.queue.then(async () => {
       throwIfAborted(options.signal);
       const key = resolve(modelDir);
-      const model = await this.liveModel(key);
+      const { model, threads } = await this.liveModel(key);
       if (this.live?.key !== key || this.live.session.model !== model) this.live = { key, session: new LiveSession(model) };
       const frame = await this.live.session.frame(request, options);
-      const copy = this.liveCopy?.key === key ? this.liveCopy.threads : null;
-      return copy === null ? frame : { ...frame, threads: copy };
+      return threads === null ? frame : { ...frame, threads };
     });
     this.queue = run.catch(() => undefined);
     return run;
@@ -181,9 +180,10 @@ export class Engine {
 
   /**
    * The model live frames run on: the loaded model itself, or a copy of it whose CPU sessions use fewer
-   * threads (liveThreadsFor), opened on the first frame and kept until Live ends or the model is unloaded.
+   * threads (liveThreadsFor), opened on the first frame and kept until Live ends or the model is unloaded;
+   * `threads`: the copy's, or null for the model itself.
    */
-  private async liveModel(key: string): Promise<LoadedModel> {
+  private async liveModel(key: string): Promise<{ model: LoadedModel; threads: number | null }> {
     const shared = await this.loadModel(key);
     let threads = this.liveThreads.get(shared);
     if (threads === undefined) {
@@ -200,19 +200,19 @@ export class Engine {
     }
     if (threads === null) {
       await this.releaseLiveCopy(false);
-      return shared;
+      return { model: shared, threads: null };
     }
     if (this.liveCopy?.key !== key || this.liveCopy.threads !== threads) {
       await this.releaseLiveCopy(false);
       this.liveCopy = { key, threads, model: openModelFolder(key, { ...this.settings, providers: ['cpu'], threads }) };
     }
     try {
-      return await this.liveCopy.model;
+      return { model: await this.liveCopy.model, threads };
     } catch {
       // The copy is an optimisation: if it cannot be opened (memory), frames run on the model itself.
       this.liveCopy = null;
       this.liveThreads.set(shared, null);
-      return shared;
+      return { model: shared, threads: null };
     }
   }
 

@@ -25,8 +25,9 @@ script; notation of wave2 reference §4):
   teacher's guided DDIM steps on from x_{t_{n−k}} down the same grid to t = 0, where f is the identity:
   the value a perfect consistency function takes at x_{t_n}, without bootstrapping through θ⁻ (which is
   still the EMA of the student, and still what the export ships).
-- train_lcm values may be per stage ({"text2img": a, "inpaint": b}): steps, lr, cond_lr_scale (the guidance
-  projection's lr multiple, a second optimizer group), target, num_ddim_timesteps.
+- any train_lcm value may be per stage ({"text2img": a, "inpaint": b}): the config sets steps, lr,
+  cond_lr_scale (the guidance projection's lr multiple, a second optimizer group), ema_decay, target and
+  num_ddim_timesteps so.
 - inpainting: the 9-channel input [latents | mask | masked-image latents] carries the same mask and masked
   image for student, teacher and target (random brush / box / whole masks as the inpainting stage).
 
@@ -141,6 +142,11 @@ def ema_update(target: torch.nn.Module, source: torch.nn.Module, decay: float) -
     torch._foreach_lerp_(t_params, s_params, 1.0 - decay)
 
 
+def model_input(x: torch.Tensor, extra: torch.Tensor | None) -> torch.Tensor:
+    """A U-Net's input: the latents, then an inpainting U-Net's extra channels."""
+    return x if extra is None else torch.cat([x, extra], dim=1)
+
+
 class GuidedDdimTeacher:
     """The teacher's CFG-guided DDIM solver on the skipping-step grid (step k = `skip`), guidance 1 + ω per
     sample, the empty prompt's states as the unconditional ones; `extra`: the inpainting U-Net's channels
@@ -155,7 +161,7 @@ class GuidedDdimTeacher:
         n = len(x)
         a_from = self.ac[t_from.cpu()].view(-1, 1, 1, 1).to(self.device)
         a_to = self.ac[t_to.cpu()].view(-1, 1, 1, 1).to(self.device)
-        both = self.teacher(torch.cat([x, x]) if extra is None else torch.cat([torch.cat([x, x]), torch.cat([extra, extra])], dim=1),
+        both = self.teacher(model_input(torch.cat([x, x]), None if extra is None else torch.cat([extra, extra])),
                             torch.cat([t_from, t_from]), torch.cat([hidden, self.uncond.expand(n, -1, -1)])).sample
         eps_c, eps_u = both.chunk(2)
         x0_c = (x - (1 - a_from).sqrt() * eps_c) / a_from.sqrt()
@@ -301,9 +307,6 @@ def main() -> None:
             # On an accelerator the sample's noise is still drawn from the CPU generator (diffusers' randn_tensor).
             masked_latents = vae.encode(masked).latent_dist.sample(generator=gen) * scaling_factor
         return torch.cat([latent_mask(mask.to(device), latent_size), masked_latents], dim=1)
-
-    def model_input(x: torch.Tensor, extra: torch.Tensor | None) -> torch.Tensor:
-        return x if extra is None else torch.cat([x, extra], dim=1)
 
     solver = GuidedDdimTeacher(teacher, uncond_hidden, alphas_cumprod, skip, device)
 
